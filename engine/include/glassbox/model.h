@@ -1,0 +1,97 @@
+// A loaded model (architecture, hyper-parameters, weights viewed in the mmap,
+// tokenizer, chat template) and a Context that runs its forward pass on the CPU
+// with a simple per-sequence F16 KV cache.
+#pragma once
+
+#include "glassbox/gguf.h"
+#include "glassbox/result.h"
+#include "glassbox/tokenizer.h"
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace gb {
+
+enum class Arch { Llama, Qwen2, Gemma3 };
+const char * arch_name(Arch a);
+
+enum class RopeStyle { Normal, Neox };  // adjacent pairs (llama) / split halves (qwen2, gemma3)
+
+struct HParams {
+    Arch      arch = Arch::Llama;
+    int32_t   n_vocab = 0;
+    int32_t   n_ctx_train = 0;
+    int32_t   n_embd = 0;
+    int32_t   n_layer = 0;
+    int32_t   n_head = 0;
+    int32_t   n_head_kv = 0;
+    int32_t   head_dim_k = 0;      // key_length (n_embd / n_head unless given)
+    int32_t   head_dim_v = 0;
+    int32_t   n_ff = 0;
+    float     rms_eps = 1e-5f;
+    float     rope_freq_base = 10000.0f;
+    float     rope_freq_base_swa = 10000.0f;  // gemma3 local layers
+    float     rope_freq_scale = 1.0f;
+    RopeStyle rope_style = RopeStyle::Normal;
+    int32_t   sliding_window = 0;             // 0 = none
+    std::vector<bool> layer_is_swa;           // per layer
+    float     attn_scale = 0.0f;              // 0 = 1/sqrt(head_dim_k)
+    float     embd_scale = 1.0f;              // gemma: sqrt(n_embd)
+    float     final_logit_softcap = 0.0f;     // 0 = none
+};
+
+struct LoadParams {
+    // Called with progress in [0, 1]; return false to cancel the load.
+    std::function<bool(float progress)> progress;
+};
+
+class Model {
+  public:
+    static Result<std::shared_ptr<const Model>> load(const std::string & path, const LoadParams & params = {});
+    virtual ~Model() = default;
+
+    virtual const HParams &    hparams() const = 0;
+    virtual const gguf::File & file() const = 0;
+    virtual const Tokenizer &  tokenizer() const = 0;
+    virtual std::shared_ptr<const Tokenizer> tokenizer_ptr() const = 0;
+    virtual std::string chat_template_source() const = 0;  // "" if none in the file
+    virtual std::string description() const = 0;           // "gemma3 270M Q4_K_M"
+    virtual uint64_t    n_params() const = 0;
+};
+
+struct ContextParams {
+    int32_t n_ctx = 4096;       // clamped to n_ctx_train
+    int32_t n_threads = 0;      // 0 = hardware concurrency
+    int32_t n_batch = 512;      // max tokens per forward chunk in prefill
+};
+
+// One sequence's state. Not thread-safe; one thread drives it.
+class Context {
+  public:
+    static Result<std::unique_ptr<Context>> create(std::shared_ptr<const Model> model, const ContextParams & params);
+    virtual ~Context() = default;
+
+    // Runs tokens at positions [n_past(), n_past() + n). Fails with OutOfRange
+    // when they would not fit the context. all_logits: keep logits of every
+    // token ([n, n_vocab]); otherwise only the last ([n_vocab]).
+    // cancel (optional) is polled between chunks and layers.
+    virtual Status decode(std::span<const Token> tokens, bool all_logits,
+                          const std::atomic<bool> * cancel = nullptr) = 0;
+    virtual std::span<const float> logits() const = 0;
+    virtual int32_t n_past() const = 0;
+    virtual int32_t n_ctx() const = 0;
+    virtual void    truncate(int32_t n_past) = 0;  // forget positions >= n_past
+    virtual const Model & model() const = 0;
+    virtual size_t  kv_bytes() const = 0;
+};
+
+// The scalar fp32 reference forward pass (the test oracle): every weight
+// dequantized to f32, plain loops, no cache reuse. Returns [n, n_vocab].
+Result<std::vector<float>> reference_forward(const Model & model, std::span<const Token> tokens);
+
+}  // namespace gb

@@ -1,0 +1,36 @@
+// Matrix products of GGUF-typed weights with f32 activations on the CPU.
+// Activations are quantized per block the way llama.cpp's vec_dot does
+// (Q8_0 / Q8_1 for the 32-blocks, Q8_K for k-quants), then dotted with
+// SIMD kernels chosen at run time (AVX2/FMA/F16C, scalar fallback).
+#pragma once
+
+#include "glassbox/tensor_type.h"
+
+#include <cstddef>
+#include <cstdint>
+
+namespace gb::cpu {
+
+class ThreadPool;
+
+// A 2-D weight matrix as laid out in GGUF: n_rows rows of n_cols elements,
+// each row row_bytes long. For a linear layer n_cols = in, n_rows = out.
+struct WeightView {
+    TensorType      type = TensorType::F32;
+    int64_t         n_cols = 0;
+    int64_t         n_rows = 0;
+    size_t          row_bytes = 0;
+    const uint8_t * data = nullptr;
+};
+
+// Y[t, r] = sum_c W[r, c] * X[t, c]
+// x: [n_tokens, n_cols] f32 row-major, y: [n_tokens, n_rows] f32 row-major.
+// Decode (n_tokens == 1) is a matrix-vector product; prefill is tiled.
+void matmul(const WeightView & w, const float * x, int64_t n_tokens, float * y, ThreadPool & pool);
+
+// Which SIMD path was selected at run time ("avx2", "scalar").
+const char * simd_path();
+// Force the scalar path (tests compare both).
+void force_scalar(bool on);
+
+}  // namespace gb::cpu
