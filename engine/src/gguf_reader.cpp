@@ -124,7 +124,10 @@ class Parser {
 
     std::string context() const {
         std::string s = m_what;
-        if (m_name) s += " " + quoted(*m_name);
+        if (m_name) {
+            s += ' ';
+            s += quoted(*m_name);
+        }
         for (int i = 0; i < m_depth; ++i) {
             s += '[';
             s += std::to_string(m_index[i]);
@@ -276,8 +279,9 @@ class Parser {
 
             m_what = "metadata key";
             m_name = &key;
-            m_field = "value type";
+            m_field = nullptr;
             if (m_file.m_kv_index.count(key)) return fail(key_at, "duplicate key");
+            m_field = "value type";
             const uint64_t type_at = m_pos;
             uint32_t raw_type = 0;
             GB_TRY_STATUS(read_pod(raw_type));
@@ -287,6 +291,7 @@ class Parser {
             GB_TRY_STATUS(count_values(type_at, 1));
             Value v;
             GB_TRY_STATUS(read_value(static_cast<ValueType>(raw_type), 0, v));
+            if (key == "general.alignment") m_alignment_at = type_at;
             m_file.m_kv_index.emplace(key, m_file.m_kv.size());
             m_file.m_kv.emplace_back(std::move(key), std::move(v));
             m_name = nullptr;
@@ -298,16 +303,15 @@ class Parser {
         m_file.m_alignment = k_default_alignment;
         const Value * v = m_file.find("general.alignment");
         if (!v) return Status::success();
-        // Offset: not kept per key; point at the end of the metadata.
         m_what = "metadata key 'general.alignment'";
         m_name = nullptr;
         m_field = nullptr;
         if (v->type() != ValueType::UINT32) {
-            return fail(m_pos, std::string("must be uint32, found ") + value_type_name(v->type()));
+            return fail(m_alignment_at, std::string("must be uint32, found ") + value_type_name(v->type()));
         }
         const uint64_t a = *v->as_uint();
         if (a == 0 || (a & (a - 1)) != 0) {
-            return fail(m_pos, "alignment " + std::to_string(a) + " is not a nonzero power of two");
+            return fail(m_alignment_at + 4, "alignment " + std::to_string(a) + " is not a nonzero power of two");
         }
         m_file.m_alignment = a;
         return Status::success();
@@ -339,6 +343,7 @@ class Parser {
             }
             t.n_dims = static_cast<int>(n_dims);
             int64_t n_elements = 1;
+            const uint64_t ne0_at = m_pos;
             for (uint32_t d = 0; d < n_dims; ++d) {
                 const std::string field = "ne[" + std::to_string(d) + "]";
                 m_field = field.c_str();
@@ -359,7 +364,8 @@ class Parser {
             if (!tr) return fail(type_at, "unknown tensor type id " + std::to_string(raw_type));
             t.type = static_cast<TensorType>(raw_type);
             if (t.ne[0] % tr->block_size != 0) {
-                return fail(type_at, "ne[0] = " + std::to_string(t.ne[0]) + " is not a multiple of the " + tr->name +
+                m_field = "ne[0]";
+                return fail(ne0_at, "ne[0] = " + std::to_string(t.ne[0]) + " is not a multiple of the " + tr->name +
                                          " block size " + std::to_string(tr->block_size));
             }
             // n_bytes = (ne0 / block) * type_size * rows, checked for overflow.
@@ -410,6 +416,7 @@ class Parser {
     }
 
     std::vector<uint64_t> m_offset_at;  // file position of each tensor's offset field
+    uint64_t              m_alignment_at = 0;  // file position of general.alignment's value type
 };
 
 Result<std::unique_ptr<File>> File::open(const std::string & path) {
