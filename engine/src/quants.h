@@ -124,10 +124,41 @@ inline void get_scale_min_k4(int j, const uint8_t * q, uint8_t * sc, uint8_t * m
     }
 }
 
-// Row quantizers for the activation formats (used by the CPU kernels).
-// n is a multiple of the block size. Q8_K matches ggml's quantize_row_q8_K_ref.
-void quantize_row_q8_0(const float * x, block_q8_0 * y, int64_t n);
-void quantize_row_q8_1(const float * x, block_q8_1 * y, int64_t n);
-void quantize_row_q8_K(const float * x, block_q8_K * y, int64_t n);
+// Per-type row converters (n a multiple of the block size). The quantizers
+// are the round-to-nearest reference ones and produce llama.cpp's bytes.
+void dequantize_row_q4_0(const block_q4_0 * x, float * y, int64_t n);
+void dequantize_row_q4_1(const block_q4_1 * x, float * y, int64_t n);
+void dequantize_row_q5_0(const block_q5_0 * x, float * y, int64_t n);
+void dequantize_row_q5_1(const block_q5_1 * x, float * y, int64_t n);
+void dequantize_row_q8_0(const block_q8_0 * x, float * y, int64_t n);
+void dequantize_row_q2_K(const block_q2_K * x, float * y, int64_t n);
+void dequantize_row_q3_K(const block_q3_K * x, float * y, int64_t n);
+void dequantize_row_q4_K(const block_q4_K * x, float * y, int64_t n);
+void dequantize_row_q5_K(const block_q5_K * x, float * y, int64_t n);
+void dequantize_row_q6_K(const block_q6_K * x, float * y, int64_t n);
+void dequantize_row_q8_K(const block_q8_K * x, float * y, int64_t n);
+
+void quantize_row_q4_0_ref(const float * x, block_q4_0 * y, int64_t n);
+void quantize_row_q4_1_ref(const float * x, block_q4_1 * y, int64_t n);
+void quantize_row_q5_0_ref(const float * x, block_q5_0 * y, int64_t n);
+void quantize_row_q5_1_ref(const float * x, block_q5_1 * y, int64_t n);
+void quantize_row_q8_0_ref(const float * x, block_q8_0 * y, int64_t n);
+void quantize_row_q2_K_ref(const float * x, block_q2_K * y, int64_t n);
+void quantize_row_q3_K_ref(const float * x, block_q3_K * y, int64_t n);
+void quantize_row_q4_K_ref(const float * x, block_q4_K * y, int64_t n);
+void quantize_row_q5_K_ref(const float * x, block_q5_K * y, int64_t n);
+void quantize_row_q6_K_ref(const float * x, block_q6_K * y, int64_t n);
+
+// Activation formats for the CPU kernels (same bytes as ggml's *_ref).
+void quantize_row_q8_1_ref(const float * x, block_q8_1 * y, int64_t n);
+void quantize_row_q8_K_ref(const float * x, block_q8_K * y, int64_t n);
+
+// Round to nearest, ties to even (|v| < 2^22), as ggml's nearest_int.
+inline int nearest_int(float v) {
+    float t = v + 12582912.f;  // 1.5 * 2^23: the fraction bits now hold round(v)
+    int32_t bits;
+    __builtin_memcpy(&bits, &t, 4);
+    return (bits & 0x007fffff) - 0x00400000;
+}
 
 }  // namespace gb
