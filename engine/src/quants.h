@@ -2,6 +2,7 @@
 // and the CPU kernels. Byte-exact with ggml-common.h; fp16 fields are raw bits.
 #pragma once
 
+#include <bit>
 #include <cstdint>
 
 namespace gb {
@@ -156,9 +157,7 @@ void quantize_row_q8_K_ref(const float * x, block_q8_K * y, int64_t n);
 // Round to nearest, ties to even (|v| < 2^22), as ggml's nearest_int.
 inline int nearest_int(float v) {
     float t = v + 12582912.f;  // 1.5 * 2^23: the fraction bits now hold round(v)
-    int32_t bits;
-    __builtin_memcpy(&bits, &t, 4);
-    return (bits & 0x007fffff) - 0x00400000;
+    return (std::bit_cast<int32_t>(t) & 0x007fffff) - 0x00400000;
 }
 
 }  // namespace gb
