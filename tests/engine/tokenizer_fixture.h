@@ -43,6 +43,11 @@ inline QString show_ids(const std::vector<gb::Token> & ids) {
     return parts.join(',');
 }
 
+inline bool valid_utf8(const std::string & s) {
+    const QByteArray b(s.data(), qsizetype(s.size()));
+    return QString::fromUtf8(b).toUtf8() == b;
+}
+
 inline std::vector<gb::Token> ids_of(const QJsonValue & v) {
     std::vector<gb::Token> out;
     for (const QJsonValue & x : v.toArray()) out.push_back(gb::Token(x.toInt()));

@@ -126,17 +126,23 @@ void TstTokenizer::spmMatchesLlama() {
 }
 
 void TstTokenizer::spmRoundTrip() {
-    // With byte fallback every byte survives; the space prefix comes back as a
-    // leading space.
+    // With byte fallback every byte of valid UTF-8 survives; the space prefix
+    // comes back as a leading space. (Texts with the user-defined "\n" or
+    // "<tool>" get another prefix after each of them, so they are left out.)
     const auto tok = build_or_fail(fixture_vocab("spm_tiny.gguf"));
     QVERIFY(tok);
+    int n = 0;
     for (const QJsonValue & cv : load_json("spm_tiny.json").object()["cases"].toArray()) {
         const QJsonObject c = cv.toObject();
         const std::string text = from_hex(c["text_hex"]);
-        if (text.empty()) continue;
+        if (text.empty() || !valid_utf8(text) || text.find('\n') != std::string::npos ||
+            text.find("<tool>") != std::string::npos)
+            continue;
+        ++n;
         const std::string back = pieces(*tok, tok->encode(text, false, false), false);
         QCOMPARE(show(back), show(" " + text));
     }
+    QVERIFY(n > 60);
 }
 
 void TstTokenizer::buildErrors() {

@@ -44,12 +44,15 @@ void TstTokenizerModel::gemmaMatchesLlama() {
 
 void TstTokenizerModel::gemmaRoundTrip() {
     // No space prefix for gemma and byte fallback for everything else, so the
-    // pieces give back the exact bytes.
+    // pieces give back the exact bytes of valid UTF-8. (Invalid lead bytes
+    // swallow the next bytes into one symbol, so an escaped space after them
+    // comes back as raw U+2581, as in llama.cpp.)
     int n = 0;
     for (const QJsonValue & cv : m_ref["cases"].toArray()) {
         const QJsonObject c = cv.toObject();
         if (c["special"].toBool() || c["add_bos"].toBool()) continue;
         const std::string text = from_hex(c["text_hex"]);
+        if (!valid_utf8(text)) continue;
         QCOMPARE(show(pieces(*m_tok, m_tok->encode(text, false, false), false)), show(text));
         ++n;
     }
