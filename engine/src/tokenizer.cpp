@@ -116,6 +116,59 @@ char byte_of_token_text(const std::string & text) {
 
 }  // namespace
 
+void SpecialTrie::build(const std::vector<std::string_view> & texts) {
+    std::vector<std::pair<std::string_view, int32_t>> sorted;
+    sorted.reserve(texts.size());
+    for (size_t i = 0; i < texts.size(); ++i) sorted.emplace_back(texts[i], int32_t(i));
+    std::sort(sorted.begin(), sorted.end());
+    m_nodes.clear();
+    m_edges.clear();
+    build_node(sorted, 0, sorted.size(), 0);
+}
+
+// Node for the texts sorted[lo, hi), which share their first `depth` bytes.
+// Each node's edges are appended together, before its children are built.
+uint32_t SpecialTrie::build_node(const std::vector<std::pair<std::string_view, int32_t>> & sorted, size_t lo, size_t hi,
+                                 size_t depth) {
+    const uint32_t self = uint32_t(m_nodes.size());
+    m_nodes.emplace_back();
+    if (lo < hi && sorted[lo].first.size() == depth) m_nodes[self].text_index = sorted[lo].second;
+    while (lo < hi && sorted[lo].first.size() == depth) ++lo;  // duplicates of the same text
+    std::vector<std::pair<size_t, size_t>> groups;             // [lo, hi) per next byte
+    for (size_t i = lo; i < hi;) {
+        size_t j = i;
+        while (j < hi && sorted[j].first[depth] == sorted[i].first[depth]) ++j;
+        groups.emplace_back(i, j);
+        i = j;
+    }
+    const uint32_t first_edge = uint32_t(m_edges.size());
+    for (const auto & g : groups) m_edges.push_back({uint8_t(sorted[g.first].first[depth]), 0});
+    m_nodes[self].edge_begin = first_edge;
+    m_nodes[self].edge_end = first_edge + uint32_t(groups.size());
+    for (size_t k = 0; k < groups.size(); ++k) {
+        const uint32_t child = build_node(sorted, groups[k].first, groups[k].second, depth + 1);
+        m_edges[first_edge + k].child = child;
+    }
+    return self;
+}
+
+void SpecialTrie::mark_occurring(std::string_view text, std::vector<bool> & seen) const {
+    if (m_nodes.empty()) return;
+    for (size_t i = 0; i < text.size(); ++i) {
+        uint32_t node = 0;
+        for (size_t j = i; j < text.size(); ++j) {
+            const Node & nd = m_nodes[node];
+            const uint8_t b = uint8_t(text[j]);
+            const auto begin = m_edges.begin() + nd.edge_begin;
+            const auto end = m_edges.begin() + nd.edge_end;
+            const auto it = std::lower_bound(begin, end, b, [](const Edge & e, uint8_t v) { return e.byte < v; });
+            if (it == end || it->byte != b) break;
+            node = it->child;
+            if (m_nodes[node].text_index >= 0) seen[size_t(m_nodes[node].text_index)] = true;
+        }
+    }
+}
+
 std::string Vocab::bpe_rank_key(std::string_view left, std::string_view right) {
     // Length-prefixed so that no pair of strings can collide.
     std::string key;
@@ -297,6 +350,17 @@ Result<std::shared_ptr<const VocabTokenizer>> VocabTokenizer::build(VocabData da
         if (v.attr[i] & (k_attr_control | k_attr_user_defined | k_attr_unknown)) v.special_tokens.push_back(Token(i));
     std::sort(v.special_tokens.begin(), v.special_tokens.end(),
               [&](Token a, Token b) { return v.text[size_t(a)].size() > v.text[size_t(b)].size(); });
+    {
+        std::vector<std::string_view> texts;
+        std::unordered_map<std::string_view, int32_t> index;
+        for (const Token id : v.special_tokens) {
+            const std::string_view t = v.text[size_t(id)];
+            const auto [it, inserted] = index.emplace(t, int32_t(texts.size()));
+            if (inserted) texts.push_back(t);
+            v.special_text_index.push_back(it->second);
+        }
+        v.special_trie.build(texts);
+    }
 
     // SPM byte fallback tokens.
     for (int b = 0; b < 256; ++b) {
@@ -315,16 +379,18 @@ std::vector<VocabTokenizer::Fragment> VocabTokenizer::partition(std::string_view
     if (text.empty()) return frags;
     frags.push_back({-1, 0, text.size()});
 
-    std::array<bool, 256> present{};
-    for (const char c : text) present[uint8_t(c)] = true;
+    // Only special tokens that occur somewhere in the text can split it.
+    std::vector<bool> occurs(m_vocab.special_tokens.size(), false);
+    m_vocab.special_trie.mark_occurring(text, occurs);
 
     std::vector<Fragment> next;
-    for (const Token id : m_vocab.special_tokens) {
+    for (size_t k = 0; k < m_vocab.special_tokens.size(); ++k) {
+        const Token id = m_vocab.special_tokens[k];
         const uint16_t a = m_vocab.attr[size_t(id)];
         // Control and unknown tokens only with parse_special; user-defined always.
         if (!parse_special && (a & (k_attr_control | k_attr_unknown))) continue;
+        if (!occurs[size_t(m_vocab.special_text_index[k])]) continue;
         const std::string & tt = m_vocab.text[size_t(id)];
-        if (!present[uint8_t(tt[0])] || text.find(tt) == std::string_view::npos) continue;
 
         next.clear();
         for (const Fragment & f : frags) {

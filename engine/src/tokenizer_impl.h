@@ -44,6 +44,29 @@ enum AttrBit : uint16_t {
 
 enum class VocabType { Spm, Bpe };
 
+// A byte trie over the special-token texts: finds, in one pass over a text,
+// which of them occur at all, so encoding skips the thousands that do not.
+class SpecialTrie {
+  public:
+    // texts[i] is given index i; texts must be non-empty strings.
+    void build(const std::vector<std::string_view> & texts);
+    // Sets seen[i] for every texts[i] that occurs in text.
+    void mark_occurring(std::string_view text, std::vector<bool> & seen) const;
+
+  private:
+    struct Node {
+        uint32_t edge_begin = 0, edge_end = 0;
+        int32_t  text_index = -1;  // a text ends here
+    };
+    struct Edge {
+        uint8_t  byte;
+        uint32_t child;
+    };
+    uint32_t build_node(const std::vector<std::pair<std::string_view, int32_t>> & sorted, size_t lo, size_t hi, size_t depth);
+    std::vector<Node> m_nodes;
+    std::vector<Edge> m_edges;
+};
+
 struct Vocab {
     VocabType               type = VocabType::Spm;
     unicode::PreTokenizer   pre = unicode::PreTokenizer::Gpt2;
@@ -61,6 +84,8 @@ struct Vocab {
 
     Token bos = -1, eos = -1, eot = -1, eom = -1, unk = -1, pad = -1;
     std::vector<Token> special_tokens;  // control / user-defined / unknown, longest text first
+    std::vector<int32_t> special_text_index;  // per special_tokens entry: its text's index in special_trie
+    SpecialTrie        special_trie;
     std::vector<bool>  eog;
 
     Token find(std::string_view s) const {
