@@ -78,7 +78,21 @@ CORPUS = [
     ("mixed_long", "The quick brown fox (狐狸) jumps over 13 lazy dogs 🐕🐕 at 3:45pm — naïvely!\n".encode() * 3),
 ]
 
-ATTR_NAMES = {1: "unknown", 2: "unused", 4: "normal", 8: "control", 16: "user_defined", 32: "byte"}
+
+def random_corpus(n, seed=7):
+    """Random mixes of fragments that stress the splitters and special tokens."""
+    import random
+    rng = random.Random(seed)
+    frags = [b"a", b"bc", b"Word", b" ", b"  ", b"\n", b"\r\n", b"\t", b"'s", b"'T", b"'ll", b"1", b"23", b"4567",
+             b"<start_of_turn>", b"<end_of_turn>", b"<|im_end|>", b"<tool>", b"<|stop|>", b"<s>", b"</s>", b"<",
+             "日本".encode(), "é".encode(), "e\u0301".encode(), "👍".encode(), "\u200d".encode(), "\u00a0".encode(),
+             "\u3000".encode(), b"\xff", b"\xe2\x82", b"\x80", b"!", b"...", b">", b"|", b"_", b"$", b"+",
+             "Ω".encode(), "٣".encode(), "½".encode(), "—".encode(), b"x=1;", b"(", b")"]
+    return [("random_%d" % i, b"".join(rng.choice(frags) for _ in range(rng.randint(1, 24)))) for i in range(n)]
+
+
+RANDOM = random_corpus(60)
+RANDOM_FLAGS = [(False, True)]
 
 
 def piece(vocab, tok, special):
@@ -91,8 +105,8 @@ def piece(vocab, tok, special):
 def tokenize_all(llm, flag_sets):
     vocab = llama_cpp.llama_model_get_vocab(llm._model.model)
     cases = []
-    for name, text in CORPUS:
-        for add_bos, special in flag_sets:
+    for name, text, flags in [(n, t, flag_sets) for n, t in CORPUS] + [(n, t, RANDOM_FLAGS) for n, t in RANDOM]:
+        for add_bos, special in flags:
             ids = llm.tokenize(text, add_bos=add_bos, special=special)
             cases.append({
                 "name": name, "text_hex": text.hex(), "add_bos": add_bos, "special": special,
