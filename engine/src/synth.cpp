@@ -212,8 +212,10 @@ bool fill_rows(const SynthTensor & t, Init init, FillState & st, uint8_t * dst, 
     const uint64_t tensor_key = fnv1a(t.name) ^ (st.seed * 0xd1342543de82ef95ull);
     buf.resize(static_cast<size_t>(ne0));
     for (int64_t r = r0; r < r1; ++r) {
-        uint64_t state = tensor_key + static_cast<uint64_t>(r) * 0x9e3779b97f4a7c15ull;
-        splitmix64(state);
+        // Each row starts at a hashed point of the splitmix sequence (not at
+        // key + r * step, which would make row r+1 row r shifted by one value).
+        uint64_t seed_r = tensor_key ^ (static_cast<uint64_t>(r) * 0xbf58476d1ce4e5b9ull);
+        uint64_t state = splitmix64(seed_r);
         for (int64_t i = 0; i < ne0; ++i) {
             const float x = normalish(state);
             buf[i] = init == Init::Norm ? 1.0f + 0.1f * x : st.weight_std * x;

@@ -183,6 +183,18 @@ void TstSynth::write_and_reopen() {
             QVERIFY2(std::abs(mean - want_mean) < 0.35 * want_sd + 1e-6, (e.name + " mean").c_str());
             QVERIFY2(sd > 0.6 * want_sd && sd < 1.4 * want_sd, (e.name + " sd " + std::to_string(sd)).c_str());
         }
+        if (e.ne.size() == 2 && t->type == TensorType::F32) {
+            // Rows are independent: row 1 is neither row 0 nor row 0 shifted by one.
+            const float * r0 = reinterpret_cast<const float *>(t->data);
+            const float * r1 = r0 + e.ne[0];
+            double c0 = 0, c1 = 0, n0 = 0;
+            for (int64_t i = 0; i + 1 < e.ne[0]; ++i) {
+                c0 += double(r0[i]) * r1[i];
+                c1 += double(r0[i + 1]) * r1[i];
+                n0 += double(r0[i]) * r0[i];
+            }
+            QVERIFY2(std::abs(c0) < 0.5 * n0 && std::abs(c1) < 0.5 * n0, (e.name + " rows correlated").c_str());
+        }
     }
 }
 
