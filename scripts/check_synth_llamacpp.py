@@ -6,6 +6,9 @@ and check the logits are finite and not all equal.
   scripts/check_synth_llamacpp.py --cli build/app/glassbox-cli                # tiny presets x types
   scripts/check_synth_llamacpp.py --cli build/app/glassbox-cli --shape llama-1b --type Q4_K_M
   scripts/check_synth_llamacpp.py FILE.gguf ...                               # files made elsewhere
+  scripts/check_synth_llamacpp.py --cli build/app/glassbox-cli --compare-mix   # type mix vs llama-quantize
+--compare-mix: llama.cpp quantizes our F32 file to Q4_K_M / Q5_K_M / Q6_K / Q8_0 and
+the tensor types (and how many tensors have identical bytes) are compared with ours.
 Files are written under /tmp (never commit .gguf files).
 """
 import argparse
@@ -42,6 +45,35 @@ def check_file(path, n_threads):
     return f"{arch}, n_vocab {n_vocab}, {len(toks)} tokens {toks}, argmax next {nxt}"
 
 
+def tensor_table(path):
+    from gguf import GGUFReader
+    r = GGUFReader(path)
+    return {t.name: (t.tensor_type.name, [int(x) for x in t.shape], bytes(t.data.tobytes())) for t in r.tensors}
+
+
+def compare_mix(cli, shape, ftype, outdir):
+    import llama_cpp
+    ours = os.path.join(outdir, f"{shape}-{ftype}.gguf")
+    f32 = os.path.join(outdir, f"{shape}-F32.gguf")
+    theirs = os.path.join(outdir, f"{shape}-{ftype}-llamacpp.gguf")
+    for ty, out in (("F32", f32), (ftype, ours)):
+        subprocess.run([cli, "synth", "--shape", shape, "--type", ty, "-o", out], check=True, stdout=subprocess.DEVNULL)
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{ftype}")
+    params.nthread = 2
+    rc = llama_cpp.llama_model_quantize(f32.encode(), theirs.encode(), params)
+    assert rc == 0, f"llama_model_quantize returned {rc}"
+    a, b = tensor_table(ours), tensor_table(theirs)
+    assert sorted(a) == sorted(b), f"tensor names differ: {sorted(set(a) ^ set(b))}"
+    diff = [f"{n}: ours {a[n][0]} llama.cpp {b[n][0]}" for n in a if a[n][:2] != b[n][:2]]
+    same_bytes = sum(1 for n in a if a[n][2] == b[n][2])
+    for p in (ours, f32, theirs):
+        os.remove(p)
+    if diff:
+        raise AssertionError("; ".join(diff[:8]))
+    return f"{len(a)} tensors, same types and shapes; {same_bytes} with identical bytes"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("files", nargs="*")
@@ -51,7 +83,22 @@ def main():
     ap.add_argument("--outdir", default="/tmp/glassbox-synth")
     ap.add_argument("-t", "--threads", type=int, default=2)
     ap.add_argument("--keep", action="store_true", help="keep generated files")
+    ap.add_argument("--compare-mix", action="store_true", help="compare type mixes with llama.cpp's quantizer")
     args = ap.parse_args()
+
+    if args.compare_mix:
+        if not args.cli:
+            ap.error("--compare-mix needs --cli")
+        os.makedirs(args.outdir, exist_ok=True)
+        failed = 0
+        for shape in args.shape or TINY:
+            for ty in args.type or ["Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0"]:
+                try:
+                    print(f"OK   {shape} {ty}: {compare_mix(args.cli, shape, ty, args.outdir)}", flush=True)
+                except Exception as e:  # noqa: BLE001
+                    failed += 1
+                    print(f"FAIL {shape} {ty}: {e}", flush=True)
+        return 1 if failed else 0
 
     jobs = [(f, False) for f in args.files]
     if args.cli:
