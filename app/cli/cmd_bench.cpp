@@ -157,6 +157,4 @@ int cmd_perplexity(int argc, char ** argv) {
     return 0;
 }
 
-int cmd_synth(int, char **) { return fail("synth: not built yet"); }
-
 }  // namespace gbcli
