@@ -211,6 +211,8 @@ INTERPRETER_CASES = [
     ("error_add_undefined", "{{ 'a' + undefined_thing }}", {}),
     ("error_type_compare", "{{ 1 < 'a' }}", {}),
     ("error_iterate_none", "{% for x in none %}{% endfor %}", {}),
+    ("error_macro_recursion", "{% macro r(n) %}{{ r(n + 1) }}{% endmacro %}{{ r(0) }}", {}),
+    ("recursive_macro_bounded", "{% macro fact(n) %}{{ 1 if n <= 1 else n * (fact(n - 1) | int) }}{% endmacro %}{{ fact(10) }}", {}),
     ("error_assign_non_namespace", "{% set d2 = {} %}{% set d2.x = 1 %}", {}),
 ]
 

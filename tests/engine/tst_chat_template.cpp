@@ -182,6 +182,12 @@ void TstChatTemplate::unsupportedConstructs_data() {
     QTest::newRow("recursive loop") << "{% for x in y recursive %}{% endfor %}" << "line 1, column 15";
     QTest::newRow("break outside loop") << "\n{% break %}" << "line 2, column 4";
     QTest::newRow("star args") << "{{ f(*xs) }}" << "line 1, column 6";
+    QTest::newRow("nesting bomb") << "{{ " + QString(100000, '(') + "1" + QString(100000, ')') + " }}" << "nesting too deep";
+    QTest::newRow("not bomb") << "{{ " + QString("not ").repeated(100000) + "1 }}" << "nesting too deep";
+    QTest::newRow("else-if bomb") << "{{ 1" + QString(" if x else 1").repeated(100000) + " }}" << "nesting too deep";
+    QString blocks;
+    for (int i = 0; i < 5000; ++i) blocks += "{% if true %}";
+    QTest::newRow("block bomb") << blocks << "nesting too deep";
 }
 
 void TstChatTemplate::unsupportedConstructs() {

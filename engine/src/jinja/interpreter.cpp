@@ -11,7 +11,7 @@ namespace gb::jinja {
 namespace {
 
 constexpr size_t k_max_output = size_t(64) << 20;  // runaway templates
-constexpr int    k_max_depth = 256;                // macro recursion
+constexpr int    k_max_depth = 100;                // macro recursion
 
 struct Scope {
     Scope * parent = nullptr;

@@ -99,7 +99,18 @@ class Parser {
         }
     }
 
+    // Bounds recursion on hostile input (deeply nested brackets or blocks).
+    struct DepthGuard {
+        Parser & p;
+        DepthGuard(Parser & parser, size_t offset) : p(parser) {
+            if (++p.m_depth > k_max_nesting) p.error(offset, "template nesting too deep", ErrorCode::Unsupported);
+        }
+        ~DepthGuard() { --p.m_depth; }
+    };
+    static constexpr int k_max_nesting = 100;
+
     StmtPtr parse_statement() {
+        DepthGuard guard(*this, cur().offset);
         const Token & t = cur();
         const std::string & kw = t.value;
         if (kw == "if") return parse_if();
@@ -281,6 +292,7 @@ class Parser {
     }
 
     ExprPtr parse_expression(bool with_condexpr) {
+        DepthGuard guard(*this, cur().offset);
         if (!with_condexpr) return parse_or();
         ExprPtr expr = parse_or();
         while (is_name("if")) {
@@ -323,6 +335,7 @@ class Parser {
     }
 
     ExprPtr parse_not() {
+        DepthGuard guard(*this, cur().offset);
         if (is_name("not")) {
             auto e = std::make_unique<Expr>(ExprKind::Unary, cur().offset);
             advance();
@@ -406,6 +419,7 @@ class Parser {
     }
 
     ExprPtr parse_unary(bool with_filter) {
+        DepthGuard guard(*this, cur().offset);
         ExprPtr node;
         if (is_op("-") || is_op("+")) {
             node = std::make_unique<Expr>(ExprKind::Unary, cur().offset);
@@ -613,6 +627,7 @@ class Parser {
     const SourceMap &          m_map;
     size_t                     m_pos = 0;
     int                        m_loop_depth = 0;
+    int                        m_depth = 0;
 };
 
 }  // namespace
