@@ -36,15 +36,15 @@ ok "dpkg-dev desktop-file-utils appstream xvfb present"
 # Leave the machine as we found it: remove the package on any exit once installed.
 installed=0
 cleanup() {
-    if [ "$installed" -eq 1 ]; then apt-get remove -y -qq glassbox >/dev/null 2>&1 || true; fi
+    if [ "$installed" -eq 1 ]; then apt-get purge -y -qq glassbox >/dev/null 2>&1 || true; fi
     [ -n "${tmp:-}" ] && rm -rf "$tmp"
 }
 trap cleanup EXIT
 tmp="$(mktemp -d)"
 
 if dpkg -s glassbox >/dev/null 2>&1; then
-    step "removing an earlier glassbox package"
-    apt-get remove -y -qq glassbox
+    step "purging an earlier glassbox package"
+    apt-get purge -y -qq glassbox
 fi
 
 step "cpack -G DEB in $build"
@@ -77,7 +77,8 @@ ok "validate-tree"
 
 step "apt-get install ./$(basename "$deb")"
 installed=1
-apt-get install -y -qq "$deb"
+# Without Recommends: Depends alone must make the app work.
+apt-get install -y -qq --no-install-recommends "$deb"
 dpkg -s glassbox | grep -q '^Status: install ok installed' || fail "glassbox not installed"
 ok "installed $(dpkg-query -W -f='${Package} ${Version}' glassbox)"
 
@@ -160,5 +161,6 @@ if [ -x /usr/bin/update-mime-database ] && [ -f /usr/share/mime/application/x-gg
     fail "application/x-gguf still in the MIME database after remove"
 fi
 ok "removed, files gone"
+dpkg --purge glassbox >/dev/null   # postrm keeps a "config-files" entry until purged
 
 printf '\nPASS: deb test (%s)\n' "$(basename "$deb")"
