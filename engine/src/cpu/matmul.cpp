@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cassert>
+#include <cstdlib>
 #include <vector>
 
 namespace gb::cpu {
@@ -101,7 +102,7 @@ void matmul(const WeightView & w, const float * x, int64_t n_tokens, float * y, 
         act = dst;
     }
     const DotFn dot1 = k->dot1;
-    const DotFn dot4 = k->dot4;
+    const DotFn dot4 = std::getenv("GB_NO_DOT4") ? nullptr : k->dot4;
 
     if (n_tokens == 1) {
         // y[r] = dot(W[r], x): rows handed out in chunks from a shared counter,

@@ -74,20 +74,33 @@ GB_AVX2_INLINE const T * act_row(const void * x, size_t x_stride, int c) {
 // The sign trick: q_w*q_x = |q_w| * (q_x with the sign of q_w), for maddubs.
 template <int NC, typename Decode, typename Block>
 GB_AVX2_INLINE void dot_signed32(int64_t n, const Block * a, const void * x, size_t xs, float * out, Decode decode) {
-    __m256 acc[NC];
-    for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
-    for (int64_t ib = 0; ib < n / 32; ++ib) {
+    const int64_t nb = n / 32;
+    // acc += d_w * d_x * sum_j q_w[j] * q_x[j] for block ib and activation row c
+    auto step = [&](int64_t ib, int c, __m256 acc) {
         const __m256i qw = decode(a[ib]);
-        const __m256i aw = _mm256_sign_epi8(qw, qw);
-        const float dw = h2f(a[ib].d);
-        for (int c = 0; c < NC; ++c) {
-            const block_q8_0 & b = act_row<block_q8_0>(x, xs, c)[ib];
-            const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b.qs));
-            const __m256i p = dot_us8(aw, _mm256_sign_epi8(qx, qw));
-            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(b.d)), _mm256_cvtepi32_ps(p), acc[c]);
+        const block_q8_0 & b = act_row<block_q8_0>(x, xs, c)[ib];
+        const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b.qs));
+        const __m256i p = dot_us8(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw));
+        return _mm256_fmadd_ps(_mm256_set1_ps(h2f(a[ib].d) * h2f(b.d)), _mm256_cvtepi32_ps(p), acc);
+    };
+    if constexpr (NC == 1) {
+        // two accumulators: the FMA latency chain, not the ALUs, bounds one chain
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+        int64_t ib = 0;
+        for (; ib + 1 < nb; ib += 2) {
+            acc0 = step(ib, 0, acc0);
+            acc1 = step(ib + 1, 0, acc1);
         }
+        if (ib < nb) acc0 = step(ib, 0, acc0);
+        out[0] = hsum8(_mm256_add_ps(acc0, acc1));
+    } else {
+        __m256 acc[NC];
+        for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
+        for (int64_t ib = 0; ib < nb; ++ib) {
+            for (int c = 0; c < NC; ++c) acc[c] = step(ib, c, acc[c]);
+        }
+        for (int c = 0; c < NC; ++c) out[c] = hsum8(acc[c]);
     }
-    for (int c = 0; c < NC; ++c) out[c] = hsum8(acc[c]);
 }
 
 template <int NC>
@@ -151,13 +164,22 @@ void dot_q5_1(int64_t n, const void * w, const void * x, size_t xs, float * out)
 
 // ---- k-quants x Q8_K ---------------------------------------------------------
 
-// Two int16 scales: lanes 0..7 get lo, lanes 8..15 get hi (one per 16-byte half).
-GB_AVX2_INLINE __m256i scale_pair(int lo, int hi) {
-    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16(static_cast<short>(lo))),
-                                   _mm_set1_epi16(static_cast<short>(hi)), 1);
-}
-
 GB_AVX2_INLINE __m256i load256(const void * p) { return _mm256_loadu_si256(static_cast<const __m256i *>(p)); }
+
+// s8 holds the same 8 int16 scales in both 128-bit halves.
+// pick_one: all 16 lanes <- s8[i]; pick_pair: lanes 0..7 <- s8[2p], lanes 8..15 <- s8[2p+1].
+GB_AVX2_INLINE __m256i pick_one(__m256i s8, int i) {
+    return _mm256_shuffle_epi8(s8, _mm256_set1_epi16(static_cast<short>((2 * i) | ((2 * i + 1) << 8))));
+}
+GB_AVX2_INLINE __m256i pick_pair(__m256i s8, int p) {
+    const __m128i lo = _mm_set1_epi16(static_cast<short>((4 * p) | ((4 * p + 1) << 8)));
+    const __m128i hi = _mm_set1_epi16(static_cast<short>((4 * p + 2) | ((4 * p + 3) << 8)));
+    return _mm256_shuffle_epi8(s8, _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1));
+}
+// 16 int16 scales -> the 8 of half h (0 or 1) in both 128-bit halves.
+GB_AVX2_INLINE __m256i half_scales(__m256i s16, int h) {
+    return h == 0 ? _mm256_permute2x128_si256(s16, s16, 0x00) : _mm256_permute2x128_si256(s16, s16, 0x11);
+}
 
 // Q2_K: dot = d_x * (d * sum_g sc_g * sum(q*q8) - dmin * sum_g m_g * bsum_g), q in 0..3
 template <int NC>
@@ -170,15 +192,18 @@ void dot_q2_K(int64_t n, const void * w, const void * x, size_t xs, float * out)
         const block_q2_K & bw = a[ib];
         const __m128i sm = _mm_loadu_si128(reinterpret_cast<const __m128i *>(bw.scales));
         const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sm, 4), _mm_set1_epi8(0x0f)));
+        const __m256i sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(sm, _mm_set1_epi8(0x0f)));
         const float dw = h2f(bw.d), mw = h2f(bw.dmin);
         __m256i sumi[NC];
         for (int c = 0; c < NC; ++c) sumi[c] = _mm256_setzero_si256();
+#pragma GCC unroll 2
         for (int half = 0; half < 2; ++half) {
             const __m256i q2bits = load256(bw.qs + 32 * half);
+            const __m256i sc8 = half_scales(sc16, half);
+#pragma GCC unroll 4
             for (int s = 0; s < 4; ++s) {
-                const int g = 8 * half + 2 * s;
                 const __m256i q2 = _mm256_and_si256(_mm256_srli_epi16(q2bits, 2 * s), m3);
-                const __m256i sc = scale_pair(bw.scales[g] & 0x0f, bw.scales[g + 1] & 0x0f);
+                const __m256i sc = pick_pair(sc8, s);
                 for (int c = 0; c < NC; ++c) {
                     const int8_t * q8 = act_row<block_q8_K>(x, xs, c)[ib].qs + 128 * half + 32 * s;
                     const __m256i p = _mm256_madd_epi16(sc, _mm256_maddubs_epi16(q2, load256(q8)));
@@ -206,26 +231,31 @@ void dot_q3_K(int64_t n, const void * w, const void * x, size_t xs, float * out)
     for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
     for (int64_t ib = 0; ib < n / 256; ++ib) {
         const block_q3_K & bw = a[ib];
-        int sc[16];
-        const uint8_t * s = bw.scales;
-        for (int g = 0; g < 16; ++g) {
-            const int lo = g < 8 ? (s[g] & 0x0f) : (s[g - 8] >> 4);
-            const int hi = (s[8 + (g & 3)] >> (2 * (g >> 2))) & 3;
-            sc[g] = (lo | (hi << 4)) - 32;
-        }
+        // 16 6-bit scales: low 4 bits in bytes 0..7 (two nibbles each), high 2 bits in bytes 8..11
+        uint32_t u[3];
+        std::memcpy(u, bw.scales, 12);
+        const uint32_t s0 = (u[0] & 0x0f0f0f0f) | (((u[2] >> 0) & 0x03030303) << 4);
+        const uint32_t s1 = (u[1] & 0x0f0f0f0f) | (((u[2] >> 2) & 0x03030303) << 4);
+        const uint32_t s2 = ((u[0] >> 4) & 0x0f0f0f0f) | (((u[2] >> 4) & 0x03030303) << 4);
+        const uint32_t s3 = ((u[1] >> 4) & 0x0f0f0f0f) | (((u[2] >> 6) & 0x03030303) << 4);
+        const __m256i sc16 = _mm256_sub_epi16(
+            _mm256_cvtepu8_epi16(_mm_set_epi32(static_cast<int>(s3), static_cast<int>(s2), static_cast<int>(s1), static_cast<int>(s0))),
+            _mm256_set1_epi16(32));
         const __m256i hmask = load256(bw.hmask);
         const float dw = h2f(bw.d);
         __m256i sumi[NC];
         for (int c = 0; c < NC; ++c) sumi[c] = _mm256_setzero_si256();
+#pragma GCC unroll 2
         for (int half = 0; half < 2; ++half) {
             const __m256i q3bits = load256(bw.qs + 32 * half);
+            const __m256i sc8 = half_scales(sc16, half);
+#pragma GCC unroll 4
             for (int sh = 0; sh < 4; ++sh) {
-                const int g = 8 * half + 2 * sh;
                 const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(q3bits, 2 * sh), m3);
                 const __m256i hb = _mm256_and_si256(_mm256_srli_epi16(hmask, 4 * half + sh), m1);
                 const __m256i qw = _mm256_sub_epi8(lo, _mm256_slli_epi16(_mm256_xor_si256(hb, m1), 2));
                 const __m256i aw = _mm256_sign_epi8(qw, qw);
-                const __m256i scv = scale_pair(sc[g], sc[g + 1]);
+                const __m256i scv = pick_pair(sc8, sh);
                 for (int c = 0; c < NC; ++c) {
                     const int8_t * q8 = act_row<block_q8_K>(x, xs, c)[ib].qs + 128 * half + 32 * sh;
                     const __m256i p16 = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(load256(q8), qw));
@@ -265,14 +295,16 @@ GB_AVX2_INLINE void dot_q45_K(int64_t n, const void * w, const void * x, size_t 
         u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
         u[2] = mins_lo;
         u[0] &= 0x3f3f3f3f;
-        const __m128i mins = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, static_cast<int>(u[3]), static_cast<int>(u[2])));
-        uint8_t sc[8];
-        std::memcpy(sc, u, 8);
+        const __m256i mins_scales = _mm256_cvtepu8_epi16(
+            _mm_set_epi32(static_cast<int>(u[3]), static_cast<int>(u[2]), static_cast<int>(u[1]), static_cast<int>(u[0])));
+        const __m128i mins = _mm256_extracti128_si256(mins_scales, 1);
+        const __m256i sc8 = half_scales(mins_scales, 0);
         const float dw = h2f(bw.d), mw = h2f(bw.dmin);
         __m256i hbits = _mm256_setzero_si256();
         if constexpr (Five) hbits = load256(bw.qh);
         __m256i sumi[NC];
         for (int c = 0; c < NC; ++c) sumi[c] = _mm256_setzero_si256();
+#pragma GCC unroll 4
         for (int j = 0; j < 4; ++j) {
             const __m256i q4bits = load256(bw.qs + 32 * j);
             __m256i ql = _mm256_and_si256(q4bits, m4);
@@ -281,8 +313,8 @@ GB_AVX2_INLINE void dot_q45_K(int64_t n, const void * w, const void * x, size_t 
                 ql = _mm256_or_si256(ql, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j), m1), 4));
                 qh = _mm256_or_si256(qh, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j + 1), m1), 4));
             }
-            const __m256i sl = _mm256_set1_epi16(sc[2 * j]);
-            const __m256i sh = _mm256_set1_epi16(sc[2 * j + 1]);
+            const __m256i sl = pick_one(sc8, 2 * j);
+            const __m256i sh = pick_one(sc8, 2 * j + 1);
             for (int c = 0; c < NC; ++c) {
                 const int8_t * q8 = act_row<block_q8_K>(x, xs, c)[ib].qs + 64 * j;
                 const __m256i pl = _mm256_madd_epi16(sl, _mm256_maddubs_epi16(ql, load256(q8)));
@@ -332,7 +364,9 @@ void dot_q6_K(int64_t n, const void * w, const void * x, size_t xs, float * out)
             sumi[c] = _mm256_slli_epi32(_mm256_madd_epi16(sc16, load256(b.bsums)), 5);
             sumi[c] = _mm256_sub_epi32(_mm256_setzero_si256(), sumi[c]);
         }
+#pragma GCC unroll 2
         for (int half = 0; half < 2; ++half) {
+            const __m256i sc8 = half_scales(sc16, half);
             const __m256i l0 = load256(bw.ql + 64 * half);
             const __m256i l1 = load256(bw.ql + 64 * half + 32);
             const __m256i hb = load256(bw.qh + 32 * half);
@@ -344,9 +378,9 @@ void dot_q6_K(int64_t n, const void * w, const void * x, size_t xs, float * out)
                                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4));
             q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
                                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4));
+#pragma GCC unroll 4
             for (int p = 0; p < 4; ++p) {
-                const int g = 8 * half + 2 * p;
-                const __m256i scv = scale_pair(bw.scales[g], bw.scales[g + 1]);
+                const __m256i scv = pick_pair(sc8, p);
                 for (int c = 0; c < NC; ++c) {
                     const int8_t * q8 = act_row<block_q8_K>(x, xs, c)[ib].qs + 128 * half + 32 * p;
                     const __m256i p16 = _mm256_maddubs_epi16(q[p], load256(q8));
