@@ -83,24 +83,20 @@ GB_AVX2_INLINE void dot_signed32(int64_t n, const Block * a, const void * x, siz
         const __m256i p = dot_us8(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw));
         return _mm256_fmadd_ps(_mm256_set1_ps(h2f(a[ib].d) * h2f(b.d)), _mm256_cvtepi32_ps(p), acc);
     };
-    if constexpr (NC == 1) {
-        // two accumulators: the FMA latency chain, not the ALUs, bounds one chain
-        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-        int64_t ib = 0;
-        for (; ib + 1 < nb; ib += 2) {
-            acc0 = step(ib, 0, acc0);
-            acc1 = step(ib + 1, 0, acc1);
-        }
-        if (ib < nb) acc0 = step(ib, 0, acc0);
-        out[0] = hsum8(_mm256_add_ps(acc0, acc1));
-    } else {
-        __m256 acc[NC];
-        for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
-        for (int64_t ib = 0; ib < nb; ++ib) {
-            for (int c = 0; c < NC; ++c) acc[c] = step(ib, c, acc[c]);
-        }
-        for (int c = 0; c < NC; ++c) out[c] = hsum8(acc[c]);
+    // Two accumulators per activation row (even / odd blocks): one FMA chain
+    // would bound the decode loop. NC = 1 and NC = 4 sum in the same order, so
+    // decode and prefill give bit-identical results.
+    __m256 acc0[NC], acc1[NC];
+    for (int c = 0; c < NC; ++c) acc0[c] = acc1[c] = _mm256_setzero_ps();
+    int64_t ib = 0;
+    for (; ib + 1 < nb; ib += 2) {
+        for (int c = 0; c < NC; ++c) acc0[c] = step(ib, c, acc0[c]);
+        for (int c = 0; c < NC; ++c) acc1[c] = step(ib + 1, c, acc1[c]);
     }
+    if (ib < nb) {
+        for (int c = 0; c < NC; ++c) acc0[c] = step(ib, c, acc0[c]);
+    }
+    for (int c = 0; c < NC; ++c) out[c] = hsum8(_mm256_add_ps(acc0[c], acc1[c]));
 }
 
 template <int NC>
