@@ -164,14 +164,21 @@ GB_AVX2_INLINE __m256i load256(const void * p) { return _mm256_loadu_si256(stati
 
 // s8 holds the same 8 int16 scales in both 128-bit halves.
 // pick_one: all 16 lanes <- s8[i]; pick_pair: lanes 0..7 <- s8[2p], lanes 8..15 <- s8[2p+1].
-GB_AVX2_INLINE __m256i pick_one(__m256i s8, int i) {
-    return _mm256_shuffle_epi8(s8, _mm256_set1_epi16(static_cast<short>((2 * i) | ((2 * i + 1) << 8))));
-}
-GB_AVX2_INLINE __m256i pick_pair(__m256i s8, int p) {
-    const __m128i lo = _mm_set1_epi16(static_cast<short>((4 * p) | ((4 * p + 1) << 8)));
-    const __m128i hi = _mm_set1_epi16(static_cast<short>((4 * p + 2) | ((4 * p + 3) << 8)));
-    return _mm256_shuffle_epi8(s8, _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1));
-}
+// The byte-shuffle masks live in tables (built at compile time, one load each).
+struct ShuffleMasks {
+    alignas(32) uint8_t one[8][32];
+    alignas(32) uint8_t pair[4][32];
+    constexpr ShuffleMasks() : one{}, pair{} {
+        for (int i = 0; i < 8; ++i)
+            for (int k = 0; k < 32; ++k) one[i][k] = static_cast<uint8_t>(2 * i + (k & 1));
+        for (int p = 0; p < 4; ++p)
+            for (int k = 0; k < 32; ++k) pair[p][k] = static_cast<uint8_t>(4 * p + (k >= 16 ? 2 : 0) + (k & 1));
+    }
+};
+constexpr ShuffleMasks k_masks;
+
+GB_AVX2_INLINE __m256i pick_one(__m256i s8, int i) { return _mm256_shuffle_epi8(s8, load256(k_masks.one[i])); }
+GB_AVX2_INLINE __m256i pick_pair(__m256i s8, int p) { return _mm256_shuffle_epi8(s8, load256(k_masks.pair[p])); }
 // 16 int16 scales -> the 8 of half h (0 or 1) in both 128-bit halves.
 GB_AVX2_INLINE __m256i half_scales(__m256i s16, int h) {
     return h == 0 ? _mm256_permute2x128_si256(s16, s16, 0x00) : _mm256_permute2x128_si256(s16, s16, 0x11);
