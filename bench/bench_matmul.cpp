@@ -14,6 +14,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <ctime>
 #include <vector>
 
 using gb::TensorType;
@@ -23,7 +24,7 @@ namespace {
 struct Row {
     std::string type;
     int threads;
-    double mv_ms, mv_gbs, pp_ms, pp_gflops;
+    double mv_ms, mv_gbs, pp_ms, pp_gflops, mv_cpu_ms, pp_cpu_ms;
 };
 
 std::vector<std::string> split(const std::string & s) {
@@ -81,18 +82,29 @@ double now_s() {
     return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-// Median seconds per call over repetitions that fill min_time (at least 3).
+double cpu_s() {
+    timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9;
+}
+
+// Median wall seconds per call over repetitions that fill min_time (at least
+// 3), and the median process CPU seconds (all threads, spinning included):
+// on a loaded shared machine the CPU time of a 1-thread run is the steadier number.
 template <typename F>
-double time_median(F && f, double min_time) {
+double time_median(F && f, double min_time, double * cpu_median) {
     f();  // warm up
-    std::vector<double> t;
+    std::vector<double> t, c;
     const double start = now_s();
     while (t.size() < 3 || (now_s() - start < min_time && t.size() < 1000)) {
-        const double t0 = now_s();
+        const double t0 = now_s(), c0 = cpu_s();
         f();
         t.push_back(now_s() - t0);
+        c.push_back(cpu_s() - c0);
     }
     std::sort(t.begin(), t.end());
+    std::sort(c.begin(), c.end());
+    *cpu_median = c[c.size() / 2];
     return t[t.size() / 2];
 }
 
@@ -133,20 +145,22 @@ int main(int argc, char ** argv) {
         gb::cpu::WeightView wv{t, n_cols, n_rows, gb::row_size(t, n_cols), w.data()};
         for (int nth : threads) {
             gb::cpu::ThreadPool pool(nth);
-            const double mv = time_median([&] { gb::cpu::matmul(wv, x.data(), 1, y.data(), pool); }, min_time);
-            const double pp = time_median([&] { gb::cpu::matmul(wv, x.data(), n_tokens, y.data(), pool); }, min_time);
+            double mv_cpu = 0, pp_cpu = 0;
+            const double mv = time_median([&] { gb::cpu::matmul(wv, x.data(), 1, y.data(), pool); }, min_time, &mv_cpu);
+            const double pp = time_median([&] { gb::cpu::matmul(wv, x.data(), n_tokens, y.data(), pool); }, min_time, &pp_cpu);
             Row r{name, nth, mv * 1e3, double(w.size()) / mv * 1e-9, pp * 1e3,
-                  2.0 * double(n_rows) * double(n_cols) * double(n_tokens) / pp * 1e-9};
-            std::printf("  %-5s t=%d  matvec %8.3f ms %7.2f GB/s   prefill %9.2f ms %7.2f GFLOP/s\n",
-                        name.c_str(), nth, r.mv_ms, r.mv_gbs, r.pp_ms, r.pp_gflops);
+                  2.0 * double(n_rows) * double(n_cols) * double(n_tokens) / pp * 1e-9, mv_cpu * 1e3, pp_cpu * 1e3};
+            std::printf("  %-5s t=%d  matvec %8.3f ms %7.2f GB/s (cpu %.3f ms)   prefill %9.2f ms %7.2f GFLOP/s (cpu %.1f ms)\n",
+                        name.c_str(), nth, r.mv_ms, r.mv_gbs, r.mv_cpu_ms, r.pp_ms, r.pp_gflops, r.pp_cpu_ms);
             std::fflush(stdout);
             rows.push_back(r);
         }
     }
-    std::printf("\n| type | threads | matvec ms | matvec GB/s | prefill ms | prefill GFLOP/s |\n");
-    std::printf("|------|---------|-----------|-------------|------------|-----------------|\n");
+    std::printf("\n| type | threads | matvec ms | matvec GB/s | matvec cpu ms | prefill ms | prefill GFLOP/s | prefill cpu ms |\n");
+    std::printf("|------|---------|-----------|-------------|---------------|------------|-----------------|----------------|\n");
     for (const Row & r : rows) {
-        std::printf("| %s | %d | %.3f | %.2f | %.2f | %.2f |\n", r.type.c_str(), r.threads, r.mv_ms, r.mv_gbs, r.pp_ms, r.pp_gflops);
+        std::printf("| %s | %d | %.3f | %.2f | %.3f | %.2f | %.2f | %.1f |\n", r.type.c_str(), r.threads, r.mv_ms, r.mv_gbs,
+                    r.mv_cpu_ms, r.pp_ms, r.pp_gflops, r.pp_cpu_ms);
     }
     return 0;
 }

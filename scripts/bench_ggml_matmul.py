@@ -65,8 +65,7 @@ def median_time(fn, min_time):
     start = time.perf_counter()
     while len(ts) < 3 or (time.perf_counter() - start < min_time and len(ts) < 1000):
         t0 = time.perf_counter(); c0 = time.process_time(); fn(); ts.append(time.perf_counter() - t0); cpu_ts.append(time.process_time() - c0)
-    if os.environ.get("CPU_TIME"): print("   cpu median %.2f ms wall median %.2f ms" % (statistics.median(cpu_ts)*1e3, statistics.median(ts)*1e3))
-    return statistics.median(ts)
+    return statistics.median(ts), statistics.median(cpu_ts)
 
 def main():
     ap = argparse.ArgumentParser()
@@ -84,7 +83,7 @@ def main():
     for name in a.types.split(","):
         ty = TYPES[name]
         rng = np.random.default_rng(1)
-        mem = 64 * 2**20 + 8 * a.rows * a.cols + 4 * (a.tokens + n_mv) * (a.rows + a.cols) * 2
+        mem = 160 * 2**20 + 8 * a.rows * a.cols + 4 * (a.tokens + n_mv) * (a.rows + a.cols) * 2
         ctx = base.ggml_init(InitParams(mem, None, False))
         w = base.ggml_new_tensor_2d(ctx, ty, a.cols, a.rows)
         fill_weights(name, w)
@@ -97,16 +96,17 @@ def main():
         base.ggml_build_forward_expand(g_pp, base.ggml_mul_mat(ctx, w, xp))
         wbytes = base.ggml_nbytes(w)
         for nth in [int(s) for s in a.threads.split(",")]:
-            mv = 1.0 if os.environ.get("NO_MV") else median_time(lambda: cpu.ggml_graph_compute_with_ctx(ctx, g_mv, nth), a.min_time) / n_mv
-            pp = median_time(lambda: cpu.ggml_graph_compute_with_ctx(ctx, g_pp, nth), a.min_time)
-            r = (name, nth, mv * 1e3, wbytes / mv * 1e-9, pp * 1e3, 2 * a.rows * a.cols * a.tokens / pp * 1e-9)
-            print("  %-5s t=%d  matvec %8.3f ms %7.2f GB/s   prefill %9.2f ms %7.2f GFLOP/s" % r, flush=True)
+            mv, mv_cpu = median_time(lambda: cpu.ggml_graph_compute_with_ctx(ctx, g_mv, nth), a.min_time)
+            mv, mv_cpu = mv / n_mv, mv_cpu / n_mv
+            pp, pp_cpu = median_time(lambda: cpu.ggml_graph_compute_with_ctx(ctx, g_pp, nth), a.min_time)
+            r = (name, nth, mv * 1e3, wbytes / mv * 1e-9, mv_cpu * 1e3, pp * 1e3, 2 * a.rows * a.cols * a.tokens / pp * 1e-9, pp_cpu * 1e3)
+            print("  %-5s t=%d  matvec %8.3f ms %7.2f GB/s (cpu %.3f ms)   prefill %9.2f ms %7.2f GFLOP/s (cpu %.1f ms)" % r, flush=True)
             rows.append(r)
         base.ggml_free(ctx)
-    print("\n| type | threads | matvec ms | matvec GB/s | prefill ms | prefill GFLOP/s |")
-    print("|------|---------|-----------|-------------|------------|-----------------|")
+    print("\n| type | threads | matvec ms | matvec GB/s | matvec cpu ms | prefill ms | prefill GFLOP/s | prefill cpu ms |")
+    print("|------|---------|-----------|-------------|---------------|------------|-----------------|----------------|")
     for r in rows:
-        print("| %s | %d | %.3f | %.2f | %.2f | %.2f |" % r)
+        print("| %s | %d | %.3f | %.2f | %.3f | %.2f | %.2f | %.1f |" % r)
 
 if __name__ == "__main__":
     main()

@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cassert>
-#include <cstdlib>
 #include <vector>
 
 namespace gb::cpu {
@@ -95,14 +94,15 @@ void matmul(const WeightView & w, const float * x, int64_t n_tokens, float * y, 
         if (n_tokens < 4 || nth == 1) {
             for (int64_t t = 0; t < n_tokens; ++t) quantize(x + t * n_cols, dst + t * act_row_bytes, n_cols);
         } else {
-            pool.parallel_for(n_tokens, 1, [&](int64_t t0, int64_t t1) {
+            auto quantize_rows = [&](int64_t t0, int64_t t1) {
                 for (int64_t t = t0; t < t1; ++t) quantize(x + t * n_cols, dst + t * act_row_bytes, n_cols);
-            });
+            };
+            pool.parallel_for(n_tokens, 1, [f = &quantize_rows](int64_t t0, int64_t t1) { (*f)(t0, t1); });
         }
         act = dst;
     }
     const DotFn dot1 = k->dot1;
-    const DotFn dot4 = std::getenv("GB_NO_DOT4") ? nullptr : k->dot4;
+    const DotFn dot4 = k->dot4;
 
     if (n_tokens == 1) {
         // y[r] = dot(W[r], x): rows handed out in chunks from a shared counter,
@@ -115,13 +115,15 @@ void matmul(const WeightView & w, const float * x, int64_t n_tokens, float * y, 
         const int64_t chunk = std::max<int64_t>(4, (n_rows + 8 * nth - 1) / (8 * nth));
         const int64_t n_chunks = (n_rows + chunk - 1) / chunk;
         std::atomic<int64_t> next{0};
-        pool.run([&](int, int) {
+        auto rows = [&] {
             for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < n_chunks;
                  c = next.fetch_add(1, std::memory_order_relaxed)) {
                 const int64_t r1 = std::min(n_rows, (c + 1) * chunk);
                 for (int64_t r = c * chunk; r < r1; ++r) dot1(n_cols, w.data + r * w.row_bytes, act, 0, y + r);
             }
-        });
+        };
+        // one captured pointer: std::function keeps it inline, no allocation per call
+        pool.run([f = &rows](int, int) { (*f)(); });
         return;
     }
 
@@ -160,7 +162,7 @@ void matmul(const WeightView & w, const float * x, int64_t n_tokens, float * y, 
     if (nth == 1 || n_tiles == 1) {
         work(0, 1);
     } else {
-        pool.run(work);
+        pool.run([f = &work](int ith, int nth) { (*f)(ith, nth); });
     }
 }
 

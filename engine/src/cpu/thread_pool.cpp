@@ -123,11 +123,17 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
         fn(0, n);
         return;
     }
-    run([&](int ith, int) {
-        const int64_t begin = static_cast<int64_t>(ith) * chunk;
-        if (begin >= n) return;
-        const int64_t end = begin + chunk < n ? begin + chunk : n;
-        fn(begin, end);
+    // NOTE: the lambda captures one pointer so std::function stores it inline
+    // (no heap allocation per call).
+    struct Job {
+        int64_t n, chunk;
+        const std::function<void(int64_t, int64_t)> * fn;
+    } job{n, chunk, &fn};
+    run([j = &job](int ith, int) {
+        const int64_t begin = static_cast<int64_t>(ith) * j->chunk;
+        if (begin >= j->n) return;
+        const int64_t end = begin + j->chunk < j->n ? begin + j->chunk : j->n;
+        (*j->fn)(begin, end);
     });
 }
 

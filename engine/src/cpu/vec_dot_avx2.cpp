@@ -125,24 +125,32 @@ void dot_q8_0(int64_t n, const void * w, const void * x, size_t xs, float * out)
 // Q4_1, Q5_1 x Q8_1: unsigned weights; d_w*d_x * sum q_w*q_x + m_w * s_x.
 template <int NC, typename Decode, typename Block>
 GB_AVX2_INLINE void dot_unsigned32(int64_t n, const Block * a, const void * x, size_t xs, float * out, Decode decode) {
-    __m256 acc[NC];
-    float summs[NC];
+    const int64_t nb = n / 32;
+    // even / odd block accumulators as in dot_signed32
+    __m256 acc[2][NC];
+    float summs[2][NC];
     for (int c = 0; c < NC; ++c) {
-        acc[c] = _mm256_setzero_ps();
-        summs[c] = 0.0f;
+        acc[0][c] = acc[1][c] = _mm256_setzero_ps();
+        summs[0][c] = summs[1][c] = 0.0f;
     }
-    for (int64_t ib = 0; ib < n / 32; ++ib) {
+    auto step = [&](int64_t ib, int par) {
         const __m256i qw = decode(a[ib]);
         const float dw = h2f(a[ib].d);
         const float mw = h2f(a[ib].m);
         for (int c = 0; c < NC; ++c) {
             const block_q8_1 & b = act_row<block_q8_1>(x, xs, c)[ib];
             const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b.qs));
-            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(b.d)), _mm256_cvtepi32_ps(dot_us8(qw, qx)), acc[c]);
-            summs[c] += mw * h2f(b.s);
+            acc[par][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(b.d)), _mm256_cvtepi32_ps(dot_us8(qw, qx)), acc[par][c]);
+            summs[par][c] += mw * h2f(b.s);
         }
+    };
+    int64_t ib = 0;
+    for (; ib + 1 < nb; ib += 2) {
+        step(ib, 0);
+        step(ib + 1, 1);
     }
-    for (int c = 0; c < NC; ++c) out[c] = hsum8(acc[c]) + summs[c];
+    if (ib < nb) step(ib, 0);
+    for (int c = 0; c < NC; ++c) out[c] = hsum8(_mm256_add_ps(acc[0][c], acc[1][c])) + (summs[0][c] + summs[1][c]);
 }
 
 template <int NC>
@@ -410,6 +418,7 @@ GB_AVX2_INLINE __m256 load8_bf16(const void * p, int64_t i) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 GB_AVX2_INLINE float load1_f32(const void * p, int64_t i) { return static_cast<const float *>(p)[i]; }
+
 GB_AVX2_INLINE float load1_f16(const void * p, int64_t i) { return h2f(static_cast<const uint16_t *>(p)[i]); }
 GB_AVX2_INLINE float load1_bf16(const void * p, int64_t i) {
     const uint32_t b = static_cast<uint32_t>(static_cast<const uint16_t *>(p)[i]) << 16;
@@ -419,6 +428,7 @@ GB_AVX2_INLINE float load1_bf16(const void * p, int64_t i) {
 }
 
 // U independent accumulators per activation row hide the FMA latency.
+// W is read with LoadW8/LoadW1; X (already rounded to the activation type) is f32.
 template <int NC, __m256 (*Load8)(const void *, int64_t), float (*Load1)(const void *, int64_t)>
 GB_AVX2_INLINE void dot_float(int64_t n, const void * w, const void * x, size_t xs, float * out) {
     constexpr int U = NC == 1 ? 4 : 2;
@@ -430,17 +440,17 @@ GB_AVX2_INLINE void dot_float(int64_t n, const void * w, const void * x, size_t 
         for (int u = 0; u < U; ++u) {
             const __m256 wv = Load8(w, i + 8 * u);
             for (int c = 0; c < NC; ++c)
-                acc[c][u] = _mm256_fmadd_ps(wv, Load8(act_row<uint8_t>(x, xs, c), i + 8 * u), acc[c][u]);
+                acc[c][u] = _mm256_fmadd_ps(wv, load8_f32(act_row<uint8_t>(x, xs, c), i + 8 * u), acc[c][u]);
         }
     }
     for (; i + 8 <= n; i += 8) {
         const __m256 wv = Load8(w, i);
-        for (int c = 0; c < NC; ++c) acc[c][0] = _mm256_fmadd_ps(wv, Load8(act_row<uint8_t>(x, xs, c), i), acc[c][0]);
+        for (int c = 0; c < NC; ++c) acc[c][0] = _mm256_fmadd_ps(wv, load8_f32(act_row<uint8_t>(x, xs, c), i), acc[c][0]);
     }
     for (int c = 0; c < NC; ++c) {
         for (int u = 1; u < U; ++u) acc[c][0] = _mm256_add_ps(acc[c][0], acc[c][u]);
         float sum = hsum8(acc[c][0]);
-        for (int64_t k = i; k < n; ++k) sum += Load1(w, k) * Load1(act_row<uint8_t>(x, xs, c), k);
+        for (int64_t k = i; k < n; ++k) sum += Load1(w, k) * load1_f32(act_row<uint8_t>(x, xs, c), k);
         out[c] = sum;
     }
 }
@@ -501,14 +511,27 @@ void quantize_q8_1_avx2(const float * x, void * y, int64_t n) {
     quantize_q8_32<true>(x, static_cast<uint8_t *>(y), n, sizeof(block_q8_1));
 }
 
-void convert_f16_avx2(const float * x, void * y, int64_t n) {
-    uint16_t * h = static_cast<uint16_t *>(y);
+// F16 / BF16 weights: llama.cpp rounds the activations to f16 / bf16. We keep
+// the rounded values as f32 (exact), so the dot loop converts only the weights.
+void round_f16_avx2(const float * x, void * y, int64_t n) {
+    float * f = static_cast<float *>(y);
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        const __m128i r = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT);
-        _mm_storeu_si128(reinterpret_cast<__m128i *>(h + i), r);
+        const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT);
+        _mm256_storeu_ps(f + i, _mm256_cvtph_ps(h));
     }
-    for (; i < n; ++i) h[i] = _cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT);
+    for (; i < n; ++i) f[i] = _cvtsh_ss(_cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT));
+}
+
+void round_bf16_avx2(const float * x, void * y, int64_t n) {
+    // via the shared scalar converter: NaN and rounding exactly as fp32_to_bf16
+    float * f = static_cast<float *>(y);
+    for (int64_t i = 0; i < n; ++i) {
+        uint16_t h;
+        convert_row_bf16_act(x + i, &h, 1);
+        const uint32_t b = static_cast<uint32_t>(h) << 16;
+        std::memcpy(f + i, &b, 4);
+    }
 }
 
 }  // namespace
@@ -516,8 +539,8 @@ void convert_f16_avx2(const float * x, void * y, int64_t n) {
 bool avx2_kernels(TensorType t, TypeKernels * k) {
     switch (t) {
         case TensorType::F32:  *k = {TensorType::F32, nullptr, dot_f32<1>, dot_f32<4>}; return true;
-        case TensorType::F16:  *k = {TensorType::F16, convert_f16_avx2, dot_f16<1>, dot_f16<4>}; return true;
-        case TensorType::BF16: *k = {TensorType::BF16, convert_row_bf16_act, dot_bf16<1>, dot_bf16<4>}; return true;
+        case TensorType::F16:  *k = {TensorType::F32, round_f16_avx2, dot_f16<1>, dot_f16<4>}; return true;
+        case TensorType::BF16: *k = {TensorType::F32, round_bf16_avx2, dot_bf16<1>, dot_bf16<4>}; return true;
         case TensorType::Q4_0: *k = {TensorType::Q8_0, quantize_q8_0_avx2, dot_q4_0<1>, dot_q4_0<4>}; return true;
         case TensorType::Q4_1: *k = {TensorType::Q8_1, quantize_q8_1_avx2, dot_q4_1<1>, dot_q4_1<4>}; return true;
         case TensorType::Q5_0: *k = {TensorType::Q8_0, quantize_q8_0_avx2, dot_q5_0<1>, dot_q5_0<4>}; return true;
