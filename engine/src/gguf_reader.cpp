@@ -20,7 +20,7 @@ namespace {
 
 constexpr uint32_t k_magic = 0x46554747;          // "GGUF" read as little-endian u32
 constexpr int      k_max_array_depth = 8;         // arrays nested deeper than this are rejected
-constexpr uint64_t k_max_values = uint64_t(1) << 24;  // metadata values per file (caps memory)
+constexpr uint64_t k_max_values = uint64_t(1) << 23;  // metadata values per file: caps memory at ~400 MB
 constexpr uint64_t k_default_alignment = 32;
 constexpr int      k_max_dims = 4;
 

@@ -145,6 +145,7 @@ class TstGguf : public QObject {
     void handmadeV2Fixture();
     void version2Accepted();
     void nestingLimit();
+    void metadataValueCap();
     void corruptFiles_data();
     void corruptFiles();
     void truncatedEverywhere_data();
@@ -152,6 +153,7 @@ class TstGguf : public QObject {
     void randomCorruptionNeverCrashes();
     void notAFile();
     void realModel();
+    void realModelRewriteIsByteIdentical();
 
   private:
     QTemporaryDir m_dir;
@@ -579,6 +581,21 @@ void TstGguf::nestingLimit() {
     QVERIFY2(bad.error().message.find("'deep'[0][0][0][0][0][0][0]") != std::string::npos, bad.error().message.c_str());
 }
 
+void TstGguf::metadataValueCap() {
+    // One uint8 array of 2^23 + 1 items: fits in the file, but exceeds the cap on values.
+    const uint64_t n = (uint64_t(1) << 23) + 1;
+    QByteArray b = nested_file(1);  // key "deep": array of uint8, count at 44
+    put_u64(b, 44, n);
+    b.append(QByteArray(qsizetype(n), '\0'));
+    QVERIFY(write_all(tmp("many.gguf"), b));
+    auto r = File::open(tmp("many.gguf").toStdString());
+    QVERIFY(!r.ok());
+    QCOMPARE(r.error().code, ErrorCode::InvalidFile);
+    QVERIFY2(r.error().message.find("offset 44: metadata key 'deep': more than 8388608 metadata values") != std::string::npos,
+             r.error().message.c_str());
+    QFile::remove(tmp("many.gguf"));
+}
+
 void TstGguf::corruptFiles_data() {
     QTest::addColumn<QByteArray>("bytes");
     QTest::addColumn<qint64>("offset");
@@ -765,6 +782,35 @@ void TstGguf::realModel() {
         QVERIFY(t.data != nullptr);
         QVERIFY(f.data_offset() + t.offset + t.n_bytes <= f.file_size());
     }
+}
+
+void TstGguf::realModelRewriteIsByteIdentical() {
+    // The model was written by llama.cpp's tools: reading it and writing it back
+    // (metadata in order, tensors streamed through FillFn) must reproduce it byte for byte.
+    const QString path = QString(GLASSBOX_MODEL_DIR) + "/gemma-3-270m-q4_k_m.gguf";
+    if (!QFile::exists(path)) QSKIP("model file not present");
+    auto r = File::open(path.toStdString());
+    QVERIFY(r.ok());
+    const File & f = **r;
+    Writer w;
+    for (const auto & [k, v] : f.metadata()) w.set(k, v);
+    for (const TensorInfo & t : f.tensors()) {
+        const uint8_t * src = t.data;
+        Status st = w.add_tensor(t.name, t.type, std::vector<int64_t>(t.ne, t.ne + t.n_dims),
+                                 [src](uint8_t * dst, size_t n) { std::memcpy(dst, src, n); });
+        QVERIFY2(st.ok(), st.ok() ? "" : st.error().to_string().c_str());
+    }
+    const QString out = tmp("rewritten.gguf");
+    Status st = w.write(out.toStdString());
+    QVERIFY2(st.ok(), st.ok() ? "" : st.error().to_string().c_str());
+    auto back = File::open(out.toStdString());
+    QVERIFY(back.ok());
+    QCOMPARE((*back)->file_size(), f.file_size());
+    // Compare through both mappings: header bytes, then every tensor's bytes.
+    const uint8_t * a = f.tensors().front().data - f.data_offset() - f.tensors().front().offset;
+    const uint8_t * b = (*back)->tensors().front().data - (*back)->data_offset() - (*back)->tensors().front().offset;
+    QVERIFY(std::memcmp(a, b, f.file_size()) == 0);
+    QFile::remove(out);
 }
 
 QTEST_APPLESS_MAIN(TstGguf)
