@@ -62,8 +62,9 @@ gb::GenerateParams generateParamsFrom(const GenerationOptions &o)
 
 EngineWorker::EngineWorker(std::unique_ptr<EngineBackend> backend, QObject *parent)
     : QObject(parent)
-    , m_backend(backend ? std::move(backend) : createGlassboxBackend())
+    , m_backend(std::move(backend))
 {
+    Q_ASSERT(m_backend);
     registerAppCoreMetaTypes();
     m_thread = new QThread;
     m_thread->setObjectName(QStringLiteral("EngineWorker"));

@@ -19,8 +19,9 @@ class QThread;
 class EngineWorker : public QObject {
     Q_OBJECT
 public:
-    // backend: null means the real engine (createGlassboxBackend()).
-    explicit EngineWorker(std::unique_ptr<EngineBackend> backend = nullptr, QObject *parent = nullptr);
+    // The app passes createGlassboxBackend(); tests may pass a fake. (The real
+    // engine is only linked in where createGlassboxBackend() is called.)
+    explicit EngineWorker(std::unique_ptr<EngineBackend> backend, QObject *parent = nullptr);
     ~EngineWorker() override;  // cancels everything and joins the thread
 
     static std::unique_ptr<EngineBackend> createGlassboxBackend();
