@@ -135,8 +135,9 @@ QVariant Settings::normalized(const Descriptor &d, const QVariant &value, bool *
         *ok = true;
         return v;
     }
-    qint64 v = value.toLongLong(&numberOk);
-    if (!numberOk) {  // "8.0" or 8.0 from JSON
+    const bool isFloat = value.typeId() == QMetaType::Double || value.typeId() == QMetaType::Float;
+    qint64 v = isFloat ? 0 : value.toLongLong(&numberOk);
+    if (!numberOk) {  // "8.0" or 8.0 from JSON; 2.5 is refused
         const double dv = value.toDouble(&numberOk);
         if (!numberOk || dv != std::floor(dv))
             return {};
