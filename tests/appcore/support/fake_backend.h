@@ -107,10 +107,10 @@ public:
             }
         }
         r.t_first_token_ms = 1.0;
-        r.t_total_ms = 1.0 + r.n_generated;
+        r.t_total_ms = 1.0 + std::max(0, r.n_generated - 1);  // 1 ms per token after the first
         return r;
     }
-    std::string tokenText(gb::Token id) const override { return "t" + std::to_string(id); }
+    std::string tokenText(gb::Token id) const override { return QStringLiteral("t%1").arg(id).toStdString(); }
 
 private:
     std::shared_ptr<FakeBackendControl> m_control;
