@@ -39,7 +39,8 @@ Q_DECLARE_METATYPE(ChatSnapshot)
 class ChatController : public QObject {
     Q_OBJECT
 public:
-    // Does not take ownership. settings may be null (defaults are used).
+    // Does not take ownership; destroy it before the store and the engine.
+    // settings may be null (defaults are used).
     ChatController(ChatStore *store, EngineWorker *engine, Settings *settings, QObject *parent = nullptr);
     ~ChatController() override;
 
