@@ -22,6 +22,7 @@ class TstRadixCache : public QObject {
     void lockedNodesSurviveEvict();
     void evictsLeastRecentlyUsedLeaf();
     void poolReuseRemovesLeafPages();
+    void poolReuseOfInnerPageDropsSubtree();
     void property_data();
     void property();
 };
@@ -146,6 +147,41 @@ void TstRadixCache::poolReuseRemovesLeafPages() {
     QCOMPARE(c.stats().n_evicted_pages, int64_t(2));
 }
 
+// A fork keeps the pages its parent swapped for cached duplicates, so a tree
+// page's child can be held while the page itself is released and reused.
+void TstRadixCache::poolReuseOfInnerPageDropsSubtree() {
+    BlockPool pool(3, 1);
+    RadixCache c(pool);
+    PageTables t(pool);
+    std::vector<PageId> evicted;
+    c.set_evict_listener([&](PageId p) { evicted.push_back(p); });
+    const SeqId x = hold_and_insert(t, c, {1});
+    const PageId c1 = t.pages(x)[0];
+    t.free(x);
+    const SeqId a = t.create();
+    QVERIFY(t.append(a, 2).ok());
+    const SeqId f = t.fork(a);
+    const PageId o1 = t.pages(a)[0], o2 = t.pages(a)[1];
+    auto r = c.insert(Tokens{1, 2}, std::vector<PageId>{o1, o2});
+    QCOMPARE(int(r.duplicates.size()), 1);
+    t.replace_page(a, 0, c1);  // a: [c1, o2], f: [o1, o2]
+    t.free(a);
+    QCOMPARE(pool.ref_count(c1), 0);
+    QCOMPARE(pool.ref_count(o2), 1);
+    auto got = pool.allocate(1);  // reuses c1, whose child o2 is still held by f
+    QVERIFY(got.ok());
+    QCOMPARE(got->front(), c1);
+    QCOMPARE(evicted.size(), size_t(2));
+    QCOMPARE(c.stats().n_nodes, 0);
+    QVERIFY(!pool.has_hash(o2));
+    QCOMPARE(pool.ref_count(o2), 1);
+    QVERIFY(c.check_invariants().ok());
+    QVERIFY(pool.check_invariants().ok());
+    pool.unref(c1);
+    t.free(f);
+    QCOMPARE(pool.stats().free, 3);
+}
+
 void TstRadixCache::property_data() {
     QTest::addColumn<uint32_t>("seed");
     QTest::addColumn<int>("page_size");
@@ -175,6 +211,7 @@ void TstRadixCache::property() {
     std::vector<Active> active;
     std::vector<PageId> evicted;
     std::string listener_error;
+    bool in_pool_alloc = false;
 
     auto prefix = [&](const Tokens & t, size_t n_pages_) { return Tokens(t.begin(), t.begin() + long(n_pages_ * ps)); };
     auto locked_pages = [&]() {
@@ -185,7 +222,8 @@ void TstRadixCache::property() {
         return s;
     };
     cache.set_evict_listener([&](PageId p) {
-        if (pool.ref_count(p) != 0) listener_error = "evicted a held page " + std::to_string(p);
+        // Held pages leave the tree only below a page the pool reused (fork case).
+        if (pool.ref_count(p) != 0 && !in_pool_alloc) listener_error = "evicted a held page " + std::to_string(p);
         if (locked_pages().count(p)) listener_error = "evicted a locked page " + std::to_string(p);
         evicted.push_back(p);
     });
@@ -313,7 +351,10 @@ void TstRadixCache::property() {
                 a.lock_pages = int(k);
             }
             active.push_back(a);
-            if (!tables.append(a.seq, int(toks.size() - k * ps)).ok()) release(active.size() - 1);
+            in_pool_alloc = true;
+            const bool ok = tables.append(a.seq, int(toks.size() - k * ps)).ok();
+            in_pool_alloc = false;
+            if (!ok) release(active.size() - 1);
             n_pool_evict += int(evicted.size());
         } else if (op <= 4) {  // insert the full pages of a sequence
             name = "insert";
@@ -349,10 +390,17 @@ void TstRadixCache::property() {
             name = "grow";
             Active & a = active[size_t(rnd(0, int(active.size()) - 1))];
             const int n = rnd(1, 2 * page_size);
-            if (tables.append(a.seq, n).ok()) {
+            in_pool_alloc = true;
+            const bool ok = tables.append(a.seq, n).ok();
+            in_pool_alloc = false;
+            if (ok) {
                 for (int i = 0; i < n; ++i) a.tokens.push_back(rnd(0, 2));
             }
             n_pool_evict += int(evicted.size());
+        } else if (op == 6 && rnd(0, 1) == 0) {  // fork: pages held by a sequence that locks nothing
+            name = "fork";
+            const Active & a = active[size_t(rnd(0, int(active.size()) - 1))];
+            active.push_back(Active{a.tokens, tables.fork(a.seq)});
         } else if (op <= 7) {  // release
             name = "release";
             release(size_t(rnd(0, int(active.size()) - 1)));

@@ -217,24 +217,49 @@ int32_t RadixCache::n_evictable_pages() const {
     return count;
 }
 
+void RadixCache::drop_subtree_pages(RadixNode * node, size_t from) {
+    // Pages below an evicted page lose their prefix: unheld ones become free
+    // pages, held ones stay with their holders but are no longer cached content.
+    // NOTE: nothing below an evicted (unheld) page is locked: a lock holds its path.
+    assert(node->lock_ref == 0);
+    for (auto & [k, c] : node->children) drop_subtree_pages(c.get(), 0);
+    for (size_t i = from; i < node->pages.size(); ++i) {
+        const PageId p = node->pages[i];
+        m_page_owner.erase(p);
+        if (m_pool.ref_count(p) == 0) m_pool.drop_cached(p);
+        else m_pool.clear_hash(p);
+        ++m_evicted;
+        if (m_listener) m_listener(p);
+    }
+}
+
 void RadixCache::on_pool_evict(PageId page) {
     auto it = m_page_owner.find(page);
     if (it == m_page_owner.end()) return;
     RadixNode * node = it->second;
-    // NOTE: the pool reuses cached pages deepest first (tables release their last
-    // page first and a holder of a page holds its whole path), so the page it
-    // takes is the last page of an unlocked leaf.
-    assert(node->children.empty() && node->pages.back() == page && node->lock_ref == 0);
+    // Usually the last page of an unlocked leaf: the pool hands out cached pages
+    // deepest first, because a table releases its last page first and whoever
+    // holds a page holds its whole path. A table that shares pages with a fork
+    // that swapped a duplicate for a cached page can break that, so a page in the
+    // middle is handled too: everything below it leaves the tree.
+    // NOTE: a locked path is held, so the pool never takes a locked page.
+    assert(node->lock_ref == 0);
+    const size_t index = size_t(std::find(node->pages.begin(), node->pages.end(), page) - node->pages.begin());
+    assert(index < node->pages.size());
+    for (auto & [k, c] : node->children) drop_subtree_pages(c.get(), 0);
+    node->children.clear();
+    drop_subtree_pages(node, index + 1);
+    m_page_owner.erase(page);  // the pool drops its hash after this hook returns
     ++m_evicted;
     if (m_listener) m_listener(page);
-    if (node->pages.size() == 1) {
+    if (index == 0) {
+        node->pages.clear();  // owners already gone; tokens still name the node for its parent
         remove_leaf(node);
         return;
     }
-    m_page_owner.erase(page);
-    node->pages.pop_back();
-    node->tokens.resize(node->tokens.size() - size_t(m_page_size));
-    node->depth_tokens -= uint64_t(m_page_size);
+    node->pages.resize(index);
+    node->tokens.resize(index * size_t(m_page_size));
+    node->depth_tokens = node->parent->depth_tokens + node->tokens.size();
 }
 
 RadixStats RadixCache::stats() const {

@@ -98,6 +98,7 @@ class RadixCache {
   private:
     RadixNode * split(RadixNode * node, int32_t n_pages_keep);
     void on_pool_evict(PageId page);
+    void drop_subtree_pages(RadixNode * node, size_t from);
     void remove_leaf(RadixNode * node);
     uint64_t tick() { return ++m_clock; }
 
