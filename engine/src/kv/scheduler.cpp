@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cassert>
-#include <set>
 
 namespace gb::kv {
 
@@ -287,12 +286,10 @@ Status Scheduler::commit(std::span<const SampledToken> samples) {
         if (!by_id.emplace(s.id, s.token).second)
             return make_error(ErrorCode::InvalidArgument, "commit: two tokens for request " + std::to_string(s.id));
     }
-    std::set<RequestId> expected;
     for (const SeqWork & w : m_pending) {
         const Req & r = *m_reqs.at(w.id);
         const bool live = r.info.state == RequestState::Running && r.seq == w.seq;
         if (w.sample && live) {
-            expected.insert(w.id);
             if (!by_id.count(w.id)) return make_error(ErrorCode::InvalidArgument, "commit: no token for request " + std::to_string(w.id));
         }
         if (w.sample) by_id.erase(w.id);  // cancelled ones: ignored
