@@ -1,16 +1,45 @@
-// glassbox-cli: command-line front end to the engine.
-#include "glassbox/cuda_backend.h"
+// glassbox-cli: command-line front end to the engine (thin: logic lives in the libraries).
+#include "commands.h"
 
 #include <cstdio>
 #include <cstring>
+#include <string>
+
+namespace {
+
+void usage() {
+    std::fprintf(stderr,
+                 "usage: glassbox-cli <command> [options]\n"
+                 "commands:\n"
+                 "  info -m FILE                      metadata and tensor table\n"
+                 "  tokenize -m FILE TEXT             token ids and pieces\n"
+                 "  generate -m FILE -p TEXT -n N     generate text (stdout: the text only)\n"
+                 "           [-t THREADS] [--greedy | --temp T] [--top-k K] [--top-p P] [--min-p P]\n"
+                 "           [--repeat-penalty R] [--seed S] [--stop STR]... [-c CTX] [--chat]\n"
+                 "  chat -m FILE [-s SYSTEM]           interactive chat with the model's template\n"
+                 "  bench -m FILE [-p 512] [-n 128] [-t THREADS] [-r REPS] [--json]\n"
+                 "  perplexity -m FILE -f TEXTFILE [-c 512] [-t THREADS] [--chunks N]\n"
+                 "  synth --shape NAME --type TYPE -o FILE [--seed S]   random-weight GGUF\n"
+                 "  devices                           CUDA availability\n");
+}
+
+}  // namespace
 
 int main(int argc, char ** argv) {
-    if (argc >= 2 && std::strcmp(argv[1], "devices") == 0) {
-        const gb::cuda::DeviceReport r = gb::cuda::probe();
-        std::printf("%s\n", r.message.c_str());
-        for (const auto & d : r.devices) std::printf("  %s\n", d.c_str());
-        return 0;
+    if (argc < 2 || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "help")) {
+        usage();
+        return argc < 2 ? 2 : 0;
     }
-    std::fprintf(stderr, "usage: glassbox-cli devices\n");
+    const std::string cmd = argv[1];
+    if (cmd == "info") return gbcli::cmd_info(argc, argv);
+    if (cmd == "tokenize") return gbcli::cmd_tokenize(argc, argv);
+    if (cmd == "generate") return gbcli::cmd_generate(argc, argv);
+    if (cmd == "chat") return gbcli::cmd_chat(argc, argv);
+    if (cmd == "bench") return gbcli::cmd_bench(argc, argv);
+    if (cmd == "perplexity") return gbcli::cmd_perplexity(argc, argv);
+    if (cmd == "synth") return gbcli::cmd_synth(argc, argv);
+    if (cmd == "devices") return gbcli::cmd_devices(argc, argv);
+    std::fprintf(stderr, "glassbox-cli: unknown command \"%s\"\n", cmd.c_str());
+    usage();
     return 2;
 }

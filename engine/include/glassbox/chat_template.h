@@ -37,4 +37,7 @@ class ChatTemplate {
 // ChatML fallback; *warning explains why the fallback was taken.
 std::shared_ptr<const ChatTemplate> chat_template_or_fallback(std::string_view source, std::string * warning);
 
+// Known templates by name ("gemma", "chatml", "llama3", ...); "" if unknown.
+std::string builtin_chat_template(std::string_view name);
+
 }  // namespace gb

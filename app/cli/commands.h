@@ -1,0 +1,20 @@
+// glassbox-cli subcommands; each returns the process exit code.
+#pragma once
+
+#include <string>
+
+namespace gbcli {
+
+int cmd_info(int argc, char ** argv);
+int cmd_tokenize(int argc, char ** argv);
+int cmd_generate(int argc, char ** argv);
+int cmd_chat(int argc, char ** argv);
+int cmd_bench(int argc, char ** argv);
+int cmd_synth(int argc, char ** argv);
+int cmd_perplexity(int argc, char ** argv);
+int cmd_devices(int argc, char ** argv);
+
+// Prints "glassbox-cli: <message>" on stderr and returns 1.
+int fail(const std::string & message);
+
+}  // namespace gbcli

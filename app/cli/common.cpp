@@ -1,0 +1,59 @@
+// Shared pieces of the generation commands.
+#include "common.h"
+
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+namespace gbcli {
+
+const std::set<std::string> k_generate_flags = {"--greedy", "--chat", "--ignore-eos", "--drop-old-turns", "--stats"};
+const std::set<std::string> k_generate_options = {
+    "-m", "-p", "-n", "-t", "-c", "-s", "--greedy", "--temp", "--top-k", "--top-p", "--min-p", "--repeat-penalty",
+    "--repeat-last-n", "--presence-penalty", "--frequency-penalty", "--seed", "--stop", "--chat", "--ignore-eos",
+    "--drop-old-turns", "--stats", "--template"};
+
+std::shared_ptr<const gb::Model> load_model(const std::string & path) {
+    const auto t0 = std::chrono::steady_clock::now();
+    gb::LoadParams lp;
+    int last = -1;
+    lp.progress = [&last](float p) {
+        const int pct = int(p * 100.0f);
+        if (pct / 10 != last / 10) {
+            std::fprintf(stderr, "\rloading %3d%%", pct);
+            last = pct;
+        }
+        return true;
+    };
+    auto model = gb::Model::load(path, lp);
+    std::fprintf(stderr, "\r");
+    if (!model) {
+        std::fprintf(stderr, "glassbox-cli: %s\n", model.error().message.c_str());
+        return nullptr;
+    }
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    std::fprintf(stderr, "loaded %s in %.0f ms\n", (*model)->description().c_str(), ms);
+    return *model;
+}
+
+void read_generate_options(Args & args, gb::SessionParams * sp, gb::GenerateParams * gp) {
+    sp->context.n_threads = int32_t(args.get_int("-t", 0));
+    sp->context.n_ctx = int32_t(args.get_int("-c", 4096));
+    if (args.has("--drop-old-turns")) sp->overflow = gb::OverflowPolicy::DropOldestTurns;
+    gb::SamplerParams & s = gp->sampling;
+    s.temperature = float(args.get_float("--temp", s.temperature));
+    if (args.has("--greedy")) s.temperature = 0.0f;
+    s.top_k = int32_t(args.get_int("--top-k", s.top_k));
+    s.top_p = float(args.get_float("--top-p", s.top_p));
+    s.min_p = float(args.get_float("--min-p", s.min_p));
+    s.repeat_penalty = float(args.get_float("--repeat-penalty", s.repeat_penalty));
+    s.penalty_last_n = int32_t(args.get_int("--repeat-last-n", s.penalty_last_n));
+    s.presence_penalty = float(args.get_float("--presence-penalty", s.presence_penalty));
+    s.frequency_penalty = float(args.get_float("--frequency-penalty", s.frequency_penalty));
+    s.seed = uint64_t(args.get_int("--seed", 0));
+    gp->max_tokens = int32_t(args.get_int("-n", gp->max_tokens));
+    gp->stop = args.get_all("--stop");
+    gp->ignore_eos = args.has("--ignore-eos");
+}
+
+}  // namespace gbcli

@@ -1,0 +1,23 @@
+// Shared pieces of the generation commands: model loading and sampling options.
+#pragma once
+
+#include "args.h"
+
+#include "glassbox/model.h"
+#include "glassbox/session.h"
+
+#include <memory>
+#include <string>
+
+namespace gbcli {
+
+// Loads with a progress line on stderr; prints the error and returns null on failure.
+std::shared_ptr<const gb::Model> load_model(const std::string & path);
+
+// Options shared by generate/chat: -t -c --greedy --temp --top-k --top-p --min-p
+// --repeat-penalty --repeat-last-n --presence-penalty --frequency-penalty --seed --stop -n
+void read_generate_options(Args & args, gb::SessionParams * sp, gb::GenerateParams * gp);
+extern const std::set<std::string> k_generate_flags;
+extern const std::set<std::string> k_generate_options;
+
+}  // namespace gbcli

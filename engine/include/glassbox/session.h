@@ -1,0 +1,97 @@
+// A chat/completion session over one Context: messages in, streamed tokens out
+// with timestamps; stop strings, max tokens, cancellation, context-overflow
+// policy, and reuse of the KV cache for the common prefix with the last request.
+#pragma once
+
+#include "glassbox/chat_template.h"
+#include "glassbox/model.h"
+#include "glassbox/result.h"
+#include "glassbox/sampler.h"
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace gb {
+
+enum class OverflowPolicy {
+    Error,           // a prompt longer than the context is an OutOfRange error
+    DropOldestTurns, // chat: drop the oldest turns after the system prompt until it fits
+};
+
+struct SessionParams {
+    ContextParams  context;
+    OverflowPolicy overflow = OverflowPolicy::Error;
+    std::string    chat_template_override;  // Jinja source; "" = the model's own (or built-in by arch)
+};
+
+struct GenerateParams {
+    SamplerParams            sampling;
+    int32_t                  max_tokens = 512;  // <= 0: until EOS or the context is full
+    std::vector<std::string> stop;              // stop strings (not included in the output)
+    bool                     ignore_eos = false;
+    int32_t                  n_logprobs = 0;    // top-N alternatives per token in events
+};
+
+struct TokenEvent {
+    Token       id = -1;
+    std::string text;        // newly completed UTF-8 text (may be empty while held back)
+    double      t_ms = 0.0;  // since the request started
+    float       logprob = 0.0f;
+    std::vector<TokenLogprob> top;  // n_logprobs alternatives
+};
+
+enum class StopReason { MaxTokens, EndOfGeneration, StopString, ContextFull, Cancelled };
+const char * stop_reason_name(StopReason r);
+
+struct GenerateResult {
+    std::string text;
+    StopReason  stop = StopReason::MaxTokens;
+    int32_t     n_prompt_tokens = 0;
+    int32_t     n_prompt_reused = 0;   // prompt tokens served from the cache
+    int32_t     n_generated = 0;
+    int32_t     n_dropped_messages = 0;
+    double      t_prompt_ms = 0.0;     // prefill time
+    double      t_first_token_ms = 0.0;
+    double      t_total_ms = 0.0;
+    double      prompt_tokens_per_s() const;
+    double      gen_tokens_per_s() const;
+};
+
+// Return false to cancel (same as setting the cancel flag).
+using TokenCallback = std::function<bool(const TokenEvent &)>;
+
+class Session {
+  public:
+    static Result<std::unique_ptr<Session>> create(std::shared_ptr<const Model> model, const SessionParams & params);
+
+    // Renders the messages with the chat template and generates the reply.
+    Result<GenerateResult> chat(const std::vector<ChatMessage> & messages, const GenerateParams & params,
+                                const TokenCallback & on_token = {}, const std::atomic<bool> * cancel = nullptr);
+    // Raw completion of a text (BOS added when the model asks for it).
+    Result<GenerateResult> complete(std::string_view prompt, const GenerateParams & params,
+                                    const TokenCallback & on_token = {}, const std::atomic<bool> * cancel = nullptr);
+    // Generation from explicit prompt tokens.
+    Result<GenerateResult> generate(std::vector<Token> prompt, const GenerateParams & params,
+                                    const TokenCallback & on_token = {}, const std::atomic<bool> * cancel = nullptr);
+
+    Result<std::string> render_chat(const std::vector<ChatMessage> & messages, bool add_generation_prompt) const;
+    const ChatTemplate & chat_template() const { return *m_template; }
+    const std::string & template_warning() const { return m_template_warning; }
+    const Model & model() const { return *m_model; }
+    Context & context() { return *m_ctx; }
+    const std::vector<Token> & cached_tokens() const { return m_tokens; }
+
+  private:
+    Session() = default;
+    std::shared_ptr<const Model> m_model;
+    std::unique_ptr<Context> m_ctx;
+    SessionParams m_params;
+    std::shared_ptr<const ChatTemplate> m_template;
+    std::string m_template_warning;
+    std::vector<Token> m_tokens;  // tokens whose K/V are in the context
+};
+
+}  // namespace gb

@@ -1,0 +1,293 @@
+// Session: chat template rendering, prompt caching by common prefix, the
+// decode loop with sampling, stop strings and streaming events.
+#include "glassbox/session.h"
+
+#include <algorithm>
+#include <chrono>
+
+namespace gb {
+
+const char * stop_reason_name(StopReason r) {
+    switch (r) {
+        case StopReason::MaxTokens:       return "max_tokens";
+        case StopReason::EndOfGeneration: return "eog";
+        case StopReason::StopString:      return "stop_string";
+        case StopReason::ContextFull:     return "context_full";
+        case StopReason::Cancelled:       return "cancelled";
+    }
+    return "?";
+}
+
+double GenerateResult::prompt_tokens_per_s() const {
+    const int32_t n = n_prompt_tokens - n_prompt_reused;
+    return t_prompt_ms > 0.0 ? 1000.0 * n / t_prompt_ms : 0.0;
+}
+
+double GenerateResult::gen_tokens_per_s() const {
+    const double t = t_total_ms - t_first_token_ms;
+    return (n_generated > 1 && t > 0.0) ? 1000.0 * (n_generated - 1) / t : 0.0;
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point t0) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+const char * builtin_template_for_arch(Arch a) {
+    switch (a) {
+        case Arch::Gemma3: return "gemma";
+        case Arch::Qwen2:  return "chatml";
+        case Arch::Llama:  return "llama3";
+    }
+    return "chatml";
+}
+
+// Holds back text that might be the beginning of a stop string.
+class StopMatcher {
+  public:
+    explicit StopMatcher(const std::vector<std::string> & stops) : m_stops(stops) {}
+
+    // Appends text; returns what is safe to emit. *hit is set when a stop
+    // string completed (the returned text ends right before it).
+    std::string push(const std::string & text, bool * hit) {
+        m_pending += text;
+        *hit = false;
+        size_t first = std::string::npos;
+        for (const std::string & s : m_stops) {
+            if (s.empty()) continue;
+            const size_t at = m_pending.find(s);
+            if (at != std::string::npos) first = std::min(first, at);
+        }
+        if (first != std::string::npos) {
+            *hit = true;
+            std::string out = m_pending.substr(0, first);
+            m_pending.clear();
+            return out;
+        }
+        size_t hold = 0;  // longest suffix of pending that is a proper prefix of a stop string
+        for (const std::string & s : m_stops) {
+            for (size_t len = std::min(s.size() - 1, m_pending.size()); len > hold; --len) {
+                if (m_pending.compare(m_pending.size() - len, len, s, 0, len) == 0) {
+                    hold = len;
+                    break;
+                }
+            }
+        }
+        std::string out = m_pending.substr(0, m_pending.size() - hold);
+        m_pending.erase(0, m_pending.size() - hold);
+        return out;
+    }
+    std::string flush() { return std::exchange(m_pending, {}); }
+
+  private:
+    const std::vector<std::string> & m_stops;
+    std::string m_pending;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> model, const SessionParams & params) {
+    if (!model) return make_error(ErrorCode::InvalidArgument, "no model loaded");
+    auto ctx = Context::create(model, params.context);
+    if (!ctx) return ctx.error();
+    std::unique_ptr<Session> s(new Session());
+    s->m_model = std::move(model);
+    s->m_ctx = std::move(ctx.value());
+    s->m_params = params;
+
+    std::string source = params.chat_template_override;
+    std::string origin = "the override";
+    if (source.empty()) {
+        source = s->m_model->chat_template_source();
+        origin = "the model file";
+    }
+    if (source.empty()) {
+        const char * name = builtin_template_for_arch(s->m_model->hparams().arch);
+        source = builtin_chat_template(name);
+        s->m_template_warning = std::string("the model has no chat template; using the built-in \"") + name +
+                                "\" template for its architecture";
+        origin.clear();
+    }
+    std::string warning;
+    s->m_template = chat_template_or_fallback(source, &warning);
+    if (!warning.empty()) {
+        s->m_template_warning = "chat template from " + (origin.empty() ? std::string("built-in") : origin) +
+                                " unusable (" + warning + "); using ChatML";
+    }
+    return s;
+}
+
+Result<std::string> Session::render_chat(const std::vector<ChatMessage> & messages, bool add_generation_prompt) const {
+    const Tokenizer & tok = m_model->tokenizer();
+    ChatTemplateInputs in;
+    in.messages = messages;
+    in.add_generation_prompt = add_generation_prompt;
+    in.bos_token = tok.bos() >= 0 ? tok.text(tok.bos()) : "";
+    in.eos_token = tok.eos() >= 0 ? tok.text(tok.eos()) : "";
+    return m_template->render(in);
+}
+
+Result<GenerateResult> Session::chat(const std::vector<ChatMessage> & messages, const GenerateParams & params,
+                                     const TokenCallback & on_token, const std::atomic<bool> * cancel) {
+    const Tokenizer & tok = m_model->tokenizer();
+    const int32_t n_ctx = m_ctx->n_ctx();
+    std::vector<ChatMessage> msgs = messages;
+    int32_t dropped = 0;
+    // Room left for the reply when turns are dropped to fit.
+    const int32_t reserve = std::min(params.max_tokens > 0 ? params.max_tokens : n_ctx / 4, n_ctx / 2);
+    for (;;) {
+        auto text = render_chat(msgs, true);
+        if (!text) return text.error();
+        std::vector<Token> prompt = tok.encode(*text, tok.add_bos(), true);
+        // The template may already write the BOS text: never feed BOS twice.
+        if (prompt.size() >= 2 && prompt[0] == tok.bos() && prompt[1] == tok.bos()) prompt.erase(prompt.begin());
+        const bool fits = int32_t(prompt.size()) < n_ctx &&
+                          (m_params.overflow == OverflowPolicy::Error || int32_t(prompt.size()) + reserve <= n_ctx);
+        if (fits) {
+            auto r = generate(std::move(prompt), params, on_token, cancel);
+            if (r) r->n_dropped_messages = dropped;
+            return r;
+        }
+        const size_t first = (!msgs.empty() && msgs[0].role == "system") ? 1 : 0;
+        if (m_params.overflow == OverflowPolicy::Error || msgs.size() <= first + 1) {
+            return make_error(ErrorCode::OutOfRange,
+                              "the conversation is " + std::to_string(prompt.size()) + " tokens, the context holds " +
+                                  std::to_string(n_ctx) + (dropped ? " even after dropping older turns" : ""));
+        }
+        // Drop the oldest turn; keep the conversation starting with a user message.
+        msgs.erase(msgs.begin() + long(first));
+        ++dropped;
+        while (msgs.size() > first + 1 && msgs[first].role != "user") {
+            msgs.erase(msgs.begin() + long(first));
+            ++dropped;
+        }
+    }
+}
+
+Result<GenerateResult> Session::complete(std::string_view prompt, const GenerateParams & params,
+                                         const TokenCallback & on_token, const std::atomic<bool> * cancel) {
+    const Tokenizer & tok = m_model->tokenizer();
+    std::vector<Token> tokens = tok.encode(prompt, tok.add_bos(), false);
+    if (tokens.empty()) return make_error(ErrorCode::InvalidArgument, "empty prompt");
+    return generate(std::move(tokens), params, on_token, cancel);
+}
+
+Result<GenerateResult> Session::generate(std::vector<Token> prompt, const GenerateParams & params,
+                                         const TokenCallback & on_token, const std::atomic<bool> * cancel) {
+    const auto t0 = Clock::now();
+    const Tokenizer & tok = m_model->tokenizer();
+    const int32_t n_ctx = m_ctx->n_ctx();
+    if (prompt.empty()) return make_error(ErrorCode::InvalidArgument, "empty prompt");
+    for (Token t : prompt) {
+        if (t < 0 || t >= tok.n_vocab()) {
+            return make_error(ErrorCode::InvalidArgument, "token id " + std::to_string(t) + " outside the vocabulary");
+        }
+    }
+    if (int32_t(prompt.size()) >= n_ctx) {
+        return make_error(ErrorCode::OutOfRange, "the prompt is " + std::to_string(prompt.size()) +
+                                                     " tokens, the context holds " + std::to_string(n_ctx));
+    }
+
+    GenerateResult res;
+    res.n_prompt_tokens = int32_t(prompt.size());
+
+    // Reuse the cached prefix; at least one prompt token is decoded to get logits.
+    size_t common = 0;
+    while (common < m_tokens.size() && common < prompt.size() && m_tokens[common] == prompt[common]) ++common;
+    common = std::min(common, prompt.size() - 1);
+    m_ctx->truncate(int32_t(common));
+    m_tokens.resize(common);
+    res.n_prompt_reused = int32_t(common);
+
+    Sampler sampler(params.sampling);
+    for (Token t : prompt) sampler.accept(t);
+
+    auto cancelled = [&] { return cancel && cancel->load(std::memory_order_relaxed); };
+    {
+        const std::span<const Token> rest(prompt.data() + common, prompt.size() - common);
+        Status st = m_ctx->decode(rest, false, cancel);
+        if (!st) {
+            m_tokens.clear();
+            m_ctx->truncate(0);
+            if (st.error().code == ErrorCode::Cancelled) {
+                res.stop = StopReason::Cancelled;
+                res.t_total_ms = ms_since(t0);
+                return res;
+            }
+            return st.error();
+        }
+        m_tokens.insert(m_tokens.end(), rest.begin(), rest.end());
+    }
+    res.t_prompt_ms = ms_since(t0);
+
+    StreamDecoder detok(tok);
+    StopMatcher stops(params.stop);
+    bool stop_hit = false;
+    auto emit = [&](Token id, std::string text, const std::span<const float> logits) -> bool {
+        TokenEvent ev;
+        ev.id = id;
+        ev.t_ms = ms_since(t0);
+        if (!logits.empty()) {
+            ev.logprob = Sampler::logprob_of(logits, id);
+            if (params.n_logprobs > 0) ev.top = Sampler::top_logprobs(logits, params.n_logprobs);
+        }
+        ev.text = std::move(text);
+        res.text += ev.text;
+        return on_token ? on_token(ev) : true;
+    };
+
+    res.stop = StopReason::MaxTokens;
+    for (;;) {
+        if (cancelled()) { res.stop = StopReason::Cancelled; break; }
+        if (params.max_tokens > 0 && res.n_generated >= params.max_tokens) { res.stop = StopReason::MaxTokens; break; }
+        const std::span<const float> logits = m_ctx->logits();
+        const Token id = sampler.sample(logits);
+        sampler.accept(id);
+        ++res.n_generated;
+        if (res.n_generated == 1) res.t_first_token_ms = ms_since(t0);
+
+        if (!params.ignore_eos && tok.is_eog(id)) {
+            res.stop = StopReason::EndOfGeneration;
+            emit(id, stops.push(detok.flush(), &stop_hit), logits);
+            break;
+        }
+        const std::string piece = stops.push(detok.push(id), &stop_hit);
+        if (!emit(id, piece, logits)) { res.stop = StopReason::Cancelled; break; }
+        if (stop_hit) { res.stop = StopReason::StopString; break; }
+        if (params.max_tokens > 0 && res.n_generated >= params.max_tokens) { res.stop = StopReason::MaxTokens; break; }
+        if (m_ctx->n_past() >= n_ctx) { res.stop = StopReason::ContextFull; break; }
+
+        const Token one[1] = {id};
+        Status st = m_ctx->decode(one, false, cancel);
+        if (!st) {
+            if (st.error().code == ErrorCode::Cancelled) { res.stop = StopReason::Cancelled; break; }
+            m_tokens.clear();
+            m_ctx->truncate(0);
+            return st.error();
+        }
+        m_tokens.push_back(id);
+    }
+    if (res.stop != StopReason::StopString) {
+        // Text held back for a possible stop string or an incomplete character.
+        std::string tail = stops.push(detok.flush(), &stop_hit);
+        if (!stop_hit) tail += stops.flush();
+        if (!tail.empty()) {
+            res.text += tail;
+            if (on_token) {
+                TokenEvent ev;
+                ev.text = tail;
+                ev.t_ms = ms_since(t0);
+                on_token(ev);
+            }
+        }
+    }
+    // The cache must describe exactly m_tokens.
+    m_ctx->truncate(int32_t(m_tokens.size()));
+    res.t_total_ms = ms_since(t0);
+    return res;
+}
+
+}  // namespace gb
