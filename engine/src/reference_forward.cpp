@@ -15,7 +15,7 @@ using Buf = std::vector<float>;
 void linear(const arch::Matrix & w, const Buf & x, int n, Buf & y) {
     const int64_t n_in = w.t->ne[0], n_out = w.t->ne[1];
     y.assign(size_t(n) * n_out, 0.0f);
-    Buf row(size_t(n_in));
+    Buf row(static_cast<size_t>(n_in), 0.0f);
     for (int64_t r = 0; r < n_out; ++r) {
         dequantize_row(w.t->type, w.row(r), row.data(), n_in);
         for (int t = 0; t < n; ++t) {
@@ -85,7 +85,7 @@ Result<std::vector<float>> reference_forward(const Model & model, std::span<cons
     }
 
     Buf xn(x.size()), q, k, v, att(size_t(n) * n_o), o, gate, up, down;
-    std::vector<double> scores(size_t(n));
+    std::vector<double> scores(static_cast<size_t>(n), 0.0);
     for (int il = 0; il < hp.n_layer; ++il) {
         const arch::LayerWeights & l = w.layers[il];
         // xn = rmsnorm(x) * attn_norm   (seq, dim)
