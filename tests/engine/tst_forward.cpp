@@ -35,6 +35,8 @@ double max_rel_err(std::span<const float> a, std::span<const float> b, int n_voc
 
 std::vector<float> copy(std::span<const float> s) { return {s.begin(), s.end()}; }
 
+constexpr double kModeTol = 2e-3;  // decode modes vs each other (see incremental_equals_prefill)
+
 }  // namespace
 
 class TstForward : public QObject {
@@ -69,7 +71,7 @@ class TstForward : public QObject {
 
     std::vector<Token> random_tokens(const Model & m, int n) {
         std::uniform_int_distribution<int> d(0, m.hparams().n_vocab - 1);
-        std::vector<Token> t(size_t(n));
+        std::vector<Token> t(static_cast<size_t>(n));
         for (auto & x : t) x = d(m_rng);
         return t;
     }
@@ -101,31 +103,35 @@ class TstForward : public QObject {
     }
 
     // Context vs the scalar fp32 oracle. Both dequantize the same weights, so
-    // the differences come from (a) K/V rounded to F16 in the cache (relative
-    // 2^-11 per value, ~5e-4), (b) the matmul's activation quantization:
-    // none for F32 weights, F16 for F16 weights (~2^-11), 8-bit blocks for the
-    // quantized types (Q8_0/Q8_K: rounding error up to 1/254 of each block's
-    // max, ~2e-3 rms relative per dot product), (c) f32 vs double sums and
-    // GELU evaluated at F16-rounded inputs. These compound over the layers, so
-    // the bounds are a few times the per-op error, with margin for random
-    // seeds; an indexing/RoPE/mask bug gives errors of order 1.
+    // the differences come from (a) K/V rounded to F16 in the cache (2^-11
+    // relative per value), (b) the matmul's activation format: f32 for F32
+    // weights, F16 for F16 weights (2^-11), 8-bit blocks for quantized types
+    // (Q8_0 / Q8_K: step = block max / 127, which measures ~1.5% max relative
+    // error per matmul output on these shapes), (c) f32 vs double sums and
+    // GELU evaluated at F16-rounded inputs. Measured: F32/F16 ~1e-3, 8-bit
+    // ~1.7% after one gemma3 layer growing like sqrt(layers) (4% at 6, 6% at
+    // 12 layers over seeds). Bounds: per_layer * sqrt(n_layer + 1), with ~1.5x
+    // margin. Every non-matmul code path is shared by all weight types, so the
+    // tight F32 bound is what catches indexing/RoPE/mask bugs (errors ~1);
+    // the quantized rows check each type's plumbing end to end.
     void matches_reference_data() {
         QTest::addColumn<QString>("preset");
         QTest::addColumn<QString>("ftype");
-        QTest::addColumn<double>("tolerance");
+        QTest::addColumn<double>("per_layer");
         for (const char * preset : {"tiny-llama", "tiny-qwen2", "tiny-gemma3"}) {
-            QTest::addRow("%s F32", preset) << preset << "F32" << 5e-3;
-            QTest::addRow("%s F16", preset) << preset << "F16" << 5e-3;
-            QTest::addRow("%s Q8_0", preset) << preset << "Q8_0" << 2e-2;
-            QTest::addRow("%s Q4_K", preset) << preset << "Q4_K" << 3e-2;
-            QTest::addRow("%s Q4_K_M", preset) << preset << "Q4_K_M" << 3e-2;
+            QTest::addRow("%s F32", preset) << preset << "F32" << 1.5e-3;
+            QTest::addRow("%s F16", preset) << preset << "F16" << 1.5e-3;
+            QTest::addRow("%s Q8_0", preset) << preset << "Q8_0" << 2.5e-2;
+            QTest::addRow("%s Q4_K", preset) << preset << "Q4_K" << 2.5e-2;
+            QTest::addRow("%s Q4_K_M", preset) << preset << "Q4_K_M" << 2.5e-2;
         }
     }
     void matches_reference() {
         QFETCH(QString, preset);
         QFETCH(QString, ftype);
-        QFETCH(double, tolerance);
+        QFETCH(double, per_layer);
         auto m = model(preset.toStdString(), ftype.toStdString());
+        const double tolerance = per_layer * std::sqrt(double(m->hparams().n_layer + 1));
         // 20 tokens: longer than tiny-gemma3's window of 8.
         const std::vector<Token> tokens = random_tokens(*m, 20);
         auto ref = reference_forward(*m, tokens);
@@ -143,8 +149,11 @@ class TstForward : public QObject {
     }
 
     // Token-by-token decode (matrix-vector path, one position at a time)
-    // equals one prefill of the whole prompt. Same activation quantization on
-    // both paths; only summation order may differ.
+    // equals one prefill of the whole prompt. Same math and activation format
+    // on both paths; only summation order differs (~1e-7), but that can flip
+    // the rounding of an activation to F16 / 8 bits downstream, which moves
+    // logits by up to ~1e-3 relative (measured 3e-4 for F16). A position or
+    // cache bug gives errors of order 1. kModeTol is used for all such checks.
     void incremental_equals_prefill_data() {
         QTest::addColumn<QString>("preset");
         QTest::addColumn<QString>("ftype");
@@ -167,12 +176,12 @@ class TstForward : public QObject {
             QCOMPARE(step->n_past(), int(i + 1));
             QCOMPARE(step->logits().size(), size_t(n_vocab));
             const double err = max_rel_err(step->logits(), std::span(all).subspan(i * n_vocab, n_vocab), n_vocab);
-            QVERIFY2(err < 1e-4, qPrintable(QString("position %1: relative error %2").arg(i).arg(err)));
+            QVERIFY2(err < kModeTol, qPrintable(QString("position %1: relative error %2").arg(i).arg(err)));
         }
         // Last-token-only prefill gives the last row of the all-logits prefill.
         auto last = context(m, 32);
         QVERIFY(last->decode(tokens, false).ok());
-        QVERIFY(max_rel_err(last->logits(), std::span(all).subspan((tokens.size() - 1) * n_vocab), n_vocab) < 1e-5);
+        QVERIFY(max_rel_err(last->logits(), std::span(all).subspan((tokens.size() - 1) * n_vocab), n_vocab) < kModeTol);
     }
 
     // Prefill in chunks of n_batch tokens equals one chunk.
@@ -196,11 +205,11 @@ class TstForward : public QObject {
         const auto a      = decode_all(*whole, tokens);
         const auto b      = decode_all(*chunked, tokens);
         QCOMPARE(b.size(), a.size());
-        QVERIFY(max_rel_err(b, a, n_vocab) < 1e-4);
+        QVERIFY(max_rel_err(b, a, n_vocab) < kModeTol);
         // And with only the last logits kept.
         auto chunked_last = context(m, 32, n_batch);
         QVERIFY(chunked_last->decode(tokens, false).ok());
-        QVERIFY(max_rel_err(chunked_last->logits(), std::span(a).subspan(20 * size_t(n_vocab)), n_vocab) < 1e-4);
+        QVERIFY(max_rel_err(chunked_last->logits(), std::span(a).subspan(20 * size_t(n_vocab)), n_vocab) < kModeTol);
     }
 
     // gemma3 with only local layers (5 < 6) and window W: after L layers the
@@ -231,7 +240,7 @@ class TstForward : public QObject {
         // The reference agrees on the whole sequence.
         auto ref = reference_forward(*m, tokens);
         QVERIFY(ref.ok());
-        QVERIFY(max_rel_err(base, std::span(*ref).subspan(size_t(p) * n_vocab), n_vocab) < 5e-3);
+        QVERIFY(max_rel_err(base, std::span(*ref).subspan(size_t(p) * n_vocab), n_vocab) < 1.5e-3 * std::sqrt(kLayers + 1.0));
     }
 
     void out_of_range() {
@@ -276,7 +285,7 @@ class TstForward : public QObject {
             ctx->truncate(8);
             QVERIFY(ctx->decode(std::span(tokens).subspan(8), true).ok());
             QCOMPARE(ctx->n_past(), 14);
-            QVERIFY(max_rel_err(ctx->logits(), std::span(all).subspan(8 * size_t(n_vocab)), n_vocab) < 1e-4);
+            QVERIFY(max_rel_err(ctx->logits(), std::span(all).subspan(8 * size_t(n_vocab)), n_vocab) < kModeTol);
         }
     }
 

@@ -1,10 +1,16 @@
 // The real gemma-3-270m Q4_K_M model (skipped when the file is missing): loads,
 // and the optimized Context agrees with the scalar reference forward pass on a
-// short prompt (same top-1 token at every position, small logit differences).
+// short prompt (same top-1 token at every position, small logit differences),
+// and with llama.cpp's logits on the same prompt (fixture from
+// scripts/make_forward_fixtures.py).
 #include "glassbox/model.h"
 
 #include <QElapsedTimer>
+#include <QFile>
 #include <QFileInfo>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
 #include <QtTest>
 
 #include <cmath>
@@ -47,7 +53,9 @@ class TstModelGemma : public QObject {
 
     // Max |difference| bound: logits of this model span tens of units; the
     // Context quantizes activations to 8 bits per block and K/V to F16 where
-    // the oracle stays in f32/double, which moves logits by a few hundredths.
+    // the oracle stays in f32/double. Gemma's residual stream has large
+    // outliers, so this moves logits by up to ~1.4 (3-6% relative rms),
+    // about as much as llama.cpp differs from the same oracle (measured).
     void matches_reference() {
         const std::vector<Token> tokens = {2, 818, 5279, 529, 7001, 563, 9079, 236761};  // <bos> + 7 text tokens
         QElapsedTimer timer;
@@ -79,7 +87,42 @@ class TstModelGemma : public QObject {
         }
         qInfo("max |logit diff| %.4f (max |logit| %.2f)", max_diff, max_abs);
         QVERIFY(max_abs > 1.0);
-        QVERIFY2(max_diff < 0.25, qPrintable(QString("max diff %1").arg(max_diff)));
+        QVERIFY2(max_diff < 2.0, qPrintable(QString("max diff %1").arg(max_diff)));
+    }
+
+    // llama.cpp on the same file and prompt: same top-1 at every position and
+    // its top-20 logits matched within 1.5. llama.cpp and we both quantize
+    // activations to 8 bits but in different places (it also rounds Q and the
+    // attention weights to F16); on this model (large activations) that moves
+    // logits by up to ~1.2 between the two, and as much between either and
+    // the fp32 oracle above. A wrong mask, RoPE or norm moves them by many units.
+    void matches_llama_cpp() {
+        QFile f(QStringLiteral(GLASSBOX_FIXTURE_DIR "/llamacpp/gemma3_270m_logits.json"));
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        const QJsonObject fixture = QJsonDocument::fromJson(f.readAll()).object();
+        std::vector<Token> tokens;
+        for (const auto & v : fixture["tokens"].toArray()) tokens.push_back(v.toInt());
+        const QJsonArray positions = fixture["positions"].toArray();
+        QCOMPARE(size_t(positions.size()), tokens.size());
+        ContextParams p;
+        p.n_ctx     = 64;
+        p.n_threads = 2;
+        p.n_batch   = 3;  // chunked prefill too
+        auto ctx    = Context::create(m_model, p);
+        QVERIFY(ctx.ok());
+        QVERIFY((*ctx)->decode(tokens, true).ok());
+        const auto got    = (*ctx)->logits();
+        const int n_vocab = m_model->hparams().n_vocab;
+        double max_diff   = 0.0;
+        for (qsizetype t = 0; t < positions.size(); ++t) {
+            const QJsonArray ids    = positions[t].toObject()["ids"].toArray();
+            const QJsonArray logits = positions[t].toObject()["logits"].toArray();
+            const float * row       = got.data() + size_t(t) * n_vocab;
+            QCOMPARE(int(std::max_element(row, row + n_vocab) - row), ids[0].toInt());
+            for (qsizetype i = 0; i < ids.size(); ++i) max_diff = std::max(max_diff, std::fabs(row[ids[i].toInt()] - logits[i].toDouble()));
+        }
+        qInfo("max |logit diff| vs llama.cpp over its top-20: %.4f", max_diff);
+        QVERIFY2(max_diff < 1.5, qPrintable(QString("max diff %1").arg(max_diff)));
     }
 };
 
