@@ -74,7 +74,9 @@ struct TensorInfo {
 
 class File {
   public:
-    // Opens, maps and validates. Never crashes or hangs on hostile input.
+    // Opens, maps (read-only; unmapped by ~File) and validates. Never crashes or
+    // hangs on hostile input; allocations are bounded by the file size. Limits:
+    // arrays nested at most 8 deep, at most 2^23 metadata values in all.
     static Result<std::unique_ptr<File>> open(const std::string & path);
     ~File();
     File(const File &) = delete;
@@ -134,6 +136,8 @@ class Writer {
     Status add_tensor(std::string name, TensorType type, std::vector<int64_t> ne, std::vector<uint8_t> data);
     Status add_tensor(std::string name, TensorType type, std::vector<int64_t> ne, FillFn fill);
 
+    // Writes path + ".tmp", then renames it over path; on any error (I/O,
+    // invalid value) path is left untouched and the .tmp file removed.
     Status write(const std::string & path) const;
 
   private:
