@@ -235,6 +235,7 @@ void ContextImpl::qkv_post(int il, int32_t n) {
     const LayerWeights & l = m_w.layers[il];
     const int32_t hd_k = m_hp.head_dim_k;
     const float * cs   = m_rope_cs[m_hp.layer_is_swa[il] ? 1 : 0].data();
+    const float q_scale = arch::attn_scale(m_hp);
     uint16_t * k_cache = m_k_cache.get() + (size_t(il) * m_n_ctx + m_n_past) * m_n_k;
     uint16_t * v_cache = m_v_cache.get() + (size_t(il) * m_n_ctx + m_n_past) * m_n_v;
     for_rows(n, (m_n_q + m_n_k) * 4, [&](int64_t b, int64_t e) {
@@ -253,6 +254,9 @@ void ContextImpl::qkv_post(int il, int32_t n) {
                 if (m_traits.qk_norm) ops::rmsnorm(qh, qh, l.q_norm.data, hd_k, m_hp.rms_eps);
                 ops::rope_apply(qh, cs_t, hd_k, m_hp.rope_style);
             }
+            if (m_traits.scale_q) {  // gemma3 scales Q itself (llama.cpp order)
+                for (int64_t i = 0; i < m_n_q; ++i) q[i] *= q_scale;
+            }
             for (int h = 0; h < m_hp.n_head_kv; ++h) {
                 float * kh = k + int64_t(h) * hd_k;
                 if (m_traits.qk_norm) ops::rmsnorm(kh, kh, l.k_norm.data, hd_k, m_hp.rms_eps);
@@ -268,7 +272,7 @@ void ContextImpl::attention(int il, int32_t n, int32_t t0) {
     const int32_t n_head = m_hp.n_head, hd_k = m_hp.head_dim_k, hd_v = m_hp.head_dim_v;
     const int32_t group  = m_hp.n_head / m_hp.n_head_kv;
     const bool    swa    = m_hp.layer_is_swa[il] && m_hp.sliding_window > 0;
-    const float   scale  = arch::attn_scale(m_hp);
+    const float   scale  = m_traits.scale_q ? 1.0f : arch::attn_scale(m_hp);  // gemma3: already in Q
     const uint16_t * k_layer = m_k_cache.get() + size_t(il) * m_n_ctx * m_n_k;
     const uint16_t * v_layer = m_v_cache.get() + size_t(il) * m_n_ctx * m_n_v;
 

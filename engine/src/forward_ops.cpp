@@ -32,12 +32,12 @@ const float * f16_table() {
 
 float gelu_tanh(float x) { return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + kGeluCoefA * x * x))); }
 
-// gelu(x) for every half x: llama.cpp evaluates GELU on x rounded to F16 too
-// (its GGML_GELU_FP16 table), which keeps tanh out of the inner loop.
+// gelu(x) for every half x, rounded to F16: what llama.cpp's CPU backend
+// computes (its GGML_GELU_FP16 table); it also keeps tanh out of the loop.
 const float * gelu_table() {
     static const std::vector<float> table = [] {
         std::vector<float> t(65536);
-        for (uint32_t h = 0; h < 65536; ++h) t[h] = gelu_tanh(fp16_to_fp32(static_cast<uint16_t>(h)));
+        for (uint32_t h = 0; h < 65536; ++h) t[h] = fp16_to_fp32(fp32_to_fp16(gelu_tanh(fp16_to_fp32(static_cast<uint16_t>(h)))));
         return t;
     }();
     return table.data();
@@ -170,7 +170,7 @@ const char * simd_path() { return kernels().name; }
 
 void rmsnorm(float * y, const float * x, const float * w, int64_t n, float eps) {
     double sum = 0.0;
-    for (int64_t i = 0; i < n; ++i) sum += double(x[i]) * double(x[i]);
+    for (int64_t i = 0; i < n; ++i) sum += double(x[i] * x[i]);  // float square, double sum (as ggml)
     const float scale = 1.0f / std::sqrt(float(sum / double(n)) + eps);
     if (w) {
         for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale * w[i];
@@ -222,6 +222,7 @@ void geglu(float * y, const float * g, const float * u, int64_t n) { kernels().g
 
 void f32_to_f16(uint16_t * y, const float * x, int64_t n) { kernels().to_f16(y, x, n); }
 
+
 void add(float * y, const float * x, const float * b, int64_t n) {
     for (int64_t i = 0; i < n; ++i) y[i] = x[i] + b[i];
 }
@@ -243,7 +244,11 @@ void attend(float * out, const float * q, const uint16_t * k, int64_t k_stride, 
         scores[j - lo] = e;
         sum += e;
     }
-    // out = sum_j p_j v_j
+    // out = sum_j p_j v_j. NOTE: llama.cpp (no flash attention) also rounds
+    // Q and p to F16 for its F16 matmuls; emulating only that, without its
+    // summation order, did not bring us closer to its outputs (gemma-3 is
+    // sensitive at that level: llama.cpp's own flash / non-flash paths differ
+    // by ~1 logit), so Q and p stay f32 here.
     std::fill(out, out + head_dim_v, 0.0f);
     const float inv = float(1.0 / sum);
     for (int32_t j = lo; j < hi; ++j) kn.axpy_f16(out, scores[j - lo] * inv, v + int64_t(j) * v_stride, head_dim_v);

@@ -20,6 +20,7 @@ struct Traits {
     bool   qkv_bias   = false;  // qwen2: biases on Q, K, V
     bool   qk_norm    = false;  // gemma3: per-head RMSNorm of Q and K before RoPE
     bool   post_norms = false;  // gemma3: RMSNorm of the attention and FFN outputs before each residual add
+    bool   scale_q    = false;  // gemma3: Q multiplied by the attention scale before Q K^T (else the scores are)
     FfnAct act        = FfnAct::Silu;
 };
 

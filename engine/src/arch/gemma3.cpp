@@ -51,7 +51,7 @@ Status bind_weights(Binder & binder, const HParams & hp, Weights & w) {
 
 const ArchSpec & gemma3_spec() {
     static const ArchSpec spec{Arch::Gemma3, "gemma3",
-                               Traits{.qkv_bias = false, .qk_norm = true, .post_norms = true, .act = FfnAct::GeluTanh},
+                               Traits{.qkv_bias = false, .qk_norm = true, .post_norms = true, .scale_q = true, .act = FfnAct::GeluTanh},
                                &load_hparams, &bind_weights};
     return spec;
 }
