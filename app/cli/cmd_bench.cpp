@@ -66,7 +66,7 @@ int cmd_bench(int argc, char ** argv) {
     std::mt19937 rng(1234);
     std::uniform_int_distribution<gb::Token> pick(0, model->tokenizer().n_vocab() - 1);
     auto random_tokens = [&](int32_t n) {
-        std::vector<gb::Token> t(size_t(n));
+        std::vector<gb::Token> t(static_cast<size_t>(n));
         for (auto & x : t) x = pick(rng);
         return t;
     };
@@ -156,7 +156,5 @@ int cmd_perplexity(int argc, char ** argv) {
     }
     return 0;
 }
-
-int cmd_synth(int, char **) { return fail("synth: not built yet"); }
 
 }  // namespace gbcli

@@ -78,7 +78,7 @@ int cmd_chat(int argc, char ** argv) {
     std::vector<gb::ChatMessage> history;
     if (auto sys = args.get("-s")) history.push_back({"system", *sys});
     std::fprintf(stderr, "Chatting with %s. Type /exit or Ctrl-D to quit, /reset to start over.\n",
-                 (*model)->description().c_str());
+                 model->description().c_str());
     std::string line;
     for (;;) {
         std::fprintf(stderr, "\n> ");

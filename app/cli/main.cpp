@@ -19,7 +19,7 @@ void usage() {
                  "  chat -m FILE [-s SYSTEM]           interactive chat with the model's template\n"
                  "  bench -m FILE [-p 512] [-n 128] [-t THREADS] [-r REPS] [--json]\n"
                  "  perplexity -m FILE -f TEXTFILE [-c 512] [-t THREADS] [--chunks N]\n"
-                 "  synth --shape NAME --type TYPE -o FILE [--seed S]   random-weight GGUF\n"
+                 "  synth --shape NAME --type TYPE -o FILE [--seed S]   random-weight GGUF (--list)\n"
                  "  devices                           CUDA availability\n");
 }
 

@@ -37,7 +37,10 @@ class ChatTemplate {
 // ChatML fallback; *warning explains why the fallback was taken.
 std::shared_ptr<const ChatTemplate> chat_template_or_fallback(std::string_view source, std::string * warning);
 
-// Known templates by name ("gemma", "chatml", "llama3", ...); "" if unknown.
+// Known templates shipped with the engine, by name: "gemma" (Gemma 3), "chatml"
+// (Qwen2.5, with tools), "llama3" (Llama 3.1), "llama2", "mistral" (v0.3),
+// "phi3", "zephyr". Empty for an unknown name. For models whose GGUF lacks
+// tokenizer.chat_template (pick by architecture, e.g. gemma3 -> "gemma").
 std::string builtin_chat_template(std::string_view name);
 
 }  // namespace gb
