@@ -4,7 +4,7 @@
 // unsigned bytes interleaved [k/4][16 rows][4 bytes], so one vpdpbusd multiplies
 // 16 rows by 4 activation bytes broadcast from one token; group scales are
 // applied once per (group, token) and the mins / offsets through the
-// activations' block sums. Float weights use 4 rows x 4 tokens FMA tiles.
+// activations' block sums. Float weights: 16 rows x 8 tokens FMA tiles.
 // NOTE: keep everything in the anonymous namespace and use no inline library
 // templates, so no AVX512 code can leak into other translation units.
 #include "cpu/vec_dot.h"
@@ -354,9 +354,11 @@ void b32_run_t(const void * strip, const uint8_t * act, size_t act_stride, int64
     for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(y + t * ldy, mask, acc[t]);
 }
 
-// ---- float weights: 4 rows x 4 tokens, 16 k per step ------------------------------
-// Strip = 16 rows converted to f32 [16][n_cols]; activations f32 (already rounded
-// to f16 / bf16 where llama.cpp rounds them).
+// ---- float weights: 16 rows x T tokens, one k per step ---------------------------
+// Strip = 16 rows converted to f32 and transposed to [n_cols][16 rows]; each
+// step multiplies the 16 rows' weights at k by token t's x[k] (broadcast):
+// T independent FMA chains, no horizontal sums. Activations f32 (already
+// rounded to f16 / bf16 where llama.cpp rounds them).
 size_t f_strip_bytes(int64_t n_cols) { return sizeof(float) * k_strip * static_cast<size_t>(n_cols); }
 size_t f_act_bytes(int64_t n_cols) { return sizeof(float) * static_cast<size_t>(n_cols); }
 
@@ -366,89 +368,62 @@ GB_INL __m512 load16_bf16(const void * p) {
 }
 
 template <int Kind>  // 0 f32, 1 f16, 2 bf16
+GB_INL float load1_w(const uint8_t * src, int64_t i) {
+    if constexpr (Kind == 0) {
+        float f;
+        std::memcpy(&f, src + 4 * i, 4);
+        return f;
+    } else {
+        uint16_t h;
+        std::memcpy(&h, src + 2 * i, 2);
+        if constexpr (Kind == 1) return h2f(h);
+        const uint32_t b = static_cast<uint32_t>(h) << 16;
+        float f;
+        std::memcpy(&f, &b, 4);
+        return f;
+    }
+}
+
+template <int Kind>
 void f_pack(const uint8_t * w, size_t row_bytes, int n_valid, int64_t n_cols, void * dst) {
     float * out = static_cast<float *>(dst);
-    for (int r = 0; r < k_strip; ++r) {
-        float * o = out + r * n_cols;
-        if (r >= n_valid) {
-            std::memset(o, 0, sizeof(float) * static_cast<size_t>(n_cols));
-            continue;
-        }
-        const uint8_t * src = w + static_cast<size_t>(r) * row_bytes;
-        if constexpr (Kind == 0) {
-            std::memcpy(o, src, sizeof(float) * static_cast<size_t>(n_cols));
-        } else {
-            int64_t i = 0;
-            for (; i + 16 <= n_cols; i += 16) _mm512_storeu_ps(o + i, Kind == 1 ? load16_f16(src + 2 * i) : load16_bf16(src + 2 * i));
-            for (; i < n_cols; ++i) {
-                uint16_t h;
-                std::memcpy(&h, src + 2 * i, 2);
-                if constexpr (Kind == 1) {
-                    o[i] = h2f(h);
-                } else {
-                    const uint32_t b = static_cast<uint32_t>(h) << 16;
-                    std::memcpy(o + i, &b, 4);
-                }
-            }
-        }
-    }
-}
-
-GB_INL float hsum16(__m512 v) {
-    const __m256 a = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
-    __m128 r = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm_cvtss_f32(r);
-}
-
-// rows [r0, r0+R) x tokens [0, T) over all k
-template <int R, int T>
-GB_INL void f_tile(const float * w, int64_t n, const uint8_t * act, size_t act_stride, float * y, size_t ldy, int r0, int n_valid) {
-    __m512 acc[R][T];
-    for (int r = 0; r < R; ++r)
-        for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
-    const float * x[T];
-    for (int t = 0; t < T; ++t) x[t] = reinterpret_cast<const float *>(act + t * act_stride);
     int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m512 wv[R];
-        for (int r = 0; r < R; ++r) wv[r] = _mm512_loadu_ps(w + (r0 + r) * n + i);
-        for (int t = 0; t < T; ++t) {
-            const __m512 xv = _mm512_loadu_ps(x[t] + i);
-            for (int r = 0; r < R; ++r) acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
+    // 16 columns of all 16 rows at a time: 16 row vectors -> 16 column vectors
+    for (; i + 16 <= n_cols; i += 16) {
+        alignas(64) float tile[k_strip][16];
+        for (int r = 0; r < k_strip; ++r) {
+            __m512 v = _mm512_setzero_ps();
+            if (r < n_valid) {
+                const uint8_t * src = w + static_cast<size_t>(r) * row_bytes;
+                if constexpr (Kind == 0) v = _mm512_loadu_ps(src + 4 * i);
+                else if constexpr (Kind == 1) v = load16_f16(src + 2 * i);
+                else v = load16_bf16(src + 2 * i);
+            }
+            _mm512_store_ps(tile[r], v);
         }
+        for (int c = 0; c < 16; ++c)
+            for (int r = 0; r < k_strip; ++r) out[(i + c) * k_strip + r] = tile[r][c];
     }
-    const __mmask16 tail = static_cast<__mmask16>((1u << (n - i)) - 1);
-    if (i < n) {
-        __m512 wv[R];
-        for (int r = 0; r < R; ++r) wv[r] = _mm512_maskz_loadu_ps(tail, w + (r0 + r) * n + i);
-        for (int t = 0; t < T; ++t) {
-            const __m512 xv = _mm512_maskz_loadu_ps(tail, x[t] + i);
-            for (int r = 0; r < R; ++r) acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
-        }
-    }
-    for (int r = 0; r < R; ++r) {
-        if (r0 + r >= n_valid) break;
-        for (int t = 0; t < T; ++t) y[t * ldy + r0 + r] = hsum16(acc[r][t]);
-    }
+    for (; i < n_cols; ++i)
+        for (int r = 0; r < k_strip; ++r) out[i * k_strip + r] = r < n_valid ? load1_w<Kind>(w + static_cast<size_t>(r) * row_bytes, i) : 0.0f;
 }
 
 template <int T>
-void f_run_t(const void * strip, const uint8_t * act, size_t act_stride, int64_t n_cols, float * y, size_t ldy, int n_valid) {
+void f_run_t(const void * strip, const uint8_t * act, size_t act_stride, int64_t n_cols, float * y, size_t ldy, __mmask16 mask) {
     const float * w = static_cast<const float *>(strip);
-    for (int r0 = 0; r0 < n_valid; r0 += 4) {
-        if constexpr (T <= 4) {
-            f_tile<4, T>(w, n_cols, act, act_stride, y, ldy, r0, n_valid);
-        } else {
-            f_tile<4, 4>(w, n_cols, act, act_stride, y, ldy, r0, n_valid);
-            f_tile<4, T - 4>(w, n_cols, act + 4 * act_stride, act_stride, y + 4 * ldy, ldy, r0, n_valid);
-        }
+    const float * x[T];
+    for (int t = 0; t < T; ++t) x[t] = reinterpret_cast<const float *>(act + t * act_stride);
+    __m512 acc[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+#pragma GCC unroll 4
+    for (int64_t i = 0; i < n_cols; ++i) {
+        const __m512 wv = _mm512_load_ps(w + i * k_strip);
+        for (int t = 0; t < T; ++t) acc[t] = _mm512_fmadd_ps(wv, _mm512_set1_ps(x[t][i]), acc[t]);
     }
+    for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(y + t * ldy, mask, acc[t]);
 }
 
 using RunTFn = void (*)(const void *, const uint8_t *, size_t, int64_t, float *, size_t, __mmask16);
-using FRunTFn = void (*)(const void *, const uint8_t *, size_t, int64_t, float *, size_t, int);
 
 template <int G>
 void k_run(const void * strip, const uint8_t * act, size_t act_stride, int nt, int64_t n_cols, float * y, size_t ldy, int n_valid) {
@@ -464,9 +439,9 @@ void b32_run(const void * strip, const uint8_t * act, size_t act_stride, int nt,
 }
 
 void f_run(const void * strip, const uint8_t * act, size_t act_stride, int nt, int64_t n_cols, float * y, size_t ldy, int n_valid) {
-    static constexpr FRunTFn fns[k_max_tokens] = {f_run_t<1>, f_run_t<2>, f_run_t<3>, f_run_t<4>,
-                                                  f_run_t<5>, f_run_t<6>, f_run_t<7>, f_run_t<8>};
-    fns[nt - 1](strip, act, act_stride, n_cols, y, ldy, n_valid);
+    static constexpr RunTFn fns[k_max_tokens] = {f_run_t<1>, f_run_t<2>, f_run_t<3>, f_run_t<4>,
+                                                 f_run_t<5>, f_run_t<6>, f_run_t<7>, f_run_t<8>};
+    fns[nt - 1](strip, act, act_stride, n_cols, y, ldy, static_cast<__mmask16>((1u << n_valid) - 1));
 }
 
 void round_f16_avx512(const float * x, void * y, int64_t n) {
