@@ -325,8 +325,9 @@ void TstMatmul::matmulVsOracle_data() {
 }
 
 // Odd shapes: 37 rows (not a tile or strip multiple), 768 columns (771 for the
-// float types: a ragged SIMD tail); 1, 3 tokens (decode kernels), 5, 17 tokens
-// (prefill: GEMM where the path has one, ragged token tiles); 1-3 threads.
+// float types: a ragged SIMD tail); 1, 3 tokens (decode kernels), 5, 17, 29
+// tokens (prefill: GEMM where the path has one for that many tokens, ragged
+// token tiles); 1-3 threads.
 void TstMatmul::matmulVsOracle() {
     QFETCH(int, type);
     QFETCH(bool, random_bytes);
@@ -336,7 +337,7 @@ void TstMatmul::matmulVsOracle() {
     std::mt19937 rng(1234 + type);
     const int64_t n_rows = 37, n_cols = is_float_type(t) ? 771 : 768;
     const std::vector<uint8_t> w = make_weights(t, n_rows, n_cols, random_bytes, rng);
-    for (int64_t n_tokens : {1, 3, 5, 17}) {
+    for (int64_t n_tokens : {1, 3, 5, 17, 29}) {
         const std::vector<float> x = make_activations(n_tokens, n_cols, rng);
         const Oracle o = make_oracle(t, w, n_rows, n_cols, x, n_tokens);
         for (int threads : {1, 2, 3}) {
@@ -369,7 +370,7 @@ void TstMatmul::pathsAgree() {
     const SimdPath p = SimdPath(path);
     if (!use_path(p)) QSKIP("path not available on this CPU");
     std::mt19937 rng(99 + type);
-    const int64_t n_rows = 29, n_cols = 1024, n_tokens = 9;
+    const int64_t n_rows = 29, n_cols = 1024, n_tokens = 13;  // 13: GEMM on every type where the path has one
     const std::vector<uint8_t> w = make_weights(t, n_rows, n_cols, true, rng);
     const std::vector<float> x = make_activations(n_tokens, n_cols, rng);
     const Oracle o = make_oracle(t, w, n_rows, n_cols, x, n_tokens);

@@ -276,50 +276,46 @@ void b32_prep_act(const float * x, void * y, int64_t n) {
     }
 }
 
-// u[32] and d for one block
-void decode_b_q4_0(const void * p, uint8_t * u, float * d) {
-    const block_q4_0 & b = *static_cast<const block_q4_0 *>(p);
-    for (int l = 0; l < 16; ++l) {
-        u[l] = b.qs[l] & 0x0f;
-        u[l + 16] = b.qs[l] >> 4;
-    }
-    *d = h2f(b.d);
+// One block -> 32 unsigned bytes u (as a ymm) and d.
+GB_INL __m256i nibbles32(const uint8_t * p) {
+    const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i *>(p));
+    const __m256i b = _mm256_inserti128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1);
+    return _mm256_and_si256(b, _mm256_set1_epi8(0x0f));
 }
-void decode_b_q5_0(const void * p, uint8_t * u, float * d) {
+GB_INL __m256i decode_b_q4_0(const void * p, float * d) {
+    const block_q4_0 & b = *static_cast<const block_q4_0 *>(p);
+    *d = h2f(b.d);
+    return nibbles32(b.qs);
+}
+GB_INL __m256i decode_b_q5_0(const void * p, float * d) {
     const block_q5_0 & b = *static_cast<const block_q5_0 *>(p);
+    *d = h2f(b.d);
     uint32_t qh;
     std::memcpy(&qh, b.qh, 4);
-    for (int l = 0; l < 16; ++l) {
-        u[l] = static_cast<uint8_t>((b.qs[l] & 0x0f) | (((qh >> l) & 1) << 4));
-        u[l + 16] = static_cast<uint8_t>((b.qs[l] >> 4) | (((qh >> (l + 16)) & 1) << 4));
-    }
-    *d = h2f(b.d);
+    return _mm256_or_si256(nibbles32(b.qs), _mm256_maskz_mov_epi8(qh, _mm256_set1_epi8(0x10)));
 }
-void decode_b_q8_0(const void * p, uint8_t * u, float * d) {
+GB_INL __m256i decode_b_q8_0(const void * p, float * d) {
     const block_q8_0 & b = *static_cast<const block_q8_0 *>(p);
-    for (int l = 0; l < 32; ++l) u[l] = static_cast<uint8_t>(b.qs[l]) ^ 0x80;
     *d = h2f(b.d);
+    return _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(b.qs)), _mm256_set1_epi8(static_cast<char>(0x80)));
 }
 
-using BDecodeFn = void (*)(const void *, uint8_t *, float *);
+using BDecodeFn = __m256i (*)(const void *, float *);
 
 template <BDecodeFn Decode, size_t BlockBytes>
 void b32_pack(const uint8_t * w, size_t row_bytes, int n_valid, int64_t n_cols, void * dst) {
     uint8_t * out = static_cast<uint8_t *>(dst);
     const int64_t nb = n_cols / 32;
-    uint8_t u[32];
-    float d;
+    // dword q of row r goes to (q * 16 + r) * 4
+    const __m256i idx = _mm256_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112);
     for (int64_t ib = 0; ib < nb; ++ib) {
         uint8_t * s = out + ib * k_b32_bytes;
         float * dw = reinterpret_cast<float *>(s + 512);
         for (int r = 0; r < k_strip; ++r) {
-            if (r < n_valid) {
-                Decode(w + static_cast<size_t>(r) * row_bytes + ib * BlockBytes, u, &d);
-            } else {
-                std::memset(u, 0, sizeof(u));
-                d = 0.0f;
-            }
-            for (int q = 0; q < 8; ++q) std::memcpy(s + (q * k_strip + r) * 4, u + 4 * q, 4);
+            float d = 0.0f;
+            __m256i u = _mm256_setzero_si256();
+            if (r < n_valid) u = Decode(w + static_cast<size_t>(r) * row_bytes + ib * BlockBytes, &d);
+            _mm256_i32scatter_epi32(reinterpret_cast<int *>(s) + r, idx, u, 4);
             dw[r] = d;
         }
     }
@@ -466,36 +462,34 @@ void round_bf16_shared(const float * x, void * y, int64_t n) {
 
 }  // namespace
 
-bool avx512vnni_kernels(TensorType, TypeKernels *) { return false; }
-
 bool avx512vnni_gemm(TensorType t, GemmKernels * g) {
     switch (t) {
-        case TensorType::F32:  *g = {f_act_bytes, nullptr, f_strip_bytes, f_pack<0>, f_run}; return true;
-        case TensorType::F16:  *g = {f_act_bytes, round_f16_avx512, f_strip_bytes, f_pack<1>, f_run}; return true;
-        case TensorType::BF16: *g = {f_act_bytes, round_bf16_shared, f_strip_bytes, f_pack<2>, f_run}; return true;
+        case TensorType::F32:  *g = {8, f_act_bytes, nullptr, f_strip_bytes, f_pack<0>, f_run}; return true;
+        case TensorType::F16:  *g = {8, f_act_bytes, round_f16_avx512, f_strip_bytes, f_pack<1>, f_run}; return true;
+        case TensorType::BF16: *g = {8, f_act_bytes, round_bf16_shared, f_strip_bytes, f_pack<2>, f_run}; return true;
         case TensorType::Q4_0:
-            *g = {b32_act_bytes, b32_prep_act<8>, b32_strip_bytes, b32_pack<decode_b_q4_0, sizeof(block_q4_0)>, b32_run};
+            *g = {4, b32_act_bytes, b32_prep_act<8>, b32_strip_bytes, b32_pack<decode_b_q4_0, sizeof(block_q4_0)>, b32_run};
             return true;
         case TensorType::Q5_0:
-            *g = {b32_act_bytes, b32_prep_act<16>, b32_strip_bytes, b32_pack<decode_b_q5_0, sizeof(block_q5_0)>, b32_run};
+            *g = {4, b32_act_bytes, b32_prep_act<16>, b32_strip_bytes, b32_pack<decode_b_q5_0, sizeof(block_q5_0)>, b32_run};
             return true;
         case TensorType::Q8_0:
-            *g = {b32_act_bytes, b32_prep_act<128>, b32_strip_bytes, b32_pack<decode_b_q8_0, sizeof(block_q8_0)>, b32_run};
+            *g = {4, b32_act_bytes, b32_prep_act<128>, b32_strip_bytes, b32_pack<decode_b_q8_0, sizeof(block_q8_0)>, b32_run};
             return true;
         case TensorType::Q2_K:
-            *g = {k_act_bytes, quantize_row_q8_K_act, k_strip_bytes<16>, k_pack<16, decode_q2_K, sizeof(block_q2_K)>, k_run<16>};
+            *g = {12, k_act_bytes, quantize_row_q8_K_act, k_strip_bytes<16>, k_pack<16, decode_q2_K, sizeof(block_q2_K)>, k_run<16>};
             return true;
         case TensorType::Q3_K:
-            *g = {k_act_bytes, quantize_row_q8_K_act, k_strip_bytes<16>, k_pack<16, decode_q3_K, sizeof(block_q3_K)>, k_run<16>};
+            *g = {12, k_act_bytes, quantize_row_q8_K_act, k_strip_bytes<16>, k_pack<16, decode_q3_K, sizeof(block_q3_K)>, k_run<16>};
             return true;
         case TensorType::Q4_K:
-            *g = {k_act_bytes, quantize_row_q8_K_act, k_strip_bytes<32>, k_pack<32, decode_q4_K, sizeof(block_q4_K)>, k_run<32>};
+            *g = {12, k_act_bytes, quantize_row_q8_K_act, k_strip_bytes<32>, k_pack<32, decode_q4_K, sizeof(block_q4_K)>, k_run<32>};
             return true;
         case TensorType::Q5_K:
-            *g = {k_act_bytes, quantize_row_q8_K_act, k_strip_bytes<32>, k_pack<32, decode_q5_K, sizeof(block_q5_K)>, k_run<32>};
+            *g = {12, k_act_bytes, quantize_row_q8_K_act, k_strip_bytes<32>, k_pack<32, decode_q5_K, sizeof(block_q5_K)>, k_run<32>};
             return true;
         case TensorType::Q6_K:
-            *g = {k_act_bytes, quantize_row_q8_K_act, k_strip_bytes<16>, k_pack<16, decode_q6_K, sizeof(block_q6_K)>, k_run<16>};
+            *g = {12, k_act_bytes, quantize_row_q8_K_act, k_strip_bytes<16>, k_pack<16, decode_q6_K, sizeof(block_q6_K)>, k_run<16>};
             return true;
         default: return false;
     }

@@ -119,8 +119,7 @@ constexpr size_t k_min_parallel_bytes = 48 * 1024;
 // Prefill tile: weight rows that stay in L2 while a block of tokens sweeps them.
 constexpr size_t k_tile_weight_bytes = 192 * 1024;
 constexpr int64_t k_tile_tokens = 64;
-// GEMM path: from this many tokens on; panels of strips packed together.
-constexpr int64_t k_gemm_min_tokens = 4;
+// GEMM path (from GemmKernels::min_tokens tokens on): panels of strips packed together.
 constexpr int k_gemm_strip_rows = 16;
 constexpr int k_gemm_tile_tokens = 8;
 constexpr size_t k_gemm_panel_bytes = 160 * 1024;
@@ -230,11 +229,9 @@ void matmul(const WeightView & w, const float * x, int64_t n_tokens, float * y, 
     const int64_t n_cols = w.n_cols;
     const int64_t n_rows = w.n_rows;
     const int nth = pool.size();
-    if (n_tokens >= k_gemm_min_tokens) {
-        if (const GemmKernels * g = gemm_for(w.type)) {
-            matmul_gemm(*g, w, x, n_tokens, y, pool);
-            return;
-        }
+    if (const GemmKernels * g = gemm_for(w.type); g != nullptr && n_tokens >= g->min_tokens) {
+        matmul_gemm(*g, w, x, n_tokens, y, pool);
+        return;
     }
 
     // Activations in the weight type's activation format: [n_tokens, act_row_bytes]

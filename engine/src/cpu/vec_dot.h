@@ -20,6 +20,7 @@ using DotFn = void (*)(int64_t n, const void * w, const void * x, size_t x_strid
 
 // Prefill GEMM over 16-row weight strips repacked once per call (AVX512-VNNI path).
 struct GemmKernels {
+    int64_t min_tokens = 0;                              // below this, the dot kernels win (packing cost)
     size_t (*act_row_bytes)(int64_t n_cols) = nullptr;  // one prepared activation row
     QuantizeRowFn prep_act = nullptr;                    // f32 row -> prepared row; nullptr: use x as is
     size_t (*strip_bytes)(int64_t n_cols) = nullptr;     // one packed strip of 16 rows
