@@ -55,6 +55,7 @@ class ImGuiWidget : public QOpenGLWidget {
     double lastFrameBuildMs() const { return m_lastBuildMs; }   // NewFrame..Render (CPU)
     double lastFrameRenderMs() const { return m_lastRenderMs; } // GL submission (CPU side)
     bool isGlReady() const { return m_glReady; }
+    bool hasPendingInput() const { return !m_input.empty(); }  // events waiting for the next frame
     QString glInfo() const { return m_glInfo; }
 
   signals:

@@ -61,10 +61,12 @@ void ModelPanel::drawSummary(const ModelInfo & m) {
     // Weight types by share of the bytes.
     for (size_t i = 0; i < m.types.size(); ++i) {
         const TypeTotal & t = m.types[i];
-        if (i) ImGui::SameLine();
-        std::snprintf(buf, sizeof buf, "%s %.1f%% (%d)", type_name(t.type),
-                      m.totalBytes ? 100.0 * double(t.nBytes) / double(m.totalBytes) : 0.0, t.nTensors);
-        ImGui::SmallButton(buf);
+        if (i) {
+            ImGui::SameLine();
+            ImGui::TextDisabled("|");
+            ImGui::SameLine();
+        }
+        ImGui::Text("%s %.1f%%", type_name(t.type), m.totalBytes ? 100.0 * double(t.nBytes) / double(m.totalBytes) : 0.0);
         if (ImGui::IsItemHovered())
             ImGui::SetTooltip("%s: %d tensors, %s parameters, %s", type_name(t.type), t.nTensors,
                               formatCount(t.nParams).c_str(), formatBytes(t.nBytes).c_str());

@@ -107,18 +107,23 @@ int64_t drawSeries(const char * id, size_t n, const std::function<double(size_t)
         const float x = p0.x + 1 + float(c) + 0.5f;
         float ya = to_y(hi), yb = to_y(lo);
         if (yb - ya < 1.0f) yb = ya + 1.0f;
+        // Dim bar from the baseline to the column's minimum, bright min..max range on top.
+        dl->AddLine(ImVec2(x, p1.y - 2), ImVec2(x, yb), (color & ~IM_COL32_A_MASK) | IM_COL32(0, 0, 0, 70), 1.0f);
         dl->AddLine(ImVec2(x, ya), ImVec2(x, yb), color, 1.0f);
         if (c == hover_col) {
             hover_lo = lo, hover_hi = hi, hover_first = first, hover_last = std::min(last, n) - 1;
             hovered_index = int64_t(first);
         }
     }
-    for (const PlotMarker & m : markers) {
+    // Labels side by side from the right edge, so close lines keep readable labels.
+    float label_x = p1.x - 4;
+    for (auto it = markers.rbegin(); it != markers.rend(); ++it) {
+        const PlotMarker & m = *it;
         if (m.value > yMax) continue;
         const float yy = to_y(m.value);
         dl->AddLine(ImVec2(p0.x, yy), ImVec2(p1.x, yy), m.color, 1.0f);
-        dl->AddText(ImVec2(p1.x - ImGui::CalcTextSize(m.label).x - 4, yy - ImGui::GetTextLineHeight()), m.color,
-                    m.label);
+        label_x -= ImGui::CalcTextSize(m.label).x + 6;
+        dl->AddText(ImVec2(label_x, yy - ImGui::GetTextLineHeight()), m.color, m.label);
     }
     if (hovered && hovered_index >= 0) {
         ImGui::BeginTooltip();
@@ -162,7 +167,7 @@ const RequestTrace * RequestPicker::draw(const InspectorSnapshot & snap) {
     return chosen;
 }
 
-std::string visibleTokenText(std::string_view s, size_t maxBytes) {
+std::string visibleTokenText(std::string_view s, size_t maxBytes, bool showSpaces) {
     std::string out;
     size_t i = 0;
     while (i < s.size()) {
@@ -171,6 +176,7 @@ std::string visibleTokenText(std::string_view s, size_t maxBytes) {
             break;
         }
         const unsigned char c = static_cast<unsigned char>(s[i]);
+        if (c == ' ' && showSpaces) { out += "·"; ++i; continue; }
         if (c == '\n') { out += "↵"; ++i; continue; }
         if (c == '\t') { out += "→"; ++i; continue; }
         if (c == '\r') { out += "␍"; ++i; continue; }

@@ -44,8 +44,8 @@ class RequestPicker {
 };
 
 // Token text made visible: newlines as ↵, tabs as →, control bytes and broken
-// UTF-8 as <0xNN>. maxBytes clips long pieces (with …).
-std::string visibleTokenText(std::string_view text, size_t maxBytes = 64);
+// UTF-8 as <0xNN>; spaces as · when showSpaces. maxBytes clips long pieces (with …).
+std::string visibleTokenText(std::string_view text, size_t maxBytes = 64, bool showSpaces = false);
 std::string formatBytes(uint64_t bytes);   // "12.3 MiB"
 std::string formatCount(uint64_t n);       // "268,098,176"
 std::string formatMs(double ms);           // "12.3 ms", "1.23 s"

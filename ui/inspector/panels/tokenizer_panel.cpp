@@ -40,7 +40,7 @@ void TokenizerPanel::encode(const Tokenizer & tok) {
     m_pieces.reserve(m_tokens.size());
     m_idList.clear();
     for (size_t i = 0; i < m_tokens.size(); ++i) {
-        m_pieces.push_back(visibleTokenText(tok.token_to_piece(m_tokens[i], true), 48));
+        m_pieces.push_back(visibleTokenText(tok.token_to_piece(m_tokens[i], true), 48, true));
         if (i) m_idList += ", ";
         m_idList += std::to_string(m_tokens[i]);
     }

@@ -60,9 +60,10 @@ void TokensPanel::drawTable(const RequestTrace & r, const Tokenizer * tok) {
                                   ImGuiTableFlags_Resizable | ImGuiTableFlags_SizingFixedFit;
     if (!ImGui::BeginTable("##tokens", 8, flags, ImVec2(0, std::max(ImGui::GetContentRegionAvail().y, 120.0f)))) return;
     ImGui::TableSetupScrollFreeze(0, 1);
-    ImGui::TableSetupColumn("#");
+    const std::string widest = std::to_string(tokens.size());
+    ImGui::TableSetupColumn("#", ImGuiTableColumnFlags_WidthFixed, ImGui::CalcTextSize(widest.c_str()).x + 4.0f);
     ImGui::TableSetupColumn("token", ImGuiTableColumnFlags_WidthFixed, 120.0f);
-    ImGui::TableSetupColumn("id");
+    ImGui::TableSetupColumn("id", ImGuiTableColumnFlags_WidthFixed, ImGui::CalcTextSize("0000000").x);
     ImGui::TableSetupColumn("p", ImGuiTableColumnFlags_WidthFixed, 90.0f);
     ImGui::TableSetupColumn("logprob");
     ImGui::TableSetupColumn("entropy");
