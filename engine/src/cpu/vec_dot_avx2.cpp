@@ -1,1 +1,558 @@
-// Placeholder: implemented by its owner.
+// AVX2/FMA/F16C CPU kernels (this file alone is compiled with -mavx2 -mfma
+// -mf16c; matmul.cpp calls it only when the CPU reports those features).
+// Each kernel is a template over NC, the number of activation rows dotted with
+// one weight row, so a decoded weight block is reused across NC tokens.
+// NOTE: keep everything here in the anonymous namespace and use no inline
+// library templates, so no AVX2 code can leak into other translation units.
+#include "cpu/vec_dot.h"
+#include "quants.h"
+
+#include <immintrin.h>
+
+#include <cstring>
+#include <type_traits>
+
+namespace gb::cpu {
+
+namespace {
+
+#define GB_AVX2_INLINE inline __attribute__((always_inline))
+
+GB_AVX2_INLINE float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+GB_AVX2_INLINE float hsum8(__m256 v) {
+    __m128 r = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
+}
+
+GB_AVX2_INLINE float hsum4(__m128 r) {
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
+}
+
+GB_AVX2_INLINE int hsum_i32(__m256i v) {
+    __m128i r = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    r = _mm_add_epi32(r, _mm_unpackhi_epi64(r, r));
+    r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 1));
+    return _mm_cvtsi128_si32(r);
+}
+
+// 16 bytes of packed nibbles -> 32 bytes: bytes 0..15 the low nibbles, 16..31 the high ones.
+GB_AVX2_INLINE __m256i nibbles32(const uint8_t * p) {
+    const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i *>(p));
+    const __m256i b = _mm256_inserti128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1);
+    return _mm256_and_si256(b, _mm256_set1_epi8(0x0f));
+}
+
+// 32 bits -> 32 bytes, 0xff where bit k is set.
+GB_AVX2_INLINE __m256i bits_to_bytes(const uint8_t * p) {
+    uint32_t bits;
+    std::memcpy(&bits, p, 4);
+    const __m256i spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32(static_cast<int>(bits)),
+        _mm256_setr_epi64x(0x0000000000000000, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303));
+    const __m256i mask = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ull));
+    return _mm256_cmpeq_epi8(_mm256_and_si256(spread, mask), mask);
+}
+
+// sum of products of unsigned bytes u (<= 128) and signed bytes s, 8 x int32.
+GB_AVX2_INLINE __m256i dot_us8(__m256i u, __m256i s) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+template <typename T>
+GB_AVX2_INLINE const T * act_row(const void * x, size_t x_stride, int c) {
+    return reinterpret_cast<const T *>(static_cast<const uint8_t *>(x) + static_cast<size_t>(c) * x_stride);
+}
+
+// ---- 32-element block types ------------------------------------------------
+
+// Q4_0, Q5_0, Q8_0 x Q8_0: signed weights; per block d_w*d_x * sum q_w*q_x.
+// The sign trick: q_w*q_x = |q_w| * (q_x with the sign of q_w), for maddubs.
+template <int NC, typename Decode, typename Block>
+GB_AVX2_INLINE void dot_signed32(int64_t n, const Block * a, const void * x, size_t xs, float * out, Decode decode) {
+    const int64_t nb = n / 32;
+    // acc += d_w * d_x * sum_j q_w[j] * q_x[j] for block ib and activation row c
+    auto step = [&](int64_t ib, int c, __m256 acc) {
+        const __m256i qw = decode(a[ib]);
+        const block_q8_0 & b = act_row<block_q8_0>(x, xs, c)[ib];
+        const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b.qs));
+        const __m256i p = dot_us8(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw));
+        return _mm256_fmadd_ps(_mm256_set1_ps(h2f(a[ib].d) * h2f(b.d)), _mm256_cvtepi32_ps(p), acc);
+    };
+    // Two accumulators per activation row (even / odd blocks): one FMA chain
+    // would bound the decode loop. NC = 1 and NC = 4 sum in the same order, so
+    // decode and prefill give bit-identical results.
+    __m256 acc0[NC], acc1[NC];
+    for (int c = 0; c < NC; ++c) acc0[c] = acc1[c] = _mm256_setzero_ps();
+    int64_t ib = 0;
+    for (; ib + 1 < nb; ib += 2) {
+        for (int c = 0; c < NC; ++c) acc0[c] = step(ib, c, acc0[c]);
+        for (int c = 0; c < NC; ++c) acc1[c] = step(ib + 1, c, acc1[c]);
+    }
+    if (ib < nb) {
+        for (int c = 0; c < NC; ++c) acc0[c] = step(ib, c, acc0[c]);
+    }
+    for (int c = 0; c < NC; ++c) out[c] = hsum8(_mm256_add_ps(acc0[c], acc1[c]));
+}
+
+template <int NC>
+void dot_q4_0(int64_t n, const void * w, const void * x, size_t xs, float * out) {
+    dot_signed32<NC>(n, static_cast<const block_q4_0 *>(w), x, xs, out, [](const block_q4_0 & b) {
+        return _mm256_sub_epi8(nibbles32(b.qs), _mm256_set1_epi8(8));
+    });
+}
+
+template <int NC>
+void dot_q5_0(int64_t n, const void * w, const void * x, size_t xs, float * out) {
+    // q - 16 = nibble | (bit ? 0 : 0xf0) read as int8
+    dot_signed32<NC>(n, static_cast<const block_q5_0 *>(w), x, xs, out, [](const block_q5_0 & b) {
+        const __m256i hi = _mm256_andnot_si256(bits_to_bytes(b.qh), _mm256_set1_epi8(static_cast<char>(0xf0)));
+        return _mm256_or_si256(nibbles32(b.qs), hi);
+    });
+}
+
+template <int NC>
+void dot_q8_0(int64_t n, const void * w, const void * x, size_t xs, float * out) {
+    dot_signed32<NC>(n, static_cast<const block_q8_0 *>(w), x, xs, out, [](const block_q8_0 & b) {
+        return _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b.qs));
+    });
+}
+
+// Q4_1, Q5_1 x Q8_1: unsigned weights; d_w*d_x * sum q_w*q_x + m_w * s_x.
+template <int NC, typename Decode, typename Block>
+GB_AVX2_INLINE void dot_unsigned32(int64_t n, const Block * a, const void * x, size_t xs, float * out, Decode decode) {
+    const int64_t nb = n / 32;
+    // even / odd block accumulators as in dot_signed32
+    __m256 acc[2][NC];
+    float summs[2][NC];
+    for (int c = 0; c < NC; ++c) {
+        acc[0][c] = acc[1][c] = _mm256_setzero_ps();
+        summs[0][c] = summs[1][c] = 0.0f;
+    }
+    auto step = [&](int64_t ib, int par) {
+        const __m256i qw = decode(a[ib]);
+        const float dw = h2f(a[ib].d);
+        const float mw = h2f(a[ib].m);
+        for (int c = 0; c < NC; ++c) {
+            const block_q8_1 & b = act_row<block_q8_1>(x, xs, c)[ib];
+            const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b.qs));
+            acc[par][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(b.d)), _mm256_cvtepi32_ps(dot_us8(qw, qx)), acc[par][c]);
+            summs[par][c] += mw * h2f(b.s);
+        }
+    };
+    int64_t ib = 0;
+    for (; ib + 1 < nb; ib += 2) {
+        step(ib, 0);
+        step(ib + 1, 1);
+    }
+    if (ib < nb) step(ib, 0);
+    for (int c = 0; c < NC; ++c) out[c] = hsum8(_mm256_add_ps(acc[0][c], acc[1][c])) + (summs[0][c] + summs[1][c]);
+}
+
+template <int NC>
+void dot_q4_1(int64_t n, const void * w, const void * x, size_t xs, float * out) {
+    dot_unsigned32<NC>(n, static_cast<const block_q4_1 *>(w), x, xs, out,
+                       [](const block_q4_1 & b) { return nibbles32(b.qs); });
+}
+
+template <int NC>
+void dot_q5_1(int64_t n, const void * w, const void * x, size_t xs, float * out) {
+    dot_unsigned32<NC>(n, static_cast<const block_q5_1 *>(w), x, xs, out, [](const block_q5_1 & b) {
+        return _mm256_or_si256(nibbles32(b.qs), _mm256_and_si256(bits_to_bytes(b.qh), _mm256_set1_epi8(0x10)));
+    });
+}
+
+// ---- k-quants x Q8_K ---------------------------------------------------------
+
+GB_AVX2_INLINE __m256i load256(const void * p) { return _mm256_loadu_si256(static_cast<const __m256i *>(p)); }
+
+// s8 holds the same 8 int16 scales in both 128-bit halves.
+// pick_one: all 16 lanes <- s8[i]; pick_pair: lanes 0..7 <- s8[2p], lanes 8..15 <- s8[2p+1].
+// The byte-shuffle masks live in tables (built at compile time, one load each).
+struct ShuffleMasks {
+    alignas(32) uint8_t one[8][32];
+    alignas(32) uint8_t pair[4][32];
+    constexpr ShuffleMasks() : one{}, pair{} {
+        for (int i = 0; i < 8; ++i)
+            for (int k = 0; k < 32; ++k) one[i][k] = static_cast<uint8_t>(2 * i + (k & 1));
+        for (int p = 0; p < 4; ++p)
+            for (int k = 0; k < 32; ++k) pair[p][k] = static_cast<uint8_t>(4 * p + (k >= 16 ? 2 : 0) + (k & 1));
+    }
+};
+constexpr ShuffleMasks k_masks;
+
+GB_AVX2_INLINE __m256i pick_one(__m256i s8, int i) { return _mm256_shuffle_epi8(s8, load256(k_masks.one[i])); }
+GB_AVX2_INLINE __m256i pick_pair(__m256i s8, int p) { return _mm256_shuffle_epi8(s8, load256(k_masks.pair[p])); }
+// 16 int16 scales -> the 8 of half h (0 or 1) in both 128-bit halves.
+GB_AVX2_INLINE __m256i half_scales(__m256i s16, int h) {
+    return h == 0 ? _mm256_permute2x128_si256(s16, s16, 0x00) : _mm256_permute2x128_si256(s16, s16, 0x11);
+}
+
+// Q2_K: dot = d_x * (d * sum_g sc_g * sum(q*q8) - dmin * sum_g m_g * bsum_g), q in 0..3
+template <int NC>
+void dot_q2_K(int64_t n, const void * w, const void * x, size_t xs, float * out) {
+    const block_q2_K * a = static_cast<const block_q2_K *>(w);
+    const __m256i m3 = _mm256_set1_epi8(3);
+    __m256 acc[NC];
+    for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
+    for (int64_t ib = 0; ib < n / 256; ++ib) {
+        const block_q2_K & bw = a[ib];
+        const __m128i sm = _mm_loadu_si128(reinterpret_cast<const __m128i *>(bw.scales));
+        const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sm, 4), _mm_set1_epi8(0x0f)));
+        const __m256i sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(sm, _mm_set1_epi8(0x0f)));
+        const float dw = h2f(bw.d), mw = h2f(bw.dmin);
+        __m256i sumi[NC];
+        for (int c = 0; c < NC; ++c) sumi[c] = _mm256_setzero_si256();
+#pragma GCC unroll 2
+        for (int half = 0; half < 2; ++half) {
+            const __m256i q2bits = load256(bw.qs + 32 * half);
+            const __m256i sc8 = half_scales(sc16, half);
+#pragma GCC unroll 4
+            for (int s = 0; s < 4; ++s) {
+                const __m256i q2 = _mm256_and_si256(_mm256_srli_epi16(q2bits, 2 * s), m3);
+                const __m256i sc = pick_pair(sc8, s);
+                for (int c = 0; c < NC; ++c) {
+                    const int8_t * q8 = act_row<block_q8_K>(x, xs, c)[ib].qs + 128 * half + 32 * s;
+                    const __m256i p = _mm256_madd_epi16(sc, _mm256_maddubs_epi16(q2, load256(q8)));
+                    sumi[c] = _mm256_add_epi32(sumi[c], p);
+                }
+            }
+        }
+        for (int c = 0; c < NC; ++c) {
+            const block_q8_K & b = act_row<block_q8_K>(x, xs, c)[ib];
+            const __m256i prod = _mm256_madd_epi16(mins, load256(b.bsums));
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(-mw * b.d), _mm256_cvtepi32_ps(prod), acc[c]);
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * b.d), _mm256_cvtepi32_ps(sumi[c]), acc[c]);
+        }
+    }
+    for (int c = 0; c < NC; ++c) out[c] = hsum8(acc[c]);
+}
+
+// Q3_K: q = low 2 bits - (hmask bit ? 0 : 4), signed 6-bit scales.
+template <int NC>
+void dot_q3_K(int64_t n, const void * w, const void * x, size_t xs, float * out) {
+    const block_q3_K * a = static_cast<const block_q3_K *>(w);
+    const __m256i m3 = _mm256_set1_epi8(3);
+    const __m256i m1 = _mm256_set1_epi8(1);
+    __m256 acc[NC];
+    for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
+    for (int64_t ib = 0; ib < n / 256; ++ib) {
+        const block_q3_K & bw = a[ib];
+        // 16 6-bit scales: low 4 bits in bytes 0..7 (two nibbles each), high 2 bits in bytes 8..11
+        uint32_t u[3];
+        std::memcpy(u, bw.scales, 12);
+        const uint32_t s0 = (u[0] & 0x0f0f0f0f) | (((u[2] >> 0) & 0x03030303) << 4);
+        const uint32_t s1 = (u[1] & 0x0f0f0f0f) | (((u[2] >> 2) & 0x03030303) << 4);
+        const uint32_t s2 = ((u[0] >> 4) & 0x0f0f0f0f) | (((u[2] >> 4) & 0x03030303) << 4);
+        const uint32_t s3 = ((u[1] >> 4) & 0x0f0f0f0f) | (((u[2] >> 6) & 0x03030303) << 4);
+        const __m256i sc16 = _mm256_sub_epi16(
+            _mm256_cvtepu8_epi16(_mm_set_epi32(static_cast<int>(s3), static_cast<int>(s2), static_cast<int>(s1), static_cast<int>(s0))),
+            _mm256_set1_epi16(32));
+        const __m256i hmask = load256(bw.hmask);
+        const float dw = h2f(bw.d);
+        __m256i sumi[NC];
+        for (int c = 0; c < NC; ++c) sumi[c] = _mm256_setzero_si256();
+#pragma GCC unroll 2
+        for (int half = 0; half < 2; ++half) {
+            const __m256i q3bits = load256(bw.qs + 32 * half);
+            const __m256i sc8 = half_scales(sc16, half);
+#pragma GCC unroll 4
+            for (int sh = 0; sh < 4; ++sh) {
+                const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(q3bits, 2 * sh), m3);
+                const __m256i hb = _mm256_and_si256(_mm256_srli_epi16(hmask, 4 * half + sh), m1);
+                const __m256i qw = _mm256_sub_epi8(lo, _mm256_slli_epi16(_mm256_xor_si256(hb, m1), 2));
+                const __m256i aw = _mm256_sign_epi8(qw, qw);
+                const __m256i scv = pick_pair(sc8, sh);
+                for (int c = 0; c < NC; ++c) {
+                    const int8_t * q8 = act_row<block_q8_K>(x, xs, c)[ib].qs + 128 * half + 32 * sh;
+                    const __m256i p16 = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(load256(q8), qw));
+                    sumi[c] = _mm256_add_epi32(sumi[c], _mm256_madd_epi16(scv, p16));
+                }
+            }
+        }
+        for (int c = 0; c < NC; ++c) {
+            const float d = dw * act_row<block_q8_K>(x, xs, c)[ib].d;
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[c]), acc[c]);
+        }
+    }
+    for (int c = 0; c < NC; ++c) out[c] = hsum8(acc[c]);
+}
+
+// Q4_K / Q5_K: 8 groups of 32, 6-bit scales and mins;
+// dot = d_x * (d * sum_g sc_g * sum(q*q8) - dmin * sum_g m_g * (bsum_2g + bsum_2g+1))
+template <int NC, bool Five>
+GB_AVX2_INLINE void dot_q45_K(int64_t n, const void * w, const void * x, size_t xs, float * out) {
+    using Block = std::conditional_t<Five, block_q5_K, block_q4_K>;
+    const Block * a = static_cast<const Block *>(w);
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    const __m256i m1 = _mm256_set1_epi8(1);
+    __m256 acc[NC];
+    __m128 accm[NC];
+    for (int c = 0; c < NC; ++c) {
+        acc[c] = _mm256_setzero_ps();
+        accm[c] = _mm_setzero_ps();
+    }
+    for (int64_t ib = 0; ib < n / 256; ++ib) {
+        const Block & bw = a[ib];
+        // u[0..1]: the 8 scales, u[2..3]: the 8 mins, one byte each
+        uint32_t u[4];
+        std::memcpy(u, bw.scales, 12);
+        u[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
+        const uint32_t mins_lo = u[1] & 0x3f3f3f3f;
+        u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
+        u[2] = mins_lo;
+        u[0] &= 0x3f3f3f3f;
+        const __m256i mins_scales = _mm256_cvtepu8_epi16(
+            _mm_set_epi32(static_cast<int>(u[3]), static_cast<int>(u[2]), static_cast<int>(u[1]), static_cast<int>(u[0])));
+        const __m128i mins = _mm256_extracti128_si256(mins_scales, 1);
+        const __m256i sc8 = half_scales(mins_scales, 0);
+        const float dw = h2f(bw.d), mw = h2f(bw.dmin);
+        __m256i hbits = _mm256_setzero_si256();
+        if constexpr (Five) hbits = load256(bw.qh);
+        __m256i sumi[NC];
+        for (int c = 0; c < NC; ++c) sumi[c] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j) {
+            const __m256i q4bits = load256(bw.qs + 32 * j);
+            __m256i ql = _mm256_and_si256(q4bits, m4);
+            __m256i qh = _mm256_and_si256(_mm256_srli_epi16(q4bits, 4), m4);
+            if constexpr (Five) {
+                ql = _mm256_or_si256(ql, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j), m1), 4));
+                qh = _mm256_or_si256(qh, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j + 1), m1), 4));
+            }
+            const __m256i sl = pick_one(sc8, 2 * j);
+            const __m256i sh = pick_one(sc8, 2 * j + 1);
+            for (int c = 0; c < NC; ++c) {
+                const int8_t * q8 = act_row<block_q8_K>(x, xs, c)[ib].qs + 64 * j;
+                const __m256i pl = _mm256_madd_epi16(sl, _mm256_maddubs_epi16(ql, load256(q8)));
+                const __m256i ph = _mm256_madd_epi16(sh, _mm256_maddubs_epi16(qh, load256(q8 + 32)));
+                sumi[c] = _mm256_add_epi32(sumi[c], _mm256_add_epi32(pl, ph));
+            }
+        }
+        for (int c = 0; c < NC; ++c) {
+            const block_q8_K & b = act_row<block_q8_K>(x, xs, c)[ib];
+            const __m128i bs_lo = _mm_loadu_si128(reinterpret_cast<const __m128i *>(b.bsums));
+            const __m128i bs_hi = _mm_loadu_si128(reinterpret_cast<const __m128i *>(b.bsums + 8));
+            const __m128i prod = _mm_madd_epi16(mins, _mm_hadd_epi16(bs_lo, bs_hi));
+            accm[c] = _mm_fmadd_ps(_mm_set1_ps(-mw * b.d), _mm_cvtepi32_ps(prod), accm[c]);
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * b.d), _mm256_cvtepi32_ps(sumi[c]), acc[c]);
+        }
+    }
+    for (int c = 0; c < NC; ++c) out[c] = hsum8(acc[c]) + hsum4(accm[c]);
+}
+
+template <int NC>
+void dot_q4_K(int64_t n, const void * w, const void * x, size_t xs, float * out) {
+    dot_q45_K<NC, false>(n, w, x, xs, out);
+}
+
+template <int NC>
+void dot_q5_K(int64_t n, const void * w, const void * x, size_t xs, float * out) {
+    dot_q45_K<NC, true>(n, w, x, xs, out);
+}
+
+// Q6_K: q = (4 low bits | 2 high bits << 4) - 32, 16 groups of 16, int8 scales.
+// sum_g sc_g * sum (q - 32) * q8 = sum_g sc_g * sum q*q8 - 32 * sum_g sc_g * bsum_g
+template <int NC>
+void dot_q6_K(int64_t n, const void * w, const void * x, size_t xs, float * out) {
+    const block_q6_K * a = static_cast<const block_q6_K *>(w);
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    const __m256i m2 = _mm256_set1_epi8(3);
+    __m256 acc[NC];
+    for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
+    for (int64_t ib = 0; ib < n / 256; ++ib) {
+        const block_q6_K & bw = a[ib];
+        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(bw.scales)));
+        const float dw = h2f(bw.d);
+        __m256i sumi[NC];
+        for (int c = 0; c < NC; ++c) {
+            // -32 * sum_g sc_g * bsum_g
+            const block_q8_K & b = act_row<block_q8_K>(x, xs, c)[ib];
+            sumi[c] = _mm256_slli_epi32(_mm256_madd_epi16(sc16, load256(b.bsums)), 5);
+            sumi[c] = _mm256_sub_epi32(_mm256_setzero_si256(), sumi[c]);
+        }
+#pragma GCC unroll 2
+        for (int half = 0; half < 2; ++half) {
+            const __m256i sc8 = half_scales(sc16, half);
+            const __m256i l0 = load256(bw.ql + 64 * half);
+            const __m256i l1 = load256(bw.ql + 64 * half + 32);
+            const __m256i hb = load256(bw.qh + 32 * half);
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4));
+#pragma GCC unroll 4
+            for (int p = 0; p < 4; ++p) {
+                const __m256i scv = pick_pair(sc8, p);
+                for (int c = 0; c < NC; ++c) {
+                    const int8_t * q8 = act_row<block_q8_K>(x, xs, c)[ib].qs + 128 * half + 32 * p;
+                    const __m256i p16 = _mm256_maddubs_epi16(q[p], load256(q8));
+                    sumi[c] = _mm256_add_epi32(sumi[c], _mm256_madd_epi16(scv, p16));
+                }
+            }
+        }
+        for (int c = 0; c < NC; ++c) {
+            const float d = dw * act_row<block_q8_K>(x, xs, c)[ib].d;
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[c]), acc[c]);
+        }
+    }
+    for (int c = 0; c < NC; ++c) out[c] = hsum8(acc[c]);
+}
+
+// ---- float types: fp32 FMA over 8 lanes ---------------------------------------
+
+GB_AVX2_INLINE __m256 load8_f32(const void * p, int64_t i) { return _mm256_loadu_ps(static_cast<const float *>(p) + i); }
+GB_AVX2_INLINE __m256 load8_f16(const void * p, int64_t i) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(static_cast<const uint16_t *>(p) + i)));
+}
+GB_AVX2_INLINE __m256 load8_bf16(const void * p, int64_t i) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i *>(static_cast<const uint16_t *>(p) + i));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+GB_AVX2_INLINE float load1_f32(const void * p, int64_t i) { return static_cast<const float *>(p)[i]; }
+
+GB_AVX2_INLINE float load1_f16(const void * p, int64_t i) { return h2f(static_cast<const uint16_t *>(p)[i]); }
+GB_AVX2_INLINE float load1_bf16(const void * p, int64_t i) {
+    const uint32_t b = static_cast<uint32_t>(static_cast<const uint16_t *>(p)[i]) << 16;
+    float f;
+    std::memcpy(&f, &b, 4);
+    return f;
+}
+
+// U independent accumulators per activation row hide the FMA latency.
+// W is read with LoadW8/LoadW1; X (already rounded to the activation type) is f32.
+template <int NC, __m256 (*Load8)(const void *, int64_t), float (*Load1)(const void *, int64_t)>
+GB_AVX2_INLINE void dot_float(int64_t n, const void * w, const void * x, size_t xs, float * out) {
+    constexpr int U = NC == 1 ? 4 : 2;
+    __m256 acc[NC][U];
+    for (int c = 0; c < NC; ++c)
+        for (int u = 0; u < U; ++u) acc[c][u] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 * U <= n; i += 8 * U) {
+        for (int u = 0; u < U; ++u) {
+            const __m256 wv = Load8(w, i + 8 * u);
+            for (int c = 0; c < NC; ++c)
+                acc[c][u] = _mm256_fmadd_ps(wv, load8_f32(act_row<uint8_t>(x, xs, c), i + 8 * u), acc[c][u]);
+        }
+    }
+    for (; i + 8 <= n; i += 8) {
+        const __m256 wv = Load8(w, i);
+        for (int c = 0; c < NC; ++c) acc[c][0] = _mm256_fmadd_ps(wv, load8_f32(act_row<uint8_t>(x, xs, c), i), acc[c][0]);
+    }
+    for (int c = 0; c < NC; ++c) {
+        for (int u = 1; u < U; ++u) acc[c][0] = _mm256_add_ps(acc[c][0], acc[c][u]);
+        float sum = hsum8(acc[c][0]);
+        for (int64_t k = i; k < n; ++k) sum += Load1(w, k) * load1_f32(act_row<uint8_t>(x, xs, c), k);
+        out[c] = sum;
+    }
+}
+
+template <int NC>
+void dot_f32(int64_t n, const void * w, const void * x, size_t xs, float * out) {
+    dot_float<NC, load8_f32, load1_f32>(n, w, x, xs, out);
+}
+template <int NC>
+void dot_f16(int64_t n, const void * w, const void * x, size_t xs, float * out) {
+    dot_float<NC, load8_f16, load1_f16>(n, w, x, xs, out);
+}
+template <int NC>
+void dot_bf16(int64_t n, const void * w, const void * x, size_t xs, float * out) {
+    dot_float<NC, load8_bf16, load1_bf16>(n, w, x, xs, out);
+}
+
+// ---- activation quantizers (bit-identical to the scalar ones) -----------------
+
+template <bool WithSum>
+void quantize_q8_32(const float * x, uint8_t * y, int64_t n, size_t block_bytes) {
+    const __m256 sign_bit = _mm256_set1_ps(-0.0f);
+    for (int64_t ib = 0; ib < n / 32; ++ib, x += 32, y += block_bytes) {
+        __m256 v[4];
+        __m256 mx = _mm256_setzero_ps();
+        for (int k = 0; k < 4; ++k) {
+            v[k] = _mm256_loadu_ps(x + 8 * k);
+            mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign_bit, v[k]));
+        }
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        const float amax = _mm_cvtss_f32(m4);
+        const float d = amax / 127.0f;
+        const __m256 id = _mm256_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
+        __m256i q[4];
+        for (int k = 0; k < 4; ++k)
+            q[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        const __m256i q01 = _mm256_packs_epi32(q[0], q[1]);
+        const __m256i q23 = _mm256_packs_epi32(q[2], q[3]);
+        __m256i q8 = _mm256_packs_epi16(q01, q23);
+        q8 = _mm256_permutevar8x32_epi32(q8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256(reinterpret_cast<__m256i *>(y + (WithSum ? 4 : 2)), q8);
+        const uint16_t dh = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
+        std::memcpy(y, &dh, 2);
+        if constexpr (WithSum) {
+            const int sum = hsum_i32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
+            const uint16_t sh = _cvtss_sh(d * static_cast<float>(sum), _MM_FROUND_TO_NEAREST_INT);
+            std::memcpy(y + 2, &sh, 2);
+        }
+    }
+}
+
+void quantize_q8_0_avx2(const float * x, void * y, int64_t n) {
+    quantize_q8_32<false>(x, static_cast<uint8_t *>(y), n, sizeof(block_q8_0));
+}
+void quantize_q8_1_avx2(const float * x, void * y, int64_t n) {
+    quantize_q8_32<true>(x, static_cast<uint8_t *>(y), n, sizeof(block_q8_1));
+}
+
+// F16 / BF16 weights: llama.cpp rounds the activations to f16 / bf16. We keep
+// the rounded values as f32 (exact), so the dot loop converts only the weights.
+void round_f16_avx2(const float * x, void * y, int64_t n) {
+    float * f = static_cast<float *>(y);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT);
+        _mm256_storeu_ps(f + i, _mm256_cvtph_ps(h));
+    }
+    for (; i < n; ++i) f[i] = _cvtsh_ss(_cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT));
+}
+
+void round_bf16_avx2(const float * x, void * y, int64_t n) {
+    // via the shared scalar converter: NaN and rounding exactly as fp32_to_bf16
+    float * f = static_cast<float *>(y);
+    for (int64_t i = 0; i < n; ++i) {
+        uint16_t h;
+        convert_row_bf16_act(x + i, &h, 1);
+        const uint32_t b = static_cast<uint32_t>(h) << 16;
+        std::memcpy(f + i, &b, 4);
+    }
+}
+
+}  // namespace
+
+bool avx2_kernels(TensorType t, TypeKernels * k) {
+    switch (t) {
+        case TensorType::F32:  *k = {TensorType::F32, nullptr, dot_f32<1>, dot_f32<4>}; return true;
+        case TensorType::F16:  *k = {TensorType::F32, round_f16_avx2, dot_f16<1>, dot_f16<4>}; return true;
+        case TensorType::BF16: *k = {TensorType::F32, round_bf16_avx2, dot_bf16<1>, dot_bf16<4>}; return true;
+        case TensorType::Q4_0: *k = {TensorType::Q8_0, quantize_q8_0_avx2, dot_q4_0<1>, dot_q4_0<4>}; return true;
+        case TensorType::Q4_1: *k = {TensorType::Q8_1, quantize_q8_1_avx2, dot_q4_1<1>, dot_q4_1<4>}; return true;
+        case TensorType::Q5_0: *k = {TensorType::Q8_0, quantize_q8_0_avx2, dot_q5_0<1>, dot_q5_0<4>}; return true;
+        case TensorType::Q5_1: *k = {TensorType::Q8_1, quantize_q8_1_avx2, dot_q5_1<1>, dot_q5_1<4>}; return true;
+        case TensorType::Q8_0: *k = {TensorType::Q8_0, quantize_q8_0_avx2, dot_q8_0<1>, dot_q8_0<4>}; return true;
+        case TensorType::Q2_K: *k = {TensorType::Q8_K, quantize_row_q8_K_act, dot_q2_K<1>, dot_q2_K<4>}; return true;
+        case TensorType::Q3_K: *k = {TensorType::Q8_K, quantize_row_q8_K_act, dot_q3_K<1>, dot_q3_K<4>}; return true;
+        case TensorType::Q4_K: *k = {TensorType::Q8_K, quantize_row_q8_K_act, dot_q4_K<1>, dot_q4_K<4>}; return true;
+        case TensorType::Q5_K: *k = {TensorType::Q8_K, quantize_row_q8_K_act, dot_q5_K<1>, dot_q5_K<4>}; return true;
+        case TensorType::Q6_K: *k = {TensorType::Q8_K, quantize_row_q8_K_act, dot_q6_K<1>, dot_q6_K<4>}; return true;
+        default: return false;
+    }
+}
+
+}  // namespace gb::cpu

@@ -1,0 +1,439 @@
+// CPU matmul and thread pool: every weight type against a double-precision
+// oracle built from dequantize_row (weights) and the activations quantized and
+// dequantized by an independent copy of llama.cpp's formulas; scalar vs AVX2;
+// odd sizes and thread counts; thread pool coverage and stress.
+#include "cpu/matmul.h"
+#include "cpu/thread_pool.h"
+#include "cpu/vec_dot.h"
+#include "glassbox/tensor_type.h"
+#include "quants.h"
+
+#include <QtTest>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <thread>
+#include <vector>
+
+using gb::TensorType;
+
+namespace {
+
+const TensorType k_types[] = {
+    TensorType::F32,  TensorType::F16,  TensorType::BF16, TensorType::Q8_0, TensorType::Q4_0,
+    TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1, TensorType::Q2_K, TensorType::Q3_K,
+    TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K,
+};
+
+// The activation format llama.cpp dots each weight type with.
+TensorType act_type_of(TensorType t) {
+    switch (t) {
+        case TensorType::F32: case TensorType::F16: case TensorType::BF16: return t;
+        case TensorType::Q4_0: case TensorType::Q5_0: case TensorType::Q8_0: return TensorType::Q8_0;
+        case TensorType::Q4_1: case TensorType::Q5_1: return TensorType::Q8_1;
+        default: return TensorType::Q8_K;
+    }
+}
+
+void put_f16(uint8_t * p, float v) {
+    const uint16_t h = gb::fp32_to_fp16(v);
+    std::memcpy(p, &h, 2);
+}
+
+// Weight rows: either quantize_row_ref of random floats (realistic bytes), or
+// random bytes with the fp16 scale fields overwritten by sane values (every bit
+// pattern of the quants, scales and high-bit masks gets exercised).
+std::vector<uint8_t> make_weights(TensorType t, int64_t n_rows, int64_t n_cols, bool random_bytes, std::mt19937 & rng) {
+    const size_t rb = gb::row_size(t, n_cols);
+    std::vector<uint8_t> w(rb * static_cast<size_t>(n_rows));
+    std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
+    std::vector<float> row(static_cast<size_t>(n_cols));
+    const bool is_float = t == TensorType::F32 || t == TensorType::F16 || t == TensorType::BF16;
+    if (!random_bytes || is_float) {
+        for (int64_t r = 0; r < n_rows; ++r) {
+            const float scale = 0.02f + 0.1f * std::fabs(uni(rng));
+            for (float & v : row) v = scale * uni(rng) * uni(rng) * 2.0f;
+            if (!gb::quantize_row_ref(t, row.data(), w.data() + r * rb, n_cols)) qFatal("quantize_row_ref failed");
+        }
+        return w;
+    }
+    for (uint8_t & b : w) b = static_cast<uint8_t>(rng());
+    const size_t bs = gb::type_traits(t).type_size;
+    std::uniform_real_distribution<float> dist(0.0005f, 0.01f);
+    for (size_t off = 0; off < w.size(); off += bs) {
+        uint8_t * blk = w.data() + off;
+        const float sign = (rng() & 1) ? 1.0f : -1.0f;
+        switch (t) {
+            case TensorType::Q4_0: case TensorType::Q5_0: put_f16(blk, sign * dist(rng)); break;
+            case TensorType::Q8_0:
+                put_f16(blk, sign * dist(rng));
+                // NOTE: ggml's quantizers never emit -128 (and maddubs would saturate on it).
+                for (int j = 2; j < 34; ++j) if (blk[j] == 0x80) blk[j] = 0x81;
+                break;
+            case TensorType::Q4_1: case TensorType::Q5_1: put_f16(blk, dist(rng)); put_f16(blk + 2, -8.0f * dist(rng)); break;
+            case TensorType::Q2_K:
+                put_f16(blk + offsetof(gb::block_q2_K, d), dist(rng));
+                put_f16(blk + offsetof(gb::block_q2_K, dmin), dist(rng));
+                break;
+            case TensorType::Q3_K: put_f16(blk + offsetof(gb::block_q3_K, d), sign * dist(rng)); break;
+            case TensorType::Q4_K: case TensorType::Q5_K: put_f16(blk, dist(rng) * 0.1f); put_f16(blk + 2, dist(rng) * 0.1f); break;
+            case TensorType::Q6_K: put_f16(blk + offsetof(gb::block_q6_K, d), sign * dist(rng) * 0.05f); break;
+            default: break;
+        }
+    }
+    return w;
+}
+
+std::vector<float> make_activations(int64_t n_tokens, int64_t n_cols, std::mt19937 & rng) {
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    std::vector<float> x(static_cast<size_t>(n_tokens * n_cols));
+    for (float & v : x) v = nd(rng);
+    // a few outliers, as real hidden states have
+    for (int64_t i = 0; i < n_tokens; ++i) x[static_cast<size_t>(i * n_cols + (i * 7) % n_cols)] *= 20.0f;
+    return x;
+}
+
+// Independent restatement of llama.cpp's activation quantizers (x86 paths).
+// Q8_0/Q8_1: d = amax/127, q = round_half_even(x * 127/amax); Q8_K: scale from
+// the signed max-magnitude element, q = min(127, round_half_even(-127/max * x)).
+// Returns the dequantized values; for Q8_1 also d * sum(q) per block.
+std::vector<double> oracle_activation(TensorType act, const float * x, int64_t n, std::vector<double> * q8_1_sums) {
+    std::vector<double> out(static_cast<size_t>(n));
+    if (act == TensorType::F32) {
+        for (int64_t i = 0; i < n; ++i) out[i] = x[i];
+    } else if (act == TensorType::F16) {
+        for (int64_t i = 0; i < n; ++i) out[i] = gb::fp16_to_fp32(gb::fp32_to_fp16(x[i]));
+    } else if (act == TensorType::BF16) {
+        for (int64_t i = 0; i < n; ++i) out[i] = gb::bf16_to_fp32(gb::fp32_to_bf16(x[i]));
+    } else if (act == TensorType::Q8_0 || act == TensorType::Q8_1) {
+        for (int64_t b = 0; b < n; b += 32) {
+            float amax = 0.0f;
+            for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b + j]));
+            const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+            const double d = gb::fp16_to_fp32(gb::fp32_to_fp16(amax / 127.0f));
+            double s = 0.0;
+            for (int j = 0; j < 32; ++j) {
+                const double q = std::nearbyint(x[b + j] * id);
+                out[b + j] = d * q;
+                s += d * q;
+            }
+            if (q8_1_sums) q8_1_sums->push_back(s);
+        }
+    } else {
+        for (int64_t b = 0; b < n; b += 256) {
+            float amax = 0.0f, mx = 0.0f;
+            for (int j = 0; j < 256; ++j) {
+                if (std::fabs(x[b + j]) > amax) {
+                    amax = std::fabs(x[b + j]);
+                    mx = x[b + j];
+                }
+            }
+            const float iscale = amax != 0.0f ? -127.0f / mx : 0.0f;
+            const double d = amax != 0.0f ? 1.0f / iscale : 0.0f;
+            for (int j = 0; j < 256; ++j) out[b + j] = d * std::min(127.0, double(std::nearbyint(iscale * x[b + j])));
+        }
+    }
+    return out;
+}
+
+struct Oracle {
+    std::vector<double> y;    // [n_tokens, n_rows]
+    std::vector<double> tol;  // allowed |error| per output
+};
+
+Oracle make_oracle(TensorType t, const std::vector<uint8_t> & w, int64_t n_rows, int64_t n_cols,
+                   const std::vector<float> & x, int64_t n_tokens) {
+    const size_t rb = gb::row_size(t, n_cols);
+    std::vector<float> wd(static_cast<size_t>(n_rows * n_cols));
+    for (int64_t r = 0; r < n_rows; ++r) {
+        if (!gb::dequantize_row(t, w.data() + r * rb, wd.data() + r * n_cols, n_cols)) qFatal("dequantize_row failed");
+    }
+    const TensorType act = act_type_of(t);
+    const bool has_min = t == TensorType::Q4_1 || t == TensorType::Q5_1;
+    Oracle o;
+    o.y.resize(static_cast<size_t>(n_tokens * n_rows));
+    o.tol.resize(o.y.size());
+    for (int64_t tk = 0; tk < n_tokens; ++tk) {
+        std::vector<double> sums;
+        const std::vector<double> xq = oracle_activation(act, x.data() + tk * n_cols, n_cols, &sums);
+        for (int64_t r = 0; r < n_rows; ++r) {
+            double acc = 0.0, mag = 0.0, min_term = 0.0;
+            for (int64_t c = 0; c < n_cols; ++c) {
+                const double p = double(wd[r * n_cols + c]) * xq[c];
+                acc += p;
+                mag += std::fabs(p);
+            }
+            if (has_min) {
+                // The kernel uses s = fp16(d * sum q): allow its fp16 rounding.
+                const size_t bs = gb::type_traits(t).type_size;
+                for (size_t b = 0; b < sums.size(); ++b) {
+                    uint16_t m;
+                    std::memcpy(&m, w.data() + r * rb + b * bs + 2, 2);
+                    min_term += std::fabs(gb::fp16_to_fp32(m) * sums[b]);
+                }
+            }
+            o.y[tk * n_rows + r] = acc;
+            o.tol[tk * n_rows + r] = 3e-6 * std::sqrt(double(n_cols)) * mag + min_term * (1.0 / 1024.0) + 1e-30;
+        }
+    }
+    return o;
+}
+
+std::vector<float> run_matmul(TensorType t, const std::vector<uint8_t> & w, int64_t n_rows, int64_t n_cols,
+                              const std::vector<float> & x, int64_t n_tokens, gb::cpu::ThreadPool & pool) {
+    gb::cpu::WeightView v;
+    v.type = t;
+    v.n_cols = n_cols;
+    v.n_rows = n_rows;
+    v.row_bytes = gb::row_size(t, n_cols);
+    v.data = w.data();
+    std::vector<float> y(static_cast<size_t>(n_tokens * n_rows), std::nanf(""));
+    gb::cpu::matmul(v, x.data(), n_tokens, y.data(), pool);
+    return y;
+}
+
+bool have_avx2() {
+    gb::cpu::force_scalar(false);
+    return std::strcmp(gb::cpu::simd_path(), "avx2") == 0;
+}
+
+}  // namespace
+
+class TstMatmul : public QObject {
+    Q_OBJECT
+  private slots:
+    void cleanup() { gb::cpu::force_scalar(false); }
+    void activationQuantizers_data();
+    void activationQuantizers();
+    void matmulVsOracle_data();
+    void matmulVsOracle();
+    void scalarVsAvx2_data();
+    void scalarVsAvx2();
+    void largeShapesTiled();
+    void poolRunEveryThreadOnce();
+    void poolParallelForCoverage();
+    void poolWakesAfterSleep();
+};
+
+void TstMatmul::activationQuantizers_data() {
+    QTest::addColumn<int>("act");
+    QTest::newRow("Q8_0") << int(TensorType::Q8_0);
+    QTest::newRow("Q8_1") << int(TensorType::Q8_1);
+    QTest::newRow("Q8_K") << int(TensorType::Q8_K);
+}
+
+// The shared activation quantizers against the oracle's independent formulas
+// (bit-exact), and Q8_K against llama.cpp's quantize_row_q8_K_ref in quants.
+void TstMatmul::activationQuantizers() {
+    QFETCH(int, act);
+    const TensorType at = TensorType(act);
+    std::mt19937 rng(7);
+    const int64_t n = 1024;
+    std::vector<float> x = make_activations(3, n, rng);
+    x[5] = 0.0f;
+    std::fill(x.begin() + 256, x.begin() + 512, 0.0f);  // an all-zero block
+    for (int64_t t = 0; t < 3; ++t) {
+        const float * xr = x.data() + t * n;
+        std::vector<double> sums;
+        const std::vector<double> want = oracle_activation(at, xr, n, &sums);
+        std::vector<uint8_t> q(gb::row_size(at, n));
+        if (at == TensorType::Q8_K) {
+            gb::cpu::quantize_row_q8_K_act(xr, q.data(), n);
+            std::vector<gb::block_q8_K> ref(n / 256);
+            gb::quantize_row_q8_K_ref(xr, ref.data(), n);
+            QVERIFY(std::memcmp(ref.data(), q.data(), q.size()) == 0);
+            for (int64_t b = 0; b < n / 256; ++b) {
+                const auto * blk = reinterpret_cast<const gb::block_q8_K *>(q.data()) + b;
+                for (int j = 0; j < 256; ++j) QCOMPARE(double(blk->d) * blk->qs[j], want[b * 256 + j]);
+                for (int g = 0; g < 16; ++g) {
+                    int s = 0;
+                    for (int l = 0; l < 16; ++l) s += blk->qs[16 * g + l];
+                    QCOMPARE(int(blk->bsums[g]), s);
+                }
+            }
+            continue;
+        }
+        // both paths: scalar table and (when present) AVX2 table
+        for (int path = 0; path < 2; ++path) {
+            gb::cpu::TypeKernels k;
+            const TensorType wt = at == TensorType::Q8_0 ? TensorType::Q4_0 : TensorType::Q4_1;
+            if (path == 0 ? !gb::cpu::scalar_kernels(wt, &k) : !(have_avx2() && gb::cpu::avx2_kernels(wt, &k))) continue;
+            std::fill(q.begin(), q.end(), 0);
+            k.quantize(xr, q.data(), n);
+            const size_t bs = gb::type_traits(at).type_size;
+            for (int64_t b = 0; b < n / 32; ++b) {
+                const uint8_t * blk = q.data() + b * bs;
+                uint16_t dh;
+                std::memcpy(&dh, blk, 2);
+                const int8_t * qs = reinterpret_cast<const int8_t *>(blk + (at == TensorType::Q8_1 ? 4 : 2));
+                for (int j = 0; j < 32; ++j) QCOMPARE(double(gb::fp16_to_fp32(dh)) * qs[j], want[b * 32 + j]);
+                if (at == TensorType::Q8_1) {
+                    uint16_t sh;
+                    std::memcpy(&sh, blk + 2, 2);
+                    int isum = 0;
+                    for (int j = 0; j < 32; ++j) isum += qs[j];
+                    float amax = 0.0f;
+                    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(xr[b * 32 + j]));
+                    QCOMPARE(sh, gb::fp32_to_fp16((amax / 127.0f) * float(isum)));
+                    QVERIFY(std::fabs(gb::fp16_to_fp32(sh) - sums[b]) <= std::fabs(sums[b]) / 1024.0 + 1e-12);
+                }
+            }
+        }
+    }
+}
+
+void TstMatmul::matmulVsOracle_data() {
+    QTest::addColumn<int>("type");
+    QTest::addColumn<bool>("random_bytes");
+    QTest::addColumn<bool>("scalar");
+    for (TensorType t : k_types) {
+        for (int mode = 0; mode < 2; ++mode) {
+            for (int scalar = 0; scalar < 2; ++scalar) {
+                const QByteArray name = QByteArray(gb::type_name(t)) + (mode ? "/random-bytes" : "/quantized") + (scalar ? "/scalar" : "/simd");
+                QTest::newRow(name.constData()) << int(t) << bool(mode) << bool(scalar);
+            }
+        }
+    }
+}
+
+// Odd shapes: 37 rows (not a tile multiple), 768 columns; 1, 3, 17 tokens; 1-3 threads.
+void TstMatmul::matmulVsOracle() {
+    QFETCH(int, type);
+    QFETCH(bool, random_bytes);
+    QFETCH(bool, scalar);
+    const TensorType t = TensorType(type);
+    if (!scalar && !have_avx2()) QSKIP("no AVX2 on this CPU");
+    gb::cpu::force_scalar(scalar);
+    std::mt19937 rng(1234 + type);
+    const int64_t n_rows = 37, n_cols = 768;
+    const std::vector<uint8_t> w = make_weights(t, n_rows, n_cols, random_bytes, rng);
+    for (int64_t n_tokens : {1, 3, 17}) {
+        const std::vector<float> x = make_activations(n_tokens, n_cols, rng);
+        const Oracle o = make_oracle(t, w, n_rows, n_cols, x, n_tokens);
+        for (int threads : {1, 2, 3}) {
+            gb::cpu::ThreadPool pool(threads);
+            const std::vector<float> y = run_matmul(t, w, n_rows, n_cols, x, n_tokens, pool);
+            for (size_t i = 0; i < y.size(); ++i) {
+                const double err = std::fabs(double(y[i]) - o.y[i]);
+                if (!(err <= o.tol[i])) {
+                    QFAIL(qPrintable(QString("tokens %1 threads %2 out %3: got %4 want %5 (tol %6)")
+                                         .arg(n_tokens).arg(threads).arg(i).arg(y[i]).arg(o.y[i]).arg(o.tol[i])));
+                }
+            }
+        }
+    }
+}
+
+void TstMatmul::scalarVsAvx2_data() {
+    QTest::addColumn<int>("type");
+    for (TensorType t : k_types) QTest::newRow(gb::type_name(t)) << int(t);
+}
+
+// The scalar and AVX2 kernels compute the same integer block sums; only the
+// float accumulation order differs. Also: a weight row dotted with 4 tokens at
+// once (dot4) gives bit-identical results to one token at a time (dot1) for
+// the quantized types, whose per-token operation order is the same.
+void TstMatmul::scalarVsAvx2() {
+    QFETCH(int, type);
+    const TensorType t = TensorType(type);
+    if (!have_avx2()) QSKIP("no AVX2 on this CPU");
+    std::mt19937 rng(99 + type);
+    const int64_t n_rows = 29, n_cols = 1024, n_tokens = 9;
+    const std::vector<uint8_t> w = make_weights(t, n_rows, n_cols, true, rng);
+    const std::vector<float> x = make_activations(n_tokens, n_cols, rng);
+    const Oracle o = make_oracle(t, w, n_rows, n_cols, x, n_tokens);
+    gb::cpu::ThreadPool pool(2);
+    gb::cpu::force_scalar(true);
+    QCOMPARE(gb::cpu::simd_path(), "scalar");
+    const std::vector<float> ys = run_matmul(t, w, n_rows, n_cols, x, n_tokens, pool);
+    gb::cpu::force_scalar(false);
+    QCOMPARE(gb::cpu::simd_path(), "avx2");
+    const std::vector<float> yv = run_matmul(t, w, n_rows, n_cols, x, n_tokens, pool);
+    for (size_t i = 0; i < ys.size(); ++i) {
+        // both within float rounding of each other (tighter than the oracle bound)
+        QVERIFY2(std::fabs(double(ys[i]) - double(yv[i])) <= 0.5 * o.tol[i], qPrintable(QString("out %1: %2 vs %3").arg(i).arg(ys[i]).arg(yv[i])));
+    }
+    const bool is_float = t == TensorType::F32 || t == TensorType::F16 || t == TensorType::BF16;
+    if (!is_float) {
+        for (int64_t tk = 0; tk < n_tokens; ++tk) {
+            const std::vector<float> x1(x.begin() + tk * n_cols, x.begin() + (tk + 1) * n_cols);
+            const std::vector<float> y1 = run_matmul(t, w, n_rows, n_cols, x1, 1, pool);
+            for (int64_t r = 0; r < n_rows; ++r) QCOMPARE(y1[r], yv[tk * n_rows + r]);
+        }
+    }
+}
+
+// Shapes big enough for the parallel matvec and several prefill tiles in both
+// directions (rows beyond one tile, tokens beyond one tile, ragged ends).
+void TstMatmul::largeShapesTiled() {
+    std::mt19937 rng(5);
+    for (TensorType t : {TensorType::Q4_K, TensorType::Q8_0, TensorType::F32}) {
+        const int64_t n_rows = 1100, n_cols = 512;
+        const std::vector<uint8_t> w = make_weights(t, n_rows, n_cols, false, rng);
+        for (int64_t n_tokens : {1, 70}) {
+            const std::vector<float> x = make_activations(n_tokens, n_cols, rng);
+            const Oracle o = make_oracle(t, w, n_rows, n_cols, x, n_tokens);
+            gb::cpu::ThreadPool pool(2);
+            const std::vector<float> y = run_matmul(t, w, n_rows, n_cols, x, n_tokens, pool);
+            for (size_t i = 0; i < y.size(); ++i) {
+                QVERIFY2(std::fabs(double(y[i]) - o.y[i]) <= o.tol[i],
+                         qPrintable(QString("%1 tokens %2 out %3").arg(gb::type_name(t)).arg(n_tokens).arg(i)));
+            }
+        }
+    }
+}
+
+// Many small run() calls: each call runs fn exactly once on every thread index.
+void TstMatmul::poolRunEveryThreadOnce() {
+    for (int n : {1, 2, 3, 5}) {
+        gb::cpu::ThreadPool pool(n);
+        QCOMPARE(pool.size(), n);
+        std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+        std::atomic<int> bad{0};
+        const int rounds = 20000;
+        for (int round = 0; round < rounds; ++round) {
+            pool.run([&](int ith, int nth) {
+                if (nth != n || ith < 0 || ith >= n) bad.fetch_add(1);
+                else hits[static_cast<size_t>(ith)].fetch_add(1, std::memory_order_relaxed);
+            });
+        }
+        QCOMPARE(bad.load(), 0);
+        for (int i = 0; i < n; ++i) QCOMPARE(hits[static_cast<size_t>(i)].load(), rounds);
+    }
+}
+
+// parallel_for visits every index exactly once, for awkward n and grain.
+void TstMatmul::poolParallelForCoverage() {
+    for (int threads : {1, 2, 3}) {
+        gb::cpu::ThreadPool pool(threads);
+        for (int64_t n : {0, 1, 2, 3, 5, 17, 64, 1000, 4097}) {
+            for (int64_t grain : {1, 3, 64, 5000}) {
+                std::vector<std::atomic<int>> seen(static_cast<size_t>(n));
+                std::atomic<int> bad{0};
+                pool.parallel_for(n, grain, [&](int64_t b, int64_t e) {
+                    if (b < 0 || e > n || b >= e) bad.fetch_add(1);
+                    for (int64_t i = b; i < e && i >= 0 && i < n; ++i) seen[static_cast<size_t>(i)].fetch_add(1);
+                });
+                QCOMPARE(bad.load(), 0);
+                for (int64_t i = 0; i < n; ++i) QCOMPARE(seen[static_cast<size_t>(i)].load(), 1);
+            }
+        }
+    }
+}
+
+// Workers that went to sleep on the condition variable wake for the next job.
+void TstMatmul::poolWakesAfterSleep() {
+    gb::cpu::ThreadPool pool(3);
+    for (int round = 0; round < 5; ++round) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        std::atomic<int> count{0};
+        pool.run([&](int, int) { count.fetch_add(1); });
+        QCOMPARE(count.load(), 3);
+    }
+}
+
+QTEST_APPLESS_MAIN(TstMatmul)
+#include "tst_matmul.moc"
