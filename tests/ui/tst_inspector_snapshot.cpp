@@ -252,12 +252,14 @@ void TestInspectorSnapshot::tokenStatsOnScriptedEvents() {
     const auto snap = ring.latest();
     QVERIFY(snap && snap->requests.size() == 1);
     const TokenStats & s = snap->requests[0]->tokenStats;
-    double sum_lp = 0, sum_p = 0, sum_h = 0;
+    double sum_lp = 0, sum_p = 0, sum_h = 0, max_h = 0;
     for (const auto & e : events) {
         sum_lp += e.logprob;
         sum_p += std::exp(double(e.logprob));
         sum_h += tokenEntropy(e.id, e.logprob, e.top);
+        max_h = std::max(max_h, double(tokenEntropy(e.id, e.logprob, e.top)));
     }
+    QCOMPARE(s.maxEntropy, max_h);
     const double n = double(events.size());
     QCOMPARE(s.nTokens, events.size());
     QVERIFY(std::fabs(s.meanLogprob - sum_lp / n) < 1e-9);

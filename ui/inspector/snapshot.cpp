@@ -150,6 +150,7 @@ TokenStats computeTokenStats(const TokenHistory & tokens, int nBins) {
             sum_lp += t.logprob;
             sum_p += p;
             sum_h += t.entropy;
+            s.maxEntropy = std::max(s.maxEntropy, double(t.entropy));
             probs.push_back(p);
             ++s.byOrigin[size_t(t.origin) & 3];
         }

@@ -104,6 +104,7 @@ struct TokenStats {
     double perplexity = 0.0;    // exp(-mean logprob)
     double meanProb = 0.0;
     double meanEntropy = 0.0;
+    double maxEntropy = 0.0;
     size_t byOrigin[4] = {0, 0, 0, 0};
     Histogram prob;             // probability of the chosen token, [0, 1]
 };

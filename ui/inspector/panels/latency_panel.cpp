@@ -15,14 +15,14 @@ const ImU32 kDecode = IM_COL32(90, 170, 230, 255);
 }  // namespace
 
 void LatencyPanel::draw(const InspectorSnapshot & snap) {
-    const RequestTrace * r = m_picker.draw(snap);
+    const std::shared_ptr<const RequestTrace> r = m_picker.draw(snap);
     if (!r) {
         ImGui::TextDisabled("No requests yet: token timings appear here as a reply streams.");
         return;
     }
     drawSummary(*r);
     ImGui::Spacing();
-    drawTimeline(*r);
+    drawTimeline(r);
     if (snap.requests.size() > 1) {
         ImGui::Spacing();
         drawRequestTable(snap);
@@ -55,7 +55,8 @@ void LatencyPanel::drawSummary(const RequestTrace & r) {
     ImGui::EndTable();
 }
 
-void LatencyPanel::drawTimeline(const RequestTrace & r) {
+void LatencyPanel::drawTimeline(const std::shared_ptr<const RequestTrace> & trace) {
+    const RequestTrace & r = *trace;
     const TokenHistory & tokens = r.tokens;
     const LatencyStats & s = r.latency;
     const float width = std::max(ImGui::GetContentRegionAvail().x, 100.0f);
@@ -73,17 +74,19 @@ void LatencyPanel::drawTimeline(const RequestTrace & r) {
     auto x_of = [&](double t) { return p0.x + float(std::clamp(t / t_end, 0.0, 1.0)) * width; };
     const double prefill_end = r.tPromptMs > 0 ? r.tPromptMs : (tokens.empty() ? 0.0 : tokens[0].tMs);
     dl->AddRectFilled(p0, ImVec2(std::max(x_of(prefill_end), p0.x + 1), p0.y + bar_h), kPrefill);
-    {
-        // Steps per pixel column, one pass over the history.
-        std::vector<uint32_t> per_col(size_t(width) + 1, 0);
+    if (m_stepsKey != trace || m_stepsWidth != size_t(width)) {
+        // Steps per pixel column: one pass over the history per new snapshot.
+        m_stepsKey = trace;
+        m_stepsWidth = size_t(width);
+        m_steps.assign(m_stepsWidth + 1, 0);
         for (const auto & chunk : tokens.chunks())
-            for (const TokenSample & t : *chunk) ++per_col[size_t(std::clamp(t.tMs / t_end, 0.0, 1.0) * (width - 1))];
-        for (size_t c = 0; c < per_col.size(); ++c) {
-            if (!per_col[c]) continue;
-            const int a = std::min(255, 120 + int(per_col[c]) * 30);
-            const ImU32 col = (kDecode & ~IM_COL32_A_MASK) | (ImU32(a) << IM_COL32_A_SHIFT);
-            dl->AddLine(ImVec2(p0.x + float(c) + 0.5f, p0.y + 3), ImVec2(p0.x + float(c) + 0.5f, p0.y + bar_h - 3), col);
-        }
+            for (const TokenSample & t : *chunk) ++m_steps[size_t(std::clamp(t.tMs / t_end, 0.0, 1.0) * (width - 1))];
+    }
+    for (size_t c = 0; c < m_steps.size(); ++c) {
+        if (!m_steps[c]) continue;
+        const int a = std::min(255, 120 + int(m_steps[c]) * 30);
+        const ImU32 col = (kDecode & ~IM_COL32_A_MASK) | (ImU32(a) << IM_COL32_A_SHIFT);
+        dl->AddLine(ImVec2(p0.x + float(c) + 0.5f, p0.y + 3), ImVec2(p0.x + float(c) + 0.5f, p0.y + bar_h - 3), col);
     }
     if (hovered) {
         const double t = double(ImGui::GetIO().MousePos.x - p0.x) / width * t_end;
@@ -103,7 +106,7 @@ void LatencyPanel::drawTimeline(const RequestTrace & r) {
     const double y_max = s.nGaps ? std::max(s.maxMs, 1e-6) * 1.05 : 0.0;
     drawSeries("##itl_series", s.nGaps,
                [&tokens](size_t i) { return tokens[i + 1].tMs - tokens[i].tMs; },
-               ImVec2(width, 110.0f), y_max, "ms", markers);
+               ImVec2(width, 110.0f), y_max, "ms", markers, IM_COL32(120, 200, 140, 255), &m_itlColumns, trace);
 
     ImGui::TextDisabled("Inter-token latency histogram");
     drawHistogram("##itl_hist", s.itl, ImVec2(width, 110.0f), "ms", markers);

@@ -15,9 +15,14 @@ class LatencyPanel : public InspectorPanel {
 
   private:
     void drawSummary(const RequestTrace & r);
-    void drawTimeline(const RequestTrace & r);
+    void drawTimeline(const std::shared_ptr<const RequestTrace> & r);
     void drawRequestTable(const InspectorSnapshot & snapshot);
     RequestPicker m_picker;
+    SeriesColumns m_itlColumns;
+    // Decode steps per pixel column of the timeline, for m_stepsKey at m_stepsWidth.
+    std::shared_ptr<const RequestTrace> m_stepsKey;
+    size_t m_stepsWidth = 0;
+    std::vector<uint32_t> m_steps;
 };
 
 }  // namespace gb::ui

@@ -66,8 +66,34 @@ void drawHistogram(const char * id, const Histogram & h, ImVec2 size, const char
     ImGui::PopID();
 }
 
+void SeriesColumns::compute(size_t n, int cols, const std::function<double(size_t)> & y) {
+    this->n = n;
+    this->cols = cols;
+    lo.assign(size_t(cols), 0.0);
+    hi.assign(size_t(cols), 0.0);
+    first.assign(size_t(cols), 0);
+    last.assign(size_t(cols), 0);  // exclusive; first == last: empty column
+    for (int c = 0; c < cols; ++c) {
+        size_t a = size_t(double(c) * double(n) / cols);
+        size_t b = size_t(double(c + 1) * double(n) / cols);
+        if (b <= a && n < size_t(cols) && a < n) b = a + 1;  // fewer points than columns
+        b = std::min(b, n);
+        first[size_t(c)] = a;
+        last[size_t(c)] = std::max(a, b);
+        double l = DBL_MAX, h = -DBL_MAX;
+        for (size_t i = a; i < b; ++i) {
+            const double v = y(i);
+            l = std::min(l, v);
+            h = std::max(h, v);
+        }
+        lo[size_t(c)] = l;
+        hi[size_t(c)] = h;
+    }
+}
+
 int64_t drawSeries(const char * id, size_t n, const std::function<double(size_t)> & y, ImVec2 size, double yMax,
-                   const char * unit, std::span<const PlotMarker> markers, ImU32 color) {
+                   const char * unit, std::span<const PlotMarker> markers, ImU32 color, SeriesColumns * cache,
+                   const std::shared_ptr<const void> & key) {
     ImGui::PushID(id);
     const ImVec2 p0 = ImGui::GetCursorScreenPos();
     if (size.x <= 0) size.x = std::max(ImGui::GetContentRegionAvail().x, 50.0f);
@@ -77,43 +103,31 @@ int64_t drawSeries(const char * id, size_t n, const std::function<double(size_t)
     const ImVec2 p1(p0.x + size.x, p0.y + size.y);
     dl->AddRectFilled(p0, p1, IM_COL32(30, 30, 34, 255));
     dl->AddRect(p0, p1, IM_COL32(70, 70, 80, 255));
-    int64_t hovered_index = -1;
     if (n == 0 || !(yMax > 0)) {
         dl->AddText(ImVec2(p0.x + 6, p0.y + 4), IM_COL32(140, 140, 140, 255), "no data");
         ImGui::PopID();
         return -1;
     }
-    // One column per pixel: the min..max of the points that fall into it.
+    // One column per pixel: the min..max of the points that fall into it,
+    // recomputed only when the data (an immutable snapshot) or the width change.
     const int cols = std::max(1, int(size.x) - 2);
+    SeriesColumns local;
+    SeriesColumns & sc = cache ? *cache : local;
+    if (!cache || sc.key != key || !key || sc.n != n || sc.cols != cols) {
+        sc.compute(n, cols, y);
+        sc.key = key;
+    }
     const float plot_h = size.y - 4;
     auto to_y = [&](double v) { return p1.y - 2 - float(std::clamp(v / yMax, 0.0, 1.0)) * plot_h; };
-    double hover_lo = 0, hover_hi = 0;
-    size_t hover_first = 0, hover_last = 0;
-    const int hover_col = hovered ? int(ImGui::GetIO().MousePos.x - p0.x - 1) : -1;
+    const ImU32 dim = (color & ~IM_COL32_A_MASK) | IM_COL32(0, 0, 0, 70);
     for (int c = 0; c < cols; ++c) {
-        size_t first = size_t(double(c) * double(n) / cols);
-        size_t last = size_t(double(c + 1) * double(n) / cols);
-        if (last <= first) {
-            if (n >= size_t(cols)) continue;
-            last = first + 1;
-            if (first >= n) break;
-        }
-        double lo = DBL_MAX, hi = -DBL_MAX;
-        for (size_t i = first; i < last && i < n; ++i) {
-            const double v = y(i);
-            lo = std::min(lo, v);
-            hi = std::max(hi, v);
-        }
+        if (sc.first[size_t(c)] == sc.last[size_t(c)]) continue;
         const float x = p0.x + 1 + float(c) + 0.5f;
-        float ya = to_y(hi), yb = to_y(lo);
+        float ya = to_y(sc.hi[size_t(c)]), yb = to_y(sc.lo[size_t(c)]);
         if (yb - ya < 1.0f) yb = ya + 1.0f;
         // Dim bar from the baseline to the column's minimum, bright min..max range on top.
-        dl->AddLine(ImVec2(x, p1.y - 2), ImVec2(x, yb), (color & ~IM_COL32_A_MASK) | IM_COL32(0, 0, 0, 70), 1.0f);
+        dl->AddLine(ImVec2(x, p1.y - 2), ImVec2(x, yb), dim, 1.0f);
         dl->AddLine(ImVec2(x, ya), ImVec2(x, yb), color, 1.0f);
-        if (c == hover_col) {
-            hover_lo = lo, hover_hi = hi, hover_first = first, hover_last = std::min(last, n) - 1;
-            hovered_index = int64_t(first);
-        }
     }
     // Labels side by side from the right edge, so close lines keep readable labels.
     float label_x = p1.x - 4;
@@ -125,25 +139,29 @@ int64_t drawSeries(const char * id, size_t n, const std::function<double(size_t)
         label_x -= ImGui::CalcTextSize(m.label).x + 6;
         dl->AddText(ImVec2(label_x, yy - ImGui::GetTextLineHeight()), m.color, m.label);
     }
-    if (hovered && hovered_index >= 0) {
+    int64_t hovered_index = -1;
+    const int hc = hovered ? int(ImGui::GetIO().MousePos.x - p0.x - 1) : -1;
+    if (hc >= 0 && hc < cols && sc.first[size_t(hc)] < sc.last[size_t(hc)]) {
+        const size_t a = sc.first[size_t(hc)], b = sc.last[size_t(hc)] - 1;
+        hovered_index = int64_t(a);
         ImGui::BeginTooltip();
-        if (hover_first == hover_last) ImGui::Text("#%zu: %.4g %s", hover_first, hover_hi, unit);
-        else ImGui::Text("#%zu..#%zu: %.4g .. %.4g %s", hover_first, hover_last, hover_lo, hover_hi, unit);
+        if (a == b) ImGui::Text("#%zu: %.4g %s", a, sc.hi[size_t(hc)], unit);
+        else ImGui::Text("#%zu..#%zu: %.4g .. %.4g %s", a, b, sc.lo[size_t(hc)], sc.hi[size_t(hc)], unit);
         ImGui::EndTooltip();
     }
     ImGui::PopID();
     return hovered_index;
 }
 
-const RequestTrace * RequestPicker::draw(const InspectorSnapshot & snap) {
+std::shared_ptr<const RequestTrace> RequestPicker::draw(const InspectorSnapshot & snap) {
     if (snap.requests.empty()) return nullptr;
-    const RequestTrace * chosen = nullptr;
+    std::shared_ptr<const RequestTrace> chosen;
     if (!m_followLatest) {
         for (const auto & r : snap.requests)
-            if (r->id == m_id) chosen = r.get();
+            if (r->id == m_id) chosen = r;
     }
     if (!chosen) {
-        chosen = snap.requests.back().get();
+        chosen = snap.requests.back();
         m_followLatest = true;
     }
     auto name = [](const RequestTrace & r) {

@@ -8,9 +8,11 @@
 #include <imgui.h>
 
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace gb::ui {
 
@@ -25,18 +27,31 @@ struct PlotMarker {
 void drawHistogram(const char * id, const Histogram & h, ImVec2 size, const char * unit,
                    std::span<const PlotMarker> markers = {}, ImU32 color = IM_COL32(90, 160, 230, 255));
 
+// Per-pixel-column min/max of a series; kept by a panel so an unchanged
+// (immutable) series is not re-scanned every frame.
+struct SeriesColumns {
+    std::shared_ptr<const void> key;  // what was scanned (keeps it alive: no address reuse)
+    size_t n = 0;
+    int cols = 0;
+    std::vector<double> lo, hi;
+    std::vector<size_t> first, last;  // point range [first, last) of each column
+    void compute(size_t n, int cols, const std::function<double(size_t)> & y);
+};
+
 // A series y(i), i in [0, n): each pixel column shows the min..max of its
 // points. Markers are horizontal lines at y values. Hover shows the range.
-// Returns the hovered index range's first index or -1.
+// With a cache and a key, columns are recomputed only when key, n or the
+// width change. Returns the hovered column's first index or -1.
 int64_t drawSeries(const char * id, size_t n, const std::function<double(size_t)> & y, ImVec2 size, double yMax,
                    const char * unit, std::span<const PlotMarker> markers = {},
-                   ImU32 color = IM_COL32(120, 200, 140, 255));
+                   ImU32 color = IM_COL32(120, 200, 140, 255), SeriesColumns * cache = nullptr,
+                   const std::shared_ptr<const void> & key = nullptr);
 
 // Which request a panel shows: the newest (following new ones) or a chosen id.
 class RequestPicker {
   public:
     // Draws a combo; returns the chosen request or nullptr when there is none.
-    const RequestTrace * draw(const InspectorSnapshot & snapshot);
+    std::shared_ptr<const RequestTrace> draw(const InspectorSnapshot & snapshot);
 
   private:
     bool m_followLatest = true;

@@ -12,7 +12,7 @@ std::string tokenPieceForDisplay(const Tokenizer * tok, Token id) {
 }
 
 void TokensPanel::draw(const InspectorSnapshot & snap) {
-    const RequestTrace * r = m_picker.draw(snap);
+    const std::shared_ptr<const RequestTrace> r = m_picker.draw(snap);
     if (!r) {
         ImGui::TextDisabled("No tokens yet: each generated token appears here with its alternatives.");
         return;
@@ -38,16 +38,15 @@ void TokensPanel::draw(const InspectorSnapshot & snap) {
     ImGui::BeginGroup();
     ImGui::TextDisabled("Probability of the chosen token");
     const int64_t hovered = drawSeries("##prob", tokens.size(), [&tokens](size_t i) { return std::exp(double(tokens[i].logprob)); },
-                                       ImVec2(half, 70.0f), 1.0, "", {}, IM_COL32(120, 200, 140, 255));
+                                       ImVec2(half, 70.0f), 1.0, "", {}, IM_COL32(120, 200, 140, 255), &m_probColumns, r);
     ImGui::EndGroup();
     ImGui::SameLine();
     ImGui::BeginGroup();
     ImGui::TextDisabled("Entropy (nats, top-k lower bound)");
-    double max_h = 0.0;
-    for (const auto & chunk : tokens.chunks())
-        for (const TokenSample & t : *chunk) max_h = std::max(max_h, double(t.entropy));
+    const double max_h = s.maxEntropy;
     drawSeries("##entropy", tokens.size(), [&tokens](size_t i) { return double(tokens[i].entropy); },
-               ImVec2(half, 70.0f), max_h > 0 ? max_h * 1.05 : 1.0, "nats", {}, IM_COL32(200, 150, 230, 255));
+               ImVec2(half, 70.0f), max_h > 0 ? max_h * 1.05 : 1.0, "nats", {}, IM_COL32(200, 150, 230, 255),
+               &m_entropyColumns, r);
     ImGui::EndGroup();
     if (hovered >= 0 && ImGui::IsMouseClicked(ImGuiMouseButton_Left)) m_followNewest = false;
 

@@ -15,6 +15,8 @@ class TokensPanel : public InspectorPanel {
   private:
     void drawTable(const RequestTrace & r, const Tokenizer * tok);
     RequestPicker m_picker;
+    SeriesColumns m_probColumns;
+    SeriesColumns m_entropyColumns;
     bool m_followNewest = true;
     size_t m_lastCount = 0;
 };
