@@ -9,12 +9,11 @@ namespace gb::ui {
 namespace {
 
 std::string shapeOf(const gguf::TensorInfo & t) {
-    std::string s;
-    for (int d = 0; d < std::max(t.n_dims, 1); ++d) {
-        if (d) s += " x ";
-        s += std::to_string(t.ne[d]);
-    }
-    return s;
+    char buf[96];
+    int len = 0;
+    for (int d = 0; d < std::max(t.n_dims, 1) && len < 80; ++d)
+        len += std::snprintf(buf + len, sizeof buf - size_t(len), "%s%lld", d ? " x " : "", static_cast<long long>(t.ne[d]));
+    return std::string(buf, size_t(std::min(len, 95)));
 }
 
 // The first tensor worth showing: a 2-D weight of layer 0, else the first 2-D one.
@@ -39,7 +38,7 @@ void ModelPanel::draw(const InspectorSnapshot & snap) {
         m_model = snap.model;
         m_selected = defaultTensor(m);
         m_analysed = -1;
-        m_tensorFilterText = "\x01";
+        m_tensorRowsDirty = true;
     }
     drawSummary(m);
     if (ImGui::CollapsingHeader("Metadata")) drawMetadata(m);
@@ -119,7 +118,8 @@ void ModelPanel::drawMetadata(const ModelInfo & m) {
 void ModelPanel::drawTensors(const ModelInfo & m) {
     const auto & ts = m.file->tensors();
     m_tensorFilter.Draw("filter##tensors", 240.0f);
-    if (m_tensorFilterText != m_tensorFilter.InputBuf) {
+    if (m_tensorRowsDirty || m_tensorFilterText != m_tensorFilter.InputBuf) {
+        m_tensorRowsDirty = false;
         m_tensorFilterText = m_tensorFilter.InputBuf;
         m_tensorRows.clear();
         for (const TensorRow & r : m.tensors)

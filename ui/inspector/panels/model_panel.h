@@ -36,7 +36,8 @@ class ModelPanel : public InspectorPanel {
     ImGuiTextFilter m_metaFilter;
     ImGuiTextFilter m_tensorFilter;
     std::vector<size_t> m_tensorRows;     // tensor indices passing the filter
-    std::string m_tensorFilterText = "\x01";
+    std::string m_tensorFilterText;
+    bool m_tensorRowsDirty = true;
 
     int64_t m_analysed = -1;
     WeightSample m_weights;

@@ -8,7 +8,9 @@ namespace gb::ui {
 
 std::string tokenPieceForDisplay(const Tokenizer * tok, Token id) {
     if (tok && id >= 0 && id < tok->n_vocab()) return visibleTokenText(tok->token_to_piece(id, true), 32);
-    return "#" + std::to_string(id);
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "#%d", id);
+    return buf;
 }
 
 void TokensPanel::draw(const InspectorSnapshot & snap) {
@@ -102,10 +104,10 @@ void TokensPanel::drawTable(const RequestTrace & r, const Tokenizer * tok) {
             ImGui::TableNextColumn();
             std::string alts;
             for (size_t k = 0; k < t.top.size() && alts.size() < 200; ++k) {
-                char buf[32];
-                std::snprintf(buf, sizeof buf, " %.3f", std::exp(double(t.top[k].logprob)));
-                if (k) alts += "   ";
-                alts += "'" + tokenPieceForDisplay(tok, t.top[k].id) + "'" + buf;
+                char buf[96];
+                std::snprintf(buf, sizeof buf, "%s'%s' %.3f", k ? "   " : "", tokenPieceForDisplay(tok, t.top[k].id).c_str(),
+                              std::exp(double(t.top[k].logprob)));
+                alts.append(buf);
             }
             ImGui::TextUnformatted(alts.empty() ? "-" : alts.c_str());
             if (!t.top.empty() && ImGui::IsItemHovered()) {
