@@ -1,6 +1,6 @@
 // glassbox-inspector-demo: the inspector panels in a window, fed by a GGUF file
-// (Model, Tokenizer) and synthetic token events (Latency, Tokens) until the
-// engine's generation lands. --screenshot renders a panel to PNG and exits.
+// (Model, Tokenizer) and token events (Latency, Tokens): a real generation with
+// --generate PROMPT, else synthetic ones. --screenshot renders PNGs and exits.
 #include "inspector/imgui_widget.h"
 #include "inspector/model_info.h"
 #include "inspector/panels/latency_panel.h"
@@ -10,6 +10,9 @@
 #include "inspector/scripted_trace.h"
 #include "inspector/snapshot_ring.h"
 #include "inspector/trace_recorder.h"
+
+#include "glassbox/model.h"
+#include "glassbox/session.h"
 
 #include <QApplication>
 #include <QCommandLineParser>
@@ -57,6 +60,34 @@ void produce(TraceRecorder & recorder, const gb::Tokenizer * tok, size_t n_token
     } while (live && !stop);
 }
 
+// A real generation: the engine's token callback feeds the recorder directly.
+void generate(TraceRecorder & recorder, const std::string & model_path, const std::string & prompt, int max_tokens,
+              std::atomic<bool> & stop) {
+    auto model = gb::Model::load(model_path);
+    if (!model) {
+        std::fprintf(stderr, "glassbox-inspector-demo: %s\n", model.error().to_string().c_str());
+        return;
+    }
+    gb::SessionParams sp;
+    sp.context.n_ctx = 2048;
+    auto session = gb::Session::create(*model, sp);
+    if (!session) {
+        std::fprintf(stderr, "glassbox-inspector-demo: %s\n", session.error().to_string().c_str());
+        return;
+    }
+    gb::GenerateParams gp;
+    gp.max_tokens = max_tokens;
+    gp.n_logprobs = 5;
+    gp.sampling.seed = 1;
+    recorder.beginRequest(prompt.size() > 40 ? prompt.substr(0, 40) + "..." : prompt);
+    auto result = (*session)->chat({{"user", prompt}}, gp, recorder.callback(), &stop);
+    if (!result) {
+        std::fprintf(stderr, "glassbox-inspector-demo: %s\n", result.error().to_string().c_str());
+        return;
+    }
+    recorder.endRequest(*result);
+}
+
 }  // namespace
 
 int main(int argc, char ** argv) {
@@ -68,6 +99,8 @@ int main(int argc, char ** argv) {
     cli.addOption({"model", "GGUF file for the Model and Tokenizer panels.", "file"});
     cli.addOption({"tokens", "Tokens in the largest synthetic request (default 2000).", "n", "2000"});
     cli.addOption({"live", "Stream synthetic tokens in real time, in a loop."});
+    cli.addOption({"generate", "Generate a chat reply to this prompt with --model (real token timings).", "prompt"});
+    cli.addOption({"max-tokens", "Tokens to generate with --generate (default 64).", "n", "64"});
     cli.addOption({"panel", "Panel to show first: Latency, Tokens, Model, Tokenizer.", "name"});
     cli.addOption({"screenshot", "Render the panel (--panel, or every panel into a folder) to PNG and exit.", "path"});
     cli.addOption({"size", "Window size WxH (default 1200x800).", "size", "1200x800"});
@@ -94,7 +127,7 @@ int main(int argc, char ** argv) {
     inspector->addPanel(std::make_unique<TokenizerPanel>());
     inspector->setSnapshotSource(&ring);
     window.setCentralWidget(inspector);
-    window.setWindowTitle("Glassbox inspector (synthetic token timings)");
+    window.setWindowTitle(cli.isSet("generate") ? "Glassbox inspector" : "Glassbox inspector (synthetic token timings)");
     const QStringList wh = cli.value("size").split('x');
     window.resize(wh.value(0).toInt() > 0 ? wh.value(0).toInt() : 1200, wh.value(1).toInt() > 0 ? wh.value(1).toInt() : 800);
     if (cli.isSet("panel")) {
@@ -109,7 +142,13 @@ int main(int argc, char ** argv) {
     std::atomic<bool> stop{false};
     const size_t n_tokens = size_t(std::max(cli.value("tokens").toLongLong(), 1LL));
     const bool live = cli.isSet("live") && !cli.isSet("screenshot");
-    std::thread producer([&] { produce(recorder, tok, n_tokens, live, stop); });
+    std::thread producer([&] {
+        if (cli.isSet("generate") && cli.isSet("model"))
+            generate(recorder, cli.value("model").toStdString(), cli.value("generate").toStdString(),
+                     cli.value("max-tokens").toInt(), stop);
+        else
+            produce(recorder, tok, n_tokens, live, stop);
+    });
 
     int rc = 0;
     if (cli.isSet("screenshot")) {
