@@ -58,7 +58,7 @@ class ContextImpl final : public Context {
     // activations, [n_batch, *]
     std::vector<float> m_x, m_xn, m_q, m_k, m_v, m_attn, m_proj, m_gate, m_up;
     std::vector<float> m_rope_cs[2];  // [n_batch, head_dim_k/2, 2] for global (0) and local (1) layers
-    std::vector<float> m_scores;      // [n_threads, n_ctx]
+    std::vector<float> m_scores;      // [n_threads, attend_scratch_floats]
     std::vector<float> m_logits;
     size_t             m_n_logits = 0;
     // KV cache, F16: [n_layer, n_ctx, n_head_kv * head_dim]
@@ -89,7 +89,7 @@ Status ContextImpl::allocate() {
         m_gate.resize(nb * m_hp.n_ff);
         m_up.resize(nb * m_hp.n_ff);
         for (auto & cs : m_rope_cs) cs.resize(nb * m_hp.head_dim_k);
-        m_scores.resize(size_t(m_pool->size()) * m_n_ctx);
+        m_scores.resize(size_t(m_pool->size()) * size_t(ops::attend_scratch_floats(m_n_ctx, m_hp.head_dim_k, m_hp.head_dim_v)));
         m_logits.resize(size_t(m_hp.n_vocab));
         m_k_size = size_t(m_hp.n_layer) * m_n_ctx * m_n_k;
         m_v_size = size_t(m_hp.n_layer) * m_n_ctx * m_n_v;
@@ -286,7 +286,8 @@ void ContextImpl::attention(int il, int32_t n, int32_t t0) {
         const int32_t pos = m_n_past + t;
         const int32_t lo  = swa ? std::max(0, pos - m_hp.sliding_window + 1) : 0;
         ops::attend(m_attn.data() + int64_t(t - t0) * m_n_o + int64_t(h) * hd_v, m_q.data() + int64_t(t) * m_n_q + int64_t(h) * hd_k,
-                    k_layer + int64_t(g) * hd_k, m_n_k, v_layer + int64_t(g) * hd_v, m_n_v, lo, pos + 1, hd_k, hd_v, scale, scores);
+                    k_layer + int64_t(g) * hd_k, m_n_k, v_layer + int64_t(g) * hd_v, m_n_v, lo, pos + 1, hd_k, hd_v, scale, n == 1,
+                    scores);
     };
     const int64_t work = n_items * int64_t(m_n_past + n) * (hd_k + hd_v);
     if (n_items == 1 || m_pool->size() == 1 || work < (1 << 15)) {
@@ -295,7 +296,7 @@ void ContextImpl::attention(int il, int32_t n, int32_t t0) {
     }
     std::atomic<int64_t> next{0};
     m_pool->run([&](int ith, int) {
-        float * scores = m_scores.data() + size_t(ith) * m_n_ctx;
+        float * scores = m_scores.data() + size_t(ith) * size_t(ops::attend_scratch_floats(m_n_ctx, m_hp.head_dim_k, m_hp.head_dim_v));
         for (int64_t i = next.fetch_add(1, std::memory_order_relaxed); i < n_items; i = next.fetch_add(1, std::memory_order_relaxed)) {
             run_item(i, scores);
         }

@@ -30,7 +30,8 @@ const float * f16_table() {
     return table.data();
 }
 
-float gelu_tanh(float x) { return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + kGeluCoefA * x * x))); }
+// 1 + a*x*x as the FMA GCC contracts ggml's expression into (it fills its table so)
+float gelu_tanh(float x) { return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * std::fma(kGeluCoefA * x, x, 1.0f))); }
 
 // gelu(x) for every half x, rounded to F16: what llama.cpp's CPU backend
 // computes (its GGML_GELU_FP16 table); it also keeps tanh out of the loop.
@@ -45,16 +46,45 @@ const float * gelu_table() {
 
 // ---- scalar ------------------------------------------------------------------
 
-float dot_f16_scalar(const float * q, const uint16_t * k, int32_t n) {
+// The 16-lane order of llama.cpp's F16 matmul on AVX-512 (llamafile tinyBLAS):
+// lane l sums elements l, l + 16, ... with FMAs; the lanes are then added as
+// _mm512_reduce_add_ps does (l + 8, then + 4, + 2, + 1).
+float reduce16(const float * a) {
+    float t[8];
+    for (int l = 0; l < 8; ++l) t[l] = a[l] + a[l + 8];
+    for (int l = 0; l < 4; ++l) t[l] = t[l] + t[l + 4];
+    return (t[0] + t[2]) + (t[1] + t[3]);
+}
+
+float dot_f16_scalar(const uint16_t * q, const uint16_t * k, int32_t n) {
     const float * t = f16_table();
-    float sum = 0.0f;
-    for (int32_t i = 0; i < n; ++i) sum += q[i] * t[k[i]];
-    return sum;
+    float acc[16] = {};
+    for (int32_t i = 0; i < n; ++i) acc[i & 15] = std::fma(t[q[i]], t[k[i]], acc[i & 15]);
+    return reduce16(acc);
+}
+
+// The order of ggml_vec_dot_f16 on AVX-512 (llama.cpp's F16 matmul for one
+// token): 4 accumulators of 16 lanes over 64-element steps, added (0+2)+(1+3),
+// then reduce16; a tail of n % 64 elements is added in double.
+float reduce64(const float * a) {
+    float v[16];
+    for (int l = 0; l < 16; ++l) v[l] = (a[l] + a[l + 32]) + (a[l + 16] + a[l + 48]);
+    return reduce16(v);
+}
+
+float dot_f16_vec_scalar(const uint16_t * q, const uint16_t * k, int32_t n) {
+    const float * t = f16_table();
+    float acc[64] = {};
+    const int32_t n64 = n & ~63;
+    for (int32_t i = 0; i < n64; ++i) acc[i & 63] = std::fma(t[q[i]], t[k[i]], acc[i & 63]);
+    double sum = reduce64(acc);
+    for (int32_t i = n64; i < n; ++i) sum += double(t[q[i]] * t[k[i]]);
+    return float(sum);
 }
 
 void axpy_f16_scalar(float * y, float a, const uint16_t * x, int32_t n) {
     const float * t = f16_table();
-    for (int32_t i = 0; i < n; ++i) y[i] += a * t[x[i]];
+    for (int32_t i = 0; i < n; ++i) y[i] = std::fma(a, t[x[i]], y[i]);
 }
 
 void f32_to_f16_scalar(uint16_t * y, const float * x, int64_t n) {
@@ -80,22 +110,43 @@ GB_AVX2 float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-GB_AVX2 float dot_f16_avx2(const float * q, const uint16_t * k, int32_t n) {
+// Same order as dot_f16_scalar: acc0 holds lanes 0-7, acc1 lanes 8-15, and
+// hsum(acc0 + acc1) adds them as reduce16 does.
+GB_AVX2 inline __m256 ld(const uint16_t * p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p))); }
+
+GB_AVX2 float dot_f16_avx2(const uint16_t * q, const uint16_t * k, int32_t n) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     int32_t i = 0;
     for (; i + 16 <= n; i += 16) {
-        const __m256 k0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(k + i)));
-        const __m256 k1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(k + i + 8)));
-        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), k0, acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), k1, acc1);
+        acc0 = _mm256_fmadd_ps(ld(q + i), ld(k + i), acc0);
+        acc1 = _mm256_fmadd_ps(ld(q + i + 8), ld(k + i + 8), acc1);
     }
-    for (; i + 8 <= n; i += 8) {
-        const __m256 k0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(k + i)));
-        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), k0, acc0);
+    if (i < n) {  // tail: finish the lanes in scalar
+        alignas(32) float acc[16];
+        _mm256_store_ps(acc, acc0);
+        _mm256_store_ps(acc + 8, acc1);
+        for (; i < n; ++i) acc[i & 15] = std::fma(_cvtsh_ss(q[i]), _cvtsh_ss(k[i]), acc[i & 15]);
+        return reduce16(acc);
     }
-    float sum = hsum(_mm256_add_ps(acc0, acc1));
-    for (; i < n; ++i) sum += q[i] * _cvtsh_ss(k[i]);
-    return sum;
+    return hsum(_mm256_add_ps(acc0, acc1));
+}
+
+// Same order as dot_f16_vec_scalar.
+GB_AVX2 float dot_f16_vec_avx2(const uint16_t * q, const uint16_t * k, int32_t n) {
+    __m256 lo[4], hi[4];
+    for (int j = 0; j < 4; ++j) lo[j] = hi[j] = _mm256_setzero_ps();
+    int32_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        for (int j = 0; j < 4; ++j) {
+            lo[j] = _mm256_fmadd_ps(ld(q + i + 16 * j), ld(k + i + 16 * j), lo[j]);
+            hi[j] = _mm256_fmadd_ps(ld(q + i + 16 * j + 8), ld(k + i + 16 * j + 8), hi[j]);
+        }
+    }
+    const __m256 l = _mm256_add_ps(_mm256_add_ps(lo[0], lo[2]), _mm256_add_ps(lo[1], lo[3]));
+    const __m256 h = _mm256_add_ps(_mm256_add_ps(hi[0], hi[2]), _mm256_add_ps(hi[1], hi[3]));
+    double sum = hsum(_mm256_add_ps(l, h));
+    for (; i < n; ++i) sum += double(_cvtsh_ss(q[i]) * _cvtsh_ss(k[i]));
+    return float(sum);
 }
 
 GB_AVX2 void axpy_f16_avx2(float * y, float a, const uint16_t * x, int32_t n) {
@@ -105,7 +156,7 @@ GB_AVX2 void axpy_f16_avx2(float * y, float a, const uint16_t * x, int32_t n) {
         const __m256 xv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(x + i)));
         _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, xv, _mm256_loadu_ps(y + i)));
     }
-    for (; i < n; ++i) y[i] += a * _cvtsh_ss(x[i]);
+    for (; i < n; ++i) y[i] = std::fma(a, _cvtsh_ss(x[i]), y[i]);
 }
 
 GB_AVX2 void f32_to_f16_avx2(uint16_t * y, const float * x, int64_t n) {
@@ -139,7 +190,8 @@ GB_AVX2 void geglu_avx2(float * y, const float * g, const float * u, int64_t n) 
 #endif
 
 struct Kernels {
-    float (*dot_f16)(const float *, const uint16_t *, int32_t)         = dot_f16_scalar;
+    float (*dot_f16)(const uint16_t *, const uint16_t *, int32_t)      = dot_f16_scalar;
+    float (*dot_f16_vec)(const uint16_t *, const uint16_t *, int32_t)  = dot_f16_vec_scalar;
     void (*axpy_f16)(float *, float, const uint16_t *, int32_t)        = axpy_f16_scalar;
     void (*to_f16)(uint16_t *, const float *, int64_t)                 = f32_to_f16_scalar;
     void (*geglu)(float *, const float *, const float *, int64_t)      = geglu_scalar;
@@ -153,6 +205,7 @@ const Kernels & kernels() {
         __builtin_cpu_init();
         if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
             r.dot_f16  = dot_f16_avx2;
+            r.dot_f16_vec = dot_f16_vec_avx2;
             r.axpy_f16 = axpy_f16_avx2;
             r.to_f16   = f32_to_f16_avx2;
             r.geglu    = geglu_avx2;
@@ -206,8 +259,9 @@ void rope_apply(float * v, const float * cs, int32_t head_dim, RopeStyle style) 
         float & b = v[i * stride + off];
         const float c = cs[2 * i], s = cs[2 * i + 1];
         const float x0 = a, x1 = b;
-        a = x0 * c - x1 * s;
-        b = x0 * s + x1 * c;
+        // the FMAs GCC contracts ggml's rope into (x0*c - x1*s, x0*s + x1*c)
+        a = std::fma(x0, c, -(x1 * s));
+        b = std::fma(x0, s, x1 * c);
     }
 }
 
@@ -227,31 +281,65 @@ void add(float * y, const float * x, const float * b, int64_t n) {
     for (int64_t i = 0; i < n; ++i) y[i] = x[i] + b[i];
 }
 
+// exp(x) as ggml's AVX-512 ggml_v_expf computes it (the polynomial of ARM's
+// optimized routines, max error ~1.5 ulp), which llama.cpp's soft_max uses.
+float expf_ggml(float x) {
+    const float r = 0x1.8p23f;
+    const float n = std::fma(x, 0x1.715476p+0f, r) - r;  // round(x / ln 2)
+    if (!(std::fabs(n) <= 192.0f)) return x > 0.0f ? INFINITY : 0.0f;
+    const float b = std::fma(-n, 0x1.7f7d1cp-20f, std::fma(-n, 0x1.62e4p-1f, x));
+    const float u = b * b;
+    const float j = std::fma(std::fma(std::fma(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, std::fma(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)), u,
+                             std::fma(0x1.ffffecp-1f, b, 1.0f));
+    return std::ldexp(j, int(n));
+}
+
+int64_t attend_scratch_floats(int32_t n_ctx, int32_t head_dim_k, int32_t head_dim_v) {
+    return (int64_t(n_ctx) + 64) + 64 * int64_t(head_dim_v) + (head_dim_k + 1) / 2;
+}
+
 void attend(float * out, const float * q, const uint16_t * k, int64_t k_stride, const uint16_t * v, int64_t v_stride,
-            int32_t lo, int32_t hi, int32_t head_dim_k, int32_t head_dim_v, float scale, float * scores) {
+            int32_t lo, int32_t hi, int32_t head_dim_k, int32_t head_dim_v, float scale, bool one_query, float * scratch) {
+    // llama.cpp without flash attention: kq = K Q^T with Q rounded to F16,
+    // p = soft_max(kq * scale) in f32, kqv = V^T p with p rounded to F16. Its
+    // F16 products sum in 16 lanes (reduce16) in a batch, in 64 (reduce64)
+    // for one query (ggml_vec_dot_f16); lanes over key positions count from
+    // 0. Its softmax sums 16-key chunks (reduce16) into a double.
     const Kernels & kn = kernels();
+    const int32_t n_lanes = one_query ? 64 : 16;
+    const int32_t c0 = lo & ~15;                    // first 16-aligned chunk
+    float * scores     = scratch;                   // [hi - c0 rounded up to 16]
+    float * lanes      = scratch + (hi - c0 + 16);  // [n_lanes, head_dim_v]
+    uint16_t * q16     = reinterpret_cast<uint16_t *>(lanes + 64 * int64_t(head_dim_v));  // [head_dim_k]
+    kn.to_f16(q16, q, head_dim_k);
+    const auto dot = one_query ? kn.dot_f16_vec : kn.dot_f16;
+
     // s_j = scale * q . k_j
     float max = -INFINITY;
     for (int32_t j = lo; j < hi; ++j) {
-        const float s = kn.dot_f16(q, k + int64_t(j) * k_stride, head_dim_k) * scale;
-        scores[j - lo] = s;
+        const float s = dot(q16, k + int64_t(j) * k_stride, head_dim_k) * scale;
+        scores[j - c0] = s;
         max = std::max(max, s);
     }
-    // p_j = exp(s_j - max) / sum
+    // e_j = exp(s_j - max) (0 outside [lo, hi)); sum over 16-key chunks
+    const int32_t c1 = (hi + 15) & ~15;
+    for (int32_t j = c0; j < c1; ++j) scores[j - c0] = j >= lo && j < hi ? expf_ggml(scores[j - c0] - max) : 0.0f;
     double sum = 0.0;
-    for (int32_t j = lo; j < hi; ++j) {
-        const float e = std::exp(scores[j - lo] - max);
-        scores[j - lo] = e;
-        sum += e;
-    }
-    // out = sum_j p_j v_j. NOTE: llama.cpp (no flash attention) also rounds
-    // Q and p to F16 for its F16 matmuls; emulating only that, without its
-    // summation order, did not bring us closer to its outputs (gemma-3 is
-    // sensitive at that level: llama.cpp's own flash / non-flash paths differ
-    // by ~1 logit), so Q and p stay f32 here.
-    std::fill(out, out + head_dim_v, 0.0f);
+    for (int32_t c = c0; c < c1; c += 16) sum += double(reduce16(scores + (c - c0)));
     const float inv = float(1.0 / sum);
-    for (int32_t j = lo; j < hi; ++j) kn.axpy_f16(out, scores[j - lo] * inv, v + int64_t(j) * v_stride, head_dim_v);
+
+    // out = sum_j f16(e_j * inv) v_j, in lane j % n_lanes of n_lanes partial sums
+    std::fill(lanes, lanes + n_lanes * int64_t(head_dim_v), 0.0f);
+    const float * t = f16_table();
+    for (int32_t j = lo; j < hi; ++j) {
+        const float p = t[fp32_to_fp16(scores[j - c0] * inv)];
+        kn.axpy_f16(lanes + int64_t(j % n_lanes) * head_dim_v, p, v + int64_t(j) * v_stride, head_dim_v);
+    }
+    float col[64];
+    for (int32_t d = 0; d < head_dim_v; ++d) {
+        for (int l = 0; l < n_lanes; ++l) col[l] = lanes[int64_t(l) * head_dim_v + d];
+        out[d] = one_query ? reduce64(col) : reduce16(col);
+    }
 }
 
 }  // namespace gb::ops

@@ -34,12 +34,16 @@ void f32_to_f16(uint16_t * y, const float * x, int64_t n);
 // y = x + b (elementwise); y may alias x
 void add(float * y, const float * x, const float * b, int64_t n);
 
-// One query head's attention over cached keys/values [lo, hi):
-//   s_j = scale * q . k_j ;  p = softmax(s) ;  out = sum_j p_j v_j
+// One query head's attention over cached keys/values [lo, hi), with the
+// roundings and summation orders of llama.cpp's CPU path without flash
+// attention (one_query: a decode step, whose F16 products ggml sums in another
+// order than a batch's):
+//   s_j = scale * f16(q) . k_j ;  p = softmax(s) ;  out = sum_j f16(p_j) v_j
 // q: [head_dim_k] f32; k_j = k + j * k_stride (F16, head_dim_k values),
-// v_j = v + j * v_stride (F16, head_dim_v); scores: scratch of hi - lo floats.
+// v_j = v + j * v_stride (F16, head_dim_v); scratch: attend_scratch_floats(hi, ...) floats.
 void attend(float * out, const float * q, const uint16_t * k, int64_t k_stride, const uint16_t * v, int64_t v_stride,
-            int32_t lo, int32_t hi, int32_t head_dim_k, int32_t head_dim_v, float scale, float * scores);
+            int32_t lo, int32_t hi, int32_t head_dim_k, int32_t head_dim_v, float scale, bool one_query, float * scratch);
+int64_t attend_scratch_floats(int32_t n_ctx, int32_t head_dim_k, int32_t head_dim_v);
 
 // "avx2" or "scalar": which implementation is in use.
 const char * simd_path();

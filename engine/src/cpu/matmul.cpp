@@ -105,6 +105,8 @@ const TypeKernels * kernels_for(TensorType t) {
     return &tables().table[path][id];
 }
 
+std::atomic<bool> g_llamacpp_order{true};
+
 // nullptr where the current path has no prefill GEMM for t
 const GemmKernels * gemm_for(TensorType t) {
     const uint32_t id = static_cast<uint32_t>(t);
@@ -201,6 +203,9 @@ void matmul_gemm(const GemmKernels & g, const WeightView & w, const float * x, i
 
 }  // namespace
 
+void set_llamacpp_order(bool on) { g_llamacpp_order.store(on, std::memory_order_relaxed); }
+bool llamacpp_order() { return g_llamacpp_order.load(std::memory_order_relaxed); }
+
 const char * simd_path_name(SimdPath p) {
     switch (p) {
         case SimdPath::Auto: return "auto";
@@ -229,7 +234,8 @@ void matmul(const WeightView & w, const float * x, int64_t n_tokens, float * y, 
     const int64_t n_cols = w.n_cols;
     const int64_t n_rows = w.n_rows;
     const int nth = pool.size();
-    if (const GemmKernels * g = gemm_for(w.type); g != nullptr && n_tokens >= g->min_tokens) {
+    const bool exact = g_llamacpp_order.load(std::memory_order_relaxed) && type_traits(w.type).block_size > 1;  // quantized
+    if (const GemmKernels * g = gemm_for(w.type); !exact && g != nullptr && n_tokens >= g->min_tokens) {
         matmul_gemm(*g, w, x, n_tokens, y, pool);
         return;
     }
@@ -254,8 +260,9 @@ void matmul(const WeightView & w, const float * x, int64_t n_tokens, float * y, 
         }
         act = dst;
     }
-    const DotFn dot1 = k->dot1;
-    const DotFn dot4 = k->dot4;
+    const bool  wide = exact && n_tokens >= k_wide_tokens && k->dot1_wide != nullptr;
+    const DotFn dot1 = wide ? k->dot1_wide : k->dot1;
+    const DotFn dot4 = wide ? k->dot4_wide : k->dot4;
 
     if (n_tokens == 1) {
         // y[r] = dot(W[r], x): rows handed out in chunks from a shared counter,

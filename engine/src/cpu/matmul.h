@@ -39,4 +39,13 @@ bool force_simd_path(SimdPath p);
 // Force the scalar path (on) or go back to Auto (off).
 void force_scalar(bool on);
 
+// On (the default): quantized products sum in the order of llama.cpp's x86
+// CPU backend (its vec_dot, repacked Q4_K GEMV/GEMM and tiled K-quant paths),
+// so a model's logits match llama.cpp's bit for bit where the other ops do
+// too (greedy continuations of gemma-3 depend on it); the AVX512-VNNI prefill
+// GEMM, which sums in its own order, is then used for float weights only.
+// Off: the fastest kernels (GEMM for every type it has).
+void set_llamacpp_order(bool on);
+bool llamacpp_order();
+
 }  // namespace gb::cpu

@@ -36,7 +36,12 @@ struct TypeKernels {
     QuantizeRowFn quantize = nullptr;          // nullptr: activations used as f32 directly
     DotFn         dot1 = nullptr;              // required
     DotFn         dot4 = nullptr;              // optional: 1 weight row x 4 activation rows
+    // optional: dot1 / dot4 for every token of a product of >= k_wide_tokens
+    // tokens (llama.cpp sums those in another order, e.g. its tiled K-quant path)
+    DotFn         dot1_wide = nullptr;
+    DotFn         dot4_wide = nullptr;
 };
+constexpr int64_t k_wide_tokens = 8;
 
 // Fill k for weight type t; false if the path has no kernel for t
 // (the AVX2 table then falls back to the scalar one per entry).

@@ -89,20 +89,14 @@ GB_AVX2_INLINE void dot_signed32(int64_t n, const Block * a, const void * x, siz
         const __m256i p = dot_us8(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw));
         return _mm256_fmadd_ps(_mm256_set1_ps(h2f(a[ib].d) * h2f(b.d)), _mm256_cvtepi32_ps(p), acc);
     };
-    // Two accumulators per activation row (even / odd blocks): one FMA chain
-    // would bound the decode loop. NC = 1 and NC = 4 sum in the same order, so
-    // decode and prefill give bit-identical results.
-    __m256 acc0[NC], acc1[NC];
-    for (int c = 0; c < NC; ++c) acc0[c] = acc1[c] = _mm256_setzero_ps();
-    int64_t ib = 0;
-    for (; ib + 1 < nb; ib += 2) {
-        for (int c = 0; c < NC; ++c) acc0[c] = step(ib, c, acc0[c]);
-        for (int c = 0; c < NC; ++c) acc1[c] = step(ib + 1, c, acc1[c]);
+    // One accumulator per activation row, blocks in order, then hsum8: the
+    // summation order of llama.cpp's x86 kernels, so results match it bit for bit.
+    __m256 acc[NC];
+    for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
+    for (int64_t ib = 0; ib < nb; ++ib) {
+        for (int c = 0; c < NC; ++c) acc[c] = step(ib, c, acc[c]);
     }
-    if (ib < nb) {
-        for (int c = 0; c < NC; ++c) acc0[c] = step(ib, c, acc0[c]);
-    }
-    for (int c = 0; c < NC; ++c) out[c] = hsum8(_mm256_add_ps(acc0[c], acc1[c]));
+    for (int c = 0; c < NC; ++c) out[c] = hsum8(acc[c]);
 }
 
 template <int NC>
@@ -298,9 +292,15 @@ GB_AVX2_INLINE void dot_q45_K(int64_t n, const void * w, const void * x, size_t 
     const __m256i m1 = _mm256_set1_epi8(1);
     __m256 acc[NC];
     __m128 accm[NC];
+    // Q4_K follows llama.cpp's x86 path (Q4_K repacked 8x8): its GEMV (one
+    // token, dot1) sums each 256-block exactly in int32 then does one FMA per
+    // block for the scales and one for the mins; its GEMM (4 tokens, dot4) one
+    // FMA per pair of 32-groups for each. out = acc - acc_mins.
+    __m128 acc1[NC], accm1[NC];
     for (int c = 0; c < NC; ++c) {
         acc[c] = _mm256_setzero_ps();
         accm[c] = _mm_setzero_ps();
+        acc1[c] = accm1[c] = _mm_setzero_ps();
     }
     for (int64_t ib = 0; ib < n / 256; ++ib) {
         const Block & bw = a[ib];
@@ -336,7 +336,12 @@ GB_AVX2_INLINE void dot_q45_K(int64_t n, const void * w, const void * x, size_t 
                 const int8_t * q8 = act_row<block_q8_K>(x, xs, c)[ib].qs + 64 * j;
                 const __m256i pl = _mm256_madd_epi16(sl, _mm256_maddubs_epi16(ql, load256(q8)));
                 const __m256i ph = _mm256_madd_epi16(sh, _mm256_maddubs_epi16(qh, load256(q8 + 32)));
-                sumi[c] = _mm256_add_epi32(sumi[c], _mm256_add_epi32(pl, ph));
+                if constexpr (!Five && NC == 4) {  // 4-token GEMM order: one FMA per pair of groups
+                    acc1[c] = _mm_fmadd_ss(_mm_cvtsi32_ss(_mm_setzero_ps(), hsum_i32(_mm256_add_epi32(pl, ph))),
+                                           _mm_set_ss(dw * act_row<block_q8_K>(x, xs, c)[ib].d), acc1[c]);
+                } else {
+                    sumi[c] = _mm256_add_epi32(sumi[c], _mm256_add_epi32(pl, ph));
+                }
             }
         }
         for (int c = 0; c < NC; ++c) {
@@ -344,11 +349,25 @@ GB_AVX2_INLINE void dot_q45_K(int64_t n, const void * w, const void * x, size_t 
             const __m128i bs_lo = _mm_loadu_si128(reinterpret_cast<const __m128i *>(b.bsums));
             const __m128i bs_hi = _mm_loadu_si128(reinterpret_cast<const __m128i *>(b.bsums + 8));
             const __m128i prod = _mm_madd_epi16(mins, _mm_hadd_epi16(bs_lo, bs_hi));
-            accm[c] = _mm_fmadd_ps(_mm_set1_ps(-mw * b.d), _mm_cvtepi32_ps(prod), accm[c]);
-            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * b.d), _mm256_cvtepi32_ps(sumi[c]), acc[c]);
+            if constexpr (Five) {
+                accm[c] = _mm_fmadd_ps(_mm_set1_ps(-mw * b.d), _mm_cvtepi32_ps(prod), accm[c]);
+                acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * b.d), _mm256_cvtepi32_ps(sumi[c]), acc[c]);
+            } else if constexpr (NC == 4) {
+                // prod lane g: the mins of groups 2g, 2g+1 times their block sums
+                alignas(16) int32_t pm[4];
+                _mm_store_si128(reinterpret_cast<__m128i *>(pm), prod);
+                for (int g = 0; g < 4; ++g) accm1[c] = _mm_fmadd_ss(_mm_cvtsi32_ss(_mm_setzero_ps(), pm[g]), _mm_set_ss(mw * b.d), accm1[c]);
+            } else {
+                const __m128i pm = _mm_add_epi32(prod, _mm_unpackhi_epi64(prod, prod));
+                const int isum_m = _mm_cvtsi128_si32(_mm_add_epi32(pm, _mm_shuffle_epi32(pm, 1)));
+                accm1[c] = _mm_fmadd_ss(_mm_cvtsi32_ss(_mm_setzero_ps(), isum_m), _mm_set_ss(mw * b.d), accm1[c]);
+                acc1[c] = _mm_fmadd_ss(_mm_cvtsi32_ss(_mm_setzero_ps(), hsum_i32(sumi[c])), _mm_set_ss(dw * b.d), acc1[c]);
+            }
         }
     }
-    for (int c = 0; c < NC; ++c) out[c] = hsum8(acc[c]) + hsum4(accm[c]);
+    for (int c = 0; c < NC; ++c) {
+        out[c] = Five ? hsum8(acc[c]) + hsum4(accm[c]) : _mm_cvtss_f32(acc1[c]) - _mm_cvtss_f32(accm1[c]);
+    }
 }
 
 template <int NC>
@@ -363,7 +382,10 @@ void dot_q5_K(int64_t n, const void * w, const void * x, size_t xs, float * out)
 
 // Q6_K: q = (4 low bits | 2 high bits << 4) - 32, 16 groups of 16, int8 scales.
 // sum_g sc_g * sum (q - 32) * q8 = sum_g sc_g * sum q*q8 - 32 * sum_g sc_g * bsum_g
-template <int NC>
+// Tiled = false: llama.cpp's vec_dot order (8 int32 lanes, one FMA per block);
+// true: its tiled K-quant matmul (products of >= 8 tokens): the block's exact
+// int32 sum s, acc = fma(float(s) * d_w, d_x, acc) (the FMA GCC contracts it into).
+template <int NC, bool Tiled = false>
 void dot_q6_K(int64_t n, const void * w, const void * x, size_t xs, float * out) {
     const block_q6_K * a = static_cast<const block_q6_K *>(w);
     const __m256i m4 = _mm256_set1_epi8(0x0f);
@@ -406,11 +428,16 @@ void dot_q6_K(int64_t n, const void * w, const void * x, size_t xs, float * out)
             }
         }
         for (int c = 0; c < NC; ++c) {
-            const float d = dw * act_row<block_q8_K>(x, xs, c)[ib].d;
-            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[c]), acc[c]);
+            const float dx = act_row<block_q8_K>(x, xs, c)[ib].d;
+            if constexpr (Tiled) {
+                const __m128 r = _mm_mul_ss(_mm_cvtsi32_ss(_mm_setzero_ps(), hsum_i32(sumi[c])), _mm_set_ss(dw));
+                acc[c] = _mm256_castps128_ps256(_mm_fmadd_ss(r, _mm_set_ss(dx), _mm256_castps256_ps128(acc[c])));
+            } else {
+                acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx), _mm256_cvtepi32_ps(sumi[c]), acc[c]);
+            }
         }
     }
-    for (int c = 0; c < NC; ++c) out[c] = hsum8(acc[c]);
+    for (int c = 0; c < NC; ++c) out[c] = Tiled ? _mm_cvtss_f32(_mm256_castps256_ps128(acc[c])) : hsum8(acc[c]);
 }
 
 // ---- float types: fp32 FMA over 8 lanes ---------------------------------------
@@ -560,7 +587,9 @@ bool GB_VEC_DOT_KERNELS(TensorType t, TypeKernels * k) {
         case TensorType::Q3_K: *k = {TensorType::Q8_K, quantize_row_q8_K_act, dot_q3_K<1>, dot_q3_K<4>}; return true;
         case TensorType::Q4_K: *k = {TensorType::Q8_K, quantize_row_q8_K_act, dot_q4_K<1>, dot_q4_K<4>}; return true;
         case TensorType::Q5_K: *k = {TensorType::Q8_K, quantize_row_q8_K_act, dot_q5_K<1>, dot_q5_K<4>}; return true;
-        case TensorType::Q6_K: *k = {TensorType::Q8_K, quantize_row_q8_K_act, dot_q6_K<1>, dot_q6_K<4>}; return true;
+        case TensorType::Q6_K:
+            *k = {TensorType::Q8_K, quantize_row_q8_K_act, dot_q6_K<1>, dot_q6_K<4>, dot_q6_K<1, true>, dot_q6_K<4, true>};
+            return true;
         default: return false;
     }
 }
