@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Produce llama.cpp reference results on the real model, for tests/engine/tst_model_llamacpp.cpp:
-greedy continuations (64 tokens, EOS ignored) of several prompts, and the perplexity of
+greedy continuations (64 tokens, EOS ignored) of several prompts with llama.cpp's top-1 / top-2
+logit gap at each step and its own batch-vs-incremental logit difference, and the perplexity of
 resources/text/perplexity_sample.txt computed the way llama-perplexity does (chunks of n_ctx,
 BOS first, second half of each chunk scored).
 
@@ -31,6 +32,13 @@ PROMPTS = [
     ("The three laws of thermodynamics are", False),
     ("Translate to German: The weather is nice today.\nGerman:", False),
     ("<start_of_turn>user\nWrite a short poem about the moon.<end_of_turn>\n<start_of_turn>model\n", True),
+    ("The quick brown fox", False),
+    ("List three primary colors:", False),
+    ("In 1969, Neil Armstrong", False),
+    ("import numpy as np\n", False),
+    ("Photosynthesis is the process by which green plants and some other organisms use sunlight to synthesize "
+     "foods from carbon dioxide and water. Photosynthesis in plants generally involves the green pigment "
+     "chlorophyll and generates oxygen as a byproduct. Explain this to a child:", False),
 ]
 
 
@@ -43,15 +51,30 @@ def sha256(path):
 
 
 def greedy(llm, prompt_ids, n):
+    """Greedy continuation (prompt as one batch, then one token at a time); also
+    the top-1 minus top-2 logit gap at each step and the logits of the chosen tokens."""
     llm.reset()
     llm.eval(prompt_ids)
-    out = []
+    out, gaps, chosen = [], [], []
     for _ in range(n):
         logits = np.asarray(llm.scores[llm.n_tokens - 1], dtype=np.float32)
+        top2 = np.partition(logits, -2)[-2:]
         tok = int(np.argmax(logits))
         out.append(tok)
+        gaps.append(float(top2[1] - top2[0]))
+        chosen.append(float(logits[tok]))
         llm.eval([tok])
-    return out
+    return out, gaps, chosen
+
+
+def batch_logit_diff(llm, prompt_ids, gen, chosen):
+    """llama.cpp's own inconsistency: the logits of the chosen tokens when the whole
+    sequence is evaluated as one batch, against the incremental run (max |diff|)."""
+    llm.reset()
+    seq = list(prompt_ids) + list(gen[:-1])
+    llm.eval(seq)
+    n0 = len(prompt_ids) - 1
+    return max(abs(float(llm.scores[n0 + i][t]) - chosen[i]) for i, t in enumerate(gen))
 
 
 def log_softmax_at(row, target):
@@ -81,15 +104,19 @@ def main():
     cases = []
     for text, special in PROMPTS:
         ids = llm.tokenize(text.encode("utf-8"), add_bos=True, special=special)
-        gen = greedy(llm, ids, N_GEN)
+        gen, gaps, chosen = greedy(llm, ids, N_GEN)
+        diff = batch_logit_diff(llm, ids, gen, chosen)
         cases.append({
             "prompt": text,
             "parse_special": special,
             "prompt_ids": ids,
             "generated_ids": gen,
+            "top2_gaps": [round(g, 5) for g in gaps],
+            "batch_vs_incremental_max_logit_diff": round(diff, 5),
             "generated_text": llm.detokenize(gen).decode("utf-8", errors="replace"),
         })
-        print(repr(text[:40]), "->", repr(cases[-1]["generated_text"][:60]), file=sys.stderr)
+        print(repr(text[:40]), "->", repr(cases[-1]["generated_text"][:60]), f"min gap {min(gaps):.4f}, batch diff {diff:.4f}",
+              file=sys.stderr)
     del llm
 
     llm_all = Llama(model_path=MODEL, n_ctx=PPL_CTX, n_batch=PPL_CTX, n_threads=2, logits_all=True, verbose=False)
