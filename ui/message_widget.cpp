@@ -203,7 +203,8 @@ QString MessageWidget::statsText(const QJsonObject &s)
     if (!s.contains(QStringLiteral("tokens")))
         return {};
     QStringList parts;
-    parts << tr("%n token(s)", nullptr, s.value(QStringLiteral("tokens")).toInt());
+    const int tokens = s.value(QStringLiteral("tokens")).toInt();
+    parts << (tokens == 1 ? tr("1 token") : tr("%1 tokens").arg(tokens));
     const double tps = s.value(QStringLiteral("tokens_per_s")).toDouble();
     if (tps > 0)
         parts << tr("%1 tokens/s").arg(tps, 0, 'f', 1);

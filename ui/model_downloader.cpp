@@ -189,8 +189,9 @@ void ModelDownloader::onFinished()
         return;  // cancelled or failed already
     const int status = reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
     if (status >= 300 && status < 400) {
-        const QUrl target = reply->url().resolved(reply->header(QNetworkRequest::LocationHeader).toUrl());
-        if (!target.isValid() || target.isEmpty() || ++m_redirects > kMaxRedirects) {
+        const QUrl location = QUrl::fromEncoded(reply->rawHeader("Location"));
+        const QUrl target = reply->url().resolved(location);
+        if (location.isEmpty() || !target.isValid() || ++m_redirects > kMaxRedirects) {
             fail(tr("Too many or bad redirects from %1.").arg(m_request.url.toString()), false);
             return;
         }

@@ -130,7 +130,7 @@ ModelLibraryDialog::ModelLibraryDialog(ChatStore *store, const QString &download
     connect(m_remove, &QPushButton::clicked, this, &ModelLibraryDialog::removeSelected);
     connect(m_load, &QPushButton::clicked, this, &ModelLibraryDialog::loadSelected);
     connect(m_table, &QTreeWidget::itemDoubleClicked, this, &ModelLibraryDialog::loadSelected);
-    connect(m_table, &QTreeWidget::itemSelectionChanged, this, &ModelLibraryDialog::refreshTable);
+    connect(m_table, &QTreeWidget::itemSelectionChanged, this, &ModelLibraryDialog::updateDetails);
     connect(m_download, &QPushButton::clicked, this, &ModelLibraryDialog::startDownloadFromFields);
     connect(m_cancel, &QPushButton::clicked, this, &ModelLibraryDialog::cancelDownload);
 
@@ -222,6 +222,12 @@ void ModelLibraryDialog::refreshTable()
         if (m.path == selected)
             item->setSelected(true);
     }
+    updateDetails();
+}
+
+void ModelLibraryDialog::updateDetails()
+{
+    const qint64 available = availableMemory();
     const QString path = selectedPath();
     m_load->setEnabled(!path.isEmpty());
     m_remove->setEnabled(!path.isEmpty());

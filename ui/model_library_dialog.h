@@ -50,6 +50,7 @@ signals:
 private:
     void readFile(const QString &path);
     void refreshTable();
+    void updateDetails();  // the selected model's line and memory warning
     void showError(const QString &title, const QString &message);
     QString selectedPath() const;
     qint64 availableMemory() const;

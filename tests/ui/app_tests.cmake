@@ -24,7 +24,7 @@ endfunction()
 
 glassbox_add_app_test(tst_ui_message_views SOURCES tst_ui_message_views.cpp LABELS gui)
 glassbox_add_app_test(tst_ui_main_window SOURCES tst_ui_main_window.cpp LABELS gui)
-glassbox_add_app_test(tst_ui_model_downloader SOURCES tst_ui_model_downloader.cpp support/http_test_server.h LABELS gui)
+glassbox_add_app_test(tst_ui_model_downloader SOURCES tst_ui_model_downloader.cpp LABELS gui)
 glassbox_add_app_test(tst_ui_model_library SOURCES tst_ui_model_library.cpp LABELS gui)
 
 # With the real model (needs the engine's model code).
