@@ -32,3 +32,7 @@ file(STRINGS ${PROJECT_SOURCE_DIR}/engine/src/model.cpp _ui_model_head LIMIT_COU
 if(NOT _ui_model_head MATCHES "^// Placeholder")
   glassbox_add_app_test(tst_ui_end_to_end_model SOURCES tst_ui_end_to_end_model.cpp LABELS "model;gui")
 endif()
+
+# Renders the README screenshots (scripts/screenshots.sh); not a test.
+add_executable(glassbox-screenshots glassbox_screenshots.cpp)
+target_link_libraries(glassbox-screenshots PRIVATE glassbox_ui Qt6::Test)
