@@ -14,8 +14,4 @@ m=${GLASSBOX_MODEL:-$root/models/gemma-3-270m-q4_k_m.gguf}
 if [ -f "$m" ]; then models=$m:$models; fi
 QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1600x1200x24" \
   "$build/tests/ui/glassbox-screenshots" "$out" "$models"
-# Smaller files: 256-colour PNGs when ImageMagick is there.
-if command -v convert >/dev/null 2>&1; then
-  for f in "$out"/*.png; do convert "$f" -strip -colors 256 "PNG8:$f"; done
-fi
 ls -l "$out"

@@ -152,7 +152,7 @@ void ConversationList::showRows(const QList<ConversationRecord> &rows, bool sear
     for (const ConversationRecord &c : rows) {
         QString label = c.title;
         if (c.pinned)
-            label = QStringLiteral("📌 ") + label;
+            label = QStringLiteral("★ ") + label;
         if (m_controller->isGenerating(c.id))
             label += QStringLiteral("  ●");
         auto *item = new QListWidgetItem(label, m_list);

@@ -165,6 +165,9 @@ void MainWindow::connectCore()
     connect(engine, &EngineWorker::modelLoadProgress, this,
             [this](quint64, double p) { m_loadProgress->setValue(qRound(p * 100)); });
     connect(engine, &EngineWorker::modelLoaded, this, [this](quint64, const ModelInfo &info) {
+        // Remembered for the next start only once it loaded.
+        if (!info.path.isEmpty())
+            m_context->settings()->setValue(Settings::Key::ModelPath, info.path);
         m_loadProgress->setVisible(m_context->engine()->isLoading());
         m_cancelLoad->setVisible(m_context->engine()->isLoading());
         m_modelLabel->setText(info.description.isEmpty() ? QFileInfo(info.path).fileName() : info.description);
@@ -179,6 +182,9 @@ void MainWindow::connectCore()
         m_loadProgress->setVisible(loading);
         m_cancelLoad->setVisible(loading);
         const ModelInfo info = m_context->engine()->modelInfo();
+        // ChatController::loadModel remembered the path before trying it: keep the one that works.
+        if (!loading)
+            m_context->settings()->setValue(Settings::Key::ModelPath, info.path);
         m_modelLabel->setText(m_context->engine()->isModelLoaded() ? info.description : tr("No model loaded"));
         updateBanner();
         if (message.contains(QLatin1String("cancelled")))
@@ -271,8 +277,20 @@ void MainWindow::sendCurrentText()
                   tr("Load a model first: File ▸ Model library, or the default model from the banner."));
         return;
     }
-    if (m_context->controller()->sendMessage(text))
-        m_composer->clear();
+    ChatController *controller = m_context->controller();
+    const ChatSnapshot s = controller->snapshot();
+    const bool untitled = s.conversation.id != 0 && s.messages.isEmpty() && !s.loading &&
+                          s.conversation.title == QLatin1String("New chat");
+    if (!controller->sendMessage(text))
+        return;
+    m_composer->clear();
+    if (untitled) {
+        // A chat made with "New chat" takes its title from its first message.
+        QString title = text.simplified();
+        if (title.size() > 48)
+            title = title.left(47) + QStringLiteral("…");
+        controller->renameConversation(s.conversation.id, title);
+    }
 }
 
 void MainWindow::stopGeneration()

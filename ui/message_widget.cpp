@@ -178,7 +178,7 @@ void MessageWidget::refresh()
         m_text->showPlain(m.content);
 
     QString status;
-    QPalette::ColorRole statusRole = QPalette::PlaceholderText;
+    bool failed = false;
     if (m_generating && m.content.isEmpty())
         status = tr("Thinking…");
     else if (m.state == MessageState::Cancelled)
@@ -187,10 +187,13 @@ void MessageWidget::refresh()
         status = tr("Interrupted (the app closed while this reply was written).");
     else if (m.state == MessageState::Failed) {
         status = tr("Failed: %1").arg(m.stats.value(QStringLiteral("error")).toString());
-        statusRole = QPalette::LinkVisited;
+        failed = true;
     }
     m_status->setText(status);
-    m_status->setForegroundRole(statusRole);
+    // Failures in red (readable on light and dark backgrounds), the rest greyed.
+    QPalette sp = m_status->palette();
+    sp.setColor(QPalette::WindowText, failed ? QColor(0xd0, 0x3a, 0x3a) : palette().color(QPalette::PlaceholderText));
+    m_status->setPalette(sp);
     m_status->setVisible(!status.isEmpty());
 
     const QString stats = assistant && !m_generating ? statsText(m.stats) : QString();
@@ -257,8 +260,8 @@ void MessageWidget::updateBackground()
     QColor bg = base;
     if (m_message.role == QLatin1String("user")) {
         const QColor accent = app.color(QPalette::Highlight);
-        bg = QColor::fromRgbF(base.redF() * 0.88f + accent.redF() * 0.12f, base.greenF() * 0.88f + accent.greenF() * 0.12f,
-                              base.blueF() * 0.88f + accent.blueF() * 0.12f);
+        bg = QColor::fromRgbF(base.redF() * 0.85f + accent.redF() * 0.15f, base.greenF() * 0.85f + accent.greenF() * 0.15f,
+                              base.blueF() * 0.85f + accent.blueF() * 0.15f);
     }
     QPalette p = palette();
     if (p.color(QPalette::Window) == bg)

@@ -45,6 +45,7 @@ ModelLibraryDialog::ModelLibraryDialog(ChatStore *store, const QString &download
     m_table->setAlternatingRowColors(true);
     m_table->setHeaderLabels({tr("File"), tr("Architecture"), tr("Parameters"), tr("Quantization"), tr("Context"),
                               tr("Size"), tr("Chat template"), tr("License")});
+    m_table->header()->setSectionResizeMode(QHeaderView::ResizeToContents);
     m_table->header()->setSectionResizeMode(ColName, QHeaderView::Stretch);
     m_table->header()->setStretchLastSection(false);
     layout->addWidget(m_table, 1);

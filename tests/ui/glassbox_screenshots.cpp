@@ -137,6 +137,9 @@ void darkPalette()
     p.setColor(QPalette::PlaceholderText, QColor(140, 140, 140));
     p.setColor(QPalette::ToolTipBase, QColor(45, 47, 52));
     p.setColor(QPalette::ToolTipText, QColor(220, 220, 220));
+    p.setColor(QPalette::Link, QColor(110, 170, 255));
+    for (QPalette::ColorRole role : {QPalette::WindowText, QPalette::Text, QPalette::ButtonText})
+        p.setColor(QPalette::Disabled, role, QColor(120, 120, 120));
     QApplication::setPalette(p);
 }
 
@@ -166,7 +169,7 @@ int main(int argc, char **argv)
     fake.write("demo");
     fake.close();
     window.loadModel(fake.fileName());
-    QTest::qWaitFor([&] { return context.engine()->isModelLoaded(); }, 10000);
+    (void)QTest::qWaitFor([&] { return context.engine()->isModelLoaded(); }, 10000);
 
     ok &= send(window, QStringLiteral("Plan a quiet weekend for me"));
     window.newChat();
@@ -176,7 +179,7 @@ int main(int argc, char **argv)
     QTest::qWait(200);
     ok &= send(window, QStringLiteral("How do I sort a list of dicts by a field in Python?"));
     window.regenerateLast();
-    QTest::qWaitFor([&] { return !context.controller()->isGenerating(context.controller()->currentConversationId()); }, 10000);
+    (void)QTest::qWaitFor([&] { return !context.controller()->isGenerating(context.controller()->currentConversationId()); }, 10000);
     QTest::qWait(300);
     const QList<qint64> ids = window.conversationList()->shownIds();
     if (!ids.isEmpty())
@@ -204,7 +207,7 @@ int main(int argc, char **argv)
     if (!models.isEmpty())
         files << models.split(QLatin1Char(':'), Qt::SkipEmptyParts);
     library->addPaths(files);
-    QTest::qWaitFor([&] { return library->pendingReads() == 0; }, 20000);
+    (void)QTest::qWaitFor([&] { return library->pendingReads() == 0; }, 20000);
     QTest::qWait(300);
     ok &= save(library, out, QStringLiteral("model-library.png"));
     library->close();

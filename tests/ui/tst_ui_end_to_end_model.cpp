@@ -6,6 +6,7 @@
 #include "conversation_list.h"
 #include "ui_test_util.h"
 
+#include <QLineEdit>
 #include <QListWidget>
 #include <QToolButton>
 
@@ -25,7 +26,9 @@ class TstUiEndToEndModel : public QObject {
     void click(QWidget *parent, const QString &name)
     {
         auto *b = parent->findChild<QAbstractButton *>(name);
-        QVERIFY2(b && b->isVisible() && b->isEnabled(), qPrintable(name));
+        QVERIFY2(b, qPrintable(name));
+        // New widgets are shown by their layout on the next event loop turn.
+        QTRY_VERIFY2(b->isVisible() && b->isEnabled(), qPrintable(name));
         QTest::mouseClick(b, Qt::LeftButton);
     }
 

@@ -30,7 +30,8 @@ class TstUiMainWindow : public QObject {
     {
         auto *b = parent->findChild<QAbstractButton *>(name);
         QVERIFY2(b, qPrintable(name));
-        QVERIFY2(b->isVisible() && b->isEnabled(), qPrintable(name));
+        // New widgets are shown by their layout on the next event loop turn.
+        QTRY_VERIFY2(b->isVisible() && b->isEnabled(), qPrintable(name));
         QTest::mouseClick(b, Qt::LeftButton);
     }
 
@@ -218,6 +219,16 @@ private slots:
         ConversationList *list = m_app.window->conversationList();
         QTRY_COMPARE(list->shownIds().size(), 3);
         const QList<qint64> all = list->shownIds();
+        // Chats made with "New chat" take their title from the first message.
+        QStringList titles;
+        auto titlesFromFirstMessages = [&] {
+            titles.clear();
+            for (const ConversationRecord &c : m_app.controller()->conversations())
+                titles << c.title;
+            titles.sort();
+            return titles == QStringList{QStringLiteral("apple"), QStringLiteral("banana"), QStringLiteral("cherry")};
+        };
+        QTRY_VERIFY(titlesFromFirstMessages());
 
         // Search (Ctrl+F focuses the field) finds message text.
         QTest::keyClick(m_app.window.get(), Qt::Key_F, Qt::ControlModifier);
