@@ -40,6 +40,7 @@ target_link_libraries(glassbox_ui PUBLIC glassbox_appcore Qt6::Widgets Qt6::Netw
 # Where the README's setup puts the default model (searched on first run).
 target_compile_definitions(glassbox_ui PRIVATE GLASSBOX_SOURCE_MODEL_DIR="${PROJECT_SOURCE_DIR}/models")
 if(TARGET glassbox_ui_inspector)
+  target_sources(glassbox_ui PRIVATE ${CMAKE_CURRENT_LIST_DIR}/inspector_host.h ${CMAKE_CURRENT_LIST_DIR}/inspector_host.cpp)
   target_link_libraries(glassbox_ui PUBLIC glassbox_ui_inspector)
   target_compile_definitions(glassbox_ui PRIVATE GLASSBOX_HAVE_INSPECTOR=1)
 endif()

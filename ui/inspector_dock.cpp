@@ -5,13 +5,21 @@
 
 #include <QLabel>
 
+#ifdef GLASSBOX_HAVE_INSPECTOR
+#include "inspector_host.h"
+#endif
+
 QWidget *createInspectorContent(AppContext *context, const QString &requestedPanel, QWidget *parent)
 {
+#ifdef GLASSBOX_HAVE_INSPECTOR
+    // The ImGui inspector, fed from the engine worker (glassbox_ui_inspector).
+    auto *host = new InspectorHost(context->engine(), parent);
+    if (!requestedPanel.isEmpty())
+        host->openPanel(requestedPanel);
+    return host;
+#else
     Q_UNUSED(context);
-    // GLASSBOX_HAVE_INSPECTOR is defined when glassbox_ui_inspector is linked:
-    // construct gb::ui::ImGuiWidget with its panels here, feed a TraceRecorder from
-    // context->controller() (tokenReceived, replyFinished) and context->engine()
-    // (modelLoaded), and select requestedPanel.
+#endif
     auto *label = new QLabel(parent);
     label->setObjectName(QStringLiteral("inspectorPlaceholder"));
     label->setAlignment(Qt::AlignCenter);

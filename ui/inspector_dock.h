@@ -1,7 +1,8 @@
 // InspectorDock: the "Inspector" dock of the main window. Its content comes
 // from createInspectorContent() (inspector_dock.cpp), the one place where the
-// Dear ImGui inspector (ui/inspector/, glassbox_ui_inspector) plugs in; until
-// then it holds a placeholder. `--inspector PANEL` is kept as requestedPanel().
+// Dear ImGui inspector (ui/inspector/, glassbox_ui_inspector, through
+// InspectorHost) plugs in; builds without it get a placeholder.
+// `--inspector PANEL` is kept as requestedPanel() and selects that panel.
 #pragma once
 
 #include <QDockWidget>
@@ -24,7 +25,6 @@ private:
     QString m_requestedPanel;
 };
 
-// Builds the dock's content. The plug-in point for the ImGui inspector:
-// return its QOpenGLWidget (fed from context's engine/controller signals) and
-// show requestedPanel first. Returns a placeholder while it is not built in.
+// Builds the dock's content: the ImGui inspector (InspectorHost) showing
+// requestedPanel first, or a placeholder when the build has no inspector.
 QWidget *createInspectorContent(AppContext *context, const QString &requestedPanel, QWidget *parent);
