@@ -21,6 +21,8 @@ public:
     QWidget *content() const { return widget(); }
 
 private:
+    void replaceContent();
+
     AppContext *m_context;
     QString m_requestedPanel;
 };

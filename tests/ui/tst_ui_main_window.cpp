@@ -398,6 +398,10 @@ private slots:
         QCOMPARE(exit.first().at(1).toString(), reply);
         QVERIFY(m_app.window->inspectorDock()->isVisible());
         QCOMPARE(m_app.window->inspectorDock()->requestedPanel(), QStringLiteral("Tokens"));
+        // The ImGui inspector where there is OpenGL, else a placeholder that says why.
+        const QString content = m_app.window->inspectorDock()->content()->objectName();
+        QVERIFY2(content == QStringLiteral("inspectorHost") || content == QStringLiteral("inspectorPlaceholder"),
+                 qPrintable(content));
     }
 
     void restartKeepsHistoryAndGeometry()
