@@ -434,42 +434,51 @@ GB_INL float reduce16(__m512 v) {
     return _mm_cvtss_f32(r);
 }
 
-// rows [r0, r0 + 4) x T tokens; only rows < n_valid stored
+// k chunk of the float tile (floats per row): 16 weight rows + 8 activation rows
+// of a chunk stay in L1 while the 4 x 4 tiles sweep it.
+constexpr int64_t k_f_chunk = 256;
+
+// rows [0, 4) x T tokens over elements [i0, i1); accumulators kept in acc[r][t][16]
 template <int T>
-GB_INL void f_tile(const float * w, int64_t n16, const uint8_t * act, size_t act_stride, float * y, size_t ldy, int r0, int n_valid) {
-    const float * x[T];
-    for (int t = 0; t < T; ++t) x[t] = reinterpret_cast<const float *>(act + t * act_stride);
-    __m512 acc[4][T];
+GB_INL void f_tile(const float * w, int64_t n16, const float * const * x, int64_t i0, int64_t i1, float (*acc)[k_max_tokens][16]) {
+    __m512 a[4][T];
     for (int r = 0; r < 4; ++r)
-        for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
-    for (int64_t i = 0; i < n16; i += 16) {
+        for (int t = 0; t < T; ++t) a[r][t] = _mm512_load_ps(acc[r][t]);
+    for (int64_t i = i0; i < i1; i += 16) {
         __m512 wv[4];
-        for (int r = 0; r < 4; ++r) wv[r] = _mm512_loadu_ps(w + r * n16 + i);
+        for (int r = 0; r < 4; ++r) wv[r] = _mm512_load_ps(w + r * n16 + i);
         for (int t = 0; t < T; ++t) {
             const __m512 xv = _mm512_loadu_ps(x[t] + i);
-            for (int r = 0; r < 4; ++r) acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
+            for (int r = 0; r < 4; ++r) a[r][t] = _mm512_fmadd_ps(wv[r], xv, a[r][t]);
         }
     }
-    for (int r = 0; r < 4; ++r) {
-        if (r0 + r >= n_valid) break;
-        for (int t = 0; t < T; ++t) y[t * ldy + r0 + r] = reduce16(acc[r][t]);
-    }
+    for (int r = 0; r < 4; ++r)
+        for (int t = 0; t < T; ++t) _mm512_store_ps(acc[r][t], a[r][t]);
 }
 
 void f_run(const void * strip, const uint8_t * act, size_t act_stride, int nt, int64_t n_cols, float * y, size_t ldy, int n_valid) {
     const float * w = static_cast<const float *>(strip);
     const int64_t n16 = pad16(n_cols);
-    for (int r0 = 0; r0 < n_valid; r0 += 4) {
-        const float * wr = w + r0 * n16;
-        int t = 0;
-        for (; t + 4 <= nt; t += 4) f_tile<4>(wr, n16, act + t * act_stride, act_stride, y + t * ldy, ldy, r0, n_valid);
-        switch (nt - t) {
-            case 3: f_tile<3>(wr, n16, act + t * act_stride, act_stride, y + t * ldy, ldy, r0, n_valid); break;
-            case 2: f_tile<2>(wr, n16, act + t * act_stride, act_stride, y + t * ldy, ldy, r0, n_valid); break;
-            case 1: f_tile<1>(wr, n16, act + t * act_stride, act_stride, y + t * ldy, ldy, r0, n_valid); break;
-            default: break;
+    const float * x[k_max_tokens];
+    for (int t = 0; t < nt; ++t) x[t] = reinterpret_cast<const float *>(act + t * act_stride);
+    alignas(64) float acc[k_strip][k_max_tokens][16];
+    std::memset(acc, 0, sizeof(acc));
+    for (int64_t i0 = 0; i0 < n16; i0 += k_f_chunk) {
+        const int64_t i1 = i0 + k_f_chunk < n16 ? i0 + k_f_chunk : n16;
+        for (int r0 = 0; r0 < n_valid; r0 += 4) {
+            const float * wr = w + r0 * n16;
+            int t = 0;
+            for (; t + 4 <= nt; t += 4) f_tile<4>(wr, n16, x + t, i0, i1, reinterpret_cast<float (*)[k_max_tokens][16]>(&acc[r0][t][0]));
+            switch (nt - t) {
+                case 3: f_tile<3>(wr, n16, x + t, i0, i1, reinterpret_cast<float (*)[k_max_tokens][16]>(&acc[r0][t][0])); break;
+                case 2: f_tile<2>(wr, n16, x + t, i0, i1, reinterpret_cast<float (*)[k_max_tokens][16]>(&acc[r0][t][0])); break;
+                case 1: f_tile<1>(wr, n16, x + t, i0, i1, reinterpret_cast<float (*)[k_max_tokens][16]>(&acc[r0][t][0])); break;
+                default: break;
+            }
         }
     }
+    for (int r = 0; r < n_valid; ++r)
+        for (int t = 0; t < nt; ++t) y[t * ldy + r] = reduce16(_mm512_load_ps(acc[r][t]));
 }
 
 using RunTFn = void (*)(const void *, const uint8_t *, size_t, int64_t, float *, size_t, __mmask16);
