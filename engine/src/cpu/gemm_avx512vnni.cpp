@@ -371,8 +371,11 @@ void b32_run_t(const void * strip, const uint8_t * act, size_t act_stride, int64
 // zero-padded the same way. Each (row, token) has one zmm accumulator whose
 // lane l sums the elements i with i % 16 == l, then the canonical reduction tree.
 GB_INL int64_t pad16(int64_t n) { return (n + 15) / 16 * 16; }
-size_t f_strip_bytes(int64_t n_cols) { return sizeof(float) * k_strip * static_cast<size_t>(pad16(n_cols)); }
-size_t f_act_bytes(int64_t n_cols) { return sizeof(float) * static_cast<size_t>(pad16(n_cols)); }
+// row stride of strips and activations: one extra cache line, so that rows of a
+// power-of-two length do not all map to the same L1 sets
+GB_INL int64_t f_ld(int64_t n) { return pad16(n) + 16; }
+size_t f_strip_bytes(int64_t n_cols) { return sizeof(float) * k_strip * static_cast<size_t>(f_ld(n_cols)); }
+size_t f_act_bytes(int64_t n_cols) { return sizeof(float) * static_cast<size_t>(f_ld(n_cols)); }
 
 GB_INL __m512 load16_f16(const void * p) { return _mm512_cvtph_ps(_mm256_loadu_si256(static_cast<const __m256i *>(p))); }
 GB_INL __m512 load16_bf16(const void * p) {
@@ -392,7 +395,7 @@ void f_pack(const uint8_t * w, size_t row_bytes, int n_valid, int64_t n_cols, vo
     float * out = static_cast<float *>(dst);
     const int64_t n16 = pad16(n_cols);
     for (int r = 0; r < k_strip; ++r) {
-        float * o = out + r * n16;
+        float * o = out + r * f_ld(n_cols);
         const uint8_t * src = w + static_cast<size_t>(r) * row_bytes;
         for (int64_t i = 0; i < n16; i += 16) {
             const int64_t left = n_cols - i;
@@ -440,13 +443,13 @@ constexpr int64_t k_f_chunk = 256;
 
 // rows [0, 4) x T tokens over elements [i0, i1); accumulators kept in acc[r][t][16]
 template <int T>
-GB_INL void f_tile(const float * w, int64_t n16, const float * const * x, int64_t i0, int64_t i1, float (*acc)[k_max_tokens][16]) {
+GB_INL void f_tile(const float * w, int64_t ld, const float * const * x, int64_t i0, int64_t i1, float (*acc)[k_max_tokens][16]) {
     __m512 a[4][T];
     for (int r = 0; r < 4; ++r)
         for (int t = 0; t < T; ++t) a[r][t] = _mm512_load_ps(acc[r][t]);
     for (int64_t i = i0; i < i1; i += 16) {
         __m512 wv[4];
-        for (int r = 0; r < 4; ++r) wv[r] = _mm512_load_ps(w + r * n16 + i);
+        for (int r = 0; r < 4; ++r) wv[r] = _mm512_load_ps(w + r * ld + i);
         for (int t = 0; t < T; ++t) {
             const __m512 xv = _mm512_loadu_ps(x[t] + i);
             for (int r = 0; r < 4; ++r) a[r][t] = _mm512_fmadd_ps(wv[r], xv, a[r][t]);
@@ -458,7 +461,7 @@ GB_INL void f_tile(const float * w, int64_t n16, const float * const * x, int64_
 
 void f_run(const void * strip, const uint8_t * act, size_t act_stride, int nt, int64_t n_cols, float * y, size_t ldy, int n_valid) {
     const float * w = static_cast<const float *>(strip);
-    const int64_t n16 = pad16(n_cols);
+    const int64_t n16 = pad16(n_cols), ld = f_ld(n_cols);
     const float * x[k_max_tokens];
     for (int t = 0; t < nt; ++t) x[t] = reinterpret_cast<const float *>(act + t * act_stride);
     alignas(64) float acc[k_strip][k_max_tokens][16];
@@ -466,13 +469,13 @@ void f_run(const void * strip, const uint8_t * act, size_t act_stride, int nt, i
     for (int64_t i0 = 0; i0 < n16; i0 += k_f_chunk) {
         const int64_t i1 = i0 + k_f_chunk < n16 ? i0 + k_f_chunk : n16;
         for (int r0 = 0; r0 < n_valid; r0 += 4) {
-            const float * wr = w + r0 * n16;
+            const float * wr = w + r0 * ld;
             int t = 0;
-            for (; t + 4 <= nt; t += 4) f_tile<4>(wr, n16, x + t, i0, i1, reinterpret_cast<float (*)[k_max_tokens][16]>(&acc[r0][t][0]));
+            for (; t + 4 <= nt; t += 4) f_tile<4>(wr, ld, x + t, i0, i1, reinterpret_cast<float (*)[k_max_tokens][16]>(&acc[r0][t][0]));
             switch (nt - t) {
-                case 3: f_tile<3>(wr, n16, x + t, i0, i1, reinterpret_cast<float (*)[k_max_tokens][16]>(&acc[r0][t][0])); break;
-                case 2: f_tile<2>(wr, n16, x + t, i0, i1, reinterpret_cast<float (*)[k_max_tokens][16]>(&acc[r0][t][0])); break;
-                case 1: f_tile<1>(wr, n16, x + t, i0, i1, reinterpret_cast<float (*)[k_max_tokens][16]>(&acc[r0][t][0])); break;
+                case 3: f_tile<3>(wr, ld, x + t, i0, i1, reinterpret_cast<float (*)[k_max_tokens][16]>(&acc[r0][t][0])); break;
+                case 2: f_tile<2>(wr, ld, x + t, i0, i1, reinterpret_cast<float (*)[k_max_tokens][16]>(&acc[r0][t][0])); break;
+                case 1: f_tile<1>(wr, ld, x + t, i0, i1, reinterpret_cast<float (*)[k_max_tokens][16]>(&acc[r0][t][0])); break;
                 default: break;
             }
         }

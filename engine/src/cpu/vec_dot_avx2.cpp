@@ -132,27 +132,69 @@ GB_AVX2_INLINE void dot_signed32(int64_t n, const Block * a, const void * x, siz
     store_lanes<NC>(acc, out);
 }
 
+// signed quants of one block as 32 bytes
+GB_AVX2_INLINE __m256i decode_q4_0(const block_q4_0 & b) {
+    return _mm256_sub_epi8(nibbles32(b.qs), _mm256_set1_epi8(8));
+}
+
+GB_AVX2_INLINE __m256i decode_q5_0(const block_q5_0 & b) {
+    const __m256i hi = _mm256_andnot_si256(bits_to_bytes(b.qh), _mm256_set1_epi8(static_cast<char>(0xf0)));
+    return _mm256_or_si256(nibbles32(b.qs), hi);
+}
+
+GB_AVX2_INLINE __m256i decode_q8_0(const block_q8_0 & b) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b.qs));
+}
+
+// Decode: 4 weight rows x 1 token, lane r = row r (its own canonical chain).
+template <typename Decode, typename Block>
+GB_AVX2_INLINE void rows4_signed32(int64_t n, const void * w, size_t rb, const void * x, float * out, Decode decode) {
+    const int64_t nb = n / 32;
+    const Block * a[4];
+    for (int r = 0; r < 4; ++r) a[r] = reinterpret_cast<const Block *>(static_cast<const uint8_t *>(w) + r * rb);
+    const block_q8_0 * xb = static_cast<const block_q8_0 *>(x);
+    __m128 acc = _mm_setzero_ps();
+    for (int64_t ib = 0; ib < nb; ++ib) {
+        const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(xb[ib].qs));
+        __m256i p[4];
+        for (int r = 0; r < 4; ++r) {
+            const __m256i qw = decode(a[r][ib]);
+            p[r] = dot_us8(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw));
+        }
+        const __m128 dw = _mm_cvtph_ps(_mm_setr_epi16(static_cast<short>(a[0][ib].d), static_cast<short>(a[1][ib].d),
+                                                      static_cast<short>(a[2][ib].d), static_cast<short>(a[3][ib].d), 0, 0, 0, 0));
+        const __m128 d = _mm_mul_ps(dw, _mm_set1_ps(h2f(xb[ib].d)));
+        acc = _mm_fmadd_ps(_mm_cvtepi32_ps(hsum_lanes<4>(p)), d, acc);
+    }
+    _mm_storeu_ps(out, acc);
+}
+
 template <int NC>
 void dot_q4_0(int64_t n, const void * w, const void * x, size_t xs, float * out) {
-    dot_signed32<NC>(n, static_cast<const block_q4_0 *>(w), x, xs, out, [](const block_q4_0 & b) {
-        return _mm256_sub_epi8(nibbles32(b.qs), _mm256_set1_epi8(8));
-    });
+    dot_signed32<NC>(n, static_cast<const block_q4_0 *>(w), x, xs, out, decode_q4_0);
+}
+
+void rows4_q4_0(int64_t n, const void * w, size_t rb, const void * x, float * out) {
+    rows4_signed32<decltype(&decode_q4_0), block_q4_0>(n, w, rb, x, out, &decode_q4_0);
 }
 
 template <int NC>
 void dot_q5_0(int64_t n, const void * w, const void * x, size_t xs, float * out) {
     // q - 16 = nibble | (bit ? 0 : 0xf0) read as int8
-    dot_signed32<NC>(n, static_cast<const block_q5_0 *>(w), x, xs, out, [](const block_q5_0 & b) {
-        const __m256i hi = _mm256_andnot_si256(bits_to_bytes(b.qh), _mm256_set1_epi8(static_cast<char>(0xf0)));
-        return _mm256_or_si256(nibbles32(b.qs), hi);
-    });
+    dot_signed32<NC>(n, static_cast<const block_q5_0 *>(w), x, xs, out, decode_q5_0);
+}
+
+void rows4_q5_0(int64_t n, const void * w, size_t rb, const void * x, float * out) {
+    rows4_signed32<decltype(&decode_q5_0), block_q5_0>(n, w, rb, x, out, &decode_q5_0);
 }
 
 template <int NC>
 void dot_q8_0(int64_t n, const void * w, const void * x, size_t xs, float * out) {
-    dot_signed32<NC>(n, static_cast<const block_q8_0 *>(w), x, xs, out, [](const block_q8_0 & b) {
-        return _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b.qs));
-    });
+    dot_signed32<NC>(n, static_cast<const block_q8_0 *>(w), x, xs, out, decode_q8_0);
+}
+
+void rows4_q8_0(int64_t n, const void * w, size_t rb, const void * x, float * out) {
+    rows4_signed32<decltype(&decode_q8_0), block_q8_0>(n, w, rb, x, out, &decode_q8_0);
 }
 
 // Q4_1, Q5_1 x Q8_1: unsigned weights; d_w*d_x * sum q_w*q_x + m_w * s_x.
@@ -565,11 +607,11 @@ bool GB_VEC_DOT_KERNELS(TensorType t, TypeKernels * k) {
         case TensorType::F32:  *k = {TensorType::F32, nullptr, dot_f32<1>, dot_f32<4>}; return true;
         case TensorType::F16:  *k = {TensorType::F32, round_f16_avx2, dot_f16<1>, dot_f16<4>}; return true;
         case TensorType::BF16: *k = {TensorType::F32, round_bf16_avx2, dot_bf16<1>, dot_bf16<4>}; return true;
-        case TensorType::Q4_0: *k = {TensorType::Q8_0, quantize_q8_0_avx2, dot_q4_0<1>, dot_q4_0<4>}; return true;
+        case TensorType::Q4_0: *k = {TensorType::Q8_0, quantize_q8_0_avx2, dot_q4_0<1>, dot_q4_0<4>, rows4_q4_0}; return true;
         case TensorType::Q4_1: *k = {TensorType::Q8_1, quantize_q8_1_avx2, dot_q4_1<1>, dot_q4_1<4>}; return true;
-        case TensorType::Q5_0: *k = {TensorType::Q8_0, quantize_q8_0_avx2, dot_q5_0<1>, dot_q5_0<4>}; return true;
+        case TensorType::Q5_0: *k = {TensorType::Q8_0, quantize_q8_0_avx2, dot_q5_0<1>, dot_q5_0<4>, rows4_q5_0}; return true;
         case TensorType::Q5_1: *k = {TensorType::Q8_1, quantize_q8_1_avx2, dot_q5_1<1>, dot_q5_1<4>}; return true;
-        case TensorType::Q8_0: *k = {TensorType::Q8_0, quantize_q8_0_avx2, dot_q8_0<1>, dot_q8_0<4>}; return true;
+        case TensorType::Q8_0: *k = {TensorType::Q8_0, quantize_q8_0_avx2, dot_q8_0<1>, dot_q8_0<4>, rows4_q8_0}; return true;
         case TensorType::Q2_K: *k = {TensorType::Q8_K, quantize_row_q8_K_act, dot_q2_K<1>, dot_q2_K<4>}; return true;
         case TensorType::Q3_K: *k = {TensorType::Q8_K, quantize_row_q8_K_act, dot_q3_K<1>, dot_q3_K<4>}; return true;
         case TensorType::Q4_K: *k = {TensorType::Q8_K, quantize_row_q8_K_act, dot_q4_K<1>, dot_q4_K<4>}; return true;
