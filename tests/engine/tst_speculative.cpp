@@ -6,6 +6,7 @@
 #include "glassbox/gguf.h"
 #include "glassbox/model.h"
 #include "glassbox/sampler.h"
+#include "glassbox/session.h"
 #include "glassbox/spec/spec_decoder.h"
 #include "glassbox/synth.h"
 #include "spec/target_dist.h"
@@ -36,6 +37,7 @@ class TstSpeculative : public QObject {
     void incompatibleDraftRefused();
     void layerSkippedCopy();
     void statsJson();
+    void sessionIntegration();
 
   private:
     QTemporaryDir m_dir;
@@ -665,6 +667,49 @@ void TstSpeculative::statsJson() {
     QVERIFY(j.find("\"method\":\"lookup\"") != std::string::npos);
     QVERIFY(j.find("\"acceptance_at\":[") != std::string::npos);
     QVERIFY(j.find("\"token_origins\":\"") != std::string::npos);
+}
+
+void TstSpeculative::sessionIntegration() {
+    auto target = model("tiny-qwen2");
+    SessionParams sp;
+    sp.context.n_ctx = 256;
+    sp.context.n_threads = 1;
+    auto plain = Session::create(target, sp);
+    auto spec = Session::create(target, sp);
+    QVERIFY(plain.ok() && spec.ok());
+    GenerateParams gp;
+    gp.sampling.temperature = 0.0f;
+    gp.max_tokens = 40;
+    gp.ignore_eos = true;
+    gp.n_logprobs = 2;
+    std::vector<TokenEvent> a, b;
+    for (const char * method : {"lookup", "lookahead", "draft"}) {
+        gp.spec = fixed_cfg(4, 2);
+        QVERIFY(parse_spec_method(method, &gp.spec.method));
+        gp.spec.draft_model = model("tiny-qwen2-draft");
+        for (int pr = 0; pr < 3; ++pr) {  // the second request reuses cached prefixes
+            a.clear();
+            b.clear();
+            GenerateParams gplain = gp;
+            gplain.spec.method = SpecMethod::None;
+            auto ra = (*plain)->generate(prompt_of(pr), gplain, [&](const TokenEvent & e) { if (e.id >= 0) a.push_back(e); return true; });
+            auto rb = (*spec)->generate(prompt_of(pr), gp, [&](const TokenEvent & e) { if (e.id >= 0) b.push_back(e); return true; });
+            QVERIFY(ra.ok() && rb.ok());
+            QCOMPARE(rb->text, ra->text);
+            QCOMPARE(b.size(), a.size());
+            for (size_t i = 0; i < a.size(); ++i) {
+                QCOMPARE(b[i].id, a[i].id);
+                QVERIFY(std::fabs(b[i].logprob - a[i].logprob) < 1e-4f);
+                QCOMPARE(b[i].top.size(), a[i].top.size());
+            }
+            QCOMPARE(rb->spec.method, std::string(method));
+            QCOMPARE(rb->spec.emitted, int64_t(rb->n_generated));
+            QCOMPARE((*spec)->cached_tokens(), (*plain)->cached_tokens());
+            int64_t drafts = 0;
+            for (const TokenEvent & e : b) drafts += e.origin == TokenOrigin::Draft;
+            QCOMPARE(drafts, rb->spec.n_draft);
+        }
+    }
 }
 
 QTEST_APPLESS_MAIN(TstSpeculative)

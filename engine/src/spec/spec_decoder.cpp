@@ -91,7 +91,7 @@ struct SpecDecoder::Impl {
     bool probing = false;
 };
 
-SpecDecoder::SpecDecoder(Context & target, std::unique_ptr<Speculator> spec, const SpecConfig & cfg,
+SpecDecoder::SpecDecoder(Context & target, std::shared_ptr<Speculator> spec, const SpecConfig & cfg,
                          const SamplerParams & sampling)
     : m_target(target), m_spec(std::move(spec)), m_cfg(cfg), m_sampling(sampling), m_impl(std::make_unique<Impl>()) {
     uint64_t seed = sampling.seed;

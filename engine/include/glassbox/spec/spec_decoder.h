@@ -30,7 +30,7 @@ class SpecDecoder {
   public:
     // target: the Context the tokens live in; spec may be null (plain decoding
     // with the same bookkeeping). seed 0 = sampling.seed (or random if that is 0 too).
-    SpecDecoder(Context & target, std::unique_ptr<Speculator> spec, const SpecConfig & cfg,
+    SpecDecoder(Context & target, std::shared_ptr<Speculator> spec, const SpecConfig & cfg,
                 const SamplerParams & sampling);
     ~SpecDecoder();
 
@@ -55,7 +55,7 @@ class SpecDecoder {
   private:
     struct Impl;
     Context & m_target;
-    std::unique_ptr<Speculator> m_spec;
+    std::shared_ptr<Speculator> m_spec;
     SpecConfig m_cfg;
     SamplerParams m_sampling;
     std::vector<Token> m_tokens;
