@@ -1,1 +1,347 @@
-// Placeholder: implemented by its owner.
+// The optimized CPU forward pass for one sequence: embeddings, transformer
+// blocks (matmuls on all chunk tokens at once, attention over an F16 KV cache
+// parallelized over heads), final norm and logits. Buffers are allocated once
+// in create(); decode() allocates nothing unless all_logits needs more room.
+#include "arch/arch.h"
+#include "cpu/matmul.h"
+#include "cpu/thread_pool.h"
+#include "forward_ops.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <new>
+#include <thread>
+
+namespace gb {
+namespace {
+
+using arch::LayerWeights;
+
+class ContextImpl final : public Context {
+  public:
+    ContextImpl(std::shared_ptr<const Model> model, int32_t n_ctx, int32_t n_batch, int32_t n_threads);
+    Status allocate();
+
+    Status decode(std::span<const Token> tokens, bool all_logits, const std::atomic<bool> * cancel) override;
+    std::span<const float> logits() const override { return {m_logits.data(), m_n_logits}; }
+    int32_t n_past() const override { return m_n_past; }
+    int32_t n_ctx() const override { return m_n_ctx; }
+    void    truncate(int32_t n_past) override { m_n_past = std::clamp(n_past, 0, m_n_past); }
+    const Model & model() const override { return *m_model; }
+    size_t  kv_bytes() const override { return (m_k_size + m_v_size) * sizeof(uint16_t); }
+
+  private:
+    // Runs n tokens at positions [m_n_past, m_n_past + n); writes logits of
+    // the last n_out tokens (0, 1 or n) to logits_out ([n_out, n_vocab]).
+    Status run_chunk(const Token * tokens, int32_t n, int32_t n_out, float * logits_out, const std::atomic<bool> * cancel);
+    // One block; n_rows shrinks to n_out in the last layer.
+    void block(int il, int32_t n, int32_t n_out, int32_t & n_rows);
+    void qkv_post(int il, int32_t n);               // biases, q/k norms, RoPE, K/V -> cache
+    void attention(int il, int32_t n, int32_t t0);  // rows t0..n-1 -> m_attn rows 0..
+    void ffn(const LayerWeights & l, int32_t n_rows);
+
+    // Runs fn(begin, end) over [0, n) rows; inline when the work is small.
+    template <typename F> void for_rows(int64_t n, int64_t cost_per_row, F && fn);
+    void matmul(const arch::Matrix & w, const float * x, int64_t n, float * y) { cpu::matmul(w.view(), x, n, y, *m_pool); }
+
+    std::shared_ptr<const Model> m_model;
+    const HParams &              m_hp;
+    const arch::Weights &        m_w;
+    const arch::Traits &         m_traits;
+    int32_t m_n_ctx, m_n_batch, m_n_past = 0;
+    std::unique_ptr<cpu::ThreadPool> m_pool;
+
+    // sizes
+    int64_t m_n_q, m_n_k, m_n_v, m_n_o;
+    // activations, [n_batch, *]
+    std::vector<float> m_x, m_xn, m_q, m_k, m_v, m_attn, m_proj, m_gate, m_up;
+    std::vector<float> m_rope_cs[2];  // [n_batch, head_dim_k/2, 2] for global (0) and local (1) layers
+    std::vector<float> m_scores;      // [n_threads, n_ctx]
+    std::vector<float> m_logits;
+    size_t             m_n_logits = 0;
+    // KV cache, F16: [n_layer, n_ctx, n_head_kv * head_dim]
+    std::unique_ptr<uint16_t[]> m_k_cache, m_v_cache;
+    size_t m_k_size = 0, m_v_size = 0;
+};
+
+ContextImpl::ContextImpl(std::shared_ptr<const Model> model, int32_t n_ctx, int32_t n_batch, int32_t n_threads)
+    : m_model(std::move(model)), m_hp(m_model->hparams()), m_w(arch::weights_of(*m_model)),
+      m_traits(arch::traits_of(*m_model)), m_n_ctx(n_ctx), m_n_batch(n_batch),
+      m_pool(std::make_unique<cpu::ThreadPool>(n_threads)) {
+    m_n_q = int64_t(m_hp.n_head) * m_hp.head_dim_k;
+    m_n_k = int64_t(m_hp.n_head_kv) * m_hp.head_dim_k;
+    m_n_v = int64_t(m_hp.n_head_kv) * m_hp.head_dim_v;
+    m_n_o = int64_t(m_hp.n_head) * m_hp.head_dim_v;
+}
+
+Status ContextImpl::allocate() {
+    try {
+        const size_t nb = size_t(m_n_batch);
+        m_x.resize(nb * m_hp.n_embd);
+        m_xn.resize(nb * m_hp.n_embd);
+        m_proj.resize(nb * m_hp.n_embd);
+        m_q.resize(nb * m_n_q);
+        m_k.resize(nb * m_n_k);
+        m_v.resize(nb * m_n_v);
+        m_attn.resize(nb * m_n_o);
+        m_gate.resize(nb * m_hp.n_ff);
+        m_up.resize(nb * m_hp.n_ff);
+        for (auto & cs : m_rope_cs) cs.resize(nb * m_hp.head_dim_k);
+        m_scores.resize(size_t(m_pool->size()) * m_n_ctx);
+        m_logits.resize(size_t(m_hp.n_vocab));
+        m_k_size = size_t(m_hp.n_layer) * m_n_ctx * m_n_k;
+        m_v_size = size_t(m_hp.n_layer) * m_n_ctx * m_n_v;
+        m_k_cache.reset(new uint16_t[m_k_size]);  // NOTE: left uninitialized; rows are written before read
+        m_v_cache.reset(new uint16_t[m_v_size]);
+    } catch (const std::bad_alloc &) {
+        return make_error(ErrorCode::OutOfMemory, "cannot allocate a context of " + std::to_string(m_n_ctx) + " tokens");
+    }
+    return {};
+}
+
+template <typename F>
+void ContextImpl::for_rows(int64_t n, int64_t cost_per_row, F && fn) {
+    constexpr int64_t kMinWork = 1 << 14;  // below this, waking threads costs more than it saves
+    if (n <= 1 || m_pool->size() == 1 || n * cost_per_row < kMinWork) {
+        fn(int64_t(0), n);
+        return;
+    }
+    m_pool->parallel_for(n, 1, fn);
+}
+
+Status ContextImpl::decode(std::span<const Token> tokens, bool all_logits, const std::atomic<bool> * cancel) {
+    const int64_t n = int64_t(tokens.size());
+    if (n == 0) return {};
+    if (m_n_past + n > m_n_ctx) {
+        return make_error(ErrorCode::OutOfRange, std::to_string(n) + " tokens at position " + std::to_string(m_n_past) +
+                                                     " do not fit the context of " + std::to_string(m_n_ctx));
+    }
+    for (int64_t i = 0; i < n; ++i) {
+        if (tokens[i] < 0 || tokens[i] >= m_hp.n_vocab) {
+            return make_error(ErrorCode::InvalidArgument, "token " + std::to_string(tokens[i]) + " at index " + std::to_string(i) +
+                                                              " is outside the vocabulary (" + std::to_string(m_hp.n_vocab) + ")");
+        }
+    }
+    const size_t n_vocab = size_t(m_hp.n_vocab);
+    m_n_logits           = (all_logits ? size_t(n) : 1) * n_vocab;
+    if (m_logits.size() < m_n_logits) {
+        try {
+            m_logits.resize(m_n_logits);
+        } catch (const std::bad_alloc &) {
+            m_n_logits = 0;
+            return make_error(ErrorCode::OutOfMemory, "cannot allocate logits for " + std::to_string(n) + " tokens");
+        }
+    }
+    for (int64_t start = 0; start < n; start += m_n_batch) {
+        const int32_t cn   = int32_t(std::min<int64_t>(m_n_batch, n - start));
+        const bool    last = start + cn == n;
+        const int32_t n_out = all_logits ? cn : (last ? 1 : 0);
+        float * out = m_logits.data() + (all_logits ? size_t(start) * n_vocab : 0);
+        GB_TRY_STATUS(run_chunk(tokens.data() + start, cn, n_out, out, cancel));
+        m_n_past += cn;
+    }
+    return {};
+}
+
+Status ContextImpl::run_chunk(const Token * tokens, int32_t n, int32_t n_out, float * logits_out,
+                              const std::atomic<bool> * cancel) {
+    const int64_t n_embd = m_hp.n_embd;
+    auto cancelled = [&] { return cancel && cancel->load(std::memory_order_relaxed); };
+    if (cancelled()) return make_error(ErrorCode::Cancelled, "decode cancelled");
+
+    // x = embd_scale * token_embd[tokens]   [n, n_embd]
+    for_rows(n, n_embd * 4, [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) {
+            float * x = m_x.data() + t * n_embd;
+            dequantize_row(m_w.tok_embd.t->type, m_w.tok_embd.row(tokens[t]), x, n_embd);
+            if (m_hp.embd_scale != 1.0f) {
+                for (int64_t i = 0; i < n_embd; ++i) x[i] *= m_hp.embd_scale;
+            }
+        }
+    });
+
+    // RoPE tables for this chunk's positions (global layers and, if any, local ones).
+    const float * ff = m_w.rope_freqs ? m_w.rope_freqs.data : nullptr;
+    ops::rope_table(m_rope_cs[0].data(), m_n_past, n, m_hp.head_dim_k, m_hp.rope_freq_base, m_hp.rope_freq_scale, ff);
+    if (std::find(m_hp.layer_is_swa.begin(), m_hp.layer_is_swa.end(), true) != m_hp.layer_is_swa.end()) {
+        ops::rope_table(m_rope_cs[1].data(), m_n_past, n, m_hp.head_dim_k, m_hp.rope_freq_base_swa,
+                        m_hp.rope_freq_scale_swa, ff);
+    }
+
+    int32_t n_rows = n;
+    for (int il = 0; il < m_hp.n_layer; ++il) {
+        if (cancelled()) return make_error(ErrorCode::Cancelled, "decode cancelled");
+        block(il, n, n_out, n_rows);
+    }
+    if (n_out == 0) return {};
+
+    // logits = output(rmsnorm(x))   [n_out, n_vocab]
+    for_rows(n_out, n_embd, [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) {
+            ops::rmsnorm(m_xn.data() + t * n_embd, m_x.data() + t * n_embd, m_w.output_norm.data, n_embd, m_hp.rms_eps);
+        }
+    });
+    matmul(m_w.output, m_xn.data(), n_out, logits_out);
+    if (m_hp.final_logit_softcap > 0.0f) {
+        const float cap = m_hp.final_logit_softcap;
+        for (int64_t i = 0, e = int64_t(n_out) * m_hp.n_vocab; i < e; ++i) logits_out[i] = cap * std::tanh(logits_out[i] / cap);
+    }
+    return {};
+}
+
+void ContextImpl::block(int il, int32_t n, int32_t n_out, int32_t & n_rows) {
+    const LayerWeights & l = m_w.layers[il];
+    const int64_t n_embd   = m_hp.n_embd;
+    const bool last_layer  = il == m_hp.n_layer - 1;
+
+    // xn = rmsnorm(x) * attn_norm   [n, n_embd]
+    for_rows(n, n_embd, [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) {
+            ops::rmsnorm(m_xn.data() + t * n_embd, m_x.data() + t * n_embd, l.attn_norm.data, n_embd, m_hp.rms_eps);
+        }
+    });
+    // q, k, v = xn Wq^T, xn Wk^T, xn Wv^T   [n, n_q] [n, n_k] [n, n_v]
+    matmul(l.wq, m_xn.data(), n, m_q.data());
+    matmul(l.wk, m_xn.data(), n, m_k.data());
+    matmul(l.wv, m_xn.data(), n, m_v.data());
+    qkv_post(il, n);
+
+    // The last layer only needs the rows whose logits are wanted.
+    const int32_t t0 = last_layer ? n - n_out : 0;
+    if (last_layer) {
+        n_rows = n_out;
+        if (n_out == 0) return;
+        if (t0 > 0) std::memmove(m_x.data(), m_x.data() + int64_t(t0) * n_embd, sizeof(float) * size_t(n_out) * n_embd);
+    }
+    attention(il, n, t0);
+
+    // x += [post_norm](attn Wo^T)   [n_rows, n_embd]
+    matmul(l.wo, m_attn.data(), n_rows, m_proj.data());
+    for_rows(n_rows, n_embd * 2, [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) {
+            float * p = m_proj.data() + t * n_embd;
+            float * x = m_x.data() + t * n_embd;
+            if (m_traits.post_norms) ops::rmsnorm(p, p, l.attn_post_norm.data, n_embd, m_hp.rms_eps);
+            ops::add(x, x, p, n_embd);
+            ops::rmsnorm(m_xn.data() + t * n_embd, x, l.ffn_norm.data, n_embd, m_hp.rms_eps);
+        }
+    });
+    ffn(l, n_rows);
+}
+
+void ContextImpl::qkv_post(int il, int32_t n) {
+    const LayerWeights & l = m_w.layers[il];
+    const int32_t hd_k = m_hp.head_dim_k;
+    const float * cs   = m_rope_cs[m_hp.layer_is_swa[il] ? 1 : 0].data();
+    const float q_scale = arch::attn_scale(m_hp);
+    uint16_t * k_cache = m_k_cache.get() + (size_t(il) * m_n_ctx + m_n_past) * m_n_k;
+    uint16_t * v_cache = m_v_cache.get() + (size_t(il) * m_n_ctx + m_n_past) * m_n_v;
+    for_rows(n, (m_n_q + m_n_k) * 4, [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) {
+            float * q = m_q.data() + t * m_n_q;
+            float * k = m_k.data() + t * m_n_k;
+            float * v = m_v.data() + t * m_n_v;
+            if (m_traits.qkv_bias) {
+                ops::add(q, q, l.bq.data, m_n_q);
+                ops::add(k, k, l.bk.data, m_n_k);
+                ops::add(v, v, l.bv.data, m_n_v);
+            }
+            const float * cs_t = cs + t * hd_k;
+            for (int h = 0; h < m_hp.n_head; ++h) {
+                float * qh = q + int64_t(h) * hd_k;
+                if (m_traits.qk_norm) ops::rmsnorm(qh, qh, l.q_norm.data, hd_k, m_hp.rms_eps);
+                ops::rope_apply(qh, cs_t, hd_k, m_hp.rope_style);
+            }
+            if (m_traits.scale_q) {  // gemma3 scales Q itself (llama.cpp order)
+                for (int64_t i = 0; i < m_n_q; ++i) q[i] *= q_scale;
+            }
+            for (int h = 0; h < m_hp.n_head_kv; ++h) {
+                float * kh = k + int64_t(h) * hd_k;
+                if (m_traits.qk_norm) ops::rmsnorm(kh, kh, l.k_norm.data, hd_k, m_hp.rms_eps);
+                ops::rope_apply(kh, cs_t, hd_k, m_hp.rope_style);
+            }
+            ops::f32_to_f16(k_cache + t * m_n_k, k, m_n_k);
+            ops::f32_to_f16(v_cache + t * m_n_v, v, m_n_v);
+        }
+    });
+}
+
+void ContextImpl::attention(int il, int32_t n, int32_t t0) {
+    const int32_t n_head = m_hp.n_head, hd_k = m_hp.head_dim_k, hd_v = m_hp.head_dim_v;
+    const int32_t group  = m_hp.n_head / m_hp.n_head_kv;
+    const bool    swa    = m_hp.layer_is_swa[il] && m_hp.sliding_window > 0;
+    const float   scale  = m_traits.scale_q ? 1.0f : arch::attn_scale(m_hp);  // gemma3: already in Q
+    const uint16_t * k_layer = m_k_cache.get() + size_t(il) * m_n_ctx * m_n_k;
+    const uint16_t * v_layer = m_v_cache.get() + size_t(il) * m_n_ctx * m_n_v;
+
+    // One item = (query row, head). out[t - t0, h] = softmax(q k^T * scale) v
+    // over keys [lo, pos]; lo = pos - window + 1 for sliding-window layers.
+    const int64_t n_items = int64_t(n - t0) * n_head;
+    auto run_item = [&](int64_t item, float * scores) {
+        const int32_t t   = t0 + int32_t(item / n_head);
+        const int32_t h   = int32_t(item % n_head);
+        const int32_t g   = h / group;
+        const int32_t pos = m_n_past + t;
+        const int32_t lo  = swa ? std::max(0, pos - m_hp.sliding_window + 1) : 0;
+        ops::attend(m_attn.data() + int64_t(t - t0) * m_n_o + int64_t(h) * hd_v, m_q.data() + int64_t(t) * m_n_q + int64_t(h) * hd_k,
+                    k_layer + int64_t(g) * hd_k, m_n_k, v_layer + int64_t(g) * hd_v, m_n_v, lo, pos + 1, hd_k, hd_v, scale, scores);
+    };
+    const int64_t work = n_items * int64_t(m_n_past + n) * (hd_k + hd_v);
+    if (n_items == 1 || m_pool->size() == 1 || work < (1 << 15)) {
+        for (int64_t i = 0; i < n_items; ++i) run_item(i, m_scores.data());
+        return;
+    }
+    std::atomic<int64_t> next{0};
+    m_pool->run([&](int ith, int) {
+        float * scores = m_scores.data() + size_t(ith) * m_n_ctx;
+        for (int64_t i = next.fetch_add(1, std::memory_order_relaxed); i < n_items; i = next.fetch_add(1, std::memory_order_relaxed)) {
+            run_item(i, scores);
+        }
+    });
+}
+
+void ContextImpl::ffn(const LayerWeights & l, int32_t n_rows) {
+    const int64_t n_embd = m_hp.n_embd, n_ff = m_hp.n_ff;
+    // gate, up = xn Wg^T, xn Wu^T   [n_rows, n_ff]
+    matmul(l.ffn_gate, m_xn.data(), n_rows, m_gate.data());
+    matmul(l.ffn_up, m_xn.data(), n_rows, m_up.data());
+    // gate = act(gate) * up
+    const bool gelu = m_traits.act == arch::FfnAct::GeluTanh;
+    for_rows(n_rows, n_ff * 4, [&](int64_t b, int64_t e) {
+        float * g       = m_gate.data() + b * n_ff;
+        const float * u = m_up.data() + b * n_ff;
+        if (gelu) ops::geglu(g, g, u, (e - b) * n_ff);
+        else ops::swiglu(g, g, u, (e - b) * n_ff);
+    });
+    // x += [post_norm](gate Wd^T)   [n_rows, n_embd]
+    matmul(l.ffn_down, m_gate.data(), n_rows, m_proj.data());
+    for_rows(n_rows, n_embd * 2, [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) {
+            float * p = m_proj.data() + t * n_embd;
+            float * x = m_x.data() + t * n_embd;
+            if (m_traits.post_norms) ops::rmsnorm(p, p, l.ffn_post_norm.data, n_embd, m_hp.rms_eps);
+            ops::add(x, x, p, n_embd);
+        }
+    });
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Context>> Context::create(std::shared_ptr<const Model> model, const ContextParams & params) {
+    if (!model) return make_error(ErrorCode::InvalidArgument, "Context::create: no model");
+    const HParams & hp = model->hparams();
+    if (params.n_ctx <= 0) return make_error(ErrorCode::InvalidArgument, "n_ctx must be positive");
+    if (params.n_batch <= 0) return make_error(ErrorCode::InvalidArgument, "n_batch must be positive");
+    if (params.n_threads < 0) return make_error(ErrorCode::InvalidArgument, "n_threads must not be negative");
+    const int32_t n_ctx   = std::min(params.n_ctx, hp.n_ctx_train);
+    const int32_t n_batch = std::min(params.n_batch, n_ctx);
+    int32_t n_threads     = params.n_threads;
+    if (n_threads == 0) n_threads = int32_t(std::max(1u, std::thread::hardware_concurrency()));
+    auto ctx = std::make_unique<ContextImpl>(std::move(model), n_ctx, n_batch, n_threads);
+    GB_TRY_STATUS(ctx->allocate());
+    return std::unique_ptr<Context>(std::move(ctx));
+}
+
+}  // namespace gb

@@ -37,6 +37,7 @@ struct HParams {
     float     rope_freq_base = 10000.0f;
     float     rope_freq_base_swa = 10000.0f;  // gemma3 local layers
     float     rope_freq_scale = 1.0f;
+    float     rope_freq_scale_swa = 1.0f;     // gemma3 local layers
     RopeStyle rope_style = RopeStyle::Normal;
     int32_t   sliding_window = 0;             // 0 = none
     std::vector<bool> layer_is_swa;           // per layer

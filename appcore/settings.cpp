@@ -1,0 +1,224 @@
+// Settings: descriptor table, validation, persistence through ChatStore.
+#include "settings.h"
+
+#include "chat_store.h"
+
+#include <QJsonValue>
+
+#include <algorithm>
+#include <cmath>
+
+namespace {
+
+Settings::Descriptor make(Settings::Key key, const char *name, QVariant def, QVariant min, QVariant max,
+                          bool reload, QStringList choices = {})
+{
+    return Settings::Descriptor{key, QString::fromLatin1(name), std::move(def), std::move(min), std::move(max),
+                                std::move(choices), reload};
+}
+
+}  // namespace
+
+const QList<Settings::Descriptor> &Settings::descriptors()
+{
+    using K = Settings::Key;
+    static const QList<Descriptor> table = {
+        make(K::Backend, "engine/backend", QStringLiteral("cpu"), {}, {}, true, {"cpu", "cuda"}),
+        make(K::GpuLayers, "engine/gpu_layers", 0, 0, 1000, true),
+        make(K::Threads, "engine/threads", 0, 0, 1024, true),
+        make(K::ContextLength, "engine/context_length", 4096, 256, 1 << 20, true),
+        make(K::BatchSize, "engine/batch_size", 512, 1, 8192, true),
+        make(K::KvCacheType, "engine/kv_cache_type", QStringLiteral("f16"), {}, {}, true, {"f16", "q8_0", "q4_0"}),
+        make(K::Temperature, "sampling/temperature", 0.8, 0.0, 5.0, false),
+        make(K::TopK, "sampling/top_k", 40, 0, 1 << 20, false),
+        make(K::TopP, "sampling/top_p", 0.95, 0.0, 1.0, false),
+        make(K::MinP, "sampling/min_p", 0.05, 0.0, 1.0, false),
+        make(K::RepeatPenalty, "sampling/repeat_penalty", 1.0, 0.0, 10.0, false),
+        make(K::Seed, "sampling/seed", 0, 0, QVariant(qint64(1) << 53), false),
+        make(K::MaxTokens, "sampling/max_tokens", 512, 0, 1 << 20, false),
+        make(K::TopLogprobs, "sampling/top_logprobs", 5, 0, 20, false),
+        make(K::SystemPrompt, "chat/system_prompt", QString(), {}, {}, false),
+        make(K::ModelPath, "app/model_path", QString(), {}, {}, false),
+    };
+    return table;
+}
+
+const Settings::Descriptor &Settings::descriptor(Key key)
+{
+    const QList<Descriptor> &table = descriptors();
+    // NOTE: the table lists every Key in enum order.
+    Q_ASSERT(table.at(int(key)).key == key);
+    return table.at(int(key));
+}
+
+Settings::Settings(ChatStore *store, QObject *parent)
+    : QObject(parent)
+    , m_store(store)
+{
+    qRegisterMetaType<Settings::Key>();
+    if (!m_store)
+        return;
+    connect(m_store, &ChatStore::settingsLoaded, this, [this](quint64 req, const QVariantMap &stored) {
+        if (req != m_loadRequest)
+            return;
+        for (const Descriptor &d : descriptors()) {
+            if (!stored.contains(d.name))
+                continue;
+            bool ok = false;
+            const QVariant v = normalized(d, stored.value(d.name), &ok);
+            if (ok && v != value(d.key)) {
+                m_values.insert(d.key, v);
+                emit changed(d.key, v, d.needsReload);
+            }
+        }
+        m_loaded = true;
+        emit loaded();
+    });
+    connect(m_store, &ChatStore::presetsListed, this, [this](quint64 req, const QList<PresetRecord> &presets) {
+        if (!m_requests.remove(req))
+            return;
+        m_presets = presets;
+        emit presetsChanged();
+    });
+    auto relist = [this](quint64 req) {
+        if (m_requests.remove(req))
+            m_requests.insert(m_store->listPresets());
+    };
+    connect(m_store, &ChatStore::presetSaved, this, [relist](quint64 req, const PresetRecord &) { relist(req); });
+    connect(m_store, &ChatStore::presetDeleted, this, [relist](quint64 req, qint64) { relist(req); });
+    connect(m_store, &ChatStore::errorOccurred, this, [this](quint64 req, ChatStore::ErrorKind, const QString &) {
+        // The error itself is reported by whoever shows store errors (ChatController).
+        m_requests.remove(req);
+        if (req == m_loadRequest && !m_loaded) {
+            m_loaded = true;  // defaults stay in effect
+            emit loaded();
+        }
+    });
+}
+
+void Settings::load()
+{
+    if (!m_store) {
+        m_loaded = true;
+        emit loaded();
+        return;
+    }
+    m_loadRequest = m_store->loadSettings();
+    m_requests.insert(m_store->listPresets());
+}
+
+QVariant Settings::value(Key key) const
+{
+    const auto it = m_values.constFind(key);
+    return it != m_values.constEnd() ? *it : descriptor(key).defaultValue;
+}
+
+QVariant Settings::normalized(const Descriptor &d, const QVariant &value, bool *ok) const
+{
+    *ok = false;
+    const QMetaType type = d.defaultValue.metaType();
+    if (type.id() == QMetaType::QString) {
+        if (!value.canConvert<QString>() || value.typeId() == QMetaType::QVariantList)
+            return {};
+        const QString s = value.toString();
+        if (!d.choices.isEmpty() && !d.choices.contains(s))
+            return {};
+        *ok = true;
+        return s;
+    }
+    bool numberOk = false;
+    if (type.id() == QMetaType::Double) {
+        double v = value.toDouble(&numberOk);
+        if (!numberOk || std::isnan(v))
+            return {};
+        v = std::clamp(v, d.minimum.toDouble(), d.maximum.toDouble());
+        *ok = true;
+        return v;
+    }
+    const bool isFloat = value.typeId() == QMetaType::Double || value.typeId() == QMetaType::Float;
+    qint64 v = isFloat ? 0 : value.toLongLong(&numberOk);
+    if (!numberOk) {  // "8.0" or 8.0 from JSON; 2.5 is refused
+        const double dv = value.toDouble(&numberOk);
+        if (!numberOk || dv != std::floor(dv))
+            return {};
+        v = qint64(dv);
+    }
+    v = std::clamp(v, d.minimum.toLongLong(), d.maximum.toLongLong());
+    *ok = true;
+    return d.key == Key::Seed ? QVariant(v) : QVariant(int(v));
+}
+
+bool Settings::setValue(Key key, const QVariant &value)
+{
+    const Descriptor &d = descriptor(key);
+    bool ok = false;
+    const QVariant v = normalized(d, value, &ok);
+    if (!ok)
+        return false;
+    if (v == this->value(key))
+        return true;
+    m_values.insert(key, v);
+    if (m_store)
+        m_store->setSetting(d.name, v);
+    emit changed(key, v, d.needsReload);
+    return true;
+}
+
+void Settings::resetToDefaults()
+{
+    for (const Descriptor &d : descriptors())
+        setValue(d.key, d.defaultValue);
+}
+
+EngineConfig Settings::engineConfig() const
+{
+    EngineConfig c;
+    c.backend = value(Key::Backend).toString();
+    c.gpuLayers = value(Key::GpuLayers).toInt();
+    c.threads = value(Key::Threads).toInt();
+    c.contextLength = value(Key::ContextLength).toInt();
+    c.batchSize = value(Key::BatchSize).toInt();
+    c.kvCacheType = value(Key::KvCacheType).toString();
+    return c;
+}
+
+GenerationOptions Settings::generationOptions() const
+{
+    return generationOptions(QJsonObject{});
+}
+
+GenerationOptions Settings::generationOptions(const QJsonObject &overrides) const
+{
+    auto get = [&](Key key) {
+        const Descriptor &d = descriptor(key);
+        if (overrides.contains(d.name)) {
+            bool ok = false;
+            const QVariant v = normalized(d, overrides.value(d.name).toVariant(), &ok);
+            if (ok)
+                return v;
+        }
+        return value(key);
+    };
+    GenerationOptions o;
+    o.temperature = get(Key::Temperature).toDouble();
+    o.topK = get(Key::TopK).toInt();
+    o.topP = get(Key::TopP).toDouble();
+    o.minP = get(Key::MinP).toDouble();
+    o.repeatPenalty = get(Key::RepeatPenalty).toDouble();
+    o.seed = get(Key::Seed).toULongLong();
+    o.maxTokens = get(Key::MaxTokens).toInt();
+    o.topLogprobs = get(Key::TopLogprobs).toInt();
+    return o;
+}
+
+void Settings::savePreset(const QString &name, const QString &systemPrompt, const QJsonObject &settings)
+{
+    if (m_store)
+        m_requests.insert(m_store->savePreset(PresetRecord{0, name, systemPrompt, settings}));
+}
+
+void Settings::removePreset(qint64 presetId)
+{
+    if (m_store)
+        m_requests.insert(m_store->deletePreset(presetId));
+}

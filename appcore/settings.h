@@ -1,0 +1,102 @@
+// Settings: the typed app settings (engine set-up, sampling, default system
+// prompt, system prompt presets) persisted through ChatStore. Values are
+// validated and clamped; changed() says whether the change needs the model
+// (or its session) to be reloaded.
+#pragma once
+
+#include "app_types.h"
+
+#include <QHash>
+#include <QObject>
+#include <QSet>
+#include <QVariant>
+
+class ChatStore;
+
+class Settings : public QObject {
+    Q_OBJECT
+public:
+    enum class Key {
+        // engine set-up (changing them needs a reload)
+        Backend,        // "cpu" | "cuda"
+        GpuLayers,
+        Threads,        // 0: all cores
+        ContextLength,
+        BatchSize,
+        KvCacheType,    // placeholder: "f16" | "q8_0" | "q4_0"
+        // per request
+        Temperature,
+        TopK,
+        TopP,
+        MinP,
+        RepeatPenalty,
+        Seed,           // 0: random
+        MaxTokens,
+        TopLogprobs,
+        SystemPrompt,   // default for new conversations
+        // app
+        ModelPath,      // last model opened
+    };
+    Q_ENUM(Key)
+
+    struct Descriptor {
+        Key key;
+        QString name;          // the key in the store
+        QVariant defaultValue;
+        QVariant minimum;      // numbers: clamp range (invalid: none)
+        QVariant maximum;
+        QStringList choices;   // strings: allowed values (empty: any)
+        bool needsReload;
+    };
+    static const QList<Descriptor> &descriptors();
+    static const Descriptor &descriptor(Key key);
+    static bool needsReload(Key key) { return descriptor(key).needsReload; }
+
+    // store may be null (values then live in memory only).
+    explicit Settings(ChatStore *store = nullptr, QObject *parent = nullptr);
+
+    void load();  // reads the stored values; then loaded()
+    bool isLoaded() const { return m_loaded; }
+
+    QVariant value(Key key) const;
+    // Validates (type, range, choices) and stores. Returns false (and changes
+    // nothing) for a value of the wrong type or not among the choices;
+    // numbers out of range are clamped.
+    bool setValue(Key key, const QVariant &value);
+    void resetToDefaults();
+
+    int threads() const { return value(Key::Threads).toInt(); }
+    int contextLength() const { return value(Key::ContextLength).toInt(); }
+    QString backend() const { return value(Key::Backend).toString(); }
+    double temperature() const { return value(Key::Temperature).toDouble(); }
+    int maxTokens() const { return value(Key::MaxTokens).toInt(); }
+    QString systemPrompt() const { return value(Key::SystemPrompt).toString(); }
+    QString modelPath() const { return value(Key::ModelPath).toString(); }
+
+    EngineConfig engineConfig() const;
+    GenerationOptions generationOptions() const;
+    // Per-conversation overrides (ConversationRecord::settings, keyed by name) on top.
+    GenerationOptions generationOptions(const QJsonObject &overrides) const;
+
+    // System prompt presets (kept in the store's presets table).
+    QList<PresetRecord> presets() const { return m_presets; }
+    void savePreset(const QString &name, const QString &systemPrompt, const QJsonObject &settings = {});
+    void removePreset(qint64 presetId);
+
+signals:
+    void loaded();
+    void changed(Settings::Key key, const QVariant &value, bool needsReload);
+    void presetsChanged();
+
+private:
+    QVariant normalized(const Descriptor &d, const QVariant &value, bool *ok) const;
+
+    ChatStore *m_store = nullptr;
+    QHash<Key, QVariant> m_values;
+    QList<PresetRecord> m_presets;
+    QSet<quint64> m_requests;
+    quint64 m_loadRequest = 0;
+    bool m_loaded = false;
+};
+
+Q_DECLARE_METATYPE(Settings::Key)

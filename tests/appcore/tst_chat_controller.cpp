@@ -1,0 +1,316 @@
+// ChatController over a real ChatStore and a fake engine: send, regenerate,
+// edit, switch branch, stop, switching conversations while one generates,
+// failures, and everything still there after a restart.
+#include "chat_controller.h"
+#include "chat_store.h"
+#include "engine_worker.h"
+#include "fake_backend.h"
+#include "settings.h"
+#include "store_test_util.h"
+
+#include <QTemporaryDir>
+#include <QtTest>
+
+namespace {
+
+struct Fixture {
+    std::shared_ptr<FakeBackendControl> control = std::make_shared<FakeBackendControl>();
+    std::unique_ptr<ChatStore> store;
+    std::unique_ptr<EngineWorker> engine;
+    std::unique_ptr<Settings> settings;
+    std::unique_ptr<ChatController> controller;
+
+    bool start(const QString &path, bool loadModel = true)
+    {
+        store = std::make_unique<ChatStore>();
+        if (storeResult(*store, &ChatStore::opened, store->open(path)).isEmpty())
+            return false;
+        engine = std::make_unique<EngineWorker>(std::make_unique<FakeBackend>(control));
+        settings = std::make_unique<Settings>(store.get());
+        QSignalSpy loadedSettings(settings.get(), &Settings::loaded);
+        settings->load();
+        if (!loadedSettings.wait(10000))
+            return false;
+        controller = std::make_unique<ChatController>(store.get(), engine.get(), settings.get());
+        if (loadModel) {
+            QSignalSpy loaded(engine.get(), &EngineWorker::modelLoaded);
+            controller->loadModel(QStringLiteral("/models/fake.gguf"));
+            if (!loaded.wait(10000))
+                return false;
+        }
+        return true;
+    }
+    void stop()
+    {
+        controller.reset();
+        settings.reset();
+        engine.reset();
+        store.reset();
+    }
+    ~Fixture() { stop(); }
+
+    bool waitIdle(qint64 conversationId)
+    {
+        return QTest::qWaitFor([&] { return !controller->isGenerating(conversationId); }, 20000);
+    }
+    // Waits for the reply of the current conversation to be finished and stored.
+    bool sendAndWait(const QString &text)
+    {
+        QSignalSpy finished(controller.get(), &ChatController::replyFinished);
+        return controller->sendMessage(text) && finished.wait(20000);
+    }
+    QStringList contents() const
+    {
+        QStringList out;
+        for (const MessageRecord &m : controller->snapshot().messages)
+            out.append(m.content);
+        return out;
+    }
+};
+
+QStringList promptTexts(const std::vector<gb::ChatMessage> &messages)
+{
+    QStringList out;
+    for (const gb::ChatMessage &m : messages)
+        out.append(QString::fromStdString(m.role + ":" + m.content));
+    return out;
+}
+
+}  // namespace
+
+class TestChatController : public QObject {
+    Q_OBJECT
+
+private:
+    QTemporaryDir m_dir;
+    int m_counter = 0;
+    QString freshPath() { return m_dir.filePath(QStringLiteral("c%1.sqlite").arg(++m_counter)); }
+
+private slots:
+    void initTestCase() { QVERIFY(m_dir.isValid()); }
+
+    void sendCreatesConversationAndStreamsReply()
+    {
+        Fixture f;
+        QVERIFY(f.start(freshPath()));
+        f.settings->setValue(Settings::Key::SystemPrompt, QStringLiteral("be kind"));
+        QSignalSpy tokens(f.controller.get(), &ChatController::tokenReceived);
+        QSignalSpy current(f.controller.get(), &ChatController::currentConversationChanged);
+        QVERIFY(f.sendAndWait(QStringLiteral("hello there")));
+        QCOMPARE(current.size(), 1);
+        const ChatSnapshot s = f.controller->snapshot();
+        QVERIFY(s.conversation.id > 0);
+        QCOMPARE(s.conversation.title, QStringLiteral("hello there"));
+        QCOMPARE(s.conversation.systemPrompt, QStringLiteral("be kind"));
+        QCOMPARE(f.contents(), (QStringList{"hello there", "echo hello there #1"}));
+        QCOMPARE(s.messages[1].state, MessageState::Complete);
+        QCOMPARE(s.messages[1].stats.value("tokens").toInt(), 4);
+        QCOMPARE(s.generation.active(), false);
+        QCOMPARE(tokens.size(), 4);
+        const QList<GeneratedToken> kept = f.controller->tokens(s.messages[1].id);
+        QCOMPARE(kept.size(), 4);
+        QCOMPARE(kept[0].top.size(), 5);  // top alternatives with their text
+        QCOMPARE(kept[0].top[1].text, QStringLiteral("t101"));
+        const QList<std::vector<gb::ChatMessage>> prompts = f.control->takePrompts();
+        QCOMPARE(prompts.size(), 1);
+        QCOMPARE(promptTexts(prompts[0]), (QStringList{"system:be kind", "user:hello there"}));
+        // A second turn sees the whole active path.
+        QVERIFY(f.sendAndWait(QStringLiteral("more")));
+        QCOMPARE(promptTexts(f.control->takePrompts().value(0)),
+                 (QStringList{"system:be kind", "user:hello there", "assistant:echo hello there #1", "user:more"}));
+        QTRY_COMPARE(f.controller->conversations().size(), 1);
+    }
+
+    void regenerateEditAndSwitch()
+    {
+        Fixture f;
+        QVERIFY(f.start(freshPath()));
+        QVERIFY(f.sendAndWait(QStringLiteral("one")));
+        QVERIFY(f.sendAndWait(QStringLiteral("two")));
+        QCOMPARE(f.contents(), (QStringList{"one", "echo one #1", "two", "echo two #2"}));
+        f.control->takePrompts();
+
+        // Regenerate the last reply: a sibling, same prompt.
+        QSignalSpy finished(f.controller.get(), &ChatController::replyFinished);
+        QVERIFY(f.controller->regenerate());
+        QVERIFY(finished.wait(20000));
+        QCOMPARE(f.contents(), (QStringList{"one", "echo one #1", "two", "echo two #3"}));
+        QCOMPARE(f.controller->snapshot().messages[3].siblingIndex, 1);
+        QCOMPARE(f.controller->snapshot().messages[3].siblingCount, 2);
+        QCOMPARE(promptTexts(f.control->takePrompts().value(0)),
+                 (QStringList{"user:one", "assistant:echo one #1", "user:two"}));
+
+        // Edit the first user message: a new branch from the root, with a new reply
+        // whose prompt no longer has the old turns.
+        const qint64 firstUser = f.controller->snapshot().messages[0].id;
+        QVERIFY(f.controller->editMessage(firstUser, QStringLiteral("uno")));
+        QVERIFY(finished.wait(20000));
+        QCOMPARE(f.contents(), (QStringList{"uno", "echo uno #4"}));
+        QCOMPARE(f.controller->snapshot().messages[0].siblingCount, 2);
+        QCOMPARE(promptTexts(f.control->takePrompts().value(0)), (QStringList{"user:uno"}));
+
+        // Back to the first branch: it comes with its own latest reply (#3).
+        QSignalSpy changed(f.controller.get(), &ChatController::snapshotChanged);
+        f.controller->switchSibling(f.controller->snapshot().messages[0].id, -1);
+        QTRY_COMPARE(f.contents(), (QStringList{"one", "echo one #1", "two", "echo two #3"}));
+        f.controller->switchSibling(f.controller->snapshot().messages[3].id, -1);
+        QTRY_COMPARE(f.contents(), (QStringList{"one", "echo one #1", "two", "echo two #2"}));
+        f.controller->switchSibling(f.controller->snapshot().messages[3].id, -1);  // no earlier one: no change
+        QVERIFY(!QTest::qWaitFor([&] { return f.contents().value(3) != QStringLiteral("echo two #2"); }, 200));
+
+        // Editing a reply makes a sibling and does not generate.
+        const int calls = f.control->calls;
+        QVERIFY(f.controller->editMessage(f.controller->snapshot().messages[3].id, QStringLiteral("fixed reply")));
+        QTRY_COMPARE(f.contents(), (QStringList{"one", "echo one #1", "two", "fixed reply"}));
+        QCOMPARE(f.control->calls.load(), calls);
+
+        // All of it is in the store after a restart.
+        const qint64 conv = f.controller->currentConversationId();
+        const QString path = m_dir.filePath(QStringLiteral("c%1.sqlite").arg(m_counter));
+        f.stop();
+        Fixture g;
+        QVERIFY(g.start(path, false));
+        g.controller->refreshConversations();
+        QTRY_COMPARE(g.controller->conversations().size(), 1);
+        g.controller->openConversation(conv);
+        QTRY_COMPARE(g.contents(), (QStringList{"one", "echo one #1", "two", "fixed reply"}));
+        QCOMPARE(g.controller->snapshot().messages[3].siblingCount, 3);
+        QCOMPARE(g.controller->snapshot().messages[0].siblingCount, 2);
+    }
+
+    void stopIsImmediate()
+    {
+        Fixture f;
+        QVERIFY(f.start(freshPath()));
+        f.control->holdAfterTokens = 2;
+        QSignalSpy tokens(f.controller.get(), &ChatController::tokenReceived);
+        QSignalSpy finished(f.controller.get(), &ChatController::replyFinished);
+        QVERIFY(f.controller->sendMessage(QStringLiteral("a long answer please")));
+        QTRY_COMPARE(tokens.size(), 2);
+        const qint64 conv = f.controller->currentConversationId();
+        QVERIFY(f.controller->isGenerating(conv));
+        QCOMPARE(f.controller->snapshot().messages.value(1).content, QStringLiteral("echo a"));
+        QCOMPARE(f.controller->snapshot().generation.phase, GenerationState::Phase::Generating);
+        QVERIFY(!f.controller->sendMessage(QStringLiteral("not now")));  // busy in this conversation
+        f.controller->stop();
+        QVERIFY(finished.wait(20000));
+        const MessageRecord reply = finished.takeFirst().at(1).value<MessageRecord>();
+        QCOMPARE(reply.state, MessageState::Cancelled);
+        QCOMPARE(reply.content, QStringLiteral("echo a"));
+        QCOMPARE(reply.stats.value("stop").toString(), QStringLiteral("cancelled"));
+        QCOMPARE(tokens.size(), 2);
+        QVERIFY(!f.controller->isGenerating(conv));
+    }
+
+    void switchConversationWhileGenerating()
+    {
+        Fixture f;
+        QVERIFY(f.start(freshPath()));
+        f.control->holdAfterTokens = 1;
+        QSignalSpy tokens(f.controller.get(), &ChatController::tokenReceived);
+        QVERIFY(f.controller->sendMessage(QStringLiteral("first chat")));
+        QTRY_COMPARE(tokens.size(), 1);
+        const qint64 a = f.controller->currentConversationId();
+
+        // Open a second conversation and send there: it queues behind A.
+        QSignalSpy current(f.controller.get(), &ChatController::currentConversationChanged);
+        f.controller->newConversation(QStringLiteral("second"));
+        QVERIFY(current.wait(10000));
+        const qint64 b = f.controller->currentConversationId();
+        QVERIFY(b != a);
+        QVERIFY(f.controller->sendMessage(QStringLiteral("other topic")));
+        QTRY_VERIFY(f.controller->isGenerating(b));
+        QCOMPARE(f.controller->generationState(b).phase, GenerationState::Phase::Queued);
+        QVERIFY(f.controller->isGenerating(a));
+
+        // A finishes in the background; B's view never shows A's text.
+        bool leaked = false;
+        connect(f.controller.get(), &ChatController::snapshotChanged, this, [&] {
+            leaked = leaked || f.controller->currentConversationId() != b || f.contents().join('|').contains("first");
+        });
+        f.control->holdAfterTokens = -1;
+        f.control->released = true;
+        QVERIFY(f.waitIdle(a));
+        QVERIFY(f.waitIdle(b));
+        QVERIFY(!leaked);
+        QCOMPARE(f.contents(), (QStringList{"other topic", "echo other topic #2"}));
+        QVERIFY(f.controller->snapshot().conversation.id == b);
+
+        f.controller->openConversation(a);
+        QTRY_COMPARE(f.contents(), (QStringList{"first chat", "echo first chat #1"}));
+        QCOMPARE(f.controller->snapshot().messages[1].state, MessageState::Complete);
+    }
+
+    void openWhileStreamingShowsTextSoFar()
+    {
+        Fixture f;
+        QVERIFY(f.start(freshPath()));
+        f.control->holdAfterTokens = 2;
+        QSignalSpy tokens(f.controller.get(), &ChatController::tokenReceived);
+        QVERIFY(f.controller->sendMessage(QStringLiteral("keep going")));
+        QTRY_COMPARE(tokens.size(), 2);
+        const qint64 a = f.controller->currentConversationId();
+        f.controller->newConversation();
+        QTRY_VERIFY(f.controller->currentConversationId() != a);
+        f.controller->openConversation(a);
+        QTRY_VERIFY(!f.controller->snapshot().loading);
+        QCOMPARE(f.contents(), (QStringList{"keep going", "echo keep"}));
+        QCOMPARE(f.controller->snapshot().messages[1].state, MessageState::Streaming);
+        QVERIFY(f.controller->snapshot().generation.active());
+        f.control->released = true;
+        QVERIFY(f.waitIdle(a));
+        QTRY_COMPARE(f.contents(), (QStringList{"keep going", "echo keep going #1"}));
+    }
+
+    void failuresAreReported()
+    {
+        Fixture f;
+        QVERIFY(f.start(freshPath(), false));  // no model loaded
+        QSignalSpy errors(f.controller.get(), &ChatController::errorOccurred);
+        QSignalSpy finished(f.controller.get(), &ChatController::replyFinished);
+        QVERIFY(f.controller->sendMessage(QStringLiteral("anyone?")));
+        QVERIFY(finished.wait(20000));
+        QCOMPARE(finished.first().at(1).value<MessageRecord>().state, MessageState::Failed);
+        QVERIFY(!errors.isEmpty());
+        QVERIFY2(errors.first().at(0).toString().contains("No model is loaded"), qPrintable(errors.first().at(0).toString()));
+
+        // A bad model file: an error, and the app still works once a good one is loaded.
+        QSignalSpy loadFailed(f.engine.get(), &EngineWorker::modelLoadFailed);
+        f.controller->loadModel(QStringLiteral("/models/broken.bad"));
+        QVERIFY(loadFailed.wait(10000));
+        QVERIFY(loadFailed.first().at(1).toString().contains("broken.bad"));
+        QSignalSpy loaded(f.engine.get(), &EngineWorker::modelLoaded);
+        f.controller->loadModel(QStringLiteral("/models/good.gguf"));
+        QVERIFY(loaded.wait(10000));
+        QVERIFY(f.sendAndWait(QStringLiteral("now?")));
+        QCOMPARE(f.contents().last(), QStringLiteral("echo now? #1"));
+    }
+
+    void reloadOnEngineSettings_data()
+    {
+        QTest::addColumn<int>("key");
+        QTest::addColumn<QVariant>("value");
+        QTest::addColumn<bool>("reload");
+        QTest::newRow("context length") << int(Settings::Key::ContextLength) << QVariant(2048) << true;
+        QTest::newRow("threads") << int(Settings::Key::Threads) << QVariant(3) << true;
+        QTest::newRow("temperature") << int(Settings::Key::Temperature) << QVariant(0.1) << false;
+        QTest::newRow("system prompt") << int(Settings::Key::SystemPrompt) << QVariant("hi") << false;
+    }
+
+    void reloadOnEngineSettings()
+    {
+        QFETCH(int, key);
+        QFETCH(QVariant, value);
+        QFETCH(bool, reload);
+        Fixture f;
+        QVERIFY(f.start(freshPath()));
+        QSignalSpy loaded(f.engine.get(), &EngineWorker::modelLoaded);
+        QVERIFY(f.settings->setValue(Settings::Key(key), value));
+        QCOMPARE(loaded.wait(reload ? 10000 : 300), reload);
+        if (reload && key == int(Settings::Key::ContextLength))
+            QCOMPARE(loaded.first().at(1).value<ModelInfo>().contextLength, value.toInt());
+    }
+};
+
+QTEST_GUILESS_MAIN(TestChatController)
+#include "tst_chat_controller.moc"

@@ -1,0 +1,142 @@
+// Settings: defaults, validation and clamping (data-driven), which keys need
+// a reload, persistence through ChatStore, presets, conversion to engine and
+// request parameters.
+#include "chat_store.h"
+#include "settings.h"
+#include "store_test_util.h"
+
+#include <QTemporaryDir>
+#include <QtTest>
+
+class TestSettings : public QObject {
+    Q_OBJECT
+
+private:
+    QTemporaryDir m_dir;
+
+private slots:
+    void initTestCase() { QVERIFY(m_dir.isValid()); }
+
+    void tableCoversEveryKey()
+    {
+        const QMetaEnum keys = QMetaEnum::fromType<Settings::Key>();
+        QCOMPARE(Settings::descriptors().size(), keys.keyCount());
+        QSet<QString> names;
+        for (int i = 0; i < keys.keyCount(); ++i) {
+            const Settings::Descriptor &d = Settings::descriptor(Settings::Key(keys.value(i)));
+            QCOMPARE(int(d.key), keys.value(i));
+            names.insert(d.name);
+        }
+        QCOMPARE(names.size(), keys.keyCount());  // store keys are unique
+    }
+
+    void setValue_data()
+    {
+        QTest::addColumn<int>("key");
+        QTest::addColumn<QVariant>("input");
+        QTest::addColumn<bool>("accepted");
+        QTest::addColumn<QVariant>("stored");
+        using K = Settings::Key;
+        QTest::newRow("threads") << int(K::Threads) << QVariant(6) << true << QVariant(6);
+        QTest::newRow("threads from text") << int(K::Threads) << QVariant("12") << true << QVariant(12);
+        QTest::newRow("threads negative clamps") << int(K::Threads) << QVariant(-3) << true << QVariant(0);
+        QTest::newRow("threads not a number") << int(K::Threads) << QVariant("many") << false << QVariant(0);
+        QTest::newRow("threads fractional") << int(K::Threads) << QVariant(2.5) << false << QVariant(0);
+        QTest::newRow("context too small") << int(K::ContextLength) << QVariant(10) << true << QVariant(256);
+        QTest::newRow("temperature") << int(K::Temperature) << QVariant(0.3) << true << QVariant(0.3);
+        QTest::newRow("temperature too high") << int(K::Temperature) << QVariant(50.0) << true << QVariant(5.0);
+        QTest::newRow("top-p over one") << int(K::TopP) << QVariant(1.5) << true << QVariant(1.0);
+        QTest::newRow("backend cuda") << int(K::Backend) << QVariant("cuda") << true << QVariant("cuda");
+        QTest::newRow("backend unknown") << int(K::Backend) << QVariant("tpu") << false << QVariant("cpu");
+        QTest::newRow("kv type") << int(K::KvCacheType) << QVariant("q8_0") << true << QVariant("q8_0");
+        QTest::newRow("kv type unknown") << int(K::KvCacheType) << QVariant("f64") << false << QVariant("f16");
+        QTest::newRow("system prompt") << int(K::SystemPrompt) << QVariant("be brief") << true << QVariant("be brief");
+    }
+
+    void setValue()
+    {
+        QFETCH(int, key);
+        QFETCH(QVariant, input);
+        QFETCH(bool, accepted);
+        QFETCH(QVariant, stored);
+        Settings s;
+        QSignalSpy changed(&s, &Settings::changed);
+        QCOMPARE(s.setValue(Settings::Key(key), input), accepted);
+        QCOMPARE(s.value(Settings::Key(key)), stored);
+        const bool differs = accepted && stored != Settings::descriptor(Settings::Key(key)).defaultValue;
+        QCOMPARE(changed.size(), differs ? 1 : 0);
+        if (differs)
+            QCOMPARE(changed.first().at(2).toBool(), Settings::needsReload(Settings::Key(key)));
+    }
+
+    void needsReload_data()
+    {
+        QTest::addColumn<int>("key");
+        QTest::addColumn<bool>("reload");
+        using K = Settings::Key;
+        QTest::newRow("backend") << int(K::Backend) << true;
+        QTest::newRow("gpu layers") << int(K::GpuLayers) << true;
+        QTest::newRow("threads") << int(K::Threads) << true;
+        QTest::newRow("context") << int(K::ContextLength) << true;
+        QTest::newRow("kv type") << int(K::KvCacheType) << true;
+        QTest::newRow("temperature") << int(K::Temperature) << false;
+        QTest::newRow("max tokens") << int(K::MaxTokens) << false;
+        QTest::newRow("system prompt") << int(K::SystemPrompt) << false;
+    }
+
+    void needsReload()
+    {
+        QFETCH(int, key);
+        QFETCH(bool, reload);
+        QCOMPARE(Settings::needsReload(Settings::Key(key)), reload);
+    }
+
+    void persistsThroughStore()
+    {
+        const QString path = m_dir.filePath("settings.sqlite");
+        {
+            ChatStore store;
+            QVERIFY(!storeResult(store, &ChatStore::opened, store.open(path)).isEmpty());
+            Settings s(&store);
+            QSignalSpy loaded(&s, &Settings::loaded);
+            s.load();
+            QVERIFY(loaded.wait(10000));
+            QVERIFY(s.setValue(Settings::Key::Threads, 3));
+            QVERIFY(s.setValue(Settings::Key::Temperature, 0.0));
+            QVERIFY(s.setValue(Settings::Key::Seed, qint64(1) << 40));
+            QVERIFY(s.setValue(Settings::Key::SystemPrompt, QStringLiteral("you are terse")));
+            s.savePreset(QStringLiteral("pirate"), QStringLiteral("talk like a pirate"));
+            QTRY_COMPARE(s.presets().size(), 1);
+        }
+        ChatStore store;
+        QVERIFY(!storeResult(store, &ChatStore::opened, store.open(path)).isEmpty());
+        Settings s(&store);
+        QSignalSpy loaded(&s, &Settings::loaded);
+        QSignalSpy changed(&s, &Settings::changed);
+        QSignalSpy presets(&s, &Settings::presetsChanged);
+        s.load();
+        QVERIFY(loaded.wait(10000));
+        QCOMPARE(s.threads(), 3);
+        QCOMPARE(s.temperature(), 0.0);
+        QCOMPARE(s.value(Settings::Key::Seed).toLongLong(), qint64(1) << 40);
+        QCOMPARE(s.systemPrompt(), QStringLiteral("you are terse"));
+        QCOMPARE(changed.size(), 4);
+        QTRY_COMPARE(presets.size(), 1);
+        QCOMPARE(s.presets().value(0).systemPrompt, QStringLiteral("talk like a pirate"));
+
+        const EngineConfig c = s.engineConfig();
+        QCOMPARE(c.threads, 3);
+        QCOMPARE(c.contextLength, 4096);
+        const GenerationOptions o = s.generationOptions({{"sampling/temperature", 0.7}, {"sampling/top_k", "x"}});
+        QCOMPARE(o.temperature, 0.7);  // per-conversation override
+        QCOMPARE(o.topK, 40);          // an invalid override falls back
+        QCOMPARE(o.seed, quint64(1) << 40);
+
+        s.removePreset(s.presets().value(0).id);
+        QTRY_COMPARE(presets.size(), 2);
+        QCOMPARE(s.presets().size(), 0);
+    }
+};
+
+QTEST_GUILESS_MAIN(TestSettings)
+#include "tst_settings.moc"
