@@ -151,6 +151,7 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
         m_stats.t_draft_ms += st.t_draft_ms;
         m_stats.t_verify_ms += st.t_verify_ms;
         m_stats.t_total_ms += ms_between(t_step0, Clock::now());
+        m_stats.plain_step_ms = im.ctl.t_plain;
         ++m_stats.steps;
         m_stats.per_step.push_back(st);
     };
