@@ -30,6 +30,8 @@ struct Controller {
     double t_draft = 0.0;         // ms per drafted token
     bool   have_extra = false;
     int32_t plain_run = 0;        // consecutive plain steps chosen by auto-off
+    int32_t probe_every = 0;      // current probe interval (doubles while probes fail)
+    bool    probing = false;      // the step being run is a probe
 
     static void ema(double & v, double x, double w = 0.3) { v = v == 0.0 ? x : (1 - w) * v + w * x; }
 
@@ -56,8 +58,10 @@ struct Controller {
         if (!cfg.adaptive) best = best > 0 ? k_max : 0;
         if (best == 0) {
             if (!cfg.auto_off) return std::max(1, std::min(cfg.draft_min, k_max));
-            if (++plain_run >= std::max(1, cfg.probe_interval)) {  // probe: acceptance may have changed
+            if (probe_every == 0) probe_every = std::max(1, cfg.probe_interval);
+            if (++plain_run >= probe_every) {  // probe: acceptance may have changed
                 plain_run = 0;
+                probing = true;
                 return std::max(1, std::min(cfg.draft_min, k_max));
             }
             *off = true;
@@ -174,6 +178,7 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
     int32_t k_max = std::min(m_cfg.draft_max, max_new - 1);
     k_max = std::min(k_max, m_target.n_ctx() - n_past - 1);
     bool off = false;
+    im.ctl.probing = false;
     const int32_t k = m_spec ? im.ctl.choose(m_cfg, k_max, &off) : 0;
     st.draft_len = k;
     if (off) ++m_stats.off_steps;
@@ -358,6 +363,10 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
     // Controller: acceptance per position, cost per extra verified token.
     for (int32_t i = 0; i < d; ++i) im.ctl.alpha = 0.85 * im.ctl.alpha + 0.15;
     if (m_stats.origins.back() == TokenOrigin::Correction) im.ctl.alpha = 0.85 * im.ctl.alpha;
+    if (im.ctl.probing) {  // a failed probe backs off (up to 16x), a useful one resets the interval
+        const int32_t base = std::max(1, m_cfg.probe_interval);
+        im.ctl.probe_every = d == 0 ? std::min(im.ctl.probe_every * 2, base * 16) : base;
+    }
     if (im.ctl.t_plain > 0.0 && n_decoded_tokens > 1) {
         Controller::ema(im.ctl.t_extra, std::max(0.0, (st.t_verify_ms - im.ctl.t_plain) / double(n_decoded_tokens - 1)));
         im.ctl.have_extra = true;
