@@ -1,7 +1,7 @@
 // Times the CPU matmul per weight type: a matvec (decode) and an n-token
 // matmul (prefill) at a realistic shape, on 1 and 2 threads; prints GB/s of
 // weights streamed and GFLOP/s, with a summary table last.
-//   bench_matmul [--rows N] [--cols N] [--tokens N] [--threads 1,2] [--types Q4_0,Q4_K] [--min-time S] [--scalar]
+//   bench_matmul [--rows N] [--cols N] [--tokens N] [--threads 1,2] [--types Q4_0,Q4_K] [--min-time S] [--scalar] [--path avx2|avx512vnni|scalar]
 #include "cpu/matmul.h"
 #include "cpu/thread_pool.h"
 #include "glassbox/tensor_type.h"
@@ -126,6 +126,13 @@ int main(int argc, char ** argv) {
         else if (a == "--threads") { threads.clear(); for (auto & s : split(v)) threads.push_back(std::atoi(s.c_str())); ++i; }
         else if (a == "--types") { types = split(v); ++i; }
         else if (a == "--scalar") { gb::cpu::force_scalar(true); }
+        else if (a == "--path") {
+            const std::string p = v;
+            const gb::cpu::SimdPath sp = p == "scalar" ? gb::cpu::SimdPath::Scalar : p == "avx2" ? gb::cpu::SimdPath::Avx2
+                                       : p == "avx512vnni" ? gb::cpu::SimdPath::Avx512Vnni : gb::cpu::SimdPath::Auto;
+            if (!gb::cpu::force_simd_path(sp)) { std::fprintf(stderr, "path %s not available\n", v); return 2; }
+            ++i;
+        }
         else { std::fprintf(stderr, "unknown argument %s\n", a.c_str()); return 2; }
     }
     std::printf("bench_matmul: W [%lld x %lld], prefill %lld tokens, path %s\n",

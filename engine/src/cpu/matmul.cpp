@@ -15,7 +15,8 @@ namespace gb::cpu {
 
 namespace {
 
-std::atomic<bool> g_force_scalar{false};
+// Forced path (SimdPath::Auto: the best the CPU has).
+std::atomic<int> g_forced{static_cast<int>(SimdPath::Auto)};
 
 bool cpu_has_avx2() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -26,37 +27,90 @@ bool cpu_has_avx2() {
 #endif
 }
 
-bool use_avx2() { return cpu_has_avx2() && !g_force_scalar.load(std::memory_order_relaxed); }
+bool cpu_has_avx512vnni() {
+#if defined(__x86_64__) || defined(__i386__)
+    static const bool ok = cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+                           __builtin_cpu_supports("avx512vnni");
+    return ok;
+#else
+    return false;
+#endif
+}
 
-// Kernel tables per path, built once. AVX2 entries missing a kernel fall back to scalar.
+bool cpu_supports(SimdPath p) {
+    switch (p) {
+        case SimdPath::Auto: case SimdPath::Scalar: return true;
+        case SimdPath::Avx2: return cpu_has_avx2();
+        case SimdPath::Avx512Vnni: return cpu_has_avx512vnni();
+    }
+    return false;
+}
+
+SimdPath current_path() {
+    const SimdPath f = static_cast<SimdPath>(g_forced.load(std::memory_order_relaxed));
+    if (f != SimdPath::Auto) return f;
+    if (cpu_has_avx512vnni()) return SimdPath::Avx512Vnni;
+    if (cpu_has_avx2()) return SimdPath::Avx2;
+    return SimdPath::Scalar;
+}
+
+// Kernel tables per path (scalar, avx2, avx512vnni), built once. Entries a
+// path lacks fall back to the previous path's.
 struct KernelTables {
     static constexpr int k_n_ids = 64;
-    TypeKernels table[2][k_n_ids];
-    bool ok[2][k_n_ids] = {};
+    static constexpr int k_n_paths = 3;
+    TypeKernels table[k_n_paths][k_n_ids];
+    GemmKernels gemm[k_n_ids];  // AVX512-VNNI path only
+    bool ok[k_n_paths][k_n_ids] = {};
     KernelTables() {
         for (uint32_t id = 0; id < k_n_ids; ++id) {
             if (type_traits(id) == nullptr) continue;
             const TensorType t = static_cast<TensorType>(id);
             ok[0][id] = scalar_kernels(t, &table[0][id]);
-            table[1][id] = table[0][id];
-            ok[1][id] = ok[0][id];
+            for (int p = 1; p < k_n_paths; ++p) {
+                table[p][id] = table[p - 1][id];
+                ok[p][id] = ok[p - 1][id];
+            }
             if (cpu_has_avx2()) {
                 TypeKernels k;
                 if (avx2_kernels(t, &k)) {
-                    table[1][id] = k;
-                    ok[1][id] = true;
+                    table[1][id] = table[2][id] = k;
+                    ok[1][id] = ok[2][id] = true;
                 }
+            }
+            if (cpu_has_avx512vnni()) {
+                TypeKernels k;
+                if (avx512vnni_kernels(t, &k)) {
+                    table[2][id] = k;
+                    ok[2][id] = true;
+                }
+                GemmKernels g;
+                if (ok[2][id] && avx512vnni_gemm(t, &g)) gemm[id] = g;
             }
         }
     }
 };
 
+const KernelTables & tables() {
+    static const KernelTables t;
+    return t;
+}
+
 const TypeKernels * kernels_for(TensorType t) {
-    static const KernelTables tables;
     const uint32_t id = static_cast<uint32_t>(t);
-    const int path = use_avx2() ? 1 : 0;
-    if (id >= KernelTables::k_n_ids || !tables.ok[path][id]) return nullptr;
-    return &tables.table[path][id];
+    const SimdPath p = current_path();
+    const int path = p == SimdPath::Avx512Vnni ? 2 : p == SimdPath::Avx2 ? 1 : 0;
+    if (id >= KernelTables::k_n_ids || !tables().ok[path][id]) return nullptr;
+    return &tables().table[path][id];
+}
+
+// nullptr where the current path has no prefill GEMM for t
+const GemmKernels * gemm_for(TensorType t) {
+    const uint32_t id = static_cast<uint32_t>(t);
+    if (current_path() != SimdPath::Avx512Vnni || id >= KernelTables::k_n_ids) return nullptr;
+    const GemmKernels & g = tables().gemm[id];
+    return g.run != nullptr ? &g : nullptr;
 }
 
 // Below this many weight bytes a matvec runs on the caller alone: waking the
@@ -65,12 +119,107 @@ constexpr size_t k_min_parallel_bytes = 48 * 1024;
 // Prefill tile: weight rows that stay in L2 while a block of tokens sweeps them.
 constexpr size_t k_tile_weight_bytes = 192 * 1024;
 constexpr int64_t k_tile_tokens = 64;
+// GEMM path (from GemmKernels::min_tokens tokens on): panels of strips packed together.
+constexpr int k_gemm_strip_rows = 16;
+constexpr int k_gemm_tile_tokens = 8;
+constexpr size_t k_gemm_panel_bytes = 160 * 1024;
+
+// Prefill through a GemmKernels set: activations prepared once, then work
+// items of (panel of 16-row strips) x (token range); each item packs its
+// strips once and sweeps its tokens 8 at a time over them.
+void matmul_gemm(const GemmKernels & g, const WeightView & w, const float * x, int64_t n_tokens, float * y, ThreadPool & pool) {
+    const int64_t n_cols = w.n_cols;
+    const int64_t n_rows = w.n_rows;
+    const int nth = pool.size();
+
+    thread_local std::vector<uint8_t> act_buf;
+    const uint8_t * act = reinterpret_cast<const uint8_t *>(x);
+    size_t act_stride = static_cast<size_t>(n_cols) * sizeof(float);
+    if (g.prep_act != nullptr) {
+        act_stride = g.act_row_bytes(n_cols);
+        const size_t need = act_stride * static_cast<size_t>(n_tokens);
+        if (act_buf.size() < need) act_buf.resize(need);
+        uint8_t * dst = act_buf.data();
+        const QuantizeRowFn prep = g.prep_act;
+        auto prep_rows = [&](int64_t t0, int64_t t1) {
+            for (int64_t t = t0; t < t1; ++t) prep(x + t * n_cols, dst + t * act_stride, n_cols);
+        };
+        if (nth == 1) prep_rows(0, n_tokens);
+        else pool.parallel_for(n_tokens, 1, [f = &prep_rows](int64_t t0, int64_t t1) { (*f)(t0, t1); });
+        act = dst;
+    }
+
+    const size_t strip_bytes = g.strip_bytes(n_cols);
+    const int64_t n_strips = (n_rows + k_gemm_strip_rows - 1) / k_gemm_strip_rows;
+    int64_t panel_strips = std::clamp<int64_t>(static_cast<int64_t>(k_gemm_panel_bytes / strip_bytes), 1, 8);
+    // enough panels to keep every thread busy
+    while (panel_strips > 1 && (n_strips + panel_strips - 1) / panel_strips < 4 * nth) panel_strips /= 2;
+    const int64_t n_panels = (n_strips + panel_strips - 1) / panel_strips;
+    // split tokens too when there are few panels
+    int64_t n_tok_chunks = 1;
+    while (n_panels * n_tok_chunks < 4 * nth && n_tokens / (n_tok_chunks * 2) >= 2 * k_gemm_tile_tokens) n_tok_chunks *= 2;
+    const int64_t tok_chunk = (n_tokens + n_tok_chunks - 1) / n_tok_chunks;
+    const int64_t n_items = n_panels * n_tok_chunks;
+
+    std::atomic<int64_t> next{0};
+    auto work = [&](int, int) {
+        thread_local std::vector<uint8_t> pack_buf;
+        const size_t need = strip_bytes * static_cast<size_t>(panel_strips) + 64;
+        if (pack_buf.size() < need) pack_buf.resize(need);
+        // 64-byte aligned packed strips
+        uint8_t * packed = pack_buf.data() + ((64 - reinterpret_cast<uintptr_t>(pack_buf.data()) % 64) % 64);
+        int64_t packed_panel = -1;
+        for (int64_t item = next.fetch_add(1, std::memory_order_relaxed); item < n_items;
+             item = next.fetch_add(1, std::memory_order_relaxed)) {
+            const int64_t panel = item / n_tok_chunks;
+            const int64_t s0 = panel * panel_strips;
+            const int64_t s1 = std::min(n_strips, s0 + panel_strips);
+            if (panel != packed_panel) {
+                for (int64_t s = s0; s < s1; ++s) {
+                    const int64_t r0 = s * k_gemm_strip_rows;
+                    const int n_valid = static_cast<int>(std::min<int64_t>(k_gemm_strip_rows, n_rows - r0));
+                    g.pack(w.data + r0 * w.row_bytes, w.row_bytes, n_valid, n_cols, packed + (s - s0) * strip_bytes);
+                }
+                packed_panel = panel;
+            }
+            const int64_t t_begin = (item % n_tok_chunks) * tok_chunk;
+            const int64_t t_end = std::min(n_tokens, t_begin + tok_chunk);
+            for (int64_t t = t_begin; t < t_end; t += k_gemm_tile_tokens) {
+                const int nt = static_cast<int>(std::min<int64_t>(k_gemm_tile_tokens, t_end - t));
+                for (int64_t s = s0; s < s1; ++s) {
+                    const int64_t r0 = s * k_gemm_strip_rows;
+                    const int n_valid = static_cast<int>(std::min<int64_t>(k_gemm_strip_rows, n_rows - r0));
+                    g.run(packed + (s - s0) * strip_bytes, act + t * act_stride, act_stride, nt, n_cols, y + t * n_rows + r0,
+                          static_cast<size_t>(n_rows), n_valid);
+                }
+            }
+        }
+    };
+    if (nth == 1 || n_items == 1) work(0, 1);
+    else pool.run([f = &work](int ith, int nth_) { (*f)(ith, nth_); });
+}
 
 }  // namespace
 
-const char * simd_path() { return use_avx2() ? "avx2" : "scalar"; }
+const char * simd_path_name(SimdPath p) {
+    switch (p) {
+        case SimdPath::Auto: return "auto";
+        case SimdPath::Scalar: return "scalar";
+        case SimdPath::Avx2: return "avx2";
+        case SimdPath::Avx512Vnni: return "avx512vnni";
+    }
+    return "?";
+}
 
-void force_scalar(bool on) { g_force_scalar.store(on, std::memory_order_relaxed); }
+const char * simd_path() { return simd_path_name(current_path()); }
+
+bool force_simd_path(SimdPath p) {
+    if (!cpu_supports(p)) return false;
+    g_forced.store(static_cast<int>(p), std::memory_order_relaxed);
+    return true;
+}
+
+void force_scalar(bool on) { force_simd_path(on ? SimdPath::Scalar : SimdPath::Auto); }
 
 void matmul(const WeightView & w, const float * x, int64_t n_tokens, float * y, ThreadPool & pool) {
     const TypeKernels * k = kernels_for(w.type);
@@ -80,6 +229,10 @@ void matmul(const WeightView & w, const float * x, int64_t n_tokens, float * y, 
     const int64_t n_cols = w.n_cols;
     const int64_t n_rows = w.n_rows;
     const int nth = pool.size();
+    if (const GemmKernels * g = gemm_for(w.type); g != nullptr && n_tokens >= g->min_tokens) {
+        matmul_gemm(*g, w, x, n_tokens, y, pool);
+        return;
+    }
 
     // Activations in the weight type's activation format: [n_tokens, act_row_bytes]
     thread_local std::vector<uint8_t> act_buf;

@@ -1,7 +1,7 @@
 // Matrix products of GGUF-typed weights with f32 activations on the CPU.
 // Activations are quantized per block the way llama.cpp's vec_dot does
 // (Q8_0 / Q8_1 for the 32-blocks, Q8_K for k-quants), then dotted with
-// SIMD kernels chosen at run time (AVX2/FMA/F16C, scalar fallback).
+// SIMD kernels chosen at run time (AVX512-VNNI, AVX2/FMA/F16C, scalar fallback).
 #pragma once
 
 #include "glassbox/tensor_type.h"
@@ -28,9 +28,15 @@ struct WeightView {
 // Decode (n_tokens == 1) is a matrix-vector product; prefill is tiled.
 void matmul(const WeightView & w, const float * x, int64_t n_tokens, float * y, ThreadPool & pool);
 
-// Which SIMD path was selected at run time ("avx2", "scalar").
+enum class SimdPath { Auto, Scalar, Avx2, Avx512Vnni };
+
+// Which SIMD path is in use ("avx512vnni", "avx2", "scalar").
 const char * simd_path();
-// Force the scalar path (tests compare both).
+const char * simd_path_name(SimdPath p);
+// Force a path for tests and benches (Auto: the best the CPU has); false,
+// and nothing changed, if the CPU lacks it.
+bool force_simd_path(SimdPath p);
+// Force the scalar path (on) or go back to Auto (off).
 void force_scalar(bool on);
 
 }  // namespace gb::cpu

@@ -18,6 +18,19 @@ using QuantizeRowFn = void (*)(const float * x, void * y, int64_t n);
 // w: one weight row of n elements; x: activation rows in the activation format.
 using DotFn = void (*)(int64_t n, const void * w, const void * x, size_t x_stride, float * out);
 
+// Prefill GEMM over 16-row weight strips repacked once per call (AVX512-VNNI path).
+struct GemmKernels {
+    int64_t min_tokens = 0;                              // below this, the dot kernels win (packing cost)
+    size_t (*act_row_bytes)(int64_t n_cols) = nullptr;  // one prepared activation row
+    QuantizeRowFn prep_act = nullptr;                    // f32 row -> prepared row; nullptr: use x as is
+    size_t (*strip_bytes)(int64_t n_cols) = nullptr;     // one packed strip of 16 rows
+    // pack rows [0, n_valid) (n_valid <= 16, rows row_bytes apart) of w into dst
+    void (*pack)(const uint8_t * w, size_t row_bytes, int n_valid, int64_t n_cols, void * dst) = nullptr;
+    // y[t * ldy + r] = dot(row r, token t) for r < n_valid, t < nt (1 <= nt <= 8)
+    void (*run)(const void * strip, const uint8_t * act, size_t act_stride, int nt, int64_t n_cols, float * y, size_t ldy,
+                int n_valid) = nullptr;
+};
+
 struct TypeKernels {
     TensorType    act_type = TensorType::F32;  // F32, F16, BF16, Q8_0, Q8_1 or Q8_K
     QuantizeRowFn quantize = nullptr;          // nullptr: activations used as f32 directly
@@ -29,6 +42,9 @@ struct TypeKernels {
 // (the AVX2 table then falls back to the scalar one per entry).
 bool scalar_kernels(TensorType t, TypeKernels * k);
 bool avx2_kernels(TensorType t, TypeKernels * k);
+// AVX512-VNNI: decode dot kernels (overrides of the AVX2 ones) and prefill GEMMs.
+bool avx512vnni_kernels(TensorType t, TypeKernels * k);
+bool avx512vnni_gemm(TensorType t, GemmKernels * g);
 
 // Activation quantizers shared by both paths (bit-identical results).
 void quantize_row_q8_0_act(const float * x, void * y, int64_t n);

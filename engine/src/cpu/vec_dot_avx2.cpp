@@ -59,8 +59,14 @@ GB_AVX2_INLINE __m256i bits_to_bytes(const uint8_t * p) {
 }
 
 // sum of products of unsigned bytes u (<= 128) and signed bytes s, 8 x int32.
+// (vec_dot_avx512vnni.cpp compiles this file again with one vpdpbusd here;
+// exact in both cases for u <= 128, so both paths give identical sums.)
 GB_AVX2_INLINE __m256i dot_us8(__m256i u, __m256i s) {
+#ifdef GB_VEC_DOT_VNNI
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+#else
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+#endif
 }
 
 template <typename T>
@@ -536,7 +542,11 @@ void round_bf16_avx2(const float * x, void * y, int64_t n) {
 
 }  // namespace
 
-bool avx2_kernels(TensorType t, TypeKernels * k) {
+#ifndef GB_VEC_DOT_KERNELS
+#define GB_VEC_DOT_KERNELS avx2_kernels
+#endif
+
+bool GB_VEC_DOT_KERNELS(TensorType t, TypeKernels * k) {
     switch (t) {
         case TensorType::F32:  *k = {TensorType::F32, nullptr, dot_f32<1>, dot_f32<4>}; return true;
         case TensorType::F16:  *k = {TensorType::F32, round_f16_avx2, dot_f16<1>, dot_f16<4>}; return true;

@@ -1,0 +1,124 @@
+// TraceRecorder: accumulates token events and publishes rate-limited snapshots.
+#include "trace_recorder.h"
+
+#include <chrono>
+
+namespace gb::ui {
+
+// Own copy of the names: linking gb::stop_reason_name would pull the whole
+// Session (and the forward pass) into every inspector user.
+static const char * stopReasonName(StopReason r) {
+    switch (r) {
+    case StopReason::MaxTokens: return "max tokens";
+    case StopReason::EndOfGeneration: return "end of generation";
+    case StopReason::StopString: return "stop string";
+    case StopReason::ContextFull: return "context full";
+    case StopReason::Cancelled: return "cancelled";
+    }
+    return "?";
+}
+
+TraceRecorder::TraceRecorder(SnapshotRing & ring, TraceRecorderParams params)
+    : m_ring(ring), m_params(std::move(params)) {
+    if (!m_params.clockMs) {
+        const auto t0 = std::chrono::steady_clock::now();
+        m_params.clockMs = [t0] {
+            return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        };
+    }
+    if (m_params.maxRequests == 0) m_params.maxRequests = 1;
+}
+
+double TraceRecorder::now() const { return m_params.clockMs(); }
+
+void TraceRecorder::setModel(std::shared_ptr<const ModelInfo> model) {
+    m_model = std::move(model);
+    publish();
+}
+
+uint64_t TraceRecorder::beginRequest(std::string label, int32_t nPromptTokens, int32_t nPromptReused) {
+    if (m_active) {
+        GenerateResult cancelled;
+        cancelled.stop = StopReason::Cancelled;
+        cancelled.n_prompt_tokens = m_meta.nPromptTokens;
+        cancelled.n_prompt_reused = m_meta.nPromptReused;
+        cancelled.t_prompt_ms = m_meta.tPromptMs;
+        cancelled.t_total_ms = m_times.empty() ? 0.0 : m_times.back();
+        endRequest(cancelled);
+    }
+    m_meta = RequestTrace{};
+    m_meta.id = m_nextId++;
+    m_meta.label = std::move(label);
+    m_meta.nPromptTokens = nPromptTokens;
+    m_meta.nPromptReused = nPromptReused;
+    m_tokens.clear();
+    m_times.clear();
+    m_active = true;
+    publish();
+    return m_meta.id;
+}
+
+void TraceRecorder::setPrefillTime(double tPromptMs) { m_meta.tPromptMs = tPromptMs; }
+
+bool TraceRecorder::onToken(const TokenEvent & event, TokenOrigin origin) {
+    if (!m_active) beginRequest("request");
+    TokenSample s;
+    s.id = event.id;
+    s.text = event.text;
+    s.tMs = event.t_ms;
+    s.logprob = event.logprob;
+    s.top = event.top;
+    s.origin = origin;
+    s.entropy = tokenEntropy(event.id, event.logprob, event.top);
+    m_tokens.append(std::move(s));
+    m_times.push_back(event.t_ms);
+    if (m_times.size() == 1) m_meta.tFirstTokenMs = event.t_ms;
+    m_meta.tTotalMs = event.t_ms;
+    if (now() - m_lastPublishMs >= m_params.minIntervalMs) publish();
+    return true;
+}
+
+void TraceRecorder::endRequest(const GenerateResult & result) {
+    if (!m_active) return;
+    m_meta.finished = true;
+    m_meta.stopReason = stopReasonName(result.stop);
+    m_meta.nPromptTokens = result.n_prompt_tokens;
+    m_meta.nPromptReused = result.n_prompt_reused;
+    if (result.t_prompt_ms > 0) m_meta.tPromptMs = result.t_prompt_ms;
+    if (result.t_first_token_ms > 0) m_meta.tFirstTokenMs = result.t_first_token_ms;
+    if (result.t_total_ms > 0) m_meta.tTotalMs = result.t_total_ms;
+    m_finished.push_back(buildCurrent());
+    while (m_finished.size() > m_params.maxRequests) m_finished.pop_front();
+    m_active = false;
+    m_tokens.clear();
+    m_times.clear();
+    publish();
+}
+
+TokenCallback TraceRecorder::callback() {
+    return [this](const TokenEvent & e) { return onToken(e); };
+}
+
+void TraceRecorder::publishNow() { publish(); }
+
+std::shared_ptr<RequestTrace> TraceRecorder::buildCurrent() const {
+    auto r = std::make_shared<RequestTrace>(m_meta);
+    r->tokens = m_tokens.snapshot();
+    const double ttft = m_meta.tFirstTokenMs > 0 ? m_meta.tFirstTokenMs : (m_times.empty() ? 0.0 : m_times.front());
+    r->latency = computeLatencyStats(m_times, ttft, m_params.histogramBins);
+    r->tokenStats = computeTokenStats(r->tokens, m_params.histogramBins);
+    return r;
+}
+
+void TraceRecorder::publish() {
+    auto snap = std::make_shared<InspectorSnapshot>();
+    snap->publishedMs = now();
+    snap->model = m_model;
+    snap->requests.assign(m_finished.begin(), m_finished.end());
+    if (m_active) snap->requests.push_back(buildCurrent());
+    m_lastPublishMs = snap->publishedMs;
+    ++m_publishCount;
+    m_ring.publish(std::move(snap));
+}
+
+}  // namespace gb::ui
