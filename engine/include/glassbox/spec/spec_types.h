@@ -19,14 +19,15 @@ enum class SpecMethod { None, DraftModel, PromptLookup, Lookahead, SelfDraft };
 const char * spec_method_name(SpecMethod m);  // "none" "draft" "lookup" "lookahead" "selfdraft"
 bool parse_spec_method(std::string_view name, SpecMethod * out);
 
-// Where an emitted token came from.
-enum class TokenOrigin : uint8_t {
+// Where an emitted token came from (same order as the inspector's gb::ui::TokenOrigin:
+// Sampled, DraftAccepted, DraftCorrected, Bonus).
+enum class SpecOrigin : uint8_t {
     Target,      // sampled from the target with no draft offered (plain decoding step)
     Draft,       // a drafted token the target accepted
     Correction,  // the target's own token after it rejected a draft token
     Bonus,       // the target's extra token after the whole draft branch was accepted
 };
-const char * token_origin_name(TokenOrigin o);
+const char * spec_origin_name(SpecOrigin o);
 
 struct SpecConfig {
     SpecMethod method = SpecMethod::None;
@@ -81,7 +82,7 @@ struct SpecStats {
     double t_draft_ms = 0.0, t_verify_ms = 0.0, t_total_ms = 0.0;
     double plain_step_ms = 0.0;     // measured cost of one plain target step (EMA; 0 if never measured)
     std::vector<SpecStep> per_step;
-    std::vector<TokenOrigin> origins;   // per emitted token
+    std::vector<SpecOrigin> origins;   // per emitted token
 
     double acceptance_rate() const { return proposed ? double(accepted) / double(proposed) : 0.0; }
     double mean_accepted_len() const { return spec_steps ? double(accepted) / double(spec_steps) : 0.0; }
