@@ -278,6 +278,10 @@ void ContextImpl::attention(int il, int32_t n, int32_t t0) {
 
     // One item = (query row, head). out[t - t0, h] = softmax(q k^T * scale) v
     // over keys [lo, pos]; lo = pos - window + 1 for sliding-window layers.
+    // A decode step sums attention's F16 products in llama.cpp's one-token
+    // order only in its numerics mode; otherwise in the batch order, so that
+    // results do not depend on how tokens are batched.
+    const bool one_query = n == 1 && cpu::llamacpp_order();
     const int64_t n_items = int64_t(n - t0) * n_head;
     auto run_item = [&](int64_t item, float * scores) {
         const int32_t t   = t0 + int32_t(item / n_head);
@@ -286,7 +290,7 @@ void ContextImpl::attention(int il, int32_t n, int32_t t0) {
         const int32_t pos = m_n_past + t;
         const int32_t lo  = swa ? std::max(0, pos - m_hp.sliding_window + 1) : 0;
         ops::attend(m_attn.data() + int64_t(t - t0) * m_n_o + int64_t(h) * hd_v, m_q.data() + int64_t(t) * m_n_q + int64_t(h) * hd_k,
-                    k_layer + int64_t(g) * hd_k, m_n_k, v_layer + int64_t(g) * hd_v, m_n_v, lo, pos + 1, hd_k, hd_v, scale, n == 1,
+                    k_layer + int64_t(g) * hd_k, m_n_k, v_layer + int64_t(g) * hd_v, m_n_v, lo, pos + 1, hd_k, hd_v, scale, one_query,
                     scores);
     };
     const int64_t work = n_items * int64_t(m_n_past + n) * (hd_k + hd_v);

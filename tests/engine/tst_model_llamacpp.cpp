@@ -1,6 +1,7 @@
 // The real model against llama.cpp on the same file: greedy continuations
 // identical token for token (rule below), and perplexity on a shipped text
 // within 1%. Fixtures: scripts/make_llamacpp_fixtures.py (llama-cpp-python).
+#include "cpu/matmul.h"
 #include "glassbox/model.h"
 #include "glassbox/perplexity.h"
 #include "glassbox/session.h"
@@ -41,9 +42,10 @@ QString ids_text(const std::vector<gb::Token> & v) {
 //   wide margin (the rule is ten times stricter than llama.cpp's own
 //   consistency);
 // - at least kMinFull prompts must match all 64 tokens (the bar).
-// The Context follows llama.cpp's CPU numerics (forward_ops.h,
-// cpu::set_llamacpp_order), so on x86 with AVX2 all match in full, logits
-// bit-identical to llama.cpp's; the tie rule is for other CPUs / paths.
+// In llama.cpp numerics mode (cpu::set_llamacpp_order, set for this whole
+// test) the Context follows llama.cpp's CPU numerics, so on x86 with AVX2 all
+// match in full, logits bit-identical to llama.cpp's; the tie rule is for
+// other CPUs / paths.
 constexpr double kTieGap = 0.05;
 constexpr int kMinFull = 5;
 
@@ -68,6 +70,7 @@ class TstModelLlamaCpp : public QObject {
 };
 
 void TstModelLlamaCpp::initTestCase() {
+    gb::cpu::set_llamacpp_order(true);  // llama.cpp numerics mode (cpu/matmul.h)
     if (!QFile::exists(k_model)) QSKIP("default model not installed (run ./setup.sh)");
     QFile f(k_fixture);
     QVERIFY2(f.open(QIODevice::ReadOnly), k_fixture);

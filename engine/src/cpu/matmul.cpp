@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cassert>
+#include <utility>
 #include <vector>
 
 namespace gb::cpu {
@@ -105,7 +106,23 @@ const TypeKernels * kernels_for(TensorType t) {
     return &tables().table[path][id];
 }
 
-std::atomic<bool> g_llamacpp_order{true};
+std::atomic<bool> g_llamacpp_order{false};
+
+// llama.cpp-order kernels for t while that order is on and the CPU has AVX2
+// (its x86 order is emulated with AVX2 code), else nullptr
+const LlamaCppKernels * llamacpp_kernels_for(TensorType t) {
+    static const auto table = [] {
+        std::vector<std::pair<bool, LlamaCppKernels>> v(KernelTables::k_n_ids);
+        for (uint32_t id = 0; id < KernelTables::k_n_ids; ++id) v[id].first = llamacpp_kernels(TensorType(id), &v[id].second);
+        return v;
+    }();
+    const uint32_t id = static_cast<uint32_t>(t);
+    if (!g_llamacpp_order.load(std::memory_order_relaxed) || current_path() == SimdPath::Scalar || !cpu_has_avx2() ||
+        id >= KernelTables::k_n_ids || !table[id].first) {
+        return nullptr;
+    }
+    return &table[id].second;
+}
 
 // nullptr where the current path has no prefill GEMM for t
 const GemmKernels * gemm_for(TensorType t) {
@@ -139,9 +156,10 @@ void matmul_gemm(const GemmKernels & g, const WeightView & w, const float * x, i
     size_t act_stride = static_cast<size_t>(n_cols) * sizeof(float);
     if (g.prep_act != nullptr) {
         act_stride = g.act_row_bytes(n_cols);
-        const size_t need = act_stride * static_cast<size_t>(n_tokens);
+        const size_t need = act_stride * static_cast<size_t>(n_tokens) + 64;
         if (act_buf.size() < need) act_buf.resize(need);
-        uint8_t * dst = act_buf.data();
+        // 64-byte aligned rows (the float tiles load whole cache lines)
+        uint8_t * dst = act_buf.data() + ((64 - reinterpret_cast<uintptr_t>(act_buf.data()) % 64) % 64);
         const QuantizeRowFn prep = g.prep_act;
         auto prep_rows = [&](int64_t t0, int64_t t1) {
             for (int64_t t = t0; t < t1; ++t) prep(x + t * n_cols, dst + t * act_stride, n_cols);
@@ -203,9 +221,6 @@ void matmul_gemm(const GemmKernels & g, const WeightView & w, const float * x, i
 
 }  // namespace
 
-void set_llamacpp_order(bool on) { g_llamacpp_order.store(on, std::memory_order_relaxed); }
-bool llamacpp_order() { return g_llamacpp_order.load(std::memory_order_relaxed); }
-
 const char * simd_path_name(SimdPath p) {
     switch (p) {
         case SimdPath::Auto: return "auto";
@@ -226,6 +241,9 @@ bool force_simd_path(SimdPath p) {
 
 void force_scalar(bool on) { force_simd_path(on ? SimdPath::Scalar : SimdPath::Auto); }
 
+void set_llamacpp_order(bool on) { g_llamacpp_order.store(on, std::memory_order_relaxed); }
+bool llamacpp_order() { return g_llamacpp_order.load(std::memory_order_relaxed); }
+
 void matmul(const WeightView & w, const float * x, int64_t n_tokens, float * y, ThreadPool & pool) {
     const TypeKernels * k = kernels_for(w.type);
     assert(k != nullptr && "matmul: weight type has no CPU kernel");
@@ -234,8 +252,16 @@ void matmul(const WeightView & w, const float * x, int64_t n_tokens, float * y, 
     const int64_t n_cols = w.n_cols;
     const int64_t n_rows = w.n_rows;
     const int nth = pool.size();
-    const bool exact = g_llamacpp_order.load(std::memory_order_relaxed) && type_traits(w.type).block_size > 1;  // quantized
-    if (const GemmKernels * g = gemm_for(w.type); !exact && g != nullptr && n_tokens >= g->min_tokens) {
+    // llama.cpp's order (matmul.h): its kernels, no GEMM, no 4-row decode
+    TypeKernels llama_k;
+    if (const LlamaCppKernels * lk = llamacpp_kernels_for(w.type); lk != nullptr) {
+        const bool wide = n_tokens >= k_wide_tokens && lk->dot1_wide != nullptr;
+        llama_k.act_type = lk->act_type;
+        llama_k.quantize = lk->quantize;
+        llama_k.dot1 = wide ? lk->dot1_wide : lk->dot1;
+        llama_k.dot4 = wide ? lk->dot4_wide : lk->dot4;
+        k = &llama_k;
+    } else if (const GemmKernels * g = gemm_for(w.type); g != nullptr && n_tokens >= g->min_tokens) {
         matmul_gemm(*g, w, x, n_tokens, y, pool);
         return;
     }
@@ -260,26 +286,32 @@ void matmul(const WeightView & w, const float * x, int64_t n_tokens, float * y, 
         }
         act = dst;
     }
-    const bool  wide = exact && n_tokens >= k_wide_tokens && k->dot1_wide != nullptr;
-    const DotFn dot1 = wide ? k->dot1_wide : k->dot1;
-    const DotFn dot4 = wide ? k->dot4_wide : k->dot4;
+    const DotFn dot1 = k->dot1;
+    const DotFn dot4 = k->dot4;
 
     if (n_tokens == 1) {
         // y[r] = dot(W[r], x): rows handed out in chunks from a shared counter,
         // so a thread slowed by a neighbour on the machine takes fewer.
         const size_t w_bytes = w.row_bytes * static_cast<size_t>(n_rows);
+        const DotRowsFn rows4 = k->rows4;
+        // rows [r0, r1): 4 at a time where the path has a 4-row kernel (same results)
+        auto run_rows = [&](int64_t r0, int64_t r1) {
+            int64_t r = r0;
+            if (rows4 != nullptr)
+                for (; r + 4 <= r1; r += 4) rows4(n_cols, w.data + r * w.row_bytes, w.row_bytes, act, y + r);
+            for (; r < r1; ++r) dot1(n_cols, w.data + r * w.row_bytes, act, 0, y + r);
+        };
         if (nth == 1 || w_bytes < k_min_parallel_bytes) {
-            for (int64_t r = 0; r < n_rows; ++r) dot1(n_cols, w.data + r * w.row_bytes, act, 0, y + r);
+            run_rows(0, n_rows);
             return;
         }
-        const int64_t chunk = std::max<int64_t>(4, (n_rows + 8 * nth - 1) / (8 * nth));
+        const int64_t chunk = (std::max<int64_t>(4, (n_rows + 8 * nth - 1) / (8 * nth)) + 3) / 4 * 4;
         const int64_t n_chunks = (n_rows + chunk - 1) / chunk;
         std::atomic<int64_t> next{0};
         auto rows = [&] {
             for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < n_chunks;
                  c = next.fetch_add(1, std::memory_order_relaxed)) {
-                const int64_t r1 = std::min(n_rows, (c + 1) * chunk);
-                for (int64_t r = c * chunk; r < r1; ++r) dot1(n_cols, w.data + r * w.row_bytes, act, 0, y + r);
+                run_rows(c * chunk, std::min(n_rows, (c + 1) * chunk));
             }
         };
         // one captured pointer: std::function keeps it inline, no allocation per call

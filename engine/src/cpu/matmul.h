@@ -39,12 +39,18 @@ bool force_simd_path(SimdPath p);
 // Force the scalar path (on) or go back to Auto (off).
 void force_scalar(bool on);
 
-// On (the default): quantized products sum in the order of llama.cpp's x86
-// CPU backend (its vec_dot, repacked Q4_K GEMV/GEMM and tiled K-quant paths),
-// so a model's logits match llama.cpp's bit for bit where the other ops do
-// too (greedy continuations of gemma-3 depend on it); the AVX512-VNNI prefill
-// GEMM, which sums in its own order, is then used for float weights only.
-// Off: the fastest kernels (GEMM for every type it has).
+// llama.cpp numerics mode (off by default). On: the quantized types of
+// gemma-3 Q4_K_M files (Q5_0, Q8_0, Q4_K, Q6_K) use kernels that sum in the
+// order of llama.cpp's x86 CPU backend (vec_dot_llamacpp.cpp; AVX2 paths
+// only): its vec_dot order for Q5_0 / Q8_0, its repacked Q4_K GEMV (one
+// token) and GEMM (groups of 4 tokens) orders, its tiled K-quant order for
+// Q6_K products of >= 8 tokens; the Context's attention then also sums a
+// decode step in llama.cpp's one-token order. Logits then match llama.cpp's
+// bit for bit (greedy continuations of gemma-3 depend on it:
+// tst_model_llamacpp), but depend on the batch shape as llama.cpp's do, and
+// the AVX512-VNNI GEMM is not used for those types. Off: the canonical,
+// batch-invariant kernels of vec_dot.h (speculative decoding relies on that).
+// Process-wide; set it before decoding.
 void set_llamacpp_order(bool on);
 bool llamacpp_order();
 

@@ -1,6 +1,23 @@
 // Private kernel table of the CPU backend: for each weight type, the activation
 // format it is dotted with (llama.cpp's "vec_dot_type"), the row quantizer for
 // that format, and dot kernels (scalar in vec_dot_scalar.cpp, AVX2 in vec_dot_avx2.cpp).
+//
+// Canonical per-row results. Every path (scalar, AVX2, AVX512-VNNI dot kernels,
+// the VNNI GEMM) computes each (row, token) output with exactly these float
+// operations in this order, so results are bit-identical whatever the number of
+// tokens in the batch, the thread split or the path (fmaf = one rounding):
+//   Q4_0/Q5_0/Q8_0 x Q8_0: acc = 0; per 32-block b in order:
+//       acc = fmaf(float(isum_b), d_w * d_x, acc)     isum_b = sum q_w*q_x (int32)
+//   Q4_1/Q5_1 x Q8_1: acc = fmaf(float(isum_b), d_w * d_x, acc); acc = fmaf(m_w, s_x, acc)
+//   Q2_K/Q4_K/Q5_K x Q8_K: per 256-block: isum = sum_g sc_g * sum_g(q*q8),
+//       summs = sum_g m_g * bsums_g (both int32);
+//       acc = fmaf(float(isum), d_w * d_x, acc); acc = fmaf(-(dmin_w * d_x), float(summs), acc)
+//   Q3_K/Q6_K x Q8_K: isum = sum_g sc_g * sum_g(q*q8) with q signed (int32);
+//       acc = fmaf(float(isum), d_w * d_x, acc)
+//   F32/F16/BF16 (activations rounded to the weight type, kept as f32): 16 lanes,
+//       element i in lane i % 16 (row zero-padded to a multiple of 16),
+//       s_l = fmaf(w_i, x_i, s_l) in order; then s_l += s_{l+8}, s_l += s_{l+4},
+//       s_l += s_{l+2}, result s_0 + s_1.
 #pragma once
 
 #include "glassbox/tensor_type.h"
@@ -31,17 +48,17 @@ struct GemmKernels {
                 int n_valid) = nullptr;
 };
 
+// out[r] = dot(w + r * row_bytes, x) for r < 4: 4 weight rows x 1 activation row
+// (decode of the 32-block types: 4 independent float chains in one xmm).
+using DotRowsFn = void (*)(int64_t n, const void * w, size_t row_bytes, const void * x, float * out);
+
 struct TypeKernels {
     TensorType    act_type = TensorType::F32;  // F32, F16, BF16, Q8_0, Q8_1 or Q8_K
     QuantizeRowFn quantize = nullptr;          // nullptr: activations used as f32 directly
     DotFn         dot1 = nullptr;              // required
     DotFn         dot4 = nullptr;              // optional: 1 weight row x 4 activation rows
-    // optional: dot1 / dot4 for every token of a product of >= k_wide_tokens
-    // tokens (llama.cpp sums those in another order, e.g. its tiled K-quant path)
-    DotFn         dot1_wide = nullptr;
-    DotFn         dot4_wide = nullptr;
+    DotRowsFn     rows4 = nullptr;             // optional: 4 weight rows x 1 activation row
 };
-constexpr int64_t k_wide_tokens = 8;
 
 // Fill k for weight type t; false if the path has no kernel for t
 // (the AVX2 table then falls back to the scalar one per entry).
@@ -50,6 +67,22 @@ bool avx2_kernels(TensorType t, TypeKernels * k);
 // AVX512-VNNI: decode dot kernels (overrides of the AVX2 ones) and prefill GEMMs.
 bool avx512vnni_kernels(TensorType t, TypeKernels * k);
 bool avx512vnni_gemm(TensorType t, GemmKernels * g);
+
+// Kernels in llama.cpp's summation order (vec_dot_llamacpp.cpp, AVX2), used
+// while llamacpp_order() is on: dot1 / dot4 as in TypeKernels; dot1_wide /
+// dot4_wide (optional) for every token of a product of >= k_wide_tokens
+// tokens, which llama.cpp sums in another order (its tiled K-quant path).
+struct LlamaCppKernels {
+    TensorType    act_type = TensorType::F32;
+    QuantizeRowFn quantize = nullptr;
+    DotFn         dot1 = nullptr;
+    DotFn         dot4 = nullptr;
+    DotFn         dot1_wide = nullptr;
+    DotFn         dot4_wide = nullptr;
+};
+constexpr int64_t k_wide_tokens = 8;
+// false for the types it has no kernel for (the canonical kernels then serve).
+bool llamacpp_kernels(TensorType t, LlamaCppKernels * k);
 
 // Activation quantizers shared by both paths (bit-identical results).
 void quantize_row_q8_0_act(const float * x, void * y, int64_t n);
