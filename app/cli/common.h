@@ -18,6 +18,13 @@ std::shared_ptr<const gb::Model> load_model(const std::string & path);
 // --repeat-penalty --repeat-last-n --presence-penalty --frequency-penalty --seed --stop -n
 void read_generate_options(Args & args, gb::SessionParams * sp, gb::GenerateParams * gp);
 extern const std::set<std::string> k_generate_flags;
+
+// --backend cpu|cuda and -ngl N: a CUDA context when asked for and available,
+// else (with a message on stderr) the CPU one. Null with the error printed on failure.
+std::unique_ptr<gb::Context> make_context(std::shared_ptr<const gb::Model> model, const gb::ContextParams & cp,
+                                          const std::string & backend, int32_t n_gpu_layers, std::string * used);
+// The same as a Session context factory (for generate/chat).
+void set_backend(gb::SessionParams * sp, const std::string & backend, int32_t n_gpu_layers);
 extern const std::set<std::string> k_generate_options;
 
 }  // namespace gbcli

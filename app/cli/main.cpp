@@ -14,10 +14,10 @@ void usage() {
                  "  info -m FILE                      metadata and tensor table\n"
                  "  tokenize -m FILE TEXT             token ids and pieces\n"
                  "  generate -m FILE -p TEXT -n N     generate text (stdout: the text only)\n"
-                 "           [-t THREADS] [--greedy | --temp T] [--top-k K] [--top-p P] [--min-p P]\n"
+                 "           [-t THREADS] [--backend cpu|cuda] [--greedy | --temp T] [--top-k K] [--top-p P] [--min-p P]\n"
                  "           [--repeat-penalty R] [--seed S] [--stop STR]... [-c CTX] [--chat]\n"
                  "  chat -m FILE [-s SYSTEM]           interactive chat with the model's template\n"
-                 "  bench -m FILE [-p 512] [-n 128] [-t THREADS] [-r REPS] [--json]\n"
+                 "  bench -m FILE [-p 512] [-n 128] [-t THREADS] [-r REPS] [--json] [--backend cpu|cuda]\n"
                  "  perplexity -m FILE -f TEXTFILE [-c 512] [-t THREADS] [--chunks N]\n"
                  "  synth --shape NAME --type TYPE -o FILE [--seed S]   random-weight GGUF (--list)\n"
                  "  devices                           CUDA availability\n");
