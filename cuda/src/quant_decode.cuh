@@ -40,6 +40,19 @@ __device__ __forceinline__ void k4_scale_min(const uint8_t * s, int j, int * sc,
     }
 }
 
+// As k4_scale_min from the 12 scale bytes held in three words (selects, no
+// run-time indexing of a register array, which would go to local memory).
+__device__ __forceinline__ void k4_scale_min_w(uint32_t w0, uint32_t w1, uint32_t w2, int j, int * sc, int * m) {
+    auto byte = [&](int k) -> int { const uint32_t w = k < 4 ? w0 : (k < 8 ? w1 : w2); return int((w >> (8 * (k & 3))) & 0xff); };
+    if (j < 4) {
+        *sc = byte(j) & 63;
+        *m  = byte(j + 4) & 63;
+    } else {
+        *sc = (byte(j + 4) & 0x0f) | ((byte(j - 4) >> 6) << 4);
+        *m  = (byte(j + 4) >> 4) | ((byte(j) >> 6) << 4);
+    }
+}
+
 // Decodes chunk c (values 32c .. 32c+31) of a row in the device layout.
 template <TensorType T> __device__ __forceinline__ void decode_chunk(const uint8_t * row, size_t d_off, int c, Chunk & o);
 
@@ -148,10 +161,8 @@ template <> __device__ __forceinline__ void decode_chunk<TensorType::Q4_K>(const
 #pragma unroll
     for (int i = 0; i < 8; ++i) o.q[i] = (w[i] >> shift) & 0x0F0F0F0F;
     const uint32_t dd = ld32(b);
-    uint32_t sw[3] = {ld32(b + 4), ld32(b + 8), ld32(b + 12)};
-    const uint8_t * s = reinterpret_cast<const uint8_t *>(sw);
     int sc, m;
-    k4_scale_min(s, j, &sc, &m);
+    k4_scale_min_w(ld32(b + 4), ld32(b + 8), ld32(b + 12), j, &sc, &m);
     o.sc[0] = o.sc[1] = h2f(uint16_t(dd & 0xffff)) * float(sc);
     o.mn[0] = o.mn[1] = -h2f(uint16_t(dd >> 16)) * float(m);
 }
@@ -166,10 +177,8 @@ template <> __device__ __forceinline__ void decode_chunk<TensorType::Q5_K>(const
 #pragma unroll
     for (int i = 0; i < 8; ++i) o.q[i] = ((w[i] >> shift) & 0x0F0F0F0F) | (((qh[i] >> j) & 0x01010101) << 4);
     const uint32_t dd = ld32(b);
-    uint32_t sw[3] = {ld32(b + 4), ld32(b + 8), ld32(b + 12)};
-    const uint8_t * s = reinterpret_cast<const uint8_t *>(sw);
     int sc, m;
-    k4_scale_min(s, j, &sc, &m);
+    k4_scale_min_w(ld32(b + 4), ld32(b + 8), ld32(b + 12), j, &sc, &m);
     o.sc[0] = o.sc[1] = h2f(uint16_t(dd & 0xffff)) * float(sc);
     o.mn[0] = o.mn[1] = -h2f(uint16_t(dd >> 16)) * float(m);
 }

