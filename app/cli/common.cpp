@@ -49,7 +49,7 @@ std::unique_ptr<gb::Context> make_context(std::shared_ptr<const gb::Model> model
             if (used) *used = "cuda";
             return std::move(*c);
         }
-        std::fprintf(stderr, "glassbox-cli: CUDA backend not used: %s; using the CPU\n", c.error().message.c_str());
+        std::fprintf(stderr, "glassbox-cli: CUDA backend not used: %s\n", c.error().message.c_str());
     } else if (backend != "cpu") {
         std::fprintf(stderr, "glassbox-cli: unknown backend \"%s\" (cpu or cuda); using the CPU\n", backend.c_str());
     }
