@@ -20,7 +20,8 @@ install_packages() {
                 python3 python3-pip python3-venv
                 qt6-base-dev libqt6opengl6-dev qt6-charts-dev libqt6sql6-sqlite
                 libimgui-dev libstb-dev libsqlite3-dev
-                xvfb xauth libgl1-mesa-dri)
+                xvfb xauth libgl1-mesa-dri
+                dpkg-dev desktop-file-utils appstream fonts-dejavu-core)
     local missing=()
     for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
     if [ "${#missing[@]}" -gt 0 ]; then
@@ -58,6 +59,8 @@ run_tests() {
           -DGLASSBOX_CUDA=OFF -DGLASSBOX_MODEL_DIR="$model_dir"
     cmake --build build-asan -j "$jobs" --target tst_gguf tst_tokenizer tst_chat_template
     ctest --test-dir build-asan --output-on-failure -R '^tst_(gguf|tokenizer|chat_template)$' -j "$jobs"
+    step "Desktop bundle: build the .deb, install it, check it, remove it"
+    packaging/tests/test_deb.sh build "$model"
 }
 
 install_packages
@@ -66,6 +69,11 @@ build
 case "$mode" in
     test) run_tests ;;
     run)
+        # The desktop app when there is a display; the terminal chat otherwise.
+        if [ -x ./build/app/glassbox ] && [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
+            step "Glassbox desktop app"
+            exec ./build/app/glassbox --model "$model"
+        fi
         step "Chat (type /exit to quit)"
         exec ./build/app/glassbox-cli chat -m "$model" ;;
 esac

@@ -52,6 +52,10 @@ int cmd_generate(int argc, char ** argv) {
     if (!r) return fail(r.error().message);
     std::fflush(stdout);
     print_stats(*r);
+    // [spec] acceptance statistics as JSON on stderr
+    if (args.has("--stats") && gp.spec.method != gb::SpecMethod::None) {
+        std::fprintf(stderr, "%s\n", r->spec.to_json(false).c_str());
+    }
     return 0;
 }
 

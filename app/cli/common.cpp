@@ -3,17 +3,22 @@
 
 #include "glassbox/cuda_backend.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <thread>
 
 namespace gbcli {
 
-const std::set<std::string> k_generate_flags = {"--greedy", "--chat", "--ignore-eos", "--drop-old-turns", "--stats"};
+const std::set<std::string> k_generate_flags = {"--greedy", "--chat", "--ignore-eos", "--drop-old-turns", "--stats",
+                                                "--spec-fixed"};
 const std::set<std::string> k_generate_options = {
     "-m", "-p", "-n", "-t", "-c", "-s", "--greedy", "--temp", "--top-k", "--top-p", "--min-p", "--repeat-penalty",
     "--repeat-last-n", "--presence-penalty", "--frequency-penalty", "--seed", "--stop", "--chat", "--ignore-eos",
-    "--drop-old-turns", "--stats", "--template", "--backend", "-ngl"};
+    "--drop-old-turns", "--stats", "--template", "--backend", "-ngl",
+    // [spec] speculative decoding
+    "--spec", "--draft-model", "--draft-max", "--ngram", "--spec-branches", "--spec-skip-layers", "--spec-fixed"};
 
 std::shared_ptr<const gb::Model> load_model(const std::string & path) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -91,6 +96,39 @@ void read_generate_options(Args & args, gb::SessionParams * sp, gb::GeneratePara
     gp->max_tokens = int32_t(args.get_int("-n", gp->max_tokens));
     gp->stop = args.get_all("--stop");
     gp->ignore_eos = args.has("--ignore-eos");
+    read_spec_options(args, &gp->spec);
+}
+
+// [spec] --spec none|draft|lookup|lookahead|selfdraft [--draft-model FILE] [--draft-max N]
+// [--ngram N] [--spec-branches N] [--spec-skip-layers 6,7,8] [--spec-fixed]
+void read_spec_options(Args & args, gb::SpecConfig * sc) {
+    if (auto m = args.get("--spec")) {
+        if (!gb::parse_spec_method(*m, &sc->method)) {
+            std::fprintf(stderr, "glassbox-cli: unknown --spec %s (none|draft|lookup|lookahead|selfdraft)\n", m->c_str());
+            std::exit(2);
+        }
+    }
+    if (auto f = args.get("--draft-model")) {
+        sc->draft_model_path = *f;
+        if (!args.get("--spec")) sc->method = gb::SpecMethod::DraftModel;
+    }
+    sc->draft_max = int32_t(args.get_int("--draft-max", sc->draft_max));
+    if (args.get("--ngram")) {
+        sc->ngram_max = int32_t(args.get_int("--ngram", sc->ngram_max));
+        sc->lookahead_ngram = std::max(2, sc->ngram_max);
+    }
+    sc->max_branches = int32_t(args.get_int("--spec-branches", sc->max_branches));
+    sc->lookahead_candidates = sc->max_branches;
+    if (auto l = args.get("--spec-skip-layers")) {
+        size_t at = 0;
+        while (at < l->size()) {
+            const size_t comma = l->find(',', at);
+            sc->skip_layers.push_back(std::atoi(l->substr(at, comma - at).c_str()));
+            if (comma == std::string::npos) break;
+            at = comma + 1;
+        }
+    }
+    if (args.has("--spec-fixed")) sc->adaptive = sc->auto_off = false;
 }
 
 }  // namespace gbcli

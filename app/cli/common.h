@@ -17,6 +17,8 @@ std::shared_ptr<const gb::Model> load_model(const std::string & path);
 // Options shared by generate/chat: -t -c --greedy --temp --top-k --top-p --min-p
 // --repeat-penalty --repeat-last-n --presence-penalty --frequency-penalty --seed --stop -n
 void read_generate_options(Args & args, gb::SessionParams * sp, gb::GenerateParams * gp);
+// [spec] speculative decoding options (also called by read_generate_options).
+void read_spec_options(Args & args, gb::SpecConfig * sc);
 extern const std::set<std::string> k_generate_flags;
 
 // --backend cpu|cuda and -ngl N: a CUDA context when asked for and available,

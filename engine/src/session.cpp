@@ -1,6 +1,7 @@
 // Session: chat template rendering, prompt caching by common prefix, the
 // decode loop with sampling, stop strings and streaming events.
 #include "glassbox/session.h"
+#include "glassbox/spec/spec_decoder.h"  // [spec]
 
 #include <algorithm>
 #include <chrono>
@@ -223,14 +224,38 @@ Result<GenerateResult> Session::generate(std::vector<Token> prompt, const Genera
     }
     res.t_prompt_ms = ms_since(t0);
 
+    // [spec] Speculative decoding: the decoder drafts, verifies and emits one or
+    // more tokens per step into spec_queue; it owns the K/V updates then.
+    std::unique_ptr<SpecDecoder> spec_dec;
+    std::vector<SpecToken> spec_queue;
+    size_t spec_next = 0;
+    if (params.spec.method != SpecMethod::None) {
+        const std::string key = std::string(spec_method_name(params.spec.method)) + "|" + params.spec.draft_model_path + "|" +
+                                std::to_string(reinterpret_cast<uintptr_t>(params.spec.draft_model.get())) + "|" +
+                                std::to_string(params.sampling.temperature);
+        if (!m_spec || key != m_spec_key) {
+            auto sp = make_speculator(m_model, params.spec, params.sampling, n_ctx, m_params.context.n_threads);
+            if (!sp) return sp.error();
+            m_spec = std::shared_ptr<Speculator>(std::move(sp.value()));
+            m_spec_key = key;
+        }
+        spec_dec = std::make_unique<SpecDecoder>(*m_ctx, m_spec, params.spec, params.sampling);
+        spec_dec->begin(m_tokens);
+    }
+
     StreamDecoder detok(tok);
     StopMatcher stops(params.stop);
     bool stop_hit = false;
+    const SpecToken * spec_tok = nullptr;  // [spec] the token being emitted, when speculating
     auto emit = [&](Token id, std::string text, const std::span<const float> logits) -> bool {
         TokenEvent ev;
         ev.id = id;
         ev.t_ms = ms_since(t0);
-        if (!logits.empty()) {
+        if (spec_tok) {
+            ev.origin = spec_tok->origin;
+            ev.logprob = spec_tok->logprob;
+            ev.top = spec_tok->top;
+        } else if (!logits.empty()) {
             ev.logprob = Sampler::logprob_of(logits, id);
             if (params.n_logprobs > 0) ev.top = Sampler::top_logprobs(logits, params.n_logprobs);
         }
@@ -243,9 +268,28 @@ Result<GenerateResult> Session::generate(std::vector<Token> prompt, const Genera
     for (;;) {
         if (cancelled()) { res.stop = StopReason::Cancelled; break; }
         if (params.max_tokens > 0 && res.n_generated >= params.max_tokens) { res.stop = StopReason::MaxTokens; break; }
-        const std::span<const float> logits = m_ctx->logits();
-        const Token id = sampler.sample(logits);
-        sampler.accept(id);
+        std::span<const float> logits;
+        Token id = -1;
+        if (spec_dec) {  // [spec]
+            if (spec_next == spec_queue.size()) {
+                spec_queue.clear();
+                spec_next = 0;
+                const int32_t left = params.max_tokens > 0 ? params.max_tokens - res.n_generated : n_ctx;
+                Status st = spec_dec->step(spec_queue, std::max(1, left), params.n_logprobs, cancel);
+                if (!st) {
+                    if (st.error().code == ErrorCode::Cancelled) { res.stop = StopReason::Cancelled; break; }
+                    m_tokens.clear();
+                    m_ctx->truncate(0);
+                    return st.error();
+                }
+            }
+            spec_tok = &spec_queue[spec_next++];
+            id = spec_tok->id;
+        } else {
+            logits = m_ctx->logits();
+            id = sampler.sample(logits);
+            sampler.accept(id);
+        }
         ++res.n_generated;
         if (res.n_generated == 1) res.t_first_token_ms = ms_since(t0);
 
@@ -260,6 +304,10 @@ Result<GenerateResult> Session::generate(std::vector<Token> prompt, const Genera
         if (params.max_tokens > 0 && res.n_generated >= params.max_tokens) { res.stop = StopReason::MaxTokens; break; }
         if (m_ctx->n_past() >= n_ctx) { res.stop = StopReason::ContextFull; break; }
 
+        if (spec_dec) {  // [spec] K/V of accepted tokens are already in; the last one is decoded with the next draft
+            m_tokens.push_back(id);
+            continue;
+        }
         const Token one[1] = {id};
         Status st = m_ctx->decode(one, false, cancel);
         if (!st) {
@@ -285,6 +333,10 @@ Result<GenerateResult> Session::generate(std::vector<Token> prompt, const Genera
         }
     }
     // The cache must describe exactly m_tokens.
+    if (spec_dec) {  // [spec] emitted tokens beyond the cache (the pending one) are not in it
+        m_tokens.resize(std::min(m_tokens.size(), size_t(m_ctx->n_past())));
+        res.spec = spec_dec->stats();
+    }
     m_ctx->truncate(int32_t(m_tokens.size()));
     res.t_total_ms = ms_since(t0);
     return res;

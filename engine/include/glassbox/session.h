@@ -7,6 +7,7 @@
 #include "glassbox/model.h"
 #include "glassbox/result.h"
 #include "glassbox/sampler.h"
+#include "glassbox/spec/spec_types.h"  // [spec] speculative decoding config, token origin, stats
 
 #include <atomic>
 #include <functional>
@@ -35,6 +36,7 @@ struct GenerateParams {
     std::vector<std::string> stop;              // stop strings (not included in the output)
     bool                     ignore_eos = false;
     int32_t                  n_logprobs = 0;    // top-N alternatives per token in events
+    SpecConfig               spec;              // [spec] speculative decoding (method None = plain)
 };
 
 struct TokenEvent {
@@ -43,6 +45,7 @@ struct TokenEvent {
     double      t_ms = 0.0;  // since the request started
     float       logprob = 0.0f;
     std::vector<TokenLogprob> top;  // n_logprobs alternatives
+    SpecOrigin origin = SpecOrigin::Target;  // [spec] accepted draft / correction / bonus
 };
 
 enum class StopReason { MaxTokens, EndOfGeneration, StopString, ContextFull, Cancelled };
@@ -58,12 +61,15 @@ struct GenerateResult {
     double      t_prompt_ms = 0.0;     // prefill time
     double      t_first_token_ms = 0.0;
     double      t_total_ms = 0.0;
+    SpecStats   spec;                  // [spec] speculation statistics (method "none" when off)
     double      prompt_tokens_per_s() const;
     double      gen_tokens_per_s() const;
 };
 
 // Return false to cancel (same as setting the cancel flag).
 using TokenCallback = std::function<bool(const TokenEvent &)>;
+
+class Speculator;
 
 class Session {
   public:
@@ -94,6 +100,10 @@ class Session {
     std::shared_ptr<const ChatTemplate> m_template;
     std::string m_template_warning;
     std::vector<Token> m_tokens;  // tokens whose K/V are in the context
+    // [spec] the speculator is kept across requests (drafter K/V, n-gram pool)
+    // while the request's speculative config stays the same.
+    std::shared_ptr<Speculator> m_spec;
+    std::string m_spec_key;
 };
 
 }  // namespace gb

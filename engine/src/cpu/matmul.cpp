@@ -137,9 +137,10 @@ void matmul_gemm(const GemmKernels & g, const WeightView & w, const float * x, i
     size_t act_stride = static_cast<size_t>(n_cols) * sizeof(float);
     if (g.prep_act != nullptr) {
         act_stride = g.act_row_bytes(n_cols);
-        const size_t need = act_stride * static_cast<size_t>(n_tokens);
+        const size_t need = act_stride * static_cast<size_t>(n_tokens) + 64;
         if (act_buf.size() < need) act_buf.resize(need);
-        uint8_t * dst = act_buf.data();
+        // 64-byte aligned rows (the float tiles load whole cache lines)
+        uint8_t * dst = act_buf.data() + ((64 - reinterpret_cast<uintptr_t>(act_buf.data()) % 64) % 64);
         const QuantizeRowFn prep = g.prep_act;
         auto prep_rows = [&](int64_t t0, int64_t t1) {
             for (int64_t t = t0; t < t1; ++t) prep(x + t * n_cols, dst + t * act_stride, n_cols);
@@ -261,18 +262,25 @@ void matmul(const WeightView & w, const float * x, int64_t n_tokens, float * y, 
         // y[r] = dot(W[r], x): rows handed out in chunks from a shared counter,
         // so a thread slowed by a neighbour on the machine takes fewer.
         const size_t w_bytes = w.row_bytes * static_cast<size_t>(n_rows);
+        const DotRowsFn rows4 = k->rows4;
+        // rows [r0, r1): 4 at a time where the path has a 4-row kernel (same results)
+        auto run_rows = [&](int64_t r0, int64_t r1) {
+            int64_t r = r0;
+            if (rows4 != nullptr)
+                for (; r + 4 <= r1; r += 4) rows4(n_cols, w.data + r * w.row_bytes, w.row_bytes, act, y + r);
+            for (; r < r1; ++r) dot1(n_cols, w.data + r * w.row_bytes, act, 0, y + r);
+        };
         if (nth == 1 || w_bytes < k_min_parallel_bytes) {
-            for (int64_t r = 0; r < n_rows; ++r) dot1(n_cols, w.data + r * w.row_bytes, act, 0, y + r);
+            run_rows(0, n_rows);
             return;
         }
-        const int64_t chunk = std::max<int64_t>(4, (n_rows + 8 * nth - 1) / (8 * nth));
+        const int64_t chunk = (std::max<int64_t>(4, (n_rows + 8 * nth - 1) / (8 * nth)) + 3) / 4 * 4;
         const int64_t n_chunks = (n_rows + chunk - 1) / chunk;
         std::atomic<int64_t> next{0};
         auto rows = [&] {
             for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < n_chunks;
                  c = next.fetch_add(1, std::memory_order_relaxed)) {
-                const int64_t r1 = std::min(n_rows, (c + 1) * chunk);
-                for (int64_t r = c * chunk; r < r1; ++r) dot1(n_cols, w.data + r * w.row_bytes, act, 0, y + r);
+                run_rows(c * chunk, std::min(n_rows, (c + 1) * chunk));
             }
         };
         // one captured pointer: std::function keeps it inline, no allocation per call

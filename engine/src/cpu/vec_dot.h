@@ -1,6 +1,23 @@
 // Private kernel table of the CPU backend: for each weight type, the activation
 // format it is dotted with (llama.cpp's "vec_dot_type"), the row quantizer for
 // that format, and dot kernels (scalar in vec_dot_scalar.cpp, AVX2 in vec_dot_avx2.cpp).
+//
+// Canonical per-row results. Every path (scalar, AVX2, AVX512-VNNI dot kernels,
+// the VNNI GEMM) computes each (row, token) output with exactly these float
+// operations in this order, so results are bit-identical whatever the number of
+// tokens in the batch, the thread split or the path (fmaf = one rounding):
+//   Q4_0/Q5_0/Q8_0 x Q8_0: acc = 0; per 32-block b in order:
+//       acc = fmaf(float(isum_b), d_w * d_x, acc)     isum_b = sum q_w*q_x (int32)
+//   Q4_1/Q5_1 x Q8_1: acc = fmaf(float(isum_b), d_w * d_x, acc); acc = fmaf(m_w, s_x, acc)
+//   Q2_K/Q4_K/Q5_K x Q8_K: per 256-block: isum = sum_g sc_g * sum_g(q*q8),
+//       summs = sum_g m_g * bsums_g (both int32);
+//       acc = fmaf(float(isum), d_w * d_x, acc); acc = fmaf(-(dmin_w * d_x), float(summs), acc)
+//   Q3_K/Q6_K x Q8_K: isum = sum_g sc_g * sum_g(q*q8) with q signed (int32);
+//       acc = fmaf(float(isum), d_w * d_x, acc)
+//   F32/F16/BF16 (activations rounded to the weight type, kept as f32): 16 lanes,
+//       element i in lane i % 16 (row zero-padded to a multiple of 16),
+//       s_l = fmaf(w_i, x_i, s_l) in order; then s_l += s_{l+8}, s_l += s_{l+4},
+//       s_l += s_{l+2}, result s_0 + s_1.
 #pragma once
 
 #include "glassbox/tensor_type.h"
@@ -31,11 +48,16 @@ struct GemmKernels {
                 int n_valid) = nullptr;
 };
 
+// out[r] = dot(w + r * row_bytes, x) for r < 4: 4 weight rows x 1 activation row
+// (decode of the 32-block types: 4 independent float chains in one xmm).
+using DotRowsFn = void (*)(int64_t n, const void * w, size_t row_bytes, const void * x, float * out);
+
 struct TypeKernels {
     TensorType    act_type = TensorType::F32;  // F32, F16, BF16, Q8_0, Q8_1 or Q8_K
     QuantizeRowFn quantize = nullptr;          // nullptr: activations used as f32 directly
     DotFn         dot1 = nullptr;              // required
     DotFn         dot4 = nullptr;              // optional: 1 weight row x 4 activation rows
+    DotRowsFn     rows4 = nullptr;             // optional: 4 weight rows x 1 activation row
 };
 
 // Fill k for weight type t; false if the path has no kernel for t

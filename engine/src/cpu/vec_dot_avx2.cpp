@@ -1,7 +1,9 @@
 // AVX2/FMA/F16C CPU kernels (this file alone is compiled with -mavx2 -mfma
 // -mf16c; matmul.cpp calls it only when the CPU reports those features).
 // Each kernel is a template over NC, the number of activation rows dotted with
-// one weight row, so a decoded weight block is reused across NC tokens.
+// one weight row, so a decoded weight block is reused across NC tokens. Integer
+// sums are reduced per block / superblock, then the float steps run per token
+// in lanes of an xmm exactly as the canonical formulas in vec_dot.h say.
 // NOTE: keep everything here in the anonymous namespace and use no inline
 // library templates, so no AVX2 code can leak into other translation units.
 #include "cpu/vec_dot.h"
@@ -20,14 +22,9 @@ namespace {
 
 GB_AVX2_INLINE float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
+// lanes l + l+4, then + l+2, then 0 + 1 (the tail of the canonical float tree)
 GB_AVX2_INLINE float hsum8(__m256 v) {
     __m128 r = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm_cvtss_f32(r);
-}
-
-GB_AVX2_INLINE float hsum4(__m128 r) {
     r = _mm_add_ps(r, _mm_movehl_ps(r, r));
     r = _mm_add_ss(r, _mm_movehdup_ps(r));
     return _mm_cvtss_f32(r);
@@ -69,6 +66,43 @@ GB_AVX2_INLINE __m256i dot_us8(__m256i u, __m256i s) {
 #endif
 }
 
+// Lane c < NC: the exact int32 sum of the 8 lanes of p[c] (NC = 1 or 4).
+template <int NC>
+GB_AVX2_INLINE __m128i hsum_lanes(const __m256i * p) {
+    if constexpr (NC == 1) {
+        return _mm_cvtsi32_si128(hsum_i32(p[0]));
+    } else {
+        static_assert(NC == 4);
+        const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+        return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+    }
+}
+
+// Same for 4-lane inputs.
+template <int NC>
+GB_AVX2_INLINE __m128i hsum_lanes(const __m128i * p) {
+    if constexpr (NC == 1) {
+        __m128i r = _mm_add_epi32(p[0], _mm_unpackhi_epi64(p[0], p[0]));
+        return _mm_add_epi32(r, _mm_shuffle_epi32(r, 1));
+    } else {
+        static_assert(NC == 4);
+        return _mm_hadd_epi32(_mm_hadd_epi32(p[0], p[1]), _mm_hadd_epi32(p[2], p[3]));
+    }
+}
+
+// (f(0), .., f(NC - 1), 0, ..)
+template <int NC, typename F>
+GB_AVX2_INLINE __m128 token_lanes(F f) {
+    if constexpr (NC == 1) return _mm_set_ss(f(0));
+    else return _mm_setr_ps(f(0), f(1), f(2), f(3));
+}
+
+template <int NC>
+GB_AVX2_INLINE void store_lanes(__m128 v, float * out) {
+    if constexpr (NC == 1) out[0] = _mm_cvtss_f32(v);
+    else _mm_storeu_ps(out, v);
+}
+
 template <typename T>
 GB_AVX2_INLINE const T * act_row(const void * x, size_t x_stride, int c) {
     return reinterpret_cast<const T *>(static_cast<const uint8_t *>(x) + static_cast<size_t>(c) * x_stride);
@@ -81,82 +115,107 @@ GB_AVX2_INLINE const T * act_row(const void * x, size_t x_stride, int c) {
 template <int NC, typename Decode, typename Block>
 GB_AVX2_INLINE void dot_signed32(int64_t n, const Block * a, const void * x, size_t xs, float * out, Decode decode) {
     const int64_t nb = n / 32;
-    // acc += d_w * d_x * sum_j q_w[j] * q_x[j] for block ib and activation row c
-    auto step = [&](int64_t ib, int c, __m256 acc) {
+    // per token c (lane c): acc = fmaf(float(isum_b), d_w * d_x, acc), blocks in order
+    __m128 acc = _mm_setzero_ps();
+    for (int64_t ib = 0; ib < nb; ++ib) {
         const __m256i qw = decode(a[ib]);
-        const block_q8_0 & b = act_row<block_q8_0>(x, xs, c)[ib];
-        const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b.qs));
-        const __m256i p = dot_us8(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw));
-        return _mm256_fmadd_ps(_mm256_set1_ps(h2f(a[ib].d) * h2f(b.d)), _mm256_cvtepi32_ps(p), acc);
-    };
-    // Two accumulators per activation row (even / odd blocks): one FMA chain
-    // would bound the decode loop. NC = 1 and NC = 4 sum in the same order, so
-    // decode and prefill give bit-identical results.
-    __m256 acc0[NC], acc1[NC];
-    for (int c = 0; c < NC; ++c) acc0[c] = acc1[c] = _mm256_setzero_ps();
-    int64_t ib = 0;
-    for (; ib + 1 < nb; ib += 2) {
-        for (int c = 0; c < NC; ++c) acc0[c] = step(ib, c, acc0[c]);
-        for (int c = 0; c < NC; ++c) acc1[c] = step(ib + 1, c, acc1[c]);
+        const __m256i aw = _mm256_sign_epi8(qw, qw);
+        __m256i p[NC];
+        for (int c = 0; c < NC; ++c) {
+            const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(act_row<block_q8_0>(x, xs, c)[ib].qs));
+            p[c] = dot_us8(aw, _mm256_sign_epi8(qx, qw));
+        }
+        const __m128 dx = token_lanes<NC>([&](int c) { return h2f(act_row<block_q8_0>(x, xs, c)[ib].d); });
+        const __m128 d = _mm_mul_ps(_mm_set1_ps(h2f(a[ib].d)), dx);
+        acc = _mm_fmadd_ps(_mm_cvtepi32_ps(hsum_lanes<NC>(p)), d, acc);
     }
-    if (ib < nb) {
-        for (int c = 0; c < NC; ++c) acc0[c] = step(ib, c, acc0[c]);
+    store_lanes<NC>(acc, out);
+}
+
+// signed quants of one block as 32 bytes
+GB_AVX2_INLINE __m256i decode_q4_0(const block_q4_0 & b) {
+    return _mm256_sub_epi8(nibbles32(b.qs), _mm256_set1_epi8(8));
+}
+
+GB_AVX2_INLINE __m256i decode_q5_0(const block_q5_0 & b) {
+    const __m256i hi = _mm256_andnot_si256(bits_to_bytes(b.qh), _mm256_set1_epi8(static_cast<char>(0xf0)));
+    return _mm256_or_si256(nibbles32(b.qs), hi);
+}
+
+GB_AVX2_INLINE __m256i decode_q8_0(const block_q8_0 & b) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b.qs));
+}
+
+// Decode: 4 weight rows x 1 token, lane r = row r (its own canonical chain).
+template <typename Decode, typename Block>
+GB_AVX2_INLINE void rows4_signed32(int64_t n, const void * w, size_t rb, const void * x, float * out, Decode decode) {
+    const int64_t nb = n / 32;
+    const Block * a[4];
+    for (int r = 0; r < 4; ++r) a[r] = reinterpret_cast<const Block *>(static_cast<const uint8_t *>(w) + r * rb);
+    const block_q8_0 * xb = static_cast<const block_q8_0 *>(x);
+    __m128 acc = _mm_setzero_ps();
+    for (int64_t ib = 0; ib < nb; ++ib) {
+        const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(xb[ib].qs));
+        __m256i p[4];
+        for (int r = 0; r < 4; ++r) {
+            const __m256i qw = decode(a[r][ib]);
+            p[r] = dot_us8(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw));
+        }
+        const __m128 dw = _mm_cvtph_ps(_mm_setr_epi16(static_cast<short>(a[0][ib].d), static_cast<short>(a[1][ib].d),
+                                                      static_cast<short>(a[2][ib].d), static_cast<short>(a[3][ib].d), 0, 0, 0, 0));
+        const __m128 d = _mm_mul_ps(dw, _mm_set1_ps(h2f(xb[ib].d)));
+        acc = _mm_fmadd_ps(_mm_cvtepi32_ps(hsum_lanes<4>(p)), d, acc);
     }
-    for (int c = 0; c < NC; ++c) out[c] = hsum8(_mm256_add_ps(acc0[c], acc1[c]));
+    _mm_storeu_ps(out, acc);
 }
 
 template <int NC>
 void dot_q4_0(int64_t n, const void * w, const void * x, size_t xs, float * out) {
-    dot_signed32<NC>(n, static_cast<const block_q4_0 *>(w), x, xs, out, [](const block_q4_0 & b) {
-        return _mm256_sub_epi8(nibbles32(b.qs), _mm256_set1_epi8(8));
-    });
+    dot_signed32<NC>(n, static_cast<const block_q4_0 *>(w), x, xs, out, decode_q4_0);
+}
+
+void rows4_q4_0(int64_t n, const void * w, size_t rb, const void * x, float * out) {
+    rows4_signed32<decltype(&decode_q4_0), block_q4_0>(n, w, rb, x, out, &decode_q4_0);
 }
 
 template <int NC>
 void dot_q5_0(int64_t n, const void * w, const void * x, size_t xs, float * out) {
     // q - 16 = nibble | (bit ? 0 : 0xf0) read as int8
-    dot_signed32<NC>(n, static_cast<const block_q5_0 *>(w), x, xs, out, [](const block_q5_0 & b) {
-        const __m256i hi = _mm256_andnot_si256(bits_to_bytes(b.qh), _mm256_set1_epi8(static_cast<char>(0xf0)));
-        return _mm256_or_si256(nibbles32(b.qs), hi);
-    });
+    dot_signed32<NC>(n, static_cast<const block_q5_0 *>(w), x, xs, out, decode_q5_0);
+}
+
+void rows4_q5_0(int64_t n, const void * w, size_t rb, const void * x, float * out) {
+    rows4_signed32<decltype(&decode_q5_0), block_q5_0>(n, w, rb, x, out, &decode_q5_0);
 }
 
 template <int NC>
 void dot_q8_0(int64_t n, const void * w, const void * x, size_t xs, float * out) {
-    dot_signed32<NC>(n, static_cast<const block_q8_0 *>(w), x, xs, out, [](const block_q8_0 & b) {
-        return _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b.qs));
-    });
+    dot_signed32<NC>(n, static_cast<const block_q8_0 *>(w), x, xs, out, decode_q8_0);
+}
+
+void rows4_q8_0(int64_t n, const void * w, size_t rb, const void * x, float * out) {
+    rows4_signed32<decltype(&decode_q8_0), block_q8_0>(n, w, rb, x, out, &decode_q8_0);
 }
 
 // Q4_1, Q5_1 x Q8_1: unsigned weights; d_w*d_x * sum q_w*q_x + m_w * s_x.
 template <int NC, typename Decode, typename Block>
 GB_AVX2_INLINE void dot_unsigned32(int64_t n, const Block * a, const void * x, size_t xs, float * out, Decode decode) {
     const int64_t nb = n / 32;
-    // even / odd block accumulators as in dot_signed32
-    __m256 acc[2][NC];
-    float summs[2][NC];
-    for (int c = 0; c < NC; ++c) {
-        acc[0][c] = acc[1][c] = _mm256_setzero_ps();
-        summs[0][c] = summs[1][c] = 0.0f;
-    }
-    auto step = [&](int64_t ib, int par) {
+    // acc = fmaf(float(isum_b), d_w * d_x, acc); acc = fmaf(m_w, s_x, acc)
+    __m128 acc = _mm_setzero_ps();
+    for (int64_t ib = 0; ib < nb; ++ib) {
         const __m256i qw = decode(a[ib]);
-        const float dw = h2f(a[ib].d);
-        const float mw = h2f(a[ib].m);
+        __m256i p[NC];
         for (int c = 0; c < NC; ++c) {
-            const block_q8_1 & b = act_row<block_q8_1>(x, xs, c)[ib];
-            const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b.qs));
-            acc[par][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(b.d)), _mm256_cvtepi32_ps(dot_us8(qw, qx)), acc[par][c]);
-            summs[par][c] += mw * h2f(b.s);
+            const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(act_row<block_q8_1>(x, xs, c)[ib].qs));
+            p[c] = dot_us8(qw, qx);
         }
-    };
-    int64_t ib = 0;
-    for (; ib + 1 < nb; ib += 2) {
-        step(ib, 0);
-        step(ib + 1, 1);
+        const __m128 dx = token_lanes<NC>([&](int c) { return h2f(act_row<block_q8_1>(x, xs, c)[ib].d); });
+        const __m128 sx = token_lanes<NC>([&](int c) { return h2f(act_row<block_q8_1>(x, xs, c)[ib].s); });
+        acc = _mm_fmadd_ps(_mm_cvtepi32_ps(hsum_lanes<NC>(p)), _mm_mul_ps(_mm_set1_ps(h2f(a[ib].d)), dx), acc);
+        acc = _mm_fmadd_ps(_mm_set1_ps(h2f(a[ib].m)), sx, acc);
     }
-    if (ib < nb) step(ib, 0);
-    for (int c = 0; c < NC; ++c) out[c] = hsum8(_mm256_add_ps(acc[0][c], acc[1][c])) + (summs[0][c] + summs[1][c]);
+    store_lanes<NC>(acc, out);
 }
 
 template <int NC>
@@ -198,13 +257,27 @@ GB_AVX2_INLINE __m256i half_scales(__m256i s16, int h) {
     return h == 0 ? _mm256_permute2x128_si256(s16, s16, 0x00) : _mm256_permute2x128_si256(s16, s16, 0x11);
 }
 
+// Superblock float steps (vec_dot.h), lane c = token c:
+// acc = fmaf(float(isum), d_w * d_x, acc) [; acc = fmaf(-(dmin_w * d_x), float(summs), acc)]
+template <int NC>
+GB_AVX2_INLINE __m128 k_step(__m128 acc, __m128i isum, float dw, const void * x, size_t xs, int64_t ib) {
+    const __m128 dx = token_lanes<NC>([&](int c) { return act_row<block_q8_K>(x, xs, c)[ib].d; });
+    return _mm_fmadd_ps(_mm_cvtepi32_ps(isum), _mm_mul_ps(_mm_set1_ps(dw), dx), acc);
+}
+template <int NC>
+GB_AVX2_INLINE __m128 k_step_min(__m128 acc, __m128i isum, __m128i summs, float dw, float dmin, const void * x, size_t xs,
+                                 int64_t ib) {
+    const __m128 dx = token_lanes<NC>([&](int c) { return act_row<block_q8_K>(x, xs, c)[ib].d; });
+    acc = _mm_fmadd_ps(_mm_cvtepi32_ps(isum), _mm_mul_ps(_mm_set1_ps(dw), dx), acc);
+    return _mm_fnmadd_ps(_mm_mul_ps(_mm_set1_ps(dmin), dx), _mm_cvtepi32_ps(summs), acc);
+}
+
 // Q2_K: dot = d_x * (d * sum_g sc_g * sum(q*q8) - dmin * sum_g m_g * bsum_g), q in 0..3
 template <int NC>
 void dot_q2_K(int64_t n, const void * w, const void * x, size_t xs, float * out) {
     const block_q2_K * a = static_cast<const block_q2_K *>(w);
     const __m256i m3 = _mm256_set1_epi8(3);
-    __m256 acc[NC];
-    for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
+    __m128 acc = _mm_setzero_ps();
     for (int64_t ib = 0; ib < n / 256; ++ib) {
         const block_q2_K & bw = a[ib];
         const __m128i sm = _mm_loadu_si128(reinterpret_cast<const __m128i *>(bw.scales));
@@ -228,14 +301,11 @@ void dot_q2_K(int64_t n, const void * w, const void * x, size_t xs, float * out)
                 }
             }
         }
-        for (int c = 0; c < NC; ++c) {
-            const block_q8_K & b = act_row<block_q8_K>(x, xs, c)[ib];
-            const __m256i prod = _mm256_madd_epi16(mins, load256(b.bsums));
-            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(-mw * b.d), _mm256_cvtepi32_ps(prod), acc[c]);
-            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * b.d), _mm256_cvtepi32_ps(sumi[c]), acc[c]);
-        }
+        __m256i prod[NC];
+        for (int c = 0; c < NC; ++c) prod[c] = _mm256_madd_epi16(mins, load256(act_row<block_q8_K>(x, xs, c)[ib].bsums));
+        acc = k_step_min<NC>(acc, hsum_lanes<NC>(sumi), hsum_lanes<NC>(prod), dw, mw, x, xs, ib);
     }
-    for (int c = 0; c < NC; ++c) out[c] = hsum8(acc[c]);
+    store_lanes<NC>(acc, out);
 }
 
 // Q3_K: q = low 2 bits - (hmask bit ? 0 : 4), signed 6-bit scales.
@@ -244,8 +314,7 @@ void dot_q3_K(int64_t n, const void * w, const void * x, size_t xs, float * out)
     const block_q3_K * a = static_cast<const block_q3_K *>(w);
     const __m256i m3 = _mm256_set1_epi8(3);
     const __m256i m1 = _mm256_set1_epi8(1);
-    __m256 acc[NC];
-    for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
+    __m128 acc = _mm_setzero_ps();
     for (int64_t ib = 0; ib < n / 256; ++ib) {
         const block_q3_K & bw = a[ib];
         // 16 6-bit scales: low 4 bits in bytes 0..7 (two nibbles each), high 2 bits in bytes 8..11
@@ -280,12 +349,9 @@ void dot_q3_K(int64_t n, const void * w, const void * x, size_t xs, float * out)
                 }
             }
         }
-        for (int c = 0; c < NC; ++c) {
-            const float d = dw * act_row<block_q8_K>(x, xs, c)[ib].d;
-            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[c]), acc[c]);
-        }
+        acc = k_step<NC>(acc, hsum_lanes<NC>(sumi), dw, x, xs, ib);
     }
-    for (int c = 0; c < NC; ++c) out[c] = hsum8(acc[c]);
+    store_lanes<NC>(acc, out);
 }
 
 // Q4_K / Q5_K: 8 groups of 32, 6-bit scales and mins;
@@ -296,12 +362,7 @@ GB_AVX2_INLINE void dot_q45_K(int64_t n, const void * w, const void * x, size_t 
     const Block * a = static_cast<const Block *>(w);
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     const __m256i m1 = _mm256_set1_epi8(1);
-    __m256 acc[NC];
-    __m128 accm[NC];
-    for (int c = 0; c < NC; ++c) {
-        acc[c] = _mm256_setzero_ps();
-        accm[c] = _mm_setzero_ps();
-    }
+    __m128 acc = _mm_setzero_ps();
     for (int64_t ib = 0; ib < n / 256; ++ib) {
         const Block & bw = a[ib];
         // u[0..1]: the 8 scales, u[2..3]: the 8 mins, one byte each
@@ -339,16 +400,16 @@ GB_AVX2_INLINE void dot_q45_K(int64_t n, const void * w, const void * x, size_t 
                 sumi[c] = _mm256_add_epi32(sumi[c], _mm256_add_epi32(pl, ph));
             }
         }
+        __m128i prod[NC];
         for (int c = 0; c < NC; ++c) {
             const block_q8_K & b = act_row<block_q8_K>(x, xs, c)[ib];
             const __m128i bs_lo = _mm_loadu_si128(reinterpret_cast<const __m128i *>(b.bsums));
             const __m128i bs_hi = _mm_loadu_si128(reinterpret_cast<const __m128i *>(b.bsums + 8));
-            const __m128i prod = _mm_madd_epi16(mins, _mm_hadd_epi16(bs_lo, bs_hi));
-            accm[c] = _mm_fmadd_ps(_mm_set1_ps(-mw * b.d), _mm_cvtepi32_ps(prod), accm[c]);
-            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * b.d), _mm256_cvtepi32_ps(sumi[c]), acc[c]);
+            prod[c] = _mm_madd_epi16(mins, _mm_hadd_epi16(bs_lo, bs_hi));
         }
+        acc = k_step_min<NC>(acc, hsum_lanes<NC>(sumi), hsum_lanes<NC>(prod), dw, mw, x, xs, ib);
     }
-    for (int c = 0; c < NC; ++c) out[c] = hsum8(acc[c]) + hsum4(accm[c]);
+    store_lanes<NC>(acc, out);
 }
 
 template <int NC>
@@ -368,8 +429,7 @@ void dot_q6_K(int64_t n, const void * w, const void * x, size_t xs, float * out)
     const block_q6_K * a = static_cast<const block_q6_K *>(w);
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     const __m256i m2 = _mm256_set1_epi8(3);
-    __m256 acc[NC];
-    for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
+    __m128 acc = _mm_setzero_ps();
     for (int64_t ib = 0; ib < n / 256; ++ib) {
         const block_q6_K & bw = a[ib];
         const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(bw.scales)));
@@ -405,12 +465,9 @@ void dot_q6_K(int64_t n, const void * w, const void * x, size_t xs, float * out)
                 }
             }
         }
-        for (int c = 0; c < NC; ++c) {
-            const float d = dw * act_row<block_q8_K>(x, xs, c)[ib].d;
-            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[c]), acc[c]);
-        }
+        acc = k_step<NC>(acc, hsum_lanes<NC>(sumi), dw, x, xs, ib);
     }
-    for (int c = 0; c < NC; ++c) out[c] = hsum8(acc[c]);
+    store_lanes<NC>(acc, out);
 }
 
 // ---- float types: fp32 FMA over 8 lanes ---------------------------------------
@@ -433,32 +490,31 @@ GB_AVX2_INLINE float load1_bf16(const void * p, int64_t i) {
     return f;
 }
 
-// U independent accumulators per activation row hide the FMA latency.
-// W is read with LoadW8/LoadW1; X (already rounded to the activation type) is f32.
+// Canonical 16-lane float dot (vec_dot.h): lanes 0..7 in lo, 8..15 in hi, one
+// FMA chain each; the tail is zero-padded to 16; then the fixed reduction tree.
+// W is read with Load8 / Load1; X (already rounded to the activation type) is f32.
 template <int NC, __m256 (*Load8)(const void *, int64_t), float (*Load1)(const void *, int64_t)>
 GB_AVX2_INLINE void dot_float(int64_t n, const void * w, const void * x, size_t xs, float * out) {
-    constexpr int U = NC == 1 ? 4 : 2;
-    __m256 acc[NC][U];
-    for (int c = 0; c < NC; ++c)
-        for (int u = 0; u < U; ++u) acc[c][u] = _mm256_setzero_ps();
+    __m256 lo[NC], hi[NC];
+    for (int c = 0; c < NC; ++c) lo[c] = hi[c] = _mm256_setzero_ps();
     int64_t i = 0;
-    for (; i + 8 * U <= n; i += 8 * U) {
-        for (int u = 0; u < U; ++u) {
-            const __m256 wv = Load8(w, i + 8 * u);
-            for (int c = 0; c < NC; ++c)
-                acc[c][u] = _mm256_fmadd_ps(wv, load8_f32(act_row<uint8_t>(x, xs, c), i + 8 * u), acc[c][u]);
+    for (; i + 16 <= n; i += 16) {
+        const __m256 w0 = Load8(w, i), w1 = Load8(w, i + 8);
+        for (int c = 0; c < NC; ++c) {
+            lo[c] = _mm256_fmadd_ps(w0, load8_f32(act_row<uint8_t>(x, xs, c), i), lo[c]);
+            hi[c] = _mm256_fmadd_ps(w1, load8_f32(act_row<uint8_t>(x, xs, c), i + 8), hi[c]);
         }
     }
-    for (; i + 8 <= n; i += 8) {
-        const __m256 wv = Load8(w, i);
-        for (int c = 0; c < NC; ++c) acc[c][0] = _mm256_fmadd_ps(wv, load8_f32(act_row<uint8_t>(x, xs, c), i), acc[c][0]);
+    if (i < n) {
+        alignas(32) float wt[16] = {}, xt[16];
+        for (int64_t k = i; k < n; ++k) wt[k - i] = Load1(w, k);
+        for (int c = 0; c < NC; ++c) {
+            for (int k = 0; k < 16; ++k) xt[k] = i + k < n ? load1_f32(act_row<uint8_t>(x, xs, c), i + k) : 0.0f;
+            lo[c] = _mm256_fmadd_ps(_mm256_load_ps(wt), _mm256_load_ps(xt), lo[c]);
+            hi[c] = _mm256_fmadd_ps(_mm256_load_ps(wt + 8), _mm256_load_ps(xt + 8), hi[c]);
+        }
     }
-    for (int c = 0; c < NC; ++c) {
-        for (int u = 1; u < U; ++u) acc[c][0] = _mm256_add_ps(acc[c][0], acc[c][u]);
-        float sum = hsum8(acc[c][0]);
-        for (int64_t k = i; k < n; ++k) sum += Load1(w, k) * load1_f32(act_row<uint8_t>(x, xs, c), k);
-        out[c] = sum;
-    }
+    for (int c = 0; c < NC; ++c) out[c] = hsum8(_mm256_add_ps(lo[c], hi[c]));
 }
 
 template <int NC>
@@ -551,11 +607,11 @@ bool GB_VEC_DOT_KERNELS(TensorType t, TypeKernels * k) {
         case TensorType::F32:  *k = {TensorType::F32, nullptr, dot_f32<1>, dot_f32<4>}; return true;
         case TensorType::F16:  *k = {TensorType::F32, round_f16_avx2, dot_f16<1>, dot_f16<4>}; return true;
         case TensorType::BF16: *k = {TensorType::F32, round_bf16_avx2, dot_bf16<1>, dot_bf16<4>}; return true;
-        case TensorType::Q4_0: *k = {TensorType::Q8_0, quantize_q8_0_avx2, dot_q4_0<1>, dot_q4_0<4>}; return true;
+        case TensorType::Q4_0: *k = {TensorType::Q8_0, quantize_q8_0_avx2, dot_q4_0<1>, dot_q4_0<4>, rows4_q4_0}; return true;
         case TensorType::Q4_1: *k = {TensorType::Q8_1, quantize_q8_1_avx2, dot_q4_1<1>, dot_q4_1<4>}; return true;
-        case TensorType::Q5_0: *k = {TensorType::Q8_0, quantize_q8_0_avx2, dot_q5_0<1>, dot_q5_0<4>}; return true;
+        case TensorType::Q5_0: *k = {TensorType::Q8_0, quantize_q8_0_avx2, dot_q5_0<1>, dot_q5_0<4>, rows4_q5_0}; return true;
         case TensorType::Q5_1: *k = {TensorType::Q8_1, quantize_q8_1_avx2, dot_q5_1<1>, dot_q5_1<4>}; return true;
-        case TensorType::Q8_0: *k = {TensorType::Q8_0, quantize_q8_0_avx2, dot_q8_0<1>, dot_q8_0<4>}; return true;
+        case TensorType::Q8_0: *k = {TensorType::Q8_0, quantize_q8_0_avx2, dot_q8_0<1>, dot_q8_0<4>, rows4_q8_0}; return true;
         case TensorType::Q2_K: *k = {TensorType::Q8_K, quantize_row_q8_K_act, dot_q2_K<1>, dot_q2_K<4>}; return true;
         case TensorType::Q3_K: *k = {TensorType::Q8_K, quantize_row_q8_K_act, dot_q3_K<1>, dot_q3_K<4>}; return true;
         case TensorType::Q4_K: *k = {TensorType::Q8_K, quantize_row_q8_K_act, dot_q4_K<1>, dot_q4_K<4>}; return true;

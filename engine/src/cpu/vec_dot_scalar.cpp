@@ -1,7 +1,7 @@
 // Scalar (portable) CPU kernels: activation quantizers and one dot kernel per
-// weight type. Integer dot products per block, float scaling per block, as in
-// ggml's reference vec_dot functions; these also define the exact integer
-// results the AVX2 kernels must reproduce.
+// weight type. They state the canonical per-row formulas (see vec_dot.h) that
+// every SIMD kernel and GEMM reproduces bit for bit: integer sums per block /
+// superblock as in ggml's vec_dot, then the same float FMAs in the same order.
 #include "cpu/vec_dot.h"
 #include "quants.h"
 
@@ -14,6 +14,13 @@ namespace gb::cpu {
 namespace {
 
 inline float h2f(uint16_t h) { return fp16_to_fp32(h); }
+
+// s[l] + s[l + 8], then + s[l + 4], + s[l + 2], then s[0] + s[1]
+float reduce_lanes16(float * s) {
+    for (int w = 8; w >= 1; w /= 2)
+        for (int l = 0; l < w; ++l) s[l] = s[l] + s[l + w];
+    return s[0];
+}
 
 // ---- activation quantizers --------------------------------------------------
 
@@ -44,28 +51,39 @@ void quantize_q8_32(const float * x, uint8_t * y, int64_t n, size_t block_bytes)
 
 // ---- dot kernels: out[0] = sum_i w[i] * x[i] ----------------------------------
 
+// Canonical float dot: 16 partial sums (element i goes to lane i % 16, the row
+// zero-padded to a multiple of 16), each a sequential FMA chain, then the fixed
+// tree s[l] + s[l + 8], + s[l + 4], + s[l + 2], s[0] + s[1].
+template <typename Load>
+float dot_float16(int64_t n, Load load) {
+    float s[16] = {};
+    for (int64_t i0 = 0; i0 < n; i0 += 16) {
+        for (int l = 0; l < 16; ++l) {
+            const int64_t i = i0 + l;
+            float a = 0.0f, b = 0.0f;
+            if (i < n) load(i, &a, &b);
+            s[l] = __builtin_fmaf(a, b, s[l]);
+        }
+    }
+    return reduce_lanes16(s);
+}
+
 void dot_f32(int64_t n, const void * w, const void * x, size_t, float * out) {
     const float * a = static_cast<const float *>(w);
     const float * b = static_cast<const float *>(x);
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n; ++i) sum += a[i] * b[i];
-    *out = sum;
+    *out = dot_float16(n, [&](int64_t i, float * p, float * q) { *p = a[i]; *q = b[i]; });
 }
 
 void dot_f16(int64_t n, const void * w, const void * x, size_t, float * out) {
     const uint16_t * a = static_cast<const uint16_t *>(w);
     const uint16_t * b = static_cast<const uint16_t *>(x);
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n; ++i) sum += h2f(a[i]) * h2f(b[i]);
-    *out = sum;
+    *out = dot_float16(n, [&](int64_t i, float * p, float * q) { *p = h2f(a[i]); *q = h2f(b[i]); });
 }
 
 void dot_bf16(int64_t n, const void * w, const void * x, size_t, float * out) {
     const uint16_t * a = static_cast<const uint16_t *>(w);
     const uint16_t * b = static_cast<const uint16_t *>(x);
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n; ++i) sum += bf16_to_fp32(a[i]) * bf16_to_fp32(b[i]);
-    *out = sum;
+    *out = dot_float16(n, [&](int64_t i, float * p, float * q) { *p = bf16_to_fp32(a[i]); *q = bf16_to_fp32(b[i]); });
 }
 
 // sum_b d_w * d_x * sum_j (q_w[j] - 8) * q_x[j]
@@ -79,7 +97,7 @@ void dot_q4_0(int64_t n, const void * w, const void * x, size_t, float * out) {
             sumi += ((a[ib].qs[j] & 0x0f) - 8) * b[ib].qs[j];
             sumi += ((a[ib].qs[j] >> 4) - 8) * b[ib].qs[j + 16];
         }
-        sum += static_cast<float>(sumi) * (h2f(a[ib].d) * h2f(b[ib].d));
+        sum = __builtin_fmaf(static_cast<float>(sumi), h2f(a[ib].d) * h2f(b[ib].d), sum);
     }
     *out = sum;
 }
@@ -95,7 +113,8 @@ void dot_q4_1(int64_t n, const void * w, const void * x, size_t, float * out) {
             sumi += (a[ib].qs[j] & 0x0f) * b[ib].qs[j];
             sumi += (a[ib].qs[j] >> 4) * b[ib].qs[j + 16];
         }
-        sum += static_cast<float>(sumi) * (h2f(a[ib].d) * h2f(b[ib].d)) + h2f(a[ib].m) * h2f(b[ib].s);
+        sum = __builtin_fmaf(static_cast<float>(sumi), h2f(a[ib].d) * h2f(b[ib].d), sum);
+        sum = __builtin_fmaf(h2f(a[ib].m), h2f(b[ib].s), sum);
     }
     *out = sum;
 }
@@ -119,7 +138,7 @@ void dot_q5_0(int64_t n, const void * w, const void * x, size_t, float * out) {
             const int v1 = ((a[ib].qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4)) - 16;
             sumi += v0 * b[ib].qs[j] + v1 * b[ib].qs[j + 16];
         }
-        sum += static_cast<float>(sumi) * (h2f(a[ib].d) * h2f(b[ib].d));
+        sum = __builtin_fmaf(static_cast<float>(sumi), h2f(a[ib].d) * h2f(b[ib].d), sum);
     }
     *out = sum;
 }
@@ -136,7 +155,8 @@ void dot_q5_1(int64_t n, const void * w, const void * x, size_t, float * out) {
             const int v1 = (a[ib].qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4);
             sumi += v0 * b[ib].qs[j] + v1 * b[ib].qs[j + 16];
         }
-        sum += static_cast<float>(sumi) * (h2f(a[ib].d) * h2f(b[ib].d)) + h2f(a[ib].m) * h2f(b[ib].s);
+        sum = __builtin_fmaf(static_cast<float>(sumi), h2f(a[ib].d) * h2f(b[ib].d), sum);
+        sum = __builtin_fmaf(h2f(a[ib].m), h2f(b[ib].s), sum);
     }
     *out = sum;
 }
@@ -148,7 +168,7 @@ void dot_q8_0(int64_t n, const void * w, const void * x, size_t, float * out) {
     for (int64_t ib = 0; ib < n / 32; ++ib) {
         int sumi = 0;
         for (int j = 0; j < 32; ++j) sumi += a[ib].qs[j] * b[ib].qs[j];
-        sum += static_cast<float>(sumi) * (h2f(a[ib].d) * h2f(b[ib].d));
+        sum = __builtin_fmaf(static_cast<float>(sumi), h2f(a[ib].d) * h2f(b[ib].d), sum);
     }
     *out = sum;
 }
@@ -176,9 +196,8 @@ void dot_q2_K(int64_t n, const void * w, const void * x, size_t, float * out) {
                 }
             }
         }
-        const float dall = b[ib].d * h2f(a[ib].d);
-        const float dmin = b[ib].d * h2f(a[ib].dmin);
-        sum += dall * static_cast<float>(isum) - dmin * static_cast<float>(summs);
+        sum = __builtin_fmaf(static_cast<float>(isum), h2f(a[ib].d) * b[ib].d, sum);
+        sum = __builtin_fmaf(-(h2f(a[ib].dmin) * b[ib].d), static_cast<float>(summs), sum);
     }
     *out = sum;
 }
@@ -216,7 +235,7 @@ void dot_q3_K(int64_t n, const void * w, const void * x, size_t, float * out) {
                 }
             }
         }
-        sum += (h2f(a[ib].d) * b[ib].d) * static_cast<float>(isum);
+        sum = __builtin_fmaf(static_cast<float>(isum), h2f(a[ib].d) * b[ib].d, sum);
     }
     *out = sum;
 }
@@ -263,9 +282,8 @@ void dot_q45_K(int64_t n, const void * w, const void * x, size_t, float * out) {
             }
             isum += sc[2 * c] * lo + sc[2 * c + 1] * hi;
         }
-        const float d = h2f(a[ib].d) * b[ib].d;
-        const float dmin = h2f(a[ib].dmin) * b[ib].d;
-        sum += d * static_cast<float>(isum) - dmin * static_cast<float>(summs);
+        sum = __builtin_fmaf(static_cast<float>(isum), h2f(a[ib].d) * b[ib].d, sum);
+        sum = __builtin_fmaf(-(h2f(a[ib].dmin) * b[ib].d), static_cast<float>(summs), sum);
     }
     *out = sum;
 }
@@ -295,7 +313,7 @@ void dot_q6_K(int64_t n, const void * w, const void * x, size_t, float * out) {
                 }
             }
         }
-        sum += (h2f(a[ib].d) * b[ib].d) * static_cast<float>(isum);
+        sum = __builtin_fmaf(static_cast<float>(isum), h2f(a[ib].d) * b[ib].d, sum);
     }
     *out = sum;
 }

@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Speculative decoding benchmark: glassbox-cli generate with each --spec method
+against plain decoding (greedy, so outputs must match) on input-grounded and
+open-ended prompts. Prints a table and per-position acceptance; --json for raw.
+
+  bench/bench_spec.py --cli build/app/glassbox-cli --model models/gemma-3-270m-q4_k_m.gguf -t 2 -n 96
+"""
+import argparse, json, re, subprocess, sys
+
+PROMPTS = {
+    "grounded/summarise": (
+        "Summarise the passage, reusing its wording.\n\nPassage: The city council met on Tuesday to discuss the new "
+        "public library. The library will open in March and will have a children's room, a reading garden and a "
+        "maker space with 3D printers. The council voted to keep the library open until nine in the evening on "
+        "weekdays. The library will be free for all residents of the city.\n\nSummary: The city council met on Tuesday"),
+    "grounded/edit-code": (
+        "Rewrite the function so that the variable total is named sum. Keep everything else the same.\n\n"
+        "def average(values):\n    total = 0\n    for v in values:\n        total += v\n    if len(values) == 0:\n"
+        "        return 0\n    return total / len(values)\n\nRewritten:\n\ndef average(values):\n"),
+    "grounded/answer": (
+        "Answer from the passage, quoting it.\n\nPassage: Marie Curie was a physicist and chemist who conducted "
+        "pioneering research on radioactivity. She was the first woman to win a Nobel Prize, the first person to win "
+        "a Nobel Prize twice, and the only person to win a Nobel Prize in two scientific fields.\n\n"
+        "Question: What was Marie Curie the first woman to do?\nAnswer: Marie Curie was"),
+    "open/story": "Write a short story about a lighthouse keeper who finds a message in a bottle.",
+    "open/chat": "What are some good ways to spend a rainy weekend at home?",
+}
+
+
+def run(cli, model, prompt, spec, args):
+    cmd = [cli, "generate", "-m", model, "-p", prompt, "-n", str(args.n), "--greedy", "-t", str(args.threads),
+           "--ignore-eos", "--stats", "--spec", spec]
+    if args.draft_max:
+        cmd += ["--draft-max", str(args.draft_max)]
+    if spec == "draft":
+        cmd += ["--draft-model", args.draft_model]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd[:4])} ... --spec {spec}\n{p.stderr}")
+    m = re.search(r"generated (\d+) tokens ([\d.]+) tok/s", p.stderr)
+    tps = float(m.group(2)) if m else 0.0
+    stats = None
+    for line in p.stderr.splitlines():
+        if line.startswith("{\"method\""):
+            stats = json.loads(line)
+    return p.stdout, tps, stats
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cli", default="build/app/glassbox-cli")
+    ap.add_argument("--model", default="models/gemma-3-270m-q4_k_m.gguf")
+    ap.add_argument("--draft-model", default="")
+    ap.add_argument("-t", "--threads", type=int, default=2)
+    ap.add_argument("-n", type=int, default=96)
+    ap.add_argument("--draft-max", type=int, default=0)
+    ap.add_argument("--methods", default="lookup,lookahead,selfdraft")
+    ap.add_argument("--prompts", default="")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    methods = [m for m in args.methods.split(",") if m]
+    if args.draft_model and "draft" not in methods:
+        methods.append("draft")
+    rows = []
+    for name, prompt in PROMPTS.items():
+        if args.prompts and not any(s in name for s in args.prompts.split(",")):
+            continue
+        base_out, base_tps, _ = run(args.cli, args.model, prompt, "none", args)
+        for method in methods:
+            out, tps, st = run(args.cli, args.model, prompt, method, args)
+            rows.append(dict(prompt=name, method=method, plain_tps=base_tps, tps=tps,
+                             speedup=tps / base_tps if base_tps else 0.0, same=(out == base_out), stats=st))
+            r = rows[-1]
+            acc = st["acceptance_at"] if st else []
+            print(f"{name:22s} {method:10s} plain {base_tps:6.2f} tok/s  spec {tps:6.2f} tok/s  x{r['speedup']:.2f}  "
+                  f"same={r['same']}  acc={st['acceptance_rate'] if st else 0:.2f}  "
+                  f"mean_len={st['mean_accepted_len'] if st else 0:.2f}  tok/step={st['tokens_per_step'] if st else 0:.2f}  "
+                  f"off={st['off_steps'] if st else 0}  by_pos={[round(a, 2) for a in acc]}", flush=True)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    if not all(r["same"] for r in rows):
+        sys.exit("greedy output differed from plain decoding")
+
+
+if __name__ == "__main__":
+    main()

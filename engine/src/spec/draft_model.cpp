@@ -1,0 +1,142 @@
+// Method 1, draft model: a smaller model with a compatible vocabulary drafts a
+// chain autoregressively in its own Context, which rolls back with truncate()
+// to the committed prefix at the next proposal. Also the vocabulary check.
+#include "glassbox/spec/speculator.h"
+
+#include "spec/draft_model.h"
+#include "spec/target_dist.h"
+
+#include <algorithm>
+#include <random>
+
+namespace gb {
+
+Status check_vocab_compatible(const Model & target, const Model & draft) {
+    const Tokenizer & a = target.tokenizer();
+    const Tokenizer & b = draft.tokenizer();
+    std::vector<std::string> why;
+    if (a.n_vocab() != b.n_vocab()) {
+        why.push_back("vocabulary size differs (target " + std::to_string(a.n_vocab()) + ", draft " +
+                      std::to_string(b.n_vocab()) + ")");
+    }
+    if (target.hparams().n_vocab != draft.hparams().n_vocab) {
+        why.push_back("output size differs (target " + std::to_string(target.hparams().n_vocab) + " logits, draft " +
+                      std::to_string(draft.hparams().n_vocab) + ")");
+    }
+    auto special = [&](const char * name, Token ta, Token tb) {
+        if (ta != tb) {
+            why.push_back(std::string(name) + " token differs (target " + std::to_string(ta) + ", draft " +
+                          std::to_string(tb) + ")");
+        }
+    };
+    special("BOS", a.bos(), b.bos());
+    special("EOS", a.eos(), b.eos());
+    special("EOT", a.eot(), b.eot());
+    if (a.add_bos() != b.add_bos()) {
+        why.push_back(std::string("add_bos differs (target ") + (a.add_bos() ? "true" : "false") + ", draft " +
+                      (b.add_bos() ? "true" : "false") + ")");
+    }
+    // Token texts and attributes: every special/control token, the first 512
+    // ids, the last 256 and a stride through the rest (all ids when small).
+    const int32_t n = std::min(a.n_vocab(), b.n_vocab());
+    std::vector<Token> ids;
+    const int32_t stride = n <= 65536 ? 1 : 61;
+    for (Token i = 0; i < n; ++i) {
+        if (i < 512 || i >= n - 256 || i % stride == 0 || a.attr(i) != TokenAttr::Normal ||
+            b.attr(i) != TokenAttr::Normal) {
+            ids.push_back(i);
+        }
+    }
+    int32_t n_diff = 0;
+    std::string first_diffs;
+    for (Token i : ids) {
+        const bool text_diff = a.text(i) != b.text(i);
+        const bool attr_diff = a.attr(i) != b.attr(i);
+        if (!text_diff && !attr_diff) continue;
+        if (++n_diff <= 3) {
+            first_diffs += (first_diffs.empty() ? "" : "; ") + std::string("id ") + std::to_string(i) + " is \"" +
+                           a.text(i) + "\" in the target and \"" + b.text(i) + "\" in the draft" +
+                           (attr_diff && !text_diff ? " (different token type)" : "");
+        }
+    }
+    if (n_diff > 0) {
+        why.push_back(std::to_string(n_diff) + " of " + std::to_string(ids.size()) + " checked token ids differ (" +
+                      first_diffs + (n_diff > 3 ? "; ..." : "") + ")");
+    }
+    if (why.empty()) return {};
+    std::string msg = "draft model " + draft.description() + " cannot speculate for " + target.description() + ": ";
+    for (size_t i = 0; i < why.size(); ++i) msg += (i ? "; " : "") + why[i];
+    return make_error(ErrorCode::Unsupported, msg);
+}
+
+namespace spec {
+
+DraftModelSpeculator::DraftModelSpeculator(std::shared_ptr<const Model> draft, std::unique_ptr<Context> ctx,
+                                           const SamplerParams & sampling, const char * name)
+    : m_draft(std::move(draft)), m_ctx(std::move(ctx)), m_sampling(sampling), m_name(name) {
+    uint64_t seed = sampling.seed;
+    if (seed == 0) seed = (uint64_t(std::random_device{}()) << 32) ^ std::random_device{}();
+    m_rng.seed(seed ^ 0x9e3779b97f4a7c15ull);
+}
+
+Status DraftModelSpeculator::propose(std::span<const Token> tokens, int32_t max_len, Draft & out,
+                                     const std::atomic<bool> * cancel) {
+    out.clear();
+    if (tokens.empty() || max_len <= 0) return {};
+    // Reuse the drafter's K/V for the common prefix (at least one token is
+    // decoded so its logits are fresh).
+    size_t common = 0;
+    while (common < m_tokens.size() && common < tokens.size() && m_tokens[common] == tokens[common]) ++common;
+    common = std::min(common, tokens.size() - 1);
+    m_ctx->truncate(int32_t(common));
+    m_tokens.assign(tokens.begin(), tokens.begin() + long(common));
+    const int32_t room = m_ctx->n_ctx() - int32_t(tokens.size());
+    if (room <= 1) return {};
+    max_len = std::min(max_len, room - 1);
+    GB_TRY_STATUS(m_ctx->decode(tokens.subspan(common), false, cancel));
+    m_tokens.assign(tokens.begin(), tokens.end());
+
+    const bool greedy = m_sampling.temperature <= 0.0f;
+    std::vector<Token> hist(tokens.begin(), tokens.end());
+    for (int32_t i = 0; i < max_len; ++i) {
+        const std::span<const float> row = m_ctx->logits();
+        Token t;
+        if (greedy) {
+            t = greedy_token(row, m_sampling, hist);
+        } else {
+            // Draw from q = the drafter's distribution under the request's sampler
+            // stages; q goes with the draft for the acceptance test.
+            target_dist(row, m_sampling, hist, m_cand);
+            t = draw(m_cand, m_rng);
+            std::vector<std::pair<Token, float>> q;
+            q.reserve(m_cand.items.size());
+            for (const Candidate & c : m_cand.items) q.emplace_back(c.id, c.p);
+            out.q.push_back(std::move(q));
+        }
+        out.add(i - 1, t);
+        hist.push_back(t);
+        if (i + 1 == max_len) break;  // the last draft token needs no logits
+        const Token one[1] = {t};
+        GB_TRY_STATUS(m_ctx->decode(one, false, cancel));
+        m_tokens.push_back(t);
+    }
+    return {};
+}
+
+}  // namespace spec
+
+Result<std::unique_ptr<Speculator>> make_draft_model_speculator(const Model & target, std::shared_ptr<const Model> draft,
+                                                                const SpecConfig & cfg, const SamplerParams & sampling,
+                                                                int32_t n_ctx, int32_t n_threads) {
+    if (!draft) return make_error(ErrorCode::InvalidArgument, "speculative method \"draft\" needs a draft model");
+    GB_TRY_STATUS(check_vocab_compatible(target, *draft));
+    ContextParams cp;
+    cp.n_ctx = n_ctx;
+    cp.n_threads = cfg.draft_threads > 0 ? cfg.draft_threads : n_threads;
+    auto ctx = Context::create(draft, cp);
+    if (!ctx) return ctx.error();
+    return std::unique_ptr<Speculator>(
+        new spec::DraftModelSpeculator(std::move(draft), std::move(ctx.value()), sampling, "draft"));
+}
+
+}  // namespace gb

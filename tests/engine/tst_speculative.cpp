@@ -1,0 +1,716 @@
+// Speculative decoding on tiny synthetic models: greedy output equals plain
+// decoding for every method, draft length and tree shape; sampled output has the
+// target's exact distribution (chi-square against brute-force enumeration, and
+// the test rejects deliberately broken acceptance rules); K/V after rollback
+// equals plain decoding's; incompatible drafts are refused with the reason.
+#include "glassbox/gguf.h"
+#include "glassbox/model.h"
+#include "glassbox/sampler.h"
+#include "glassbox/session.h"
+#include "glassbox/spec/spec_decoder.h"
+#include "glassbox/synth.h"
+#include "spec/target_dist.h"
+
+#include <QTemporaryDir>
+#include <QtTest>
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <random>
+
+using namespace gb;
+
+class TstSpeculative : public QObject {
+    Q_OBJECT
+  private slots:
+    void initTestCase();
+    void targetDistMatchesSampler_data();
+    void targetDistMatchesSampler();
+    void greedyEqualsPlain_data();
+    void greedyEqualsPlain();
+    void treeIsExercised();
+    void adaptiveAndAutoOffStayLossless();
+    void distribution_data();
+    void distribution();
+    void rollbackMatchesPlainKv_data();
+    void rollbackMatchesPlainKv();
+    void incompatibleDraftRefused();
+    void layerSkippedCopy();
+    void statsJson();
+    void sessionIntegration();
+
+  private:
+    QTemporaryDir m_dir;
+    std::map<std::string, std::shared_ptr<const Model>> m_models;
+    std::shared_ptr<const Model> model(const std::string & key) { return m_models.at(key); }
+};
+
+namespace {
+
+std::shared_ptr<const Model> write_and_load(const SynthSpec & spec, const std::string & path) {
+    Status st = write_synthetic_model(spec, path, {}, 1);
+    if (!st) qFatal("write_synthetic_model: %s", st.error().message.c_str());
+    auto m = Model::load(path);
+    if (!m) qFatal("load %s: %s", path.c_str(), m.error().message.c_str());
+    return std::move(m.value());
+}
+
+std::unique_ptr<Context> make_ctx(std::shared_ptr<const Model> m, int32_t n_ctx = 512) {
+    ContextParams cp;
+    cp.n_ctx = n_ctx;
+    cp.n_threads = 1;
+    auto c = Context::create(std::move(m), cp);
+    if (!c) qFatal("context: %s", c.error().message.c_str());
+    return std::move(c.value());
+}
+
+// Plain decoding oracle: Sampler picks, one decode per token.
+std::vector<Token> plain_generate(Context & ctx, const std::vector<Token> & prompt, int32_t n, const SamplerParams & sp) {
+    ctx.truncate(0);
+    if (!ctx.decode(prompt, false)) qFatal("decode");
+    Sampler s(sp);
+    for (Token t : prompt) s.accept(t);
+    std::vector<Token> out;
+    for (int32_t i = 0; i < n; ++i) {
+        const Token t = s.sample(ctx.logits());
+        s.accept(t);
+        out.push_back(t);
+        if (i + 1 < n) {
+            const Token one[1] = {t};
+            if (!ctx.decode(one, false)) qFatal("decode");
+        }
+    }
+    return out;
+}
+
+std::unique_ptr<Speculator> make_spec(const std::string & method, std::shared_ptr<const Model> target,
+                                      std::shared_ptr<const Model> draft, const SpecConfig & base,
+                                      const SamplerParams & sp) {
+    SpecConfig cfg = base;
+    if (method == "lookup") cfg.method = SpecMethod::PromptLookup;
+    else if (method == "lookahead") cfg.method = SpecMethod::Lookahead;
+    else if (method == "draft") { cfg.method = SpecMethod::DraftModel; cfg.draft_model = std::move(draft); }
+    else if (method == "selfdraft") { cfg.method = SpecMethod::SelfDraft; cfg.skip_layers = {1}; }
+    else cfg.method = SpecMethod::None;
+    auto s = make_speculator(std::move(target), cfg, sp, 512, 1);
+    if (!s) qFatal("make_speculator(%s): %s", method.c_str(), s.error().message.c_str());
+    return std::move(s.value());
+}
+
+SpecConfig fixed_cfg(int32_t draft_max, int32_t branches) {
+    SpecConfig cfg;
+    cfg.draft_max = draft_max;
+    cfg.max_branches = branches;
+    cfg.lookahead_candidates = branches;
+    cfg.adaptive = false;
+    cfg.auto_off = false;
+    return cfg;
+}
+
+// Prompts: repetitive (lookup matches), varied, and a short one.
+std::vector<Token> prompt_of(int which) {
+    switch (which) {
+        case 0: return {1, 300, 301, 302, 303, 300, 301, 302, 304, 300, 301, 305, 306, 300, 301};
+        case 1: {
+            std::vector<Token> p = {1};
+            std::mt19937 rng(7);
+            for (int i = 0; i < 40; ++i) p.push_back(Token(259 + rng() % 200));
+            return p;
+        }
+        default: return {1, 270};
+    }
+}
+
+// Regularized upper incomplete gamma Q(a, x) (series / continued fraction).
+double gamma_q(double a, double x) {
+    if (x <= 0) return 1.0;
+    const double lg = std::lgamma(a);
+    if (x < a + 1) {
+        double sum = 1.0 / a, term = sum;
+        for (int n = 1; n < 1000; ++n) {
+            term *= x / (a + n);
+            sum += term;
+            if (term < sum * 1e-15) break;
+        }
+        return 1.0 - sum * std::exp(-x + a * std::log(x) - lg);
+    }
+    double b = x + 1 - a, c = 1e300, d = 1 / b, h = d;
+    for (int i = 1; i < 1000; ++i) {
+        const double an = -i * (i - a);
+        b += 2;
+        d = an * d + b;
+        if (std::fabs(d) < 1e-300) d = 1e-300;
+        c = b + an / c;
+        if (std::fabs(c) < 1e-300) c = 1e-300;
+        d = 1 / d;
+        const double del = d * c;
+        h *= del;
+        if (std::fabs(del - 1) < 1e-15) break;
+    }
+    return std::exp(-x + a * std::log(x) - lg) * h;
+}
+
+// Chi-square goodness of fit; cells with expected count < 5 are pooled.
+double chi_square_p(const std::map<std::vector<Token>, double> & expected_p, const std::map<std::vector<Token>, int> & observed,
+                    int n) {
+    double stat = 0.0, pooled_e = 0.0, pooled_o = 0.0;
+    int bins = 0;
+    int seen = 0;
+    for (const auto & [k, p] : expected_p) {
+        const double e = p * n;
+        auto it = observed.find(k);
+        const double o = it == observed.end() ? 0.0 : it->second;
+        seen += int(o);
+        if (e < 5) { pooled_e += e; pooled_o += o; continue; }
+        stat += (o - e) * (o - e) / e;
+        ++bins;
+    }
+    pooled_o += n - seen;  // outcomes the oracle says are impossible
+    if (pooled_e > 0 || pooled_o > 0) {
+        const double e = std::max(pooled_e, 1e-9);
+        stat += (pooled_o - e) * (pooled_o - e) / e;
+        ++bins;
+    }
+    return gamma_q((bins - 1) / 2.0, stat / 2.0);
+}
+
+// Independent oracle for top-k + temperature sampling: softmax over the k largest logits.
+std::vector<std::pair<Token, double>> oracle_dist(std::span<const float> logits, int k, float temp) {
+    std::vector<Token> idx(logits.size());
+    for (size_t i = 0; i < idx.size(); ++i) idx[i] = Token(i);
+    std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](Token a, Token b) {
+        return logits[size_t(a)] > logits[size_t(b)] || (logits[size_t(a)] == logits[size_t(b)] && a < b);
+    });
+    double z = 0.0;
+    std::vector<std::pair<Token, double>> out;
+    for (int i = 0; i < k; ++i) {
+        const double e = std::exp((double(logits[size_t(idx[i])]) - logits[size_t(idx[0])]) / temp);
+        out.emplace_back(idx[i], e);
+        z += e;
+    }
+    for (auto & pr : out) pr.second /= z;
+    return out;
+}
+
+// gguf copy with edited metadata (for incompatible-vocabulary drafts).
+void copy_with(const std::string & src, const std::string & dst, const std::function<void(gguf::Writer &, const gguf::File &)> & edit) {
+    auto f = gguf::File::open(src);
+    if (!f) qFatal("open");
+    gguf::Writer w;
+    for (const auto & [k, v] : (*f)->metadata()) {
+        if (k == "general.alignment") continue;
+        w.set(k, v);
+    }
+    edit(w, **f);
+    for (const gguf::TensorInfo & t : (*f)->tensors()) {
+        const uint8_t * p = t.data;
+        if (!w.add_tensor(t.name, t.type, std::vector<int64_t>(t.ne, t.ne + t.n_dims),
+                          [p](uint8_t * d, size_t n) { std::copy(p, p + n, d); })) qFatal("add_tensor");
+    }
+    if (!w.write(dst)) qFatal("write");
+}
+
+}  // namespace
+
+void TstSpeculative::initTestCase() {
+    QVERIFY(m_dir.isValid());
+    const std::string d = m_dir.path().toStdString();
+    for (const char * preset : {"tiny-llama", "tiny-qwen2", "tiny-gemma3"}) {
+        SynthSpec s = *synth_preset(preset);
+        s.n_layer = 3;
+        s.weight_std = 0.25f;  // peaky next-token distributions (repetitive greedy text)
+        m_models[std::string(preset)] = write_and_load(s, d + "/" + preset + ".gguf");
+        s.seed = 99;  // same vocabulary, other weights: a draft that disagrees often
+        m_models[std::string(preset) + "-draft"] = write_and_load(s, d + "/" + preset + "-draft.gguf");
+    }
+    {
+        const Status st = write_layer_skipped_copy(*m_models["tiny-llama"], {2}, d + "/tiny-llama-skip2.gguf");
+        if (!st) qFatal("skip copy: %s", st.error().message.c_str());
+        m_models["tiny-llama-skip2"] = std::move(Model::load(d + "/tiny-llama-skip2.gguf").value());
+    }
+    SynthSpec g6 = *synth_preset("tiny-gemma3");
+    g6.n_layer = 6;
+    m_models["tiny-gemma3-6"] = write_and_load(g6, d + "/tiny-gemma3-6.gguf");
+    SynthSpec s = *synth_preset("tiny-llama");
+    s.n_vocab = 600;
+    m_models["tiny-llama-600"] = write_and_load(s, d + "/tiny-llama-600.gguf");
+}
+
+void TstSpeculative::targetDistMatchesSampler_data() {
+    QTest::addColumn<float>("temp");
+    QTest::addColumn<int>("top_k");
+    QTest::addColumn<float>("top_p");
+    QTest::addColumn<float>("min_p");
+    QTest::addColumn<float>("repeat");
+    QTest::addColumn<float>("freq");
+    QTest::newRow("defaults") << 0.8f << 40 << 0.95f << 0.05f << 1.0f << 0.0f;
+    QTest::newRow("pure") << 1.0f << 0 << 1.0f << 0.0f << 1.0f << 0.0f;
+    QTest::newRow("topk") << 0.7f << 5 << 1.0f << 0.0f << 1.0f << 0.0f;
+    QTest::newRow("topp-minp") << 1.3f << 0 << 0.7f << 0.1f << 1.0f << 0.0f;
+    QTest::newRow("penalties") << 0.9f << 20 << 0.9f << 0.02f << 1.3f << 0.4f;
+}
+
+void TstSpeculative::targetDistMatchesSampler() {
+    QFETCH(float, temp); QFETCH(int, top_k); QFETCH(float, top_p); QFETCH(float, min_p);
+    QFETCH(float, repeat); QFETCH(float, freq);
+    std::mt19937 g(3);
+    std::normal_distribution<float> nd(0.0f, 3.0f);
+    for (int trial = 0; trial < 200; ++trial) {
+        std::vector<float> logits(300);
+        for (float & x : logits) x = nd(g);
+        std::vector<Token> hist;
+        for (int i = 0; i < 30; ++i) hist.push_back(Token(g() % 300));
+        SamplerParams sp;
+        sp.temperature = temp; sp.top_k = top_k; sp.top_p = top_p; sp.min_p = min_p;
+        sp.repeat_penalty = repeat; sp.frequency_penalty = freq; sp.penalty_last_n = 16;
+        sp.seed = 1000 + uint64_t(trial);
+        Sampler s(sp);
+        for (Token t : hist) s.accept(t);
+        CandidateArray d;
+        spec::target_dist(logits, sp, hist, d);
+        std::mt19937_64 rng(sp.seed);
+        for (int k = 0; k < 5; ++k) QCOMPARE(spec::draw(d, rng), s.sample(logits));
+        sp.temperature = 0.0f;
+        Sampler sg(sp);
+        for (Token t : hist) sg.accept(t);
+        QCOMPARE(spec::greedy_token(logits, sp, hist), sg.sample(logits));
+    }
+}
+
+void TstSpeculative::greedyEqualsPlain_data() {
+    QTest::addColumn<QString>("arch");
+    QTest::addColumn<QString>("method");
+    QTest::addColumn<int>("draft_max");
+    QTest::addColumn<int>("branches");
+    QTest::addColumn<int>("prompt");
+    for (const char * arch : {"tiny-llama", "tiny-qwen2", "tiny-gemma3"}) {
+        for (const char * method : {"lookup", "lookahead", "draft", "draft-self", "selfdraft"}) {
+            for (int k : {1, 2, 5}) {
+                for (int br : {1, 3}) {
+                    if (br > 1 && std::string(method).find("draft") != std::string::npos) continue;  // chains only
+                    for (int p = 0; p < 3; ++p) {
+                        QTest::addRow("%s/%s/k%d/b%d/p%d", arch, method, k, br, p) << arch << method << k << br << p;
+                    }
+                }
+            }
+        }
+    }
+}
+
+void TstSpeculative::greedyEqualsPlain() {
+    QFETCH(QString, arch); QFETCH(QString, method); QFETCH(int, draft_max); QFETCH(int, branches); QFETCH(int, prompt);
+    const std::string a = arch.toStdString();
+    std::string m = method.toStdString();
+    auto target = model(a);
+    std::shared_ptr<const Model> draft = m == "draft-self" ? target : model(a + "-draft");
+    if (m == "draft-self") m = "draft";
+    SamplerParams sp;
+    sp.temperature = 0.0f;
+    const std::vector<Token> p = prompt_of(prompt);
+    const int32_t n = 32;
+    auto ctx = make_ctx(target);
+    const std::vector<Token> want = plain_generate(*ctx, p, n, sp);
+    auto r = speculative_generate(*ctx, make_spec(m, target, draft, fixed_cfg(draft_max, branches), sp), p, n,
+                                  fixed_cfg(draft_max, branches), sp, false);
+    QVERIFY2(r.ok(), r.ok() ? "" : r.error().message.c_str());
+    QCOMPARE(r->tokens, want);
+    QCOMPARE(int64_t(r->tokens.size()), r->stats.emitted);
+    // Origins add up; a draft of the target itself is always accepted.
+    QCOMPARE(r->stats.n_target + r->stats.n_draft + r->stats.n_correction + r->stats.n_bonus, r->stats.emitted);
+    if (method == "draft-self") {
+        QCOMPARE(r->stats.accepted, r->stats.proposed);
+        QVERIFY(r->stats.accepted > 0);
+    }
+}
+
+namespace {
+// Proposes a fixed-shape tree around the known plain continuation: branch 1
+// wrong at depth 1, branch 2 right for 2 tokens then wrong, branch 3 right for
+// `right` tokens; so the verifier must leave the first decoded branch.
+class OracleTreeSpeculator final : public Speculator {
+  public:
+    OracleTreeSpeculator(std::vector<Token> full, int32_t right) : m_full(std::move(full)), m_right(right) {}
+    const char * name() const override { return "oracle-tree"; }
+    Status propose(std::span<const Token> t, int32_t max_len, Draft & out, const std::atomic<bool> *) override {
+        out.clear();
+        const size_t at = t.size();  // next position
+        if (at + size_t(max_len) > m_full.size()) return {};
+        auto truth = [&](size_t i) { return m_full[at + i]; };
+        auto wrong = [&](size_t i) { return Token(259 + (truth(i) + 7 - 259) % 200); };
+        std::vector<Token> b1 = {wrong(0), truth(1)}, b2, b3;
+        for (int32_t i = 0; i < max_len; ++i) b2.push_back(i < 2 ? truth(size_t(i)) : wrong(size_t(i)));
+        for (int32_t i = 0; i < max_len; ++i) b3.push_back(i < m_right ? truth(size_t(i)) : wrong(size_t(i)));
+        out.add_branch(b1);
+        out.add_branch(b2);
+        out.add_branch(b3);
+        return {};
+    }
+  private:
+    std::vector<Token> m_full;
+    int32_t m_right;
+};
+}  // namespace
+
+void TstSpeculative::treeIsExercised() {
+    auto target = model("tiny-llama");
+    SamplerParams sp;
+    sp.temperature = 0.0f;
+    auto ctx = make_ctx(target);
+    for (int pr = 0; pr < 3; ++pr) {
+        const std::vector<Token> p = prompt_of(pr);
+        const std::vector<Token> want = plain_generate(*ctx, p, 40, sp);
+        std::vector<Token> full = p;
+        full.insert(full.end(), want.begin(), want.end());
+        for (int right : {1, 3, 5}) {
+            auto r = speculative_generate(*ctx, std::make_unique<OracleTreeSpeculator>(full, right), p, 40,
+                                          fixed_cfg(5, 3), sp, false);
+            QVERIFY(r.ok());
+            QCOMPARE(r->tokens, want);
+            // Every speculative step decodes branch 1, then must switch to branch 2 (and 3).
+            int64_t switched = 0, spec_steps = 0;
+            for (const SpecStep & s : r->stats.per_step) {
+                if (s.proposed == 0) continue;
+                ++spec_steps;
+                switched += s.decode_calls > 1;
+                const int32_t expect_acc = std::max(right, 2);
+                QCOMPARE(s.accepted, std::min(expect_acc, s.draft_len));
+            }
+            QVERIFY(spec_steps > 0);
+            QCOMPARE(switched, spec_steps);
+        }
+    }
+    // Lookup offers several continuations as a tree: check the tree shape.
+    SpecConfig cfg = fixed_cfg(4, 3);
+    auto lk = make_prompt_lookup_speculator(cfg);
+    Draft d;
+    const std::vector<Token> ctxt = prompt_of(0);  // ends with "300 301"; seen before 302, 302, 305
+    QVERIFY(lk->propose(ctxt, 4, d, nullptr).ok());
+    int32_t root_kids = 0;
+    for (int32_t par : d.parent) root_kids += par < 0;
+    QCOMPARE(root_kids, 2);  // 305 (most recent) and 302
+    QCOMPARE(d.tokens[0], Token(305));
+    QCOMPARE(d.depth(), 4);
+}
+
+void TstSpeculative::adaptiveAndAutoOffStayLossless() {
+    auto target = model("tiny-qwen2");
+    SamplerParams sp;
+    sp.temperature = 0.0f;
+    SpecConfig cfg;  // adaptive + auto-off (defaults)
+    cfg.draft_max = 6;
+    auto ctx = make_ctx(target);
+    for (const char * method : {"lookup", "draft", "lookahead"}) {
+        for (int pr = 0; pr < 3; ++pr) {
+            auto r = speculative_generate(*ctx, make_spec(method, target, model("tiny-qwen2-draft"), cfg, sp),
+                                          prompt_of(pr), 50, cfg, sp, false);
+            QVERIFY(r.ok());
+            QCOMPARE(r->tokens, plain_generate(*ctx, prompt_of(pr), 50, sp));
+        }
+    }
+}
+
+namespace {
+// A deterministic tree drafter that knows the target: at each node its two most
+// likely next tokens (from a second target Context), depth 2: 2 + 4 nodes.
+// Exercises the multi-candidate rejection rule that lookup and lookahead use.
+class TopTwoTreeSpeculator final : public Speculator {
+  public:
+    explicit TopTwoTreeSpeculator(std::shared_ptr<const Model> m) : m_ctx(make_ctx(std::move(m))) {}
+    const char * name() const override { return "top2-tree"; }
+    Status propose(std::span<const Token> t, int32_t max_len, Draft & out, const std::atomic<bool> *) override {
+        out.clear();
+        m_ctx->truncate(0);
+        GB_TRY_STATUS(m_ctx->decode(t, false));
+        const auto top = Sampler::top_logprobs(m_ctx->logits(), 2);
+        for (const TokenLogprob & a : top) {
+            const int32_t n = out.add(-1, a.id);
+            if (max_len < 2) continue;
+            m_ctx->truncate(int32_t(t.size()));
+            GB_TRY_STATUS(m_ctx->decode(std::span<const Token>(&a.id, 1), false));
+            for (const TokenLogprob & b : Sampler::top_logprobs(m_ctx->logits(), 2)) out.add(n, b.id);
+        }
+        return {};
+    }
+  private:
+    std::unique_ptr<Context> m_ctx;
+};
+}  // namespace
+
+// Lends a speculator to one SpecDecoder (the drafter's Context is reused across runs).
+class Borrowed final : public Speculator {
+  public:
+    explicit Borrowed(Speculator & s) : m_s(s) {}
+    const char * name() const override { return m_s.name(); }
+    Status propose(std::span<const Token> t, int32_t k, Draft & out, const std::atomic<bool> * c) override { return m_s.propose(t, k, out, c); }
+    void observe(const SpecObservation & o) override { m_s.observe(o); }
+    void reset() override { m_s.reset(); }
+  private:
+    Speculator & m_s;
+};
+
+void TstSpeculative::distribution_data() {
+    QTest::addColumn<QString>("method");
+    QTest::addColumn<int>("rule");  // AcceptRule
+    QTest::newRow("none/exact") << "none" << int(AcceptRule::Exact);
+    QTest::newRow("draft/exact") << "draft" << int(AcceptRule::Exact);
+    QTest::newRow("tree/exact") << "tree" << int(AcceptRule::Exact);
+    QTest::newRow("lookahead/exact") << "lookahead" << int(AcceptRule::Exact);
+    QTest::newRow("draft/always-accept") << "draft" << int(AcceptRule::AlwaysAccept);
+    QTest::newRow("draft/ignore-residual") << "draft" << int(AcceptRule::IgnoreResidual);
+    QTest::newRow("tree/always-accept") << "tree" << int(AcceptRule::AlwaysAccept);
+    QTest::newRow("tree/ignore-residual") << "tree" << int(AcceptRule::IgnoreResidual);
+}
+
+void TstSpeculative::distribution() {
+    QFETCH(QString, method); QFETCH(int, rule);
+    auto target = model("tiny-llama");
+    auto draft = model("tiny-llama-skip2");  // the target without its last layer: similar, not equal
+    SamplerParams sp;
+    sp.temperature = 1.0f; sp.top_k = 4; sp.top_p = 1.0f; sp.min_p = 0.0f;
+    const std::vector<Token> p = prompt_of(0);
+    const int K = 4;
+    auto ctx = make_ctx(target);
+    // Exact joint distribution of (t1, t2, t3) by enumeration with an independent top-k softmax.
+    std::map<std::vector<Token>, double> expect;
+    {
+        ctx->truncate(0);
+        QVERIFY(ctx->decode(p, false));
+        const std::vector<float> l0(ctx->logits().begin(), ctx->logits().end());
+        for (auto [t1, p1] : oracle_dist(l0, K, 1.0f)) {
+            ctx->truncate(int32_t(p.size()));
+            const Token a[1] = {t1};
+            QVERIFY(ctx->decode(a, false));
+            const std::vector<float> l1(ctx->logits().begin(), ctx->logits().end());
+            for (auto [t2, p2] : oracle_dist(l1, K, 1.0f)) {
+                ctx->truncate(int32_t(p.size()) + 1);
+                const Token b[1] = {t2};
+                QVERIFY(ctx->decode(b, false));
+                for (auto [t3, p3] : oracle_dist(ctx->logits(), K, 1.0f)) expect[{t1, t2, t3}] = p1 * p2 * p3;
+            }
+        }
+    }
+    const int n = 2000;
+    std::map<std::vector<Token>, int> seen;
+    SpecConfig cfg = fixed_cfg(3, 2);
+    int64_t proposed = 0, accepted = 0;
+    std::unique_ptr<Speculator> shared;
+    sp.seed = 4999;
+    if (method == "tree") shared = std::make_unique<TopTwoTreeSpeculator>(target);
+    else if (method != "none") shared = make_spec(method.toStdString(), target, draft, cfg, sp);
+    for (int i = 0; i < n; ++i) {
+        sp.seed = 5000 + uint64_t(i);
+        std::unique_ptr<Speculator> spec;
+        if (shared) spec = std::make_unique<Borrowed>(*shared);
+        ctx->truncate(0);
+        QVERIFY(ctx->decode(p, false));
+        SpecDecoder dec(*ctx, std::move(spec), cfg, sp);
+        dec.set_accept_rule(AcceptRule(rule));
+        dec.begin(p);
+        std::vector<SpecToken> out;
+        // max_new 3 leaves room for a depth-2 draft at the second step
+        QVERIFY(dec.step(out, 3, 0));
+        while (out.size() < 3) QVERIFY(dec.step(out, 3 - int32_t(out.size()) + 1, 0));
+        seen[{out[0].id, out[1].id, out[2].id}]++;
+        proposed += dec.stats().proposed;
+        accepted += dec.stats().accepted;
+    }
+    const double pv = chi_square_p(expect, seen, n);
+    qInfo("%s rule %d: chi-square p = %.3g, proposed %lld accepted %lld", qPrintable(method), rule, pv,
+          (long long)proposed, (long long)accepted);
+    if (method != "none") QVERIFY(proposed >= n);
+    if (rule == int(AcceptRule::Exact)) {
+        QVERIFY2(pv > 1e-3, "the exact rule's samples do not follow the target distribution");
+        if (method == "draft" || method == "tree") QVERIFY(accepted > n / 4 && accepted < proposed);  // both outcomes, often
+    } else {
+        QVERIFY2(pv < 1e-6, "a broken acceptance rule went unnoticed");
+    }
+}
+
+void TstSpeculative::rollbackMatchesPlainKv_data() {
+    QTest::addColumn<QString>("method");
+    QTest::addColumn<float>("temp");
+    for (const char * m : {"draft", "lookup", "lookahead", "selfdraft"}) {
+        QTest::addRow("%s/greedy", m) << m << 0.0f;
+        QTest::addRow("%s/sampled", m) << m << 0.9f;
+    }
+}
+
+void TstSpeculative::rollbackMatchesPlainKv() {
+    QFETCH(QString, method); QFETCH(float, temp);
+    auto target = model("tiny-llama");
+    SamplerParams sp;
+    sp.temperature = temp;
+    sp.seed = 11;
+    const std::vector<Token> p = prompt_of(1);
+    SpecConfig cfg = fixed_cfg(5, 2);
+    auto ctx = make_ctx(target);
+    auto spec = make_spec(method.toStdString(), target, model("tiny-llama-draft"), cfg, sp);
+    auto r = speculative_generate(*ctx, std::move(spec), p, 45, cfg, sp, false);
+    QVERIFY(r.ok());
+    QVERIFY2(r->stats.n_correction > 0, "no rejection happened: the test would prove nothing");
+    // Continue both: the speculative context (holding prompt + output minus the
+    // pending token) and a plain one decoded token by token.
+    std::vector<Token> seq = p;
+    seq.insert(seq.end(), r->tokens.begin(), r->tokens.end());
+    QCOMPARE(ctx->n_past(), int32_t(seq.size()) - 1);
+    auto plain = make_ctx(target);
+    QVERIFY(plain->decode(p, false));
+    for (size_t i = p.size(); i + 1 < seq.size(); ++i) QVERIFY(plain->decode(std::span<const Token>(&seq[i], 1), false));
+    const std::vector<Token> cont = {seq.back(), 300, 301, 302};
+    QVERIFY(ctx->decode(cont, true));
+    QVERIFY(plain->decode(cont, true));
+    const auto a = ctx->logits();
+    const auto b = plain->logits();
+    QCOMPARE(a.size(), b.size());
+    double max_diff = 0.0;
+    for (size_t i = 0; i < a.size(); ++i) max_diff = std::max(max_diff, double(std::fabs(a[i] - b[i])));
+    qInfo("max |logit diff| after continuing: %g", max_diff);
+    QVERIFY(max_diff <= 1e-4);
+}
+
+void TstSpeculative::incompatibleDraftRefused() {
+    auto target = model("tiny-llama");
+    SpecConfig cfg;
+    SamplerParams sp;
+    auto r = make_draft_model_speculator(*target, model("tiny-llama-600"), cfg, sp, 256, 1);
+    QVERIFY(!r.ok());
+    QVERIFY2(r.error().message.find("vocabulary size differs (target 512, draft 600)") != std::string::npos,
+             r.error().message.c_str());
+    // Same size, two token texts swapped and a different BOS.
+    const std::string d = m_dir.path().toStdString();
+    copy_with(d + "/tiny-llama-draft.gguf", d + "/swapped.gguf", [](gguf::Writer & w, const gguf::File & f) {
+        std::vector<std::string> toks;
+        for (const gguf::Value & v : f.get_array("tokenizer.ggml.tokens")->items) toks.push_back(*v.as_string());
+        std::swap(toks[400], toks[401]);
+        w.set_array_string("tokenizer.ggml.tokens", toks);
+        w.set_u32("tokenizer.ggml.bos_token_id", 2);
+    });
+    auto swapped = Model::load(d + "/swapped.gguf");
+    QVERIFY(swapped.ok());
+    const Status st = check_vocab_compatible(*target, **swapped);
+    QVERIFY(!st.ok());
+    const std::string msg = st.error().message;
+    qInfo("%s", msg.c_str());
+    QVERIFY(msg.find("BOS token differs (target 1, draft 2)") != std::string::npos);
+    QVERIFY(msg.find("id 400 is") != std::string::npos);
+    QVERIFY(msg.find("id 401 is") != std::string::npos);
+    QVERIFY(check_vocab_compatible(*target, *model("tiny-llama-draft")).ok());
+}
+
+void TstSpeculative::layerSkippedCopy() {
+    // The copy without layer 1 must compute what the target computes when
+    // layer 1 is an identity: compare with a copy whose layer 1 output
+    // projections are zero (attn_output, ffn_down) -> residual unchanged.
+    auto target = model("tiny-llama");
+    const std::string d = m_dir.path().toStdString();
+    QVERIFY(write_layer_skipped_copy(*target, {1}, d + "/skip1.gguf").ok());
+    copy_with(d + "/tiny-llama.gguf", d + "/zero1.gguf", [](gguf::Writer &, const gguf::File &) {});
+    // Rewrite zero1 with zeroed layer-1 output projections.
+    {
+        auto f = gguf::File::open(d + "/tiny-llama.gguf");
+        QVERIFY(f.ok());
+        gguf::Writer w;
+        for (const auto & [k, v] : (*f)->metadata()) if (k != "general.alignment") w.set(k, v);
+        for (const gguf::TensorInfo & t : (*f)->tensors()) {
+            const bool zero = t.name == "blk.1.attn_output.weight" || t.name == "blk.1.ffn_down.weight";
+            const uint8_t * p = t.data;
+            QVERIFY(w.add_tensor(t.name, t.type, std::vector<int64_t>(t.ne, t.ne + t.n_dims), [p, zero](uint8_t * dst, size_t n) {
+                if (zero) std::fill(dst, dst + n, uint8_t(0));
+                else std::copy(p, p + n, dst);
+            }).ok());
+        }
+        QVERIFY(w.write(d + "/zero1.gguf").ok());
+    }
+    auto a = Model::load(d + "/skip1.gguf");
+    auto b = Model::load(d + "/zero1.gguf");
+    QVERIFY(a.ok() && b.ok());
+    QCOMPARE((*a)->hparams().n_layer, target->hparams().n_layer - 1);
+    const std::vector<Token> p = prompt_of(1);
+    auto ca = make_ctx(*a);
+    auto cb = make_ctx(*b);
+    QVERIFY(ca->decode(p, false));
+    QVERIFY(cb->decode(p, false));
+    double max_diff = 0.0;
+    for (size_t i = 0; i < ca->logits().size(); ++i) max_diff = std::max(max_diff, double(std::fabs(ca->logits()[i] - cb->logits()[i])));
+    QVERIFY2(max_diff < 1e-3, qPrintable(QString::number(max_diff)));
+    // gemma3's index-based layer pattern is protected.
+    auto g6 = model("tiny-gemma3-6");
+    QVERIFY(g6->hparams().sliding_window > 0);
+    const Status st = write_layer_skipped_copy(*g6, {1}, d + "/bad.gguf");
+    QVERIFY(!st.ok());
+    QVERIFY2(st.error().message.find("layer 5 into layer 4") != std::string::npos, st.error().message.c_str());
+    QVERIFY(write_layer_skipped_copy(*g6, {0, 1, 2, 3, 4, 5}, d + "/bad.gguf").ok() == false);  // every layer
+    QVERIFY(write_layer_skipped_copy(*g6, {2, 3}, d + "/ok.gguf").ok() == false);  // 5 -> 3
+
+}
+
+void TstSpeculative::statsJson() {
+    auto target = model("tiny-llama");
+    SamplerParams sp;
+    sp.temperature = 0.0f;
+    auto ctx = make_ctx(target);
+    auto r = speculative_generate(*ctx, make_spec("lookup", target, nullptr, fixed_cfg(4, 1), sp), prompt_of(0), 30,
+                                  fixed_cfg(4, 1), sp, false);
+    QVERIFY(r.ok());
+    const SpecStats & s = r->stats;
+    int64_t att = 0, acc = 0;
+    for (size_t i = 0; i < s.attempted_at.size(); ++i) {
+        QVERIFY(s.accepted_at[i] <= s.attempted_at[i]);
+        if (i > 0) QVERIFY(s.attempted_at[i] <= s.attempted_at[i - 1]);
+        att += s.attempted_at[i];
+        acc += s.accepted_at[i];
+    }
+    QCOMPARE(acc, s.accepted);
+    QCOMPARE(s.n_draft, s.accepted);
+    QCOMPARE(int64_t(s.origins.size()), s.emitted);
+    const std::string j = s.to_json(true);
+    QVERIFY(j.find("\"method\":\"lookup\"") != std::string::npos);
+    QVERIFY(j.find("\"acceptance_at\":[") != std::string::npos);
+    QVERIFY(j.find("\"token_origins\":\"") != std::string::npos);
+}
+
+void TstSpeculative::sessionIntegration() {
+    auto target = model("tiny-qwen2");
+    SessionParams sp;
+    sp.context.n_ctx = 256;
+    sp.context.n_threads = 1;
+    auto plain = Session::create(target, sp);
+    auto spec = Session::create(target, sp);
+    QVERIFY(plain.ok() && spec.ok());
+    GenerateParams gp;
+    gp.sampling.temperature = 0.0f;
+    gp.max_tokens = 40;
+    gp.ignore_eos = true;
+    gp.n_logprobs = 2;
+    std::vector<TokenEvent> a, b;
+    for (const char * method : {"lookup", "lookahead", "draft"}) {
+        gp.spec = fixed_cfg(4, 2);
+        QVERIFY(parse_spec_method(method, &gp.spec.method));
+        gp.spec.draft_model = model("tiny-qwen2-draft");
+        for (int pr = 0; pr < 3; ++pr) {  // the second request reuses cached prefixes
+            a.clear();
+            b.clear();
+            GenerateParams gplain = gp;
+            gplain.spec.method = SpecMethod::None;
+            auto ra = (*plain)->generate(prompt_of(pr), gplain, [&](const TokenEvent & e) { if (e.id >= 0) a.push_back(e); return true; });
+            auto rb = (*spec)->generate(prompt_of(pr), gp, [&](const TokenEvent & e) { if (e.id >= 0) b.push_back(e); return true; });
+            QVERIFY(ra.ok() && rb.ok());
+            QCOMPARE(rb->text, ra->text);
+            QCOMPARE(b.size(), a.size());
+            for (size_t i = 0; i < a.size(); ++i) {
+                QCOMPARE(b[i].id, a[i].id);
+                QVERIFY(std::fabs(b[i].logprob - a[i].logprob) < 1e-4f);
+                QCOMPARE(b[i].top.size(), a[i].top.size());
+            }
+            QCOMPARE(rb->spec.method, std::string(method));
+            QCOMPARE(rb->spec.emitted, int64_t(rb->n_generated));
+            QCOMPARE((*spec)->cached_tokens(), (*plain)->cached_tokens());
+            int64_t drafts = 0;
+            for (const TokenEvent & e : b) drafts += e.origin == SpecOrigin::Draft;
+            QCOMPARE(drafts, rb->spec.n_draft);
+        }
+    }
+}
+
+QTEST_APPLESS_MAIN(TstSpeculative)
+#include "tst_speculative.moc"
