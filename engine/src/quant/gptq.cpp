@@ -22,7 +22,7 @@ int resolve_threads(int n) { return n > 0 ? n : int(std::max(1u, std::thread::ha
 // With J the reversal, J H J = L L^T gives H = R R^T, R = J L J upper; U = R^-1.
 bool inverse_upper_cholesky(std::vector<double> & h, int64_t n, cpu::ThreadPool & pool) {
     // L = chol(J H J), lower, row-major, in `l`.
-    std::vector<double> l(size_t(n * n), 0.0);
+    std::vector<double> l(static_cast<size_t>(n * n), 0.0);
     auto hr = [&](int64_t i, int64_t j) { return h[size_t((n - 1 - i) * n + (n - 1 - j))]; };
     for (int64_t j = 0; j < n; ++j) {
         const double * lj = &l[size_t(j * n)];
@@ -45,9 +45,9 @@ bool inverse_upper_cholesky(std::vector<double> & h, int64_t n, cpu::ThreadPool 
     }
     // R[i][j] = L[n-1-i][n-1-j] (upper). U = R^-1 (upper): solve column by column.
     // Equivalent: U = J L^-1 J. Compute M = L^-1 (lower) by forward substitution per column.
-    std::vector<double> m(size_t(n * n), 0.0);
+    std::vector<double> m(static_cast<size_t>(n * n), 0.0);
     pool.parallel_for(n, 8, [&](int64_t b, int64_t e) {
-        std::vector<double> col(size_t(n));
+        std::vector<double> col(static_cast<size_t>(n));
         for (int64_t c = b; c < e; ++c) {
             // solve L x = e_c, x[i] = 0 for i < c
             std::fill(col.begin(), col.end(), 0.0);
@@ -124,7 +124,7 @@ void InputStats::add(const float * x, int64_t n_tok, int64_t n_c) {
     // upper triangle only; mirrored when used.  h[i][j] += sum_t x[t,i] x[t,j]
     const int n_threads = resolve_threads(0);
     auto body = [&](int64_t b, int64_t e) {
-        std::vector<double> xd(size_t(n_c));
+        std::vector<double> xd(static_cast<size_t>(n_c));
         for (int64_t t = 0; t < n_tok; ++t) {
             const float * xt = x + t * n_c;
             for (int64_t i = 0; i < n_c; ++i) xd[size_t(i)] = xt[i];
@@ -183,10 +183,10 @@ Status gptq_quantize(TensorType type, const float * w, int64_t n_rows, int64_t n
     cpu::ThreadPool pool(resolve_threads(params.n_threads));
 
     // H, symmetric; dead inputs (never non-zero) get H_ii = 1 and their weights are zeroed.
-    std::vector<double> h(size_t(n * n));
+    std::vector<double> h(static_cast<size_t>(n * n));
     for (int64_t i = 0; i < n; ++i)
         for (int64_t j = i; j < n; ++j) h[size_t(i * n + j)] = h[size_t(j * n + i)] = stats.h[size_t(i * n + j)];
-    std::vector<bool> dead(size_t(n), false);
+    std::vector<bool> dead(static_cast<size_t>(n), false);
     double mean_diag = 0.0;
     for (int64_t i = 0; i < n; ++i) {
         if (h[size_t(i * n + i)] <= 0.0) { dead[size_t(i)] = true; h[size_t(i * n + i)] = 1.0; }
@@ -194,12 +194,12 @@ Status gptq_quantize(TensorType type, const float * w, int64_t n_rows, int64_t n
     }
     mean_diag /= double(n);
     // column order
-    std::vector<int64_t> perm(size_t(n));
+    std::vector<int64_t> perm(static_cast<size_t>(n));
     std::iota(perm.begin(), perm.end(), 0);
     if (params.act_order) {
         std::stable_sort(perm.begin(), perm.end(), [&](int64_t a, int64_t b) { return h[size_t(a * n + a)] > h[size_t(b * n + b)]; });
     }
-    std::vector<double> hp(size_t(n * n));
+    std::vector<double> hp(static_cast<size_t>(n * n));
     for (int64_t i = 0; i < n; ++i)
         for (int64_t j = 0; j < n; ++j) hp[size_t(i * n + j)] = h[size_t(perm[size_t(i)] * n + perm[size_t(j)])];
     double damp = std::max(params.damp, 0.0) * mean_diag;
@@ -212,18 +212,18 @@ Status gptq_quantize(TensorType type, const float * w, int64_t n_rows, int64_t n
     }
     if (!ok) return make_error(ErrorCode::InvalidArgument, "GPTQ: the Hessian is not positive definite even with damping");
     const std::vector<double> & u = hp;  // [n, n] upper, permuted order
-    std::vector<int64_t> pos_of(size_t(n));  // original column -> position in the walk
+    std::vector<int64_t> pos_of(static_cast<size_t>(n));  // original column -> position in the walk
     for (int64_t i = 0; i < n; ++i) pos_of[size_t(perm[size_t(i)])] = i;
 
     const size_t row_bytes = row_size(type, n);
     const int64_t n_groups = n / group;
     constexpr int64_t kTile = 8;
     pool.parallel_for((n_rows + kTile - 1) / kTile, 1, [&](int64_t tb, int64_t te) {
-        std::vector<double> wr(size_t(kTile * n));          // rows of the tile, original column order
-        std::vector<Grid> grids(size_t(kTile * (n / 32)));  // per 32-sub-block grid (Q4_0 groups replicate)
-        std::vector<uint8_t> q(size_t(kTile * n));
-        std::vector<block_q4_K> kblk(size_t(kTile * (type == TensorType::Q4_K ? n / QK_K : 0)));
-        std::vector<bool> grid_set(size_t(n_groups));
+        std::vector<double> wr(static_cast<size_t>(kTile * n));          // rows of the tile, original column order
+        std::vector<Grid> grids(static_cast<size_t>(kTile * (n / 32)));  // per 32-sub-block grid (Q4_0 groups replicate)
+        std::vector<uint8_t> q(static_cast<size_t>(kTile * n));
+        std::vector<block_q4_K> kblk(static_cast<size_t>(kTile * (type == TensorType::Q4_K ? n / QK_K : 0)));
+        std::vector<bool> grid_set(static_cast<size_t>(n_groups));
         for (int64_t tile = tb; tile < te; ++tile) {
             const int64_t r0 = tile * kTile, nr = std::min(kTile, n_rows - r0);
             for (int64_t r = 0; r < nr; ++r)

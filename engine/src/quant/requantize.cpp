@@ -153,9 +153,19 @@ Result<std::map<std::string, InputStats>> collect_input_stats(std::shared_ptr<co
     cp.n_ctx = opts.calib_ctx;
     cp.n_batch = opts.calib_ctx;
     cp.n_threads = n_threads;
+    // q/k/v (and gate/up) read the same input: accumulate it once and copy at the end.
+    std::map<std::string, std::string> alias;
+    const float * last_x = nullptr;
+    int64_t last_n = -1;
+    std::string last_name;
     cp.matmul_observer = [&](int layer, const char * name, const float * x, int64_t n_tok, int64_t n_cols) {
         if (layer < 0) return;  // output head: not quantized with GPTQ
+        if (x == last_x && n_tok == last_n && stats.count(last_name) && stats[last_name].n_cols == n_cols) {
+            alias[name] = last_name;
+            return;
+        }
         stats[name].add(x, n_tok, n_cols);
+        last_x = x, last_n = n_tok, last_name = name;
     };
     auto ctx = Context::create(model, cp);
     if (!ctx) return ctx.error();
@@ -168,7 +178,7 @@ Result<std::map<std::string, InputStats>> collect_input_stats(std::shared_ptr<co
         (*ctx)->truncate(0);
         GB_TRY_STATUS((*ctx)->decode(chunk, false, cancel));
     }
-    // q/k/v (and gate/up) see the same input: collected separately, which is simple but costs time.
+    for (const auto & [name, src] : alias) stats[name] = stats[src];
     return stats;
 }
 
@@ -265,13 +275,13 @@ Result<RequantizeReport> requantize_file(const std::string & in_path, const std:
             const int64_t n_cols = t->ne[0], n_rows = t->n_elements() / n_cols;
             const size_t src_rb = row_size(p.from, n_cols), dst_rb = row_size(p.to, n_cols);
             if (hs) {
-                std::vector<float> wf(size_t(n_rows * n_cols));
+                std::vector<float> wf(static_cast<size_t>(n_rows * n_cols));
                 pool->parallel_for(n_rows, 64, [&](int64_t b, int64_t e) {
                     for (int64_t r = b; r < e; ++r) dequantize_row(p.from, t->data + size_t(r) * src_rb, &wf[size_t(r * n_cols)], n_cols);
                 });
                 Status s;
                 if (params.gptq.weighted_rtn) {
-                    std::vector<float> imp(size_t(n_cols));
+                    std::vector<float> imp(static_cast<size_t>(n_cols));
                     for (int64_t c = 0; c < n_cols; ++c) imp[size_t(c)] = float(hs->h[size_t(c * n_cols + c)]);
                     s = rtn_weighted_quantize(p.to, wf.data(), n_rows, n_cols, imp, dst);
                 } else {
@@ -283,7 +293,7 @@ Result<RequantizeReport> requantize_file(const std::string & in_path, const std:
                 return;
             }
             pool->parallel_for(n_rows, 16, [&](int64_t b, int64_t e) {
-                std::vector<float> row(size_t(n_cols));
+                std::vector<float> row(static_cast<size_t>(n_cols));
                 for (int64_t r = b; r < e; ++r) {
                     dequantize_row(p.from, t->data + size_t(r) * src_rb, row.data(), n_cols);
                     quantize_row_ref(p.to, row.data(), dst + size_t(r) * dst_rb, n_cols);
