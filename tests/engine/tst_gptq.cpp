@@ -25,11 +25,11 @@ Layer make_layer(int64_t rows, int64_t cols, int64_t tokens, uint32_t seed) {
     l.w.resize(size_t(rows * cols));
     for (float & v : l.w) v = nd(rng) * 0.05f;
     const int64_t k = 16;  // latent factors
-    std::vector<float> mix(size_t(k * cols)), scale(size_t(cols));
+    std::vector<float> mix(static_cast<size_t>(k * cols)), scale(static_cast<size_t>(cols));
     for (float & v : mix) v = nd(rng);
     for (int64_t c = 0; c < cols; ++c) scale[size_t(c)] = 0.2f + 3.0f * std::fabs(nd(rng));
     l.x.resize(size_t(tokens * cols));
-    std::vector<float> z(size_t(k));
+    std::vector<float> z(static_cast<size_t>(k));
     for (int64_t t = 0; t < tokens; ++t) {
         for (float & v : z) v = nd(rng);
         for (int64_t c = 0; c < cols; ++c) {
@@ -44,7 +44,7 @@ Layer make_layer(int64_t rows, int64_t cols, int64_t tokens, uint32_t seed) {
 // sum over tokens and rows of ((W - Wq) x)^2, in double (independent of H)
 double output_error(const Layer & l, TensorType type, const std::vector<uint8_t> & q) {
     const size_t rb = row_size(type, l.cols);
-    std::vector<float> wq(size_t(l.cols));
+    std::vector<float> wq(static_cast<size_t>(l.cols));
     double err = 0.0;
     for (int64_t r = 0; r < l.rows; ++r) {
         dequantize_row(type, q.data() + size_t(r) * rb, wq.data(), l.cols);
@@ -106,12 +106,12 @@ class TestGptq : public QObject {
         const Layer l = make_layer(32, 128, 256, 3);
         InputStats st;
         st.add(l.x.data(), l.tokens, l.cols);
-        std::vector<float> imp(size_t(l.cols));
+        std::vector<float> imp(static_cast<size_t>(l.cols));
         for (int64_t c = 0; c < l.cols; ++c) imp[size_t(c)] = float(st.h[size_t(c * l.cols + c)]);
         std::vector<uint8_t> q(row_size(TensorType::Q4_0, l.cols) * size_t(l.rows));
         QVERIFY(rtn_weighted_quantize(TensorType::Q4_0, l.w.data(), l.rows, l.cols, imp, q.data()).ok());
         auto weighted = [&](const std::vector<uint8_t> & qq) {
-            std::vector<float> wq(size_t(l.cols));
+            std::vector<float> wq(static_cast<size_t>(l.cols));
             double e = 0.0;
             for (int64_t r = 0; r < l.rows; ++r) {
                 dequantize_row(TensorType::Q4_0, qq.data() + size_t(r) * row_size(TensorType::Q4_0, l.cols), wq.data(), l.cols);

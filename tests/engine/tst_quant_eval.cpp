@@ -22,7 +22,7 @@ class TestQuantEval : public QObject {
         std::normal_distribution<float> nd(0.0f, 3.0f);
         for (int trial = 0; trial < 20; ++trial) {
             const int n = 50 + trial * 7;
-            std::vector<float> a(size_t(n)), b(size_t(n));
+            std::vector<float> a(static_cast<size_t>(n)), b(static_cast<size_t>(n));
             for (int i = 0; i < n; ++i) { a[size_t(i)] = nd(rng); b[size_t(i)] = a[size_t(i)] + 0.3f * nd(rng); }
             const int target = trial % n;
             // oracle: softmax in long double, direct sums
@@ -61,7 +61,7 @@ class TestQuantEval : public QObject {
         const std::string dir = QDir::tempPath().toStdString() + "/gb_quant_eval";
         std::filesystem::create_directories(dir);
         auto spec = synth_preset("tiny-llama");
-        QVERIFY(spec.has_value());
+        QVERIFY(spec.ok());
         spec->types = *synth_types("Q8_0");
         const std::string a = dir + "/a.gguf";
         QVERIFY(write_synthetic_model(*spec, a).ok());
@@ -75,7 +75,7 @@ class TestQuantEval : public QObject {
         ep.max_chunks = 2;
         ep.n_threads = 2;
         auto r = evaluate_variants({{"a", a}, {"a2", a}, {"b", b}}, text, ep);
-        QVERIFY2(r.has_value(), r ? "" : r.error().message.c_str());
+        QVERIFY2(r.ok(), r ? "" : r.error().message.c_str());
         QCOMPARE(int(r->size()), 3);
         const VariantResult & self = (*r)[1];
         QVERIFY(self.kld_mean < 1e-9);
@@ -87,14 +87,14 @@ class TestQuantEval : public QObject {
         // perplexity equals compute_perplexity (an independent path through perplexity.cpp)
         for (int v : {0, 2}) {
             auto m = Model::load(v == 0 ? a : b);
-            QVERIFY(m.has_value());
+            QVERIFY(m.ok());
             const Tokenizer & tok = (*m)->tokenizer();
             PerplexityParams pp;
             pp.n_ctx = 64;
             pp.max_chunks = 2;
             pp.n_threads = 2;
             auto ppl = compute_perplexity(*m, tok.encode(text, tok.add_bos(), false), pp);
-            QVERIFY(ppl.has_value());
+            QVERIFY(ppl.ok());
             QVERIFY(std::fabs(ppl->ppl - (*r)[size_t(v)].ppl) < 1e-6 * ppl->ppl);
         }
         QVERIFY(format_table(*r).find("| b |") != std::string::npos);
