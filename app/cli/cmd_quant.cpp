@@ -65,9 +65,13 @@ int cmd_quantize(int argc, char ** argv) {
     const auto unknown = args.unknown({"-m", "-o", "--type", "--attn", "--ffn", "--embd", "--output", "--gptq", "--calib", "--gptq-type",
                                        "--group", "--act-order", "--damp", "--imatrix-rtn", "--strict", "-t", "--calib-ctx", "--calib-tokens"});
     if (!unknown.empty()) return fail("quantize: unknown option " + unknown[0]);
+    int last_pct = -1;
     std::string last_stage;
     p.progress = [&](float f, const std::string & stage) {
-        std::fprintf(stderr, "\r%3d%% %-40.40s", int(f * 100.0f), stage.c_str());
+        const int pct = int(f * 100.0f);
+        if (pct == last_pct && stage.rfind("blk.", 0) == 0) return;
+        last_pct = pct;
+        std::fprintf(stderr, "\r%3d%% %-40.40s", pct, stage.c_str());
     };
     auto r = requantize_file(*in, *out, p);
     std::fprintf(stderr, "\n");
