@@ -122,3 +122,36 @@ int cmd_eval(int argc, char ** argv) {
 }
 
 }  // namespace gbcli
+
+namespace gbcli {
+
+// `logits -m FILE -p TEXT -o OUT.f32`: all-token logits [n, n_vocab] as raw float32,
+// token ids on stdout (one line). For scripts/check_quant_llamacpp.py.
+int cmd_logits(int argc, char ** argv) {
+    Args args(argc, argv, 2, {});
+    if (!args.ok()) return fail(args.error());
+    const auto path = args.get("-m");
+    const auto text = args.get("-p");
+    const auto out = args.get("-o");
+    if (!path || !text || !out) return fail("logits needs -m FILE -p TEXT -o OUT.f32 [-t N]");
+    auto model = gb::Model::load(*path);
+    if (!model) return fail(model.error().message);
+    const gb::Tokenizer & tok = (*model)->tokenizer();
+    const std::vector<gb::Token> toks = tok.encode(*text, tok.add_bos(), false);
+    gb::ContextParams cp;
+    cp.n_ctx = int32_t(toks.size()) + 8;
+    cp.n_threads = int32_t(args.get_int("-t", 0));
+    auto ctx = gb::Context::create(*model, cp);
+    if (!ctx) return fail(ctx.error().message);
+    const gb::Status st = (*ctx)->decode(toks, true);
+    if (!st.ok()) return fail(st.error().message);
+    std::ofstream o(*out, std::ios::binary);
+    const auto l = (*ctx)->logits();
+    o.write(reinterpret_cast<const char *>(l.data()), std::streamsize(l.size() * sizeof(float)));
+    if (!o) return fail("cannot write " + *out);
+    for (size_t i = 0; i < toks.size(); ++i) std::printf("%s%d", i ? " " : "", toks[i]);
+    std::printf("\n");
+    return 0;
+}
+
+}  // namespace gbcli
