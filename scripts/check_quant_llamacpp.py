@@ -8,7 +8,10 @@ differ slightly in float order even on identical weights).
   scripts/check_quant_llamacpp.py --cli build/app/glassbox-cli FILE.gguf [FILE.gguf ...]
 
 Pass: every file loads, top-1 tokens agree on >= 90% of positions and the relative
-RMS logit difference is below --tol (default 0.02). Prints one line per file.
+RMS logit difference is below --tol (default 0.06). Prints one line per file.
+The tolerance is set by the baseline: gemma-3-270m-q4_k_m.gguf itself (not written by
+us) differs by 0.041 relative RMS between Glassbox and llama.cpp (llama.cpp rounds
+activations to 8 bits in its quantized dot products; Glassbox's kernels differ).
 """
 import argparse
 import os
@@ -43,7 +46,7 @@ def llamacpp_logits(path, toks, threads):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cli", required=True)
-    ap.add_argument("--tol", type=float, default=0.02)
+    ap.add_argument("--tol", type=float, default=0.06)
     ap.add_argument("-t", "--threads", type=int, default=2)
     ap.add_argument("files", nargs="+")
     a = ap.parse_args()
