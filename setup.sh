@@ -69,6 +69,11 @@ build
 case "$mode" in
     test) run_tests ;;
     run)
+        # The desktop app when there is a display; the terminal chat otherwise.
+        if [ -x ./build/app/glassbox ] && [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
+            step "Glassbox desktop app"
+            exec ./build/app/glassbox --model "$model"
+        fi
         step "Chat (type /exit to quit)"
         exec ./build/app/glassbox-cli chat -m "$model" ;;
 esac

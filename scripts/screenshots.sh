@@ -1,0 +1,17 @@
+#!/bin/sh
+# Renders screenshots of the app's main views into docs/screenshots/ (PNG) under
+# xvfb, with a canned engine (tests/ui/glassbox_screenshots.cpp) so they are
+# the same everywhere. Usage: [GLASSBOX_MODEL=file.gguf] scripts/screenshots.sh [build-dir]
+set -eu
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$root/build}
+ninja -C "$build" glassbox-screenshots
+out=$root/docs/screenshots
+mkdir -p "$out"
+# Models shown in the library view: the default model (when installed) and small test files.
+models=$root/tests/fixtures/gguf/v3_gguf_py.gguf:$root/tests/fixtures/tokenizer/spm_tiny.gguf
+m=${GLASSBOX_MODEL:-$root/models/gemma-3-270m-q4_k_m.gguf}
+if [ -f "$m" ]; then models=$m:$models; fi
+QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1600x1200x24" \
+  "$build/tests/ui/glassbox-screenshots" "$out" "$models"
+ls -l "$out"
