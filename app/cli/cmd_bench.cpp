@@ -3,6 +3,7 @@
 #include "common.h"
 
 #include "glassbox/perplexity.h"
+#include "glassbox/cuda_backend.h"
 
 #include <sys/resource.h>
 
@@ -51,6 +52,8 @@ int cmd_bench(int argc, char ** argv) {
     const int32_t n_threads = int32_t(args.get_int("-t", 0));
     const int32_t reps = int32_t(args.get_int("-r", 5));
     const int32_t n_batch = int32_t(args.get_int("-b", 512));
+    const std::string backend = args.get_or("--backend", "cpu");
+    const int32_t n_gpu_layers = int32_t(args.get_int("-ngl", -1));
     if (!args.ok()) return fail(args.error());
     if (n_prompt < 0 || n_gen < 0 || reps < 1) return fail("bench: -p/-n must be >= 0 and -r >= 1");
 
@@ -60,8 +63,9 @@ int cmd_bench(int argc, char ** argv) {
     cp.n_ctx = std::max(n_prompt, n_gen) + 16;
     cp.n_threads = n_threads;
     cp.n_batch = n_batch;
-    auto ctx = gb::Context::create(model, cp);
-    if (!ctx) return fail(ctx.error().message);
+    std::string used;
+    auto ctx = make_context(model, cp, backend, n_gpu_layers, &used);
+    if (!ctx) return 1;
 
     std::mt19937 rng(1234);
     std::uniform_int_distribution<gb::Token> pick(0, model->tokenizer().n_vocab() - 1);
@@ -75,19 +79,19 @@ int cmd_bench(int argc, char ** argv) {
     for (int32_t r = -1; r < reps; ++r) {  // r == -1: warm-up
         if (n_prompt > 0) {
             const auto toks = random_tokens(n_prompt);
-            (*ctx)->truncate(0);
+            ctx->truncate(0);
             const auto t0 = Clock::now();
-            gb::Status st = (*ctx)->decode(toks, false);
+            gb::Status st = ctx->decode(toks, false);
             const double s = std::chrono::duration<double>(Clock::now() - t0).count();
             if (!st) return fail(st.error().message);
             if (r >= 0) pp_tps.push_back(n_prompt / s);
         }
         if (n_gen > 0) {
-            (*ctx)->truncate(0);
+            ctx->truncate(0);
             const auto toks = random_tokens(n_gen);
             const auto t0 = Clock::now();
             for (int32_t i = 0; i < n_gen; ++i) {
-                gb::Status st = (*ctx)->decode(std::span<const gb::Token>(&toks[size_t(i)], 1), false);
+                gb::Status st = ctx->decode(std::span<const gb::Token>(&toks[size_t(i)], 1), false);
                 if (!st) return fail(st.error().message);
             }
             const double s = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -97,16 +101,24 @@ int cmd_bench(int argc, char ** argv) {
     const Stat pp = stats_of(pp_tps), tg = stats_of(tg_tps);
     const double rss = peak_rss_mib();
     const double file_mib = double(model->file().file_size()) / (1024.0 * 1024.0);
-    const double kv_mib = double((*ctx)->kv_bytes()) / (1024.0 * 1024.0);
+    const double kv_mib = double(ctx->kv_bytes()) / (1024.0 * 1024.0);
+    // Weight bytes one decode step reads: every tensor but the embedding
+    // table, which is read whole only when it doubles as the output matrix.
+    double weight_bytes = 0.0;
+    const bool tied = model->file().find_tensor("output.weight") == nullptr;
+    for (const auto & t : model->file().tensors()) {
+        if (t.name == "token_embd.weight" && !tied) continue;
+        weight_bytes += double(t.n_bytes);
+    }
     if (args.has("--json")) {
-        std::printf("{\"model\": \"%s\", \"file_mib\": %.1f, \"n_threads\": %d, \"reps\": %d, "
+        std::printf("{\"model\": \"%s\", \"backend\": \"%s\", \"file_mib\": %.1f, \"n_threads\": %d, \"reps\": %d, "
                     "\"pp\": {\"n\": %d, \"tps\": %.3f, \"std\": %.3f}, "
                     "\"tg\": {\"n\": %d, \"tps\": %.3f, \"std\": %.3f}, "
-                    "\"peak_rss_mib\": %.1f, \"kv_mib\": %.1f}\n",
-                    model->description().c_str(), file_mib, n_threads, reps, n_prompt, pp.mean, pp.stddev, n_gen,
-                    tg.mean, tg.stddev, rss, kv_mib);
+                    "\"peak_rss_mib\": %.1f, \"kv_mib\": %.1f, \"bytes_per_token\": %.0f}\n",
+                    model->description().c_str(), used.c_str(), file_mib, n_threads, reps, n_prompt, pp.mean, pp.stddev, n_gen,
+                    tg.mean, tg.stddev, rss, kv_mib, weight_bytes);
     } else {
-        std::printf("| model | threads | test | t/s |\n|---|---|---|---|\n");
+        std::printf("backend: %s\n| model | threads | test | t/s |\n|---|---|---|---|\n", used.c_str());
         if (n_prompt > 0) {
             std::printf("| %s | %d | pp%d | %.2f ± %.2f |\n", model->description().c_str(), n_threads, n_prompt,
                         pp.mean, pp.stddev);

@@ -13,6 +13,9 @@ int cmd_bench(int argc, char ** argv);
 int cmd_synth(int argc, char ** argv);
 int cmd_perplexity(int argc, char ** argv);
 int cmd_devices(int argc, char ** argv);
+int cmd_quantize(int argc, char ** argv);  // [quantlab]
+int cmd_eval(int argc, char ** argv);      // [quantlab]
+int cmd_logits(int argc, char ** argv);    // [quantlab]
 
 // Prints "glassbox-cli: <message>" on stderr and returns 1.
 int fail(const std::string & message);

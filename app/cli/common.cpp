@@ -1,6 +1,8 @@
 // Shared pieces of the generation commands.
 #include "common.h"
 
+#include "glassbox/cuda_backend.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -14,7 +16,7 @@ const std::set<std::string> k_generate_flags = {"--greedy", "--chat", "--ignore-
 const std::set<std::string> k_generate_options = {
     "-m", "-p", "-n", "-t", "-c", "-s", "--greedy", "--temp", "--top-k", "--top-p", "--min-p", "--repeat-penalty",
     "--repeat-last-n", "--presence-penalty", "--frequency-penalty", "--seed", "--stop", "--chat", "--ignore-eos",
-    "--drop-old-turns", "--stats", "--template",
+    "--drop-old-turns", "--stats", "--template", "--backend", "-ngl",
     // [spec] speculative decoding
     "--spec", "--draft-model", "--draft-max", "--ngram", "--spec-branches", "--spec-skip-layers", "--spec-fixed"};
 
@@ -41,7 +43,42 @@ std::shared_ptr<const gb::Model> load_model(const std::string & path) {
     return *model;
 }
 
+std::unique_ptr<gb::Context> make_context(std::shared_ptr<const gb::Model> model, const gb::ContextParams & cp,
+                                          const std::string & backend, int32_t n_gpu_layers, std::string * used) {
+    if (backend == "cuda") {
+        gb::cuda::CudaContextParams gp;
+        gp.context = cp;
+        gp.n_gpu_layers = n_gpu_layers;
+        auto c = gb::cuda::create_context(model, gp);
+        if (c) {
+            if (used) *used = "cuda";
+            return std::move(*c);
+        }
+        std::fprintf(stderr, "glassbox-cli: CUDA backend not used: %s\n", c.error().message.c_str());
+    } else if (backend != "cpu") {
+        std::fprintf(stderr, "glassbox-cli: unknown backend \"%s\" (cpu or cuda); using the CPU\n", backend.c_str());
+    }
+    auto c = gb::Context::create(std::move(model), cp);
+    if (!c) {
+        std::fprintf(stderr, "glassbox-cli: %s\n", c.error().message.c_str());
+        return nullptr;
+    }
+    if (used) *used = "cpu";
+    return std::move(*c);
+}
+
+void set_backend(gb::SessionParams * sp, const std::string & backend, int32_t n_gpu_layers) {
+    if (backend == "cpu") return;
+    sp->context_factory = [backend, n_gpu_layers](std::shared_ptr<const gb::Model> m,
+                                                 const gb::ContextParams & cp) -> gb::Result<std::unique_ptr<gb::Context>> {
+        auto c = make_context(std::move(m), cp, backend, n_gpu_layers, nullptr);
+        if (!c) return gb::make_error(gb::ErrorCode::Internal, "no context could be created");
+        return c;
+    };
+}
+
 void read_generate_options(Args & args, gb::SessionParams * sp, gb::GenerateParams * gp) {
+    set_backend(sp, args.get_or("--backend", "cpu"), int32_t(args.get_int("-ngl", -1)));
     sp->context.n_threads = int32_t(args.get_int("-t", 0));
     sp->context.n_ctx = int32_t(args.get_int("-c", 4096));
     if (args.has("--drop-old-turns")) sp->overflow = gb::OverflowPolicy::DropOldestTurns;

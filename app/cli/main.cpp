@@ -14,13 +14,17 @@ void usage() {
                  "  info -m FILE                      metadata and tensor table\n"
                  "  tokenize -m FILE TEXT             token ids and pieces\n"
                  "  generate -m FILE -p TEXT -n N     generate text (stdout: the text only)\n"
-                 "           [-t THREADS] [--greedy | --temp T] [--top-k K] [--top-p P] [--min-p P]\n"
+                 "           [-t THREADS] [--backend cpu|cuda] [--greedy | --temp T] [--top-k K] [--top-p P] [--min-p P]\n"
                  "           [--repeat-penalty R] [--seed S] [--stop STR]... [-c CTX] [--chat]\n"
                  "  chat -m FILE [-s SYSTEM]           interactive chat with the model's template\n"
-                 "  bench -m FILE [-p 512] [-n 128] [-t THREADS] [-r REPS] [--json]\n"
+                 "  bench -m FILE [-p 512] [-n 128] [-t THREADS] [-r REPS] [--json] [--backend cpu|cuda]\n"
                  "  perplexity -m FILE -f TEXTFILE [-c 512] [-t THREADS] [--chunks N]\n"
                  "  synth --shape NAME --type TYPE -o FILE [--seed S]   random-weight GGUF (--list)\n"
-                 "  devices                           CUDA availability\n");
+                 "  devices                           CUDA availability\n"
+                 "  quantize -m IN -o OUT [--type T] [--attn T --ffn T --embd T --output T]\n"
+                 "           [--gptq --calib FILE [--gptq-type Q4_0|Q4_K] [--group 32] [--act-order]] [--strict]\n"
+                 "  eval -m REF -m VARIANT... -f TEXT [--ctx 512] [--chunks N] [--json]\n"
+                 "  logits -m FILE -p TEXT -o OUT.f32  all-token logits (raw float32) for comparisons\n");
 }
 
 }  // namespace
@@ -39,6 +43,9 @@ int main(int argc, char ** argv) {
     if (cmd == "perplexity") return gbcli::cmd_perplexity(argc, argv);
     if (cmd == "synth") return gbcli::cmd_synth(argc, argv);
     if (cmd == "devices") return gbcli::cmd_devices(argc, argv);
+    if (cmd == "quantize") return gbcli::cmd_quantize(argc, argv);
+    if (cmd == "eval") return gbcli::cmd_eval(argc, argv);
+    if (cmd == "logits") return gbcli::cmd_logits(argc, argv);
     std::fprintf(stderr, "glassbox-cli: unknown command \"%s\"\n", cmd.c_str());
     usage();
     return 2;

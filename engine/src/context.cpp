@@ -44,7 +44,16 @@ class ContextImpl final : public Context {
 
     // Runs fn(begin, end) over [0, n) rows; inline when the work is small.
     template <typename F> void for_rows(int64_t n, int64_t cost_per_row, F && fn);
-    void matmul(const arch::Matrix & w, const float * x, int64_t n, float * y) { cpu::matmul(w.view(), x, n, y, *m_pool); }
+    void matmul(const arch::Matrix & w, const float * x, int64_t n, float * y) {
+        if (m_observer) m_observer(m_cur_layer, w.t->name.c_str(), x, n, w.t->ne[0]);  // [quantlab]
+        cpu::matmul(w.view(), x, n, y, *m_pool);
+    }
+
+  public:  // [quantlab] calibration hook (ContextParams::matmul_observer) and the layer being run
+    decltype(ContextParams::matmul_observer) m_observer;
+    int m_cur_layer = -1;
+
+  private:
 
     std::shared_ptr<const Model> m_model;
     const HParams &              m_hp;
@@ -183,6 +192,7 @@ Status ContextImpl::run_chunk(const Token * tokens, int32_t n, int32_t n_out, fl
             ops::rmsnorm(m_xn.data() + t * n_embd, m_x.data() + t * n_embd, m_w.output_norm.data, n_embd, m_hp.rms_eps);
         }
     });
+    m_cur_layer = -1;  // [quantlab]
     matmul(m_w.output, m_xn.data(), n_out, logits_out);
     if (m_hp.final_logit_softcap > 0.0f) {
         const float cap = m_hp.final_logit_softcap;
@@ -195,6 +205,7 @@ void ContextImpl::block(int il, int32_t n, int32_t n_out, int32_t & n_rows) {
     const LayerWeights & l = m_w.layers[il];
     const int64_t n_embd   = m_hp.n_embd;
     const bool last_layer  = il == m_hp.n_layer - 1;
+    m_cur_layer = il;  // [quantlab]
 
     // xn = rmsnorm(x) * attn_norm   [n, n_embd]
     for_rows(n, n_embd, [&](int64_t b, int64_t e) {
@@ -346,6 +357,7 @@ Result<std::unique_ptr<Context>> Context::create(std::shared_ptr<const Model> mo
     if (n_threads == 0) n_threads = int32_t(std::max(1u, std::thread::hardware_concurrency()));
     auto ctx = std::make_unique<ContextImpl>(std::move(model), n_ctx, n_batch, n_threads);
     GB_TRY_STATUS(ctx->allocate());
+    ctx->m_observer = params.matmul_observer;  // [quantlab]
     return std::unique_ptr<Context>(std::move(ctx));
 }
 

@@ -92,7 +92,7 @@ class StopMatcher {
 
 Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> model, const SessionParams & params) {
     if (!model) return make_error(ErrorCode::InvalidArgument, "no model loaded");
-    auto ctx = Context::create(model, params.context);
+    auto ctx = params.context_factory ? params.context_factory(model, params.context) : Context::create(model, params.context);
     if (!ctx) return ctx.error();
     std::unique_ptr<Session> s(new Session());
     s->m_model = std::move(model);

@@ -147,7 +147,7 @@ void TstBlockPool::property() {
     int n_oom = 0, n_cow = 0, n_evict = 0;
 
     auto holders = [&]() {
-        std::vector<int> h(size_t(n_pages), 0);
+        std::vector<int> h(static_cast<size_t>(n_pages), 0);
         for (const auto & [s, v] : model) {
             for (PageId p : tables.pages(s)) ++h[size_t(p)];
         }

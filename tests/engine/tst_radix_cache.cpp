@@ -300,7 +300,7 @@ void TstRadixCache::property() {
         QVERIFY2(s.ok(), (where + ": " + (s.ok() ? "" : s.error().message)).c_str());
         s = cache.check_invariants();
         QVERIFY2(s.ok(), (where + ": " + (s.ok() ? "" : s.error().message) + "\n" + cache.dump()).c_str());
-        std::vector<int> holders(size_t(n_pages), 0);
+        std::vector<int> holders(static_cast<size_t>(n_pages), 0);
         for (const Active & a : active) {
             for (PageId p : tables.pages(a.seq)) ++holders[size_t(p)];
         }

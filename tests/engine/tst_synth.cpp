@@ -173,7 +173,7 @@ void TstSynth::write_and_reopen() {
         QCOMPARE(t->n_bytes, row_size(t->type, e.ne[0]) * size_t(rows));
 
         // Values: weights ~ N(0, std^2), norms ~ 1 + N(0, 0.1^2).
-        std::vector<float> row(size_t(e.ne[0]));
+        std::vector<float> row(static_cast<size_t>(e.ne[0]));
         QVERIFY(dequantize_row(t->type, t->data, row.data(), e.ne[0]));
         if (e.ne[0] >= 128) {
             double sum = 0, sum2 = 0;

@@ -2,6 +2,11 @@
 // same API that reports "not compiled with CUDA".
 #pragma once
 
+#include "glassbox/model.h"
+#include "glassbox/result.h"
+
+#include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -16,5 +21,39 @@ struct DeviceReport {
 
 // Never fails hard: no driver or no GPU is reported in the message.
 DeviceReport probe();
+
+struct CudaContextParams {
+    ContextParams context;         // n_ctx, n_batch (n_threads unused)
+    int32_t       device = 0;
+    // Layers on the GPU: -1 = all. Partial offload is not implemented yet:
+    // any other value is refused with an Unsupported error.
+    int32_t       n_gpu_layers = -1;
+    // Memory the context may use; 0 = the device's free memory. (Tests set a
+    // small budget to exercise the refusal path.)
+    uint64_t      memory_budget = 0;
+    bool          use_graph = true;  // capture the single-token decode step in a CUDA graph
+};
+
+// What a context would take on the device, computed before anything is allocated.
+struct MemoryEstimate {
+    uint64_t weights = 0;      // uploaded weights (device layout)
+    uint64_t per_layer = 0;    // weights + KV cache of an average layer
+    uint64_t kv_cache = 0;
+    uint64_t scratch = 0;      // activations, logits, GEMM scratch
+    uint64_t total = 0;
+    uint64_t available = 0;    // budget (free memory or the given budget)
+    int32_t  layers_that_fit = 0;  // with the non-layer parts resident
+};
+Result<MemoryEstimate> estimate_memory(const Model & model, const CudaContextParams & params);
+
+// A Context whose forward pass runs on the GPU. Fails with a clear message
+// when CUDA is unavailable (no driver, no device, stub build), when a weight
+// type is not supported, or when the model does not fit (the message gives
+// the estimate and how many layers would fit).
+Result<std::unique_ptr<Context>> create_context(std::shared_ptr<const Model> model, const CudaContextParams & params);
+
+// Greedy token of the last logits row, computed on the device for a CUDA
+// context (no copy of the logits); on the host otherwise.
+Result<Token> greedy_token(const Context & ctx);
 
 }  // namespace gb::cuda

@@ -69,6 +69,10 @@ struct ContextParams {
     int32_t n_ctx = 4096;       // clamped to n_ctx_train
     int32_t n_threads = 0;      // 0 = hardware concurrency
     int32_t n_batch = 512;      // max tokens per forward chunk in prefill
+    // [quantlab] Optional: called before each weight matmul with its input
+    // x [n_tokens, n_cols] (layer -1 for the output head). For calibration (GPTQ).
+    std::function<void(int layer, const char * weight_name, const float * x, int64_t n_tokens, int64_t n_cols)>
+        matmul_observer;
 };
 
 // One sequence's state. Not thread-safe; one thread drives it.

@@ -26,6 +26,8 @@ struct SessionParams {
     ContextParams  context;
     OverflowPolicy overflow = OverflowPolicy::Error;
     std::string    chat_template_override;  // Jinja source; "" = the model's own (or built-in by arch)
+    // Makes the Context (e.g. a GPU one); empty = Context::create (CPU).
+    std::function<Result<std::unique_ptr<Context>>(std::shared_ptr<const Model>, const ContextParams &)> context_factory;
 };
 
 struct GenerateParams {

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# One device call: checks the CUDA backend (cuda tests, compute-sanitizer
+# memcheck + racecheck) and times it against llama.cpp (built with CUDA here
+# from the llama-cpp-python sdist's vendor/llama.cpp) on synthetic models:
+# decode tg128 and prefill pp512, plus the device-to-device copy bandwidth and
+# the roofline (bandwidth / weight bytes per token). Logs go to $OUT.
+#
+# usage: bench/bench_cuda.sh WORKDIR
+#   WORKDIR/bin: glassbox-cli, tst_cuda_kernels, tst_cuda_model (built with
+#                -DGLASSBOX_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90; the device
+#                image has no Qt, so the binaries are built where Qt is)
+#   WORKDIR/lib or lib.tgz (-> /tmp/gblib): shared libraries the test binaries need (Qt)
+#   WORKDIR/lcpp.tgz: llama.cpp sources (trimmed vendor/llama.cpp)
+# env: GB_DEADLINE (seconds, default 560), GB_MODELS (space-separated
+#      shape:type list), GB_SKIP_CHECKS=1, GB_SKIP_LCPP=1
+set -u
+W=${1:-.cudawork}
+W=$(cd "$W" && pwd)
+OUT=${OUT:-/tmp/gb_out}
+mkdir -p "$OUT"
+T0=$(date +%s)
+DEADLINE=${GB_DEADLINE:-560}
+if [ -f "$W/lib.tgz" ]; then tar xzf "$W/lib.tgz" -C /tmp; export LD_LIBRARY_PATH="/tmp/gblib:${LD_LIBRARY_PATH:-}"; fi
+[ -d "$W/lib" ] && export LD_LIBRARY_PATH="$W/lib:${LD_LIBRARY_PATH:-}"
+BIN=$W/bin
+M=/tmp/gb_models
+mkdir -p "$M"
+elapsed() { echo $(( $(date +%s) - T0 )); }
+left() { echo $(( DEADLINE - $(elapsed) )); }
+log() { echo "[$(elapsed)s] $*" | tee -a "$OUT/summary.log"; }
+
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem --format=csv | tee "$OUT/gpu.txt"
+nproc
+
+# ---- llama.cpp build (background) -------------------------------------------
+LCPP_PID=
+if [ "${GB_SKIP_LCPP:-0}" != 1 ] && [ -f "$W/lcpp.tgz" ]; then
+  tar xzf "$W/lcpp.tgz" -C /tmp
+  ( cmake -S /tmp/lcpp -B /tmp/lcpp/build -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
+      -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF \
+      -DLLAMA_OPENSSL=OFF -DGGML_NATIVE=ON \
+    && nice cmake --build /tmp/lcpp/build --target llama-bench -j 12 ) > "$OUT/lcpp_build.log" 2>&1 &
+  LCPP_PID=$!
+  log "llama.cpp build started"
+fi
+
+# ---- models (8B in the background: it takes minutes) -------------------------
+MODELS=${GB_MODELS:-"gemma3-270m:Q4_K_M llama-1b:Q4_K_M llama-1b:Q8_0 llama-1b:F16 llama-8b:Q4_K_M"}
+synth() {  # shape type
+  local f="$M/$1-$2.gguf"
+  [ -f "$f" ] || "$BIN/glassbox-cli" synth --shape "$1" --type "$2" -o "$f" -t "${3:-4}" >> "$OUT/synth.log" 2>&1
+}
+BIG_PID=
+for mt in $MODELS; do
+  case $mt in llama-8b:*) ( synth "${mt%%:*}" "${mt##*:}" 4 ) & BIG_PID="$BIG_PID $!";; esac
+done
+
+# ---- checks ---------------------------------------------------------------------
+if [ "${GB_SKIP_CHECKS:-0}" != 1 ]; then
+  log "tests"
+  "$BIN/tst_cuda_kernels" > "$OUT/tst_cuda_kernels.log" 2>&1; log "tst_cuda_kernels rc=$? $(grep -E '^Totals' "$OUT/tst_cuda_kernels.log")"
+  timeout 240 "$BIN/tst_cuda_model" > "$OUT/tst_cuda_model.log" 2>&1; log "tst_cuda_model rc=$? $(grep -E '^Totals' "$OUT/tst_cuda_model.log")"
+  grep -E "top-1|FAIL|error" "$OUT/tst_cuda_model.log" | head -40
+  grep -E "FAIL" -A3 "$OUT/tst_cuda_kernels.log" | head -40
+  log "compute-sanitizer memcheck (kernels)"
+  timeout 150 compute-sanitizer --tool memcheck --leak-check full --error-exitcode 3 "$BIN/tst_cuda_kernels" > "$OUT/memcheck_kernels.log" 2>&1
+  log "memcheck kernels rc=$? $(grep -E 'ERROR SUMMARY|^Totals' "$OUT/memcheck_kernels.log" | tr '\n' ' ')"
+  timeout 90 compute-sanitizer --tool memcheck --error-exitcode 3 "$BIN/tst_cuda_model" "logits:tiny-gemma3 Q4_K_M" "logits:tiny-qwen2 Q4_K_M" > "$OUT/memcheck_model.log" 2>&1
+  log "memcheck model rc=$? $(grep -E 'ERROR SUMMARY|^Totals' "$OUT/memcheck_model.log" | tr '\n' ' ')"
+  timeout 120 compute-sanitizer --tool racecheck --error-exitcode 3 "$BIN/tst_cuda_kernels" attention add_norm qkv_post act argmax_softcap "linear:Q4_K gemm x130" "linear:Q6_K matvec x3" > "$OUT/racecheck.log" 2>&1
+  log "racecheck rc=$? $(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY|^Totals' "$OUT/racecheck.log" | tr '\n' ' ')"
+fi
+
+# ---- bandwidth -------------------------------------------------------------------
+python3 - > "$OUT/bandwidth.txt" 2>&1 <<'PY'
+import torch
+n = 2 << 30  # 2 GiB per buffer
+a = torch.empty(n, dtype=torch.uint8, device="cuda"); b = torch.empty_like(a)
+a.random_(0, 255)
+for _ in range(3): b.copy_(a)
+ts = []
+for _ in range(10):
+    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    s.record(); b.copy_(a); e.record(); torch.cuda.synchronize(); ts.append(s.elapsed_time(e) / 1e3)
+ts.sort(); t = ts[len(ts) // 2]
+print(f"d2d_copy_GBps {2 * n / t / 1e9:.1f}  (read+write, median of 10, 2 GiB)")
+PY
+cat "$OUT/bandwidth.txt" | tee -a "$OUT/summary.log"
+
+# ---- timing ----------------------------------------------------------------------
+run_ours() {  # file tag
+  "$BIN/glassbox-cli" bench -m "$1" --backend cuda -p 512 -n 128 -r 3 --json > "$OUT/ours_$2.json" 2>> "$OUT/ours_err.log"
+  log "ours $2: $(cat "$OUT/ours_$2.json")"
+}
+run_lcpp() {
+  [ -x /tmp/lcpp/build/bin/llama-bench ] || return
+  /tmp/lcpp/build/bin/llama-bench -m "$1" -ngl 99 -p 512 -n 128 -r 3 -o json > "$OUT/lcpp_$2.json" 2>> "$OUT/lcpp_err.log"
+  log "llama.cpp $2: $(python3 -c "import json,sys; d=json.load(open('$OUT/lcpp_$2.json')); print(' '.join('%s p%d n%d %.1f t/s' % (r['model_type'], r['n_prompt'], r['n_gen'], r['avg_ts']) for r in d))" 2>&1)"
+}
+for mt in $MODELS; do
+  case $mt in llama-8b:*) continue;; esac
+  [ "$(left)" -lt 60 ] && { log "deadline: skipping $mt"; continue; }
+  synth "${mt%%:*}" "${mt##*:}" 16
+  run_ours "$M/${mt%%:*}-${mt##*:}.gguf" "${mt%%:*}-${mt##*:}"
+done
+log "waiting for the 8B file / llama.cpp build"
+for p in $BIG_PID; do
+  while kill -0 "$p" 2>/dev/null && [ "$(left)" -gt 45 ]; do sleep 2; done
+done
+for mt in $MODELS; do
+  case $mt in llama-8b:*) ;; *) continue;; esac
+  f="$M/${mt%%:*}-${mt##*:}.gguf"
+  [ -f "$f" ] && [ "$(left)" -gt 40 ] && run_ours "$f" "${mt%%:*}-${mt##*:}"
+done
+if [ -n "$LCPP_PID" ]; then
+  while kill -0 "$LCPP_PID" 2>/dev/null && [ "$(left)" -gt 30 ]; do sleep 2; done
+  log "llama.cpp build: $(tail -1 "$OUT/lcpp_build.log")"
+  for mt in $MODELS; do
+    f="$M/${mt%%:*}-${mt##*:}.gguf"
+    [ -f "$f" ] && [ "$(left)" -gt 15 ] && run_lcpp "$f" "${mt%%:*}-${mt##*:}"
+  done
+fi
+ls -la "$M" >> "$OUT/summary.log"
+log "done"

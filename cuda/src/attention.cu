@@ -1,0 +1,148 @@
+// Attention over the f16 KV cache, flash style (online softmax, no score
+// matrix): block (split, head, query) = 4 warps, each warp walks every 4th key
+// of the split's range; lane l holds head dims [l*DPL, l*DPL+DPL). Partial
+// (max, sum, acc) per split are merged by a second kernel, so decode spreads
+// one query over many blocks (split-K flash-decoding). GQA: head h reads KV
+// head h / (n_head / n_head_kv). Sliding windows bound the key range.
+#include "kernels.h"
+
+#include <cuda_fp16.h>
+
+namespace gb::cuda {
+namespace {
+
+constexpr int kAttnWarps = 4;
+
+template <int DPL>
+__device__ __forceinline__ void load_h(const __half * p, float * v) {
+    if constexpr (DPL == 1) {
+        v[0] = __half2float(*p);
+    } else if constexpr (DPL == 2) {
+        const float2 f = __half22float2(*reinterpret_cast<const __half2 *>(p));
+        v[0] = f.x; v[1] = f.y;
+    } else if constexpr (DPL == 4) {
+        const uint2 u = *reinterpret_cast<const uint2 *>(p);
+        const float2 a = __half22float2(*reinterpret_cast<const __half2 *>(&u.x));
+        const float2 b = __half22float2(*reinterpret_cast<const __half2 *>(&u.y));
+        v[0] = a.x; v[1] = a.y; v[2] = b.x; v[3] = b.y;
+    } else {
+        const uint4 u = *reinterpret_cast<const uint4 *>(p);
+        const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const float2 f = __half22float2(*reinterpret_cast<const __half2 *>(&w[i]));
+            v[2 * i] = f.x; v[2 * i + 1] = f.y;
+        }
+    }
+}
+
+template <int DPL>
+__global__ void __launch_bounds__(kAttnWarps * 32) attn_partial_kernel(const AttnArgs a, const int * __restrict__ pos0, int n_split) {
+    __shared__ float s_m[kAttnWarps], s_l[kAttnWarps];
+    __shared__ float s_acc[kAttnWarps][DPL * 32];
+    const int split = blockIdx.x, h = blockIdx.y, t = blockIdx.z;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int hd = a.hd, group = a.n_head / a.n_head_kv, g = h / group;
+    const int n_kv_row = a.n_head_kv * hd;
+    const int pos = *pos0 + t;
+    const int lo = a.window > 0 ? max(0, pos - a.window + 1) : 0;
+    const int len = pos + 1 - lo;
+    const int chunk = (len + n_split - 1) / n_split;
+    const int s0 = lo + split * chunk, s1 = min(pos + 1, s0 + chunk);
+    const int d0 = lane * DPL;
+    const bool active = d0 < hd;
+
+    float q[DPL], acc[DPL];
+    const float * qp = a.q + size_t(t) * a.n_head * hd + size_t(h) * hd;
+#pragma unroll
+    for (int i = 0; i < DPL; ++i) {
+        q[i] = active ? qp[d0 + i] * a.scale : 0.0f;
+        acc[i] = 0.0f;
+    }
+    float m = -INFINITY, l = 0.0f;
+    const __half * kb = a.k + size_t(g) * hd + d0;
+    const __half * vb = a.v + size_t(g) * hd + d0;
+    for (int j = s0 + warp; j < s1; j += kAttnWarps) {
+        float kv[DPL];
+        float s = 0.0f;
+        if (active) {
+            load_h<DPL>(kb + size_t(j) * n_kv_row, kv);
+#pragma unroll
+            for (int i = 0; i < DPL; ++i) s = fmaf(q[i], kv[i], s);
+        }
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+        const float m_new = fmaxf(m, s);
+        const float corr = expf(m - m_new);
+        const float p = expf(s - m_new);
+        l = l * corr + p;
+        if (active) {
+            load_h<DPL>(vb + size_t(j) * n_kv_row, kv);
+#pragma unroll
+            for (int i = 0; i < DPL; ++i) acc[i] = acc[i] * corr + p * kv[i];
+        }
+        m = m_new;
+    }
+    if (lane == 0) { s_m[warp] = m; s_l[warp] = l; }
+#pragma unroll
+    for (int i = 0; i < DPL; ++i) s_acc[warp][d0 + i] = acc[i];
+    __syncthreads();
+    float M = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < kAttnWarps; ++w) M = fmaxf(M, s_m[w]);
+    float wgt[kAttnWarps], L = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kAttnWarps; ++w) {
+        wgt[w] = s_m[w] == -INFINITY ? 0.0f : expf(s_m[w] - M);
+        L += wgt[w] * s_l[w];
+    }
+    const size_t part = (size_t(t) * a.n_head + h) * n_split + split;
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float v = 0.0f;
+#pragma unroll
+        for (int w = 0; w < kAttnWarps; ++w) v += wgt[w] * s_acc[w][d];
+        a.part_acc[part * hd + d] = v;
+    }
+    if (threadIdx.x == 0) { a.part_ml[2 * part] = M; a.part_ml[2 * part + 1] = L; }
+}
+
+// grid (n_head, n_tok), block 128
+__global__ void attn_combine_kernel(const AttnArgs a, int n_split) {
+    const int h = blockIdx.x, t = blockIdx.y, hd = a.hd;
+    const size_t base = (size_t(t) * a.n_head + h) * n_split;
+    float M = -INFINITY;
+    for (int s = 0; s < n_split; ++s) M = fmaxf(M, a.part_ml[2 * (base + s)]);
+    float L = 0.0f;
+    for (int s = 0; s < n_split; ++s) {
+        const float ms = a.part_ml[2 * (base + s)];
+        if (ms != -INFINITY) L += expf(ms - M) * a.part_ml[2 * (base + s) + 1];
+    }
+    const float inv = L > 0.0f ? 1.0f / L : 0.0f;
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float v = 0.0f;
+        for (int s = 0; s < n_split; ++s) {
+            const float ms = a.part_ml[2 * (base + s)];
+            if (ms != -INFINITY) v += expf(ms - M) * a.part_acc[(base + s) * hd + d];
+        }
+        a.out[size_t(t) * a.n_head * hd + size_t(h) * hd + d] = v * inv;
+    }
+}
+
+}  // namespace
+
+Status attention(const AttnArgs & a, const int * pos0, int n_tok, int n_split, cudaStream_t s) {
+    if (n_tok == 0) return {};
+    if (a.hd > 256 || a.n_head % a.n_head_kv != 0) return make_error(ErrorCode::Unsupported, "CUDA attention: head size over 256 or uneven GQA");
+    const dim3 grid(n_split, a.n_head, n_tok);
+    const int threads = kAttnWarps * 32;
+    if (a.hd <= 32) attn_partial_kernel<1><<<grid, threads, 0, s>>>(a, pos0, n_split);
+    else if (a.hd <= 64) attn_partial_kernel<2><<<grid, threads, 0, s>>>(a, pos0, n_split);
+    else if (a.hd <= 128) attn_partial_kernel<4><<<grid, threads, 0, s>>>(a, pos0, n_split);
+    else attn_partial_kernel<8><<<grid, threads, 0, s>>>(a, pos0, n_split);
+    GB_CU_LAUNCH("attention");
+    attn_combine_kernel<<<dim3(a.n_head, n_tok), 128, 0, s>>>(a, n_split);
+    GB_CU_LAUNCH("attention combine");
+    return {};
+}
+
+}  // namespace gb::cuda

@@ -1,0 +1,537 @@
+// The GPU Context: weights uploaded once in their quantized formats (device
+// layout, see DevMat), an f16 KV cache, and the forward pass of llama / qwen2
+// / gemma3 mirroring engine/src/context.cpp. Up to kMatvecMaxTok tokens run
+// through the matvec kernels (decode), more through the tensor-core GEMM
+// (prefill). The single-token step is captured once in a CUDA graph; token
+// ids and the position travel through pinned host buffers, so the graph is
+// replayed unchanged at every position.
+#include "glassbox/cuda_backend.h"
+#include "kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+namespace gb::cuda {
+namespace {
+
+constexpr int kMatvecMaxTok = 4;
+constexpr size_t kGemmW16Elems = size_t(32) << 20;  // 64 MiB of f16 weight slab
+constexpr uint64_t kMargin = uint64_t(512) << 20;   // kept free for the runtime, graphs, fragmentation
+
+struct Flags {
+    bool qkv_bias = false, qk_norm = false, post_norms = false, scale_q = false;
+    int  act = 0;  // 0 SiLU, 1 GELU-tanh
+};
+Flags flags_of(Arch a) {
+    Flags f;
+    if (a == Arch::Qwen2) f.qkv_bias = true;
+    if (a == Arch::Gemma3) { f.qk_norm = f.post_norms = f.scale_q = true; f.act = 1; }
+    return f;
+}
+
+std::string layer_name(int il, const char * what) { return "blk." + std::to_string(il) + "." + what; }
+
+// Sizes of one context's device buffers.
+struct Dims {
+    int64_t E, n_q, n_kv, F, V, hd, nb, n_ctx, n_layer, n_head, n_head_kv;
+    int     dec_split;
+    int64_t max_in() const { return std::max({E, F, n_q}); }
+};
+Dims dims_of(const HParams & hp, int32_t n_ctx, int32_t n_batch) {
+    Dims d{};
+    d.E = hp.n_embd; d.hd = hp.head_dim_k; d.n_head = hp.n_head; d.n_head_kv = hp.n_head_kv;
+    d.n_q = int64_t(hp.n_head) * hp.head_dim_k; d.n_kv = int64_t(hp.n_head_kv) * hp.head_dim_k;
+    d.F = hp.n_ff; d.V = hp.n_vocab; d.nb = n_batch; d.n_ctx = n_ctx; d.n_layer = hp.n_layer;
+    d.dec_split = int(std::clamp<int64_t>(n_ctx / 128, 1, 32));
+    return d;
+}
+uint64_t scratch_bytes(const Dims & d) {
+    const uint64_t f = 4;
+    uint64_t b = 0;
+    b += f * d.nb * (3 * d.E + 2 * d.n_q + 2 * d.n_kv + 2 * d.F);  // x xn proj q attn k v gate up
+    b += f * d.nb * d.V;                                            // logits
+    b += uint64_t(d.nb) * d.max_in() * (1 + 4 / 32.0 + 4 / 16.0) + 64;  // q8
+    const int64_t parts = std::max<int64_t>(d.nb * d.n_head, int64_t(kMatvecMaxTok) * d.n_head * d.dec_split);
+    b += f * parts * (d.hd + 2);
+    b += 2 * uint64_t(d.nb) * d.max_in() + 2 * kGemmW16Elems;
+    return b;
+}
+
+const char * kLayerMatrices[] = {"attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight",
+                                 "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"};
+
+uint64_t matrix_bytes(const gguf::TensorInfo * t) {
+    if (!t) return 0;
+    const DevMat m = dev_layout(t->type, t->ne[0], t->ne[1]);
+    return uint64_t(m.stride) * uint64_t(m.n_rows);
+}
+
+class CudaContextImpl final : public Context {
+  public:
+    CudaContextImpl(std::shared_ptr<const Model> model, int32_t n_ctx, int32_t n_batch, const CudaContextParams & p)
+        : m_model(std::move(model)), m_hp(m_model->hparams()), m_flags(flags_of(m_hp.arch)),
+          m_d(dims_of(m_hp, n_ctx, n_batch)), m_device(p.device), m_use_graph(p.use_graph) {}
+    ~CudaContextImpl() override;
+
+    Status init();
+
+    Status decode(std::span<const Token> tokens, bool all_logits, const std::atomic<bool> * cancel) override;
+    std::span<const float> logits() const override;
+    int32_t n_past() const override { return m_n_past; }
+    int32_t n_ctx() const override { return int32_t(m_d.n_ctx); }
+    void    truncate(int32_t n_past) override { m_n_past = std::clamp(n_past, 0, m_n_past); }
+    const Model & model() const override { return *m_model; }
+    size_t  kv_bytes() const override { return size_t(2 * m_d.n_layer * m_d.n_ctx * m_d.n_kv * 2); }
+
+    Result<Token> greedy() const;
+
+  private:
+    struct Layer {
+        DevMat wq, wk, wv, wo, gate, up, down;
+        const float *attn_norm = nullptr, *ffn_norm = nullptr, *bq = nullptr, *bk = nullptr, *bv = nullptr;
+        const float *q_norm = nullptr, *k_norm = nullptr, *post_attn = nullptr, *post_ffn = nullptr;
+    };
+
+    template <typename T> Result<T *> alloc(size_t n) {
+        void * p = nullptr;
+        GB_CU(cudaMalloc(&p, std::max<size_t>(n, 1) * sizeof(T)));
+        m_allocs.push_back(p);
+        return static_cast<T *>(p);
+    }
+    Result<DevMat> upload_matrix(const std::string & name, int64_t ne0, int64_t ne1, bool required = true);
+    Result<const float *> upload_vector(const std::string & name, int64_t n, bool required = true);
+    Status upload_rope();
+
+    Status run_chunk(const Token * tokens, int32_t n, int32_t n_out);
+    Status enqueue_forward(int32_t n, int32_t n_out);
+    Status linear(const MatvecJob * jobs, int n_jobs, const float * x, const Q8Act & xq, int n);
+
+    std::shared_ptr<const Model> m_model;
+    const HParams & m_hp;
+    Flags m_flags;
+    Dims  m_d;
+    int   m_device;
+    bool  m_use_graph;
+    int32_t m_n_past = 0;
+
+    std::vector<void *> m_allocs;
+    cudaStream_t m_stream = nullptr;
+    cudaGraphExec_t m_graph = nullptr;
+
+    DevMat m_tok_embd, m_output;
+    const float * m_output_norm = nullptr;
+    const float * m_inv_freq[2] = {nullptr, nullptr};
+    std::vector<Layer> m_layers;
+    __half * m_k_cache = nullptr;
+    __half * m_v_cache = nullptr;
+
+    float *m_x, *m_xn, *m_proj, *m_q, *m_attn, *m_k, *m_v, *m_gate, *m_up, *m_logits_d;
+    float *m_part_acc, *m_part_ml;
+    Q8Act m_q8;
+    GemmScratch m_gemm;
+    int * m_tokens_d = nullptr;
+    int * m_pos_d = nullptr;
+    int * m_argmax_d = nullptr;
+    int * m_tokens_h = nullptr;  // pinned
+    int * m_pos_h = nullptr;     // pinned
+
+    // Logits: all_logits chunks are copied at once; otherwise the last row
+    // stays on the device until logits() is called.
+    mutable std::vector<float> m_logits;
+    mutable bool   m_logits_pending = false;
+    size_t         m_n_logits = 0;
+    int32_t        m_last_n_out = 0;
+};
+
+CudaContextImpl::~CudaContextImpl() {
+    cudaSetDevice(m_device);
+    if (m_stream) cudaStreamSynchronize(m_stream);
+    if (m_graph) cudaGraphExecDestroy(m_graph);
+    if (m_stream) cudaStreamDestroy(m_stream);
+    for (void * p : m_allocs) cudaFree(p);
+    if (m_tokens_h) cudaFreeHost(m_tokens_h);
+    if (m_pos_h) cudaFreeHost(m_pos_h);
+}
+
+Result<DevMat> CudaContextImpl::upload_matrix(const std::string & name, int64_t ne0, int64_t ne1, bool required) {
+    const gguf::TensorInfo * t = m_model->file().find_tensor(name);
+    if (!t) {
+        if (required) return make_error(ErrorCode::InvalidFile, "CUDA: missing tensor " + name);
+        return DevMat{};
+    }
+    if (t->ne[0] != ne0 || t->ne[1] != ne1) return make_error(ErrorCode::InvalidFile, "CUDA: tensor " + name + " has an unexpected shape");
+    if (!device_supported(t->type)) {
+        return make_error(ErrorCode::Unsupported, std::string("CUDA: tensor ") + name + " has type " + type_name(t->type) +
+                                                      ", which the CUDA kernels do not support");
+    }
+    if (ne0 % 32 != 0) return make_error(ErrorCode::Unsupported, "CUDA: tensor " + name + " has rows not a multiple of 32 values");
+    DevMat m = dev_layout(t->type, ne0, ne1);
+    auto mem = alloc<uint8_t>(m.stride * size_t(ne1));
+    if (!mem) return mem.error();
+    uint8_t * d = *mem;
+    const size_t rs = row_size(t->type, ne0);
+    if (!split_layout(t->type) && rs == m.stride) {
+        GB_CU(cudaMemcpy(d, t->data, rs * size_t(ne1), cudaMemcpyHostToDevice));
+    } else {
+        const int64_t slab = std::max<int64_t>(1, int64_t((size_t(64) << 20) / m.stride));
+        std::vector<uint8_t> staging(size_t(std::min(slab, ne1)) * m.stride);
+        for (int64_t r0 = 0; r0 < ne1; r0 += slab) {
+            const int64_t nr = std::min(slab, ne1 - r0);
+            for (int64_t r = 0; r < nr; ++r) pack_row(t->type, ne0, t->data + size_t(r0 + r) * rs, staging.data() + size_t(r) * m.stride, m);
+            GB_CU(cudaMemcpy(d + size_t(r0) * m.stride, staging.data(), size_t(nr) * m.stride, cudaMemcpyHostToDevice));
+        }
+    }
+    m.data = d;
+    return m;
+}
+
+Result<const float *> CudaContextImpl::upload_vector(const std::string & name, int64_t n, bool required) {
+    const gguf::TensorInfo * t = m_model->file().find_tensor(name);
+    if (!t) {
+        if (required) return make_error(ErrorCode::InvalidFile, "CUDA: missing tensor " + name);
+        return static_cast<const float *>(nullptr);
+    }
+    if (t->n_elements() != n) return make_error(ErrorCode::InvalidFile, "CUDA: tensor " + name + " has an unexpected size");
+    std::vector<float> v(static_cast<size_t>(n));
+    if (!dequantize_row(t->type, t->data, v.data(), n)) return make_error(ErrorCode::Unsupported, "CUDA: cannot convert tensor " + name);
+    auto mem = alloc<float>(size_t(n));
+    if (!mem) return mem.error();
+    GB_CU(cudaMemcpy(*mem, v.data(), v.size() * sizeof(float), cudaMemcpyHostToDevice));
+    return static_cast<const float *>(*mem);
+}
+
+Status CudaContextImpl::upload_rope() {
+    const int half = int(m_d.hd / 2);
+    std::vector<float> ff(size_t(half), 1.0f);
+    if (const gguf::TensorInfo * t = m_model->file().find_tensor("rope_freqs.weight")) {
+        if (t->n_elements() != half || !dequantize_row(t->type, t->data, ff.data(), half)) {
+            return make_error(ErrorCode::InvalidFile, "CUDA: rope_freqs.weight has an unexpected size or type");
+        }
+    }
+    for (int k = 0; k < 2; ++k) {
+        const double base = k == 0 ? m_hp.rope_freq_base : m_hp.rope_freq_base_swa;
+        const double scale = k == 0 ? m_hp.rope_freq_scale : m_hp.rope_freq_scale_swa;
+        std::vector<float> inv(static_cast<size_t>(half));
+        for (int i = 0; i < half; ++i) inv[i] = float(scale * std::pow(base, -2.0 * i / double(m_d.hd)) / ff[i]);
+        auto mem = alloc<float>(inv.size());
+        if (!mem) return mem.error();
+        GB_CU(cudaMemcpy(*mem, inv.data(), inv.size() * sizeof(float), cudaMemcpyHostToDevice));
+        m_inv_freq[k] = *mem;
+    }
+    return {};
+}
+
+#define GB_ASSIGN(lhs, expr)                 \
+    do {                                     \
+        auto gb_r_ = (expr);                 \
+        if (!gb_r_.ok()) return gb_r_.error(); \
+        lhs = *gb_r_;                        \
+    } while (0)
+
+Status CudaContextImpl::init() {
+    GB_CU(cudaSetDevice(m_device));
+    GB_CU(cudaStreamCreateWithFlags(&m_stream, cudaStreamNonBlocking));
+    const Dims & d = m_d;
+    GB_ASSIGN(m_tok_embd, upload_matrix("token_embd.weight", d.E, d.V));
+    GB_ASSIGN(m_output, upload_matrix("output.weight", d.E, d.V, false));
+    if (!m_output.data) m_output = m_tok_embd;
+    GB_ASSIGN(m_output_norm, upload_vector("output_norm.weight", d.E));
+    GB_TRY_STATUS(upload_rope());
+    m_layers.resize(size_t(d.n_layer));
+    for (int il = 0; il < d.n_layer; ++il) {
+        Layer & l = m_layers[size_t(il)];
+        GB_ASSIGN(l.attn_norm, upload_vector(layer_name(il, "attn_norm.weight"), d.E));
+        GB_ASSIGN(l.wq, upload_matrix(layer_name(il, "attn_q.weight"), d.E, d.n_q));
+        GB_ASSIGN(l.wk, upload_matrix(layer_name(il, "attn_k.weight"), d.E, d.n_kv));
+        GB_ASSIGN(l.wv, upload_matrix(layer_name(il, "attn_v.weight"), d.E, d.n_kv));
+        GB_ASSIGN(l.wo, upload_matrix(layer_name(il, "attn_output.weight"), d.n_q, d.E));
+        GB_ASSIGN(l.ffn_norm, upload_vector(layer_name(il, "ffn_norm.weight"), d.E));
+        GB_ASSIGN(l.gate, upload_matrix(layer_name(il, "ffn_gate.weight"), d.E, d.F));
+        GB_ASSIGN(l.up, upload_matrix(layer_name(il, "ffn_up.weight"), d.E, d.F));
+        GB_ASSIGN(l.down, upload_matrix(layer_name(il, "ffn_down.weight"), d.F, d.E));
+        if (m_flags.qkv_bias) {
+            GB_ASSIGN(l.bq, upload_vector(layer_name(il, "attn_q.bias"), d.n_q));
+            GB_ASSIGN(l.bk, upload_vector(layer_name(il, "attn_k.bias"), d.n_kv));
+            GB_ASSIGN(l.bv, upload_vector(layer_name(il, "attn_v.bias"), d.n_kv));
+        }
+        if (m_flags.qk_norm) {
+            GB_ASSIGN(l.q_norm, upload_vector(layer_name(il, "attn_q_norm.weight"), d.hd));
+            GB_ASSIGN(l.k_norm, upload_vector(layer_name(il, "attn_k_norm.weight"), d.hd));
+        }
+        if (m_flags.post_norms) {
+            GB_ASSIGN(l.post_attn, upload_vector(layer_name(il, "post_attention_norm.weight"), d.E));
+            GB_ASSIGN(l.post_ffn, upload_vector(layer_name(il, "post_ffw_norm.weight"), d.E));
+        }
+    }
+    const size_t kv = size_t(d.n_layer * d.n_ctx * d.n_kv);
+    GB_ASSIGN(m_k_cache, alloc<__half>(kv));
+    GB_ASSIGN(m_v_cache, alloc<__half>(kv));
+    const size_t nb = size_t(d.nb);
+    GB_ASSIGN(m_x, alloc<float>(nb * d.E));
+    GB_ASSIGN(m_xn, alloc<float>(nb * d.E));
+    GB_ASSIGN(m_proj, alloc<float>(nb * d.E));
+    GB_ASSIGN(m_q, alloc<float>(nb * d.n_q));
+    GB_ASSIGN(m_attn, alloc<float>(nb * d.n_q));
+    GB_ASSIGN(m_k, alloc<float>(nb * d.n_kv));
+    GB_ASSIGN(m_v, alloc<float>(nb * d.n_kv));
+    GB_ASSIGN(m_gate, alloc<float>(nb * d.F));
+    GB_ASSIGN(m_up, alloc<float>(nb * d.F));
+    GB_ASSIGN(m_logits_d, alloc<float>(nb * d.V));
+    const size_t mi = nb * size_t(d.max_in());
+    GB_ASSIGN(m_q8.q, alloc<int8_t>(mi));
+    GB_ASSIGN(m_q8.d, alloc<float>(mi / 32));
+    GB_ASSIGN(m_q8.s, alloc<float>(mi / 16));
+    const size_t parts = size_t(std::max<int64_t>(d.nb * d.n_head, int64_t(kMatvecMaxTok) * d.n_head * d.dec_split));
+    GB_ASSIGN(m_part_acc, alloc<float>(parts * d.hd));
+    GB_ASSIGN(m_part_ml, alloc<float>(parts * 2));
+    GB_ASSIGN(m_gemm.x16, alloc<__half>(mi));
+    m_gemm.w16_elems = kGemmW16Elems;
+    GB_ASSIGN(m_gemm.w16, alloc<__half>(kGemmW16Elems));
+    GB_ASSIGN(m_tokens_d, alloc<int>(nb));
+    GB_ASSIGN(m_pos_d, alloc<int>(1));
+    GB_ASSIGN(m_argmax_d, alloc<int>(1));
+    GB_CU(cudaMallocHost(&m_tokens_h, nb * sizeof(int)));
+    GB_CU(cudaMallocHost(&m_pos_h, sizeof(int)));
+    GB_CU(cudaDeviceSynchronize());
+    return {};
+}
+
+Status CudaContextImpl::linear(const MatvecJob * jobs, int n_jobs, const float * x, const Q8Act & xq, int n) {
+    if (n <= kMatvecMaxTok) return matvec(jobs, n_jobs, xq, x, n, m_stream);
+    for (int i = 0; i < n_jobs; ++i) GB_TRY_STATUS(gemm(jobs[i].w, x, n, jobs[i].y, jobs[i].bias, m_gemm, m_stream));
+    return {};
+}
+
+Status CudaContextImpl::enqueue_forward(int32_t n, int32_t n_out) {
+    const Dims & d = m_d;
+    const cudaStream_t s = m_stream;
+    const bool mv = n <= kMatvecMaxTok;
+    const Q8Act q8 = mv ? m_q8 : Q8Act{};
+    GB_CU(cudaMemcpyAsync(m_tokens_d, m_tokens_h, size_t(n) * sizeof(int), cudaMemcpyHostToDevice, s));
+    GB_CU(cudaMemcpyAsync(m_pos_d, m_pos_h, sizeof(int), cudaMemcpyHostToDevice, s));
+    GB_TRY_STATUS(embed(m_tok_embd, m_tokens_d, n, m_hp.embd_scale, m_x, s));
+    const float * pend = nullptr;
+    const float * pend_post = nullptr;
+    const float attn_scale = m_hp.attn_scale > 0.0f ? m_hp.attn_scale : 1.0f / std::sqrt(float(m_hp.head_dim_k));
+    for (int il = 0; il < d.n_layer; ++il) {
+        const Layer & l = m_layers[size_t(il)];
+        const bool swa = m_hp.layer_is_swa[size_t(il)] && m_hp.sliding_window > 0;
+        // xn = rmsnorm(x += pending) * attn_norm
+        GB_TRY_STATUS(add_norm(m_x, pend, pend_post, l.attn_norm, m_hp.rms_eps, int(d.E), n, m_xn, q8, s));
+        const MatvecJob qkv[3] = {{l.wq, m_q, nullptr}, {l.wk, m_k, nullptr}, {l.wv, m_v, nullptr}};
+        GB_TRY_STATUS(linear(qkv, 3, m_xn, q8, n));
+        __half * kc = m_k_cache + size_t(il) * d.n_ctx * d.n_kv;
+        __half * vc = m_v_cache + size_t(il) * d.n_ctx * d.n_kv;
+        QkvPost qp{m_q, m_k, m_v, l.bq, l.bk, l.bv, l.q_norm, l.k_norm, m_inv_freq[m_hp.layer_is_swa[size_t(il)] ? 1 : 0],
+                   m_hp.rope_style == RopeStyle::Neox, m_flags.scale_q ? attn_scale : 1.0f, m_hp.rms_eps,
+                   int(d.n_head), int(d.n_head_kv), int(d.hd), kc, vc};
+        GB_TRY_STATUS(qkv_post(qp, m_pos_d, n, s));
+        AttnArgs aa{m_q, kc, vc, int(d.n_head), int(d.n_head_kv), int(d.hd), swa ? m_hp.sliding_window : 0,
+                    m_flags.scale_q ? 1.0f : attn_scale, m_attn, m_part_acc, m_part_ml};
+        GB_TRY_STATUS(attention(aa, m_pos_d, n, mv ? d.dec_split : 1, s));
+        if (mv) GB_TRY_STATUS(act_quant(m_attn, nullptr, 0, int64_t(n) * d.n_q, q8, s));
+        const MatvecJob wo{l.wo, m_proj, nullptr};
+        GB_TRY_STATUS(linear(&wo, 1, m_attn, q8, n));
+        // xn = rmsnorm(x += [post_norm](proj)) * ffn_norm
+        GB_TRY_STATUS(add_norm(m_x, m_proj, l.post_attn, l.ffn_norm, m_hp.rms_eps, int(d.E), n, m_xn, q8, s));
+        const MatvecJob gu[2] = {{l.gate, m_gate, nullptr}, {l.up, m_up, nullptr}};
+        GB_TRY_STATUS(linear(gu, 2, m_xn, q8, n));
+        GB_TRY_STATUS(act_quant(m_gate, m_up, m_flags.act, int64_t(n) * d.F, q8, s));
+        const MatvecJob dn{l.down, m_proj, nullptr};
+        GB_TRY_STATUS(linear(&dn, 1, m_gate, q8, n));
+        pend = m_proj;
+        pend_post = l.post_ffn;
+    }
+    GB_TRY_STATUS(add_norm(m_x, pend, pend_post, m_output_norm, m_hp.rms_eps, int(d.E), n, m_xn, m_q8, s));
+    if (n_out > 0) {
+        const int64_t t0 = n - n_out;
+        const Q8Act q8o{m_q8.q + t0 * d.E, m_q8.d + t0 * d.E / 32, m_q8.s + t0 * d.E / 16};
+        const MatvecJob out{m_output, m_logits_d, nullptr};
+        GB_TRY_STATUS(linear(&out, 1, m_xn + t0 * d.E, q8o, n_out));
+        if (m_hp.final_logit_softcap > 0.0f) GB_TRY_STATUS(softcap(m_logits_d, int64_t(n_out) * d.V, m_hp.final_logit_softcap, s));
+    }
+    return {};
+}
+
+Status CudaContextImpl::run_chunk(const Token * tokens, int32_t n, int32_t n_out) {
+    std::memcpy(m_tokens_h, tokens, size_t(n) * sizeof(int));
+    *m_pos_h = m_n_past;
+    if (m_use_graph && n == 1 && n_out == 1) {
+        if (!m_graph) {
+            GB_CU(cudaStreamBeginCapture(m_stream, cudaStreamCaptureModeThreadLocal));
+            Status st = enqueue_forward(1, 1);
+            cudaGraph_t g = nullptr;
+            const cudaError_t e = cudaStreamEndCapture(m_stream, &g);
+            if (!st.ok()) {
+                if (g) cudaGraphDestroy(g);
+                return st;
+            }
+            GB_CU(e);
+            const cudaError_t ie = cudaGraphInstantiate(&m_graph, g, 0);
+            cudaGraphDestroy(g);
+            GB_CU(ie);
+        }
+        GB_CU(cudaGraphLaunch(m_graph, m_stream));
+    } else {
+        GB_TRY_STATUS(enqueue_forward(n, n_out));
+    }
+    GB_CU(cudaStreamSynchronize(m_stream));
+    return {};
+}
+
+Status CudaContextImpl::decode(std::span<const Token> tokens, bool all_logits, const std::atomic<bool> * cancel) {
+    const int64_t n = int64_t(tokens.size());
+    if (n == 0) return {};
+    if (m_n_past + n > m_d.n_ctx) {
+        return make_error(ErrorCode::OutOfRange, std::to_string(n) + " tokens at position " + std::to_string(m_n_past) +
+                                                     " do not fit the context of " + std::to_string(m_d.n_ctx));
+    }
+    for (int64_t i = 0; i < n; ++i) {
+        if (tokens[i] < 0 || tokens[i] >= m_hp.n_vocab) {
+            return make_error(ErrorCode::InvalidArgument, "token " + std::to_string(tokens[i]) + " at index " + std::to_string(i) +
+                                                              " is outside the vocabulary (" + std::to_string(m_hp.n_vocab) + ")");
+        }
+    }
+    GB_CU(cudaSetDevice(m_device));
+    const size_t V = size_t(m_d.V);
+    m_n_logits = (all_logits ? size_t(n) : 1) * V;
+    m_logits_pending = false;
+    if (all_logits && m_logits.size() < m_n_logits) m_logits.resize(m_n_logits);
+    for (int64_t start = 0; start < n; start += m_d.nb) {
+        if (cancel && cancel->load(std::memory_order_relaxed)) return make_error(ErrorCode::Cancelled, "decode cancelled");
+        const int32_t cn = int32_t(std::min<int64_t>(m_d.nb, n - start));
+        const bool last = start + cn == n;
+        const int32_t n_out = all_logits ? cn : (last ? 1 : 0);
+        GB_TRY_STATUS(run_chunk(tokens.data() + start, cn, n_out));
+        m_n_past += cn;
+        m_last_n_out = n_out;
+        if (all_logits) {
+            GB_CU(cudaMemcpy(m_logits.data() + size_t(start) * V, m_logits_d, size_t(cn) * V * sizeof(float), cudaMemcpyDeviceToHost));
+        }
+    }
+    m_logits_pending = !all_logits;
+    return {};
+}
+
+std::span<const float> CudaContextImpl::logits() const {
+    if (m_logits_pending) {
+        const size_t V = size_t(m_d.V);
+        if (m_logits.size() < V) m_logits.resize(V);
+        cudaSetDevice(m_device);
+        const cudaError_t e = cudaMemcpy(m_logits.data(), m_logits_d + size_t(m_last_n_out - 1) * V, V * sizeof(float),
+                                         cudaMemcpyDeviceToHost);
+        if (e != cudaSuccess) std::fill(m_logits.begin(), m_logits.begin() + V, NAN);
+        m_logits_pending = false;
+    }
+    return {m_logits.data(), m_n_logits};
+}
+
+Result<Token> CudaContextImpl::greedy() const {
+    if (m_n_logits == 0) return make_error(ErrorCode::InvalidArgument, "greedy_token: no logits yet");
+    GB_CU(cudaSetDevice(m_device));
+    const size_t V = size_t(m_d.V);
+    const int32_t rows = int32_t(m_n_logits / V);
+    const float * last = m_logits_d + size_t(std::max(0, (m_logits_pending ? m_last_n_out : m_last_n_out) - 1)) * V;
+    (void)rows;
+    GB_TRY_STATUS(argmax_rows(last, int(V), 1, m_argmax_d, m_stream));
+    int tok = 0;
+    GB_CU(cudaMemcpyAsync(&tok, m_argmax_d, sizeof(int), cudaMemcpyDeviceToHost, m_stream));
+    GB_CU(cudaStreamSynchronize(m_stream));
+    return Token(tok);
+}
+
+std::string gib(uint64_t b) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2f GiB", double(b) / double(1ull << 30));
+    return buf;
+}
+
+}  // namespace
+
+Result<MemoryEstimate> estimate_memory(const Model & model, const CudaContextParams & params) {
+    const HParams & hp = model.hparams();
+    const gguf::File & f = model.file();
+    const int32_t n_ctx = std::min(params.context.n_ctx, hp.n_ctx_train);
+    const int32_t n_batch = std::min(params.context.n_batch, n_ctx);
+    const Dims d = dims_of(hp, n_ctx, n_batch);
+    MemoryEstimate e;
+    uint64_t layer_w = 0;
+    for (int il = 0; il < hp.n_layer; ++il) {
+        for (const char * m : kLayerMatrices) layer_w += matrix_bytes(f.find_tensor(layer_name(il, m)));
+        layer_w += uint64_t(4) * (2 * d.E + 2 * d.hd + 2 * d.E + d.n_q + 2 * d.n_kv);  // norms, biases (upper bound)
+    }
+    const uint64_t global_w = matrix_bytes(f.find_tensor("token_embd.weight")) + matrix_bytes(f.find_tensor("output.weight")) +
+                              uint64_t(4) * d.E + uint64_t(8) * d.hd;
+    e.weights = layer_w + global_w;
+    e.kv_cache = uint64_t(2) * 2 * d.n_layer * d.n_ctx * d.n_kv;
+    e.scratch = scratch_bytes(d);
+    e.total = e.weights + e.kv_cache + e.scratch;
+    e.per_layer = hp.n_layer > 0 ? (layer_w + e.kv_cache) / uint64_t(hp.n_layer) : 0;
+    if (params.memory_budget > 0) {
+        e.available = params.memory_budget;
+    } else {
+        int count = 0;
+        cudaError_t ce = cudaGetDeviceCount(&count);
+        if (ce != cudaSuccess) return make_error(ErrorCode::Unsupported, std::string("CUDA unavailable: ") + cudaGetErrorString(ce));
+        if (params.device < 0 || params.device >= count) return make_error(ErrorCode::InvalidArgument, "CUDA: no device " + std::to_string(params.device));
+        GB_CU(cudaSetDevice(params.device));
+        size_t free_b = 0, total_b = 0;
+        GB_CU(cudaMemGetInfo(&free_b, &total_b));
+        e.available = free_b > kMargin ? free_b - kMargin : 0;
+    }
+    const uint64_t fixed = global_w + e.scratch;
+    e.layers_that_fit = 0;
+    if (e.available > fixed && e.per_layer > 0) {
+        e.layers_that_fit = int32_t(std::min<uint64_t>(uint64_t(hp.n_layer), (e.available - fixed) / e.per_layer));
+    }
+    return e;
+}
+
+Result<std::unique_ptr<Context>> create_context(std::shared_ptr<const Model> model, const CudaContextParams & params) {
+    if (!model) return make_error(ErrorCode::InvalidArgument, "CUDA create_context: no model");
+    const DeviceReport rep = probe();
+    if (!rep.available) return make_error(ErrorCode::Unsupported, rep.message);
+    const HParams & hp = model->hparams();
+    if (params.context.n_ctx <= 0 || params.context.n_batch <= 0) return make_error(ErrorCode::InvalidArgument, "n_ctx and n_batch must be positive");
+    if (params.n_gpu_layers >= 0 && params.n_gpu_layers < hp.n_layer) {
+        return make_error(ErrorCode::Unsupported, "CUDA: partial offload (" + std::to_string(params.n_gpu_layers) + " of " +
+                                                      std::to_string(hp.n_layer) + " layers) is not implemented; use all layers or the CPU");
+    }
+    if (hp.head_dim_k != hp.head_dim_v || hp.head_dim_k > 256 || hp.n_embd % 32 != 0 || hp.n_ff % 32 != 0 ||
+        (int64_t(hp.n_head) * hp.head_dim_k) % 32 != 0) {
+        return make_error(ErrorCode::Unsupported, "CUDA: this model's shapes are not supported (head size over 256, K/V head sizes differ, or widths not multiples of 32)");
+    }
+    auto est = estimate_memory(*model, params);
+    if (!est) return est.error();
+    if (est->total > est->available) {
+        std::string msg = "CUDA: the model needs about " + gib(est->total) + " on the GPU (weights " + gib(est->weights) +
+                          ", KV cache " + gib(est->kv_cache) + ", buffers " + gib(est->scratch) + ") but " + gib(est->available) +
+                          " is available; ";
+        if (est->layers_that_fit > 0) {
+            msg += std::to_string(est->layers_that_fit) + " of " + std::to_string(hp.n_layer) +
+                   " layers would fit (-ngl " + std::to_string(est->layers_that_fit) + ", partial offload not implemented yet)";
+        } else {
+            msg += "not even one layer fits";
+        }
+        msg += "; a smaller context (-c) also reduces the KV cache";
+        return make_error(ErrorCode::OutOfMemory, msg);
+    }
+    const int32_t n_ctx = std::min(params.context.n_ctx, hp.n_ctx_train);
+    const int32_t n_batch = std::min(params.context.n_batch, n_ctx);
+    auto ctx = std::make_unique<CudaContextImpl>(std::move(model), n_ctx, n_batch, params);
+    GB_TRY_STATUS(ctx->init());
+    return std::unique_ptr<Context>(std::move(ctx));
+}
+
+Result<Token> greedy_token(const Context & ctx) {
+    if (const auto * c = dynamic_cast<const CudaContextImpl *>(&ctx)) return c->greedy();
+    const auto l = ctx.logits();
+    const int64_t n = ctx.model().hparams().n_vocab;
+    if (l.size() < size_t(n) || n <= 0) return make_error(ErrorCode::InvalidArgument, "greedy_token: no logits");
+    const float * row = l.data() + (l.size() - size_t(n));
+    return Token(std::max_element(row, row + n) - row);
+}
+
+}  // namespace gb::cuda

@@ -1,0 +1,173 @@
+// Prefill-path matrix products: the weight is dequantized (in row slabs) to
+// f16 and multiplied on the tensor cores (wmma 16x16x16, f32 accumulation)
+// with the f16-rounded activations: Y [n_tok, n_rows] = X [n_tok, K] W^T.
+// Tiles 64 tokens x 128 rows x 32 k, 8 warps of 32x32, cp.async double buffer.
+#include "kernels.h"
+#include "quant_decode.cuh"
+
+#include <mma.h>
+
+namespace gb::cuda {
+namespace {
+
+using namespace nvcuda;
+
+template <TensorType T>
+__global__ void dequant_kernel(const DevMat w, int64_t row0, int64_t n_rows, __half * __restrict__ out) {
+    const int64_t n_chunks = w.n_cols / 32;
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i >= n_rows * n_chunks) return;
+    const int64_t r = i / n_chunks;
+    const int c = int(i % n_chunks);
+    const uint8_t * row = w.data + size_t(row0 + r) * w.stride;
+    float v[32];
+    if constexpr (T == TensorType::F32 || T == TensorType::F16 || T == TensorType::BF16) {
+        load_float_chunk<T>(row, c, v);
+    } else {
+        Chunk ch;
+        decode_chunk<T>(row, w.d_off, c, ch);
+#pragma unroll
+        for (int e = 0; e < 32; ++e) v[e] = chunk_value(ch, e);
+    }
+    uint4 * o = reinterpret_cast<uint4 *>(out + r * w.n_cols + 32 * int64_t(c));
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+        __half2 h[4];
+#pragma unroll
+        for (int m = 0; m < 4; ++m) h[m] = __floats2half2_rn(v[8 * k + 2 * m], v[8 * k + 2 * m + 1]);
+        o[k] = *reinterpret_cast<uint4 *>(h);
+    }
+}
+
+__global__ void f32_to_f16_kernel(const float * __restrict__ x, int64_t n, __half * __restrict__ y) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) y[i] = __float2half_rn(x[i]);
+}
+
+constexpr int BM = 64, BN = 128, BK = 32, LDS = BK + 8, LDC = BN + 4;
+constexpr int kGemmThreads = 256;
+
+__device__ __forceinline__ void cp_async16(void * smem, const void * gmem) {
+    const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+struct GemmSmem {
+    __half a[2][BM][LDS];
+    __half b[2][BN][LDS];
+};
+
+// C [M, N] (ldc) = A [M, K] . B [N, K]^T (+ bias[N]); K % 32 == 0.
+__global__ void __launch_bounds__(kGemmThreads) gemm_f16_kernel(const __half * __restrict__ A, const __half * __restrict__ B,
+                                                                float * __restrict__ C, const float * __restrict__ bias,
+                                                                int M, int N, int K, int ldc) {
+    __shared__ __align__(128) unsigned char smem_raw[sizeof(GemmSmem) > sizeof(float) * BM * LDC ? sizeof(GemmSmem)
+                                                                                                 : sizeof(float) * BM * LDC];
+    GemmSmem & sm = *reinterpret_cast<GemmSmem *>(smem_raw);
+    const int tid = threadIdx.x, warp = tid >> 5;
+    const int wm = warp >> 2, wn = warp & 3;  // 2 x 4 warps
+    const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+
+    auto load_stage = [&](int st, int k0) {
+        {  // A: 64 rows x 4 16-byte pieces = 256
+            const int r = tid >> 2, p = tid & 3;
+            const int gr = min(m0 + r, M - 1);
+            cp_async16(&sm.a[st][r][p * 8], A + size_t(gr) * K + k0 + p * 8);
+        }
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {  // B: 128 rows x 4 = 512
+            const int idx = tid + i * kGemmThreads;
+            const int r = idx >> 2, p = idx & 3;
+            const int gr = min(n0 + r, N - 1);
+            cp_async16(&sm.b[st][r][p * 8], B + size_t(gr) * K + k0 + p * 8);
+        }
+        cp_async_commit();
+    };
+
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+#pragma unroll
+        for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
+
+    const int KT = K / BK;
+    load_stage(0, 0);
+    for (int kt = 0; kt < KT; ++kt) {
+        const int st = kt & 1;
+        if (kt + 1 < KT) {
+            load_stage(st ^ 1, (kt + 1) * BK);
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < BK; kk += 16) {
+            wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> fa[2];
+            wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> fb[2];
+#pragma unroll
+            for (int i = 0; i < 2; ++i) wmma::load_matrix_sync(fa[i], &sm.a[st][wm * 32 + i * 16][kk], LDS);
+#pragma unroll
+            for (int j = 0; j < 2; ++j) wmma::load_matrix_sync(fb[j], &sm.b[st][wn * 32 + j * 16][kk], LDS);
+#pragma unroll
+            for (int i = 0; i < 2; ++i)
+#pragma unroll
+                for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
+        }
+        __syncthreads();
+    }
+    float * cs = reinterpret_cast<float *>(smem_raw);
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+#pragma unroll
+        for (int j = 0; j < 2; ++j)
+            wmma::store_matrix_sync(cs + (wm * 32 + i * 16) * LDC + wn * 32 + j * 16, acc[i][j], LDC, wmma::mem_row_major);
+    __syncthreads();
+    for (int idx = tid; idx < BM * BN; idx += kGemmThreads) {
+        const int r = idx / BN, c = idx % BN;
+        const int gr = m0 + r, gc = n0 + c;
+        if (gr < M && gc < N) C[size_t(gr) * ldc + gc] = cs[r * LDC + c] + (bias ? bias[gc] : 0.0f);
+    }
+}
+
+}  // namespace
+
+Status dequant_f16(const DevMat & w, int64_t row0, int64_t n, __half * out, cudaStream_t s) {
+    const int64_t total = n * (w.n_cols / 32);
+    if (total == 0) return {};
+    const int threads = 128;
+    const unsigned blocks = unsigned((total + threads - 1) / threads);
+    const bool ok = dispatch_type(w.type, [&]<TensorType T>() { dequant_kernel<T><<<blocks, threads, 0, s>>>(w, row0, n, out); });
+    if (!ok) return make_error(ErrorCode::Unsupported, std::string("CUDA dequant: type ") + type_name(w.type) + " not supported");
+    GB_CU_LAUNCH("dequant");
+    return {};
+}
+
+Status f32_to_f16(const float * x, int64_t n, __half * y, cudaStream_t s) {
+    if (n == 0) return {};
+    f32_to_f16_kernel<<<unsigned((n + 255) / 256), 256, 0, s>>>(x, n, y);
+    GB_CU_LAUNCH("f32_to_f16");
+    return {};
+}
+
+Status gemm(const DevMat & w, const float * x, int n_tok, float * y, const float * bias, const GemmScratch & s,
+            cudaStream_t st) {
+    const int64_t K = w.n_cols, N = w.n_rows;
+    if (K % BK != 0) return make_error(ErrorCode::Unsupported, "CUDA gemm: row length not a multiple of 32");
+    GB_TRY_STATUS(f32_to_f16(x, int64_t(n_tok) * K, s.x16, st));
+    int64_t slab = int64_t(s.w16_elems / size_t(K)) / BN * BN;
+    if (slab <= 0) return make_error(ErrorCode::Internal, "CUDA gemm: weight scratch too small");
+    for (int64_t r0 = 0; r0 < N; r0 += slab) {
+        const int64_t nr = std::min<int64_t>(slab, N - r0);
+        GB_TRY_STATUS(dequant_f16(w, r0, nr, s.w16, st));
+        const dim3 grid(unsigned((nr + BN - 1) / BN), unsigned((n_tok + BM - 1) / BM));
+        gemm_f16_kernel<<<grid, kGemmThreads, 0, st>>>(s.x16, s.w16, y + r0, bias ? bias + r0 : nullptr, n_tok, int(nr),
+                                                       int(K), int(N));
+        GB_CU_LAUNCH("gemm_f16");
+    }
+    return {};
+}
+
+}  // namespace gb::cuda

@@ -1,0 +1,76 @@
+// Launchers of the CUDA kernels (one family per .cu file). All run on the
+// given stream, check the launch, and return a gb::Error with context.
+#pragma once
+
+#include "cu_common.h"
+
+#include <cuda_fp16.h>
+
+namespace gb::cuda {
+
+// ---- matvec.cu: decode-path y = W x (quantized: dp4a against q8 x) ----------
+struct MatvecJob {
+    DevMat        w;
+    float *       y    = nullptr;  // [n_tok, w.n_rows]
+    const float * bias = nullptr;  // [w.n_rows] or null
+};
+// Runs up to 8 jobs that share the input x (n_cols = jobs' n_cols). xq: q8 of
+// x (quantized types), xf: x in f32 (float types). n_tok rows of x.
+Status matvec(const MatvecJob * jobs, int n_jobs, const Q8Act & xq, const float * xf, int n_tok, cudaStream_t s);
+
+// ---- gemm.cu: prefill-path Y = X W^T on tensor cores (f16 in, f32 out) ------
+struct GemmScratch {
+    __half * x16 = nullptr;   // [n_tok_max * k_max]
+    __half * w16 = nullptr;   // [w16_elems]
+    size_t   w16_elems = 0;
+};
+// y [n_tok, w.n_rows] = x [n_tok, w.n_cols] . W^T (+ bias)
+Status gemm(const DevMat & w, const float * x, int n_tok, float * y, const float * bias, const GemmScratch & s,
+            cudaStream_t st);
+// out [n_rows_out, n_cols] (f16) = rows [row0, row0 + n) of W dequantized
+Status dequant_f16(const DevMat & w, int64_t row0, int64_t n, __half * out, cudaStream_t s);
+Status f32_to_f16(const float * x, int64_t n, __half * y, cudaStream_t s);
+
+// ---- ops.cu ------------------------------------------------------------------
+// out[t] = scale * W[tokens[t]]  (f32 [n_tok, n_cols])
+Status embed(const DevMat & w, const int * tokens, int n_tok, float scale, float * out, cudaStream_t s);
+// Per row t of n_tok (length n): if p: x += (post_w ? rmsnorm(p) * post_w : p).
+// Then y = rmsnorm(x) * w (y may be null), and its q8 form when q.q is set.
+Status add_norm(float * x, const float * p, const float * post_w, const float * w, float eps, int n, int n_tok,
+                float * y, const Q8Act & q, cudaStream_t s);
+// Per 32 values: v = up ? act(g) * up : g (written back to g when up is set),
+// quantized to q. act: 0 SiLU, 1 GELU-tanh.
+Status act_quant(float * g, const float * up, int act, int64_t n_total, const Q8Act & q, cudaStream_t s);
+// q/k/v post-processing for n_tok rows at positions *pos .. : biases, per-head
+// RMSNorm (q_norm/k_norm), RoPE with inv_freq [hd/2], Q *= q_scale, K and V
+// written as f16 to the cache rows (layer base, row stride n_kv * hd).
+struct QkvPost {
+    float * q; const float * k; const float * v;
+    const float * bq; const float * bk; const float * bv;
+    const float * q_norm; const float * k_norm;
+    const float * inv_freq;
+    bool neox; float q_scale; float eps;
+    int n_head, n_head_kv, hd;
+    __half * k_cache; __half * v_cache;
+};
+Status qkv_post(const QkvPost & a, const int * pos, int n_tok, cudaStream_t s);
+// logits = cap * tanh(logits / cap)
+Status softcap(float * x, int64_t n, float cap, cudaStream_t s);
+// out[t] = argmax over row t of x [n_tok, n]
+Status argmax_rows(const float * x, int n, int n_tok, int * out, cudaStream_t s);
+
+// ---- attention.cu --------------------------------------------------------------
+// out [n_tok, n_head * hd] = softmax(scale * q k^T) v over positions
+// [lo, pos] for query t at pos = *pos0 + t, lo = window ? pos - window + 1 : 0.
+// The key range of each query is cut into n_split parts (flash-decoding);
+// part_acc [n_tok * n_head * n_split * hd] and part_ml [.. * 2] are scratch.
+struct AttnArgs {
+    const float * q; const __half * k; const __half * v;
+    int n_head, n_head_kv, hd, window;
+    float scale;
+    float * out;
+    float * part_acc; float * part_ml;
+};
+Status attention(const AttnArgs & a, const int * pos0, int n_tok, int n_split, cudaStream_t s);
+
+}  // namespace gb::cuda

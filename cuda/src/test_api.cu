@@ -1,0 +1,251 @@
+// Test harnesses for single kernels (see test_api.h). Every output buffer is
+// filled with 0xFF bytes (NaN) before the kernel runs.
+#include "glassbox/cuda_backend.h"
+#include "kernels.h"
+#include "test_api.h"
+
+#include <cmath>
+#include <cstring>
+#include <memory>
+
+namespace gb::cuda::testing {
+namespace {
+
+// Device buffers freed at scope exit.
+struct Pool {
+    std::vector<void *> ptrs;
+    ~Pool() {
+        for (void * p : ptrs) cudaFree(p);
+    }
+    template <typename T> Result<T *> get(size_t n, bool poison = true) {
+        void * p = nullptr;
+        GB_CU(cudaMalloc(&p, std::max<size_t>(n, 1) * sizeof(T)));
+        ptrs.push_back(p);
+        if (poison) GB_CU(cudaMemset(p, 0xff, std::max<size_t>(n, 1) * sizeof(T)));
+        return static_cast<T *>(p);
+    }
+    template <typename T> Result<T *> put(const std::vector<T> & v) {
+        auto r = get<T>(v.size(), false);
+        if (!r) return r.error();
+        if (!v.empty()) GB_CU(cudaMemcpy(*r, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
+        return *r;
+    }
+};
+
+#define GB_ASSIGN(lhs, expr)                   \
+    do {                                       \
+        auto gb_r_ = (expr);                   \
+        if (!gb_r_.ok()) return gb_r_.error(); \
+        lhs = *gb_r_;                          \
+    } while (0)
+
+template <typename T> Result<std::vector<T>> fetch(const T * d, size_t n) {
+    GB_CU(cudaDeviceSynchronize());
+    std::vector<T> h(n);
+    GB_CU(cudaMemcpy(h.data(), d, n * sizeof(T), cudaMemcpyDeviceToHost));
+    return h;
+}
+
+Result<DevMat> upload(Pool & pool, TensorType t, const std::vector<uint8_t> & w, int64_t n_cols, int64_t n_rows) {
+    if (w.size() != row_size(t, n_cols) * size_t(n_rows)) return make_error(ErrorCode::InvalidArgument, "weight size mismatch");
+    DevMat m = dev_layout(t, n_cols, n_rows);
+    std::vector<uint8_t> packed(m.stride * size_t(n_rows));
+    const size_t rs = row_size(t, n_cols);
+    for (int64_t r = 0; r < n_rows; ++r) pack_row(t, n_cols, w.data() + size_t(r) * rs, packed.data() + size_t(r) * m.stride, m);
+    GB_ASSIGN(m.data, pool.put(packed));
+    return m;
+}
+
+Result<std::vector<float>> q8_roundtrip(const Q8Act & q, size_t n) {
+    GB_CU(cudaDeviceSynchronize());
+    std::vector<int8_t> qs(n);
+    std::vector<float> d(n / 32), s(n / 16);
+    GB_CU(cudaMemcpy(qs.data(), q.q, n, cudaMemcpyDeviceToHost));
+    GB_CU(cudaMemcpy(d.data(), q.d, d.size() * 4, cudaMemcpyDeviceToHost));
+    GB_CU(cudaMemcpy(s.data(), q.s, s.size() * 4, cudaMemcpyDeviceToHost));
+    std::vector<float> out(n);
+    for (size_t i = 0; i < n; ++i) out[i] = d[i / 32] * float(qs[i]);
+    // s must equal d * sum(q) over each 16 values; report a mismatch as NaN.
+    for (size_t j = 0; j < n / 16; ++j) {
+        int sum = 0;
+        for (size_t i = 16 * j; i < 16 * j + 16; ++i) sum += qs[i];
+        const float want = d[j / 2] * float(sum);
+        if (std::fabs(want - s[j]) > 1e-5f * (1.0f + std::fabs(want))) out[16 * j] = NAN;
+    }
+    return out;
+}
+
+Result<Q8Act> q8_buffers(Pool & pool, size_t n) {
+    Q8Act q;
+    GB_ASSIGN(q.q, pool.get<int8_t>(n));
+    GB_ASSIGN(q.d, pool.get<float>(n / 32));
+    GB_ASSIGN(q.s, pool.get<float>(n / 16));
+    return q;
+}
+
+}  // namespace
+
+bool device_available(std::string * why) {
+    const DeviceReport r = probe();
+    if (why) *why = r.message;
+    return r.available;
+}
+
+Result<std::vector<float>> linear(TensorType t, const std::vector<uint8_t> & w, int64_t n_cols, int64_t n_rows,
+                                  const std::vector<float> & x, int n_tok, bool use_gemm) {
+    Pool pool;
+    DevMat m;
+    GB_ASSIGN(m, upload(pool, t, w, n_cols, n_rows));
+    float * xf;
+    GB_ASSIGN(xf, pool.put(x));
+    float * y;
+    GB_ASSIGN(y, pool.get<float>(size_t(n_tok) * n_rows));
+    if (use_gemm) {
+        GemmScratch s;
+        GB_ASSIGN(s.x16, pool.get<__half>(size_t(n_tok) * n_cols));
+        s.w16_elems = size_t(256) * size_t(n_cols);  // 256-row slabs: exercises the slab loop
+        GB_ASSIGN(s.w16, pool.get<__half>(s.w16_elems));
+        GB_TRY_STATUS(gemm(m, xf, n_tok, y, nullptr, s, nullptr));
+    } else {
+        Q8Act q;
+        GB_ASSIGN(q, q8_buffers(pool, size_t(n_tok) * n_cols));
+        GB_TRY_STATUS(act_quant(xf, nullptr, 0, int64_t(n_tok) * n_cols, q, nullptr));
+        const MatvecJob job{m, y, nullptr};
+        GB_TRY_STATUS(matvec(&job, 1, q, xf, n_tok, nullptr));
+    }
+    return fetch(y, size_t(n_tok) * n_rows);
+}
+
+Result<std::vector<float>> embed(TensorType t, const std::vector<uint8_t> & w, int64_t n_cols, int64_t n_rows,
+                                 const std::vector<int> & rows, float scale) {
+    Pool pool;
+    DevMat m;
+    GB_ASSIGN(m, upload(pool, t, w, n_cols, n_rows));
+    int * r;
+    GB_ASSIGN(r, pool.put(rows));
+    float * out;
+    GB_ASSIGN(out, pool.get<float>(rows.size() * n_cols));
+    GB_TRY_STATUS(gb::cuda::embed(m, r, int(rows.size()), scale, out, nullptr));
+    return fetch(out, rows.size() * n_cols);
+}
+
+Result<std::vector<float>> add_norm(std::vector<float> x, const std::vector<float> & p, const std::vector<float> & post_w,
+                                    const std::vector<float> & w, float eps, int n, int n_tok, std::vector<float> * q8_out) {
+    Pool pool;
+    float *dx, *dp = nullptr, *dpw = nullptr, *dw, *dy;
+    GB_ASSIGN(dx, pool.put(x));
+    if (!p.empty()) GB_ASSIGN(dp, pool.put(p));
+    if (!post_w.empty()) GB_ASSIGN(dpw, pool.put(post_w));
+    GB_ASSIGN(dw, pool.put(w));
+    GB_ASSIGN(dy, pool.get<float>(size_t(n) * n_tok));
+    Q8Act q;
+    GB_ASSIGN(q, q8_buffers(pool, size_t(n) * n_tok));
+    GB_TRY_STATUS(gb::cuda::add_norm(dx, dp, dpw, dw, eps, n, n_tok, dy, q, nullptr));
+    std::vector<float> out;
+    GB_ASSIGN(out, fetch(dy, size_t(n) * n_tok));
+    std::vector<float> nx;
+    GB_ASSIGN(nx, fetch(dx, size_t(n) * n_tok));
+    out.insert(out.end(), nx.begin(), nx.end());
+    if (q8_out) GB_ASSIGN(*q8_out, q8_roundtrip(q, size_t(n) * n_tok));
+    return out;
+}
+
+Result<std::vector<float>> act(const std::vector<float> & g, const std::vector<float> & up, int act_kind,
+                               std::vector<float> * q8_out) {
+    Pool pool;
+    float *dg, *du;
+    GB_ASSIGN(dg, pool.put(g));
+    GB_ASSIGN(du, pool.put(up));
+    Q8Act q;
+    GB_ASSIGN(q, q8_buffers(pool, g.size()));
+    GB_TRY_STATUS(act_quant(dg, du, act_kind, int64_t(g.size()), q, nullptr));
+    std::vector<float> out;
+    GB_ASSIGN(out, fetch(dg, g.size()));
+    if (q8_out) GB_ASSIGN(*q8_out, q8_roundtrip(q, g.size()));
+    return out;
+}
+
+Result<std::vector<float>> qkv_post(const QkvIn & in) {
+    Pool pool;
+    QkvPost a{};
+    const size_t n_k = size_t(in.n_head_kv) * in.hd;
+    GB_ASSIGN(a.q, pool.put(in.q));
+    float *k, *v;
+    GB_ASSIGN(k, pool.put(in.k));
+    GB_ASSIGN(v, pool.put(in.v));
+    a.k = k; a.v = v;
+    auto opt = [&](const std::vector<float> & h, const float ** out) -> Status {
+        *out = nullptr;
+        if (h.empty()) return {};
+        float * d;
+        GB_ASSIGN(d, pool.put(h));
+        *out = d;
+        return {};
+    };
+    GB_TRY_STATUS(opt(in.bq, &a.bq));
+    GB_TRY_STATUS(opt(in.bk, &a.bk));
+    GB_TRY_STATUS(opt(in.bv, &a.bv));
+    GB_TRY_STATUS(opt(in.q_norm, &a.q_norm));
+    GB_TRY_STATUS(opt(in.k_norm, &a.k_norm));
+    GB_TRY_STATUS(opt(in.inv_freq, &a.inv_freq));
+    a.neox = in.neox; a.q_scale = in.q_scale; a.eps = in.eps;
+    a.n_head = in.n_head; a.n_head_kv = in.n_head_kv; a.hd = in.hd;
+    GB_ASSIGN(a.k_cache, pool.get<__half>(size_t(in.n_ctx) * n_k));
+    GB_ASSIGN(a.v_cache, pool.get<__half>(size_t(in.n_ctx) * n_k));
+    int * pos;
+    GB_ASSIGN(pos, pool.put(std::vector<int>{in.pos0}));
+    GB_TRY_STATUS(gb::cuda::qkv_post(a, pos, in.n_tok, nullptr));
+    std::vector<float> out;
+    GB_ASSIGN(out, fetch(a.q, in.q.size()));
+    for (__half * c : {a.k_cache, a.v_cache}) {
+        std::vector<__half> h;
+        GB_ASSIGN(h, fetch(c + size_t(in.pos0) * n_k, size_t(in.n_tok) * n_k));
+        for (__half x : h) out.push_back(__half2float(x));
+    }
+    return out;
+}
+
+Result<std::vector<float>> attention(const AttnIn & in) {
+    Pool pool;
+    AttnArgs a{};
+    float * q;
+    GB_ASSIGN(q, pool.put(in.q));
+    a.q = q;
+    std::vector<__half> kh(in.k.size()), vh(in.v.size());
+    for (size_t i = 0; i < kh.size(); ++i) kh[i] = __float2half_rn(in.k[i]);
+    for (size_t i = 0; i < vh.size(); ++i) vh[i] = __float2half_rn(in.v[i]);
+    __half *k, *v;
+    GB_ASSIGN(k, pool.put(kh));
+    GB_ASSIGN(v, pool.put(vh));
+    a.k = k; a.v = v;
+    a.n_head = in.n_head; a.n_head_kv = in.n_head_kv; a.hd = in.hd; a.window = in.window; a.scale = in.scale;
+    const size_t n_out = size_t(in.n_tok) * in.n_head * in.hd;
+    GB_ASSIGN(a.out, pool.get<float>(n_out));
+    const size_t parts = size_t(in.n_tok) * in.n_head * in.n_split;
+    GB_ASSIGN(a.part_acc, pool.get<float>(parts * in.hd));
+    GB_ASSIGN(a.part_ml, pool.get<float>(parts * 2));
+    int * pos;
+    GB_ASSIGN(pos, pool.put(std::vector<int>{in.pos0}));
+    GB_TRY_STATUS(gb::cuda::attention(a, pos, in.n_tok, in.n_split, nullptr));
+    return fetch(a.out, n_out);
+}
+
+Result<std::vector<int>> argmax_rows(const std::vector<float> & x, int n, int n_tok) {
+    Pool pool;
+    float * dx;
+    GB_ASSIGN(dx, pool.put(x));
+    int * out;
+    GB_ASSIGN(out, pool.get<int>(size_t(n_tok)));
+    GB_TRY_STATUS(gb::cuda::argmax_rows(dx, n, n_tok, out, nullptr));
+    return fetch(out, size_t(n_tok));
+}
+
+Result<std::vector<float>> softcap(const std::vector<float> & x, float cap) {
+    Pool pool;
+    float * dx;
+    GB_ASSIGN(dx, pool.put(x));
+    GB_TRY_STATUS(gb::cuda::softcap(dx, int64_t(x.size()), cap, nullptr));
+    return fetch(dx, x.size());
+}
+
+}  // namespace gb::cuda::testing

@@ -1,0 +1,48 @@
+// Host-side harnesses around single kernels, for tests/cuda: upload inputs,
+// poison the outputs (NaN bytes), run one kernel family, copy the result back.
+#pragma once
+
+#include "glassbox/result.h"
+#include "glassbox/tensor_type.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace gb::cuda::testing {
+
+// y [n_tok, n_rows] = x [n_tok, n_cols] . W^T, W in GGUF bytes. gemm = true
+// runs the prefill (tensor-core) path, else the decode (matvec) path.
+Result<std::vector<float>> linear(TensorType t, const std::vector<uint8_t> & w, int64_t n_cols, int64_t n_rows,
+                                  const std::vector<float> & x, int n_tok, bool gemm);
+// Rows `rows` of W dequantized through the embedding kernel (scale applied).
+Result<std::vector<float>> embed(TensorType t, const std::vector<uint8_t> & w, int64_t n_cols, int64_t n_rows,
+                                 const std::vector<int> & rows, float scale);
+// x += post_w ? rmsnorm(p) * post_w : p (when p non-empty); y = rmsnorm(x) * w.
+// Returns y followed by the new x; q8 of y dequantized in q8_out.
+Result<std::vector<float>> add_norm(std::vector<float> x, const std::vector<float> & p, const std::vector<float> & post_w,
+                                    const std::vector<float> & w, float eps, int n, int n_tok, std::vector<float> * q8_out);
+// v = act(g) * up; returns v and (q8_out) its q8 round trip.
+Result<std::vector<float>> act(const std::vector<float> & g, const std::vector<float> & up, int act,
+                               std::vector<float> * q8_out);
+// RoPE etc. on q/k/v rows at positions pos0.. ; returns q (f32) then K and V
+// cache rows [pos0, pos0 + n_tok) converted back to f32.
+struct QkvIn {
+    std::vector<float> q, k, v, bq, bk, bv, q_norm, k_norm, inv_freq;
+    bool neox = false; float q_scale = 1.0f, eps = 1e-6f;
+    int n_head = 0, n_head_kv = 0, hd = 0, pos0 = 0, n_tok = 0, n_ctx = 0;
+};
+Result<std::vector<float>> qkv_post(const QkvIn & in);
+// Attention of n_tok queries at positions pos0.. over f32 K/V rows [n_ctx, n_kv*hd]
+// (converted to f16 on the device).
+struct AttnIn {
+    std::vector<float> q, k, v;
+    int n_head = 0, n_head_kv = 0, hd = 0, window = 0, pos0 = 0, n_tok = 0, n_ctx = 0, n_split = 1;
+    float scale = 1.0f;
+};
+Result<std::vector<float>> attention(const AttnIn & in);
+Result<std::vector<int>> argmax_rows(const std::vector<float> & x, int n, int n_tok);
+Result<std::vector<float>> softcap(const std::vector<float> & x, float cap);
+// Whether a usable device is present (tests skip otherwise).
+bool device_available(std::string * why);
+
+}  // namespace gb::cuda::testing

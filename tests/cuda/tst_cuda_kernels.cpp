@@ -1,0 +1,347 @@
+// CUDA kernels against CPU references (the engine's dequantizers and double
+// loops) on fresh random inputs each run; every device output is poisoned
+// with NaN before the kernel runs, so unwritten elements fail the checks.
+// Needs an NVIDIA GPU (label cuda).
+#include "glassbox/tensor_type.h"
+#include "test_api.h"
+
+#include <QtTest>
+
+#include <chrono>
+#include <cmath>
+#include <random>
+
+using namespace gb;
+namespace ct = gb::cuda::testing;
+
+namespace {
+
+// ||a - b|| / ||b||; infinity when a has a non-finite value or sizes differ.
+double rel_err(const std::vector<float> & a, const std::vector<double> & b) {
+    if (a.size() != b.size()) return INFINITY;
+    double num = 0.0, den = 0.0;
+    for (size_t i = 0; i < a.size(); ++i) {
+        if (!std::isfinite(a[i])) return INFINITY;
+        num += (a[i] - b[i]) * (a[i] - b[i]);
+        den += b[i] * b[i];
+    }
+    return std::sqrt(num / std::max(den, 1e-30));
+}
+
+
+float h16(float x) { return fp16_to_fp32(fp32_to_fp16(x)); }
+
+}  // namespace
+
+class TstCudaKernels : public QObject {
+    Q_OBJECT
+
+    std::mt19937 m_rng;
+    std::vector<float> randn(size_t n, float mean = 0.0f, float sd = 1.0f) {
+        std::normal_distribution<float> d(mean, sd);
+        std::vector<float> v(n);
+        for (auto & x : v) x = d(m_rng);
+        return v;
+    }
+    // Random weights of a type: GGUF bytes and their exact f32 values.
+    void random_weight(TensorType t, int64_t n_cols, int64_t n_rows, std::vector<uint8_t> * bytes, std::vector<float> * vals) {
+        const std::vector<float> src = randn(size_t(n_cols * n_rows));
+        const size_t rs = row_size(t, n_cols);
+        bytes->assign(rs * size_t(n_rows), 0);
+        vals->assign(src.size(), 0.0f);
+        for (int64_t r = 0; r < n_rows; ++r) {
+            QVERIFY(quantize_row_ref(t, src.data() + r * n_cols, bytes->data() + size_t(r) * rs, n_cols));
+            QVERIFY(dequantize_row(t, bytes->data() + size_t(r) * rs, vals->data() + r * n_cols, n_cols));
+        }
+    }
+
+  private slots:
+    void initTestCase() {
+        std::string why;
+        if (!ct::device_available(&why)) QSKIP(qPrintable(QString::fromStdString("no usable CUDA device: " + why)));
+        uint64_t seed = uint64_t(std::chrono::system_clock::now().time_since_epoch().count());
+        if (qEnvironmentVariableIsSet("GLASSBOX_TEST_SEED")) seed = qEnvironmentVariable("GLASSBOX_TEST_SEED").toULongLong();
+        qInfo("seed %llu (GLASSBOX_TEST_SEED to repeat)", static_cast<unsigned long long>(seed));
+        m_rng.seed(uint32_t(seed));
+    }
+
+    void linear_data() {
+        QTest::addColumn<int>("type");
+        QTest::addColumn<int>("n_tok");
+        QTest::addColumn<bool>("gemm");
+        const TensorType types[] = {TensorType::F32, TensorType::F16, TensorType::BF16, TensorType::Q4_0, TensorType::Q4_1,
+                                    TensorType::Q5_0, TensorType::Q5_1, TensorType::Q8_0, TensorType::Q2_K, TensorType::Q3_K,
+                                    TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K};
+        for (TensorType t : types) {
+            QTest::newRow(qPrintable(QString("%1 matvec x1").arg(type_name(t)))) << int(t) << 1 << false;
+            QTest::newRow(qPrintable(QString("%1 matvec x3").arg(type_name(t)))) << int(t) << 3 << false;
+            QTest::newRow(qPrintable(QString("%1 gemm x37").arg(type_name(t)))) << int(t) << 37 << true;
+            QTest::newRow(qPrintable(QString("%1 gemm x130").arg(type_name(t)))) << int(t) << 130 << true;
+        }
+    }
+    // y = x W^T. Bounds: decode path with q8 activations 1.5e-2 (q8 rounding
+    // ~0.5%), float weights with f32 activations 1e-5; GEMM (f16 operands) 5e-3.
+    void linear() {
+        QFETCH(int, type);
+        QFETCH(int, n_tok);
+        QFETCH(bool, gemm);
+        const TensorType t = TensorType(type);
+        const int64_t n_cols = 768, n_rows = gemm ? 301 : 67;  // odd rows: tile and row-group edges; 301 > 256-row slabs
+        std::vector<uint8_t> bytes;
+        std::vector<float> w;
+        random_weight(t, n_cols, n_rows, &bytes, &w);
+        const std::vector<float> x = randn(size_t(n_tok * n_cols));
+        std::vector<double> ref(size_t(n_tok * n_rows));
+        for (int tk = 0; tk < n_tok; ++tk)
+            for (int64_t r = 0; r < n_rows; ++r) {
+                double a = 0.0;
+                for (int64_t c = 0; c < n_cols; ++c) a += double(w[r * n_cols + c]) * x[tk * n_cols + c];
+                ref[tk * n_rows + r] = a;
+            }
+        auto y = ct::linear(t, bytes, n_cols, n_rows, x, n_tok, gemm);
+        QVERIFY2(y.ok(), y.ok() ? "" : y.error().to_string().c_str());
+        const double err = rel_err(*y, ref);
+        const bool is_float = t == TensorType::F32 || t == TensorType::F16 || t == TensorType::BF16;
+        const double bound = gemm ? 5e-3 : (is_float ? 1e-5 : 1.5e-2);
+        qInfo("%s n_tok %d %s: relative error %.3g (bound %.1g)", type_name(t), n_tok, gemm ? "gemm" : "matvec", err, bound);
+        QVERIFY2(err < bound, qPrintable(QString("relative error %1").arg(err)));
+    }
+
+    void embed_data() {
+        QTest::addColumn<int>("type");
+        for (TensorType t : {TensorType::F32, TensorType::F16, TensorType::BF16, TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0,
+                             TensorType::Q5_1, TensorType::Q8_0, TensorType::Q2_K, TensorType::Q3_K, TensorType::Q4_K,
+                             TensorType::Q5_K, TensorType::Q6_K})
+            QTest::newRow(type_name(t)) << int(t);
+    }
+    // Embedding rows = dequantized rows * scale (same f32 arithmetic up to rounding).
+    void embed() {
+        QFETCH(int, type);
+        const TensorType t = TensorType(type);
+        const int64_t n_cols = 512, n_rows = 50;
+        std::vector<uint8_t> bytes;
+        std::vector<float> w;
+        random_weight(t, n_cols, n_rows, &bytes, &w);
+        std::uniform_int_distribution<int> pick(0, int(n_rows) - 1);
+        const std::vector<int> rows = {0, int(n_rows) - 1, pick(m_rng), pick(m_rng)};
+        const float scale = 1.7f;
+        auto y = ct::embed(t, bytes, n_cols, n_rows, rows, scale);
+        QVERIFY2(y.ok(), y.ok() ? "" : y.error().to_string().c_str());
+        std::vector<double> ref;
+        for (int r : rows)
+            for (int64_t c = 0; c < n_cols; ++c) ref.push_back(double(w[r * n_cols + c]) * scale);
+        const double err = rel_err(*y, ref);
+        QVERIFY2(err < 1e-6, qPrintable(QString("relative error %1").arg(err)));
+    }
+
+    void add_norm_data() {
+        QTest::addColumn<bool>("with_p");
+        QTest::addColumn<bool>("with_post");
+        QTest::newRow("norm") << false << false;
+        QTest::newRow("add + norm") << true << false;
+        QTest::newRow("post-norm + add + norm") << true << true;
+    }
+    void add_norm() {
+        QFETCH(bool, with_p);
+        QFETCH(bool, with_post);
+        const int n = 640, n_tok = 3;
+        const float eps = 1e-6f;
+        const auto x = randn(size_t(n * n_tok), 0.3f, 2.0f), w = randn(size_t(n), 1.0f, 0.1f);
+        const auto p = with_p ? randn(size_t(n * n_tok)) : std::vector<float>{};
+        const auto pw = with_post ? randn(size_t(n), 1.0f, 0.1f) : std::vector<float>{};
+        std::vector<float> q8;
+        auto got = ct::add_norm(x, p, pw, w, eps, n, n_tok, &q8);
+        QVERIFY2(got.ok(), got.ok() ? "" : got.error().to_string().c_str());
+        std::vector<double> ref_y, ref_x;
+        for (int t = 0; t < n_tok; ++t) {
+            std::vector<double> xr(x.begin() + t * n, x.begin() + (t + 1) * n);
+            if (with_p) {
+                double ss = 0.0;
+                for (int i = 0; i < n; ++i) ss += double(p[t * n + i]) * p[t * n + i];
+                const double sc = with_post ? 1.0 / std::sqrt(ss / n + eps) : 1.0;
+                for (int i = 0; i < n; ++i) xr[i] += with_post ? p[t * n + i] * sc * pw[i] : p[t * n + i];
+            }
+            double ss = 0.0;
+            for (double v : xr) ss += v * v;
+            const double sc = 1.0 / std::sqrt(ss / n + eps);
+            for (int i = 0; i < n; ++i) ref_y.push_back(xr[i] * sc * w[i]);
+            ref_x.insert(ref_x.end(), xr.begin(), xr.end());
+        }
+        const std::vector<float> y(got->begin(), got->begin() + n * n_tok), nx(got->begin() + n * n_tok, got->end());
+        QVERIFY2(rel_err(y, ref_y) < 1e-5, qPrintable(QString("y error %1").arg(rel_err(y, ref_y))));
+        QVERIFY2(rel_err(nx, ref_x) < 1e-6, qPrintable(QString("x error %1").arg(rel_err(nx, ref_x))));
+        QVERIFY2(rel_err(q8, ref_y) < 1e-2, qPrintable(QString("q8 error %1").arg(rel_err(q8, ref_y))));
+    }
+
+    void act_data() {
+        QTest::addColumn<int>("kind");
+        QTest::newRow("silu") << 0;
+        QTest::newRow("gelu-tanh") << 1;
+    }
+    void act() {
+        QFETCH(int, kind);
+        const size_t n = 32 * 97;
+        const auto g = randn(n, 0.0f, 3.0f), u = randn(n);
+        std::vector<float> q8;
+        auto got = ct::act(g, u, kind, &q8);
+        QVERIFY2(got.ok(), got.ok() ? "" : got.error().to_string().c_str());
+        std::vector<double> ref(n);
+        for (size_t i = 0; i < n; ++i) {
+            const double x = g[i];
+            const double a = kind == 0 ? x / (1.0 + std::exp(-x)) : 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
+            ref[i] = a * u[i];
+        }
+        QVERIFY2(rel_err(*got, ref) < 1e-5, qPrintable(QString("error %1").arg(rel_err(*got, ref))));
+        QVERIFY2(rel_err(q8, ref) < 1e-2, qPrintable(QString("q8 error %1").arg(rel_err(q8, ref))));
+    }
+
+    void qkv_post_data() {
+        QTest::addColumn<bool>("neox");
+        QTest::addColumn<bool>("norms");
+        QTest::addColumn<bool>("bias");
+        QTest::addColumn<int>("hd");
+        QTest::newRow("llama normal hd128") << false << false << false << 128;
+        QTest::newRow("qwen2 neox bias hd64") << true << false << true << 64;
+        QTest::newRow("gemma3 neox norms hd256") << true << true << false << 256;
+        QTest::newRow("tiny hd16") << false << true << true << 16;
+    }
+    void qkv_post() {
+        QFETCH(bool, neox);
+        QFETCH(bool, norms);
+        QFETCH(bool, bias);
+        QFETCH(int, hd);
+        ct::QkvIn in;
+        in.n_head = 4; in.n_head_kv = 2; in.hd = hd; in.pos0 = 37; in.n_tok = 3; in.n_ctx = 64;
+        in.neox = neox; in.q_scale = 0.125f; in.eps = 1e-6f;
+        const int nq = in.n_head * hd, nk = in.n_head_kv * hd;
+        in.q = randn(size_t(in.n_tok * nq)); in.k = randn(size_t(in.n_tok * nk)); in.v = randn(size_t(in.n_tok * nk));
+        if (bias) { in.bq = randn(size_t(nq)); in.bk = randn(size_t(nk)); in.bv = randn(size_t(nk)); }
+        if (norms) { in.q_norm = randn(size_t(hd), 1.0f, 0.1f); in.k_norm = randn(size_t(hd), 1.0f, 0.1f); }
+        std::vector<double> inv(static_cast<size_t>(hd / 2));
+        for (int i = 0; i < hd / 2; ++i) { inv[i] = std::pow(10000.0, -2.0 * i / hd); in.inv_freq.push_back(float(inv[i])); }
+        auto got = ct::qkv_post(in);
+        QVERIFY2(got.ok(), got.ok() ? "" : got.error().to_string().c_str());
+        auto process = [&](const float * src, const std::vector<float> & b, const std::vector<float> & nw, int h, bool rope,
+                           double scale, int pos) {
+            std::vector<double> v(static_cast<size_t>(hd));
+            for (int i = 0; i < hd; ++i) v[i] = double(src[i]) + (b.empty() ? 0.0 : b[size_t(h * hd + i)]);
+            if (!nw.empty()) {
+                double ss = 0.0;
+                for (double x : v) ss += x * x;
+                const double sc = 1.0 / std::sqrt(ss / hd + in.eps);
+                for (int i = 0; i < hd; ++i) v[i] *= sc * nw[i];
+            }
+            if (rope) {
+                for (int i = 0; i < hd / 2; ++i) {
+                    const int a = neox ? i : 2 * i, bb = neox ? i + hd / 2 : 2 * i + 1;
+                    const double th = pos * double(in.inv_freq[i]);
+                    const double x0 = v[a], x1 = v[bb];
+                    v[a] = x0 * std::cos(th) - x1 * std::sin(th);
+                    v[bb] = x0 * std::sin(th) + x1 * std::cos(th);
+                }
+            }
+            for (double & x : v) x *= scale;
+            return v;
+        };
+        std::vector<double> rq, rk, rv;
+        for (int t = 0; t < in.n_tok; ++t) {
+            for (int h = 0; h < in.n_head; ++h) {
+                auto v = process(&in.q[size_t(t * nq + h * hd)], in.bq, in.q_norm, h, true, in.q_scale, in.pos0 + t);
+                rq.insert(rq.end(), v.begin(), v.end());
+            }
+            for (int h = 0; h < in.n_head_kv; ++h) {
+                auto v = process(&in.k[size_t(t * nk + h * hd)], in.bk, in.k_norm, h, true, 1.0, in.pos0 + t);
+                rk.insert(rk.end(), v.begin(), v.end());
+                auto w = process(&in.v[size_t(t * nk + h * hd)], in.bv, {}, h, false, 1.0, in.pos0 + t);
+                rv.insert(rv.end(), w.begin(), w.end());
+            }
+        }
+        const size_t a = rq.size(), b = rk.size();
+        QCOMPARE(got->size(), a + 2 * b);
+        const std::vector<float> gq(got->begin(), got->begin() + a), gk(got->begin() + a, got->begin() + a + b),
+            gv(got->begin() + a + b, got->end());
+        QVERIFY2(rel_err(gq, rq) < 1e-5, qPrintable(QString("q error %1").arg(rel_err(gq, rq))));
+        QVERIFY2(rel_err(gk, rk) < 1e-3, qPrintable(QString("k error %1").arg(rel_err(gk, rk))));  // f16 cache
+        QVERIFY2(rel_err(gv, rv) < 1e-3, qPrintable(QString("v error %1").arg(rel_err(gv, rv))));
+    }
+
+    void attention_data() {
+        QTest::addColumn<int>("hd");
+        QTest::addColumn<int>("window");
+        QTest::addColumn<int>("n_tok");
+        QTest::addColumn<int>("n_split");
+        QTest::addColumn<int>("pos0");
+        QTest::newRow("prefill hd128") << 128 << 0 << 9 << 1 << 0;
+        QTest::newRow("prefill hd64 at 40") << 64 << 0 << 7 << 1 << 40;
+        QTest::newRow("prefill hd256 window 16") << 256 << 16 << 11 << 1 << 30;
+        QTest::newRow("decode hd128 split 8") << 128 << 0 << 1 << 8 << 200;
+        QTest::newRow("decode hd256 window 32 split 16") << 256 << 32 << 1 << 16 << 300;
+        QTest::newRow("decode hd16 split 32 (empty splits)") << 16 << 0 << 1 << 32 << 5;
+        QTest::newRow("small batch hd64 split 4") << 64 << 0 << 3 << 4 << 77;
+    }
+    void attention() {
+        QFETCH(int, hd);
+        QFETCH(int, window);
+        QFETCH(int, n_tok);
+        QFETCH(int, n_split);
+        QFETCH(int, pos0);
+        ct::AttnIn in;
+        in.n_head = 8; in.n_head_kv = 2; in.hd = hd; in.window = window; in.pos0 = pos0; in.n_tok = n_tok;
+        in.n_ctx = pos0 + n_tok; in.n_split = n_split; in.scale = float(1.0 / std::sqrt(double(hd)));
+        const int nk = in.n_head_kv * hd, nq = in.n_head * hd;
+        in.q = randn(size_t(n_tok * nq));
+        in.k = randn(size_t(in.n_ctx * nk));
+        in.v = randn(size_t(in.n_ctx * nk));
+        auto got = ct::attention(in);
+        QVERIFY2(got.ok(), got.ok() ? "" : got.error().to_string().c_str());
+        std::vector<double> ref;
+        const int group = in.n_head / in.n_head_kv;
+        for (int t = 0; t < n_tok; ++t) {
+            const int pos = pos0 + t, lo = window > 0 ? std::max(0, pos - window + 1) : 0;
+            for (int h = 0; h < in.n_head; ++h) {
+                const int g = h / group;
+                std::vector<double> s;
+                double mx = -INFINITY;
+                for (int j = lo; j <= pos; ++j) {
+                    double a = 0.0;
+                    for (int i = 0; i < hd; ++i) a += double(in.q[size_t(t * nq + h * hd + i)]) * h16(in.k[size_t(j * nk + g * hd + i)]);
+                    s.push_back(a * in.scale);
+                    mx = std::max(mx, s.back());
+                }
+                double sum = 0.0;
+                for (double & x : s) sum += (x = std::exp(x - mx));
+                for (int i = 0; i < hd; ++i) {
+                    double a = 0.0;
+                    for (int j = lo; j <= pos; ++j) a += s[size_t(j - lo)] / sum * h16(in.v[size_t(j * nk + g * hd + i)]);
+                    ref.push_back(a);
+                }
+            }
+        }
+        const double err = rel_err(*got, ref);
+        QVERIFY2(err < 1e-4, qPrintable(QString("relative error %1").arg(err)));
+    }
+
+    void argmax_softcap() {
+        const int n = 262144, n_tok = 3;
+        auto x = randn(size_t(n * n_tok));
+        std::vector<int> want;
+        for (int t = 0; t < n_tok; ++t) {
+            std::uniform_int_distribution<int> pick(0, n - 1);
+            const int i = pick(m_rng);
+            x[size_t(t * n + i)] = 100.0f + float(t);
+            want.push_back(i);
+        }
+        auto got = ct::argmax_rows(x, n, n_tok);
+        QVERIFY2(got.ok(), got.ok() ? "" : got.error().to_string().c_str());
+        QCOMPARE(*got, want);
+        const std::vector<float> small(x.begin(), x.begin() + 4096);
+        auto sc = ct::softcap(small, 30.0f);
+        QVERIFY(sc.ok());
+        std::vector<double> ref;
+        for (float v : small) ref.push_back(30.0 * std::tanh(double(v) / 30.0));
+        QVERIFY2(rel_err(*sc, ref) < 1e-6, qPrintable(QString("softcap error %1").arg(rel_err(*sc, ref))));
+    }
+};
+
+QTEST_APPLESS_MAIN(TstCudaKernels)
+#include "tst_cuda_kernels.moc"
