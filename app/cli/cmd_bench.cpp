@@ -43,7 +43,8 @@ using Clock = std::chrono::steady_clock;
 }  // namespace
 
 int cmd_bench(int argc, char ** argv) {
-    Args args(argc, argv, 2, {"--json"});
+    Args args(argc, argv, 2, {"--json", "--llamacpp-numerics"});
+    if (args.has("--llamacpp-numerics")) gb::set_cpu_numerics(gb::CpuNumerics::LlamaCpp);
     if (!args.ok()) return fail(args.error());
     const auto path = args.get("-m");
     if (!path) return fail("bench needs -m FILE");
@@ -133,7 +134,8 @@ int cmd_bench(int argc, char ** argv) {
 }
 
 int cmd_perplexity(int argc, char ** argv) {
-    Args args(argc, argv, 2, {"--json"});
+    Args args(argc, argv, 2, {"--json", "--llamacpp-numerics"});
+    if (args.has("--llamacpp-numerics")) gb::set_cpu_numerics(gb::CpuNumerics::LlamaCpp);
     if (!args.ok()) return fail(args.error());
     const auto path = args.get("-m");
     const auto text_path = args.get("-f");

@@ -12,11 +12,11 @@
 namespace gbcli {
 
 const std::set<std::string> k_generate_flags = {"--greedy", "--chat", "--ignore-eos", "--drop-old-turns", "--stats",
-                                                "--spec-fixed"};
+                                                "--spec-fixed", "--llamacpp-numerics"};
 const std::set<std::string> k_generate_options = {
     "-m", "-p", "-n", "-t", "-c", "-s", "--greedy", "--temp", "--top-k", "--top-p", "--min-p", "--repeat-penalty",
     "--repeat-last-n", "--presence-penalty", "--frequency-penalty", "--seed", "--stop", "--chat", "--ignore-eos",
-    "--drop-old-turns", "--stats", "--template", "--backend", "-ngl",
+    "--drop-old-turns", "--stats", "--template", "--backend", "-ngl", "--llamacpp-numerics",
     // [spec] speculative decoding
     "--spec", "--draft-model", "--draft-max", "--ngram", "--spec-branches", "--spec-skip-layers", "--spec-fixed"};
 
@@ -78,6 +78,7 @@ void set_backend(gb::SessionParams * sp, const std::string & backend, int32_t n_
 }
 
 void read_generate_options(Args & args, gb::SessionParams * sp, gb::GenerateParams * gp) {
+    if (args.has("--llamacpp-numerics")) gb::set_cpu_numerics(gb::CpuNumerics::LlamaCpp);
     set_backend(sp, args.get_or("--backend", "cpu"), int32_t(args.get_int("-ngl", -1)));
     sp->context.n_threads = int32_t(args.get_int("-t", 0));
     sp->context.n_ctx = int32_t(args.get_int("-c", 4096));

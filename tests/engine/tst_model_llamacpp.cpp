@@ -70,7 +70,7 @@ class TstModelLlamaCpp : public QObject {
 };
 
 void TstModelLlamaCpp::initTestCase() {
-    gb::cpu::set_llamacpp_order(true);  // llama.cpp numerics mode (cpu/matmul.h)
+    gb::set_cpu_numerics(gb::CpuNumerics::LlamaCpp);  // llama.cpp numerics mode (model.h)
     if (!QFile::exists(k_model)) QSKIP("default model not installed (run ./setup.sh)");
     QFile f(k_fixture);
     QVERIFY2(f.open(QIODevice::ReadOnly), k_fixture);

@@ -95,6 +95,18 @@ class Context {
     virtual size_t  kv_bytes() const = 0;
 };
 
+// Summation orders of the CPU backend (process-wide).
+//  BatchInvariant (default): a row's result never depends on how many tokens
+//    share the batch or how threads split it, so batched, speculative and
+//    single-token decoding give identical logits.
+//  LlamaCpp: reproduce the summation orders of llama.cpp's CPU backend (its
+//    AVX-512 build) for the types gemma-3-270m uses (Q5_0, Q8_0, Q4_K, Q6_K),
+//    bit for bit; results then depend on the batch size as llama.cpp's do, and
+//    prefill skips the VNNI GEMM for those types. For verification against llama.cpp.
+enum class CpuNumerics { BatchInvariant, LlamaCpp };
+void set_cpu_numerics(CpuNumerics mode);
+CpuNumerics cpu_numerics();
+
 // The scalar fp32 reference forward pass (the test oracle): every weight
 // dequantized to f32, plain loops, no cache reuse. Returns [n, n_vocab].
 Result<std::vector<float>> reference_forward(const Model & model, std::span<const Token> tokens);
