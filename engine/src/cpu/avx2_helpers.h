@@ -1,0 +1,76 @@
+// Small AVX2 helpers shared by the AVX2-compiled kernel files (vec_dot_avx2.cpp,
+// vec_dot_avx512vnni.cpp through it, vec_dot_llamacpp.cpp). Include only from
+// translation units compiled with -mavx2 -mfma -mf16c: everything is in an
+// anonymous namespace so no AVX2 code leaks into other translation units.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+namespace gb::cpu {
+namespace {
+
+#define GB_AVX2_INLINE inline __attribute__((always_inline))
+
+GB_AVX2_INLINE float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+// lanes l + l+4, then + l+2, then 0 + 1 (the tail of the canonical float tree)
+GB_AVX2_INLINE float hsum8(__m256 v) {
+    __m128 r = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
+}
+
+GB_AVX2_INLINE float hsum4(__m128 r) {
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
+}
+
+GB_AVX2_INLINE int hsum_i32(__m256i v) {
+    __m128i r = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    r = _mm_add_epi32(r, _mm_unpackhi_epi64(r, r));
+    r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 1));
+    return _mm_cvtsi128_si32(r);
+}
+
+// 16 bytes of packed nibbles -> 32 bytes: bytes 0..15 the low nibbles, 16..31 the high ones.
+GB_AVX2_INLINE __m256i nibbles32(const uint8_t * p) {
+    const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i *>(p));
+    const __m256i b = _mm256_inserti128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1);
+    return _mm256_and_si256(b, _mm256_set1_epi8(0x0f));
+}
+
+// 32 bits -> 32 bytes, 0xff where bit k is set.
+GB_AVX2_INLINE __m256i bits_to_bytes(const uint8_t * p) {
+    uint32_t bits;
+    std::memcpy(&bits, p, 4);
+    const __m256i spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32(static_cast<int>(bits)),
+        _mm256_setr_epi64x(0x0000000000000000, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303));
+    const __m256i mask = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ull));
+    return _mm256_cmpeq_epi8(_mm256_and_si256(spread, mask), mask);
+}
+
+// sum of products of unsigned bytes u (<= 128) and signed bytes s, 8 x int32.
+// (vec_dot_avx512vnni.cpp compiles this file again with one vpdpbusd here;
+// exact in both cases for u <= 128, so both paths give identical sums.)
+GB_AVX2_INLINE __m256i dot_us8(__m256i u, __m256i s) {
+#ifdef GB_VEC_DOT_VNNI
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+#else
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+#endif
+}
+
+template <typename T>
+GB_AVX2_INLINE const T * act_row(const void * x, size_t x_stride, int c) {
+    return reinterpret_cast<const T *>(static_cast<const uint8_t *>(x) + static_cast<size_t>(c) * x_stride);
+}
+
+}  // namespace
+}  // namespace gb::cpu
