@@ -3,19 +3,13 @@
 // GPT-2 printable codepoints, then merge the lowest-ranked adjacent pair until
 // none is left; each final piece is a token (or, failing that, single bytes).
 #include "tokenizer_impl.h"
+#include "bigram_merge.h"
 
 #include <queue>
 
 namespace gb::tok {
 
 namespace {
-
-struct Symbol {
-    int    prev;
-    int    next;
-    size_t offset;  // into the word
-    size_t n;       // bytes; 0 once merged into its left neighbour
-};
 
 struct Bigram {
     int     left;
@@ -32,46 +26,25 @@ struct BigramOrder {
 };
 
 void encode_word(const Vocab & vocab, std::string_view word, std::vector<Token> & out) {
-    std::vector<Symbol> symbols;
+    std::vector<MergeSymbol> symbols;
     if (vocab.ignore_merges && vocab.find(word) >= 0) {
         symbols.push_back({-1, -1, 0, word.size()});
     } else {
-        for (size_t offs = 0; offs < word.size();) {
-            const size_t n = std::min(unicode::utf8_len(uint8_t(word[offs])), word.size() - offs);
-            const int index = int(symbols.size());
-            symbols.push_back({index - 1, offs + n == word.size() ? -1 : index + 1, offs, n});
-            offs += n;
-        }
+        split_utf8_symbols(word, symbols);
     }
 
     std::priority_queue<Bigram, std::vector<Bigram>, BigramOrder> queue;
     auto try_add = [&](int left, int right) {
         if (left == -1 || right == -1) return;
-        const Symbol & l = symbols[left];
-        const Symbol & r = symbols[right];
+        const MergeSymbol & l = symbols[left];
+        const MergeSymbol & r = symbols[right];
         const int32_t rank = vocab.find_rank(word.substr(l.offset, l.n), word.substr(r.offset, r.n));
         if (rank < 0) return;
         queue.push({left, right, rank, l.n + r.n});
     };
-    for (int i = 1; i < int(symbols.size()); ++i) try_add(i - 1, i);
+    merge_bigrams(symbols, queue, try_add);
 
-    while (!queue.empty()) {
-        const Bigram b = queue.top();
-        queue.pop();
-        Symbol & left = symbols[b.left];
-        Symbol & right = symbols[b.right];
-        // NOTE: symbols start at fixed offsets and only grow, so an unchanged
-        // total size means an unchanged pair text (llama.cpp compares strings).
-        if (left.n == 0 || right.n == 0 || left.n + right.n != b.size) continue;
-        left.n += right.n;
-        right.n = 0;
-        left.next = right.next;
-        if (right.next >= 0) symbols[right.next].prev = b.left;
-        try_add(left.prev, b.left);
-        try_add(b.left, left.next);
-    }
-
-    for (const Symbol & s : symbols) {
+    for (const MergeSymbol & s : symbols) {
         if (s.n == 0) continue;
         const std::string_view piece = word.substr(s.offset, s.n);
         const Token id = vocab.find(piece);
