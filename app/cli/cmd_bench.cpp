@@ -6,6 +6,7 @@
 #include "glassbox/cuda_backend.h"
 
 #include <sys/resource.h>
+#include <time.h>
 
 #include <chrono>
 #include <cmath>
@@ -39,6 +40,14 @@ double peak_rss_mib() {
 }
 
 using Clock = std::chrono::steady_clock;
+
+// CPU time of the whole process (all threads), seconds: on a shared machine
+// it moves less than wall time when other jobs take the cores.
+double process_cpu_s() {
+    timespec ts{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
 
 }  // namespace
 
@@ -77,19 +86,23 @@ int cmd_bench(int argc, char ** argv) {
     };
 
     std::vector<double> pp_tps, tg_tps;
+    double pp_cpu_s = 0.0, tg_cpu_s = 0.0;  // summed over the timed reps
     for (int32_t r = -1; r < reps; ++r) {  // r == -1: warm-up
         if (n_prompt > 0) {
             const auto toks = random_tokens(n_prompt);
             ctx->truncate(0);
+            const double c0 = process_cpu_s();
             const auto t0 = Clock::now();
             gb::Status st = ctx->decode(toks, false);
             const double s = std::chrono::duration<double>(Clock::now() - t0).count();
             if (!st) return fail(st.error().message);
             if (r >= 0) pp_tps.push_back(n_prompt / s);
+            if (r >= 0) pp_cpu_s += process_cpu_s() - c0;
         }
         if (n_gen > 0) {
             ctx->truncate(0);
             const auto toks = random_tokens(n_gen);
+            const double c0 = process_cpu_s();
             const auto t0 = Clock::now();
             for (int32_t i = 0; i < n_gen; ++i) {
                 gb::Status st = ctx->decode(std::span<const gb::Token>(&toks[size_t(i)], 1), false);
@@ -97,6 +110,7 @@ int cmd_bench(int argc, char ** argv) {
             }
             const double s = std::chrono::duration<double>(Clock::now() - t0).count();
             if (r >= 0) tg_tps.push_back(n_gen / s);
+            if (r >= 0) tg_cpu_s += process_cpu_s() - c0;
         }
     }
     const Stat pp = stats_of(pp_tps), tg = stats_of(tg_tps);
@@ -113,11 +127,12 @@ int cmd_bench(int argc, char ** argv) {
     }
     if (args.has("--json")) {
         std::printf("{\"model\": \"%s\", \"backend\": \"%s\", \"file_mib\": %.1f, \"n_threads\": %d, \"reps\": %d, "
-                    "\"pp\": {\"n\": %d, \"tps\": %.3f, \"std\": %.3f}, "
-                    "\"tg\": {\"n\": %d, \"tps\": %.3f, \"std\": %.3f}, "
+                    "\"pp\": {\"n\": %d, \"tps\": %.3f, \"std\": %.3f, \"cpu_ms_per_tok\": %.4f}, "
+                    "\"tg\": {\"n\": %d, \"tps\": %.3f, \"std\": %.3f, \"cpu_ms_per_tok\": %.4f}, "
                     "\"peak_rss_mib\": %.1f, \"kv_mib\": %.1f, \"bytes_per_token\": %.0f}\n",
-                    model->description().c_str(), used.c_str(), file_mib, n_threads, reps, n_prompt, pp.mean, pp.stddev, n_gen,
-                    tg.mean, tg.stddev, rss, kv_mib, weight_bytes);
+                    model->description().c_str(), used.c_str(), file_mib, n_threads, reps, n_prompt, pp.mean, pp.stddev,
+                    n_prompt > 0 ? 1e3 * pp_cpu_s / (double(reps) * n_prompt) : 0.0, n_gen, tg.mean, tg.stddev,
+                    n_gen > 0 ? 1e3 * tg_cpu_s / (double(reps) * n_gen) : 0.0, rss, kv_mib, weight_bytes);
     } else {
         std::printf("backend: %s\n| model | threads | test | t/s |\n|---|---|---|---|\n", used.c_str());
         if (n_prompt > 0) {

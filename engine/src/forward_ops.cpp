@@ -15,7 +15,12 @@
 #endif
 
 namespace gb::ops {
+
+float expf_ggml(float x);
+
 namespace {
+
+bool g_force_generic_attend = false;  // tests: the generic attend() code only
 
 constexpr float kSqrt2OverPi = 0.79788456080286535588f;
 constexpr float kGeluCoefA   = 0.044715f;
@@ -114,6 +119,8 @@ GB_AVX2 float hsum(__m256 v) {
 // hsum(acc0 + acc1) adds them as reduce16 does.
 GB_AVX2 inline __m256 ld(const uint16_t * p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p))); }
 
+GB_AVX2 inline __m256 ld8(const uint16_t * p) { return ld(p); }
+
 GB_AVX2 float dot_f16_avx2(const uint16_t * q, const uint16_t * k, int32_t n) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     int32_t i = 0;
@@ -187,6 +194,145 @@ GB_AVX2 void geglu_avx2(float * y, const float * g, const float * u, int64_t n) 
         y[i] = a * u[i];
     }
 }
+// exp(x) exactly as expf_ggml (below) for 8 lanes; false (nothing written) when
+// a lane needs the scalar routine (|n| > 125 in the final scaling, or NaN).
+
+GB_AVX2 inline bool expf8_ggml(__m256 x, __m256 * out) {
+    const __m256 r = _mm256_set1_ps(0x1.8p23f);
+    const __m256 n = _mm256_sub_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0f), r), r);
+    const __m256 an = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), n);
+    if (_mm256_movemask_ps(_mm256_cmp_ps(an, _mm256_set1_ps(125.0f), _CMP_LE_OQ)) != 0xff) return false;
+    const __m256 b = _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20f), _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1f), x));
+    const __m256 u = _mm256_mul_ps(b, b);
+    const __m256 hi = _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b, _mm256_set1_ps(0x1.573e2ep-5f)), u,
+                                      _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b, _mm256_set1_ps(0x1.fffdb6p-2f)));
+    const __m256 j = _mm256_fmadd_ps(hi, u, _mm256_fmadd_ps(_mm256_set1_ps(0x1.ffffecp-1f), b, _mm256_set1_ps(1.0f)));
+    // j * 2^n is exact (a normal result) for |n| <= 125, as ldexp's
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    *out = _mm256_mul_ps(j, _mm256_castsi256_ps(e));
+    return true;
+}
+
+// Per key k < 8: hsum(s[k]) in hsum()'s order (= reduce16 of the 16 lanes
+// that were added into s[k]); lane k of the result.
+GB_AVX2 inline __m256 hsum8x8(const __m256 * s) {
+    __m256 h[4];
+    for (int p = 0; p < 4; ++p) {
+        // [lo(a), lo(b)] + [hi(a), hi(b)]: a_l + a_{l+4}
+        h[p] = _mm256_add_ps(_mm256_permute2f128_ps(s[2 * p], s[2 * p + 1], 0x20), _mm256_permute2f128_ps(s[2 * p], s[2 * p + 1], 0x31));
+    }
+    // (x0 + x2), (x1 + x3) per key
+    const __m256 p0 = _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(h[0]), _mm256_castps_pd(h[1]))),
+                                    _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(h[0]), _mm256_castps_pd(h[1]))));
+    const __m256 p1 = _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(h[2]), _mm256_castps_pd(h[3]))),
+                                    _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(h[2]), _mm256_castps_pd(h[3]))));
+    // lanes: keys 0 2 4 6 | 1 3 5 7
+    const __m256 r = _mm256_add_ps(_mm256_shuffle_ps(p0, p1, _MM_SHUFFLE(2, 0, 2, 0)), _mm256_shuffle_ps(p0, p1, _MM_SHUFFLE(3, 1, 3, 1)));
+    return _mm256_permutevar8x32_ps(r, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+// dot_f16_avx2's two 8-lane FMA chains over n (a multiple of 16), added
+GB_AVX2 inline __m256 key_lanes16(const float * qr, const uint16_t * kj, int32_t n) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    for (int32_t i = 0; i < n; i += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_load_ps(qr + i), ld(kj + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_load_ps(qr + i + 8), ld(kj + i + 8), a1);
+    }
+    return _mm256_add_ps(a0, a1);
+}
+
+// attend() in its batch order (one_query false) for head_dim_k % 16 == 0 and
+// head_dim_v % 8 == 0: the same float operations per (query, key) as the
+// generic code, vectorized over keys (scores, exp, F16 rounding of p) and
+// with each lane's V sums kept in registers.
+GB_AVX2 void attend16_avx2(float * out, const float * q, const uint16_t * k, int64_t k_stride, const uint16_t * v, int64_t v_stride,
+                           int32_t lo, int32_t hi, int32_t head_dim_k, int32_t head_dim_v, float scale, float * scratch) {
+    const int32_t c0 = lo & ~15;
+    const int32_t c1 = (hi + 15) & ~15;
+    float * scores = scratch;                                 // [c1 - c0]
+    float * lanes  = scratch + (hi - c0 + 16);                // [16, 64]
+    // q rounded to F16, as f32
+    alignas(32) float qr[512];
+    for (int32_t i = 0; i < head_dim_k; i += 8) {
+        _mm256_store_ps(qr + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(q + i), _MM_FROUND_TO_NEAREST_INT)));
+    }
+    // s_j = scale * q . k_j (dot_f16_avx2's order: lanes 0-7 / 8-15, then hsum)
+    auto key_sum = [&](int32_t j) GB_AVX2 { return key_lanes16(qr, k + int64_t(j) * k_stride, head_dim_k); };
+    const __m256 vscale = _mm256_set1_ps(scale);
+    __m256 vmax = _mm256_set1_ps(-INFINITY);
+    int32_t j = lo;
+    for (; j + 8 <= hi; j += 8) {
+        __m256 s[8];
+        for (int c = 0; c < 8; ++c) s[c] = key_sum(j + c);
+        const __m256 sc = _mm256_mul_ps(hsum8x8(s), vscale);
+        _mm256_storeu_ps(scores + (j - c0), sc);
+        vmax = _mm256_max_ps(vmax, sc);
+    }
+    alignas(32) float mx[8];
+    _mm256_store_ps(mx, vmax);
+    float max = -INFINITY;
+    for (int c = 0; c < 8; ++c) max = std::max(max, mx[c]);
+    for (; j < hi; ++j) {
+        const float s = hsum(key_sum(j)) * scale;
+        scores[j - c0] = s;
+        max = std::max(max, s);
+    }
+    // e_j = exp(s_j - max) (0 outside [lo, hi)), then 16-key chunk sums in double
+    const __m256 vm = _mm256_set1_ps(max);
+    const __m256i idx0 = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int32_t c = c0; c < c1; c += 8) {
+        const __m256i idx = _mm256_add_epi32(idx0, _mm256_set1_epi32(c));
+        const __m256 valid = _mm256_castsi256_ps(_mm256_and_si256(_mm256_cmpgt_epi32(idx, _mm256_set1_epi32(lo - 1)),
+                                                                  _mm256_cmpgt_epi32(_mm256_set1_epi32(hi), idx)));
+        const __m256 x = _mm256_and_ps(_mm256_sub_ps(_mm256_loadu_ps(scores + (c - c0)), vm), valid);
+        __m256 e;
+        if (!expf8_ggml(x, &e)) {
+            alignas(32) float xs[8];
+            _mm256_store_ps(xs, x);
+            for (int l = 0; l < 8; ++l) xs[l] = expf_ggml(xs[l]);
+            e = _mm256_load_ps(xs);
+        }
+        _mm256_storeu_ps(scores + (c - c0), _mm256_and_ps(e, valid));
+    }
+    double sum = 0.0;
+    for (int32_t c = c0; c < c1; c += 16) {
+        sum += double(hsum(_mm256_add_ps(_mm256_loadu_ps(scores + (c - c0)), _mm256_loadu_ps(scores + (c - c0) + 8))));
+    }
+    const __m256 vinv = _mm256_set1_ps(float(1.0 / sum));
+    // p_j = f16(e_j * inv)
+    for (int32_t c = c0; c < c1; c += 8) {
+        const __m256 pv = _mm256_mul_ps(_mm256_loadu_ps(scores + (c - c0)), vinv);
+        _mm256_storeu_ps(scores + (c - c0), _mm256_cvtph_ps(_mm256_cvtps_ph(pv, _MM_FROUND_TO_NEAREST_INT)));
+    }
+    // lanes[l] = sum over j = l (mod 16), j in order, of p_j v_j (FMA chains),
+    // 64 columns at a time in registers; then out = reduce16 over the lanes.
+    for (int32_t d0 = 0; d0 < head_dim_v; d0 += 64) {
+        const int nv = std::min<int32_t>(64, head_dim_v - d0) / 8;
+        for (int l = 0; l < 16; ++l) {
+            __m256 acc[8];
+            for (int c = 0; c < 8; ++c) acc[c] = _mm256_setzero_ps();
+            int32_t j0 = c0 + l;
+            if (j0 < lo) j0 += 16;
+            for (int32_t jj = j0; jj < hi; jj += 16) {
+                const __m256 pj = _mm256_set1_ps(scores[jj - c0]);
+                const uint16_t * vj = v + int64_t(jj) * v_stride + d0;
+                if (nv == 8) {
+#pragma GCC unroll 8
+                    for (int c = 0; c < 8; ++c) acc[c] = _mm256_fmadd_ps(pj, ld8(vj + 8 * c), acc[c]);
+                } else {
+                    for (int c = 0; c < nv; ++c) acc[c] = _mm256_fmadd_ps(pj, ld8(vj + 8 * c), acc[c]);
+                }
+            }
+            for (int c = 0; c < nv; ++c) _mm256_storeu_ps(lanes + int64_t(l) * 64 + 8 * c, acc[c]);
+        }
+        for (int c = 0; c < nv; ++c) {
+            __m256 t[8];
+            for (int l = 0; l < 8; ++l) t[l] = _mm256_add_ps(_mm256_loadu_ps(lanes + l * 64 + 8 * c), _mm256_loadu_ps(lanes + (l + 8) * 64 + 8 * c));
+            for (int l = 0; l < 4; ++l) t[l] = _mm256_add_ps(t[l], t[l + 4]);
+            _mm256_storeu_ps(out + d0 + 8 * c, _mm256_add_ps(_mm256_add_ps(t[0], t[2]), _mm256_add_ps(t[1], t[3])));
+        }
+    }
+}
 #endif
 
 struct Kernels {
@@ -196,6 +342,7 @@ struct Kernels {
     void (*to_f16)(uint16_t *, const float *, int64_t)                 = f32_to_f16_scalar;
     void (*geglu)(float *, const float *, const float *, int64_t)      = geglu_scalar;
     const char * name = "scalar";
+    bool attend16 = false;  // attend16_avx2 available
 };
 
 const Kernels & kernels() {
@@ -210,6 +357,7 @@ const Kernels & kernels() {
             r.to_f16   = f32_to_f16_avx2;
             r.geglu    = geglu_avx2;
             r.name     = "avx2";
+            r.attend16 = true;
         }
 #endif
         return r;
@@ -220,6 +368,8 @@ const Kernels & kernels() {
 }  // namespace
 
 const char * simd_path() { return kernels().name; }
+
+void force_generic_attend(bool on) { g_force_generic_attend = on; }
 
 void rmsnorm(float * y, const float * x, const float * w, int64_t n, float eps) {
     double sum = 0.0;
@@ -306,6 +456,13 @@ void attend(float * out, const float * q, const uint16_t * k, int64_t k_stride, 
     // for one query (ggml_vec_dot_f16); lanes over key positions count from
     // 0. Its softmax sums 16-key chunks (reduce16) into a double.
     const Kernels & kn = kernels();
+#ifdef GB_X86
+    if (kn.attend16 && !one_query && head_dim_k % 16 == 0 && head_dim_k <= 512 && head_dim_v % 8 == 0 && hi > lo &&
+        !g_force_generic_attend) {
+        attend16_avx2(out, q, k, k_stride, v, v_stride, lo, hi, head_dim_k, head_dim_v, scale, scratch);
+        return;
+    }
+#endif
     const int32_t n_lanes = one_query ? 64 : 16;
     const int32_t c0 = lo & ~15;                    // first 16-aligned chunk
     float * scores     = scratch;                   // [hi - c0 rounded up to 16]

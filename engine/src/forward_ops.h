@@ -45,6 +45,10 @@ void attend(float * out, const float * q, const uint16_t * k, int64_t k_stride, 
             int32_t lo, int32_t hi, int32_t head_dim_k, int32_t head_dim_v, float scale, bool one_query, float * scratch);
 int64_t attend_scratch_floats(int32_t n_ctx, int32_t head_dim_k, int32_t head_dim_v);
 
+// Tests: true makes attend() use its generic code only (false: the
+// vectorized batch-order version where the CPU has AVX2; same results).
+void force_generic_attend(bool on);
+
 // "avx2" or "scalar": which implementation is in use.
 const char * simd_path();
 
