@@ -11,8 +11,6 @@
 #include <cassert>
 #include <utility>
 #include <vector>
-#include <cstdlib>
-#include <immintrin.h>
 
 namespace gb::cpu {
 
@@ -297,19 +295,11 @@ void matmul(const WeightView & w, const float * x, int64_t n_tokens, float * y, 
         const size_t w_bytes = w.row_bytes * static_cast<size_t>(n_rows);
         const DotRowsFn rows4 = k->rows4;
         // rows [r0, r1): 4 at a time where the path has a 4-row kernel (same results)
-        static const int64_t pf_bytes = getenv("GB_PF") ? atoll(getenv("GB_PF")) : 0;
-        auto prefetch = [&](int64_t r_from, int64_t r_to, int64_t r1) {
-            if (pf_bytes == 0) return;
-            const uint8_t * end = w.data + r1 * w.row_bytes;
-            const uint8_t * p0 = w.data + r_from * w.row_bytes + pf_bytes;
-            const uint8_t * p1 = std::min(end, w.data + r_to * w.row_bytes + pf_bytes);
-            for (const uint8_t * p = p0; p < p1; p += 64) _mm_prefetch(reinterpret_cast<const char *>(p), _MM_HINT_T0);
-        };
         auto run_rows = [&](int64_t r0, int64_t r1) {
             int64_t r = r0;
             if (rows4 != nullptr)
-                for (; r + 4 <= r1; r += 4) { prefetch(r, r + 4, r1); rows4(n_cols, w.data + r * w.row_bytes, w.row_bytes, act, y + r); }
-            for (; r < r1; ++r) { prefetch(r, r + 1, r1); dot1(n_cols, w.data + r * w.row_bytes, act, 0, y + r); }
+                for (; r + 4 <= r1; r += 4) rows4(n_cols, w.data + r * w.row_bytes, w.row_bytes, act, y + r);
+            for (; r < r1; ++r) dot1(n_cols, w.data + r * w.row_bytes, act, 0, y + r);
         };
         if (nth == 1 || w_bytes < k_min_parallel_bytes) {
             run_rows(0, n_rows);
