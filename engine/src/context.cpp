@@ -11,6 +11,8 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
+#include <utility>
 #include <new>
 #include <thread>
 
@@ -47,6 +49,18 @@ class ContextImpl final : public Context {
     void matmul(const arch::Matrix & w, const float * x, int64_t n, float * y) {
         if (m_observer) m_observer(m_cur_layer, w.t->name.c_str(), x, n, w.t->ne[0]);  // [quantlab]
         cpu::matmul(w.view(), x, n, y, *m_pool);
+    }
+    // Several weights applied to the same input x (q/k/v, gate/up).
+    void matmul_shared(std::initializer_list<std::pair<const arch::Matrix *, float *>> items, const float * x, int64_t n) {
+        cpu::WeightView ws[4];
+        float * ys[4];
+        int n_w = 0;
+        for (const auto & [w, y] : items) {
+            if (m_observer) m_observer(m_cur_layer, w->t->name.c_str(), x, n, w->t->ne[0]);  // [quantlab]
+            ws[n_w] = w->view();
+            ys[n_w++] = y;
+        }
+        cpu::matmul_group(ws, ys, n_w, x, n, *m_pool);
     }
 
   public:  // [quantlab] calibration hook (ContextParams::matmul_observer) and the layer being run
@@ -214,9 +228,7 @@ void ContextImpl::block(int il, int32_t n, int32_t n_out, int32_t & n_rows) {
         }
     });
     // q, k, v = xn Wq^T, xn Wk^T, xn Wv^T   [n, n_q] [n, n_k] [n, n_v]
-    matmul(l.wq, m_xn.data(), n, m_q.data());
-    matmul(l.wk, m_xn.data(), n, m_k.data());
-    matmul(l.wv, m_xn.data(), n, m_v.data());
+    matmul_shared({{&l.wq, m_q.data()}, {&l.wk, m_k.data()}, {&l.wv, m_v.data()}}, m_xn.data(), n);
     qkv_post(il, n);
 
     // The last layer only needs the rows whose logits are wanted.
@@ -321,8 +333,7 @@ void ContextImpl::attention(int il, int32_t n, int32_t t0) {
 void ContextImpl::ffn(const LayerWeights & l, int32_t n_rows) {
     const int64_t n_embd = m_hp.n_embd, n_ff = m_hp.n_ff;
     // gate, up = xn Wg^T, xn Wu^T   [n_rows, n_ff]
-    matmul(l.ffn_gate, m_xn.data(), n_rows, m_gate.data());
-    matmul(l.ffn_up, m_xn.data(), n_rows, m_up.data());
+    matmul_shared({{&l.ffn_gate, m_gate.data()}, {&l.ffn_up, m_up.data()}}, m_xn.data(), n_rows);
     // gate = act(gate) * up
     const bool gelu = m_traits.act == arch::FfnAct::GeluTanh;
     for_rows(n_rows, n_ff * 4, [&](int64_t b, int64_t e) {

@@ -240,6 +240,7 @@ class TstMatmul : public QObject {
     void pathsAgree();
     void largeShapesTiled_data();
     void largeShapesTiled();
+    void groupMatchesSingle();
     void poolRunEveryThreadOnce();
     void poolParallelForCoverage();
     void poolWakesAfterSleep();
@@ -262,6 +263,13 @@ void TstMatmul::activationQuantizers() {
     std::vector<float> x = make_activations(3, n, rng);
     x[5] = 0.0f;
     std::fill(x.begin() + 256, x.begin() + 512, 0.0f);  // an all-zero block
+    // a magnitude tie of opposite signs in block 2 of every row: the first one sets the sign of d
+    for (int64_t t = 0; t < 3; ++t) {
+        float amax = 0.0f;
+        for (int j = 512; j < 768; ++j) amax = std::max(amax, std::fabs(x[size_t(t * n + j)]));
+        x[size_t(t * n + 520)] = -amax;
+        x[size_t(t * n + 530)] = amax;
+    }
     for (int64_t t = 0; t < 3; ++t) {
         const float * xr = x.data() + t * n;
         std::vector<double> sums;
@@ -272,6 +280,12 @@ void TstMatmul::activationQuantizers() {
             std::vector<gb::block_q8_K> ref(n / 256);
             gb::quantize_row_q8_K_ref(xr, ref.data(), n);
             QVERIFY(std::memcmp(ref.data(), q.data(), q.size()) == 0);
+            gb::cpu::TypeKernels k;  // the AVX2 table's vectorized quantizer: the same bytes
+            if (have_avx2() && gb::cpu::avx2_kernels(TensorType::Q4_K, &k)) {
+                std::vector<uint8_t> q2(q.size(), 0xab);
+                k.quantize(xr, q2.data(), n);
+                QVERIFY(std::memcmp(q2.data(), q.data(), q.size()) == 0);
+            }
             for (int64_t b = 0; b < n / 256; ++b) {
                 const auto * blk = reinterpret_cast<const gb::block_q8_K *>(q.data()) + b;
                 for (int j = 0; j < 256; ++j) QCOMPARE(double(blk->d) * blk->qs[j], want[b * 256 + j]);
@@ -406,6 +420,44 @@ void TstMatmul::pathsAgree() {
         const std::vector<float> x1(x.begin() + 40 * n_cols, x.begin() + 41 * n_cols);
         const std::vector<float> y1 = run_matmul(t, w, n_rows, n_cols, x1, 1, pool);
         QVERIFY(std::memcmp(y1.data(), ref.data() + 40 * n_rows, y1.size() * sizeof(float)) == 0);
+    }
+}
+
+// matmul_group (q/k/v, gate/up sharing one input): the same bits as one
+// matmul per weight, with weight types of one and of different activation
+// formats, decode (fused) and a batch, on 1-3 threads.
+void TstMatmul::groupMatchesSingle() {
+    std::mt19937 rng(5);
+    const int64_t n_cols = 512;
+    const TensorType types[] = {TensorType::Q4_K, TensorType::Q6_K, TensorType::Q8_0, TensorType::F16};
+    const int64_t rows[] = {300, 45, 133, 64};
+    std::vector<std::vector<uint8_t>> w;
+    gb::cpu::WeightView views[4];
+    for (int i = 0; i < 4; ++i) {
+        w.push_back(make_weights(types[i], rows[i], n_cols, true, rng));
+        views[i] = gb::cpu::WeightView{types[i], n_cols, rows[i], gb::row_size(types[i], n_cols), w.back().data()};
+    }
+    const std::vector<float> x = make_activations(7, n_cols, rng);
+    for (int threads : {1, 2, 3}) {
+        gb::cpu::ThreadPool pool(threads);
+        for (int64_t n_tokens : {1, 7}) {
+            for (int n_w : {2, 3, 4}) {
+                std::vector<std::vector<float>> got(4), want(4);
+                float * ys[4];
+                for (int i = 0; i < n_w; ++i) {
+                    got[size_t(i)].assign(size_t(rows[i] * n_tokens), -1.0f);
+                    want[size_t(i)].assign(size_t(rows[i] * n_tokens), -2.0f);
+                    ys[i] = got[size_t(i)].data();
+                    gb::cpu::matmul(views[i], x.data(), n_tokens, want[size_t(i)].data(), pool);
+                }
+                gb::cpu::matmul_group(views, ys, n_w, x.data(), n_tokens, pool);
+                for (int i = 0; i < n_w; ++i) {
+                    QVERIFY2(std::memcmp(got[size_t(i)].data(), want[size_t(i)].data(), got[size_t(i)].size() * sizeof(float)) == 0,
+                             qPrintable(QString("weight %1 (%2) tokens %3 threads %4 group of %5")
+                                            .arg(i).arg(gb::type_name(types[i])).arg(n_tokens).arg(threads).arg(n_w)));
+                }
+            }
+        }
     }
 }
 

@@ -87,7 +87,11 @@ struct KernelTables {
                     ok[2][id] = true;
                 }
                 GemmKernels g;
-                if (ok[2][id] && avx512vnni_gemm(t, &g)) gemm[id] = g;
+                if (ok[2][id] && avx512vnni_gemm(t, &g)) {
+                    // the vectorized Q8_K quantizer of the decode table (same bytes)
+                    if (g.prep_act == quantize_row_q8_K_act && table[2][id].act_type == TensorType::Q8_K) g.prep_act = table[2][id].quantize;
+                    gemm[id] = g;
+                }
             }
         }
     }
@@ -219,6 +223,21 @@ void matmul_gemm(const GemmKernels & g, const WeightView & w, const float * x, i
     else pool.run([f = &work](int ith, int nth_) { (*f)(ith, nth_); });
 }
 
+
+// y[r] = dot(W[r], act) for r in [r0, r1): 4 rows at a time where the path
+// has a 4-row kernel (same results)
+void matvec_rows(const TypeKernels & k, const WeightView & w, const uint8_t * act, float * y, int64_t r0, int64_t r1) {
+    int64_t r = r0;
+    if (k.rows4 != nullptr)
+        for (; r + 4 <= r1; r += 4) k.rows4(w.n_cols, w.data + r * w.row_bytes, w.row_bytes, act, y + r);
+    for (; r < r1; ++r) k.dot1(w.n_cols, w.data + r * w.row_bytes, act, 0, y + r);
+}
+
+// Rows per work item of a parallel matvec: ~8 items per thread, a multiple of 4.
+int64_t matvec_chunk(int64_t n_rows, int nth) {
+    return (std::max<int64_t>(4, (n_rows + 8 * nth - 1) / (8 * nth)) + 3) / 4 * 4;
+}
+
 }  // namespace
 
 const char * simd_path_name(SimdPath p) {
@@ -293,25 +312,17 @@ void matmul(const WeightView & w, const float * x, int64_t n_tokens, float * y, 
         // y[r] = dot(W[r], x): rows handed out in chunks from a shared counter,
         // so a thread slowed by a neighbour on the machine takes fewer.
         const size_t w_bytes = w.row_bytes * static_cast<size_t>(n_rows);
-        const DotRowsFn rows4 = k->rows4;
-        // rows [r0, r1): 4 at a time where the path has a 4-row kernel (same results)
-        auto run_rows = [&](int64_t r0, int64_t r1) {
-            int64_t r = r0;
-            if (rows4 != nullptr)
-                for (; r + 4 <= r1; r += 4) rows4(n_cols, w.data + r * w.row_bytes, w.row_bytes, act, y + r);
-            for (; r < r1; ++r) dot1(n_cols, w.data + r * w.row_bytes, act, 0, y + r);
-        };
         if (nth == 1 || w_bytes < k_min_parallel_bytes) {
-            run_rows(0, n_rows);
+            matvec_rows(*k, w, act, y, 0, n_rows);
             return;
         }
-        const int64_t chunk = (std::max<int64_t>(4, (n_rows + 8 * nth - 1) / (8 * nth)) + 3) / 4 * 4;
+        const int64_t chunk = matvec_chunk(n_rows, nth);
         const int64_t n_chunks = (n_rows + chunk - 1) / chunk;
         std::atomic<int64_t> next{0};
         auto rows = [&] {
             for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < n_chunks;
                  c = next.fetch_add(1, std::memory_order_relaxed)) {
-                run_rows(c * chunk, std::min(n_rows, (c + 1) * chunk));
+                matvec_rows(*k, w, act, y, c * chunk, std::min(n_rows, (c + 1) * chunk));
             }
         };
         // one captured pointer: std::function keeps it inline, no allocation per call
@@ -356,6 +367,58 @@ void matmul(const WeightView & w, const float * x, int64_t n_tokens, float * y, 
     } else {
         pool.run([f = &work](int ith, int nth) { (*f)(ith, nth); });
     }
+}
+
+void matmul_group(const WeightView * ws, float * const * ys, int n_w, const float * x, int64_t n_tokens, ThreadPool & pool) {
+    constexpr int k_max_group = 4;
+    const TypeKernels * ks[k_max_group];
+    bool fused = n_tokens == 1 && n_w <= k_max_group && pool.size() > 1;
+    for (int i = 0; fused && i < n_w; ++i) {
+        ks[i] = kernels_for(ws[i].type);
+        // llama.cpp's order has its own quantizers and kernels: one call each
+        fused = ks[i] != nullptr && ws[i].n_cols == ws[0].n_cols && llamacpp_kernels_for(ws[i].type) == nullptr;
+    }
+    if (!fused) {
+        for (int i = 0; i < n_w; ++i) matmul(ws[i], x, n_tokens, ys[i], pool);
+        return;
+    }
+    // one activation row per distinct format, quantized once
+    const int64_t n_cols = ws[0].n_cols;
+    thread_local std::vector<uint8_t> act_buf[k_max_group];
+    const uint8_t * act[k_max_group];
+    for (int i = 0; i < n_w; ++i) {
+        act[i] = nullptr;
+        for (int j = 0; j < i; ++j) {
+            if (ks[j]->act_type == ks[i]->act_type && ks[j]->quantize == ks[i]->quantize) act[i] = act[j];
+        }
+        if (act[i] != nullptr) continue;
+        if (ks[i]->quantize == nullptr) {
+            act[i] = reinterpret_cast<const uint8_t *>(x);
+            continue;
+        }
+        act_buf[i].resize(row_size(ks[i]->act_type, n_cols));
+        ks[i]->quantize(x, act_buf[i].data(), n_cols);
+        act[i] = act_buf[i].data();
+    }
+    // work items: chunks of rows of every weight, in one pool dispatch
+    const int nth = pool.size();
+    int64_t chunk[k_max_group], first_item[k_max_group + 1];
+    first_item[0] = 0;
+    for (int i = 0; i < n_w; ++i) {
+        chunk[i] = matvec_chunk(ws[i].n_rows, nth);
+        first_item[i + 1] = first_item[i] + (ws[i].n_rows + chunk[i] - 1) / chunk[i];
+    }
+    const int64_t n_items = first_item[n_w];
+    std::atomic<int64_t> next{0};
+    auto rows = [&] {
+        for (int64_t it = next.fetch_add(1, std::memory_order_relaxed); it < n_items; it = next.fetch_add(1, std::memory_order_relaxed)) {
+            int i = 0;
+            while (it >= first_item[i + 1]) ++i;
+            const int64_t r0 = (it - first_item[i]) * chunk[i];
+            matvec_rows(*ks[i], ws[i], act[i], ys[i], r0, std::min(ws[i].n_rows, r0 + chunk[i]));
+        }
+    };
+    pool.run([f = &rows](int, int) { (*f)(); });
 }
 
 }  // namespace gb::cpu

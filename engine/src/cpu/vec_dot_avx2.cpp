@@ -515,6 +515,74 @@ void quantize_q8_32(const float * x, uint8_t * y, int64_t n, size_t block_bytes)
     }
 }
 
+// Q8_K activations, bit-identical to quantize_row_q8_K_act (vec_dot_scalar.cpp):
+// d from the first element of largest magnitude, q = nearest_int(iscale * x)
+// (cvtps_epi32 rounds to nearest even as nearest_int's magic add does), bsums of 16.
+void quantize_q8_K_avx2(const float * x, void * vy, int64_t n) {
+    block_q8_K * y = static_cast<block_q8_K *>(vy);
+    const __m256 sign_bit = _mm256_set1_ps(-0.0f);
+    for (int64_t ib = 0; ib < n / 256; ++ib, x += 256) {
+        __m256 mx = _mm256_setzero_ps();
+        __m256 nan = _mm256_setzero_ps();
+        for (int k = 0; k < 32; ++k) {
+            const __m256 v = _mm256_loadu_ps(x + 8 * k);
+            mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign_bit, v));
+            nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        }
+        if (_mm256_movemask_ps(nan) != 0) {  // NaN: the scalar rules
+            quantize_row_q8_K_act(x, y + ib, 256);
+            continue;
+        }
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        const float amax = _mm_cvtss_f32(m4);
+        if (amax == 0.0f) {
+            y[ib].d = 0.0f;
+            std::memset(y[ib].qs, 0, sizeof(y[ib].qs));
+            std::memset(y[ib].bsums, 0, sizeof(y[ib].bsums));
+            continue;
+        }
+        // the first element with |x| == amax
+        const __m256 va = _mm256_set1_ps(amax);
+        int first = 0;
+        for (int k = 0; k < 32; ++k) {
+            const int m = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(sign_bit, _mm256_loadu_ps(x + 8 * k)), va, _CMP_EQ_OQ));
+            if (m != 0) {
+                first = 8 * k + __builtin_ctz(static_cast<unsigned>(m));
+                break;
+            }
+        }
+        const float iscale = -127.0f / x[first];
+        const __m256 vs = _mm256_set1_ps(iscale);
+        const __m256i q127 = _mm256_set1_epi32(127);
+        __m256i gsum[16];
+        for (int c = 0; c < 8; ++c) {  // 32 values
+            __m256i q[4];
+            for (int k = 0; k < 4; ++k) {
+                q[k] = _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(vs, _mm256_loadu_ps(x + 32 * c + 8 * k))), q127);
+            }
+            gsum[2 * c] = _mm256_add_epi32(q[0], q[1]);
+            gsum[2 * c + 1] = _mm256_add_epi32(q[2], q[3]);
+            const __m256i q01 = _mm256_packs_epi32(q[0], q[1]);
+            const __m256i q23 = _mm256_packs_epi32(q[2], q[3]);
+            __m256i q8 = _mm256_packs_epi16(q01, q23);
+            q8 = _mm256_permutevar8x32_epi32(q8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            _mm256_storeu_si256(reinterpret_cast<__m256i *>(y[ib].qs + 32 * c), q8);
+        }
+        // bsums[g] = the sum of group g's 8 int32 lanes
+        __m128i s4[4];
+        for (int g = 0; g < 4; ++g) {
+            const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(gsum[4 * g], gsum[4 * g + 1]),
+                                                _mm256_hadd_epi32(gsum[4 * g + 2], gsum[4 * g + 3]));
+            s4[g] = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+        }
+        _mm_storeu_si128(reinterpret_cast<__m128i *>(y[ib].bsums), _mm_packs_epi32(s4[0], s4[1]));
+        _mm_storeu_si128(reinterpret_cast<__m128i *>(y[ib].bsums + 8), _mm_packs_epi32(s4[2], s4[3]));
+        y[ib].d = 1.0f / iscale;
+    }
+}
+
 void quantize_q8_0_avx2(const float * x, void * y, int64_t n) {
     quantize_q8_32<false>(x, static_cast<uint8_t *>(y), n, sizeof(block_q8_0));
 }
@@ -561,11 +629,11 @@ bool GB_VEC_DOT_KERNELS(TensorType t, TypeKernels * k) {
         case TensorType::Q5_0: *k = {TensorType::Q8_0, quantize_q8_0_avx2, dot_q5_0<1>, dot_q5_0<4>, rows4_q5_0}; return true;
         case TensorType::Q5_1: *k = {TensorType::Q8_1, quantize_q8_1_avx2, dot_q5_1<1>, dot_q5_1<4>}; return true;
         case TensorType::Q8_0: *k = {TensorType::Q8_0, quantize_q8_0_avx2, dot_q8_0<1>, dot_q8_0<4>, rows4_q8_0}; return true;
-        case TensorType::Q2_K: *k = {TensorType::Q8_K, quantize_row_q8_K_act, dot_q2_K<1>, dot_q2_K<4>}; return true;
-        case TensorType::Q3_K: *k = {TensorType::Q8_K, quantize_row_q8_K_act, dot_q3_K<1>, dot_q3_K<4>}; return true;
-        case TensorType::Q4_K: *k = {TensorType::Q8_K, quantize_row_q8_K_act, dot_q4_K<1>, dot_q4_K<4>}; return true;
-        case TensorType::Q5_K: *k = {TensorType::Q8_K, quantize_row_q8_K_act, dot_q5_K<1>, dot_q5_K<4>}; return true;
-        case TensorType::Q6_K: *k = {TensorType::Q8_K, quantize_row_q8_K_act, dot_q6_K<1>, dot_q6_K<4>}; return true;
+        case TensorType::Q2_K: *k = {TensorType::Q8_K, quantize_q8_K_avx2, dot_q2_K<1>, dot_q2_K<4>}; return true;
+        case TensorType::Q3_K: *k = {TensorType::Q8_K, quantize_q8_K_avx2, dot_q3_K<1>, dot_q3_K<4>}; return true;
+        case TensorType::Q4_K: *k = {TensorType::Q8_K, quantize_q8_K_avx2, dot_q4_K<1>, dot_q4_K<4>}; return true;
+        case TensorType::Q5_K: *k = {TensorType::Q8_K, quantize_q8_K_avx2, dot_q5_K<1>, dot_q5_K<4>}; return true;
+        case TensorType::Q6_K: *k = {TensorType::Q8_K, quantize_q8_K_avx2, dot_q6_K<1>, dot_q6_K<4>}; return true;
         default: return false;
     }
 }
