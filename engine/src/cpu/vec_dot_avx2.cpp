@@ -419,6 +419,136 @@ void dot_q6_K(int64_t n, const void * w, const void * x, size_t xs, float * out)
     store_lanes<NC>(acc, out);
 }
 
+#ifdef GB_VEC_DOT_VNNI
+// ---- decode, 4 rows x 1 token of Q4_K / Q6_K with 512-bit integer sums -------
+// (this part is compiled only in the AVX512 translation unit). The integer
+// superblock sums are exact, so they equal the 256-bit kernels' whatever the
+// order; the float steps run per row in lane r of an xmm as k_step(_min).
+
+// Q4_K / Q5_K 6-bit scales and mins of one superblock: int16 lanes 0-7 scales, 8-15 mins
+GB_AVX2_INLINE __m256i q4k_mins_scales(const uint8_t * scales) {
+    uint32_t u[4];
+    std::memcpy(u, scales, 12);
+    u[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
+    const uint32_t mins_lo = u[1] & 0x3f3f3f3f;
+    u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
+    u[2] = mins_lo;
+    u[0] &= 0x3f3f3f3f;
+    return _mm256_cvtepu8_epi16(
+        _mm_set_epi32(static_cast<int>(u[3]), static_cast<int>(u[2]), static_cast<int>(u[1]), static_cast<int>(u[0])));
+}
+
+// int16 lane i of a 32-lane index vector: base + i / 16 (pair of 32-groups) or base + i / 8
+struct PermIdx {
+    alignas(64) int16_t by16[4][32];  // Q4_K pair j: scales 2j (lanes 0-15), 2j+1 (16-31)
+    alignas(64) int16_t by8[4][32];   // Q6_K: 4 groups of 16 from scale 4k
+    constexpr PermIdx() : by16{}, by8{} {
+        for (int j = 0; j < 4; ++j)
+            for (int i = 0; i < 32; ++i) {
+                by16[j][i] = static_cast<int16_t>(2 * j + i / 16);
+                by8[j][i] = static_cast<int16_t>(4 * j + i / 8);
+            }
+    }
+};
+constexpr PermIdx k_perm;
+
+GB_AVX2_INLINE __m256i fold512(__m512i v) { return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1)); }
+
+void rows4_q4_K(int64_t n, const void * w, size_t rb, const void * x, float * out) {
+    const block_q8_K * xb = static_cast<const block_q8_K *>(x);
+    const block_q4_K * a[4];
+    for (int r = 0; r < 4; ++r) a[r] = reinterpret_cast<const block_q4_K *>(static_cast<const uint8_t *>(w) + r * rb);
+    const __m256i m4y = _mm256_set1_epi8(0x0f);
+    __m128 acc = _mm_setzero_ps();
+    for (int64_t ib = 0; ib < n / 256; ++ib) {
+        const block_q8_K & bx = xb[ib];
+        __m256i q8y[8];
+        for (int j = 0; j < 8; ++j) q8y[j] = load256(bx.qs + 32 * j);
+        const __m128i bsum8 = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(bx.bsums)),
+                                             _mm_loadu_si128(reinterpret_cast<const __m128i *>(bx.bsums + 8)));
+        __m256i sumi[4];
+        __m128i prod[4];
+        for (int r = 0; r < 4; ++r) {
+            const block_q4_K & bw = a[r][ib];
+            const __m256i ms = q4k_mins_scales(bw.scales);
+            // each scale twice in a dword, broadcast from memory (a load, no shuffle port)
+            alignas(32) int32_t sc32[8];
+            const __m256i s32 = _mm256_cvtepu16_epi32(_mm256_castsi256_si128(ms));
+            _mm256_store_si256(reinterpret_cast<__m256i *>(sc32), _mm256_or_si256(s32, _mm256_slli_epi32(s32, 16)));
+            // NOTE: opaque to the compiler, so the broadcasts below read memory
+            // (vpbroadcastd from memory needs no shuffle port; from a register it does)
+            __asm__ __volatile__("" : : "r"(sc32) : "memory");
+            __m256i s = _mm256_setzero_si256();
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; ++j) {
+                const __m256i bits = load256(bw.qs + 32 * j);
+                const __m256i ql = _mm256_and_si256(bits, m4y);
+                const __m256i qh = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4y);
+                const __m256i pl = _mm256_madd_epi16(_mm256_set1_epi32(sc32[2 * j]), _mm256_maddubs_epi16(ql, q8y[2 * j]));
+                const __m256i ph = _mm256_madd_epi16(_mm256_set1_epi32(sc32[2 * j + 1]), _mm256_maddubs_epi16(qh, q8y[2 * j + 1]));
+                s = _mm256_add_epi32(s, _mm256_add_epi32(pl, ph));
+            }
+            sumi[r] = s;
+            prod[r] = _mm_madd_epi16(_mm256_extracti128_si256(ms, 1), bsum8);
+        }
+        const __m128 dx = _mm_set1_ps(bx.d);
+        const __m128 dw = _mm_cvtph_ps(_mm_setr_epi16(static_cast<short>(a[0][ib].d), static_cast<short>(a[1][ib].d),
+                                                      static_cast<short>(a[2][ib].d), static_cast<short>(a[3][ib].d), 0, 0, 0, 0));
+        const __m128 dm = _mm_cvtph_ps(_mm_setr_epi16(static_cast<short>(a[0][ib].dmin), static_cast<short>(a[1][ib].dmin),
+                                                      static_cast<short>(a[2][ib].dmin), static_cast<short>(a[3][ib].dmin), 0, 0, 0, 0));
+        acc = _mm_fmadd_ps(_mm_cvtepi32_ps(hsum_lanes<4>(sumi)), _mm_mul_ps(dw, dx), acc);
+        acc = _mm_fnmadd_ps(_mm_mul_ps(dm, dx), _mm_cvtepi32_ps(hsum_lanes<4>(prod)), acc);
+    }
+    _mm_storeu_ps(out, acc);
+}
+
+void rows4_q6_K(int64_t n, const void * w, size_t rb, const void * x, float * out) {
+    const block_q8_K * xb = static_cast<const block_q8_K *>(x);
+    const block_q6_K * a[4];
+    for (int r = 0; r < 4; ++r) a[r] = reinterpret_cast<const block_q6_K *>(static_cast<const uint8_t *>(w) + r * rb);
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const __m512i m2 = _mm512_set1_epi8(3);
+    // qh shifts for [q0 | q1] and [q2 | q3]
+    const __m512i sh_a = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    const __m512i sh_b = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(4)), _mm256_set1_epi16(6), 1);
+    __m512i idx[4];
+    for (int j = 0; j < 4; ++j) idx[j] = _mm512_load_si512(k_perm.by8[j]);
+    __m128 acc = _mm_setzero_ps();
+    for (int64_t ib = 0; ib < n / 256; ++ib) {
+        const block_q8_K & bx = xb[ib];
+        const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(bx.bsums));
+        __m256i sumi[4];
+        for (int r = 0; r < 4; ++r) {
+            const block_q6_K & bw = a[r][ib];
+            const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(bw.scales)));
+            const __m512i sc512 = _mm512_castsi256_si512(sc16);
+            // -32 * sum_g sc_g * bsum_g
+            __m512i s = _mm512_castsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(sc16, bsums), 5)));
+            s = _mm512_inserti64x4(s, _mm256_setzero_si256(), 1);
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; ++h) {
+                const __m512i l = _mm512_loadu_si512(bw.ql + 64 * h);
+                const __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(bw.qh + 32 * h)));
+                const __m512i qa = _mm512_or_si512(_mm512_and_si512(l, m4), _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hb, sh_a), m2), 4));
+                const __m512i qb = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
+                                                   _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hb, sh_b), m2), 4));
+                const __m512i q8a = _mm512_loadu_si512(bx.qs + 128 * h);
+                const __m512i q8b = _mm512_loadu_si512(bx.qs + 128 * h + 64);
+                const __m512i sca = _mm512_permutexvar_epi16(idx[2 * h], sc512);
+                const __m512i scb = _mm512_permutexvar_epi16(idx[2 * h + 1], sc512);
+                s = _mm512_add_epi32(s, _mm512_madd_epi16(sca, _mm512_maddubs_epi16(qa, q8a)));
+                s = _mm512_add_epi32(s, _mm512_madd_epi16(scb, _mm512_maddubs_epi16(qb, q8b)));
+            }
+            sumi[r] = fold512(s);
+        }
+        const __m128 dw = _mm_cvtph_ps(_mm_setr_epi16(static_cast<short>(a[0][ib].d), static_cast<short>(a[1][ib].d),
+                                                      static_cast<short>(a[2][ib].d), static_cast<short>(a[3][ib].d), 0, 0, 0, 0));
+        acc = _mm_fmadd_ps(_mm_cvtepi32_ps(hsum_lanes<4>(sumi)), _mm_mul_ps(dw, _mm_set1_ps(bx.d)), acc);
+    }
+    _mm_storeu_ps(out, acc);
+}
+#endif
+
 // ---- float types: fp32 FMA over 8 lanes ---------------------------------------
 
 GB_AVX2_INLINE __m256 load8_f32(const void * p, int64_t i) { return _mm256_loadu_ps(static_cast<const float *>(p) + i); }
@@ -631,9 +761,14 @@ bool GB_VEC_DOT_KERNELS(TensorType t, TypeKernels * k) {
         case TensorType::Q8_0: *k = {TensorType::Q8_0, quantize_q8_0_avx2, dot_q8_0<1>, dot_q8_0<4>, rows4_q8_0}; return true;
         case TensorType::Q2_K: *k = {TensorType::Q8_K, quantize_q8_K_avx2, dot_q2_K<1>, dot_q2_K<4>}; return true;
         case TensorType::Q3_K: *k = {TensorType::Q8_K, quantize_q8_K_avx2, dot_q3_K<1>, dot_q3_K<4>}; return true;
+#ifdef GB_VEC_DOT_VNNI
+        case TensorType::Q4_K: *k = {TensorType::Q8_K, quantize_q8_K_avx2, dot_q4_K<1>, dot_q4_K<4>, rows4_q4_K}; return true;
+        case TensorType::Q6_K: *k = {TensorType::Q8_K, quantize_q8_K_avx2, dot_q6_K<1>, dot_q6_K<4>, rows4_q6_K}; return true;
+#else
         case TensorType::Q4_K: *k = {TensorType::Q8_K, quantize_q8_K_avx2, dot_q4_K<1>, dot_q4_K<4>}; return true;
-        case TensorType::Q5_K: *k = {TensorType::Q8_K, quantize_q8_K_avx2, dot_q5_K<1>, dot_q5_K<4>}; return true;
         case TensorType::Q6_K: *k = {TensorType::Q8_K, quantize_q8_K_avx2, dot_q6_K<1>, dot_q6_K<4>}; return true;
+#endif
+        case TensorType::Q5_K: *k = {TensorType::Q8_K, quantize_q8_K_avx2, dot_q5_K<1>, dot_q5_K<4>}; return true;
         default: return false;
     }
 }
