@@ -39,9 +39,11 @@ GB_AVX2_INLINE int hsum_i32(__m256i v) {
 }
 
 // 16 bytes of packed nibbles -> 32 bytes: bytes 0..15 the low nibbles, 16..31 the high ones.
+// (the 16 bytes are broadcast by the load itself and the halves combined by a
+// blend: no shuffle-port uop, which the 4-row decode kernels are short of)
 GB_AVX2_INLINE __m256i nibbles32(const uint8_t * p) {
-    const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i *>(p));
-    const __m256i b = _mm256_inserti128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1);
+    const __m256i t = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p)));
+    const __m256i b = _mm256_blend_epi32(t, _mm256_srli_epi16(t, 4), 0xf0);
     return _mm256_and_si256(b, _mm256_set1_epi8(0x0f));
 }
 
