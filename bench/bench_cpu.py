@@ -127,20 +127,27 @@ def main():
         ltg = lc["tg"] + lc2["tg"]
         gpp_m, gtg_m = statistics.mean(gpp), statistics.mean(gtg)
         lpp_m, ltg_m = statistics.median(lpp), statistics.median(ltg)
+        # process CPU ms per token (all threads; llama.cpp's OpenMP workers spin
+        # while idle, so its figure includes spinning)
+        gpp_c = statistics.mean([gb["pp"].get("cpu_ms_per_tok", 0.0), gb2["pp"].get("cpu_ms_per_tok", 0.0)])
+        gtg_c = statistics.mean([gb["tg"].get("cpu_ms_per_tok", 0.0), gb2["tg"].get("cpu_ms_per_tok", 0.0)])
+        lpp_c = statistics.mean([lc["pp_cpu_ms_per_tok"], lc2["pp_cpu_ms_per_tok"]])
+        ltg_c = statistics.mean([lc["tg_cpu_ms_per_tok"], lc2["tg_cpu_ms_per_tok"]])
         rows.append((name, size_mib, f"pp{args.p}", fmt(gpp_m, abs(gpp[0] - gpp[1]) / 2),
                      fmt(lpp_m, statistics.pstdev(lpp)), gpp_m / lpp_m,
-                     max(gb["peak_rss_mib"], gb2["peak_rss_mib"]), max(lc["peak_rss_mib"], lc2["peak_rss_mib"])))
+                     max(gb["peak_rss_mib"], gb2["peak_rss_mib"]), max(lc["peak_rss_mib"], lc2["peak_rss_mib"]), gpp_c, lpp_c))
         rows.append((name, size_mib, f"tg{args.n}", fmt(gtg_m, abs(gtg[0] - gtg[1]) / 2),
-                     fmt(ltg_m, statistics.pstdev(ltg)), gtg_m / ltg_m, None, None))
+                     fmt(ltg_m, statistics.pstdev(ltg)), gtg_m / ltg_m, None, None, gtg_c, ltg_c))
         print(f"{name}: glassbox {gb} / llama.cpp {lc}", file=sys.stderr)
 
     print(f"\nthreads {args.threads}, reps {args.reps} x 2 runs per engine (alternating)\n")
-    print("| model | MiB | test | glassbox t/s | llama.cpp t/s | ratio | glassbox peak RSS MiB | llama.cpp peak RSS MiB |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name, size, test, g, l, ratio, grss, lrss in rows:
+    print("| model | MiB | test | glassbox t/s | llama.cpp t/s | ratio | glassbox CPU ms/tok | llama.cpp CPU ms/tok "
+          "| glassbox peak RSS MiB | llama.cpp peak RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, size, test, g, l, ratio, grss, lrss, gc, lcc in rows:
         rs = f"{grss:.0f}" if grss else ""
         ls = f"{lrss:.0f}" if lrss else ""
-        print(f"| {name} | {size:.0f} | {test} | {g} | {l} | {ratio:.2f} | {rs} | {ls} |")
+        print(f"| {name} | {size:.0f} | {test} | {g} | {l} | {ratio:.2f} | {gc:.2f} | {lcc:.2f} | {rs} | {ls} |")
 
 
 if __name__ == "__main__":
