@@ -28,7 +28,8 @@ void TstForwardOps::attendMatchesGeneric_data() {
     QTest::newRow("hd256") << 256 << 256 << 0.5f;
     QTest::newRow("hd64-wide-scores") << 64 << 64 << 6.0f;
     QTest::newRow("hd96-v40") << 96 << 40 << 1.0f;
-    QTest::newRow("hd80-generic-only") << 80 << 80 << 1.0f;  // not a multiple of 16: generic code both times
+    QTest::newRow("hd80") << 80 << 80 << 1.0f;
+    QTest::newRow("hd72-generic-only") << 72 << 72 << 1.0f;  // not a multiple of 16: generic code both times
 }
 
 void TstForwardOps::attendMatchesGeneric() {
