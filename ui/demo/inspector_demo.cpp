@@ -96,10 +96,18 @@ void produceKv(KvRecorder & kv, const gb::Tokenizer * tok, std::atomic<bool> & s
                               "their system prompt, and how each engine step mixes prefill chunks with decode tokens.",
                               false, false);
     }
+    p.scheduler.n_pages = 160;  // small enough to evict and preempt
+    // Stops two thirds of the way (sequences still hold pages) unless live.
+    int64_t total = 0;
+    if (auto dry = ScriptedKvWorkload::create(p))
+        while ((*dry)->step(nullptr)) ++total;
     auto w = ScriptedKvWorkload::create(p);
     if (!w) return;
-    while (!stop && (*w)->step(&kv))
+    int64_t steps = 0;
+    while (!stop && (live || steps < total * 2 / 3) && (*w)->step(&kv)) {
+        ++steps;
         if (live) std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    }
     kv.publishNow();
 }
 
@@ -199,7 +207,9 @@ int main(int argc, char ** argv) {
     inspector->addPanel(std::make_unique<ModelPanel>());
     inspector->addPanel(std::make_unique<TokenizerPanel>());
     inspector->addPanel(std::make_unique<KvCachePanel>());
-    inspector->addPanel(std::make_unique<PrefixTreePanel>());
+    auto tree = std::make_unique<PrefixTreePanel>();
+    tree->selectNode(1);  // the first node (the shared system prompt) shows its sharers
+    inspector->addPanel(std::move(tree));
     inspector->addPanel(std::make_unique<SpecPanel>());
     inspector->addPanel(std::make_unique<BatchingPanel>());
     inspector->setSnapshotSource(&ring);

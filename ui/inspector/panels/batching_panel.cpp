@@ -127,7 +127,8 @@ void BatchingPanel::drawComposition(const KvTrace & kv, float width, float heigh
     const bool hovered = ImGui::IsItemHovered();
     ImDrawList * dl = ImGui::GetWindowDrawList();
     dl->AddRectFilled(p0, ImVec2(p0.x + width, p0.y + h), IM_COL32(30, 30, 34, 255));
-    const float bw = width / float(visible);
+    // Few steps: wider bars (up to 4x the minimum), so a short run fills more of the view.
+    const float bw = std::min(width / float(std::max<int64_t>(last - first, 1)), width / float(visible) * 4.0f);
     for (int64_t i = first; i < last; ++i) {
         const KvStep & s = steps[size_t(i)];
         const float x0 = p0.x + float(i - first) * bw, x1 = x0 + std::max(bw - 1.0f, 1.0f);
@@ -143,7 +144,7 @@ void BatchingPanel::drawComposition(const KvTrace & kv, float width, float heigh
     // y axis: the budget line at ymax
     char buf[32];
     std::snprintf(buf, sizeof buf, "%d tokens", ymax);
-    dl->AddText(ImVec2(p0.x + 4, p0.y + 2), IM_COL32(170, 170, 170, 255), buf);
+    dl->AddText(ImVec2(p0.x + width - ImGui::CalcTextSize(buf).x - 6, p0.y + 2), IM_COL32(170, 170, 170, 255), buf);
     if (hovered) {
         const int64_t i = first + int64_t((ImGui::GetIO().MousePos.x - p0.x) / bw);
         if (i >= first && i < last) {
