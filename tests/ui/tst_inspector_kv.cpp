@@ -96,6 +96,7 @@ class TestInspectorKv : public QObject {
     void sessionFeed();
     void specSummaryMatchesEngineCounters();
     void recorderCountsOriginsAndPhases();
+    void explicitPrefillChunks();
     void exportJsonAndCsv();
 };
 
@@ -420,6 +421,41 @@ void TestInspectorKv::recorderCountsOriginsAndPhases() {
     QCOMPARE(tok, run.events.size());
 }
 
+void TestInspectorKv::explicitPrefillChunks() {
+    SnapshotRing ring(4);
+    TraceRecorder rec(ring);
+    rec.beginRequest("chunked", 300);
+    rec.addPhase({Phase::Queue, -20.0, 0.0, 0});
+    rec.addPhase({Phase::Prefill, 0.0, 30.0, 128});
+    rec.addPhase({Phase::Prefill, 40.0, 70.0, 128});
+    rec.addPhase({Phase::Prefill, 80.0, 95.0, 44});
+    for (int i = 0; i < 5; ++i) {
+        TokenEvent e;
+        e.id = i;
+        e.t_ms = 100.0 + 10 * i;
+        rec.onToken(e);
+    }
+    GenerateResult r;
+    r.n_prompt_tokens = 300;
+    rec.endRequest(r);
+    const RequestTrace & t = *ring.latest()->requests.back();
+    int queue = 0, prefill = 0, decode = 0, prefill_tokens = 0;
+    for (const PhaseSpan & s : t.phases) {
+        queue += s.phase == Phase::Queue;
+        prefill += s.phase == Phase::Prefill;
+        decode += s.phase == Phase::Decode;
+        if (s.phase == Phase::Prefill) prefill_tokens += s.nTokens;
+    }
+    QCOMPARE(queue, 1);
+    QCOMPARE(prefill, 3);  // the given chunks, no derived span
+    QCOMPARE(prefill_tokens, 300);
+    QCOMPARE(decode, 5);
+    // The next request starts without them.
+    rec.beginRequest("next");
+    rec.endRequest(GenerateResult{});
+    QVERIFY(ring.latest()->requests.back()->phases.empty());
+}
+
 void TestInspectorKv::exportJsonAndCsv() {
     SnapshotRing ring(4);
     TraceRecorder rec(ring);
@@ -481,5 +517,5 @@ void TestInspectorKv::exportJsonAndCsv() {
     QCOMPARE(records(sf.readAll()), 1 + int(snap->kv->steps.size()));
 }
 
-QTEST_MAIN(TestInspectorKv)
+QTEST_GUILESS_MAIN(TestInspectorKv)
 #include "tst_inspector_kv.moc"

@@ -50,6 +50,7 @@ uint64_t TraceRecorder::beginRequest(std::string label, int32_t nPromptTokens, i
     m_meta = RequestTrace{};
     m_meta.id = m_nextId++;
     m_meta.label = std::move(label);
+    m_explicitPhases.clear();
     m_meta.nPromptTokens = nPromptTokens;
     m_meta.nPromptReused = nPromptReused;
     m_tokens.clear();
@@ -62,6 +63,8 @@ uint64_t TraceRecorder::beginRequest(std::string label, int32_t nPromptTokens, i
 void TraceRecorder::setPrefillTime(double tPromptMs) { m_meta.tPromptMs = tPromptMs; }
 void TraceRecorder::setQueueTime(double tQueueMs) { m_meta.tQueueMs = tQueueMs; }
 void TraceRecorder::setPromptKey(std::string key) { m_meta.promptKey = std::move(key); }
+
+void TraceRecorder::addPhase(const PhaseSpan & span) { m_explicitPhases.push_back(span); }
 
 void TraceRecorder::setKv(std::shared_ptr<const KvTrace> kv) {
     m_kv = std::move(kv);
@@ -102,10 +105,20 @@ void TraceRecorder::endRequest(const GenerateResult & result) {
     }
     // Timeline: queue, prefill, then per step (speculative) or per token.
     m_meta.phases.clear();
-    if (m_meta.tQueueMs > 0) m_meta.phases.push_back({Phase::Queue, -m_meta.tQueueMs, 0.0, 0});
-    const double prefill_end = m_meta.tPromptMs > 0 ? m_meta.tPromptMs : (m_times.empty() ? 0.0 : m_times.front());
+    auto given = [&](Phase p) {
+        return std::any_of(m_explicitPhases.begin(), m_explicitPhases.end(), [p](const PhaseSpan & s) { return s.phase == p; });
+    };
+    if (m_meta.tQueueMs > 0 && !given(Phase::Queue)) m_meta.phases.push_back({Phase::Queue, -m_meta.tQueueMs, 0.0, 0});
+    double prefill_end = m_meta.tPromptMs > 0 ? m_meta.tPromptMs : (m_times.empty() ? 0.0 : m_times.front());
     const int32_t n_prefill = std::max(0, m_meta.nPromptTokens - m_meta.nPromptReused);
-    if (prefill_end > 0 || n_prefill > 0) m_meta.phases.push_back({Phase::Prefill, 0.0, prefill_end, n_prefill});
+    if (given(Phase::Prefill)) {
+        for (const PhaseSpan & s : m_explicitPhases)
+            if (s.phase == Phase::Prefill) prefill_end = std::max(prefill_end, s.t1Ms);
+    } else if (prefill_end > 0 || n_prefill > 0) {
+        m_meta.phases.push_back({Phase::Prefill, 0.0, prefill_end, n_prefill});
+    }
+    m_meta.phases.insert(m_meta.phases.end(), m_explicitPhases.begin(), m_explicitPhases.end());
+    m_explicitPhases.clear();
     if (m_meta.spec && !m_meta.spec->per_step.empty()) {
         for (const PhaseSpan & p : specPhaseSpans(*m_meta.spec, m_times)) m_meta.phases.push_back(p);
     } else {

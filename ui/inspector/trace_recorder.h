@@ -35,6 +35,10 @@ class TraceRecorder {
     void setPrefillTime(double tPromptMs);
     void setQueueTime(double tQueueMs);          // waited before the request started
     void setPromptKey(std::string key);          // groups requests on the same prompt
+    // A measured phase of the current request (e.g. each prefill chunk of a
+    // batching engine, its queue wait). Where given, these replace the single
+    // prefill / queue span endRequest() would derive.
+    void addPhase(const PhaseSpan & span);
     // Records one token with the origin its event carries (speculative decoding).
     bool onToken(const TokenEvent & event) { return onToken(event, originOf(event.origin)); }
     // Records one token; publishes when the last publish is older than the
@@ -66,6 +70,7 @@ class TraceRecorder {
     bool m_active = false;
     uint64_t m_nextId = 1;
     RequestTrace m_meta;               // current request, without tokens/stats
+    std::vector<PhaseSpan> m_explicitPhases;
     TokenHistoryBuilder m_tokens;
     std::vector<double> m_times;       // t_ms of each token, for latency stats
 
