@@ -438,6 +438,20 @@ GB_AVX2_INLINE __m256i q4k_mins_scales(const uint8_t * scales) {
         _mm_set_epi32(static_cast<int>(u[3]), static_cast<int>(u[2]), static_cast<int>(u[1]), static_cast<int>(u[0])));
 }
 
+// The same 8 scales and 8 mins as bytes 0-7 / 8-15, unpacked with vector ops
+// (reads 16 bytes from scales: the 12 of the field and 4 of qs, which follow).
+GB_AVX2_INLINE __m128i q4k_scales_mins_bytes(const uint8_t * scales) {
+    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i *>(scales));
+    // P: s0-3 (sc0-3), s8-11 (sc4-7 low), s4-7 (m0-3), s8-11 (m4-7 low, high nibbles)
+    const __m128i p = _mm_shuffle_epi8(raw, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
+    // R: the bytes whose top 2 bits are bits 4-5 of sc4-7 (s0-3) and of m4-7 (s4-7)
+    const __m128i r = _mm_shuffle_epi8(raw, _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7));
+    const __m128i lo_a = _mm_and_si128(p, _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0));
+    const __m128i lo_b = _mm_and_si128(_mm_srli_epi16(p, 4), _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15));
+    const __m128i hi = _mm_and_si128(_mm_srli_epi16(r, 2), _mm_set1_epi8(0x30));
+    return _mm_or_si128(_mm_or_si128(lo_a, lo_b), hi);
+}
+
 // int16 lane i of a 32-lane index vector: base + i / 16 (pair of 32-groups) or base + i / 8
 struct PermIdx {
     alignas(64) int16_t by16[4][32];  // Q4_K pair j: scales 2j (lanes 0-15), 2j+1 (16-31)
@@ -470,10 +484,10 @@ void rows4_q4_K(int64_t n, const void * w, size_t rb, const void * x, float * ou
         __m128i prod[4];
         for (int r = 0; r < 4; ++r) {
             const block_q4_K & bw = a[r][ib];
-            const __m256i ms = q4k_mins_scales(bw.scales);
+            const __m128i o = q4k_scales_mins_bytes(bw.scales);
             // each scale twice in a dword, broadcast from memory (a load, no shuffle port)
             alignas(32) int32_t sc32[8];
-            const __m256i s32 = _mm256_cvtepu16_epi32(_mm256_castsi256_si128(ms));
+            const __m256i s32 = _mm256_cvtepu8_epi32(o);
             _mm256_store_si256(reinterpret_cast<__m256i *>(sc32), _mm256_or_si256(s32, _mm256_slli_epi32(s32, 16)));
             // NOTE: opaque to the compiler, so the broadcasts below read memory
             // (vpbroadcastd from memory needs no shuffle port; from a register it does)
@@ -489,7 +503,7 @@ void rows4_q4_K(int64_t n, const void * w, size_t rb, const void * x, float * ou
                 s = _mm256_add_epi32(s, _mm256_add_epi32(pl, ph));
             }
             sumi[r] = s;
-            prod[r] = _mm_madd_epi16(_mm256_extracti128_si256(ms, 1), bsum8);
+            prod[r] = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_srli_si128(o, 8)), bsum8);
         }
         const __m128 dx = _mm_set1_ps(bx.d);
         const __m128 dw = _mm_cvtph_ps(_mm_setr_epi16(static_cast<short>(a[0][ib].d), static_cast<short>(a[1][ib].d),
