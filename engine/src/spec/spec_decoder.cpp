@@ -248,9 +248,13 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
     ++m_stats.spec_steps;
 
     // One forward pass over [pending] + draft as a token tree (tree node 0 =
-    // the pending token, tree node i + 1 = draft node i); the output head runs
-    // only for the rows the walk needs: a first-child chain at a time.
+    // the pending token, tree node i + 1 = draft node i). The output head
+    // (gemma-3-270m: a 262k x 640 matrix, ~40% of a plain step) costs about the
+    // same for 1 to ~16 rows, as it is bound by reading the matrix: small trees
+    // get every row at once; larger ones a first-child chain at a time, another
+    // head call only when the walk leaves the chain (bench/NOTES.md).
     // row_of[tree node] = its row in the target's logits() (-1: not computed).
+    constexpr int32_t kEagerHeadRows = 16;
     std::vector<Token> batch;
     std::vector<int32_t> parents, out_nodes, row_of(size_t(n_nodes) + 1, -1);
     batch.push_back(pending);
@@ -277,6 +281,15 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
     st.decode_calls = 1;
     if (tree_backend) {
         chain_from(-1);
+        if (int32_t(batch.size()) <= kEagerHeadRows && int32_t(out_nodes.size()) < int32_t(batch.size())) {
+            // the chain first (its rows keep their order), then the other nodes
+            for (int32_t i = 0; i <= n_nodes; ++i) {
+                if (row_of[size_t(i)] < 0) {
+                    row_of[size_t(i)] = int32_t(out_nodes.size());
+                    out_nodes.push_back(i);
+                }
+            }
+        }
         GB_TRY_STATUS(m_target.decode_tree(batch, parents, out_nodes, cancel));
     } else {  // a chain: every row
         GB_TRY_STATUS(m_target.decode(batch, true, cancel));
