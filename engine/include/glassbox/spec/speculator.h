@@ -19,8 +19,9 @@ namespace gb {
 
 // Candidate continuations of the sequence as a token tree rooted at the last
 // committed token. Nodes are stored parents first; parent -1 = child of the root.
-// The first child of a node is the most likely one: verification decodes
-// first-child chains, so a chain is the tree where every node has one child.
+// The first child of a node is the most likely one: the target decodes the
+// whole tree in one pass (Context::decode_tree) and computes output rows for
+// first-child chains first; a chain is the tree where every node has one child.
 struct Draft {
     std::vector<Token>   tokens;
     std::vector<int32_t> parent;
