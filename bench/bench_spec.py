@@ -85,14 +85,23 @@ def main():
         # Interleave plain and speculative runs so machine load hits them alike;
         # report medians over the repetitions and the median of per-rep ratios.
         plain_tps, spec_tps, stats, same = [], {m: [] for m in methods}, {}, {m: True for m in methods}
-        for _ in range(args.reps):
-            base_out, tps, _ = run(args.cli, args.model, prompt, "none", args)
-            plain_tps.append(tps)
-            for method in methods:
-                out, tps, st = run(args.cli, args.model, prompt, method, args)
-                spec_tps[method].append(tps)
-                stats[method] = st
-                same[method] = same[method] and out == base_out
+        # The order rotates from rep to rep (no variant always runs first).
+        base_out = None
+        outs = {}
+        for rep in range(args.reps):
+            order = ["none"] + methods
+            k = rep % len(order)
+            for variant in order[k:] + order[:k]:
+                out, tps, st = run(args.cli, args.model, prompt, variant, args)
+                if variant == "none":
+                    plain_tps.append(tps)
+                    base_out = out
+                else:
+                    spec_tps[variant].append(tps)
+                    stats[variant] = st
+                    outs.setdefault(variant, []).append(out)
+        for method in methods:
+            same[method] = all(o == base_out for o in outs[method])
         for method in methods:
             st = stats[method]
             ratios = [s / b for s, b in zip(spec_tps[method], plain_tps) if b]

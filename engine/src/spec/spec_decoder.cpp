@@ -20,16 +20,34 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
     return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
-// Draft length controller. Expected tokens per step with draft length k and
-// per-position acceptance a: E(k) = 1 + a + ... + a^k. Cost: a plain step
-// t_plain, each extra verified token t_extra, each drafted token t_draft.
+// Draft length controller. Expected tokens per step with draft depth k and
+// per-depth acceptance a: E(k) = 1 + a + ... + a^k. Cost: a plain step
+// t_plain, verification's overhead over it t_fixed + k t_extra (fitted to the
+// measured (depth, overhead) pairs: the output head's cost is nearly flat in
+// rows, the body's grows per node), each drafted depth t_draft.
 // k maximises E(k) / C(k); k = 0 means a plain step is the better deal.
 struct Controller {
-    double alpha = 0.7;           // EMA of per-position acceptance
+    double alpha = 0.7;           // EMA of per-depth acceptance
     double t_plain = 0.0;         // ms, EMA (0 = not measured yet)
-    double t_extra = 0.0;         // ms per extra verified token
-    double t_draft = 0.0;         // ms per drafted token
+    double t_fixed = 0.0;         // ms of verification overhead independent of depth
+    double t_extra = 0.0;         // ms per unit of draft depth
+    double t_draft = 0.0;         // ms per drafted depth
     bool   have_extra = false;
+    double s0 = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;  // decayed sums of (depth, overhead)
+
+    // One verification: draft depth x, overhead y = t_verify - t_plain (ms).
+    void observe_verify(double x, double y) {
+        constexpr double keep = 0.85;
+        s0 = keep * s0 + 1; sx = keep * sx + x; sy = keep * sy + y; sxx = keep * sxx + x * x; sxy = keep * sxy + x * y;
+        const double mx = sx / s0, my = sy / s0, var = sxx / s0 - mx * mx;
+        t_extra = var > 0.25 ? (sxy / s0 - mx * my) / var : 0.0;
+        t_fixed = my - t_extra * mx;
+        if (t_extra < 0.0 || t_fixed < 0.0 || var <= 0.25) {  // one depth seen (or a bad fit): proportional
+            t_fixed = 0.0;
+            t_extra = std::max(0.0, sxy / std::max(1e-9, sxx));
+        }
+        have_extra = true;
+    }
     int32_t plain_run = 0;        // consecutive plain steps chosen by auto-off
     int32_t probe_every = 0;      // current probe interval (doubles while probes fail)
     bool    probing = false;      // the step being run is a probe
@@ -41,7 +59,7 @@ struct Controller {
         for (int32_t i = 0; i <= k; ++i) { e += ak; ak *= alpha; }
         return e;
     }
-    double cost(int32_t k) const { return t_plain + k * (t_extra + t_draft); }
+    double cost(int32_t k) const { return t_plain + t_fixed + k * (t_extra + t_draft); }
 
     // Returns the draft length for the next step; *off: auto-off chose plain.
     int32_t choose(const SpecConfig & cfg, int32_t k_max, bool * off) {
@@ -414,11 +432,7 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
         const int32_t base = std::max(1, m_cfg.probe_interval);
         im.ctl.probe_every = d == 0 ? std::min(im.ctl.probe_every * 2, base * 16) : base;
     }
-    if (im.ctl.t_plain > 0.0 && draft_depth > 0) {
-        // per unit of draft depth (a tree of width w costs about w chains' rows)
-        Controller::ema(im.ctl.t_extra, std::max(0.0, (st.t_verify_ms - im.ctl.t_plain) / double(draft_depth)));
-        im.ctl.have_extra = true;
-    }
+    if (im.ctl.t_plain > 0.0 && draft_depth > 0) im.ctl.observe_verify(double(draft_depth), st.t_verify_ms - im.ctl.t_plain);
     finish();
     obs.tokens = m_tokens;
     obs.n_accepted = d;
