@@ -29,7 +29,7 @@ PROMPTS = {
 
 
 def run(cli, model, prompt, variant, args):
-    """variant: "none", or "method[:bN][:skipA-B]" (bN: --spec-branches N, 1 = chain)."""
+    """variant: "none", or "method[:bN][:skipA-B][:fixed]" (bN: --spec-branches N, 1 = chain)."""
     parts = variant.split(":")
     spec = parts[0]
     cmd = [cli, "generate", "-m", model, "-p", prompt, "-n", str(args.n), "--greedy", "-t", str(args.threads),
@@ -41,6 +41,8 @@ def run(cli, model, prompt, variant, args):
             cmd += ["--spec-branches", opt[1:]]
         elif opt.startswith("skip"):
             cmd += ["--spec-skip-layers", opt[4:]]
+        elif opt == "fixed":  # fixed draft length, no auto-off: deterministic acceptance
+            cmd += ["--spec-fixed"]
     if spec == "draft":
         cmd += ["--draft-model", args.draft_model]
     p = subprocess.run(cmd, capture_output=True, text=True)
@@ -70,7 +72,7 @@ def main():
     ap.add_argument("-n", type=int, default=96)
     ap.add_argument("--draft-max", type=int, default=0)
     ap.add_argument("--methods", default="lookup,lookahead,selfdraft",
-                    help="comma list of method[:bN][:skipA-B], e.g. lookup:b1,lookup:b3")
+                    help="comma list of method[:bN][:skipA-B][:fixed], e.g. lookup:b1,lookup:b3")
     ap.add_argument("--prompts", default="")
     ap.add_argument("--reps", type=int, default=1, help="interleaved repetitions (plain, variants, plain, ...)")
     ap.add_argument("--json", action="store_true")
