@@ -419,6 +419,10 @@ Status ContextImpl::tree_logits(std::span<const int32_t> nodes) {
     const int64_t n_embd = m_hp.n_embd;
     const size_t n_vocab = size_t(m_hp.n_vocab);
     const int32_t n_out  = int32_t(nodes.size());
+    if (n_out > m_n_batch) {
+        return make_error(ErrorCode::InvalidArgument, "tree_logits: " + std::to_string(n_out) + " rows exceed n_batch " +
+                                                          std::to_string(m_n_batch));
+    }
     for (int32_t node : nodes) {
         if (node < 0 || node >= m_tree_n) {
             return make_error(ErrorCode::InvalidArgument, "tree_logits: node " + std::to_string(node) + " is not in the pending tree of " +
