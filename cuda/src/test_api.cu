@@ -116,6 +116,59 @@ Result<std::vector<float>> linear(TensorType t, const std::vector<uint8_t> & w, 
     return fetch(y, size_t(n_tok) * n_rows);
 }
 
+Result<std::vector<float>> linear_jobs(const std::vector<TensorType> & types, const std::vector<std::vector<uint8_t>> & ws,
+                                       const std::vector<int64_t> & n_rows, int64_t n_cols, const std::vector<float> & x, int n_tok) {
+    Pool pool;
+    float * xf;
+    GB_ASSIGN(xf, pool.put(x));
+    Q8Act q;
+    GB_ASSIGN(q, q8_buffers(pool, size_t(n_tok) * n_cols));
+    GB_TRY_STATUS(act_quant(xf, nullptr, 0, int64_t(n_tok) * n_cols, q, nullptr));
+    std::vector<MatvecJob> jobs;
+    std::vector<float *> ys;
+    for (size_t i = 0; i < types.size(); ++i) {
+        DevMat m;
+        GB_ASSIGN(m, upload(pool, types[i], ws[i], n_cols, n_rows[i]));
+        float * y;
+        GB_ASSIGN(y, pool.get<float>(size_t(n_tok) * n_rows[i]));
+        jobs.push_back({m, y, nullptr});
+        ys.push_back(y);
+    }
+    GB_TRY_STATUS(matvec(jobs.data(), int(jobs.size()), q, xf, n_tok, nullptr));
+    std::vector<float> out;
+    for (size_t i = 0; i < ys.size(); ++i) {
+        auto h = fetch(ys[i], size_t(n_tok) * n_rows[i]);
+        if (!h) return h.error();
+        out.insert(out.end(), h->begin(), h->end());
+    }
+    return out;
+}
+
+Result<std::vector<float>> glu(TensorType tg, const std::vector<uint8_t> & wg, TensorType tu, const std::vector<uint8_t> & wu,
+                               int64_t n_cols, int64_t n_rows, const std::vector<float> & x, int n_tok, int act,
+                               std::vector<float> * q8_out) {
+    Pool pool;
+    DevMat g, u;
+    GB_ASSIGN(g, upload(pool, tg, wg, n_cols, n_rows));
+    GB_ASSIGN(u, upload(pool, tu, wu, n_cols, n_rows));
+    if (!matvec_glu_supported(g, u)) return make_error(ErrorCode::Unsupported, "matvec_glu does not support these types/shapes");
+    float * xf;
+    GB_ASSIGN(xf, pool.put(x));
+    Q8Act q, qo;
+    GB_ASSIGN(q, q8_buffers(pool, size_t(n_tok) * n_cols));
+    GB_ASSIGN(qo, q8_buffers(pool, size_t(n_tok) * n_rows));
+    GB_TRY_STATUS(act_quant(xf, nullptr, 0, int64_t(n_tok) * n_cols, q, nullptr));
+    float * y;
+    GB_ASSIGN(y, pool.get<float>(size_t(n_tok) * n_rows));
+    GB_TRY_STATUS(matvec_glu(g, u, act, q, xf, n_tok, y, qo, nullptr));
+    if (q8_out) {
+        auto r = q8_roundtrip(qo, size_t(n_tok) * n_rows);
+        if (!r) return r.error();
+        *q8_out = *r;
+    }
+    return fetch(y, size_t(n_tok) * n_rows);
+}
+
 Result<std::vector<float>> embed(TensorType t, const std::vector<uint8_t> & w, int64_t n_cols, int64_t n_rows,
                                  const std::vector<int> & rows, float scale) {
     Pool pool;
