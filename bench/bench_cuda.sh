@@ -6,7 +6,7 @@
 # the roofline (bandwidth / weight bytes per token). Logs go to $OUT.
 #
 # usage: bench/bench_cuda.sh WORKDIR
-#   WORKDIR/bin: glassbox-cli, tst_cuda_kernels, tst_cuda_model (built with
+#   WORKDIR/bin: glassbox-cli, tst_cuda_kernels, tst_cuda_model, bench_cuda_kernels (built with
 #                -DGLASSBOX_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90; the device
 #                image has no Qt, so the binaries are built where Qt is)
 #   WORKDIR/lib or lib.tgz (-> /tmp/gblib): shared libraries the test binaries need (Qt)
@@ -69,6 +69,11 @@ if [ "${GB_SKIP_CHECKS:-0}" != 1 ]; then
   log "memcheck model rc=$? $(grep -E 'ERROR SUMMARY|^Totals' "$OUT/memcheck_model.log" | tr '\n' ' ')"
   timeout 120 compute-sanitizer --tool racecheck --error-exitcode 3 "$BIN/tst_cuda_kernels" attention add_norm qkv_post act argmax_softcap "linear:Q4_K gemm x130" "linear:Q6_K matvec x3" > "$OUT/racecheck.log" 2>&1
   log "racecheck rc=$? $(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY|^Totals' "$OUT/racecheck.log" | tr '\n' ' ')"
+fi
+
+if [ -x "$BIN/bench_cuda_kernels" ]; then
+  timeout 120 "$BIN/bench_cuda_kernels" > "$OUT/kernels.md" 2>&1; log "bench_cuda_kernels rc=$?"
+  cat "$OUT/kernels.md" | tee -a "$OUT/summary.log"
 fi
 
 # ---- bandwidth -------------------------------------------------------------------

@@ -306,10 +306,11 @@ __device__ __forceinline__ void prefetch_rows(const DevMat & w, int row0) {
 
 // acc[r] += row (row0 + r) . x over this lane's units (rows past the end
 // clamp to the last row; their results are not stored). The loads of F::U
-// passes x R rows are issued before any of them is used.
-template <class F, int R>
+// passes x R rows are issued before any of them is used (U = 1 for short
+// rows, where the extra passes would only be clamped duplicates).
+template <class F, int R, bool BIG>
 __device__ __forceinline__ void rows_dot(const DevMat & w, int row0, const XView & x, float (&acc)[R]) {
-    constexpr int U = F::U;
+    constexpr int U = BIG ? F::U : 1;
     const int lane = threadIdx.x & 31;
     const uint8_t * rows[R];
 #pragma unroll
@@ -375,15 +376,15 @@ template <int R> __device__ __forceinline__ void prefetch_any(const DevMat & w, 
 }
 // TI >= 0: every job has type TensorType(TI) (code for that type only);
 // TI < 0: mixed fast types, switched per warp.
-template <int TI, int R> __device__ __forceinline__ void dot_any(const DevMat & w, int row0, const XView & x, float (&acc)[R]) {
+template <int TI, int R, bool BIG> __device__ __forceinline__ void dot_any(const DevMat & w, int row0, const XView & x, float (&acc)[R]) {
     if constexpr (TI >= 0) {
-        rows_dot<Fast<TensorType(TI)>, R>(w, row0, x, acc);
+        rows_dot<Fast<TensorType(TI)>, R, BIG>(w, row0, x, acc);
     } else {
         switch (w.type) {
-            case TensorType::Q4_K: rows_dot<Fast<TensorType::Q4_K>, R>(w, row0, x, acc); break;
-            case TensorType::Q6_K: rows_dot<Fast<TensorType::Q6_K>, R>(w, row0, x, acc); break;
-            case TensorType::Q8_0: rows_dot<Fast<TensorType::Q8_0>, R>(w, row0, x, acc); break;
-            case TensorType::F16:  rows_dot<Fast<TensorType::F16>, R>(w, row0, x, acc); break;
+            case TensorType::Q4_K: rows_dot<Fast<TensorType::Q4_K>, R, BIG>(w, row0, x, acc); break;
+            case TensorType::Q6_K: rows_dot<Fast<TensorType::Q6_K>, R, BIG>(w, row0, x, acc); break;
+            case TensorType::Q8_0: rows_dot<Fast<TensorType::Q8_0>, R, BIG>(w, row0, x, acc); break;
+            case TensorType::F16:  rows_dot<Fast<TensorType::F16>, R, BIG>(w, row0, x, acc); break;
             default: break;
         }
     }
@@ -407,7 +408,7 @@ struct FastJobs {
 };
 
 // grid (blocks over all jobs, n_tok), block kFastWarps warps.
-template <int TI>
+template <int TI, bool BIG>
 __global__ void __launch_bounds__(kFastWarps * 32) matvec_fast_kernel(const FastJobs jobs, const int8_t * __restrict__ xq,
                                                                      const float * __restrict__ xd, const float * __restrict__ xs,
                                                                      const float * __restrict__ xf, int n_cols) {
@@ -422,7 +423,7 @@ __global__ void __launch_bounds__(kFastWarps * 32) matvec_fast_kernel(const Fast
     pdl_wait();
     const XView x = x_of(xq, xd, xs, xf, n_cols, blockIdx.y);
     float acc[kFastRows] = {};
-    dot_any<TI, kFastRows>(w, row0, x, acc);
+    dot_any<TI, kFastRows, BIG>(w, row0, x, acc);
 #pragma unroll
     for (int r = 0; r < kFastRows; ++r) {
         const float v = warp_sum(acc[r]);
@@ -456,8 +457,8 @@ __global__ void __launch_bounds__(kGluWarps * 32) matvec_glu_kernel(const DevMat
     if constexpr (TI >= 0) {
         rows_dot2<Fast<TensorType(TI)>, kGluRows>(gate, up, row0, x, g, u);
     } else {
-        dot_any<-1, kGluRows>(gate, row0, x, g);
-        dot_any<-1, kGluRows>(up, row0, x, u);
+        dot_any<-1, kGluRows, false>(gate, row0, x, g);
+        dot_any<-1, kGluRows, false>(up, row0, x, u);
     }
 #pragma unroll
     for (int r = 0; r < kGluRows; ++r) {
@@ -487,13 +488,16 @@ Status launch_fast(const MatvecJob * jobs, int n, const Q8Act & xq, const float 
     a.n = n;
     bool same = true;
     for (int i = 1; i < n; ++i) same = same && jobs[i].w.type == jobs[0].w.type;
-    auto * k = matvec_fast_kernel<-1>;
+    // Several passes in flight only where a lane has at least 4 units of a row
+    // (4 K-quant superblocks x 4 = 4096 values; shorter rows run one pass at a time).
+    const bool big = jobs[0].w.n_cols >= 4096;
+    auto * k = big ? matvec_fast_kernel<-1, true> : matvec_fast_kernel<-1, false>;
     if (same) {
         switch (jobs[0].w.type) {
-            case TensorType::Q4_K: k = matvec_fast_kernel<int(TensorType::Q4_K)>; break;
-            case TensorType::Q6_K: k = matvec_fast_kernel<int(TensorType::Q6_K)>; break;
-            case TensorType::Q8_0: k = matvec_fast_kernel<int(TensorType::Q8_0)>; break;
-            case TensorType::F16:  k = matvec_fast_kernel<int(TensorType::F16)>; break;
+            case TensorType::Q4_K: k = big ? matvec_fast_kernel<int(TensorType::Q4_K), true> : matvec_fast_kernel<int(TensorType::Q4_K), false>; break;
+            case TensorType::Q6_K: k = big ? matvec_fast_kernel<int(TensorType::Q6_K), true> : matvec_fast_kernel<int(TensorType::Q6_K), false>; break;
+            case TensorType::Q8_0: k = big ? matvec_fast_kernel<int(TensorType::Q8_0), true> : matvec_fast_kernel<int(TensorType::Q8_0), false>; break;
+            case TensorType::F16:  k = big ? matvec_fast_kernel<int(TensorType::F16), true> : matvec_fast_kernel<int(TensorType::F16), false>; break;
             default: break;
         }
     }

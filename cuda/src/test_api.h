@@ -51,6 +51,12 @@ struct AttnIn {
 Result<std::vector<float>> attention(const AttnIn & in);
 Result<std::vector<int>> argmax_rows(const std::vector<float> & x, int n, int n_tok);
 Result<std::vector<float>> softcap(const std::vector<float> & x, float cap);
+// Timing (bench/bench_cuda_kernels, not tests): device microseconds per call
+// (median of 5 graph replays of `iters` calls each, rotating over enough
+// weight copies of random bytes to exceed the L2 cache). what: "matvec"
+// (one job), "glu" (gate/up pair of the shape), "add_norm" (n_cols wide, one
+// token). PDL off (plain stream order).
+Result<double> time_kernel(const char * what, TensorType t, int64_t n_cols, int64_t n_rows, int iters);
 // Whether a usable device is present (tests skip otherwise).
 bool device_available(std::string * why);
 

@@ -69,14 +69,20 @@ class TstCudaKernels : public QObject {
         QTest::addColumn<int>("type");
         QTest::addColumn<int>("n_tok");
         QTest::addColumn<bool>("gemm");
+        QTest::addColumn<bool>("long_rows");
         const TensorType types[] = {TensorType::F32, TensorType::F16, TensorType::BF16, TensorType::Q4_0, TensorType::Q4_1,
                                     TensorType::Q5_0, TensorType::Q5_1, TensorType::Q8_0, TensorType::Q2_K, TensorType::Q3_K,
                                     TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K};
         for (TensorType t : types) {
-            QTest::newRow(qPrintable(QString("%1 matvec x1").arg(type_name(t)))) << int(t) << 1 << false;
-            QTest::newRow(qPrintable(QString("%1 matvec x3").arg(type_name(t)))) << int(t) << 3 << false;
-            QTest::newRow(qPrintable(QString("%1 gemm x37").arg(type_name(t)))) << int(t) << 37 << true;
-            QTest::newRow(qPrintable(QString("%1 gemm x130").arg(type_name(t)))) << int(t) << 130 << true;
+            QTest::newRow(qPrintable(QString("%1 matvec x1").arg(type_name(t)))) << int(t) << 1 << false << false;
+            QTest::newRow(qPrintable(QString("%1 matvec x3").arg(type_name(t)))) << int(t) << 3 << false << false;
+            QTest::newRow(qPrintable(QString("%1 gemm x37").arg(type_name(t)))) << int(t) << 37 << true << false;
+            QTest::newRow(qPrintable(QString("%1 gemm x130").arg(type_name(t)))) << int(t) << 130 << true << false;
+        }
+        // Rows of >= 4096 values take the several-passes-in-flight matvec kernels.
+        for (TensorType t : {TensorType::Q4_K, TensorType::Q6_K, TensorType::Q8_0, TensorType::F16}) {
+            QTest::newRow(qPrintable(QString("%1 matvec x1 long rows").arg(type_name(t)))) << int(t) << 1 << false << true;
+            QTest::newRow(qPrintable(QString("%1 matvec x2 long rows").arg(type_name(t)))) << int(t) << 2 << false << true;
         }
     }
     // y = x W^T. Bounds: decode path with q8 activations 1.5e-2 (q8 rounding
@@ -85,8 +91,9 @@ class TstCudaKernels : public QObject {
         QFETCH(int, type);
         QFETCH(int, n_tok);
         QFETCH(bool, gemm);
+        QFETCH(bool, long_rows);
         const TensorType t = TensorType(type);
-        const int64_t n_cols = 768, n_rows = gemm ? 301 : 67;  // odd rows: tile and row-group edges; 301 > 256-row slabs
+        const int64_t n_cols = long_rows ? 4352 : 768, n_rows = gemm ? 301 : 67;  // odd rows: tile and row-group edges; 301 > 256-row slabs
         std::vector<uint8_t> bytes;
         std::vector<float> w;
         random_weight(t, n_cols, n_rows, &bytes, &w);
@@ -111,14 +118,17 @@ class TstCudaKernels : public QObject {
     // each job's rows against the double oracle.
     void linear_mixed_data() {
         QTest::addColumn<int>("n_tok");
-        QTest::newRow("x1") << 1;
-        QTest::newRow("x3") << 3;
+        QTest::addColumn<int>("n_cols");
+        QTest::newRow("x1") << 1 << 1280;  // 5 superblocks: partial last pass for every unit size
+        QTest::newRow("x3") << 3 << 1280;
+        QTest::newRow("x1 long rows") << 1 << 4352;  // >= 4096: several passes in flight, partial last group
+        QTest::newRow("x2 long rows") << 2 << 4352;
     }
     void linear_mixed() {
         QFETCH(int, n_tok);
+        QFETCH(int, n_cols);
         const std::vector<TensorType> types = {TensorType::Q4_K, TensorType::Q6_K, TensorType::Q8_0, TensorType::F16, TensorType::Q5_K};
         const std::vector<int64_t> rows = {67, 40, 33, 9, 17};
-        const int64_t n_cols = 1280;  // 5 superblocks: partial last pass for every unit size
         std::vector<std::vector<uint8_t>> bytes(types.size());
         std::vector<std::vector<float>> w(types.size());
         for (size_t i = 0; i < types.size(); ++i) random_weight(types[i], n_cols, rows[i], &bytes[i], &w[i]);
@@ -183,7 +193,7 @@ class TstCudaKernels : public QObject {
         const double err = rel_err(*y, ref), qerr = rel_err(q8, ref);
         qInfo("glu %s/%s: relative error %.3g, q8 %.3g", type_name(TensorType(tg)), type_name(TensorType(tu)), err, qerr);
         QVERIFY2(err < (f ? 1e-5 : 3e-2), qPrintable(QString("relative error %1").arg(err)));
-        QVERIFY2(qerr < (f ? 1e-2 : 4e-2), qPrintable(QString("q8 relative error %1").arg(qerr)));
+        QVERIFY2(qerr < (f ? 2e-2 : 4e-2), qPrintable(QString("q8 relative error %1").arg(qerr)));
     }
 
     void embed_data() {
