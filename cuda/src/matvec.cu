@@ -191,6 +191,43 @@ template <> struct Fast<TensorType::Q4_K> {
     }
 };
 
+// Q4_K, matvec variant: unit u = all 32 qs bytes of pair g = u%4 of
+// superblock u/4 (sub-blocks 2g and 2g+1, 64 values): the header (d, dmin,
+// 12 scale bytes) is loaded and decoded once per 32 weight bytes instead of
+// per 16, and x's two q8 blocks are read whole.
+struct Q4K32 {
+    static constexpr int U = 2;
+    struct W { uint4 h, q0, q1; };
+    struct X { uint4 a0, a1, b0, b1; float da, db, sa, sb; };
+    static __device__ __forceinline__ int units(int64_t n_cols) { return int(n_cols / 256) * 4; }
+    static __device__ __forceinline__ const uint8_t * addr(const uint8_t * row, size_t, int u) { return row + 144 * (u >> 2); }
+    static __device__ __forceinline__ W load_w(const uint8_t * row, size_t, int u) {
+        const uint8_t * b = row + 144 * (u >> 2);
+        const uint8_t * q = b + 16 + 32 * (u & 3);
+        return {ld128(b), ld128(q), ld128(q + 16)};
+    }
+    static __device__ __forceinline__ X load_x(const XView & x, int u) {
+        const int qa = 8 * (u >> 2) + 2 * (u & 3);  // q8 block of sub-block 2g
+        const uint8_t * p = reinterpret_cast<const uint8_t *>(x.q) + 32 * qa;
+        X o;
+        o.a0 = ld128(p); o.a1 = ld128(p + 16); o.b0 = ld128(p + 32); o.b1 = ld128(p + 48);
+        o.da = __ldg(x.d + qa); o.db = __ldg(x.d + qa + 1);
+        const float4 s4 = __ldg(reinterpret_cast<const float4 *>(x.s + 2 * qa));  // 2 halves of each block
+        o.sa = s4.x + s4.y; o.sb = s4.z + s4.w;
+        return o;
+    }
+    static __device__ __forceinline__ float dot(const W & w, const X & x, int u) {
+        const int j = 2 * (u & 3);
+        int sa, ma, sb, mb;
+        k4_scale_min_w(w.h.y, w.h.z, w.h.w, j, &sa, &ma);
+        k4_scale_min_w(w.h.y, w.h.z, w.h.w, j + 1, &sb, &mb);
+        const int ia = dot4(and4(w.q1, 0x0F0F0F0Fu), x.a1, dot4(and4(w.q0, 0x0F0F0F0Fu), x.a0, 0));
+        const int ib = dot4(and4(shr4(w.q1, 4), 0x0F0F0F0Fu), x.b1, dot4(and4(shr4(w.q0, 4), 0x0F0F0F0Fu), x.b0, 0));
+        const float d = h2f(uint16_t(w.h.x & 0xffff)), dmin = h2f(uint16_t(w.h.x >> 16));
+        return d * (float(sa) * x.da * float(ia) + float(sb) * x.db * float(ib)) - dmin * (float(ma) * x.sa + float(mb) * x.sb);
+    }
+};
+
 // Q6_K (device layout: 208-byte bodies, then the d array): unit u = quarter
 // t = u%4 of superblock u/4: half g = t/2, l in 16*(t%2) .. +16, values
 // 128g + 32i + l for i = 0..3 (ql low/high nibbles of two 16-byte runs, qh
@@ -365,9 +402,12 @@ __device__ __forceinline__ void rows_dot2(const DevMat & wg, const DevMat & wu, 
     }
 }
 
-template <int R> __device__ __forceinline__ void prefetch_any(const DevMat & w, int row0) {
+template <int R, bool MV> __device__ __forceinline__ void prefetch_any(const DevMat & w, int row0) {
     switch (w.type) {
-        case TensorType::Q4_K: prefetch_rows<Fast<TensorType::Q4_K>, R>(w, row0); break;
+        case TensorType::Q4_K:
+            if constexpr (MV) prefetch_rows<Q4K32, R>(w, row0);
+            else prefetch_rows<Fast<TensorType::Q4_K>, R>(w, row0);
+            break;
         case TensorType::Q6_K: prefetch_rows<Fast<TensorType::Q6_K>, R>(w, row0); break;
         case TensorType::Q8_0: prefetch_rows<Fast<TensorType::Q8_0>, R>(w, row0); break;
         case TensorType::F16:  prefetch_rows<Fast<TensorType::F16>, R>(w, row0); break;
@@ -376,12 +416,16 @@ template <int R> __device__ __forceinline__ void prefetch_any(const DevMat & w, 
 }
 // TI >= 0: every job has type TensorType(TI) (code for that type only);
 // TI < 0: mixed fast types, switched per warp.
+// The matvec's unit types (Q4_K: the 32-byte unit).
+template <TensorType T> struct MvOf { using type = Fast<T>; };
+template <> struct MvOf<TensorType::Q4_K> { using type = Q4K32; };
+
 template <int TI, int R, bool BIG> __device__ __forceinline__ void dot_any(const DevMat & w, int row0, const XView & x, float (&acc)[R]) {
     if constexpr (TI >= 0) {
-        rows_dot<Fast<TensorType(TI)>, R, BIG>(w, row0, x, acc);
+        rows_dot<typename MvOf<TensorType(TI)>::type, R, BIG>(w, row0, x, acc);
     } else {
         switch (w.type) {
-            case TensorType::Q4_K: rows_dot<Fast<TensorType::Q4_K>, R, BIG>(w, row0, x, acc); break;
+            case TensorType::Q4_K: rows_dot<Q4K32, R, BIG>(w, row0, x, acc); break;
             case TensorType::Q6_K: rows_dot<Fast<TensorType::Q6_K>, R, BIG>(w, row0, x, acc); break;
             case TensorType::Q8_0: rows_dot<Fast<TensorType::Q8_0>, R, BIG>(w, row0, x, acc); break;
             case TensorType::F16:  rows_dot<Fast<TensorType::F16>, R, BIG>(w, row0, x, acc); break;
@@ -419,7 +463,7 @@ __global__ void __launch_bounds__(kFastWarps * 32) matvec_fast_kernel(const Fast
     const DevMat & w = jobs.w[j];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int row0 = (int(blockIdx.x) - (j ? jobs.block_end[j - 1] : 0)) * (kFastWarps * kFastRows) + warp * kFastRows;
-    if (blockIdx.y == 0) prefetch_any<kFastRows>(w, row0);
+    if (blockIdx.y == 0) prefetch_any<kFastRows, true>(w, row0);
     pdl_wait();
     const XView x = x_of(xq, xd, xs, xf, n_cols, blockIdx.y);
     float acc[kFastRows] = {};
@@ -448,8 +492,8 @@ __global__ void __launch_bounds__(kGluWarps * 32) matvec_glu_kernel(const DevMat
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int row0 = blockIdx.x * (kGluWarps * kGluRows) + warp * kGluRows;
     if (blockIdx.y == 0) {
-        prefetch_any<kGluRows>(gate, row0);
-        prefetch_any<kGluRows>(up, row0);
+        prefetch_any<kGluRows, false>(gate, row0);
+        prefetch_any<kGluRows, false>(up, row0);
     }
     pdl_wait();
     const XView x = x_of(xq, xd, xs, xf, gate.n_cols, blockIdx.y);
@@ -488,9 +532,9 @@ Status launch_fast(const MatvecJob * jobs, int n, const Q8Act & xq, const float 
     a.n = n;
     bool same = true;
     for (int i = 1; i < n; ++i) same = same && jobs[i].w.type == jobs[0].w.type;
-    // Several passes in flight only where a lane has at least 4 units of a row
-    // (4 K-quant superblocks x 4 = 4096 values; shorter rows run one pass at a time).
-    const bool big = jobs[0].w.n_cols >= 4096;
+    // Several passes in flight only where every lane has U units of a row
+    // (K-quants, Q8_0: 4096 values; F16: 2048); shorter rows run one pass at a time.
+    const bool big = jobs[0].w.n_cols >= (same && jobs[0].w.type == TensorType::F16 ? 2048 : 4096);
     auto * k = big ? matvec_fast_kernel<-1, true> : matvec_fast_kernel<-1, false>;
     if (same) {
         switch (jobs[0].w.type) {
