@@ -157,10 +157,9 @@ __device__ __forceinline__ void prefetch_l2(const void * p) { asm volatile("pref
 
 template <TensorType T> struct Fast;
 
-// Q4_K: unit u = 16 bytes of qs of superblock u/8: t = u%8 covers values
+// Q4_K (gate/up kernel): unit u = 16 bytes of qs of superblock u/8: t = u%8 covers values
 // 16*(t%2) .. +16 of sub-blocks j = t&~1 (low nibbles) and j+1 (high).
 template <> struct Fast<TensorType::Q4_K> {
-    static constexpr int U = 4;  // passes whose loads are issued together
     struct W { uint4 h, q; };
     struct X { uint4 a, b; float da, db, sa, sb; };
     static __device__ __forceinline__ int units(int64_t n_cols) { return int(n_cols / 256) * 8; }
