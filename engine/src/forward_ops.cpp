@@ -245,8 +245,11 @@ GB_AVX2 inline __m256 key_lanes16(const float * qr, const uint16_t * kj, int32_t
 // head_dim_v % 8 == 0: the same float operations per (query, key) as the
 // generic code, vectorized over keys (scores, exp, F16 rounding of p) and
 // with each lane's V sums kept in registers.
+// Positions j >= tail_from live in rows tail_rows[j - tail_from] (attend_mapped).
 GB_AVX2 void attend16_avx2(float * out, const float * q, const uint16_t * k, int64_t k_stride, const uint16_t * v, int64_t v_stride,
-                           int32_t lo, int32_t hi, int32_t head_dim_k, int32_t head_dim_v, float scale, float * scratch) {
+                           int32_t lo, int32_t hi, int32_t tail_from, const int32_t * tail_rows, int32_t head_dim_k,
+                           int32_t head_dim_v, float scale, float * scratch) {
+    auto row = [tail_from, tail_rows](int32_t j) { return int64_t(j < tail_from ? j : tail_rows[j - tail_from]); };
     const int32_t c0 = lo & ~15;
     const int32_t c1 = (hi + 15) & ~15;
     float * scores = scratch;                                 // [c1 - c0]
@@ -257,7 +260,7 @@ GB_AVX2 void attend16_avx2(float * out, const float * q, const uint16_t * k, int
         _mm256_store_ps(qr + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(q + i), _MM_FROUND_TO_NEAREST_INT)));
     }
     // s_j = scale * q . k_j (dot_f16_avx2's order: lanes 0-7 / 8-15, then hsum)
-    auto key_sum = [&](int32_t j) GB_AVX2 { return key_lanes16(qr, k + int64_t(j) * k_stride, head_dim_k); };
+    auto key_sum = [&](int32_t j) GB_AVX2 { return key_lanes16(qr, k + row(j) * k_stride, head_dim_k); };
     const __m256 vscale = _mm256_set1_ps(scale);
     __m256 vmax = _mm256_set1_ps(-INFINITY);
     int32_t j = lo;
@@ -315,7 +318,7 @@ GB_AVX2 void attend16_avx2(float * out, const float * q, const uint16_t * k, int
             if (j0 < lo) j0 += 16;
             for (int32_t jj = j0; jj < hi; jj += 16) {
                 const __m256 pj = _mm256_set1_ps(scores[jj - c0]);
-                const uint16_t * vj = v + int64_t(jj) * v_stride + d0;
+                const uint16_t * vj = v + row(jj) * v_stride + d0;
                 if (nv == 8) {
 #pragma GCC unroll 8
                     for (int c = 0; c < 8; ++c) acc[c] = _mm256_fmadd_ps(pj, ld8(vj + 8 * c), acc[c]);
@@ -464,13 +467,6 @@ void attend_rows(float * out, const float * q, const uint16_t * k, int64_t k_str
     // for one query (ggml_vec_dot_f16); lanes over key positions count from
     // 0. Its softmax sums 16-key chunks (reduce16) into a double.
     const Kernels & kn = kernels();
-#ifdef GB_X86
-    if (kn.attend16 && !one_query && head_dim_k % 16 == 0 && head_dim_k <= 512 && head_dim_v % 8 == 0 && hi > lo &&
-        !g_force_generic_attend) {
-        attend16_avx2(out, q, k, k_stride, v, v_stride, lo, hi, head_dim_k, head_dim_v, scale, scratch);
-        return;
-    }
-#endif
     const int32_t n_lanes = one_query ? 64 : 16;
     const int32_t c0 = lo & ~15;                    // first 16-aligned chunk
     float * scores     = scratch;                   // [hi - c0 rounded up to 16]
@@ -509,8 +505,20 @@ void attend_rows(float * out, const float * q, const uint16_t * k, int64_t k_str
 
 }  // namespace
 
+// the vectorized batch-order version where it applies (same results as attend_rows)
+static bool use_attend16(int32_t lo, int32_t hi, int32_t head_dim_k, int32_t head_dim_v, bool one_query) {
+    return kernels().attend16 && !one_query && head_dim_k % 16 == 0 && head_dim_k <= 512 && head_dim_v % 8 == 0 && hi > lo &&
+           !g_force_generic_attend;
+}
+
 void attend(float * out, const float * q, const uint16_t * k, int64_t k_stride, const uint16_t * v, int64_t v_stride,
             int32_t lo, int32_t hi, int32_t head_dim_k, int32_t head_dim_v, float scale, bool one_query, float * scratch) {
+#ifdef GB_X86
+    if (use_attend16(lo, hi, head_dim_k, head_dim_v, one_query)) {
+        attend16_avx2(out, q, k, k_stride, v, v_stride, lo, hi, hi, nullptr, head_dim_k, head_dim_v, scale, scratch);
+        return;
+    }
+#endif
     attend_rows(out, q, k, k_stride, v, v_stride, [](int32_t j) { return j; }, lo, hi, head_dim_k, head_dim_v, scale,
                 one_query, scratch);
 }
@@ -518,6 +526,12 @@ void attend(float * out, const float * q, const uint16_t * k, int64_t k_stride, 
 void attend_mapped(float * out, const float * q, const uint16_t * k, int64_t k_stride, const uint16_t * v, int64_t v_stride,
                    int32_t lo, int32_t hi, int32_t tail_from, const int32_t * tail_rows, int32_t head_dim_k,
                    int32_t head_dim_v, float scale, bool one_query, float * scratch) {
+#ifdef GB_X86
+    if (use_attend16(lo, hi, head_dim_k, head_dim_v, one_query)) {
+        attend16_avx2(out, q, k, k_stride, v, v_stride, lo, hi, tail_from, tail_rows, head_dim_k, head_dim_v, scale, scratch);
+        return;
+    }
+#endif
     attend_rows(out, q, k, k_stride, v, v_stride,
                 [tail_from, tail_rows](int32_t j) { return j < tail_from ? j : tail_rows[j - tail_from]; }, lo, hi,
                 head_dim_k, head_dim_v, scale, one_query, scratch);

@@ -17,6 +17,7 @@ class TstForwardOps : public QObject {
   private slots:
     void attendMatchesGeneric_data();
     void attendMatchesGeneric();
+    void attendMappedMatchesPositionOrder();
 };
 
 void TstForwardOps::attendMatchesGeneric_data() {
@@ -64,6 +65,39 @@ void TstForwardOps::attendMatchesGeneric() {
                                      .arg(w[0]).arg(w[1]).arg(d).arg(double(fast[size_t(d)]), 0, 'g', 9).arg(double(ref[size_t(d)]), 0, 'g', 9)));
             }
         }
+    }
+}
+
+// attend_mapped (positions >= tail_from at scattered rows) on the vectorized path
+// against the generic attend() over the same keys/values stored in position order.
+void TstForwardOps::attendMappedMatchesPositionOrder() {
+    const int hd = 64, n_pos = 120, tail_from = 100, n_rows = 140;
+    std::mt19937 rng(11);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    std::vector<uint16_t> k(size_t(n_rows) * hd), v(size_t(n_rows) * hd);
+    for (auto & x : k) x = gb::fp32_to_fp16(nd(rng));
+    for (auto & x : v) x = gb::fp32_to_fp16(nd(rng));
+    // tail positions 100..119 live at rows 139, 137, ..., 101 (scattered, descending)
+    std::vector<int32_t> tail_rows;
+    for (int j = tail_from; j < n_pos; ++j) tail_rows.push_back(n_rows - 1 - 2 * (j - tail_from));
+    std::vector<uint16_t> k_pos(size_t(n_pos) * hd), v_pos(size_t(n_pos) * hd);
+    for (int j = 0; j < n_pos; ++j) {
+        const int r = j < tail_from ? j : tail_rows[size_t(j - tail_from)];
+        std::memcpy(&k_pos[size_t(j) * hd], &k[size_t(r) * hd], hd * 2);
+        std::memcpy(&v_pos[size_t(j) * hd], &v[size_t(r) * hd], hd * 2);
+    }
+    std::vector<float> q(static_cast<size_t>(hd));
+    for (auto & x : q) x = nd(rng);
+    std::vector<float> scratch(size_t(gb::ops::attend_scratch_floats(n_rows, hd, hd)));
+    std::vector<float> fast(static_cast<size_t>(hd)), ref(static_cast<size_t>(hd));
+    for (const int lo : {0, 7, 95, 104}) {
+        gb::ops::force_generic_attend(false);
+        gb::ops::attend_mapped(fast.data(), q.data(), k.data(), hd, v.data(), hd, lo, n_pos, tail_from, tail_rows.data(), hd, hd,
+                               0.125f, false, scratch.data());
+        gb::ops::force_generic_attend(true);
+        gb::ops::attend(ref.data(), q.data(), k_pos.data(), hd, v_pos.data(), hd, lo, n_pos, hd, hd, 0.125f, false, scratch.data());
+        gb::ops::force_generic_attend(false);
+        QVERIFY2(std::memcmp(fast.data(), ref.data(), fast.size() * sizeof(float)) == 0, qPrintable(QString("lo %1").arg(lo)));
     }
 }
 
