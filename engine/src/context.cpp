@@ -6,6 +6,8 @@
 #include "cpu/matmul.h"
 #include "cpu/thread_pool.h"
 #include "forward_ops.h"
+#include "kv/paged_attention.h"  // [kv]
+#include "quants.h"
 
 #include <algorithm>
 #include <atomic>
@@ -22,7 +24,7 @@ using arch::LayerWeights;
 class ContextImpl final : public Context {
   public:
     ContextImpl(std::shared_ptr<const Model> model, int32_t n_ctx, int32_t n_batch, int32_t n_threads);
-    Status allocate();
+    Status allocate(kv::KvType kv_type, int32_t page_size);
 
     Status decode(std::span<const Token> tokens, bool all_logits, const std::atomic<bool> * cancel) override;
     std::span<const float> logits() const override { return {m_logits.data(), m_n_logits}; }
@@ -30,7 +32,7 @@ class ContextImpl final : public Context {
     int32_t n_ctx() const override { return m_n_ctx; }
     void    truncate(int32_t n_past) override { m_n_past = std::clamp(n_past, 0, m_n_past); }
     const Model & model() const override { return *m_model; }
-    size_t  kv_bytes() const override { return (m_k_size + m_v_size) * sizeof(uint16_t); }
+    size_t  kv_bytes() const override { return m_kv->bytes(); }
 
   private:
     // Runs n tokens at positions [m_n_past, m_n_past + n); writes logits of
@@ -70,9 +72,12 @@ class ContextImpl final : public Context {
     std::vector<float> m_scores;      // [n_threads, attend_scratch_floats]
     std::vector<float> m_logits;
     size_t             m_n_logits = 0;
-    // KV cache, F16: [n_layer, n_ctx, n_head_kv * head_dim]
-    std::unique_ptr<uint16_t[]> m_k_cache, m_v_cache;
-    size_t m_k_size = 0, m_v_size = 0;
+    // [kv] KV cache: the paged storage with one sequence on pages 0, 1, 2, ... in
+    // order, so F16 K of layer il, position t is k_layer(il) + t * slot_bytes_k()
+    // (contiguous [n_ctx, n_head_kv * head_dim], as before); Q8_0 is read through
+    // the identity page table.
+    std::unique_ptr<kv::CpuKvStorage> m_kv;
+    std::vector<kv::PageId> m_kv_pages;
 };
 
 ContextImpl::ContextImpl(std::shared_ptr<const Model> model, int32_t n_ctx, int32_t n_batch, int32_t n_threads)
@@ -85,7 +90,13 @@ ContextImpl::ContextImpl(std::shared_ptr<const Model> model, int32_t n_ctx, int3
     m_n_o = int64_t(m_hp.n_head) * m_hp.head_dim_v;
 }
 
-Status ContextImpl::allocate() {
+Status ContextImpl::allocate(kv::KvType kv_type, int32_t page_size) {
+    const int32_t n_pages = (m_n_ctx + page_size - 1) / page_size;
+    auto kv = kv::CpuKvStorage::create(kv::kv_shape_for(*m_model, n_pages, page_size, kv_type));
+    if (!kv) return kv.error();
+    m_kv = std::move(*kv);
+    m_kv_pages.resize(size_t(n_pages));
+    for (int32_t i = 0; i < n_pages; ++i) m_kv_pages[size_t(i)] = i;
     try {
         const size_t nb = size_t(m_n_batch);
         m_x.resize(nb * m_hp.n_embd);
@@ -100,10 +111,6 @@ Status ContextImpl::allocate() {
         for (auto & cs : m_rope_cs) cs.resize(nb * m_hp.head_dim_k);
         m_scores.resize(size_t(m_pool->size()) * size_t(ops::attend_scratch_floats(m_n_ctx, m_hp.head_dim_k, m_hp.head_dim_v)));
         m_logits.resize(size_t(m_hp.n_vocab));
-        m_k_size = size_t(m_hp.n_layer) * m_n_ctx * m_n_k;
-        m_v_size = size_t(m_hp.n_layer) * m_n_ctx * m_n_v;
-        m_k_cache.reset(new uint16_t[m_k_size]);  // NOTE: left uninitialized; rows are written before read
-        m_v_cache.reset(new uint16_t[m_v_size]);
     } catch (const std::bad_alloc &) {
         return make_error(ErrorCode::OutOfMemory, "cannot allocate a context of " + std::to_string(m_n_ctx) + " tokens");
     }
@@ -247,8 +254,9 @@ void ContextImpl::qkv_post(int il, int32_t n) {
     const int32_t hd_k = m_hp.head_dim_k;
     const float * cs   = m_rope_cs[m_hp.layer_is_swa[il] ? 1 : 0].data();
     const float q_scale = arch::attn_scale(m_hp);
-    uint16_t * k_cache = m_k_cache.get() + (size_t(il) * m_n_ctx + m_n_past) * m_n_k;
-    uint16_t * v_cache = m_v_cache.get() + (size_t(il) * m_n_ctx + m_n_past) * m_n_v;
+    const bool q8 = m_kv->shape().type == kv::KvType::Q8_0;
+    uint8_t * k_cache = m_kv->k_layer(il) + size_t(m_n_past) * m_kv->slot_bytes_k();
+    uint8_t * v_cache = m_kv->v_layer(il) + size_t(m_n_past) * m_kv->slot_bytes_v();
     for_rows(n, (m_n_q + m_n_k) * 4, [&](int64_t b, int64_t e) {
         for (int64_t t = b; t < e; ++t) {
             float * q = m_q.data() + t * m_n_q;
@@ -273,8 +281,15 @@ void ContextImpl::qkv_post(int il, int32_t n) {
                 if (m_traits.qk_norm) ops::rmsnorm(kh, kh, l.k_norm.data, hd_k, m_hp.rms_eps);
                 ops::rope_apply(kh, cs_t, hd_k, m_hp.rope_style);
             }
-            ops::f32_to_f16(k_cache + t * m_n_k, k, m_n_k);
-            ops::f32_to_f16(v_cache + t * m_n_v, v, m_n_v);
+            uint8_t * kd = k_cache + size_t(t) * m_kv->slot_bytes_k();
+            uint8_t * vd = v_cache + size_t(t) * m_kv->slot_bytes_v();
+            if (q8) {
+                quantize_row_q8_0_ref(k, reinterpret_cast<block_q8_0 *>(kd), m_n_k);
+                quantize_row_q8_0_ref(v, reinterpret_cast<block_q8_0 *>(vd), m_n_v);
+            } else {
+                ops::f32_to_f16(reinterpret_cast<uint16_t *>(kd), k, m_n_k);
+                ops::f32_to_f16(reinterpret_cast<uint16_t *>(vd), v, m_n_v);
+            }
         }
     });
 }
@@ -284,8 +299,9 @@ void ContextImpl::attention(int il, int32_t n, int32_t t0) {
     const int32_t group  = m_hp.n_head / m_hp.n_head_kv;
     const bool    swa    = m_hp.layer_is_swa[il] && m_hp.sliding_window > 0;
     const float   scale  = m_traits.scale_q ? 1.0f : arch::attn_scale(m_hp);  // gemma3: already in Q
-    const uint16_t * k_layer = m_k_cache.get() + size_t(il) * m_n_ctx * m_n_k;
-    const uint16_t * v_layer = m_v_cache.get() + size_t(il) * m_n_ctx * m_n_v;
+    const uint16_t * k_layer = reinterpret_cast<const uint16_t *>(m_kv->k_layer(il));
+    const uint16_t * v_layer = reinterpret_cast<const uint16_t *>(m_kv->v_layer(il));
+    const bool q8 = m_kv->shape().type == kv::KvType::Q8_0;
 
     // One item = (query row, head). out[t - t0, h] = softmax(q k^T * scale) v
     // over keys [lo, pos]; lo = pos - window + 1 for sliding-window layers.
@@ -300,6 +316,21 @@ void ContextImpl::attention(int il, int32_t n, int32_t t0) {
         const int32_t g   = h / group;
         const int32_t pos = m_n_past + t;
         const int32_t lo  = swa ? std::max(0, pos - m_hp.sliding_window + 1) : 0;
+        if (q8) {  // [kv] through the identity page table
+            kv::PagedHead ph;
+            ph.type = kv::KvType::Q8_0;
+            ph.pages = m_kv_pages.data();
+            ph.page_size = m_kv->shape().page_size;
+            ph.k = m_kv->k_layer(il) + size_t(g) * size_t(hd_k / 32) * sizeof(block_q8_0);
+            ph.v = m_kv->v_layer(il) + size_t(g) * size_t(hd_v / 32) * sizeof(block_q8_0);
+            ph.k_page_bytes = m_kv->page_bytes_k();
+            ph.k_slot_bytes = m_kv->slot_bytes_k();
+            ph.v_page_bytes = m_kv->page_bytes_v();
+            ph.v_slot_bytes = m_kv->slot_bytes_v();
+            kv::attend_paged(m_attn.data() + int64_t(t - t0) * m_n_o + int64_t(h) * hd_v, m_q.data() + int64_t(t) * m_n_q + int64_t(h) * hd_k,
+                             ph, lo, pos + 1, hd_k, hd_v, scale, scores);
+            return;
+        }
         ops::attend(m_attn.data() + int64_t(t - t0) * m_n_o + int64_t(h) * hd_v, m_q.data() + int64_t(t) * m_n_q + int64_t(h) * hd_k,
                     k_layer + int64_t(g) * hd_k, m_n_k, v_layer + int64_t(g) * hd_v, m_n_v, lo, pos + 1, hd_k, hd_v, scale, one_query,
                     scores);
@@ -351,12 +382,13 @@ Result<std::unique_ptr<Context>> Context::create(std::shared_ptr<const Model> mo
     if (params.n_ctx <= 0) return make_error(ErrorCode::InvalidArgument, "n_ctx must be positive");
     if (params.n_batch <= 0) return make_error(ErrorCode::InvalidArgument, "n_batch must be positive");
     if (params.n_threads < 0) return make_error(ErrorCode::InvalidArgument, "n_threads must not be negative");
+    if (params.kv_page_size < 0) return make_error(ErrorCode::InvalidArgument, "kv_page_size must not be negative");
     const int32_t n_ctx   = std::min(params.n_ctx, hp.n_ctx_train);
     const int32_t n_batch = std::min(params.n_batch, n_ctx);
     int32_t n_threads     = params.n_threads;
     if (n_threads == 0) n_threads = int32_t(std::max(1u, std::thread::hardware_concurrency()));
     auto ctx = std::make_unique<ContextImpl>(std::move(model), n_ctx, n_batch, n_threads);
-    GB_TRY_STATUS(ctx->allocate());
+    GB_TRY_STATUS(ctx->allocate(params.kv_type, params.kv_page_size > 0 ? params.kv_page_size : n_ctx));
     ctx->m_observer = params.matmul_observer;  // [quantlab]
     return std::unique_ptr<Context>(std::move(ctx));
 }

@@ -473,6 +473,44 @@ class TstBatchEngine : public QObject {
         }
     }
 
+    // Context with kv_type Q8_0 (one sequence on in-order pages) gives the same
+    // logits, bit for bit, as the batched forward with Q8_0 pages; its byte count
+    // is the Q8_0 one, and F16's is the old contiguous size.
+    void context_kv_types() {
+        auto m = model("tiny-gemma3");
+        const auto prompt = random_tokens(*m, 45);
+        BatchForwardParams fp;
+        fp.n_threads = 2;
+        fp.n_pages = 8;
+        fp.page_size = 16;
+        fp.kv_type = KvType::Q8_0;
+        auto fwd = BatchForward::create(m, fp);
+        QVERIFY(fwd);
+        std::vector<PageId> pages{7, 2, 5};
+        BatchSeq s{prompt, 0, pages, true};
+        QVERIFY((*fwd)->run(std::span<const BatchSeq>(&s, 1)));
+        for (int page_size : {16, 10}) {
+            ContextParams cp;
+            cp.n_ctx = 160;
+            cp.n_threads = 2;
+            cp.kv_type = KvType::Q8_0;
+            cp.kv_page_size = page_size;
+            auto ctx = Context::create(m, cp);
+            QVERIFY2(ctx, ctx ? "" : ctx.error().to_string().c_str());
+            // in two pieces: the second continues on the cached Q8_0 K/V
+            QVERIFY((*ctx)->decode(std::span<const Token>(prompt.data(), 30), false));
+            QVERIFY((*ctx)->decode(std::span<const Token>(prompt.data() + 30, prompt.size() - 30), false));
+            QVERIFY(same_bits((*ctx)->logits(), (*fwd)->logits(0)));
+            QCOMPARE((*ctx)->kv_bytes(), size_t(160 / page_size) * kv_bytes_per_page(kv_shape_for(*m, 1, page_size, KvType::Q8_0)));
+        }
+        ContextParams cp;
+        cp.n_ctx = 160;
+        auto ctx = Context::create(m, cp);
+        QVERIFY(ctx);
+        const HParams & hp = m->hparams();
+        QCOMPARE((*ctx)->kv_bytes(), size_t(hp.n_layer) * 160 * size_t(hp.n_head_kv) * size_t(hp.head_dim_k + hp.head_dim_v) * 2);
+    }
+
     // Q8_0 KV: bytes per token 34/64 of F16; logits close to F16's (relative L2
     // error < 0.1 on this random-weight model; ~4e-2 measured); a head_dim that is
     // not a multiple of 32 is refused with the reason.

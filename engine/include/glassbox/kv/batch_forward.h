@@ -48,7 +48,4 @@ class BatchForward {
     virtual int32_t max_positions() const = 0;
 };
 
-// The KV shape a model needs for n_pages pages of page_size tokens.
-KvShape kv_shape_for(const Model & model, int32_t n_pages, int32_t page_size, KvType type);
-
 }  // namespace gb::kv

@@ -12,6 +12,10 @@
 #include <span>
 #include <string>
 
+namespace gb {
+class Model;
+}
+
 namespace gb::kv {
 
 enum class KvType { F16, Q8_0 };
@@ -37,6 +41,8 @@ struct KvShape {
 size_t kv_bytes_per_token(const KvShape & s);
 inline size_t kv_bytes_per_page(const KvShape & s) { return kv_bytes_per_token(s) * size_t(s.page_size); }
 Status kv_check_shape(const KvShape & s);
+// The KV shape a model needs for n_pages pages of page_size tokens.
+KvShape kv_shape_for(const Model & model, int32_t n_pages, int32_t page_size, KvType type);
 
 class KvStorage {
   public:
