@@ -511,6 +511,26 @@ class TstBatchEngine : public QObject {
         QCOMPARE((*ctx)->kv_bytes(), size_t(hp.n_layer) * 160 * size_t(hp.n_head_kv) * size_t(hp.head_dim_k + hp.head_dim_v) * 2);
     }
 
+    // The run-time chosen Q8_0 kernels give the scalar kernels' bits.
+    void q8_kernels_match_scalar() {
+        std::normal_distribution<float> nd(0.0f, 2.0f);
+        for (int rep = 0; rep < 20; ++rep) {
+            const int n = 32 * (1 + rep % 8);
+            std::vector<float> q(static_cast<size_t>(n)), x(static_cast<size_t>(n));
+            for (auto & v : q) v = nd(m_rng);
+            for (auto & v : x) v = nd(m_rng);
+            std::vector<block_q8_0> row(static_cast<size_t>(n / 32));
+            quantize_row_q8_0_ref(x.data(), row.data(), n);
+            const auto * r = reinterpret_cast<const uint8_t *>(row.data());
+            const float a = q8_dot(q.data(), r, n), b = q8_dot_scalar(q.data(), r, n);
+            QCOMPARE(std::memcmp(&a, &b, sizeof a), 0);
+            std::vector<float> y1 = q, y2 = q;
+            q8_axpy(y1.data(), 0.37f, r, n);
+            q8_axpy_scalar(y2.data(), 0.37f, r, n);
+            QVERIFY(same_bits(y1, y2));
+        }
+    }
+
     // Q8_0 KV: bytes per token 34/64 of F16; logits close to F16's (relative L2
     // error < 0.1 on this random-weight model; ~4e-2 measured); a head_dim that is
     // not a multiple of 32 is refused with the reason.

@@ -31,4 +31,11 @@ struct PagedHead {
 void attend_paged(float * out, const float * q, const PagedHead & kv, int32_t lo, int32_t hi, int32_t head_dim_k,
                   int32_t head_dim_v, float scale, float * scratch);
 
+// The Q8_0 row kernels: the scalar ones and the run-time chosen ones (AVX2
+// when available), which must give the same bits. For tests.
+float q8_dot_scalar(const float * q, const uint8_t * row, int32_t n);
+float q8_dot(const float * q, const uint8_t * row, int32_t n);
+void  q8_axpy_scalar(float * y, float a, const uint8_t * row, int32_t n);
+void  q8_axpy(float * y, float a, const uint8_t * row, int32_t n);
+
 }  // namespace gb::kv
