@@ -11,6 +11,10 @@
 #include <QString>
 #include <QStringList>
 
+#include <memory>
+
+namespace gb { struct SpecStats; }
+
 // ---- stored records --------------------------------------------------------
 
 struct ConversationRecord {
@@ -94,6 +98,7 @@ struct GeneratedToken {
     float logprob = 0.0f;
     QList<TokenAlternative> top;
     double tMs = 0.0;    // since the request started
+    int origin = 0;      // gb::SpecOrigin: 0 plain, 1 accepted draft, 2 correction, 3 bonus
 };
 
 struct GenerationStats {
@@ -108,6 +113,7 @@ struct GenerationStats {
     double promptTokensPerSecond = 0.0;
     QString stopReason;          // "eog", "max_tokens", "stop_string", "context_full", "cancelled"
     QString modelDescription;
+    std::shared_ptr<const gb::SpecStats> spec;  // speculative decoding statistics (null when off); not stored
 
     QJsonObject toJson() const;
     static GenerationStats fromJson(const QJsonObject &json);

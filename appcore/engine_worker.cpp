@@ -39,6 +39,8 @@ GenerationStats statsFrom(const gb::GenerateResult &r)
     const int prefilled = r.n_prompt_tokens - r.n_prompt_reused;
     s.promptTokensPerSecond = r.t_prompt_ms > 0.0 ? 1000.0 * prefilled / r.t_prompt_ms : 0.0;
     s.stopReason = stopReasonName(r.stop);
+    if (r.spec.steps > 0)
+        s.spec = std::make_shared<const gb::SpecStats>(r.spec);
     return s;
 }
 
@@ -261,6 +263,7 @@ void EngineWorker::runGenerate(quint64 id, const GenerationRequest &request, con
         t.text = QString::fromStdString(ev.text);
         t.logprob = ev.logprob;
         t.tMs = ev.t_ms;
+        t.origin = int(ev.origin);
         for (const gb::TokenLogprob &alt : ev.top)
             t.top.append(TokenAlternative{alt.id, QString::fromStdString(m_backend->tokenText(alt.id)), alt.logprob});
         streamed += ev.text;
