@@ -387,6 +387,11 @@ class TstBatchEngine : public QObject {
         const RequestId ia = e->submit(a).id, ib = e->submit(b).id;
         std::vector<EngineEvent> events;
         e->set_listener([&](const EngineEvent & ev) { events.push_back(ev); });
+        int observed = 0;
+        e->set_step_observer([&](const Scheduler & s, const StepPlan & plan) {
+            ++observed;
+            QCOMPARE(plan.metrics.pages_used, s.pool().stats().used);  // seen before commit, with the plan
+        });
         for (int i = 0; i < 4; ++i) QVERIFY(e->step());
         const int used_before = e->scheduler().pool().stats().used;
         QVERIFY(e->cancel(ia));
@@ -406,6 +411,7 @@ class TstBatchEngine : public QObject {
             t = ev.t_ms;
         }
         QCOMPARE(next, 15);
+        QVERIFY(observed >= 15);
     }
 
     // attend_paged on scattered pages (F16 and Q8_0) against softmax attention

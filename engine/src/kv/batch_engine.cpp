@@ -124,6 +124,7 @@ Result<StepReport> BatchEngine::step() {
             if (a.id == ev.id) ev.prefix_hit_tokens = a.prefix_hit_tokens;
         }
     }
+    if (m_step_observer) m_step_observer(*m_sched, plan);
     if (!plan.empty()) {
         std::vector<BatchSeq> seqs;
         seqs.reserve(plan.work.size());

@@ -74,6 +74,9 @@ class BatchEngine {
     const KvShape & kv_shape() const { return m_fwd->storage().shape(); }
     size_t kv_bytes() const { return m_fwd->storage().bytes(); }
     void set_listener(std::function<void(const EngineEvent &)> l) { m_listener = std::move(l); }
+    // Called in step() after Scheduler::step() and before commit(), with the
+    // plan (the inspector's KvRecorder::onSchedulerStep takes exactly these).
+    void set_step_observer(std::function<void(const Scheduler &, const StepPlan &)> f) { m_step_observer = std::move(f); }
     double now_ms() const;
 
   private:
@@ -87,6 +90,7 @@ class BatchEngine {
     std::map<RequestId, std::unique_ptr<Sampler>> m_samplers;
     std::vector<EngineEvent> m_step_events;
     std::function<void(const EngineEvent &)> m_listener;
+    std::function<void(const Scheduler &, const StepPlan &)> m_step_observer;
     std::chrono::steady_clock::time_point m_t0 = std::chrono::steady_clock::now();
 };
 
