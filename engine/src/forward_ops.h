@@ -54,6 +54,14 @@ int64_t attend_scratch_floats(int32_t n_ctx, int32_t head_dim_k, int32_t head_di
 // Tests: true makes attend() use its generic code only (false: the
 // vectorized batch-order version where the CPU has AVX2; same results).
 void force_generic_attend(bool on);
+// Pieces of attend() for other KV layouts (the paged cache, kv/paged_attention):
+// the batch-order F16 dot (16 lanes, reduce16), y += a * x over F16, the exp
+// of the softmax, the 16-value reduction, and the f16 -> f32 table.
+float dot_f16(const uint16_t * a, const uint16_t * b, int32_t n);
+void axpy_f16(float * y, float a, const uint16_t * x, int32_t n);
+float softmax_exp(float x);
+float sum16(const float * a);
+const float * f16_to_f32_table();
 
 // "avx2" or "scalar": which implementation is in use.
 const char * simd_path();
