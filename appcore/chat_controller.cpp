@@ -148,14 +148,23 @@ void ChatController::connectEngine()
     connect(m_engine, &EngineWorker::modelLoaded, this, [this](quint64 req, const ModelInfo &info) {
         if (req == m_settingsReload)
             m_settingsReload = 0;
+        if (const auto it = m_requestConfigs.constFind(req); it != m_requestConfigs.constEnd())
+            m_appliedConfig = *it;
+        m_requestConfigs.remove(req);
         // Remembered for the next start only once it has loaded.
         if (m_modelLoads.remove(req) && m_settings && !info.path.isEmpty())
             m_settings->setValue(Settings::Key::ModelPath, info.path);
     });
-    connect(m_engine, &EngineWorker::modelLoadFailed, this, [this](quint64 req, const QString &) {
-        if (req == m_settingsReload)
-            m_settingsReload = 0;
+    connect(m_engine, &EngineWorker::modelLoadFailed, this, [this](quint64 req, const QString &message) {
+        m_requestConfigs.remove(req);
         m_modelLoads.remove(req);
+        if (req != m_settingsReload)
+            return;
+        m_settingsReload = 0;
+        // The engine runs as before: the settings say so again (a cancelled
+        // reload was superseded by a newer one, which applies them all).
+        if (!message.contains(QLatin1String("cancelled")) && m_engine->isModelLoaded())
+            revertEngineSettings();
     });
     connect(m_engine, &EngineWorker::generationStarted, this, [this](quint64 req, qint64) {
         const qint64 conv = m_requestConversation.value(req);
@@ -203,7 +212,7 @@ void ChatController::connectEngine()
 
 void ChatController::onSettingChanged(int key, bool needsReload)
 {
-    if (!needsReload || !m_engine->isModelLoaded())
+    if (!needsReload || !m_engine->isModelLoaded() || m_reverting)
         return;
     using K = Settings::Key;
     const auto k = K(key);
@@ -219,6 +228,30 @@ void ChatController::onSettingChanged(int key, bool needsReload)
                       k == K::WeightFormatAttention || k == K::WeightFormatFeedForward ||
                       k == K::WeightFormatEmbedding || k == K::WeightFormatOutput;
     m_settingsReload = full ? m_engine->loadModel(m_engine->modelInfo().path, config) : m_engine->reconfigure(config);
+    m_requestConfigs.insert(m_settingsReload, config);
+}
+
+void ChatController::revertEngineSettings()
+{
+    using K = Settings::Key;
+    const EngineConfig &c = m_appliedConfig;
+    const QList<QPair<K, QVariant>> values = {
+        {K::Backend, c.backend},
+        {K::GpuLayers, c.gpuLayers},
+        {K::Threads, c.threads},
+        {K::ContextLength, c.contextLength},
+        {K::BatchSize, c.batchSize},
+        {K::KvCacheType, c.kvCacheType},
+        {K::WeightFormat, c.weightFormat},
+        {K::WeightFormatAttention, c.weightFormatAttention},
+        {K::WeightFormatFeedForward, c.weightFormatFeedForward},
+        {K::WeightFormatEmbedding, c.weightFormatEmbedding},
+        {K::WeightFormatOutput, c.weightFormatOutput},
+    };
+    m_reverting = true;
+    for (const auto &[key, value] : values)
+        m_settings->setValue(key, value);
+    m_reverting = false;
 }
 
 EngineConfig ChatController::engineConfig() const
@@ -230,8 +263,10 @@ EngineConfig ChatController::engineConfig() const
 
 quint64 ChatController::loadModel(const QString &path)
 {
-    const quint64 id = m_engine->loadModel(path, engineConfig());
+    const EngineConfig config = engineConfig();
+    const quint64 id = m_engine->loadModel(path, config);
     m_modelLoads.insert(id);
+    m_requestConfigs.insert(id, config);
     return id;
 }
 

@@ -120,6 +120,7 @@ private:
     int indexInPath(qint64 messageId) const;
     void applyOverlay(QList<MessageRecord> &path) const;
     void onSettingChanged(int key, bool needsReload);
+    void revertEngineSettings();  // to the configuration the engine runs with
 
     ChatStore *m_store;
     EngineWorker *m_engine;
@@ -138,5 +139,8 @@ private:
     quint64 m_pendingNew = 0;                             // newConversation() not created yet
     QSet<quint64> m_modelLoads;                           // loadModel() requests not finished
     quint64 m_settingsReload = 0;
+    QHash<quint64, EngineConfig> m_requestConfigs;         // load / reconfigure request -> its configuration
+    EngineConfig m_appliedConfig;                         // of the last load / reconfigure that succeeded
+    bool m_reverting = false;
     QString m_requantizeDir;
 };

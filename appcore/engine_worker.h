@@ -22,6 +22,7 @@ struct BackendReport {
     bool cudaAvailable = false;
     QString cudaMessage;      // why not, or a summary
     QStringList cudaDevices;
+    QStringList kvCacheTypes;  // KV cache types this build of the engine keeps ("f16", "q8_0")
 };
 
 class EngineWorker : public QObject {

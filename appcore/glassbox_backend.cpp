@@ -281,5 +281,9 @@ BackendReport EngineWorker::probeBackends()
     report.cudaMessage = QString::fromStdString(r.message);
     for (const std::string &d : r.devices)
         report.cudaDevices.append(QString::fromStdString(d));
+    gb::ContextParams params;
+    report.kvCacheTypes = {QStringLiteral("f16")};
+    if (setKvType(params, gb::TensorType::Q8_0))
+        report.kvCacheTypes.append(QStringLiteral("q8_0"));
     return report;
 }

@@ -71,6 +71,14 @@ SettingsDialog::SettingsDialog(Settings *settings, EngineWorker *engine, QWidget
     connect(probe, &QFutureWatcher<BackendReport>::finished, this, [this, probe] {
         const BackendReport r = probe->result();
         setCudaAvailable(r.cudaAvailable, r.cudaAvailable ? r.cudaDevices.join(QLatin1Char('\n')) : r.cudaMessage);
+        // KV cache types this build of the engine does not have: shown, disabled, with the reason.
+        if (auto *kv = qobject_cast<QComboBox *>(editor(Settings::Key::KvCacheType)))
+            for (int i = 0; i < kv->count(); ++i)
+                if (!r.kvCacheTypes.contains(kv->itemData(i).toString())) {
+                    kv->setItemData(i, 0, Qt::UserRole - 1);
+                    kv->setItemData(i, tr("not available yet: this build of the engine keeps the KV cache in F16"),
+                                    Qt::ToolTipRole);
+                }
         probe->deleteLater();
     });
     probe->setFuture(QtConcurrent::run(&EngineWorker::probeBackends));

@@ -384,6 +384,29 @@ private slots:
         QCOMPARE(reply.stats.value("prompt_tokens_reused").toInt(), 0);  // prefix cache off
     }
 
+    // A reload the engine refuses: the engine settings go back to what runs,
+    // without another reload.
+    void refusedSettingIsReverted()
+    {
+        Fixture f;
+        QVERIFY(f.start(freshPath()));
+        QVERIFY(f.settings->setValue(Settings::Key::ContextLength, 2048));
+        QSignalSpy loaded(f.engine.get(), &EngineWorker::modelLoaded);
+        QVERIFY(loaded.wait(10000));
+        QSignalSpy failed(f.engine.get(), &EngineWorker::modelLoadFailed);
+        QSignalSpy changed(f.settings.get(), &Settings::changed);
+        QVERIFY(f.settings->setValue(Settings::Key::GpuLayers, 999));
+        QVERIFY(failed.wait(10000));
+        QTRY_COMPARE(f.settings->value(Settings::Key::GpuLayers).toInt(), -1);
+        QCOMPARE(f.settings->contextLength(), 2048);  // what had been applied stays
+        QCOMPARE(changed.size(), 2);                  // 999, then back to -1
+        QTest::qWait(50);
+        QVERIFY(f.engine->isModelLoaded());
+        QVERIFY(!f.engine->isLoading());
+        QMutexLocker lock(&f.control->mutex);
+        QCOMPARE(f.control->loads.size(), 2);         // the first load and the refused one
+    }
+
     // The model path is remembered only once the model has loaded.
     void modelPathRememberedAfterLoad()
     {

@@ -179,6 +179,8 @@ private slots:
         std::unique_ptr<EngineBackend> b = EngineWorker::createGlassboxBackend();
         QVERIFY(b->load(m_model, baseConfig(cacheDir()), {}));
         const quint64 f16Bytes = b->modelInfo().kvBytes;
+        // The probe tells the settings which types to offer.
+        QCOMPARE(EngineWorker::probeBackends().kvCacheTypes.contains(QStringLiteral("q8_0")), kEngineHasKvType);
         EngineConfig c = baseConfig(cacheDir());
         c.kvCacheType = QStringLiteral("q8_0");
         const gb::Status s = b->load(m_model, c, {});

@@ -496,6 +496,25 @@ private slots:
         // A missing file is an error too.
         m_app.window->loadModel(m_dir.filePath(QStringLiteral("missing.gguf")));
         QTRY_VERIFY(m_app.window->errors().last().contains(QStringLiteral("no such file")));
+        // Out of memory while loading: a message, the model and the chat go on.
+        errors.clear();
+        m_app.window->loadModel(touchFile(m_dir.filePath(QStringLiteral("huge.oom"))));
+        QVERIFY(errors.wait(10000));
+        QVERIFY2(errors.first().first().toString().contains(QStringLiteral("out of memory")),
+                 qPrintable(errors.first().first().toString()));
+        QVERIFY(m_app.engine()->isModelLoaded());
+        m_app.closeDialogs();
+        QVERIFY(m_app.typeAndSend(QStringLiteral("still")));
+        QTRY_COMPARE(m_app.messageText(5), QStringLiteral("echo still #3"));
+        // A setting the engine refuses: a message, and the setting shows what runs.
+        errors.clear();
+        QVERIFY(m_app.context->settings()->setValue(Settings::Key::GpuLayers, 999));
+        QVERIFY(errors.wait(10000));
+        QVERIFY2(errors.first().first().toString().contains(QStringLiteral("999")),
+                 qPrintable(errors.first().first().toString()));
+        QTRY_COMPARE(m_app.context->settings()->value(Settings::Key::GpuLayers).toInt(), -1);
+        QVERIFY(m_app.engine()->isModelLoaded());
+        QCOMPARE(m_app.context->settings()->modelPath(), QFileInfo(m_fakeModel).absoluteFilePath());
     }
 
     void sendWithoutModelExplains()

@@ -1,6 +1,7 @@
 // FakeBackend: a deterministic EngineBackend for app core tests. It "loads"
 // any path not ending in ".bad", and replies "echo <last user text> #<n>"
-// word by word. A test can make it hold after N tokens (until released or
+// word by word ("*.oom" throws std::bad_alloc; GPU layers 999 fail). A test
+// can make it hold after N tokens (until released or
 // cancelled) and read back the prompts, generation parameters and engine
 // configurations it was given. With speculative decoding asked for, tokens
 // cycle through the origins Draft, Draft, Correction (and Bonus last).
@@ -13,6 +14,7 @@
 #include <QThread>
 
 #include <memory>
+#include <new>
 
 struct FakeBackendControl {
     std::atomic<int> holdAfterTokens{-1};  // >= 0: wait after this many tokens
@@ -50,6 +52,10 @@ public:
                 return gb::make_error(gb::ErrorCode::Cancelled, "cancelled");
         if (path.endsWith(QLatin1String(".bad")))
             return gb::make_error(gb::ErrorCode::InvalidFile, path.toStdString() + ": not a GGUF file (bad magic)");
+        if (path.endsWith(QLatin1String(".oom")))
+            throw std::bad_alloc();
+        if (config.gpuLayers == 999)
+            return gb::make_error(gb::ErrorCode::Unsupported, "partial offload (999 layers) is not implemented");
         m_path = path;
         m_config = config;
         return gb::Status::success();
