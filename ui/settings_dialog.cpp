@@ -55,6 +55,14 @@ SettingsDialog::SettingsDialog(Settings *settings, EngineWorker *engine, QWidget
     gpuLayers->setToolTip(tr("Layers on the GPU (CUDA backend). The CUDA backend runs all layers on the GPU; "
                              "partial offload is refused with a message."));
     ef->addRow(tr("GPU layers"), gpuLayers);
+    auto gpuOnlyForCuda = [this, gpuLayers] {
+        gpuLayers->setEnabled(m_settings->backend() == QLatin1String("cuda"));
+    };
+    gpuOnlyForCuda();
+    connect(m_settings, &Settings::changed, gpuLayers, [gpuOnlyForCuda](Settings::Key key) {
+        if (key == Settings::Key::Backend)
+            gpuOnlyForCuda();
+    });
     ef->addRow(tr("Threads (0: all cores)"), makeEditor(K::Threads));
     ef->addRow(tr("Context length"), makeEditor(K::ContextLength));
     ef->addRow(tr("Batch size"), makeEditor(K::BatchSize));
