@@ -219,14 +219,17 @@ void ChatController::onSettingChanged(int key, bool needsReload)
     const EngineConfig config = engineConfig();
     // A newer setting supersedes a reload still running for an older one
     // (a cancelled load keeps the model as it was; this one then applies all).
-    if (m_settingsReload)
-        m_engine->cancelLoad(m_settingsReload);
     // Backend, GPU layers, KV type and weight format change how the weights
     // are placed or stored: a full load. The rest only needs a new session
-    // over the same weights.
-    const bool full = k == K::Backend || k == K::GpuLayers || k == K::KvCacheType || k == K::WeightFormat ||
-                      k == K::WeightFormatAttention || k == K::WeightFormatFeedForward ||
-                      k == K::WeightFormatEmbedding || k == K::WeightFormatOutput;
+    // over the same weights - unless it supersedes a full load not done yet.
+    bool full = k == K::Backend || k == K::GpuLayers || k == K::KvCacheType || k == K::WeightFormat ||
+                k == K::WeightFormatAttention || k == K::WeightFormatFeedForward || k == K::WeightFormatEmbedding ||
+                k == K::WeightFormatOutput;
+    if (m_settingsReload) {
+        m_engine->cancelLoad(m_settingsReload);
+        full = full || m_settingsReloadFull;
+    }
+    m_settingsReloadFull = full;
     m_settingsReload = full ? m_engine->loadModel(m_engine->modelInfo().path, config) : m_engine->reconfigure(config);
     m_requestConfigs.insert(m_settingsReload, config);
 }

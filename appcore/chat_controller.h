@@ -139,6 +139,7 @@ private:
     quint64 m_pendingNew = 0;                             // newConversation() not created yet
     QSet<quint64> m_modelLoads;                           // loadModel() requests not finished
     quint64 m_settingsReload = 0;
+    bool m_settingsReloadFull = false;                    // m_settingsReload is a full load
     QHash<quint64, EngineConfig> m_requestConfigs;         // load / reconfigure request -> its configuration
     EngineConfig m_appliedConfig;                         // of the last load / reconfigure that succeeded
     bool m_reverting = false;

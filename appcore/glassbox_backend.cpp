@@ -17,29 +17,27 @@
 #include <QStandardPaths>
 
 #include <filesystem>
+#include <type_traits>
 
 namespace {
 
-// ContextParams grows a KV cache type in the engine (kv_type); until a build
-// has it, only F16 (the engine's own KV type) is accepted.
+// ContextParams grows a KV cache type in the engine (kv_type: an enum with
+// F16 and Q8_0); a build without it keeps only F16 (the engine's own KV type).
+// q8_0: false for F16.
 template <typename P>
-bool setKvType(P &params, gb::TensorType type)
+bool setKvType(P &params, bool q8_0)
 {
-    if constexpr (requires(P p) { p.kv_type = gb::TensorType::F16; }) {
-        params.kv_type = type;
-        return true;
+    if constexpr (requires(P p) { p.kv_type; }) {
+        using T = std::remove_cvref_t<decltype(params.kv_type)>;
+        if constexpr (requires { T::F16; T::Q8_0; }) {
+            params.kv_type = q8_0 ? T::Q8_0 : T::F16;
+            return true;
+        } else {
+            return !q8_0;
+        }
     } else {
-        return type == gb::TensorType::F16;
+        return !q8_0;
     }
-}
-
-gb::Result<gb::TensorType> kvTypeFrom(const QString &name)
-{
-    if (name == QLatin1String("f16"))
-        return gb::TensorType::F16;
-    if (name == QLatin1String("q8_0"))
-        return gb::TensorType::Q8_0;
-    return gb::make_error(gb::ErrorCode::InvalidArgument, "unknown KV cache type \"" + name.toStdString() + "\"");
 }
 
 gb::Result<gb::quant::Format> formatFrom(const QString &name)
@@ -238,10 +236,11 @@ private:
         p.context.n_ctx = config.contextLength;
         p.context.n_threads = config.threads;
         p.context.n_batch = config.batchSize;
-        gb::Result<gb::TensorType> kv = kvTypeFrom(config.kvCacheType);
-        if (!kv)
-            return kv.error();
-        if (!setKvType(p.context, kv.value()))
+        const bool q8 = config.kvCacheType == QLatin1String("q8_0");
+        if (!q8 && config.kvCacheType != QLatin1String("f16"))
+            return gb::make_error(gb::ErrorCode::InvalidArgument,
+                                  "unknown KV cache type \"" + config.kvCacheType.toStdString() + "\"");
+        if (!setKvType(p.context, q8))
             return gb::make_error(gb::ErrorCode::Unsupported,
                                   "KV cache type " + config.kvCacheType.toStdString() +
                                       ": this build of the engine keeps the KV cache in F16 only");
@@ -283,7 +282,7 @@ BackendReport EngineWorker::probeBackends()
         report.cudaDevices.append(QString::fromStdString(d));
     gb::ContextParams params;
     report.kvCacheTypes = {QStringLiteral("f16")};
-    if (setKvType(params, gb::TensorType::Q8_0))
+    if (setKvType(params, true))
         report.kvCacheTypes.append(QStringLiteral("q8_0"));
     return report;
 }

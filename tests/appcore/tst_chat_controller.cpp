@@ -347,6 +347,32 @@ private slots:
         QCOMPARE(f.control->reconfigures.last().weightFormatAttention, QStringLiteral("q8_0"));
     }
 
+    // A context change right after a weight format change (whose load is then
+    // cancelled) still loads the weights in the new format.
+    void supersedingReloadKeepsFullLoad()
+    {
+        Fixture f;
+        QVERIFY(f.start(freshPath()));
+        f.control->holdAfterTokens = 0;  // keeps the engine thread busy: both reloads queue behind it
+        QSignalSpy finished(f.controller.get(), &ChatController::replyFinished);
+        QVERIFY(f.controller->sendMessage(QStringLiteral("busy")));
+        QTRY_VERIFY(f.controller->isGenerating(f.controller->currentConversationId()));
+        QSignalSpy loaded(f.engine.get(), &EngineWorker::modelLoaded);
+        QSignalSpy failed(f.engine.get(), &EngineWorker::modelLoadFailed);
+        QVERIFY(f.settings->setValue(Settings::Key::WeightFormat, QStringLiteral("q4_k")));
+        QVERIFY(f.settings->setValue(Settings::Key::ContextLength, 1024));
+        f.control->released = true;
+        QVERIFY(finished.wait(10000));
+        QTRY_COMPARE(loaded.size() + failed.size(), 2);
+        QCOMPARE(failed.size(), 1);  // the first reload, cancelled
+        QVERIFY(failed.first().at(1).toString().contains(QStringLiteral("cancelled")));
+        QMutexLocker lock(&f.control->mutex);
+        QCOMPARE(f.control->reconfigures.size(), 0);
+        QCOMPARE(f.control->loads.last().weightFormat, QStringLiteral("q4_k"));
+        QCOMPARE(f.control->loads.last().contextLength, 1024);
+        QCOMPARE(f.settings->value(Settings::Key::WeightFormat).toString(), QStringLiteral("q4_k"));  // not reverted
+    }
+
     // Decoding options (speculative method and its parameters, prefix cache)
     // reach the engine with the next request; token origins come back.
     void decodingOptionsReachTheEngine()

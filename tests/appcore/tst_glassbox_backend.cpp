@@ -20,7 +20,7 @@
 namespace {
 
 template <typename P>
-constexpr bool kHasKvType = requires(P p) { p.kv_type = gb::TensorType::F16; };
+constexpr bool kHasKvType = requires(P p) { p.kv_type; };
 constexpr bool kEngineHasKvType = kHasKvType<gb::ContextParams>;
 
 EngineConfig baseConfig(const QString &cacheDir)
