@@ -11,6 +11,10 @@
 #include <QString>
 #include <QStringList>
 
+#include <memory>
+
+namespace gb { struct SpecStats; }
+
 // ---- stored records --------------------------------------------------------
 
 struct ConversationRecord {
@@ -104,6 +108,7 @@ struct GeneratedToken {
     QList<TokenAlternative> top;
     double tMs = 0.0;    // since the request started
     TokenSource source = TokenSource::Target;
+    int origin = 0;      // gb::SpecOrigin: 0 plain, 1 accepted draft, 2 correction, 3 bonus
 };
 
 struct GenerationStats {
@@ -124,6 +129,7 @@ struct GenerationStats {
     qint64 specAccepted = 0;     // ... and accepted
     qint64 specSteps = 0;        // model steps (each emits >= 1 token)
     qint64 specDraftTokens = 0;  // emitted tokens that were accepted drafts
+    std::shared_ptr<const gb::SpecStats> spec;  // speculative decoding statistics (null when off); not stored
 
     QJsonObject toJson() const;
     static GenerationStats fromJson(const QJsonObject &json);

@@ -45,6 +45,8 @@ GenerationStats statsFrom(const gb::GenerateResult &r)
     s.specAccepted = r.spec.accepted;
     s.specSteps = r.spec.steps;
     s.specDraftTokens = r.spec.n_draft;
+    if (r.spec.steps > 0)
+        s.spec = std::make_shared<const gb::SpecStats>(r.spec);
     return s;
 }
 
@@ -287,6 +289,7 @@ void EngineWorker::runGenerate(quint64 id, const GenerationRequest &request, con
         t.logprob = ev.logprob;
         t.tMs = ev.t_ms;
         t.source = TokenSource(int(ev.origin));
+        t.origin = int(ev.origin);
         for (const gb::TokenLogprob &alt : ev.top)
             t.top.append(TokenAlternative{alt.id, QString::fromStdString(m_backend->tokenText(alt.id)), alt.logprob});
         streamed += ev.text;

@@ -18,7 +18,7 @@ QWidget *createInspectorContent(AppContext *context, const QString &requestedPan
     // draws with OpenGL, which the offscreen and minimal platforms do not have.
     const QString platform = QGuiApplication::platformName();
     if (platform != QLatin1String("offscreen") && platform != QLatin1String("minimal")) {
-        auto *host = new InspectorHost(context->engine(), parent);
+        auto *host = new InspectorHost(context->engine(), parent, context->store());
         if (!requestedPanel.isEmpty())
             host->openPanel(requestedPanel);
         return host;

@@ -1,7 +1,10 @@
 // InspectorHost: the Dear ImGui inspector (glassbox_ui_inspector) inside the
 // app's Inspector dock. Feeds its TraceRecorder from the engine worker's
-// signals on the GUI thread (requests, tokens, results) and reads the loaded
-// model's GGUF summary on a worker thread for the Model and Tokenizer panels.
+// signals on the GUI thread (requests, tokens with their speculative origin,
+// results with SpecStats; the KV panels from the Session's reuse counts) and
+// reads the loaded model's GGUF summary on a worker thread for the Model and
+// Tokenizer panels. A toolbar saves the run (the store's perf_runs table),
+// exports it as JSON / CSV and saves the current panel as PNG.
 // Built only when the inspector library is (GLASSBOX_HAVE_INSPECTOR).
 #pragma once
 
@@ -10,19 +13,24 @@
 #include <QWidget>
 
 #include <memory>
+#include <vector>
 
+class ChatStore;
 class EngineWorker;
+class QLabel;
 
 namespace gb::ui {
 class ImGuiWidget;
 class SnapshotRing;
 class TraceRecorder;
+class KvRecorder;
 }  // namespace gb::ui
 
 class InspectorHost : public QWidget {
     Q_OBJECT
 public:
-    InspectorHost(EngineWorker *engine, QWidget *parent = nullptr);
+    // store: where "Save run" writes (null: the button is hidden).
+    InspectorHost(EngineWorker *engine, QWidget *parent = nullptr, ChatStore *store = nullptr);
     ~InspectorHost() override;
 
     gb::ui::ImGuiWidget *imgui() const { return m_widget; }
@@ -30,13 +38,25 @@ public:
 public slots:
     // Shows the panel with this title (case-insensitive); false if there is none.
     bool openPanel(const QString &panel);
+    // The run shown now (every request in the latest snapshot, the KV steps).
+    void saveRun();                          // into the store
+    QString exportRun(const QString &path);  // .json or .csv; "" or an error
+    bool savePanelPng(const QString &path);  // the current panel
 
 private:
     void onModelLoaded(const ModelInfo &info);
 
+    void setStatus(const QString &text);
+
     EngineWorker *m_engine;
+    ChatStore *m_store = nullptr;
+    QLabel *m_status = nullptr;
+    std::vector<double> m_times;   // token times of the request being recorded
+    qint64 m_conversation = 0;
+    int m_contextLength = 0;
     std::unique_ptr<gb::ui::SnapshotRing> m_ring;
     std::unique_ptr<gb::ui::TraceRecorder> m_recorder;
+    std::unique_ptr<gb::ui::KvRecorder> m_kv;   // after m_recorder (publishes through it)
     gb::ui::ImGuiWidget *m_widget = nullptr;
     quint64 m_request = 0;  // the engine request being recorded (0: none)
     QString m_modelPath;

@@ -26,6 +26,9 @@ glassbox_add_app_test(tst_ui_message_views SOURCES tst_ui_message_views.cpp LABE
 glassbox_add_app_test(tst_ui_main_window SOURCES tst_ui_main_window.cpp LABELS gui)
 glassbox_add_app_test(tst_ui_model_downloader SOURCES tst_ui_model_downloader.cpp LABELS gui)
 glassbox_add_app_test(tst_ui_model_library SOURCES tst_ui_model_library.cpp LABELS gui)
+if(TARGET glassbox_ui_inspector)
+  glassbox_add_app_test(tst_ui_inspector_host SOURCES tst_ui_inspector_host.cpp LABELS gui)
+endif()
 
 # With the real model (needs the engine's model code).
 file(STRINGS ${PROJECT_SOURCE_DIR}/engine/src/model.cpp _ui_model_head LIMIT_COUNT 1)

@@ -1,11 +1,18 @@
 // GUI tests of the inspector (run under xvfb-run; on the offscreen platform the
 // OpenGL parts are skipped): every panel renders empty, typical and very large
-// (100,000-token) data without ImGui asserts and draws something; input reaches
+// (100,000-token) data without ImGui asserts and draws something (KV cache,
+// prefix tree and batching from a scripted workload on the real scheduler,
+// speculative runs from scripted SpecStats); input reaches
 // ImGui (a click toggles a tree node, typing edits text); an idle inspector does
 // not redraw, and producer publishes do redraw it. Prints frame times (BENCH).
 #include "inspector/imgui_widget.h"
+#include "inspector/kv_trace.h"
 #include "inspector/model_info.h"
+#include "inspector/panels/batching_panel.h"
+#include "inspector/panels/kv_cache_panel.h"
 #include "inspector/panels/latency_panel.h"
+#include "inspector/panels/prefix_tree_panel.h"
+#include "inspector/panels/spec_panel.h"
 #include "inspector/panels/model_panel.h"
 #include "inspector/panels/tokenizer_panel.h"
 #include "inspector/panels/tokens_panel.h"
@@ -88,6 +95,49 @@ std::shared_ptr<const RequestTrace> recordRequest(size_t n, uint64_t seed, const
     return ring.latest()->requests.back();
 }
 
+// A speculative request (scripted SpecStats) on prompt key "p".
+std::shared_ptr<const RequestTrace> recordSpecRequest(size_t n, const char * method, double accept, const Tokenizer * tok) {
+    SnapshotRing ring(2);
+    TraceRecorder rec(ring, TraceRecorderParams{1e12, 4, 40, [] { return 0.0; }});
+    ScriptedSpecParams p;
+    p.method = method;
+    p.nTokens = n;
+    p.acceptFirst = accept;
+    p.draftMax = accept > 0 ? 6 : 0;
+    const ScriptedSpecRun run = makeScriptedSpecRun(p, tok);
+    rec.beginRequest(std::string("spec ") + method, 40);
+    rec.setPromptKey("p");
+    rec.setQueueTime(30.0);
+    for (const auto & e : run.events) rec.onToken(e);
+    GenerateResult r = run.result();
+    if (accept <= 0) r.spec = SpecStats{};
+    r.t_prompt_ms = 150.0;
+    r.n_prompt_tokens = 40;
+    rec.endRequest(r);
+    return ring.latest()->requests.back();
+}
+
+// The KV trace of a scripted chat workload on the real scheduler, run until
+// minTokens tokens went through the forward pass (or it finished).
+std::shared_ptr<const KvTrace> recordKv(ScriptedKvParams p, int64_t minTokens, const Tokenizer * tok) {
+    if (tok) p.nVocab = tok->n_vocab();
+    SnapshotRing ring(2);
+    TraceRecorder rec(ring);
+    KvRecorderParams kp;
+    kp.minIntervalMs = 1e12;  // one snapshot at the end
+    if (tok) kp.tokenText = [tok](Token t) { return tok->token_to_piece(t, true); };
+    KvRecorder kv(rec, kp);
+    auto w = ScriptedKvWorkload::create(p);
+    if (!w) return nullptr;
+    while ((*w)->step(&kv) && (minTokens <= 0 || (*w)->tokensProcessed() < minTokens)) {}
+    QElapsedTimer t;
+    t.start();
+    kv.publishNow();  // what a producer pays per snapshot (page map, tree, sharers, log)
+    qInfo("BENCH kv snapshot: %zu steps, %zu pages, %zu tree nodes, %zu requests: %.2f ms", kv.latest()->steps.size(),
+          size_t(kv.latest()->nPages), kv.latest()->tree.size(), kv.latest()->requests.size(), double(t.nsecsElapsed()) * 1e-6);
+    return kv.latest();
+}
+
 double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
     return v.empty() ? 0.0 : v[v.size() / 2];
@@ -131,6 +181,10 @@ void TestInspectorWidget::initTestCase() {
     auto typical = std::make_shared<InspectorSnapshot>();
     typical->model = m_model;
     for (size_t n : {40, 300, 2000}) typical->requests.push_back(recordRequest(n, n, m_model->tokenizer.get()));
+    typical->requests.push_back(recordSpecRequest(300, "none", 0.0, m_model->tokenizer.get()));
+    typical->requests.push_back(recordSpecRequest(300, "lookup", 0.7, m_model->tokenizer.get()));
+    typical->kv = recordKv(ScriptedKvParams{}, 0, m_model->tokenizer.get());
+    QVERIFY(typical->kv && !typical->kv->steps.empty() && !typical->kv->tree.empty());
     m_typical = typical;
 
     auto large = std::make_shared<InspectorSnapshot>();
@@ -140,6 +194,23 @@ void TestInspectorWidget::initTestCase() {
     large->model = big_model.ok() ? *big_model : m_model;
     for (int i = 0; i < 31; ++i) large->requests.push_back(recordRequest(200, uint64_t(i) + 7, large->model->tokenizer.get()));
     large->requests.push_back(recordRequest(100000, 99, large->model->tokenizer.get()));
+    large->requests.push_back(recordSpecRequest(100000, "lookahead", 0.8, large->model->tokenizer.get()));
+    // 100,000+ tokens through a 2,048-page cache: thousands of steps, a big tree.
+    ScriptedKvParams big;
+    big.scheduler = kv::SchedulerParams{2048, 16, 256, 16, true};
+    big.nConversations = 64;
+    big.nTurns = 16;
+    big.maxNewTokens = 64;
+    QElapsedTimer kv_timer;
+    kv_timer.start();
+    large->kv = recordKv(big, 100000, large->model->tokenizer.get());
+    QVERIFY(large->kv);
+    int64_t kv_tokens = 0;
+    for (size_t i = 0; i < large->kv->steps.size(); ++i) kv_tokens += large->kv->steps[i].nPrefill + large->kv->steps[i].nDecode;
+    qInfo("large KV trace: %zu steps, %lld tokens, %zu tree nodes, %zu requests (%lld ms)", large->kv->steps.size(),
+          static_cast<long long>(kv_tokens), large->kv->tree.size(), large->kv->requests.size(),
+          static_cast<long long>(kv_timer.elapsed()));
+    QVERIFY(kv_tokens >= 100000);
     m_large = large;
 }
 
@@ -152,6 +223,12 @@ std::unique_ptr<ImGuiWidget> TestInspectorWidget::makeWidget() {
     w->addPanel(std::make_unique<ModelPanel>());
     auto tok = std::make_unique<TokenizerPanel>();
     w->addPanel(std::move(tok));
+    w->addPanel(std::make_unique<KvCachePanel>());
+    auto tree = std::make_unique<PrefixTreePanel>();
+    tree->selectNode(1);  // the details view too (node ids start at 1)
+    w->addPanel(std::move(tree));
+    w->addPanel(std::make_unique<SpecPanel>());
+    w->addPanel(std::make_unique<BatchingPanel>());
     w->resize(1000, 700);
     return w;
 }
@@ -165,7 +242,7 @@ std::shared_ptr<const InspectorSnapshot> TestInspectorWidget::snapshotFor(const 
 void TestInspectorWidget::panelsRender_data() {
     QTest::addColumn<QString>("panel");
     QTest::addColumn<QString>("data");
-    for (const char * panel : {"Latency", "Tokens", "Model", "Tokenizer"})
+    for (const char * panel : {"Latency", "Tokens", "Model", "Tokenizer", "KV cache", "Prefix tree", "Speculative", "Batching"})
         for (const char * data : {"empty", "typical", "large"}) QTest::addRow("%s %s", panel, data) << panel << data;
 }
 
@@ -209,7 +286,7 @@ void TestInspectorWidget::panelsRender() {
     const int total = image.width() * image.height();
     if (!qEnvironmentVariableIsEmpty("GLASSBOX_SCREENSHOT_DIR")) {
         const QDir dir(qEnvironmentVariable("GLASSBOX_SCREENSHOT_DIR"));
-        image.save(dir.filePath(QString("%1-%2.png").arg(panel.toLower(), data)));
+        image.save(dir.filePath(QString("%1-%2.png").arg(panel.toLower().replace(' ', '-'), data)));
     }
     qInfo("%s %s: %d of %d pixels drawn (%.1f%%), device pixel ratio %.1f", qPrintable(panel), qPrintable(data), ink,
           total, 100.0 * ink / total, w->devicePixelRatioF());
@@ -300,7 +377,7 @@ void TestInspectorWidget::idleDoesNotRedrawButPublishesDo() {
 void TestInspectorWidget::frameTimeWithLargeHistory_data() {
     QTest::addColumn<QString>("panel");
     QTest::addColumn<QString>("data");
-    for (const char * panel : {"Latency", "Tokens", "Model"})
+    for (const char * panel : {"Latency", "Tokens", "Model", "KV cache", "Prefix tree", "Speculative", "Batching"})
         for (const char * data : {"typical", "large"}) QTest::addRow("%s %s", panel, data) << panel << data;
 }
 

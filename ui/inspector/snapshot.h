@@ -5,6 +5,7 @@
 
 #include "glassbox/gguf.h"
 #include "glassbox/sampler.h"
+#include "glassbox/spec/spec_types.h"
 #include "glassbox/tokenizer.h"
 
 #include <cstddef>
@@ -110,6 +111,42 @@ struct TokenStats {
 };
 TokenStats computeTokenStats(const TokenHistory & tokens, int nBins);
 
+// A phase of a request's timeline: waiting in the queue, prefill (one span per
+// chunk when known), plain decode steps, and speculative draft / verify phases.
+enum class Phase : uint8_t { Queue, Prefill, Decode, Draft, Verify };
+const char * phaseName(Phase p);
+struct PhaseSpan {
+    Phase   phase = Phase::Decode;
+    double  t0Ms = 0.0, t1Ms = 0.0;   // since the request started (queue: negative, before it)
+    int32_t nTokens = 0;              // tokens prefilled / emitted in the span
+};
+
+// Speculative decoding of one request, derived from the engine's SpecStats.
+struct SpecSummary {
+    std::string method;
+    int64_t steps = 0, specSteps = 0, proposed = 0, accepted = 0, emitted = 0;
+    int64_t nTarget = 0, nDraft = 0, nCorrection = 0, nBonus = 0;
+    double acceptanceRate = 0.0;      // accepted / proposed
+    double meanAcceptedLen = 0.0;     // accepted per speculative step
+    double tokensPerStep = 0.0;
+    double tokensPerS = 0.0;
+    double plainTokensPerS = 0.0;     // engine's measured plain step cost (0: not measured)
+    double speedup = 0.0;             // tokensPerS / plainTokensPerS (0: unknown)
+    double tDraftMs = 0.0, tVerifyMs = 0.0;
+    std::vector<double> acceptanceByPosition;  // [d] accepted_at / attempted_at
+    std::vector<int64_t> attemptedAt, acceptedAt;
+    // Per step: accepted / proposed over the last `window` speculative steps
+    // (NaN-free: steps before any proposal repeat 0).
+    std::vector<float> rollingAcceptance;
+    std::vector<int32_t> acceptedPerStep;      // per step
+    int window = 0;
+};
+SpecSummary summarizeSpec(const SpecStats & s, int window = 16);
+// Timeline spans of the speculative steps: step i ends at the time of the last
+// token it emitted; its verify phase is the t_verify_ms before that, its draft
+// phase the t_draft_ms before the verify. Steps without a draft are Decode.
+std::vector<PhaseSpan> specPhaseSpans(const SpecStats & s, std::span<const double> tokenTimesMs);
+
 // One generation request as seen so far.
 struct RequestTrace {
     uint64_t    id = 0;
@@ -121,6 +158,11 @@ struct RequestTrace {
     double      tPromptMs = 0.0;       // prefill (0 until known)
     double      tFirstTokenMs = 0.0;
     double      tTotalMs = 0.0;        // last known time
+    double      tQueueMs = 0.0;        // waited before it started (0: unknown / none)
+    std::string promptKey;             // equal for requests on the same prompt ("" unknown)
+    std::vector<PhaseSpan> phases;     // queue, prefill, decode / draft / verify
+    std::shared_ptr<const SpecStats> spec;  // null: no speculative decoding
+    std::shared_ptr<const SpecSummary> specSummary;
     TokenHistory tokens;
     LatencyStats latency;
     TokenStats   tokenStats;
@@ -159,12 +201,15 @@ struct ModelInfo {
     uint64_t totalBytes = 0;
 };
 
+struct KvTrace;  // kv_trace.h
+
 // Everything a panel may draw. Immutable once published.
 struct InspectorSnapshot {
     uint64_t sequence = 0;   // set by the ring when published
     double   publishedMs = 0.0;
     std::shared_ptr<const ModelInfo> model;
     std::vector<std::shared_ptr<const RequestTrace>> requests;  // oldest first
+    std::shared_ptr<const KvTrace> kv;  // KV cache, prefix tree, batching (null: none yet)
 };
 
 }  // namespace gb::ui

@@ -1,6 +1,7 @@
 // TraceRecorder: accumulates token events and publishes rate-limited snapshots.
 #include "trace_recorder.h"
 
+#include <algorithm>
 #include <chrono>
 
 namespace gb::ui {
@@ -49,6 +50,7 @@ uint64_t TraceRecorder::beginRequest(std::string label, int32_t nPromptTokens, i
     m_meta = RequestTrace{};
     m_meta.id = m_nextId++;
     m_meta.label = std::move(label);
+    m_explicitPhases.clear();
     m_meta.nPromptTokens = nPromptTokens;
     m_meta.nPromptReused = nPromptReused;
     m_tokens.clear();
@@ -59,6 +61,15 @@ uint64_t TraceRecorder::beginRequest(std::string label, int32_t nPromptTokens, i
 }
 
 void TraceRecorder::setPrefillTime(double tPromptMs) { m_meta.tPromptMs = tPromptMs; }
+void TraceRecorder::setQueueTime(double tQueueMs) { m_meta.tQueueMs = tQueueMs; }
+void TraceRecorder::setPromptKey(std::string key) { m_meta.promptKey = std::move(key); }
+
+void TraceRecorder::addPhase(const PhaseSpan & span) { m_explicitPhases.push_back(span); }
+
+void TraceRecorder::setKv(std::shared_ptr<const KvTrace> kv) {
+    m_kv = std::move(kv);
+    publish();
+}
 
 bool TraceRecorder::onToken(const TokenEvent & event, TokenOrigin origin) {
     if (!m_active) beginRequest("request");
@@ -87,6 +98,33 @@ void TraceRecorder::endRequest(const GenerateResult & result) {
     if (result.t_prompt_ms > 0) m_meta.tPromptMs = result.t_prompt_ms;
     if (result.t_first_token_ms > 0) m_meta.tFirstTokenMs = result.t_first_token_ms;
     if (result.t_total_ms > 0) m_meta.tTotalMs = result.t_total_ms;
+    if (result.spec.steps > 0 || result.spec.method != "none") {
+        auto spec = std::make_shared<SpecStats>(result.spec);
+        m_meta.specSummary = std::make_shared<const SpecSummary>(summarizeSpec(*spec));
+        m_meta.spec = std::move(spec);
+    }
+    // Timeline: queue, prefill, then per step (speculative) or per token.
+    m_meta.phases.clear();
+    auto given = [&](Phase p) {
+        return std::any_of(m_explicitPhases.begin(), m_explicitPhases.end(), [p](const PhaseSpan & s) { return s.phase == p; });
+    };
+    if (m_meta.tQueueMs > 0 && !given(Phase::Queue)) m_meta.phases.push_back({Phase::Queue, -m_meta.tQueueMs, 0.0, 0});
+    double prefill_end = m_meta.tPromptMs > 0 ? m_meta.tPromptMs : (m_times.empty() ? 0.0 : m_times.front());
+    const int32_t n_prefill = std::max(0, m_meta.nPromptTokens - m_meta.nPromptReused);
+    if (given(Phase::Prefill)) {
+        for (const PhaseSpan & s : m_explicitPhases)
+            if (s.phase == Phase::Prefill) prefill_end = std::max(prefill_end, s.t1Ms);
+    } else if (prefill_end > 0 || n_prefill > 0) {
+        m_meta.phases.push_back({Phase::Prefill, 0.0, prefill_end, n_prefill});
+    }
+    m_meta.phases.insert(m_meta.phases.end(), m_explicitPhases.begin(), m_explicitPhases.end());
+    m_explicitPhases.clear();
+    if (m_meta.spec && !m_meta.spec->per_step.empty()) {
+        for (const PhaseSpan & p : specPhaseSpans(*m_meta.spec, m_times)) m_meta.phases.push_back(p);
+    } else {
+        for (size_t i = 0; i < m_times.size(); ++i)
+            m_meta.phases.push_back({Phase::Decode, i ? m_times[i - 1] : std::min(prefill_end, m_times[0]), m_times[i], 1});
+    }
     m_finished.push_back(buildCurrent());
     while (m_finished.size() > m_params.maxRequests) m_finished.pop_front();
     m_active = false;
@@ -96,7 +134,7 @@ void TraceRecorder::endRequest(const GenerateResult & result) {
 }
 
 TokenCallback TraceRecorder::callback() {
-    return [this](const TokenEvent & e) { return onToken(e); };
+    return [this](const TokenEvent & e) { return onToken(e, originOf(e.origin)); };
 }
 
 void TraceRecorder::publishNow() { publish(); }
@@ -114,6 +152,7 @@ void TraceRecorder::publish() {
     auto snap = std::make_shared<InspectorSnapshot>();
     snap->publishedMs = now();
     snap->model = m_model;
+    snap->kv = m_kv;
     snap->requests.assign(m_finished.begin(), m_finished.end());
     if (m_active) snap->requests.push_back(buildCurrent());
     m_lastPublishMs = snap->publishedMs;

@@ -33,10 +33,23 @@ class TraceRecorder {
     // A new request; an unfinished previous one is closed as cancelled.
     uint64_t beginRequest(std::string label, int32_t nPromptTokens = 0, int32_t nPromptReused = 0);
     void setPrefillTime(double tPromptMs);
+    void setQueueTime(double tQueueMs);          // waited before the request started
+    void setPromptKey(std::string key);          // groups requests on the same prompt
+    // A measured phase of the current request (e.g. each prefill chunk of a
+    // batching engine, its queue wait). Where given, these replace the single
+    // prefill / queue span endRequest() would derive.
+    void addPhase(const PhaseSpan & span);
+    // Records one token with the origin its event carries (speculative decoding).
+    bool onToken(const TokenEvent & event) { return onToken(event, originOf(event.origin)); }
     // Records one token; publishes when the last publish is older than the
     // interval. Returns true so it can serve as a TokenCallback.
-    bool onToken(const TokenEvent & event, TokenOrigin origin = TokenOrigin::Sampled);
-    void endRequest(const GenerateResult & result);  // publishes at once
+    bool onToken(const TokenEvent & event, TokenOrigin origin);
+    // Publishes at once. Keeps result.spec (when speculation ran) and the
+    // request's phase spans (queue, prefill, decode / draft / verify).
+    void endRequest(const GenerateResult & result);
+    // The KV cache / prefix tree / batching view (from a KvRecorder); publishes at once.
+    void setKv(std::shared_ptr<const KvTrace> kv);
+    static TokenOrigin originOf(SpecOrigin o) { return TokenOrigin(uint8_t(o)); }
     // A TokenCallback that records into this recorder.
     TokenCallback callback();
 
@@ -51,11 +64,13 @@ class TraceRecorder {
     SnapshotRing & m_ring;
     TraceRecorderParams m_params;
     std::shared_ptr<const ModelInfo> m_model;
+    std::shared_ptr<const KvTrace> m_kv;
     std::deque<std::shared_ptr<const RequestTrace>> m_finished;
 
     bool m_active = false;
     uint64_t m_nextId = 1;
     RequestTrace m_meta;               // current request, without tokens/stats
+    std::vector<PhaseSpan> m_explicitPhases;
     TokenHistoryBuilder m_tokens;
     std::vector<double> m_times;       // t_ms of each token, for latency stats
 

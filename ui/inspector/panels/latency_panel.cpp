@@ -2,6 +2,7 @@
 #include "latency_panel.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 namespace gb::ui {
@@ -12,7 +13,87 @@ const ImU32 kP95 = IM_COL32(240, 150, 60, 255);
 const ImU32 kP99 = IM_COL32(240, 80, 80, 255);
 const ImU32 kPrefill = IM_COL32(150, 110, 220, 255);
 const ImU32 kDecode = IM_COL32(90, 170, 230, 255);
+const ImU32 kQueue = IM_COL32(120, 120, 130, 255);
+const ImU32 kDraft = IM_COL32(240, 160, 70, 255);
+const ImU32 kVerify = IM_COL32(80, 200, 160, 255);
+ImU32 phaseColor(Phase p) {
+    switch (p) {
+    case Phase::Queue: return kQueue;
+    case Phase::Prefill: return kPrefill;
+    case Phase::Decode: return kDecode;
+    case Phase::Draft: return kDraft;
+    case Phase::Verify: return kVerify;
+    }
+    return kQueue;
+}
 }  // namespace
+
+void LatencyPanel::drawPhases(const std::shared_ptr<const RequestTrace> & trace, float width) {
+    const RequestTrace & r = *trace;
+    ImGui::TextDisabled("Phases");
+    for (Phase p : {Phase::Queue, Phase::Prefill, Phase::Decode, Phase::Draft, Phase::Verify}) {
+        ImGui::SameLine(0, 12);
+        ImGui::TextColored(ImColor(phaseColor(p)), "%s", phaseName(p));
+    }
+    const int cols = std::max(1, int(width));
+    if (m_phaseKey != trace || m_phaseWidth != size_t(cols)) {
+        // Time in each phase per pixel column; the column shows the largest.
+        m_phaseKey = trace;
+        m_phaseWidth = size_t(cols);
+        m_phaseT0 = 0.0;
+        m_phaseT1 = std::max(r.tTotalMs, 1e-3);
+        for (const PhaseSpan & s : r.phases) {
+            m_phaseT0 = std::min(m_phaseT0, s.t0Ms);
+            m_phaseT1 = std::max(m_phaseT1, s.t1Ms);
+        }
+        const double span = std::max(m_phaseT1 - m_phaseT0, 1e-6);
+        std::vector<std::array<double, 5>> time(size_t(cols), std::array<double, 5>{});
+        for (const PhaseSpan & s : r.phases) {
+            const double a = (s.t0Ms - m_phaseT0) / span * cols, b = (s.t1Ms - m_phaseT0) / span * cols;
+            const int c0 = std::clamp(int(a), 0, cols - 1), c1 = std::clamp(int(b), 0, cols - 1);
+            for (int c = c0; c <= c1; ++c) {
+                const double overlap = std::min(b, double(c + 1)) - std::max(a, double(c));
+                time[size_t(c)][size_t(s.phase)] += std::max(overlap, 1e-9);  // instant spans still count
+            }
+        }
+        m_phaseCols.assign(size_t(cols), 0);
+        for (int c = 0; c < cols; ++c) {
+            const auto & t = time[size_t(c)];
+            const auto it = std::max_element(t.begin(), t.end());
+            if (*it > 0) m_phaseCols[size_t(c)] = uint8_t(1 + (it - t.begin()));
+        }
+    }
+    const ImVec2 p0 = ImGui::GetCursorScreenPos();
+    const float h = 18.0f;
+    ImGui::InvisibleButton("##phasebar", ImVec2(width, h));
+    const bool hovered = ImGui::IsItemHovered();
+    ImDrawList * dl = ImGui::GetWindowDrawList();
+    dl->AddRectFilled(p0, ImVec2(p0.x + width, p0.y + h), IM_COL32(30, 30, 34, 255));
+    for (int c = 0; c < cols;) {  // runs of one phase as one rectangle
+        int e = c + 1;
+        while (e < cols && m_phaseCols[size_t(e)] == m_phaseCols[size_t(c)]) ++e;
+        if (m_phaseCols[size_t(c)])
+            dl->AddRectFilled(ImVec2(p0.x + float(c), p0.y + 2), ImVec2(p0.x + float(e), p0.y + h - 2),
+                              phaseColor(Phase(m_phaseCols[size_t(c)] - 1)));
+        c = e;
+    }
+    if (hovered) {
+        const double t = m_phaseT0 + double(ImGui::GetIO().MousePos.x - p0.x) / width * (m_phaseT1 - m_phaseT0);
+        double sum[5] = {0, 0, 0, 0, 0};
+        size_t count[5] = {0, 0, 0, 0, 0};
+        for (const PhaseSpan & s : r.phases) {
+            sum[size_t(s.phase)] += s.t1Ms - s.t0Ms;
+            ++count[size_t(s.phase)];
+        }
+        ImGui::BeginTooltip();
+        ImGui::Text("t = %s", formatMs(t).c_str());
+        for (Phase p : {Phase::Queue, Phase::Prefill, Phase::Decode, Phase::Draft, Phase::Verify})
+            if (count[size_t(p)])
+                ImGui::TextColored(ImColor(phaseColor(p)), "%s: %zu spans, %s in total", phaseName(p), count[size_t(p)],
+                                   formatMs(sum[size_t(p)]).c_str());
+        ImGui::EndTooltip();
+    }
+}
 
 void LatencyPanel::draw(const InspectorSnapshot & snap) {
     const std::shared_ptr<const RequestTrace> r = m_picker.draw(snap);
@@ -99,6 +180,8 @@ void LatencyPanel::drawTimeline(const std::shared_ptr<const RequestTrace> & trac
     ImGui::TextDisabled("0");
     ImGui::SameLine(std::max(0.0f, width - ImGui::CalcTextSize(formatMs(t_end).c_str()).x));
     ImGui::TextDisabled("%s", formatMs(t_end).c_str());
+
+    if (!r.phases.empty()) drawPhases(trace, width);
 
     // Inter-token latency of each token (token i: t_i - t_{i-1}).
     ImGui::TextDisabled("Inter-token latency by token");

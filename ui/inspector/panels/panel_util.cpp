@@ -268,3 +268,15 @@ void labelValue(const char * label, const std::string & value) {
 }
 
 }  // namespace gb::ui
+
+namespace gb::ui {
+
+ImU32 requestColor(int64_t id, int alpha) {
+    if (id < 0) return IM_COL32(150, 150, 150, alpha);
+    const float h = float(std::fmod(0.13 + double(id) * 0.61803398875, 1.0));
+    float r, g, b;
+    ImGui::ColorConvertHSVtoRGB(h, 0.55f, 0.9f, r, g, b);
+    return IM_COL32(int(r * 255), int(g * 255), int(b * 255), alpha);
+}
+
+}  // namespace gb::ui

@@ -68,6 +68,9 @@ std::string formatMs(double ms);           // "12.3 ms", "1.23 s"
 // A colour from green (p = 1) through yellow to red (p = 0).
 ImU32 probabilityColor(double p, int alpha = 255);
 
+// A stable colour per request / sequence id (golden-ratio hues).
+ImU32 requestColor(int64_t id, int alpha = 255);
+
 // Text with a label in the disabled colour: "label: value".
 void labelValue(const char * label, const std::string & value);
 
