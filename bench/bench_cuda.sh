@@ -6,7 +6,7 @@
 # the roofline (bandwidth / weight bytes per token). Logs go to $OUT.
 #
 # usage: bench/bench_cuda.sh WORKDIR
-#   WORKDIR/bin: glassbox-cli, tst_cuda_kernels, tst_cuda_model (built with
+#   WORKDIR/bin: glassbox-cli, tst_cuda_kernels, tst_cuda_model, bench_cuda_kernels (built with
 #                -DGLASSBOX_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90; the device
 #                image has no Qt, so the binaries are built where Qt is)
 #   WORKDIR/lib or lib.tgz (-> /tmp/gblib): shared libraries the test binaries need (Qt)
@@ -71,6 +71,11 @@ if [ "${GB_SKIP_CHECKS:-0}" != 1 ]; then
   log "racecheck rc=$? $(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY|^Totals' "$OUT/racecheck.log" | tr '\n' ' ')"
 fi
 
+if [ -x "$BIN/bench_cuda_kernels" ]; then
+  timeout 120 "$BIN/bench_cuda_kernels" > "$OUT/kernels.md" 2>&1; log "bench_cuda_kernels rc=$?"
+  cat "$OUT/kernels.md" | tee -a "$OUT/summary.log"
+fi
+
 # ---- bandwidth -------------------------------------------------------------------
 python3 - > "$OUT/bandwidth.txt" 2>&1 <<'PY'
 import torch
@@ -112,6 +117,37 @@ for mt in $MODELS; do
   f="$M/${mt%%:*}-${mt##*:}.gguf"
   [ -f "$f" ] && [ "$(left)" -gt 40 ] && run_ours "$f" "${mt%%:*}-${mt##*:}"
 done
+# ---- PDL off (same binary, GB_CUDA_PDL=0) and per-kernel device times (ncu) -------
+PDL_MODELS=${GB_PDL_MODELS:-llama-8b:Q4_K_M llama-1b:Q4_K_M}
+for mt in $PDL_MODELS; do
+  f="$M/${mt%%:*}-${mt##*:}.gguf"
+  for var in GB_CUDA_PDL GB_CUDA_GLU; do
+    [ -f "$f" ] && [ "$(left)" -gt 90 ] || continue
+    env $var=0 "$BIN/glassbox-cli" bench -m "$f" --backend cuda -p 16 -n 128 -r 3 --json > "$OUT/ours_${var}0_${mt%%:*}-${mt##*:}.json" 2>> "$OUT/ours_err.log"
+    log "ours $var=0 ${mt}: $(cat "$OUT/ours_${var}0_${mt%%:*}-${mt##*:}.json")"
+  done
+done
+if command -v ncu > /dev/null && [ "${GB_SKIP_NCU:-0}" != 1 ]; then
+  for mt in ${GB_NCU_MODELS:-"llama-8b:Q4_K_M"}; do
+    f="$M/${mt%%:*}-${mt##*:}.gguf"
+    [ -f "$f" ] && [ "$(left)" -gt 120 ] || continue
+    timeout 100 ncu --clock-control none --metrics gpu__time_duration.sum --csv -c 420 \
+      "$BIN/glassbox-cli" bench -m "$f" --backend cuda -p 1 -n 2 -r 1 > "$OUT/ncu_${mt%%:*}.csv" 2> "$OUT/ncu_err.log"
+    python3 - "$OUT/ncu_${mt%%:*}.csv" <<'PY' | tee -a "$OUT/summary.log"
+import csv, sys, collections
+rows = [r for r in csv.reader(l for l in open(sys.argv[1]) if l.startswith('"'))]
+if not rows: print("ncu: no rows"); sys.exit()
+h = rows[0]; ki = h.index("Kernel Name"); vi = h.index("Metric Value"); ui = h.index("Metric Unit")
+tot = collections.defaultdict(float); cnt = collections.Counter()
+for r in rows[1:]:
+    v = float(r[vi].replace(",", "")); v *= {"ns": 1e-3, "nsecond": 1e-3, "us": 1.0, "usecond": 1.0, "ms": 1e3, "msecond": 1e3}.get(r[ui], float("nan"))
+    name = r[ki].split("(")[0].split("<")[0].replace("gb::cuda::", "").replace("(anonymous namespace)::", "")
+    tot[name] += v; cnt[name] += 1
+print("ncu %s: %d kernels, %.1f us total" % (sys.argv[1].split("/")[-1], sum(cnt.values()), sum(tot.values())))
+for k in sorted(tot, key=lambda k: -tot[k]): print("  %-40s n=%4d total %9.1f us  mean %7.2f us" % (k[:40], cnt[k], tot[k], tot[k] / cnt[k]))
+PY
+  done
+fi
 if [ -n "$LCPP_PID" ]; then
   while kill -0 "$LCPP_PID" 2>/dev/null && [ "$(left)" -gt 30 ]; do sleep 2; done
   log "llama.cpp build: $(tail -1 "$OUT/lcpp_build.log")"

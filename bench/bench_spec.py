@@ -4,6 +4,7 @@ against plain decoding (greedy, so outputs must match) on input-grounded and
 open-ended prompts. Prints a table and per-position acceptance; --json for raw.
 
   bench/bench_spec.py --cli build/app/glassbox-cli --model models/gemma-3-270m-q4_k_m.gguf -t 2 -n 96
+  bench/bench_spec.py ... --methods lookup:b1,lookup:b3,lookahead:b1,lookahead:b3 --reps 3   # chain vs tree
 """
 import argparse, json, re, subprocess, sys
 
@@ -27,16 +28,26 @@ PROMPTS = {
 }
 
 
-def run(cli, model, prompt, spec, args):
+def run(cli, model, prompt, variant, args):
+    """variant: "none", or "method[:bN][:skipA-B][:fixed]" (bN: --spec-branches N, 1 = chain)."""
+    parts = variant.split(":")
+    spec = parts[0]
     cmd = [cli, "generate", "-m", model, "-p", prompt, "-n", str(args.n), "--greedy", "-t", str(args.threads),
            "--ignore-eos", "--stats", "--spec", spec]
     if args.draft_max:
         cmd += ["--draft-max", str(args.draft_max)]
+    for opt in parts[1:]:
+        if opt.startswith("b"):
+            cmd += ["--spec-branches", opt[1:]]
+        elif opt.startswith("skip"):
+            cmd += ["--spec-skip-layers", opt[4:]]
+        elif opt == "fixed":  # fixed draft length, no auto-off: deterministic acceptance
+            cmd += ["--spec-fixed"]
     if spec == "draft":
         cmd += ["--draft-model", args.draft_model]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
-        sys.exit(f"failed: {' '.join(cmd[:4])} ... --spec {spec}\n{p.stderr}")
+        sys.exit(f"failed: {' '.join(cmd[:4])} ... --spec {variant}\n{p.stderr}")
     m = re.search(r"generated (\d+) tokens ([\d.]+) tok/s", p.stderr)
     tps = float(m.group(2)) if m else 0.0
     stats = None
@@ -44,6 +55,12 @@ def run(cli, model, prompt, spec, args):
         if line.startswith("{\"method\""):
             stats = json.loads(line)
     return p.stdout, tps, stats
+
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return 0.0 if n == 0 else (xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2]))
 
 
 def main():
@@ -54,8 +71,10 @@ def main():
     ap.add_argument("-t", "--threads", type=int, default=2)
     ap.add_argument("-n", type=int, default=96)
     ap.add_argument("--draft-max", type=int, default=0)
-    ap.add_argument("--methods", default="lookup,lookahead,selfdraft")
+    ap.add_argument("--methods", default="lookup,lookahead,selfdraft",
+                    help="comma list of method[:bN][:skipA-B][:fixed], e.g. lookup:b1,lookup:b3")
     ap.add_argument("--prompts", default="")
+    ap.add_argument("--reps", type=int, default=1, help="interleaved repetitions (plain, variants, plain, ...)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     methods = [m for m in args.methods.split(",") if m]
@@ -65,17 +84,39 @@ def main():
     for name, prompt in PROMPTS.items():
         if args.prompts and not any(s in name for s in args.prompts.split(",")):
             continue
-        base_out, base_tps, _ = run(args.cli, args.model, prompt, "none", args)
+        # Interleave plain and speculative runs so machine load hits them alike;
+        # report medians over the repetitions and the median of per-rep ratios.
+        plain_tps, spec_tps, stats, same = [], {m: [] for m in methods}, {}, {m: True for m in methods}
+        # The order rotates from rep to rep (no variant always runs first).
+        base_out = None
+        outs = {}
+        for rep in range(args.reps):
+            order = ["none"] + methods
+            k = rep % len(order)
+            for variant in order[k:] + order[:k]:
+                out, tps, st = run(args.cli, args.model, prompt, variant, args)
+                if variant == "none":
+                    plain_tps.append(tps)
+                    base_out = out
+                else:
+                    spec_tps[variant].append(tps)
+                    stats[variant] = st
+                    outs.setdefault(variant, []).append(out)
         for method in methods:
-            out, tps, st = run(args.cli, args.model, prompt, method, args)
-            rows.append(dict(prompt=name, method=method, plain_tps=base_tps, tps=tps,
-                             speedup=tps / base_tps if base_tps else 0.0, same=(out == base_out), stats=st))
+            same[method] = all(o == base_out for o in outs[method])
+        for method in methods:
+            st = stats[method]
+            ratios = [s / b for s, b in zip(spec_tps[method], plain_tps) if b]
+            rows.append(dict(prompt=name, method=method, plain_tps=median(plain_tps), tps=median(spec_tps[method]),
+                             plain_all=plain_tps, spec_all=spec_tps[method], speedup=median(ratios),
+                             same=same[method], stats=st))
             r = rows[-1]
             acc = st["acceptance_at"] if st else []
-            print(f"{name:22s} {method:10s} plain {base_tps:6.2f} tok/s  spec {tps:6.2f} tok/s  x{r['speedup']:.2f}  "
+            print(f"{name:22s} {method:14s} plain {r['plain_tps']:6.2f} tok/s  spec {r['tps']:6.2f} tok/s  x{r['speedup']:.2f}  "
                   f"same={r['same']}  acc={st['acceptance_rate'] if st else 0:.2f}  "
                   f"mean_len={st['mean_accepted_len'] if st else 0:.2f}  tok/step={st['tokens_per_step'] if st else 0:.2f}  "
-                  f"off={st['off_steps'] if st else 0}  by_pos={[round(a, 2) for a in acc]}", flush=True)
+                  f"off={st['off_steps'] if st else 0}  by_pos={[round(a, 2) for a in acc]}  "
+                  f"plain_all={[round(x, 1) for x in plain_tps]} spec_all={[round(x, 1) for x in spec_tps[method]]}", flush=True)
     if args.json:
         print(json.dumps(rows, indent=1))
     if not all(r["same"] for r in rows):

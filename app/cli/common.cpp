@@ -101,7 +101,7 @@ void read_generate_options(Args & args, gb::SessionParams * sp, gb::GeneratePara
 }
 
 // [spec] --spec none|draft|lookup|lookahead|selfdraft [--draft-model FILE] [--draft-max N]
-// [--ngram N] [--spec-branches N] [--spec-skip-layers 6,7,8] [--spec-fixed]
+// [--ngram N] [--spec-branches N] [--spec-skip-layers 6,7,8|6-11] [--spec-fixed]
 void read_spec_options(Args & args, gb::SpecConfig * sc) {
     if (auto m = args.get("--spec")) {
         if (!gb::parse_spec_method(*m, &sc->method)) {
@@ -120,11 +120,15 @@ void read_spec_options(Args & args, gb::SpecConfig * sc) {
     }
     sc->max_branches = int32_t(args.get_int("--spec-branches", sc->max_branches));
     sc->lookahead_candidates = sc->max_branches;
-    if (auto l = args.get("--spec-skip-layers")) {
+    if (auto l = args.get("--spec-skip-layers")) {  // "6,7,8" or ranges "3-5,9"
         size_t at = 0;
         while (at < l->size()) {
             const size_t comma = l->find(',', at);
-            sc->skip_layers.push_back(std::atoi(l->substr(at, comma - at).c_str()));
+            const std::string item = l->substr(at, comma - at);
+            const size_t dash = item.find('-', 1);
+            const int a = std::atoi(item.c_str());
+            const int b = dash == std::string::npos ? a : std::atoi(item.c_str() + dash + 1);
+            for (int i = a; i <= b; ++i) sc->skip_layers.push_back(i);
             if (comma == std::string::npos) break;
             at = comma + 1;
         }

@@ -5,6 +5,8 @@
 // one query over many blocks (split-K flash-decoding). GQA: head h reads KV
 // head h / (n_head / n_head_kv). Sliding windows bound the key range.
 #include "kernels.h"
+#include "pdl.cuh"
+#include "quant_decode.cuh"
 
 #include <cuda_fp16.h>
 
@@ -40,6 +42,8 @@ template <int DPL>
 __global__ void __launch_bounds__(kAttnWarps * 32) attn_partial_kernel(const AttnArgs a, const int * __restrict__ pos0, int n_split) {
     __shared__ float s_m[kAttnWarps], s_l[kAttnWarps];
     __shared__ float s_acc[kAttnWarps][DPL * 32];
+    pdl_trigger();
+    pdl_wait();
     const int split = blockIdx.x, h = blockIdx.y, t = blockIdx.z;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int hd = a.hd, group = a.n_head / a.n_head_kv, g = h / group;
@@ -108,6 +112,8 @@ __global__ void __launch_bounds__(kAttnWarps * 32) attn_partial_kernel(const Att
 
 // grid (n_head, n_tok), block 128
 __global__ void attn_combine_kernel(const AttnArgs a, int n_split) {
+    pdl_trigger();
+    pdl_wait();
     const int h = blockIdx.x, t = blockIdx.y, hd = a.hd;
     const size_t base = (size_t(t) * a.n_head + h) * n_split;
     float M = -INFINITY;
@@ -118,13 +124,17 @@ __global__ void attn_combine_kernel(const AttnArgs a, int n_split) {
         if (ms != -INFINITY) L += expf(ms - M) * a.part_ml[2 * (base + s) + 1];
     }
     const float inv = L > 0.0f ? 1.0f / L : 0.0f;
+    // With q8 output (hd % 32 == 0): each warp's 32 consecutive d values form
+    // one q8 block; warps past hd skip whole.
     for (int d = threadIdx.x; d < hd; d += blockDim.x) {
         float v = 0.0f;
         for (int s = 0; s < n_split; ++s) {
             const float ms = a.part_ml[2 * (base + s)];
             if (ms != -INFINITY) v += expf(ms - M) * a.part_acc[(base + s) * hd + d];
         }
-        a.out[size_t(t) * a.n_head * hd + size_t(h) * hd + d] = v * inv;
+        const size_t o = size_t(t) * a.n_head * hd + size_t(h) * hd + d;
+        a.out[o] = v * inv;
+        if (a.q8.q) q8_quant_warp(v * inv, int64_t(o / 32), a.q8);
     }
 }
 
@@ -135,13 +145,12 @@ Status attention(const AttnArgs & a, const int * pos0, int n_tok, int n_split, c
     if (a.hd > 256 || a.n_head % a.n_head_kv != 0) return make_error(ErrorCode::Unsupported, "CUDA attention: head size over 256 or uneven GQA");
     const dim3 grid(n_split, a.n_head, n_tok);
     const int threads = kAttnWarps * 32;
-    if (a.hd <= 32) attn_partial_kernel<1><<<grid, threads, 0, s>>>(a, pos0, n_split);
-    else if (a.hd <= 64) attn_partial_kernel<2><<<grid, threads, 0, s>>>(a, pos0, n_split);
-    else if (a.hd <= 128) attn_partial_kernel<4><<<grid, threads, 0, s>>>(a, pos0, n_split);
-    else attn_partial_kernel<8><<<grid, threads, 0, s>>>(a, pos0, n_split);
-    GB_CU_LAUNCH("attention");
-    attn_combine_kernel<<<dim3(a.n_head, n_tok), 128, 0, s>>>(a, n_split);
-    GB_CU_LAUNCH("attention combine");
+    if (a.q8.q && a.hd % 32 != 0) return make_error(ErrorCode::Unsupported, "CUDA attention: q8 output needs a head size multiple of 32");
+    if (a.hd <= 32) GB_CU(launch_pdl(attn_partial_kernel<1>, grid, dim3(threads), 0, s, a, pos0, n_split));
+    else if (a.hd <= 64) GB_CU(launch_pdl(attn_partial_kernel<2>, grid, dim3(threads), 0, s, a, pos0, n_split));
+    else if (a.hd <= 128) GB_CU(launch_pdl(attn_partial_kernel<4>, grid, dim3(threads), 0, s, a, pos0, n_split));
+    else GB_CU(launch_pdl(attn_partial_kernel<8>, grid, dim3(threads), 0, s, a, pos0, n_split));
+    GB_CU(launch_pdl(attn_combine_kernel, dim3(a.n_head, n_tok), dim3(128), 0, s, a, n_split));
     return {};
 }
 

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -53,6 +54,7 @@ uint64_t scratch_bytes(const Dims & d) {
     b += f * d.nb * (3 * d.E + 2 * d.n_q + 2 * d.n_kv + 2 * d.F);  // x xn proj q attn k v gate up
     b += f * d.nb * d.V;                                            // logits
     b += uint64_t(d.nb) * d.max_in() * (1 + 4 / 32.0 + 4 / 16.0) + 64;  // q8
+    b += uint64_t(kMatvecMaxTok) * d.F * (1 + 4 / 32.0 + 4 / 16.0) + 64;  // second q8 (decode gate/up output)
     const int64_t parts = std::max<int64_t>(d.nb * d.n_head, int64_t(kMatvecMaxTok) * d.n_head * d.dec_split);
     b += f * parts * (d.hd + 2);
     b += 2 * uint64_t(d.nb) * d.max_in() + 2 * kGemmW16Elems;
@@ -114,6 +116,9 @@ class CudaContextImpl final : public Context {
     Dims  m_d;
     int   m_device;
     bool  m_use_graph;
+    // Decode gate/up through the fused kernel (GB_CUDA_GLU=0: two matvecs +
+    // the activation kernel, for comparison).
+    bool  m_fuse_glu = [] { const char * e = std::getenv("GB_CUDA_GLU"); return !(e && e[0] == '0'); }();
     int32_t m_n_past = 0;
 
     std::vector<void *> m_allocs;
@@ -130,6 +135,7 @@ class CudaContextImpl final : public Context {
     float *m_x, *m_xn, *m_proj, *m_q, *m_attn, *m_k, *m_v, *m_gate, *m_up, *m_logits_d;
     float *m_part_acc, *m_part_ml;
     Q8Act m_q8;
+    Q8Act m_q8b;  // decode: q8 of the gate/up output (read by down while m_q8 is the kernel's input)
     GemmScratch m_gemm;
     int * m_tokens_d = nullptr;
     int * m_pos_d = nullptr;
@@ -283,6 +289,10 @@ Status CudaContextImpl::init() {
     GB_ASSIGN(m_q8.q, alloc<int8_t>(mi));
     GB_ASSIGN(m_q8.d, alloc<float>(mi / 32));
     GB_ASSIGN(m_q8.s, alloc<float>(mi / 16));
+    const size_t mi_b = size_t(kMatvecMaxTok) * size_t(d.F);
+    GB_ASSIGN(m_q8b.q, alloc<int8_t>(mi_b));
+    GB_ASSIGN(m_q8b.d, alloc<float>(mi_b / 32));
+    GB_ASSIGN(m_q8b.s, alloc<float>(mi_b / 16));
     const size_t parts = size_t(std::max<int64_t>(d.nb * d.n_head, int64_t(kMatvecMaxTok) * d.n_head * d.dec_split));
     GB_ASSIGN(m_part_acc, alloc<float>(parts * d.hd));
     GB_ASSIGN(m_part_ml, alloc<float>(parts * 2));
@@ -330,17 +340,27 @@ Status CudaContextImpl::enqueue_forward(int32_t n, int32_t n_out) {
         GB_TRY_STATUS(qkv_post(qp, m_pos_d, n, s));
         AttnArgs aa{m_q, kc, vc, int(d.n_head), int(d.n_head_kv), int(d.hd), swa ? m_hp.sliding_window : 0,
                     m_flags.scale_q ? 1.0f : attn_scale, m_attn, m_part_acc, m_part_ml};
+        const bool fuse_q = mv && d.hd % 32 == 0;  // attention output quantized in its combine kernel
+        if (fuse_q) aa.q8 = q8;
         GB_TRY_STATUS(attention(aa, m_pos_d, n, mv ? d.dec_split : 1, s));
-        if (mv) GB_TRY_STATUS(act_quant(m_attn, nullptr, 0, int64_t(n) * d.n_q, q8, s));
+        if (mv && !fuse_q) GB_TRY_STATUS(act_quant(m_attn, nullptr, 0, int64_t(n) * d.n_q, q8, s));
         const MatvecJob wo{l.wo, m_proj, nullptr};
         GB_TRY_STATUS(linear(&wo, 1, m_attn, q8, n));
         // xn = rmsnorm(x += [post_norm](proj)) * ffn_norm
         GB_TRY_STATUS(add_norm(m_x, m_proj, l.post_attn, l.ffn_norm, m_hp.rms_eps, int(d.E), n, m_xn, q8, s));
-        const MatvecJob gu[2] = {{l.gate, m_gate, nullptr}, {l.up, m_up, nullptr}};
-        GB_TRY_STATUS(linear(gu, 2, m_xn, q8, n));
-        GB_TRY_STATUS(act_quant(m_gate, m_up, m_flags.act, int64_t(n) * d.F, q8, s));
-        const MatvecJob dn{l.down, m_proj, nullptr};
-        GB_TRY_STATUS(linear(&dn, 1, m_gate, q8, n));
+        if (mv && m_fuse_glu && matvec_glu_supported(l.gate, l.up)) {
+            // gate/up + activation + q8 in one kernel; its q8 goes to a second
+            // buffer (the kernel still reads the first).
+            GB_TRY_STATUS(matvec_glu(l.gate, l.up, m_flags.act, q8, m_xn, n, m_gate, m_q8b, s));
+            const MatvecJob dn{l.down, m_proj, nullptr};
+            GB_TRY_STATUS(linear(&dn, 1, m_gate, m_q8b, n));
+        } else {
+            const MatvecJob gu[2] = {{l.gate, m_gate, nullptr}, {l.up, m_up, nullptr}};
+            GB_TRY_STATUS(linear(gu, 2, m_xn, q8, n));
+            GB_TRY_STATUS(act_quant(m_gate, m_up, m_flags.act, int64_t(n) * d.F, q8, s));
+            const MatvecJob dn{l.down, m_proj, nullptr};
+            GB_TRY_STATUS(linear(&dn, 1, m_gate, q8, n));
+        }
         pend = m_proj;
         pend_post = l.post_ffn;
     }

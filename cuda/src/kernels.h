@@ -17,6 +17,12 @@ struct MatvecJob {
 // Runs up to 8 jobs that share the input x (n_cols = jobs' n_cols). xq: q8 of
 // x (quantized types), xf: x in f32 (float types). n_tok rows of x.
 Status matvec(const MatvecJob * jobs, int n_jobs, const Q8Act & xq, const float * xf, int n_tok, cudaStream_t s);
+// y [n_tok, rows] = act(gate x) * (up x), and its q8 form in q_out when set
+// (act: 0 SiLU, 1 GELU-tanh). Supported for Q4_K/Q6_K/Q8_0/F16 weights with
+// rows % 32 == 0 (matvec_glu_supported).
+bool matvec_glu_supported(const DevMat & gate, const DevMat & up);
+Status matvec_glu(const DevMat & gate, const DevMat & up, int act, const Q8Act & xq, const float * xf, int n_tok, float * y,
+                  const Q8Act & q_out, cudaStream_t s);
 
 // ---- gemm.cu: prefill-path Y = X W^T on tensor cores (f16 in, f32 out) ------
 struct GemmScratch {
@@ -70,6 +76,7 @@ struct AttnArgs {
     float scale;
     float * out;
     float * part_acc; float * part_ml;
+    Q8Act q8{};  // when set (decode), out is also quantized to q8 (hd % 32 == 0)
 };
 Status attention(const AttnArgs & a, const int * pos0, int n_tok, int n_split, cudaStream_t s);
 

@@ -1,10 +1,14 @@
-// Decode-path matrix-vector products for every weight type. A warp computes
-// R rows; lane l takes 32-value chunks l, l+32, ... of the row; quantized
-// weights are decoded to int8 lanes and dotted with the q8 activations by
-// dp4a (integer sums exact, scales applied per 16 values in f32); float
-// weights are dotted with the f32 activations. Up to 8 matrices that share x
-// run in one launch (q/k/v, gate/up).
+// Decode-path matrix-vector products for every weight type. Fast path
+// (Q4_K, Q6_K, Q8_0, F16): a warp computes R rows; each lane takes "units" of
+// a row (16-byte weight loads: a quarter/eighth of a superblock, a 32-block,
+// 16 halves) with stride 32 units, the R rows' loads issued together; the
+// q8 activations (dp4a) or f32 activations come through L1. Jobs of
+// different fast types mix in one launch (q/k/v with a Q6_K v). The gate/up
+// pair mode computes act(gate) * up for 32 consecutive rows per block and
+// quantizes them to q8 in the epilogue (no separate activation kernel).
+// Other types: the generic chunk kernel below (decode_chunk, 2 rows a warp).
 #include "kernels.h"
+#include "pdl.cuh"
 #include "quant_decode.cuh"
 
 namespace gb::cuda {
@@ -41,6 +45,8 @@ template <TensorType T>
 __global__ void __launch_bounds__(kWarps * 32) matvec_q_kernel(const JobsArg jobs, const int8_t * __restrict__ xq,
                                                               const float * __restrict__ xd, const float * __restrict__ xs,
                                                               int n_cols) {
+    pdl_trigger();
+    pdl_wait();
     const int lane = threadIdx.x & 31;
     const int group = blockIdx.x * kWarps + (threadIdx.x >> 5);
     int j, row0;
@@ -86,6 +92,8 @@ __global__ void __launch_bounds__(kWarps * 32) matvec_q_kernel(const JobsArg job
 
 template <TensorType T>
 __global__ void __launch_bounds__(kWarps * 32) matvec_f_kernel(const JobsArg jobs, const float * __restrict__ xf, int n_cols) {
+    pdl_trigger();
+    pdl_wait();
     const int lane = threadIdx.x & 31;
     const int group = blockIdx.x * kWarps + (threadIdx.x >> 5);
     int j, row0;
@@ -126,6 +134,420 @@ __global__ void __launch_bounds__(kWarps * 32) matvec_f_kernel(const JobsArg job
     }
 }
 
+// ---- fast path -------------------------------------------------------------------
+// Activations of one token: q8 (q, d per 32, s per 16) and f32.
+struct XView {
+    const int8_t * q;
+    const float *  d;
+    const float *  s;
+    const float *  f;
+};
+
+__device__ __forceinline__ int dot4(uint4 w, uint4 x, int acc) {
+    acc = __dp4a(int(w.x), int(x.x), acc);
+    acc = __dp4a(int(w.y), int(x.y), acc);
+    acc = __dp4a(int(w.z), int(x.z), acc);
+    return __dp4a(int(w.w), int(x.w), acc);
+}
+__device__ __forceinline__ uint4 and4(uint4 a, uint32_t m) { return {a.x & m, a.y & m, a.z & m, a.w & m}; }
+__device__ __forceinline__ uint4 shr4(uint4 a, int n) { return {a.x >> n, a.y >> n, a.z >> n, a.w >> n}; }
+__device__ __forceinline__ uint4 shl4(uint4 a, int n) { return {a.x << n, a.y << n, a.z << n, a.w << n}; }
+__device__ __forceinline__ uint4 or4(uint4 a, uint4 b) { return {a.x | b.x, a.y | b.y, a.z | b.z, a.w | b.w}; }
+__device__ __forceinline__ void prefetch_l2(const void * p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
+
+template <TensorType T> struct Fast;
+
+// Q4_K (gate/up kernel): unit u = 16 bytes of qs of superblock u/8: t = u%8 covers values
+// 16*(t%2) .. +16 of sub-blocks j = t&~1 (low nibbles) and j+1 (high).
+template <> struct Fast<TensorType::Q4_K> {
+    struct W { uint4 h, q; };
+    struct X { uint4 a, b; float da, db, sa, sb; };
+    static __device__ __forceinline__ int units(int64_t n_cols) { return int(n_cols / 256) * 8; }
+    static __device__ __forceinline__ const uint8_t * addr(const uint8_t * row, size_t, int u) { return row + 144 * (u >> 3); }
+    static __device__ __forceinline__ W load_w(const uint8_t * row, size_t, int u) {
+        const uint8_t * b = row + 144 * (u >> 3);
+        return {ld128(b), ld128(b + 16 + 16 * (u & 7))};
+    }
+    static __device__ __forceinline__ X load_x(const XView & x, int u) {
+        const int t = u & 7, hf = t & 1;
+        const int qa = 8 * (u >> 3) + (t & ~1);  // q8 block of sub-block j
+        X o;
+        o.a = ld128(reinterpret_cast<const uint8_t *>(x.q) + 32 * qa + 16 * hf);
+        o.b = ld128(reinterpret_cast<const uint8_t *>(x.q) + 32 * (qa + 1) + 16 * hf);
+        o.da = __ldg(x.d + qa); o.db = __ldg(x.d + qa + 1);
+        o.sa = __ldg(x.s + 2 * qa + hf); o.sb = __ldg(x.s + 2 * qa + 2 + hf);
+        return o;
+    }
+    static __device__ __forceinline__ float dot(const W & w, const X & x, int u) {
+        const int j = (u & 7) & ~1;
+        int sa, ma, sb, mb;
+        k4_scale_min_w(w.h.y, w.h.z, w.h.w, j, &sa, &ma);
+        k4_scale_min_w(w.h.y, w.h.z, w.h.w, j + 1, &sb, &mb);
+        const int ia = dot4(and4(w.q, 0x0F0F0F0Fu), x.a, 0);
+        const int ib = dot4(and4(shr4(w.q, 4), 0x0F0F0F0Fu), x.b, 0);
+        const float d = h2f(uint16_t(w.h.x & 0xffff)), dmin = h2f(uint16_t(w.h.x >> 16));
+        return d * (float(sa) * x.da * float(ia) + float(sb) * x.db * float(ib)) - dmin * (float(ma) * x.sa + float(mb) * x.sb);
+    }
+};
+
+// Q4_K, matvec variant: unit u = all 32 qs bytes of pair g = u%4 of
+// superblock u/4 (sub-blocks 2g and 2g+1, 64 values): the header (d, dmin,
+// 12 scale bytes) is loaded and decoded once per 32 weight bytes instead of
+// per 16, and x's two q8 blocks are read whole.
+struct Q4K32 {
+    static constexpr int U = 2;
+    struct W { uint4 h, q0, q1; };
+    struct X { uint4 a0, a1, b0, b1; float da, db, sa, sb; };
+    static __device__ __forceinline__ int units(int64_t n_cols) { return int(n_cols / 256) * 4; }
+    static __device__ __forceinline__ const uint8_t * addr(const uint8_t * row, size_t, int u) { return row + 144 * (u >> 2); }
+    static __device__ __forceinline__ W load_w(const uint8_t * row, size_t, int u) {
+        const uint8_t * b = row + 144 * (u >> 2);
+        const uint8_t * q = b + 16 + 32 * (u & 3);
+        return {ld128(b), ld128(q), ld128(q + 16)};
+    }
+    static __device__ __forceinline__ X load_x(const XView & x, int u) {
+        const int qa = 8 * (u >> 2) + 2 * (u & 3);  // q8 block of sub-block 2g
+        const uint8_t * p = reinterpret_cast<const uint8_t *>(x.q) + 32 * qa;
+        X o;
+        o.a0 = ld128(p); o.a1 = ld128(p + 16); o.b0 = ld128(p + 32); o.b1 = ld128(p + 48);
+        o.da = __ldg(x.d + qa); o.db = __ldg(x.d + qa + 1);
+        const float4 s4 = __ldg(reinterpret_cast<const float4 *>(x.s + 2 * qa));  // 2 halves of each block
+        o.sa = s4.x + s4.y; o.sb = s4.z + s4.w;
+        return o;
+    }
+    static __device__ __forceinline__ float dot(const W & w, const X & x, int u) {
+        const int j = 2 * (u & 3);
+        int sa, ma, sb, mb;
+        k4_scale_min_w(w.h.y, w.h.z, w.h.w, j, &sa, &ma);
+        k4_scale_min_w(w.h.y, w.h.z, w.h.w, j + 1, &sb, &mb);
+        const int ia = dot4(and4(w.q1, 0x0F0F0F0Fu), x.a1, dot4(and4(w.q0, 0x0F0F0F0Fu), x.a0, 0));
+        const int ib = dot4(and4(shr4(w.q1, 4), 0x0F0F0F0Fu), x.b1, dot4(and4(shr4(w.q0, 4), 0x0F0F0F0Fu), x.b0, 0));
+        const float d = h2f(uint16_t(w.h.x & 0xffff)), dmin = h2f(uint16_t(w.h.x >> 16));
+        return d * (float(sa) * x.da * float(ia) + float(sb) * x.db * float(ib)) - dmin * (float(ma) * x.sa + float(mb) * x.sb);
+    }
+};
+
+// Q6_K (device layout: 208-byte bodies, then the d array): unit u = quarter
+// t = u%4 of superblock u/4: half g = t/2, l in 16*(t%2) .. +16, values
+// 128g + 32i + l for i = 0..3 (ql low/high nibbles of two 16-byte runs, qh
+// 2-bit fields of one run).
+template <> struct Fast<TensorType::Q6_K> {
+    static constexpr int U = 2;
+    struct W { uint4 l0, l1, h; uint2 sc; uint32_t d; };
+    struct X { uint4 q[4]; float d[4], s[4]; };
+    static __device__ __forceinline__ int units(int64_t n_cols) { return int(n_cols / 256) * 4; }
+    static __device__ __forceinline__ const uint8_t * addr(const uint8_t * row, size_t, int u) { return row + 208 * (u >> 2); }
+    static __device__ __forceinline__ W load_w(const uint8_t * row, size_t d_off, int u) {
+        const int b = u >> 2, t = u & 3, g = t >> 1, lh = t & 1;
+        const uint8_t * body = row + 208 * b;
+        W o;
+        o.l0 = ld128(body + 64 * g + 16 * lh);
+        o.l1 = ld128(body + 64 * g + 32 + 16 * lh);
+        o.h  = ld128(body + 128 + 32 * g + 16 * lh);
+        o.sc = __ldg(reinterpret_cast<const uint2 *>(body + 192 + 8 * g));
+        o.d  = ld16(row + d_off + 2 * b);
+        return o;
+    }
+    static __device__ __forceinline__ X load_x(const XView & x, int u) {
+        const int b = u >> 2, t = u & 3, g = t >> 1, lh = t & 1;
+        const int q0 = 8 * b + 4 * g;
+        X o;
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            o.q[i] = ld128(reinterpret_cast<const uint8_t *>(x.q) + 32 * (q0 + i) + 16 * lh);
+            o.d[i] = __ldg(x.d + q0 + i);
+            o.s[i] = __ldg(x.s + 2 * (q0 + i) + lh);
+        }
+        return o;
+    }
+    static __device__ __forceinline__ float dot(const W & w, const X & x, int u) {
+        const int lh = u & 1;
+        const uint4 v0 = or4(and4(w.l0, 0x0F0F0F0Fu), and4(shl4(w.h, 4), 0x30303030u));
+        const uint4 v1 = or4(and4(w.l1, 0x0F0F0F0Fu), and4(shl4(w.h, 2), 0x30303030u));
+        const uint4 v2 = or4(and4(shr4(w.l0, 4), 0x0F0F0F0Fu), and4(w.h, 0x30303030u));
+        const uint4 v3 = or4(and4(shr4(w.l1, 4), 0x0F0F0F0Fu), and4(shr4(w.h, 2), 0x30303030u));
+        const int sh = 8 * lh;
+        const float s0 = float(int8_t((w.sc.x >> sh) & 0xff)), s1 = float(int8_t((w.sc.x >> (sh + 16)) & 0xff));
+        const float s2 = float(int8_t((w.sc.y >> sh) & 0xff)), s3 = float(int8_t((w.sc.y >> (sh + 16)) & 0xff));
+        float r = s0 * (x.d[0] * float(dot4(v0, x.q[0], 0)) - 32.0f * x.s[0]);
+        r = fmaf(s1, x.d[1] * float(dot4(v1, x.q[1], 0)) - 32.0f * x.s[1], r);
+        r = fmaf(s2, x.d[2] * float(dot4(v2, x.q[2], 0)) - 32.0f * x.s[2], r);
+        r = fmaf(s3, x.d[3] * float(dot4(v3, x.q[3], 0)) - 32.0f * x.s[3], r);
+        return h2f(uint16_t(w.d)) * r;
+    }
+};
+
+// Q8_0 (device layout: 32-byte bodies, then the d array): unit = one block.
+template <> struct Fast<TensorType::Q8_0> {
+    static constexpr int U = 4;
+    struct W { uint4 a, b; uint32_t d; };
+    struct X { uint4 a, b; float d; };
+    static __device__ __forceinline__ int units(int64_t n_cols) { return int(n_cols / 32); }
+    static __device__ __forceinline__ const uint8_t * addr(const uint8_t * row, size_t, int u) { return row + 32 * u; }
+    static __device__ __forceinline__ W load_w(const uint8_t * row, size_t d_off, int u) {
+        return {ld128(row + 32 * u), ld128(row + 32 * u + 16), ld16(row + d_off + 2 * u)};
+    }
+    static __device__ __forceinline__ X load_x(const XView & x, int u) {
+        const uint8_t * q = reinterpret_cast<const uint8_t *>(x.q) + 32 * u;
+        return {ld128(q), ld128(q + 16), __ldg(x.d + u)};
+    }
+    static __device__ __forceinline__ float dot(const W & w, const X & x, int) {
+        return h2f(uint16_t(w.d)) * x.d * float(dot4(w.b, x.b, dot4(w.a, x.a, 0)));
+    }
+};
+
+// F16: unit = 16 values (two 16-byte loads), f32 activations.
+template <> struct Fast<TensorType::F16> {
+    static constexpr int U = 4;
+    struct W { uint4 a, b; };
+    struct X { float4 f[4]; };
+    static __device__ __forceinline__ int units(int64_t n_cols) { return int(n_cols / 16); }
+    static __device__ __forceinline__ const uint8_t * addr(const uint8_t * row, size_t, int u) { return row + 32 * u; }
+    static __device__ __forceinline__ W load_w(const uint8_t * row, size_t, int u) { return {ld128(row + 32 * u), ld128(row + 32 * u + 16)}; }
+    static __device__ __forceinline__ X load_x(const XView & x, int u) {
+        const float4 * p = reinterpret_cast<const float4 *>(x.f + 16 * u);
+        return {{__ldg(p), __ldg(p + 1), __ldg(p + 2), __ldg(p + 3)}};
+    }
+    static __device__ __forceinline__ float dot(const W & w, const X & x, int) {
+        const uint32_t ws[8] = {w.a.x, w.a.y, w.a.z, w.a.w, w.b.x, w.b.y, w.b.z, w.b.w};
+        float r0 = 0.0f, r1 = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const float2 f0 = __half22float2(*reinterpret_cast<const __half2 *>(&ws[2 * i]));
+            const float2 f1 = __half22float2(*reinterpret_cast<const __half2 *>(&ws[2 * i + 1]));
+            r0 = fmaf(f0.x, x.f[i].x, r0);
+            r1 = fmaf(f0.y, x.f[i].y, r1);
+            r0 = fmaf(f1.x, x.f[i].z, r0);
+            r1 = fmaf(f1.y, x.f[i].w, r1);
+        }
+        return r0 + r1;
+    }
+};
+
+__host__ __device__ constexpr bool fast_type(TensorType t) {
+    return t == TensorType::Q4_K || t == TensorType::Q6_K || t == TensorType::Q8_0 || t == TensorType::F16;
+}
+
+// L2 prefetch of the first pass of R rows (weights only: allowed before pdl_wait).
+template <class F, int R>
+__device__ __forceinline__ void prefetch_rows(const DevMat & w, int row0) {
+    const int lane = threadIdx.x & 31;
+    if (lane >= F::units(w.n_cols)) return;
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+        const uint8_t * row = w.data + size_t(min(row0 + r, int(w.n_rows) - 1)) * w.stride;
+        prefetch_l2(F::addr(row, w.d_off, lane));
+    }
+}
+
+// acc[r] += row (row0 + r) . x over this lane's units (rows past the end
+// clamp to the last row; their results are not stored). The loads of F::U
+// passes x R rows are issued before any of them is used (U = 1 for short
+// rows, where the extra passes would only be clamped duplicates).
+template <class F, int R, bool BIG>
+__device__ __forceinline__ void rows_dot(const DevMat & w, int row0, const XView & x, float (&acc)[R]) {
+    constexpr int U = BIG ? F::U : 1;
+    const int lane = threadIdx.x & 31;
+    const uint8_t * rows[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) rows[r] = w.data + size_t(min(row0 + r, int(w.n_rows) - 1)) * w.stride;
+    const int n_units = F::units(w.n_cols);
+    for (int u0 = lane; u0 < n_units; u0 += 32 * U) {
+        typename F::W wv[U][R];
+#pragma unroll
+        for (int k = 0; k < U; ++k) {
+            const int u = min(u0 + 32 * k, n_units - 1);  // clamped: loads stay in the row, results dropped
+#pragma unroll
+            for (int r = 0; r < R; ++r) wv[k][r] = F::load_w(rows[r], w.d_off, u);
+        }
+#pragma unroll
+        for (int k = 0; k < U; ++k) {
+            const int u = u0 + 32 * k;
+            if (u < n_units) {
+                const typename F::X xv = F::load_x(x, u);
+#pragma unroll
+                for (int r = 0; r < R; ++r) acc[r] += F::dot(wv[k][r], xv, u);
+            }
+        }
+    }
+}
+
+// Gate and up rows of one type in one loop: 2R rows' loads in flight, x loaded once.
+template <class F, int R>
+__device__ __forceinline__ void rows_dot2(const DevMat & wg, const DevMat & wu, int row0, const XView & x, float (&g)[R],
+                                          float (&up)[R]) {
+    const int lane = threadIdx.x & 31;
+    const uint8_t * rg[R];
+    const uint8_t * ru[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+        rg[r] = wg.data + size_t(min(row0 + r, int(wg.n_rows) - 1)) * wg.stride;
+        ru[r] = wu.data + size_t(min(row0 + r, int(wu.n_rows) - 1)) * wu.stride;
+    }
+    const int n_units = F::units(wg.n_cols);
+    for (int u = lane; u < n_units; u += 32) {
+        typename F::W a[R], b[R];
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            a[r] = F::load_w(rg[r], wg.d_off, u);
+            b[r] = F::load_w(ru[r], wu.d_off, u);
+        }
+        const typename F::X xv = F::load_x(x, u);
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            g[r] += F::dot(a[r], xv, u);
+            up[r] += F::dot(b[r], xv, u);
+        }
+    }
+}
+
+template <int R, bool MV> __device__ __forceinline__ void prefetch_any(const DevMat & w, int row0) {
+    switch (w.type) {
+        case TensorType::Q4_K:
+            if constexpr (MV) prefetch_rows<Q4K32, R>(w, row0);
+            else prefetch_rows<Fast<TensorType::Q4_K>, R>(w, row0);
+            break;
+        case TensorType::Q6_K: prefetch_rows<Fast<TensorType::Q6_K>, R>(w, row0); break;
+        case TensorType::Q8_0: prefetch_rows<Fast<TensorType::Q8_0>, R>(w, row0); break;
+        case TensorType::F16:  prefetch_rows<Fast<TensorType::F16>, R>(w, row0); break;
+        default: break;
+    }
+}
+// TI >= 0: every job has type TensorType(TI) (code for that type only);
+// TI < 0: mixed fast types, switched per warp.
+// The matvec's unit types (Q4_K: the 32-byte unit).
+template <TensorType T> struct MvOf { using type = Fast<T>; };
+template <> struct MvOf<TensorType::Q4_K> { using type = Q4K32; };
+
+template <int TI, int R, bool BIG> __device__ __forceinline__ void dot_any(const DevMat & w, int row0, const XView & x, float (&acc)[R]) {
+    if constexpr (TI >= 0) {
+        rows_dot<typename MvOf<TensorType(TI)>::type, R, BIG>(w, row0, x, acc);
+    } else {
+        switch (w.type) {
+            case TensorType::Q4_K: rows_dot<Q4K32, R, BIG>(w, row0, x, acc); break;
+            case TensorType::Q6_K: rows_dot<Fast<TensorType::Q6_K>, R, BIG>(w, row0, x, acc); break;
+            case TensorType::Q8_0: rows_dot<Fast<TensorType::Q8_0>, R, BIG>(w, row0, x, acc); break;
+            case TensorType::F16:  rows_dot<Fast<TensorType::F16>, R, BIG>(w, row0, x, acc); break;
+            default: break;
+        }
+    }
+}
+
+__device__ __forceinline__ XView x_of(const int8_t * xq, const float * xd, const float * xs, const float * xf, int64_t n_cols, int tok) {
+    const int64_t nc = n_cols / 32;
+    return {xq ? xq + tok * n_cols : nullptr, xd ? xd + tok * nc : nullptr, xs ? xs + tok * nc * 2 : nullptr,
+            xf ? xf + tok * n_cols : nullptr};
+}
+
+constexpr int kFastWarps = 4;
+constexpr int kFastRows  = 2;  // rows per warp
+
+struct FastJobs {
+    DevMat        w[kMaxJobs];
+    float *       y[kMaxJobs];
+    const float * bias[kMaxJobs];
+    int           block_end[kMaxJobs];  // cumulative blocks (kFastWarps * kFastRows rows each)
+    int           n;
+};
+
+// grid (blocks over all jobs, n_tok), block kFastWarps warps.
+template <int TI, bool BIG>
+__global__ void __launch_bounds__(kFastWarps * 32) matvec_fast_kernel(const FastJobs jobs, const int8_t * __restrict__ xq,
+                                                                     const float * __restrict__ xd, const float * __restrict__ xs,
+                                                                     const float * __restrict__ xf, int n_cols) {
+    pdl_trigger();
+    int j = 0;
+    while (j < jobs.n && int(blockIdx.x) >= jobs.block_end[j]) ++j;
+    if (j >= jobs.n) { pdl_wait(); return; }
+    const DevMat & w = jobs.w[j];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int row0 = (int(blockIdx.x) - (j ? jobs.block_end[j - 1] : 0)) * (kFastWarps * kFastRows) + warp * kFastRows;
+    if (blockIdx.y == 0) prefetch_any<kFastRows, true>(w, row0);
+    pdl_wait();
+    const XView x = x_of(xq, xd, xs, xf, n_cols, blockIdx.y);
+    float acc[kFastRows] = {};
+    dot_any<TI, kFastRows, BIG>(w, row0, x, acc);
+#pragma unroll
+    for (int r = 0; r < kFastRows; ++r) {
+        const float v = warp_sum(acc[r]);
+        const int row = row0 + r;
+        if (lane == r && row < w.n_rows) jobs.y[j][size_t(blockIdx.y) * w.n_rows + row] = v + (jobs.bias[j] ? jobs.bias[j][row] : 0.0f);
+    }
+}
+
+constexpr int kGluWarps = 8;
+constexpr int kGluRows  = 4;  // rows of gate and of up per warp; 32 rows a block
+
+// y = act(gate x) * (up x) for rows [32 blockIdx.x, +32) and token blockIdx.y;
+// y also quantized to q8 (one block of 32) when q.q is set. TI >= 0: gate and
+// up both of that type (one interleaved loop); else mixed, one after the other.
+template <int TI>
+__global__ void __launch_bounds__(kGluWarps * 32) matvec_glu_kernel(const DevMat gate, const DevMat up, int act,
+                                                                   const int8_t * __restrict__ xq, const float * __restrict__ xd,
+                                                                   const float * __restrict__ xs, const float * __restrict__ xf,
+                                                                   float * __restrict__ y, Q8Act q) {
+    __shared__ float vals[kGluWarps * kGluRows];
+    pdl_trigger();
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int row0 = blockIdx.x * (kGluWarps * kGluRows) + warp * kGluRows;
+    if (blockIdx.y == 0) {
+        prefetch_any<kGluRows, false>(gate, row0);
+        prefetch_any<kGluRows, false>(up, row0);
+    }
+    pdl_wait();
+    const XView x = x_of(xq, xd, xs, xf, gate.n_cols, blockIdx.y);
+    float g[kGluRows] = {}, u[kGluRows] = {};
+    if constexpr (TI >= 0) {
+        rows_dot2<Fast<TensorType(TI)>, kGluRows>(gate, up, row0, x, g, u);
+    } else {
+        dot_any<-1, kGluRows, false>(gate, row0, x, g);
+        dot_any<-1, kGluRows, false>(up, row0, x, u);
+    }
+#pragma unroll
+    for (int r = 0; r < kGluRows; ++r) {
+        const float gv = warp_sum(g[r]), uv = warp_sum(u[r]);
+        if (lane == r) vals[warp * kGluRows + r] = glu_act(act, gv) * uv;
+    }
+    __syncthreads();
+    if (warp == 0) {
+        const float v = vals[lane];
+        const size_t o = size_t(blockIdx.y) * gate.n_rows + size_t(blockIdx.x) * 32 + lane;
+        y[o] = v;
+        if (q.q) q8_quant_warp(v, int64_t(o / 32), q);
+    }
+}
+
+Status launch_fast(const MatvecJob * jobs, int n, const Q8Act & xq, const float * xf, int n_tok, cudaStream_t s) {
+    FastJobs a{};
+    int blocks = 0;
+    constexpr int rows_per_block = kFastWarps * kFastRows;
+    for (int i = 0; i < n; ++i) {
+        a.w[i]    = jobs[i].w;
+        a.y[i]    = jobs[i].y;
+        a.bias[i] = jobs[i].bias;
+        blocks += int((jobs[i].w.n_rows + rows_per_block - 1) / rows_per_block);
+        a.block_end[i] = blocks;
+    }
+    a.n = n;
+    bool same = true;
+    for (int i = 1; i < n; ++i) same = same && jobs[i].w.type == jobs[0].w.type;
+    // Several passes in flight only where every lane has U units of a row
+    // (K-quants, Q8_0: 4096 values; F16: 2048); shorter rows run one pass at a time.
+    const bool big = jobs[0].w.n_cols >= (same && jobs[0].w.type == TensorType::F16 ? 2048 : 4096);
+    auto * k = big ? matvec_fast_kernel<-1, true> : matvec_fast_kernel<-1, false>;
+    if (same) {
+        switch (jobs[0].w.type) {
+            case TensorType::Q4_K: k = big ? matvec_fast_kernel<int(TensorType::Q4_K), true> : matvec_fast_kernel<int(TensorType::Q4_K), false>; break;
+            case TensorType::Q6_K: k = big ? matvec_fast_kernel<int(TensorType::Q6_K), true> : matvec_fast_kernel<int(TensorType::Q6_K), false>; break;
+            case TensorType::Q8_0: k = big ? matvec_fast_kernel<int(TensorType::Q8_0), true> : matvec_fast_kernel<int(TensorType::Q8_0), false>; break;
+            case TensorType::F16:  k = big ? matvec_fast_kernel<int(TensorType::F16), true> : matvec_fast_kernel<int(TensorType::F16), false>; break;
+            default: break;
+        }
+    }
+    GB_CU(launch_pdl(k, dim3(blocks, n_tok), dim3(kFastWarps * 32), 0, s, a, xq.q, xq.d, xq.s, xf, int(jobs[0].w.n_cols)));
+    return {};
+}
+
 Status launch_group(const MatvecJob * jobs, int n, const Q8Act & xq, const float * xf, int n_tok, cudaStream_t s) {
     JobsArg a{};
     int groups = 0;
@@ -140,15 +562,16 @@ Status launch_group(const MatvecJob * jobs, int n, const Q8Act & xq, const float
     const TensorType t = jobs[0].w.type;
     const int n_cols   = int(jobs[0].w.n_cols);
     const dim3 grid((groups + kWarps - 1) / kWarps, n_tok);
+    cudaError_t e = cudaSuccess;
     bool ok = dispatch_type(t, [&]<TensorType T>() {
         if constexpr (T == TensorType::F32 || T == TensorType::F16 || T == TensorType::BF16) {
-            matvec_f_kernel<T><<<grid, kWarps * 32, 0, s>>>(a, xf, n_cols);
+            e = launch_pdl(matvec_f_kernel<T>, grid, dim3(kWarps * 32), 0, s, a, xf, n_cols);
         } else {
-            matvec_q_kernel<T><<<grid, kWarps * 32, 0, s>>>(a, xq.q, xq.d, xq.s, n_cols);
+            e = launch_pdl(matvec_q_kernel<T>, grid, dim3(kWarps * 32), 0, s, a, xq.q, xq.d, xq.s, n_cols);
         }
     });
     if (!ok) return make_error(ErrorCode::Unsupported, std::string("CUDA matvec: type ") + type_name(t) + " not supported");
-    GB_CU_LAUNCH("matvec");
+    GB_CU(e);
     return {};
 }
 
@@ -158,11 +581,47 @@ Status matvec(const MatvecJob * jobs, int n_jobs, const Q8Act & xq, const float 
     int i = 0;
     while (i < n_jobs) {
         if (jobs[i].w.n_cols % 32 != 0) return make_error(ErrorCode::Unsupported, "CUDA matvec: row length not a multiple of 32");
+        const bool fast = fast_type(jobs[i].w.type) && !(jobs[i].w.type != TensorType::F16 && !xq.q) &&
+                          !(jobs[i].w.type == TensorType::F16 && !xf);
         int e = i + 1;
-        while (e < n_jobs && e - i < kMaxJobs && jobs[e].w.type == jobs[i].w.type) ++e;
-        GB_TRY_STATUS(launch_group(jobs + i, e - i, xq, xf, n_tok, s));
+        if (fast) {
+            while (e < n_jobs && e - i < kMaxJobs && fast_type(jobs[e].w.type) && jobs[e].w.n_cols == jobs[i].w.n_cols &&
+                   (jobs[e].w.type == TensorType::F16 ? xf != nullptr : xq.q != nullptr))
+                ++e;
+            GB_TRY_STATUS(launch_fast(jobs + i, e - i, xq, xf, n_tok, s));
+        } else {
+            while (e < n_jobs && e - i < kMaxJobs && jobs[e].w.type == jobs[i].w.type) ++e;
+            GB_TRY_STATUS(launch_group(jobs + i, e - i, xq, xf, n_tok, s));
+        }
         i = e;
     }
+    return {};
+}
+
+bool matvec_glu_supported(const DevMat & gate, const DevMat & up) {
+    return fast_type(gate.type) && fast_type(up.type) && gate.n_rows == up.n_rows && gate.n_cols == up.n_cols &&
+           gate.n_rows % 32 == 0;
+}
+
+Status matvec_glu(const DevMat & gate, const DevMat & up, int act, const Q8Act & xq, const float * xf, int n_tok, float * y,
+                  const Q8Act & q_out, cudaStream_t s) {
+    if (!matvec_glu_supported(gate, up)) return make_error(ErrorCode::Unsupported, "CUDA matvec_glu: unsupported types or shapes");
+    const bool need_q = gate.type != TensorType::F16 || up.type != TensorType::F16;
+    const bool need_f = gate.type == TensorType::F16 || up.type == TensorType::F16;
+    if ((need_q && !xq.q) || (need_f && !xf)) return make_error(ErrorCode::InvalidArgument, "CUDA matvec_glu: missing activations");
+    if (n_tok == 0) return {};
+    auto * k = matvec_glu_kernel<-1>;
+    if (gate.type == up.type) {
+        switch (gate.type) {
+            case TensorType::Q4_K: k = matvec_glu_kernel<int(TensorType::Q4_K)>; break;
+            case TensorType::Q6_K: k = matvec_glu_kernel<int(TensorType::Q6_K)>; break;
+            case TensorType::Q8_0: k = matvec_glu_kernel<int(TensorType::Q8_0)>; break;
+            case TensorType::F16:  k = matvec_glu_kernel<int(TensorType::F16)>; break;
+            default: break;
+        }
+    }
+    GB_CU(launch_pdl(k, dim3(unsigned(gate.n_rows / 32), n_tok), dim3(kGluWarps * 32), 0, s, gate, up, act, xq.q, xq.d, xq.s,
+                     xf, y, q_out));
     return {};
 }
 

@@ -3,6 +3,7 @@
 // + quantization, Q/K/V post-processing (bias, per-head norm, RoPE, KV-cache
 // write), logit soft-capping and argmax.
 #include "kernels.h"
+#include "pdl.cuh"
 #include "quant_decode.cuh"
 
 namespace gb::cuda {
@@ -26,6 +27,8 @@ __device__ float block_sum(float v, float * red) {
 
 template <TensorType T>
 __global__ void embed_kernel(const DevMat w, const int * __restrict__ tokens, int n_tok, float scale, float * __restrict__ out) {
+    pdl_trigger();
+    pdl_wait();
     const int n_chunks = int(w.n_cols / 32);
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= int64_t(n_tok) * n_chunks) return;
@@ -45,28 +48,14 @@ __global__ void embed_kernel(const DevMat w, const int * __restrict__ tokens, in
     for (int e = 0; e < 32; ++e) o[e] = v[e] * scale;
 }
 
-// Quantizes 32 values (one per lane) into q8 block b.
-__device__ __forceinline__ void quant_warp(float v, int64_t b, const Q8Act & q) {
-    const int lane = threadIdx.x & 31;
-    float amax = fabsf(v);
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-    const float d = amax / 127.0f;
-    const int qi = d > 0.0f ? __float2int_rn(v / d) : 0;
-    float sum = float(qi);
-#pragma unroll
-    for (int o = 8; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);  // within halves of 16
-    q.q[b * 32 + lane] = int8_t(qi);
-    if (lane == 0) q.d[b] = d;
-    if ((lane & 15) == 0) q.s[2 * b + (lane >> 4)] = d * sum;
-}
-
-constexpr int kNormThreads = 256;
+constexpr int kNormThreads = 1024;
 
 __global__ void __launch_bounds__(kNormThreads) add_norm_kernel(float * __restrict__ x, const float * __restrict__ p,
                                                                 const float * __restrict__ post_w, const float * __restrict__ w,
                                                                 float eps, int n, float * __restrict__ y, Q8Act q) {
     __shared__ float red[32];
+    pdl_trigger();
+    pdl_wait();
     const int t = blockIdx.x;
     float * xr = x + size_t(t) * n;
     if (p) {
@@ -92,32 +81,92 @@ __global__ void __launch_bounds__(kNormThreads) add_norm_kernel(float * __restri
         const int i = b * 32 + lane;
         const float v = xr[i] * scale * w[i];
         yr[i] = v;
-        if (q.q) quant_warp(v, int64_t(t) * (n / 32) + b, q);
+        if (q.q) q8_quant_warp(v, int64_t(t) * (n / 32) + b, q);
     }
 }
 
-__device__ __forceinline__ float act_fn(int act, float g) {
-    if (act == 0) return g / (1.0f + expf(-g));
-    const float c = 0.7978845608028654f;  // sqrt(2/pi)
-    return 0.5f * g * (1.0f + tanhf(c * (g + 0.044715f * g * g * g)));
+// As add_norm_kernel for n <= 32 * K * kNormThreads / 32 with every value
+// held in registers: one read of p and x, one write of x, y and q8 (the decode
+// path: one block per token is all there is, so latency is what counts).
+// Value i = 32 b + lane of block b = warp + k * n_warps.
+template <int K>
+__global__ void __launch_bounds__(kNormThreads) add_norm_reg_kernel(float * __restrict__ x, const float * __restrict__ p,
+                                                                    const float * __restrict__ post_w, const float * __restrict__ w,
+                                                                    float eps, int n, float * __restrict__ y, Q8Act q) {
+    __shared__ float red[32];
+    pdl_trigger();
+    pdl_wait();
+    const int t = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5, nb = n / 32;
+    float * xr = x + size_t(t) * n;
+    const float * pr = p ? p + size_t(t) * n : nullptr;
+    float xv[K], pv[K];
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+        const int b = warp + k * nw, i = 32 * b + lane;
+        xv[k] = b < nb ? xr[i] : 0.0f;
+        pv[k] = (pr && b < nb) ? pr[i] : 0.0f;
+    }
+    if (pr) {
+        if (post_w) {
+            float ss = 0.0f;
+#pragma unroll
+            for (int k = 0; k < K; ++k) ss += pv[k] * pv[k];
+            ss = block_sum(ss, red);
+            const float pscale = rsqrtf(ss / float(n) + eps);
+#pragma unroll
+            for (int k = 0; k < K; ++k) {
+                const int b = warp + k * nw;
+                if (b < nb) xv[k] += pv[k] * pscale * post_w[32 * b + lane];
+            }
+        } else {
+#pragma unroll
+            for (int k = 0; k < K; ++k) xv[k] += pv[k];
+        }
+#pragma unroll
+        for (int k = 0; k < K; ++k) {
+            const int b = warp + k * nw;
+            if (b < nb) xr[32 * b + lane] = xv[k];
+        }
+    }
+    float ss = 0.0f;
+#pragma unroll
+    for (int k = 0; k < K; ++k) ss += xv[k] * xv[k];
+    ss = block_sum(ss, red);
+    const float scale = rsqrtf(ss / float(n) + eps);
+    if (!y) return;
+    float * yr = y + size_t(t) * n;
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+        const int b = warp + k * nw;
+        if (b < nb) {  // warp-uniform
+            const int i = 32 * b + lane;
+            const float v = xv[k] * scale * w[i];
+            yr[i] = v;
+            if (q.q) q8_quant_warp(v, int64_t(t) * nb + b, q);
+        }
+    }
 }
 
 __global__ void act_quant_kernel(float * __restrict__ g, const float * __restrict__ up, int act, int64_t n_blocks, Q8Act q) {
+    pdl_trigger();
+    pdl_wait();
     const int64_t b = int64_t(blockIdx.x) * (blockDim.x >> 5) + (threadIdx.x >> 5);
     if (b >= n_blocks) return;
     const int64_t i = b * 32 + (threadIdx.x & 31);
     float v = g[i];
     if (up) {
-        v = act_fn(act, v) * up[i];
+        v = glu_act(act, v) * up[i];
         g[i] = v;
     }
-    if (q.q) quant_warp(v, b, q);
+    if (q.q) q8_quant_warp(v, b, q);
 }
 
 // grid (n_tok, n_head + 2 * n_head_kv), block 128; smem hd floats.
 __global__ void qkv_post_kernel(const QkvPost a, const int * __restrict__ pos0) {
     extern __shared__ float buf[];
     __shared__ float red[32];
+    pdl_trigger();
+    pdl_wait();
     const int t = blockIdx.x, h = blockIdx.y, hd = a.hd;
     const int n_q = a.n_head * hd, n_k = a.n_head_kv * hd;
     const int pos = *pos0 + t;
@@ -164,6 +213,8 @@ __global__ void qkv_post_kernel(const QkvPost a, const int * __restrict__ pos0) 
 }
 
 __global__ void softcap_kernel(float * x, int64_t n, float cap) {
+    pdl_trigger();
+    pdl_wait();
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i < n) x[i] = cap * tanhf(x[i] / cap);
 }
@@ -171,6 +222,8 @@ __global__ void softcap_kernel(float * x, int64_t n, float cap) {
 __global__ void argmax_kernel(const float * __restrict__ x, int n, int * __restrict__ out) {
     __shared__ float bv[32];
     __shared__ int bi[32];
+    pdl_trigger();
+    pdl_wait();
     const float * r = x + size_t(blockIdx.x) * n;
     float best = -INFINITY;
     int idx = 0x7fffffff;
@@ -217,8 +270,11 @@ Status add_norm(float * x, const float * p, const float * post_w, const float * 
                 float * y, const Q8Act & q, cudaStream_t s) {
     if (n % 32 != 0) return make_error(ErrorCode::Unsupported, "CUDA add_norm: length not a multiple of 32");
     if (n_tok == 0) return {};
-    add_norm_kernel<<<n_tok, kNormThreads, 0, s>>>(x, p, post_w, w, eps, n, y, q);
-    GB_CU_LAUNCH("add_norm");
+    if (n <= 8 * kNormThreads) {
+        GB_CU(launch_pdl(add_norm_reg_kernel<8>, dim3(n_tok), dim3(kNormThreads), 0, s, x, p, post_w, w, eps, n, y, q));
+    } else {
+        GB_CU(launch_pdl(add_norm_kernel, dim3(n_tok), dim3(kNormThreads), 0, s, x, p, post_w, w, eps, n, y, q));
+    }
     return {};
 }
 
@@ -226,8 +282,7 @@ Status act_quant(float * g, const float * up, int act, int64_t n_total, const Q8
     if (n_total % 32 != 0) return make_error(ErrorCode::Unsupported, "CUDA act_quant: length not a multiple of 32");
     const int64_t n_blocks = n_total / 32;
     if (n_blocks == 0) return {};
-    act_quant_kernel<<<unsigned((n_blocks + 7) / 8), 256, 0, s>>>(g, up, act, n_blocks, q);
-    GB_CU_LAUNCH("act_quant");
+    GB_CU(launch_pdl(act_quant_kernel, dim3(unsigned((n_blocks + 7) / 8)), dim3(256), 0, s, g, up, act, n_blocks, q));
     return {};
 }
 
@@ -235,15 +290,13 @@ Status qkv_post(const QkvPost & a, const int * pos, int n_tok, cudaStream_t s) {
     if (n_tok == 0) return {};
     if (a.hd % 2 != 0 || a.hd > 4096) return make_error(ErrorCode::Unsupported, "CUDA qkv_post: unsupported head size");
     const dim3 grid(n_tok, a.n_head + 2 * a.n_head_kv);
-    qkv_post_kernel<<<grid, 128, size_t(a.hd) * sizeof(float), s>>>(a, pos);
-    GB_CU_LAUNCH("qkv_post");
+    GB_CU(launch_pdl(qkv_post_kernel, grid, dim3(128), size_t(a.hd) * sizeof(float), s, a, pos));
     return {};
 }
 
 Status softcap(float * x, int64_t n, float cap, cudaStream_t s) {
     if (n == 0) return {};
-    softcap_kernel<<<unsigned((n + 255) / 256), 256, 0, s>>>(x, n, cap);
-    GB_CU_LAUNCH("softcap");
+    GB_CU(launch_pdl(softcap_kernel, dim3(unsigned((n + 255) / 256)), dim3(256), 0, s, x, n, cap));
     return {};
 }
 

@@ -202,6 +202,30 @@ template <> __device__ __forceinline__ void decode_chunk<TensorType::Q6_K>(const
     }
 }
 
+// Quantizes 32 values (one per lane of a full warp) into q8 block b of q:
+// q = round(v / d), d = amax / 127, s[2b + h] = d * sum(q over half h).
+__device__ __forceinline__ void q8_quant_warp(float v, int64_t b, const Q8Act & q) {
+    const int lane = threadIdx.x & 31;
+    float amax = fabsf(v);
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    const float d = amax / 127.0f;
+    const int qi = d > 0.0f ? __float2int_rn(v / d) : 0;
+    float sum = float(qi);
+#pragma unroll
+    for (int o = 8; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);  // within halves of 16
+    q.q[b * 32 + lane] = int8_t(qi);
+    if (lane == 0) q.d[b] = d;
+    if ((lane & 15) == 0) q.s[2 * b + (lane >> 4)] = d * sum;
+}
+
+// Gate activation: 0 SiLU, 1 GELU (tanh approximation).
+__device__ __forceinline__ float glu_act(int act, float g) {
+    if (act == 0) return g / (1.0f + expf(-g));
+    const float c = 0.7978845608028654f;  // sqrt(2/pi)
+    return 0.5f * g * (1.0f + tanhf(c * (g + 0.044715f * g * g * g)));
+}
+
 // Value e (0..31) of a decoded chunk.
 __device__ __forceinline__ float chunk_value(const Chunk & o, int e) {
     const int8_t v = int8_t((o.q[e >> 2] >> (8 * (e & 3))) & 0xff);

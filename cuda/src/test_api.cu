@@ -4,6 +4,7 @@
 #include "kernels.h"
 #include "test_api.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -85,6 +86,93 @@ Result<Q8Act> q8_buffers(Pool & pool, size_t n) {
 
 }  // namespace
 
+namespace {
+__global__ void fill_random_kernel(uint32_t * p, size_t n, uint32_t seed) {
+    for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
+        uint32_t h = uint32_t(i) * 2654435761u ^ seed;
+        h ^= h >> 15; h *= 2246822519u; h ^= h >> 13; h *= 3266489917u; h ^= h >> 16;
+        // keep fp16 fields finite-ish: clear the top exponent bit of each half
+        p[i] = h & 0xBFFFBFFFu;
+    }
+}
+}  // namespace
+
+Result<double> time_kernel(const char * what, TensorType t, int64_t n_cols, int64_t n_rows, int iters) {
+    Pool pool;
+    const std::string w = what;
+    const DevMat lay = dev_layout(t, n_cols, n_rows);
+    const size_t bytes = lay.stride * size_t(n_rows);
+    const int per_call = w == "glu" ? 2 : (w == "matvec" ? 1 : 0);
+    const int copies = per_call ? int(std::max<size_t>(2, (size_t(256) << 20) / (bytes * per_call) + 1)) : 1;
+    std::vector<DevMat> mats;
+    for (int i = 0; i < copies * per_call; ++i) {
+        DevMat m = lay;
+        uint8_t * d;
+        GB_ASSIGN(d, pool.get<uint8_t>(bytes, false));
+        fill_random_kernel<<<1024, 256>>>(reinterpret_cast<uint32_t *>(d), bytes / 4, 0x9e3779b9u * uint32_t(i + 1));
+        GB_CU_LAUNCH("fill");
+        m.data = d;
+        mats.push_back(m);
+    }
+    const size_t nx = size_t(std::max(n_cols, n_rows));
+    float *x, *y, *p, *nw;
+    GB_ASSIGN(x, pool.get<float>(nx, false));
+    GB_ASSIGN(y, pool.get<float>(nx, false));
+    GB_ASSIGN(p, pool.get<float>(nx, false));
+    GB_ASSIGN(nw, pool.get<float>(nx, false));
+    std::vector<float> hx(nx);
+    for (size_t i = 0; i < nx; ++i) hx[i] = std::sin(0.37f * float(i)) * 0.1f;
+    GB_CU(cudaMemcpy(x, hx.data(), nx * 4, cudaMemcpyHostToDevice));
+    GB_CU(cudaMemcpy(p, hx.data(), nx * 4, cudaMemcpyHostToDevice));
+    GB_CU(cudaMemcpy(nw, hx.data(), nx * 4, cudaMemcpyHostToDevice));
+    Q8Act q, qo;
+    GB_ASSIGN(q, q8_buffers(pool, nx));
+    GB_ASSIGN(qo, q8_buffers(pool, nx));
+    GB_TRY_STATUS(act_quant(x, nullptr, 0, int64_t(n_cols), q, nullptr));
+    GB_CU(cudaDeviceSynchronize());
+    cudaStream_t st;
+    GB_CU(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+    struct StreamGuard { cudaStream_t s; ~StreamGuard() { cudaStreamDestroy(s); } } guard{st};
+    auto enqueue = [&](int i) -> Status {
+        if (w == "matvec") {
+            const MatvecJob job{mats[size_t(i % copies)], y, nullptr};
+            return matvec(&job, 1, q, x, 1, st);
+        }
+        if (w == "glu") return matvec_glu(mats[size_t(2 * (i % copies))], mats[size_t(2 * (i % copies) + 1)], 0, q, x, 1, y, qo, st);
+        if (w == "add_norm") return add_norm(x, p, nullptr, nw, 1e-5f, int(n_cols), 1, y, qo, st);
+        return make_error(ErrorCode::InvalidArgument, "time_kernel: unknown kernel " + w);
+    };
+    GB_CU(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+    Status cs;
+    for (int i = 0; i < iters && cs.ok(); ++i) cs = enqueue(i);
+    cudaGraph_t g = nullptr;
+    const cudaError_t ce = cudaStreamEndCapture(st, &g);
+    if (!cs.ok()) { if (g) cudaGraphDestroy(g); return cs.error(); }
+    GB_CU(ce);
+    cudaGraphExec_t ge = nullptr;
+    const cudaError_t ie = cudaGraphInstantiate(&ge, g, 0);
+    cudaGraphDestroy(g);
+    GB_CU(ie);
+    struct GraphGuard { cudaGraphExec_t e; ~GraphGuard() { cudaGraphExecDestroy(e); } } gguard{ge};
+    cudaEvent_t e0, e1;
+    GB_CU(cudaEventCreate(&e0));
+    GB_CU(cudaEventCreate(&e1));
+    std::vector<double> ts;
+    for (int rep = 0; rep < 6; ++rep) {
+        GB_CU(cudaEventRecord(e0, st));
+        GB_CU(cudaGraphLaunch(ge, st));
+        GB_CU(cudaEventRecord(e1, st));
+        GB_CU(cudaEventSynchronize(e1));
+        float ms = 0.0f;
+        GB_CU(cudaEventElapsedTime(&ms, e0, e1));
+        if (rep > 0) ts.push_back(double(ms) * 1000.0 / iters);  // first replay: warm-up
+    }
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    std::sort(ts.begin(), ts.end());
+    return ts[ts.size() / 2];
+}
+
 bool device_available(std::string * why) {
     const DeviceReport r = probe();
     if (why) *why = r.message;
@@ -112,6 +200,59 @@ Result<std::vector<float>> linear(TensorType t, const std::vector<uint8_t> & w, 
         GB_TRY_STATUS(act_quant(xf, nullptr, 0, int64_t(n_tok) * n_cols, q, nullptr));
         const MatvecJob job{m, y, nullptr};
         GB_TRY_STATUS(matvec(&job, 1, q, xf, n_tok, nullptr));
+    }
+    return fetch(y, size_t(n_tok) * n_rows);
+}
+
+Result<std::vector<float>> linear_jobs(const std::vector<TensorType> & types, const std::vector<std::vector<uint8_t>> & ws,
+                                       const std::vector<int64_t> & n_rows, int64_t n_cols, const std::vector<float> & x, int n_tok) {
+    Pool pool;
+    float * xf;
+    GB_ASSIGN(xf, pool.put(x));
+    Q8Act q;
+    GB_ASSIGN(q, q8_buffers(pool, size_t(n_tok) * n_cols));
+    GB_TRY_STATUS(act_quant(xf, nullptr, 0, int64_t(n_tok) * n_cols, q, nullptr));
+    std::vector<MatvecJob> jobs;
+    std::vector<float *> ys;
+    for (size_t i = 0; i < types.size(); ++i) {
+        DevMat m;
+        GB_ASSIGN(m, upload(pool, types[i], ws[i], n_cols, n_rows[i]));
+        float * y;
+        GB_ASSIGN(y, pool.get<float>(size_t(n_tok) * n_rows[i]));
+        jobs.push_back({m, y, nullptr});
+        ys.push_back(y);
+    }
+    GB_TRY_STATUS(matvec(jobs.data(), int(jobs.size()), q, xf, n_tok, nullptr));
+    std::vector<float> out;
+    for (size_t i = 0; i < ys.size(); ++i) {
+        auto h = fetch(ys[i], size_t(n_tok) * n_rows[i]);
+        if (!h) return h.error();
+        out.insert(out.end(), h->begin(), h->end());
+    }
+    return out;
+}
+
+Result<std::vector<float>> glu(TensorType tg, const std::vector<uint8_t> & wg, TensorType tu, const std::vector<uint8_t> & wu,
+                               int64_t n_cols, int64_t n_rows, const std::vector<float> & x, int n_tok, int act,
+                               std::vector<float> * q8_out) {
+    Pool pool;
+    DevMat g, u;
+    GB_ASSIGN(g, upload(pool, tg, wg, n_cols, n_rows));
+    GB_ASSIGN(u, upload(pool, tu, wu, n_cols, n_rows));
+    if (!matvec_glu_supported(g, u)) return make_error(ErrorCode::Unsupported, "matvec_glu does not support these types/shapes");
+    float * xf;
+    GB_ASSIGN(xf, pool.put(x));
+    Q8Act q, qo;
+    GB_ASSIGN(q, q8_buffers(pool, size_t(n_tok) * n_cols));
+    GB_ASSIGN(qo, q8_buffers(pool, size_t(n_tok) * n_rows));
+    GB_TRY_STATUS(act_quant(xf, nullptr, 0, int64_t(n_tok) * n_cols, q, nullptr));
+    float * y;
+    GB_ASSIGN(y, pool.get<float>(size_t(n_tok) * n_rows));
+    GB_TRY_STATUS(matvec_glu(g, u, act, q, xf, n_tok, y, qo, nullptr));
+    if (q8_out) {
+        auto r = q8_roundtrip(qo, size_t(n_tok) * n_rows);
+        if (!r) return r.error();
+        *q8_out = *r;
     }
     return fetch(y, size_t(n_tok) * n_rows);
 }

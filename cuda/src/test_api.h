@@ -14,6 +14,15 @@ namespace gb::cuda::testing {
 // runs the prefill (tensor-core) path, else the decode (matvec) path.
 Result<std::vector<float>> linear(TensorType t, const std::vector<uint8_t> & w, int64_t n_cols, int64_t n_rows,
                                   const std::vector<float> & x, int n_tok, bool gemm);
+// Several matrices sharing x in one matvec call (types may differ: the fast
+// path mixes them in one launch); outputs concatenated job after job.
+Result<std::vector<float>> linear_jobs(const std::vector<TensorType> & types, const std::vector<std::vector<uint8_t>> & ws,
+                                       const std::vector<int64_t> & n_rows, int64_t n_cols, const std::vector<float> & x, int n_tok);
+// Decode gate/up: y = act(Wg x) * (Wu x) through matvec_glu (x quantized to
+// q8 first, like the decode path); q8_out gets y's q8 round trip.
+Result<std::vector<float>> glu(TensorType tg, const std::vector<uint8_t> & wg, TensorType tu, const std::vector<uint8_t> & wu,
+                               int64_t n_cols, int64_t n_rows, const std::vector<float> & x, int n_tok, int act,
+                               std::vector<float> * q8_out);
 // Rows `rows` of W dequantized through the embedding kernel (scale applied).
 Result<std::vector<float>> embed(TensorType t, const std::vector<uint8_t> & w, int64_t n_cols, int64_t n_rows,
                                  const std::vector<int> & rows, float scale);
@@ -42,6 +51,12 @@ struct AttnIn {
 Result<std::vector<float>> attention(const AttnIn & in);
 Result<std::vector<int>> argmax_rows(const std::vector<float> & x, int n, int n_tok);
 Result<std::vector<float>> softcap(const std::vector<float> & x, float cap);
+// Timing (bench/bench_cuda_kernels, not tests): device microseconds per call
+// (median of 5 graph replays of `iters` calls each, rotating over enough
+// weight copies of random bytes to exceed the L2 cache). what: "matvec"
+// (one job), "glu" (gate/up pair of the shape), "add_norm" (n_cols wide, one
+// token). PDL off (plain stream order).
+Result<double> time_kernel(const char * what, TensorType t, int64_t n_cols, int64_t n_rows, int iters);
 // Whether a usable device is present (tests skip otherwise).
 bool device_available(std::string * why);
 

@@ -28,9 +28,19 @@ class ContextImpl final : public Context {
     std::span<const float> logits() const override { return {m_logits.data(), m_n_logits}; }
     int32_t n_past() const override { return m_n_past; }
     int32_t n_ctx() const override { return m_n_ctx; }
-    void    truncate(int32_t n_past) override { m_n_past = std::clamp(n_past, 0, m_n_past); }
+    void    truncate(int32_t n_past) override {
+        m_n_past = std::clamp(n_past, 0, m_n_past);
+        m_tree_n = 0;
+    }
     const Model & model() const override { return *m_model; }
     size_t  kv_bytes() const override { return (m_k_size + m_v_size) * sizeof(uint16_t); }
+    // [spec] token trees
+    bool   supports_tree() const override { return true; }
+    Status decode_tree(std::span<const Token> tokens, std::span<const int32_t> parents, std::span<const int32_t> out_nodes,
+                       const std::atomic<bool> * cancel) override;
+    Status tree_logits(std::span<const int32_t> nodes) override;
+    Status commit_tree(std::span<const int32_t> path) override;
+    void   set_skip_layers(const std::vector<int32_t> & skip);  // [spec]
 
   private:
     // Runs n tokens at positions [m_n_past, m_n_past + n); writes logits of
@@ -48,6 +58,16 @@ class ContextImpl final : public Context {
         if (m_observer) m_observer(m_cur_layer, w.t->name.c_str(), x, n, w.t->ne[0]);  // [quantlab]
         cpu::matmul(w.view(), x, n, y, *m_pool);
     }
+
+    // [spec] The pending token tree (m_tree_n > 0 after decode_tree()): node t
+    // is at position m_tree_pos[t]; the cache rows of positions m_n_past ..
+    // m_tree_pos[t] on its root path are m_tree_rows[t * m_tree_stride + ...].
+    // m_x keeps the nodes' last hidden states until tree_logits().
+    bool    m_tree_active = false;  // run_chunk() is running a tree
+    int32_t m_tree_n = 0, m_tree_stride = 0;
+    std::vector<int32_t> m_tree_parent, m_tree_pos, m_tree_rows;
+    std::vector<bool>    m_skip;           // [n_layer] layers not run (ContextParams::skip_layers)
+    int                  m_last_layer = 0; // last layer that runs
 
   public:  // [quantlab] calibration hook (ContextParams::matmul_observer) and the layer being run
     decltype(ContextParams::matmul_observer) m_observer;
@@ -83,6 +103,14 @@ ContextImpl::ContextImpl(std::shared_ptr<const Model> model, int32_t n_ctx, int3
     m_n_k = int64_t(m_hp.n_head_kv) * m_hp.head_dim_k;
     m_n_v = int64_t(m_hp.n_head_kv) * m_hp.head_dim_v;
     m_n_o = int64_t(m_hp.n_head) * m_hp.head_dim_v;
+    set_skip_layers({});
+}
+
+void ContextImpl::set_skip_layers(const std::vector<int32_t> & skip) {
+    m_skip.assign(size_t(m_hp.n_layer), false);
+    for (int32_t l : skip) m_skip[size_t(l)] = true;
+    m_last_layer = m_hp.n_layer - 1;
+    while (m_last_layer > 0 && m_skip[size_t(m_last_layer)]) --m_last_layer;
 }
 
 Status ContextImpl::allocate() {
@@ -122,6 +150,7 @@ void ContextImpl::for_rows(int64_t n, int64_t cost_per_row, F && fn) {
 
 Status ContextImpl::decode(std::span<const Token> tokens, bool all_logits, const std::atomic<bool> * cancel) {
     const int64_t n = int64_t(tokens.size());
+    m_tree_n = 0;
     if (n == 0) return {};
     if (m_n_past + n > m_n_ctx) {
         return make_error(ErrorCode::OutOfRange, std::to_string(n) + " tokens at position " + std::to_string(m_n_past) +
@@ -172,19 +201,28 @@ Status ContextImpl::run_chunk(const Token * tokens, int32_t n, int32_t n_out, fl
     });
 
     // RoPE tables for this chunk's positions (global layers and, if any, local ones).
+    // A tree's rows have their own positions (depth); a row of the table
+    // depends only on its position, so one row at a time gives the same values.
     const float * ff = m_w.rope_freqs ? m_w.rope_freqs.data : nullptr;
-    ops::rope_table(m_rope_cs[0].data(), m_n_past, n, m_hp.head_dim_k, m_hp.rope_freq_base, m_hp.rope_freq_scale, ff);
-    if (std::find(m_hp.layer_is_swa.begin(), m_hp.layer_is_swa.end(), true) != m_hp.layer_is_swa.end()) {
-        ops::rope_table(m_rope_cs[1].data(), m_n_past, n, m_hp.head_dim_k, m_hp.rope_freq_base_swa,
-                        m_hp.rope_freq_scale_swa, ff);
+    const bool any_swa = std::find(m_hp.layer_is_swa.begin(), m_hp.layer_is_swa.end(), true) != m_hp.layer_is_swa.end();
+    for (int32_t t = 0; t < (m_tree_active ? n : 1); ++t) {
+        const int32_t pos0 = m_tree_active ? m_tree_pos[size_t(t)] : m_n_past;
+        const int32_t cnt  = m_tree_active ? 1 : n;
+        const int64_t off  = int64_t(t) * m_hp.head_dim_k;
+        ops::rope_table(m_rope_cs[0].data() + off, pos0, cnt, m_hp.head_dim_k, m_hp.rope_freq_base, m_hp.rope_freq_scale, ff);
+        if (any_swa) {
+            ops::rope_table(m_rope_cs[1].data() + off, pos0, cnt, m_hp.head_dim_k, m_hp.rope_freq_base_swa,
+                            m_hp.rope_freq_scale_swa, ff);
+        }
     }
 
     int32_t n_rows = n;
     for (int il = 0; il < m_hp.n_layer; ++il) {
         if (cancelled()) return make_error(ErrorCode::Cancelled, "decode cancelled");
+        if (m_skip[size_t(il)]) continue;  // [spec] self-draft: the residual passes through
         block(il, n, n_out, n_rows);
     }
-    if (n_out == 0) return {};
+    if (n_out == 0 || m_tree_active) return {};
 
     // logits = output(rmsnorm(x))   [n_out, n_vocab]
     for_rows(n_out, n_embd, [&](int64_t b, int64_t e) {
@@ -204,7 +242,7 @@ Status ContextImpl::run_chunk(const Token * tokens, int32_t n, int32_t n_out, fl
 void ContextImpl::block(int il, int32_t n, int32_t n_out, int32_t & n_rows) {
     const LayerWeights & l = m_w.layers[il];
     const int64_t n_embd   = m_hp.n_embd;
-    const bool last_layer  = il == m_hp.n_layer - 1;
+    const bool last_layer  = il == m_last_layer;
     m_cur_layer = il;  // [quantlab]
 
     // xn = rmsnorm(x) * attn_norm   [n, n_embd]
@@ -298,8 +336,15 @@ void ContextImpl::attention(int il, int32_t n, int32_t t0) {
         const int32_t t   = t0 + int32_t(item / n_head);
         const int32_t h   = int32_t(item % n_head);
         const int32_t g   = h / group;
-        const int32_t pos = m_n_past + t;
+        const int32_t pos = m_tree_active ? m_tree_pos[size_t(t)] : m_n_past + t;
         const int32_t lo  = swa ? std::max(0, pos - m_hp.sliding_window + 1) : 0;
+        if (m_tree_active) {  // committed rows, then the node's root path (scattered rows)
+            ops::attend_mapped(m_attn.data() + int64_t(t - t0) * m_n_o + int64_t(h) * hd_v,
+                               m_q.data() + int64_t(t) * m_n_q + int64_t(h) * hd_k, k_layer + int64_t(g) * hd_k, m_n_k,
+                               v_layer + int64_t(g) * hd_v, m_n_v, lo, pos + 1, m_n_past,
+                               m_tree_rows.data() + size_t(t) * size_t(m_tree_stride), hd_k, hd_v, scale, false, scores);
+            return;
+        }
         ops::attend(m_attn.data() + int64_t(t - t0) * m_n_o + int64_t(h) * hd_v, m_q.data() + int64_t(t) * m_n_q + int64_t(h) * hd_k,
                     k_layer + int64_t(g) * hd_k, m_n_k, v_layer + int64_t(g) * hd_v, m_n_v, lo, pos + 1, hd_k, hd_v, scale, one_query,
                     scores);
@@ -316,6 +361,130 @@ void ContextImpl::attention(int il, int32_t n, int32_t t0) {
             run_item(i, scores);
         }
     });
+}
+
+// ---- [spec] token trees -------------------------------------------------------
+
+Status ContextImpl::decode_tree(std::span<const Token> tokens, std::span<const int32_t> parents,
+                                std::span<const int32_t> out_nodes, const std::atomic<bool> * cancel) {
+    m_tree_n = 0;
+    const int32_t n = int32_t(tokens.size());
+    if (n == 0) return make_error(ErrorCode::InvalidArgument, "decode_tree: empty tree");
+    if (parents.size() != tokens.size()) {
+        return make_error(ErrorCode::InvalidArgument, "decode_tree: " + std::to_string(tokens.size()) + " tokens but " +
+                                                          std::to_string(parents.size()) + " parents");
+    }
+    if (n > m_n_batch) {
+        return make_error(ErrorCode::InvalidArgument, "decode_tree: " + std::to_string(n) + " nodes exceed n_batch " +
+                                                          std::to_string(m_n_batch));
+    }
+    if (m_n_past + n > m_n_ctx) {
+        return make_error(ErrorCode::OutOfRange, "decode_tree: " + std::to_string(n) + " nodes at position " +
+                                                     std::to_string(m_n_past) + " do not fit the context of " +
+                                                     std::to_string(m_n_ctx));
+    }
+    // depth per node (parents first), then each node's root path as cache rows
+    m_tree_parent.assign(parents.begin(), parents.end());
+    m_tree_pos.resize(size_t(n));
+    int32_t max_depth = 0;
+    for (int32_t i = 0; i < n; ++i) {
+        const int32_t p = parents[size_t(i)];
+        if (p < -1 || p >= i) {
+            return make_error(ErrorCode::InvalidArgument, "decode_tree: node " + std::to_string(i) + " has parent " +
+                                                              std::to_string(p) + " (must be -1 or an earlier node)");
+        }
+        if (tokens[size_t(i)] < 0 || tokens[size_t(i)] >= m_hp.n_vocab) {
+            return make_error(ErrorCode::InvalidArgument, "decode_tree: token " + std::to_string(tokens[size_t(i)]) +
+                                                              " is outside the vocabulary");
+        }
+        m_tree_pos[size_t(i)] = p < 0 ? m_n_past : m_tree_pos[size_t(p)] + 1;
+        max_depth = std::max(max_depth, m_tree_pos[size_t(i)] - m_n_past);
+    }
+    m_tree_stride = max_depth + 1;
+    m_tree_rows.assign(size_t(n) * size_t(m_tree_stride), -1);
+    for (int32_t i = 0; i < n; ++i) {
+        int32_t * rows = m_tree_rows.data() + size_t(i) * size_t(m_tree_stride);
+        for (int32_t a = i; a >= 0; a = m_tree_parent[size_t(a)]) rows[m_tree_pos[size_t(a)] - m_n_past] = m_n_past + a;
+    }
+    // every layer for every node (no last-layer trimming); logits on request
+    m_tree_active = true;
+    const Status st = run_chunk(tokens.data(), n, n, nullptr, cancel);
+    m_tree_active = false;
+    GB_TRY_STATUS(st);
+    m_tree_n = n;
+    return tree_logits(out_nodes);
+}
+
+Status ContextImpl::tree_logits(std::span<const int32_t> nodes) {
+    const int64_t n_embd = m_hp.n_embd;
+    const size_t n_vocab = size_t(m_hp.n_vocab);
+    const int32_t n_out  = int32_t(nodes.size());
+    if (n_out > m_n_batch) {
+        return make_error(ErrorCode::InvalidArgument, "tree_logits: " + std::to_string(n_out) + " rows exceed n_batch " +
+                                                          std::to_string(m_n_batch));
+    }
+    for (int32_t node : nodes) {
+        if (node < 0 || node >= m_tree_n) {
+            return make_error(ErrorCode::InvalidArgument, "tree_logits: node " + std::to_string(node) + " is not in the pending tree of " +
+                                                              std::to_string(m_tree_n) + " nodes");
+        }
+    }
+    m_n_logits = size_t(n_out) * n_vocab;
+    if (m_logits.size() < m_n_logits) {
+        try {
+            m_logits.resize(m_n_logits);
+        } catch (const std::bad_alloc &) {
+            m_n_logits = 0;
+            return make_error(ErrorCode::OutOfMemory, "cannot allocate logits for " + std::to_string(n_out) + " tree nodes");
+        }
+    }
+    if (n_out == 0) return {};
+    // logits = output(rmsnorm(x[nodes]))   [n_out, n_vocab]
+    for_rows(n_out, n_embd, [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) {
+            ops::rmsnorm(m_xn.data() + t * n_embd, m_x.data() + int64_t(nodes[size_t(t)]) * n_embd, m_w.output_norm.data, n_embd,
+                         m_hp.rms_eps);
+        }
+    });
+    m_cur_layer = -1;  // [quantlab]
+    matmul(m_w.output, m_xn.data(), n_out, m_logits.data());
+    if (m_hp.final_logit_softcap > 0.0f) {
+        const float cap = m_hp.final_logit_softcap;
+        for (size_t i = 0; i < m_n_logits; ++i) m_logits[i] = cap * std::tanh(m_logits[i] / cap);
+    }
+    return {};
+}
+
+Status ContextImpl::commit_tree(std::span<const int32_t> path) {
+    const int32_t n = int32_t(path.size());
+    if (n == 0) {
+        m_tree_n = 0;
+        return {};
+    }
+    for (int32_t d = 0; d < n; ++d) {
+        const int32_t node = path[size_t(d)];
+        const int32_t want_parent = d == 0 ? -1 : path[size_t(d) - 1];
+        if (node < 0 || node >= m_tree_n || m_tree_parent[size_t(node)] != want_parent) {
+            m_tree_n = 0;
+            return make_error(ErrorCode::InvalidArgument, "commit_tree: entry " + std::to_string(d) + " (node " + std::to_string(node) +
+                                                              ") does not continue a root path of the pending tree");
+        }
+    }
+    // Node path[d] >= d sits in row n_past + path[d]; moving rows in order of d
+    // never overwrites a row still to be read (targets n_past + d' < n_past + d <= source).
+    for (int il = 0; il < m_hp.n_layer; ++il) {
+        uint16_t * k_layer = m_k_cache.get() + size_t(il) * m_n_ctx * m_n_k;
+        uint16_t * v_layer = m_v_cache.get() + size_t(il) * m_n_ctx * m_n_v;
+        for (int32_t d = 0; d < n; ++d) {
+            const int64_t src = m_n_past + path[size_t(d)], dst = m_n_past + d;
+            if (src == dst) continue;
+            std::memcpy(k_layer + dst * m_n_k, k_layer + src * m_n_k, sizeof(uint16_t) * size_t(m_n_k));
+            std::memcpy(v_layer + dst * m_n_v, v_layer + src * m_n_v, sizeof(uint16_t) * size_t(m_n_v));
+        }
+    }
+    m_n_past += n;
+    m_tree_n = 0;
+    return {};
 }
 
 void ContextImpl::ffn(const LayerWeights & l, int32_t n_rows) {
@@ -355,10 +524,35 @@ Result<std::unique_ptr<Context>> Context::create(std::shared_ptr<const Model> mo
     const int32_t n_batch = std::min(params.n_batch, n_ctx);
     int32_t n_threads     = params.n_threads;
     if (n_threads == 0) n_threads = int32_t(std::max(1u, std::thread::hardware_concurrency()));
+    for (int32_t l : params.skip_layers) {
+        if (l < 0 || l >= hp.n_layer) {
+            return make_error(ErrorCode::InvalidArgument, "skip layer " + std::to_string(l) + " outside 0.." + std::to_string(hp.n_layer - 1));
+        }
+    }
+    {
+        std::vector<int32_t> uniq(params.skip_layers);
+        std::sort(uniq.begin(), uniq.end());
+        if (std::unique(uniq.begin(), uniq.end()) - uniq.begin() >= hp.n_layer) {
+            return make_error(ErrorCode::InvalidArgument, "cannot skip every layer");
+        }
+    }
     auto ctx = std::make_unique<ContextImpl>(std::move(model), n_ctx, n_batch, n_threads);
     GB_TRY_STATUS(ctx->allocate());
+    ctx->set_skip_layers(params.skip_layers);  // [spec]
     ctx->m_observer = params.matmul_observer;  // [quantlab]
     return std::unique_ptr<Context>(std::move(ctx));
+}
+
+// [spec] Backends without token trees (SpecDecoder then verifies chains only).
+Status Context::decode_tree(std::span<const Token>, std::span<const int32_t>, std::span<const int32_t>, const std::atomic<bool> *) {
+    return make_error(ErrorCode::Unsupported, "this backend has no token-tree decoding");
+}
+Status Context::tree_logits(std::span<const int32_t>) {
+    return make_error(ErrorCode::Unsupported, "this backend has no token-tree decoding");
+}
+Status Context::commit_tree(std::span<const int32_t> path) {
+    if (path.empty()) return {};
+    return make_error(ErrorCode::Unsupported, "this backend has no token-tree decoding");
 }
 
 }  // namespace gb

@@ -298,8 +298,16 @@ int64_t attend_scratch_floats(int32_t n_ctx, int32_t head_dim_k, int32_t head_di
     return (int64_t(n_ctx) + 64) + 64 * int64_t(head_dim_v) + (head_dim_k + 1) / 2;
 }
 
-void attend(float * out, const float * q, const uint16_t * k, int64_t k_stride, const uint16_t * v, int64_t v_stride,
-            int32_t lo, int32_t hi, int32_t head_dim_k, int32_t head_dim_v, float scale, bool one_query, float * scratch) {
+namespace {
+
+// attend() over any key/value row layout: row(j) is the cache row holding
+// position j. Sums run by position j (lanes j % n_lanes, 16-key chunks of
+// positions), so the result depends only on the rows' contents, never on where
+// they are stored.
+template <typename RowOf>
+void attend_rows(float * out, const float * q, const uint16_t * k, int64_t k_stride, const uint16_t * v, int64_t v_stride,
+                 RowOf row, int32_t lo, int32_t hi, int32_t head_dim_k, int32_t head_dim_v, float scale, bool one_query,
+                 float * scratch) {
     // llama.cpp without flash attention: kq = K Q^T with Q rounded to F16,
     // p = soft_max(kq * scale) in f32, kqv = V^T p with p rounded to F16. Its
     // F16 products sum in 16 lanes (reduce16) in a batch, in 64 (reduce64)
@@ -317,7 +325,7 @@ void attend(float * out, const float * q, const uint16_t * k, int64_t k_stride, 
     // s_j = scale * q . k_j
     float max = -INFINITY;
     for (int32_t j = lo; j < hi; ++j) {
-        const float s = dot(q16, k + int64_t(j) * k_stride, head_dim_k) * scale;
+        const float s = dot(q16, k + int64_t(row(j)) * k_stride, head_dim_k) * scale;
         scores[j - c0] = s;
         max = std::max(max, s);
     }
@@ -333,13 +341,29 @@ void attend(float * out, const float * q, const uint16_t * k, int64_t k_stride, 
     const float * t = f16_table();
     for (int32_t j = lo; j < hi; ++j) {
         const float p = t[fp32_to_fp16(scores[j - c0] * inv)];
-        kn.axpy_f16(lanes + int64_t(j % n_lanes) * head_dim_v, p, v + int64_t(j) * v_stride, head_dim_v);
+        kn.axpy_f16(lanes + int64_t(j % n_lanes) * head_dim_v, p, v + int64_t(row(j)) * v_stride, head_dim_v);
     }
     float col[64];
     for (int32_t d = 0; d < head_dim_v; ++d) {
         for (int l = 0; l < n_lanes; ++l) col[l] = lanes[int64_t(l) * head_dim_v + d];
         out[d] = one_query ? reduce64(col) : reduce16(col);
     }
+}
+
+}  // namespace
+
+void attend(float * out, const float * q, const uint16_t * k, int64_t k_stride, const uint16_t * v, int64_t v_stride,
+            int32_t lo, int32_t hi, int32_t head_dim_k, int32_t head_dim_v, float scale, bool one_query, float * scratch) {
+    attend_rows(out, q, k, k_stride, v, v_stride, [](int32_t j) { return j; }, lo, hi, head_dim_k, head_dim_v, scale,
+                one_query, scratch);
+}
+
+void attend_mapped(float * out, const float * q, const uint16_t * k, int64_t k_stride, const uint16_t * v, int64_t v_stride,
+                   int32_t lo, int32_t hi, int32_t tail_from, const int32_t * tail_rows, int32_t head_dim_k,
+                   int32_t head_dim_v, float scale, bool one_query, float * scratch) {
+    attend_rows(out, q, k, k_stride, v, v_stride,
+                [tail_from, tail_rows](int32_t j) { return j < tail_from ? j : tail_rows[j - tail_from]; }, lo, hi,
+                head_dim_k, head_dim_v, scale, one_query, scratch);
 }
 
 }  // namespace gb::ops

@@ -43,6 +43,12 @@ void add(float * y, const float * x, const float * b, int64_t n);
 // v_j = v + j * v_stride (F16, head_dim_v); scratch: attend_scratch_floats(hi, ...) floats.
 void attend(float * out, const float * q, const uint16_t * k, int64_t k_stride, const uint16_t * v, int64_t v_stride,
             int32_t lo, int32_t hi, int32_t head_dim_k, int32_t head_dim_v, float scale, bool one_query, float * scratch);
+// attend() where positions j >= tail_from are stored in rows tail_rows[j - tail_from]
+// (token-tree verification: a node's ancestors sit at scattered cache rows).
+// Bit-identical to attend() over the same keys/values stored in position order.
+void attend_mapped(float * out, const float * q, const uint16_t * k, int64_t k_stride, const uint16_t * v, int64_t v_stride,
+                   int32_t lo, int32_t hi, int32_t tail_from, const int32_t * tail_rows, int32_t head_dim_k,
+                   int32_t head_dim_v, float scale, bool one_query, float * scratch);
 int64_t attend_scratch_floats(int32_t n_ctx, int32_t head_dim_k, int32_t head_dim_v);
 
 // "avx2" or "scalar": which implementation is in use.

@@ -69,14 +69,20 @@ class TstCudaKernels : public QObject {
         QTest::addColumn<int>("type");
         QTest::addColumn<int>("n_tok");
         QTest::addColumn<bool>("gemm");
+        QTest::addColumn<bool>("long_rows");
         const TensorType types[] = {TensorType::F32, TensorType::F16, TensorType::BF16, TensorType::Q4_0, TensorType::Q4_1,
                                     TensorType::Q5_0, TensorType::Q5_1, TensorType::Q8_0, TensorType::Q2_K, TensorType::Q3_K,
                                     TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K};
         for (TensorType t : types) {
-            QTest::newRow(qPrintable(QString("%1 matvec x1").arg(type_name(t)))) << int(t) << 1 << false;
-            QTest::newRow(qPrintable(QString("%1 matvec x3").arg(type_name(t)))) << int(t) << 3 << false;
-            QTest::newRow(qPrintable(QString("%1 gemm x37").arg(type_name(t)))) << int(t) << 37 << true;
-            QTest::newRow(qPrintable(QString("%1 gemm x130").arg(type_name(t)))) << int(t) << 130 << true;
+            QTest::newRow(qPrintable(QString("%1 matvec x1").arg(type_name(t)))) << int(t) << 1 << false << false;
+            QTest::newRow(qPrintable(QString("%1 matvec x3").arg(type_name(t)))) << int(t) << 3 << false << false;
+            QTest::newRow(qPrintable(QString("%1 gemm x37").arg(type_name(t)))) << int(t) << 37 << true << false;
+            QTest::newRow(qPrintable(QString("%1 gemm x130").arg(type_name(t)))) << int(t) << 130 << true << false;
+        }
+        // Rows of >= 4096 values take the several-passes-in-flight matvec kernels.
+        for (TensorType t : {TensorType::Q4_K, TensorType::Q6_K, TensorType::Q8_0, TensorType::F16}) {
+            QTest::newRow(qPrintable(QString("%1 matvec x1 long rows").arg(type_name(t)))) << int(t) << 1 << false << true;
+            QTest::newRow(qPrintable(QString("%1 matvec x2 long rows").arg(type_name(t)))) << int(t) << 2 << false << true;
         }
     }
     // y = x W^T. Bounds: decode path with q8 activations 1.5e-2 (q8 rounding
@@ -85,8 +91,9 @@ class TstCudaKernels : public QObject {
         QFETCH(int, type);
         QFETCH(int, n_tok);
         QFETCH(bool, gemm);
+        QFETCH(bool, long_rows);
         const TensorType t = TensorType(type);
-        const int64_t n_cols = 768, n_rows = gemm ? 301 : 67;  // odd rows: tile and row-group edges; 301 > 256-row slabs
+        const int64_t n_cols = long_rows ? 4352 : 768, n_rows = gemm ? 301 : 67;  // odd rows: tile and row-group edges; 301 > 256-row slabs
         std::vector<uint8_t> bytes;
         std::vector<float> w;
         random_weight(t, n_cols, n_rows, &bytes, &w);
@@ -105,6 +112,88 @@ class TstCudaKernels : public QObject {
         const double bound = gemm ? 5e-3 : (is_float ? 1e-5 : 1.5e-2);
         qInfo("%s n_tok %d %s: relative error %.3g (bound %.1g)", type_name(t), n_tok, gemm ? "gemm" : "matvec", err, bound);
         QVERIFY2(err < bound, qPrintable(QString("relative error %1").arg(err)));
+    }
+
+    // Mixed weight types sharing x in one matvec call (one fast-path launch):
+    // each job's rows against the double oracle.
+    void linear_mixed_data() {
+        QTest::addColumn<int>("n_tok");
+        QTest::addColumn<int>("n_cols");
+        QTest::newRow("x1") << 1 << 1280;  // 5 superblocks: partial last pass for every unit size
+        QTest::newRow("x3") << 3 << 1280;
+        QTest::newRow("x1 long rows") << 1 << 4352;  // >= 4096: several passes in flight, partial last group
+        QTest::newRow("x2 long rows") << 2 << 4352;
+    }
+    void linear_mixed() {
+        QFETCH(int, n_tok);
+        QFETCH(int, n_cols);
+        const std::vector<TensorType> types = {TensorType::Q4_K, TensorType::Q6_K, TensorType::Q8_0, TensorType::F16, TensorType::Q5_K};
+        const std::vector<int64_t> rows = {67, 40, 33, 9, 17};
+        std::vector<std::vector<uint8_t>> bytes(types.size());
+        std::vector<std::vector<float>> w(types.size());
+        for (size_t i = 0; i < types.size(); ++i) random_weight(types[i], n_cols, rows[i], &bytes[i], &w[i]);
+        const std::vector<float> x = randn(size_t(n_tok * n_cols));
+        auto y = ct::linear_jobs(types, bytes, rows, n_cols, x, n_tok);
+        QVERIFY2(y.ok(), y.ok() ? "" : y.error().to_string().c_str());
+        size_t off = 0;
+        for (size_t i = 0; i < types.size(); ++i) {
+            std::vector<double> ref(size_t(n_tok * rows[i]));
+            for (int tk = 0; tk < n_tok; ++tk)
+                for (int64_t r = 0; r < rows[i]; ++r) {
+                    double a = 0.0;
+                    for (int64_t c = 0; c < n_cols; ++c) a += double(w[i][r * n_cols + c]) * x[tk * n_cols + c];
+                    ref[tk * rows[i] + r] = a;
+                }
+            const std::vector<float> got(y->begin() + off, y->begin() + off + ref.size());
+            off += ref.size();
+            const double err = rel_err(got, ref);
+            const double bound = types[i] == TensorType::F16 ? 1e-5 : 1.5e-2;
+            qInfo("%s in a mixed launch, n_tok %d: relative error %.3g", type_name(types[i]), n_tok, err);
+            QVERIFY2(err < bound, qPrintable(QString("%1: relative error %2").arg(type_name(types[i])).arg(err)));
+        }
+    }
+
+    // Fused decode gate/up: act(Wg x) * (Wu x) and its q8, against doubles.
+    void glu_data() {
+        QTest::addColumn<int>("tg");
+        QTest::addColumn<int>("tu");
+        QTest::addColumn<int>("kind");
+        QTest::addColumn<int>("n_tok");
+        QTest::newRow("Q4_K silu x1") << int(TensorType::Q4_K) << int(TensorType::Q4_K) << 0 << 1;
+        QTest::newRow("Q6_K/Q4_K gelu x3") << int(TensorType::Q6_K) << int(TensorType::Q4_K) << 1 << 3;
+        QTest::newRow("Q8_0 silu x2") << int(TensorType::Q8_0) << int(TensorType::Q8_0) << 0 << 2;
+        QTest::newRow("F16 gelu x1") << int(TensorType::F16) << int(TensorType::F16) << 1 << 1;
+    }
+    void glu() {
+        QFETCH(int, tg);
+        QFETCH(int, tu);
+        QFETCH(int, kind);
+        QFETCH(int, n_tok);
+        const int64_t n_cols = 768, n_rows = 96;
+        std::vector<uint8_t> bg, bu;
+        std::vector<float> wg, wu;
+        random_weight(TensorType(tg), n_cols, n_rows, &bg, &wg);
+        random_weight(TensorType(tu), n_cols, n_rows, &bu, &wu);
+        const std::vector<float> x = randn(size_t(n_tok * n_cols), 0.0f, 0.1f);
+        std::vector<float> q8;
+        auto y = ct::glu(TensorType(tg), bg, TensorType(tu), bu, n_cols, n_rows, x, n_tok, kind, &q8);
+        QVERIFY2(y.ok(), y.ok() ? "" : y.error().to_string().c_str());
+        std::vector<double> ref(size_t(n_tok * n_rows));
+        for (int tk = 0; tk < n_tok; ++tk)
+            for (int64_t r = 0; r < n_rows; ++r) {
+                double g = 0.0, u = 0.0;
+                for (int64_t c = 0; c < n_cols; ++c) {
+                    g += double(wg[r * n_cols + c]) * x[tk * n_cols + c];
+                    u += double(wu[r * n_cols + c]) * x[tk * n_cols + c];
+                }
+                const double a = kind == 0 ? g / (1.0 + std::exp(-g)) : 0.5 * g * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (g + 0.044715 * g * g * g)));
+                ref[tk * n_rows + r] = a * u;
+            }
+        const bool f = TensorType(tg) == TensorType::F16;
+        const double err = rel_err(*y, ref), qerr = rel_err(q8, ref);
+        qInfo("glu %s/%s: relative error %.3g, q8 %.3g", type_name(TensorType(tg)), type_name(TensorType(tu)), err, qerr);
+        QVERIFY2(err < (f ? 1e-5 : 3e-2), qPrintable(QString("relative error %1").arg(err)));
+        QVERIFY2(qerr < (f ? 2e-2 : 4e-2), qPrintable(QString("q8 relative error %1").arg(qerr)));
     }
 
     void embed_data() {

@@ -1,6 +1,7 @@
 // Speculative decoding on the real gemma-3-270m: greedy output equals plain
 // decoding token for token with every method (lookup and lookahead as trees),
-// the K/V after rollback equals plain decoding's, and a foreign-vocabulary
+// the K/V after rollback equals plain decoding's, token-tree decoding gives
+// every node the bits of its path decoded alone, and a foreign-vocabulary
 // draft (a synthetic model) is refused with the reason.
 #include "glassbox/model.h"
 #include "glassbox/sampler.h"
@@ -11,6 +12,8 @@
 #include <QTemporaryDir>
 #include <QtTest>
 #include <cmath>
+#include <cstring>
+#include <random>
 
 using namespace gb;
 
@@ -21,6 +24,7 @@ class TstSpeculativeModel : public QObject {
     void greedyEqualsPlain_data();
     void greedyEqualsPlain();
     void foreignDraftRefused();
+    void treeDecodeBitExact();
 
   private:
     std::shared_ptr<const Model> m_model;
@@ -73,6 +77,8 @@ void TstSpeculativeModel::greedyEqualsPlain_data() {
     QTest::addRow("lookup/p1/k2/chain") << "lookup" << 1 << 2 << 1;
     QTest::addRow("draft/p0/k3") << "draft" << 0 << 3 << 1;
     QTest::addRow("selfdraft/p2/k2") << "selfdraft" << 2 << 2 << 1;
+    QTest::addRow("lookup/p0/k8/tree4") << "lookup" << 0 << 8 << 4;
+    QTest::addRow("lookahead/p1/k6/tree4") << "lookahead" << 1 << 6 << 4;
 }
 
 void TstSpeculativeModel::greedyEqualsPlain() {
@@ -146,6 +152,47 @@ void TstSpeculativeModel::foreignDraftRefused() {
     SpecConfig cfg;
     auto r = make_draft_model_speculator(*m_model, *tiny, cfg, SamplerParams{}, 256, 1);
     QVERIFY(!r.ok());
+}
+
+void TstSpeculativeModel::treeDecodeBitExact() {
+    // Every node of a random 16-node tree (sliding-window and global layers,
+    // positions past the prompt) against its root path decoded one token at a
+    // time; then the K/V kept by commit_tree() against plain decoding.
+    const Tokenizer & tok = m_model->tokenizer();
+    const std::vector<Token> p = tok.encode(k_prompts[0], tok.add_bos(), false);
+    const size_t n_vocab = size_t(m_model->hparams().n_vocab);
+    std::mt19937 rng(5);
+    std::vector<Token> nodes;
+    std::vector<int32_t> par;
+    for (int32_t i = 0; i < 16; ++i) {
+        par.push_back(i == 0 ? -1 : (rng() % 3 == 0 ? int32_t(rng() % uint32_t(i)) : i - 1));
+        nodes.push_back(p[rng() % p.size()]);
+    }
+    std::vector<int32_t> all(16);
+    for (int32_t i = 0; i < 16; ++i) all[size_t(i)] = i;
+    auto ctx = make_ctx(m_model);
+    QVERIFY(ctx->decode(p, false));
+    QVERIFY(ctx->decode_tree(nodes, par, all).ok());
+    const std::vector<float> tree(ctx->logits().begin(), ctx->logits().end());
+    auto plain = make_ctx(m_model);
+    QVERIFY(plain->decode(p, false));
+    std::vector<int32_t> deepest;
+    for (int32_t i = 0; i < 16; ++i) {
+        std::vector<int32_t> path;
+        for (int32_t a = i; a >= 0; a = par[size_t(a)]) path.insert(path.begin(), a);
+        if (path.size() > deepest.size()) deepest = path;
+        plain->truncate(int32_t(p.size()));
+        for (int32_t a : path) QVERIFY(plain->decode(std::span<const Token>(&nodes[size_t(a)], 1), false));
+        QVERIFY2(std::memcmp(tree.data() + size_t(i) * n_vocab, plain->logits().data(), n_vocab * sizeof(float)) == 0,
+                 qPrintable(QString("node %1").arg(i)));
+    }
+    QVERIFY(ctx->commit_tree(deepest).ok());
+    plain->truncate(int32_t(p.size()));
+    for (int32_t a : deepest) QVERIFY(plain->decode(std::span<const Token>(&nodes[size_t(a)], 1), false));
+    const std::vector<Token> cont(p.begin(), p.begin() + 6);
+    QVERIFY(ctx->decode(cont, true));
+    QVERIFY(plain->decode(cont, true));
+    QVERIFY(std::memcmp(ctx->logits().data(), plain->logits().data(), ctx->logits().size() * sizeof(float)) == 0);
 }
 
 QTEST_APPLESS_MAIN(TstSpeculativeModel)

@@ -73,6 +73,9 @@ struct ContextParams {
     // x [n_tokens, n_cols] (layer -1 for the output head). For calibration (GPTQ).
     std::function<void(int layer, const char * weight_name, const float * x, int64_t n_tokens, int64_t n_cols)>
         matmul_observer;
+    // [spec] Layers the forward pass skips (their residual passes through
+    // unchanged): the same loaded model as a cheaper self-drafter. Empty = none.
+    std::vector<int32_t> skip_layers;
 };
 
 // One sequence's state. Not thread-safe; one thread drives it.
@@ -93,6 +96,25 @@ class Context {
     virtual void    truncate(int32_t n_past) = 0;  // forget positions >= n_past
     virtual const Model & model() const = 0;
     virtual size_t  kv_bytes() const = 0;
+
+    // [spec] Token-tree verification (SpecInfer / Medusa style). Node i is
+    // tokens[i] with parent parents[i] in [-1, i) (-1: a child of the committed
+    // sequence); it sits at position n_past() + depth(i) (roots at depth 0) and
+    // attends to the committed K/V plus its ancestors only. Each node gives the
+    // bits that decoding its root-to-node path as a plain sequence would give.
+    // Nodes occupy cache rows n_past() + i until commit_tree(); n_past() does
+    // not move. At most n_batch nodes. logits() then holds the rows of
+    // out_nodes, in that order ([out_nodes.size(), n_vocab]).
+    virtual bool   supports_tree() const { return false; }
+    virtual Status decode_tree(std::span<const Token> tokens, std::span<const int32_t> parents,
+                               std::span<const int32_t> out_nodes, const std::atomic<bool> * cancel = nullptr);
+    // Logits of more nodes of the last decode_tree() (replaces logits()).
+    virtual Status tree_logits(std::span<const int32_t> nodes);
+    // Keeps the K/V of path (root first, each node the parent of the next) as
+    // positions n_past() .. n_past() + path.size() - 1, compacted into place;
+    // everything else of the tree is forgotten. An empty path drops the tree.
+    // decode() and truncate() also drop a pending tree.
+    virtual Status commit_tree(std::span<const int32_t> path);
 };
 
 // Summation orders of the CPU backend (process-wide).

@@ -9,8 +9,10 @@
 //    prompt, optionally);
 //  - pool n-grams starting with the pending token are verified as a token tree.
 // Missing against the paper: its 2-D lookahead branch (several Jacobi levels in
-// one pass) needs a custom attention mask that Context does not have, so this
-// runs one Jacobi level per step, riding on the verification branch.
+// one pass). It is a token tree (node (level l, offset i) has parent
+// (l - 1, i - 1)), so decode_tree could run it, with an output-head row for
+// every lookahead node; not built: this runs one Jacobi level per step, riding
+// on the first verification branch (the pool candidates form the rest of the tree).
 #include "glassbox/spec/speculator.h"
 
 #include <algorithm>

@@ -1,19 +1,13 @@
 // Method 4, self-draft: the target itself with some layers skipped drafts for
-// the full target. Context has no skip-layers option yet, so the drafter is a
-// copy of the model file without those layers (renumbered; block_count
-// updated), written next to the temp dir, loaded (mmap) and unlinked at once.
-// With a Context option (ContextParams::skip_layers, see the h/spec report)
-// the copy and its memory would go away; the acceptance behaviour is the same.
+// the full target: a second Context on the same loaded model with
+// ContextParams::skip_layers (no copy of the weights). Also here: the
+// layer-skipped GGUF copy (a stand-in "draft model" file for tests/benchmarks).
 #include "glassbox/spec/speculator.h"
 
 #include "spec/draft_model.h"
 
 #include <algorithm>
-#include <atomic>
-#include <cstdio>
-#include <filesystem>
 #include <set>
-#include <unistd.h>
 
 namespace gb {
 namespace {
@@ -96,25 +90,17 @@ Status write_layer_skipped_copy(const Model & model, const std::vector<int32_t> 
 
 Result<std::unique_ptr<Speculator>> make_self_draft_speculator(std::shared_ptr<const Model> target, const SpecConfig & cfg,
                                                                const SamplerParams & sampling, int32_t n_ctx,
-                                                               int32_t n_threads, const std::string & tmp_dir) {
+                                                               int32_t n_threads) {
     std::vector<int32_t> skip = cfg.skip_layers.empty() ? default_skip_layers(*target) : cfg.skip_layers;
     if (skip.empty()) return make_error(ErrorCode::InvalidArgument, "self-draft: no layers to skip for this model");
-    static std::atomic<int> counter{0};
-    std::error_code ec;
-    const std::filesystem::path dir = tmp_dir.empty() ? std::filesystem::temp_directory_path(ec) : std::filesystem::path(tmp_dir);
-    const std::string path = (dir / ("glassbox-selfdraft-" + std::to_string(::getpid()) + "-" +
-                                     std::to_string(counter++) + ".gguf")).string();
-    GB_TRY_STATUS(write_layer_skipped_copy(*target, skip, path));
-    auto draft = Model::load(path);
-    std::remove(path.c_str());  // the mapping stays valid
-    if (!draft) return draft.error();
     ContextParams cp;
     cp.n_ctx = n_ctx;
     cp.n_threads = cfg.draft_threads > 0 ? cfg.draft_threads : n_threads;
-    auto ctx = Context::create(draft.value(), cp);
-    if (!ctx) return ctx.error();
+    cp.skip_layers = std::move(skip);
+    auto ctx = Context::create(target, cp);
+    if (!ctx) return Error{ctx.error().code, "self-draft: " + ctx.error().message};
     return std::unique_ptr<Speculator>(
-        new spec::DraftModelSpeculator(std::move(draft.value()), std::move(ctx.value()), sampling, "selfdraft"));
+        new spec::DraftModelSpeculator(std::move(target), std::move(ctx.value()), sampling, "selfdraft"));
 }
 
 Result<std::unique_ptr<Speculator>> make_speculator(std::shared_ptr<const Model> target, const SpecConfig & cfg,

@@ -1,6 +1,7 @@
 // The speculative decoding loop: adaptive draft length, one-pass verification
-// of a draft chain or (lazily, branch by branch) a token tree, exact acceptance
-// rules, K/V rollback with truncate(), statistics.
+// of a draft chain or token tree (Context::decode_tree, tree attention mask),
+// exact acceptance rules, K/V of the accepted path kept with commit_tree(),
+// statistics.
 #include "glassbox/spec/spec_decoder.h"
 
 #include "spec/target_dist.h"
@@ -19,16 +20,34 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
     return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
-// Draft length controller. Expected tokens per step with draft length k and
-// per-position acceptance a: E(k) = 1 + a + ... + a^k. Cost: a plain step
-// t_plain, each extra verified token t_extra, each drafted token t_draft.
+// Draft length controller. Expected tokens per step with draft depth k and
+// per-depth acceptance a: E(k) = 1 + a + ... + a^k. Cost: a plain step
+// t_plain, verification's overhead over it t_fixed + k t_extra (fitted to the
+// measured (depth, overhead) pairs: the output head's cost is nearly flat in
+// rows, the body's grows per node), each drafted depth t_draft.
 // k maximises E(k) / C(k); k = 0 means a plain step is the better deal.
 struct Controller {
-    double alpha = 0.7;           // EMA of per-position acceptance
+    double alpha = 0.7;           // EMA of per-depth acceptance
     double t_plain = 0.0;         // ms, EMA (0 = not measured yet)
-    double t_extra = 0.0;         // ms per extra verified token
-    double t_draft = 0.0;         // ms per drafted token
+    double t_fixed = 0.0;         // ms of verification overhead independent of depth
+    double t_extra = 0.0;         // ms per unit of draft depth
+    double t_draft = 0.0;         // ms per drafted depth
     bool   have_extra = false;
+    double s0 = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;  // decayed sums of (depth, overhead)
+
+    // One verification: draft depth x, overhead y = t_verify - t_plain (ms).
+    void observe_verify(double x, double y) {
+        constexpr double keep = 0.85;
+        s0 = keep * s0 + 1; sx = keep * sx + x; sy = keep * sy + y; sxx = keep * sxx + x * x; sxy = keep * sxy + x * y;
+        const double mx = sx / s0, my = sy / s0, var = sxx / s0 - mx * mx;
+        t_extra = var > 0.25 ? (sxy / s0 - mx * my) / var : 0.0;
+        t_fixed = my - t_extra * mx;
+        if (t_extra < 0.0 || t_fixed < 0.0 || var <= 0.25) {  // one depth seen (or a bad fit): proportional
+            t_fixed = 0.0;
+            t_extra = std::max(0.0, sxy / std::max(1e-9, sxx));
+        }
+        have_extra = true;
+    }
     int32_t plain_run = 0;        // consecutive plain steps chosen by auto-off
     int32_t probe_every = 0;      // current probe interval (doubles while probes fail)
     bool    probing = false;      // the step being run is a probe
@@ -40,7 +59,7 @@ struct Controller {
         for (int32_t i = 0; i <= k; ++i) { e += ak; ak *= alpha; }
         return e;
     }
-    double cost(int32_t k) const { return t_plain + k * (t_extra + t_draft); }
+    double cost(int32_t k) const { return t_plain + t_fixed + k * (t_extra + t_draft); }
 
     // Returns the draft length for the next step; *off: auto-off chose plain.
     int32_t choose(const SpecConfig & cfg, int32_t k_max, bool * off) {
@@ -82,6 +101,19 @@ void prune_depth(Draft & d, int32_t k) {
         if (depth[i] > k || (p >= 0 && remap[size_t(p)] < 0)) continue;
         remap[i] = out.add(p < 0 ? -1 : remap[size_t(p)], d.tokens[i]);
         if (!d.q.empty()) out.q.push_back(std::move(d.q[i]));
+    }
+    d = std::move(out);
+}
+
+// Keeps only the first-child chain (parents precede children).
+void keep_first_chain(Draft & d) {
+    Draft out;
+    int32_t want_parent = -1, last = -1;
+    for (size_t i = 0; i < d.size(); ++i) {
+        if (d.parent[i] != want_parent) continue;
+        last = out.add(last, d.tokens[i]);
+        if (!d.q.empty()) out.q.push_back(std::move(d.q[i]));
+        want_parent = int32_t(i);
     }
     d = std::move(out);
 }
@@ -210,6 +242,9 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
     }
 
     // ---- verification ----
+    // A backend without token trees verifies the first-child chain only.
+    const bool tree_backend = m_target.supports_tree();
+    if (!tree_backend) keep_first_chain(draft);
     const int32_t n_nodes = int32_t(draft.size());
     std::vector<int32_t> first_child(size_t(n_nodes), -1), next_sibling(size_t(n_nodes), -1), depth(size_t(n_nodes), 0);
     int32_t root_first = -1;
@@ -230,35 +265,61 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
     m_stats.proposed += n_nodes;
     ++m_stats.spec_steps;
 
-    // The decoded branch: path[d] = node at depth d (path[0] = -1, the root);
-    // rows of depths >= row_base are in the target's logits.
-    std::vector<int32_t> path = {-1};
-    int32_t row_base = 0;
+    // One forward pass over [pending] + draft as a token tree (tree node 0 =
+    // the pending token, tree node i + 1 = draft node i). The output head
+    // (gemma-3-270m: a 262k x 640 matrix, ~40% of a plain step) costs about the
+    // same for 1 to ~16 rows, as it is bound by reading the matrix: small trees
+    // get every row at once; larger ones a first-child chain at a time, another
+    // head call only when the walk leaves the chain (bench/NOTES.md).
+    // row_of[tree node] = its row in the target's logits() (-1: not computed).
+    constexpr int32_t kEagerHeadRows = 16;
     std::vector<Token> batch;
-    int32_t n_decoded_tokens = 0;
-    auto decode_chain_from = [&](int32_t node, bool with_root) -> Status {
-        batch.clear();
-        if (with_root) batch.push_back(pending);
-        for (int32_t n = node; n >= 0; n = first_child[size_t(n)]) {
-            batch.push_back(draft.tokens[size_t(n)]);
-            path.push_back(n);
+    std::vector<int32_t> parents, out_nodes, row_of(size_t(n_nodes) + 1, -1);
+    batch.push_back(pending);
+    parents.push_back(-1);
+    for (int32_t i = 0; i < n_nodes; ++i) {
+        batch.push_back(draft.tokens[size_t(i)]);
+        parents.push_back(draft.parent[size_t(i)] + 1);
+    }
+    const int32_t draft_depth = draft.depth();
+    auto chain_from = [&](int32_t node) {  // node and its first-child chain (node -1 = the root)
+        std::fill(row_of.begin(), row_of.end(), -1);
+        out_nodes.clear();
+        out_nodes.push_back(node + 1);
+        for (int32_t c = node < 0 ? root_first : first_child[size_t(node)]; c >= 0; c = first_child[size_t(c)]) {
+            out_nodes.push_back(c + 1);
         }
-        ++st.decode_calls;
-        n_decoded_tokens += int32_t(batch.size());
-        return m_target.decode(batch, true, cancel);
+        for (size_t r = 0; r < out_nodes.size(); ++r) row_of[size_t(out_nodes[r])] = int32_t(r);
     };
-    auto row_at = [&](int32_t d) {
-        return m_target.logits().subspan(size_t(d - row_base) * size_t(n_vocab), size_t(n_vocab));
+    auto row_at = [&](int32_t node) {
+        return m_target.logits().subspan(size_t(row_of[size_t(node) + 1]) * size_t(n_vocab), size_t(n_vocab));
     };
 
     const auto t_verify0 = Clock::now();
-    GB_TRY_STATUS(decode_chain_from(root_first, true));
+    st.decode_calls = 1;
+    if (tree_backend) {
+        chain_from(-1);
+        if (int32_t(batch.size()) <= kEagerHeadRows && int32_t(out_nodes.size()) < int32_t(batch.size())) {
+            // the chain first (its rows keep their order), then the other nodes
+            for (int32_t i = 0; i <= n_nodes; ++i) {
+                if (row_of[size_t(i)] < 0) {
+                    row_of[size_t(i)] = int32_t(out_nodes.size());
+                    out_nodes.push_back(i);
+                }
+            }
+        }
+        GB_TRY_STATUS(m_target.decode_tree(batch, parents, out_nodes, cancel));
+    } else {  // a chain: every row
+        GB_TRY_STATUS(m_target.decode(batch, true, cancel));
+        for (size_t r = 0; r < row_of.size(); ++r) row_of[r] = int32_t(r);
+    }
     int32_t d = 0;       // depth of the current (accepted) node
     int32_t node = -1;   // current node (-1 = root)
+    std::vector<int32_t> accepted_path = {0};  // tree nodes kept: the pending token + accepted ones
     std::vector<std::pair<Token, float>> pcur;  // sampling: current target distribution (sparse)
     std::unordered_map<Token, float> pmap;
     for (;;) {
-        const std::span<const float> row = row_at(d);
+        const std::span<const float> row = row_at(node);
         const int32_t kid0 = node < 0 ? root_first : first_child[size_t(node)];
         if (kid0 >= 0) {
             if (size_t(d) >= m_stats.attempted_at.size()) {
@@ -339,26 +400,30 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
         emit(draft.tokens[size_t(chosen)], SpecOrigin::Draft, row);
         ++d;
         node = chosen;
-        if (size_t(d) >= path.size() || path[size_t(d)] != chosen) {
-            // Another branch of the tree: drop the K/V of the rejected branch
-            // below the current node and decode the chosen branch.
-            path.resize(size_t(d));
-            m_target.truncate(n_past + d);  // root (pending) + d - 1 accepted nodes
-            row_base = d;
-            GB_TRY_STATUS(decode_chain_from(chosen, false));
+        accepted_path.push_back(chosen + 1);
+        if (row_of[size_t(chosen) + 1] < 0) {
+            // The walk left the first-child chain: logits of the chosen branch
+            // (its hidden states are already computed).
+            chain_from(chosen);
+            ++st.decode_calls;
+            GB_TRY_STATUS(m_target.tree_logits(out_nodes));
         }
     }
     st.t_verify_ms = ms_between(t_verify0, Clock::now());
     m_stats.accepted += st.accepted;
 
-    // Roll back the K/V of everything beyond the accepted prefix; the emitted
-    // correction/bonus token is pending (decoded with the next draft).
+    // Keep the K/V of the accepted path (compacted into place), forget the
+    // rest; the emitted correction/bonus token is pending (decoded with the
+    // next draft). The tail for the speculator: the first-child chain below the
+    // last accepted node (rejected or unverified) with the target's argmax
+    // after each (its rows are computed: the current chain contains it).
     SpecObservation obs;
-    for (size_t i = size_t(d) + 1; i < path.size(); ++i) {
-        obs.tail_tokens.push_back(draft.tokens[size_t(path[i])]);
-        obs.tail_next.push_back(spec::argmax(row_at(int32_t(i))));
+    for (int32_t c = node < 0 ? root_first : first_child[size_t(node)]; c >= 0; c = first_child[size_t(c)]) {
+        obs.tail_tokens.push_back(draft.tokens[size_t(c)]);
+        obs.tail_next.push_back(spec::argmax(row_at(c)));
     }
-    m_target.truncate(n_past + 1 + d);
+    if (tree_backend) GB_TRY_STATUS(m_target.commit_tree(accepted_path));
+    else m_target.truncate(n_past + 1 + d);
 
     // Controller: acceptance per position, cost per extra verified token.
     for (int32_t i = 0; i < d; ++i) im.ctl.alpha = 0.85 * im.ctl.alpha + 0.15;
@@ -367,10 +432,7 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
         const int32_t base = std::max(1, m_cfg.probe_interval);
         im.ctl.probe_every = d == 0 ? std::min(im.ctl.probe_every * 2, base * 16) : base;
     }
-    if (im.ctl.t_plain > 0.0 && n_decoded_tokens > 1) {
-        Controller::ema(im.ctl.t_extra, std::max(0.0, (st.t_verify_ms - im.ctl.t_plain) / double(n_decoded_tokens - 1)));
-        im.ctl.have_extra = true;
-    }
+    if (im.ctl.t_plain > 0.0 && draft_depth > 0) im.ctl.observe_verify(double(draft_depth), st.t_verify_ms - im.ctl.t_plain);
     finish();
     obs.tokens = m_tokens;
     obs.n_accepted = d;

@@ -1,6 +1,6 @@
 // The speculative decoding loop over a target Context: draft -> verify in one
-// decode(all_logits) call -> accept (greedy prefix match or modified rejection
-// sampling) -> roll back the rejected K/V. Lossless: greedy output equals plain
+// decode_tree() call (token tree attention) -> accept (greedy prefix match or
+// modified rejection sampling) -> keep the accepted path's K/V, drop the rest. Lossless: greedy output equals plain
 // decoding token for token; sampled output has exactly the target's distribution.
 #pragma once
 

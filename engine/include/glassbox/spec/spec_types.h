@@ -63,7 +63,7 @@ struct SpecStep {
     int32_t proposed = 0;       // draft tokens (tree nodes) proposed
     int32_t accepted = 0;       // draft tokens accepted
     int32_t emitted = 0;        // tokens emitted (accepted + correction/bonus)
-    int32_t decode_calls = 0;   // target decode() calls (> 1 when a tree needed a second branch)
+    int32_t decode_calls = 0;   // target calls: 1 decode_tree + 1 output-head batch per branch switch
     double  t_draft_ms = 0.0;
     double  t_verify_ms = 0.0;
 };

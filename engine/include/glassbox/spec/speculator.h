@@ -19,8 +19,9 @@ namespace gb {
 
 // Candidate continuations of the sequence as a token tree rooted at the last
 // committed token. Nodes are stored parents first; parent -1 = child of the root.
-// The first child of a node is the most likely one: verification decodes
-// first-child chains, so a chain is the tree where every node has one child.
+// The first child of a node is the most likely one: the target decodes the
+// whole tree in one pass (Context::decode_tree) and computes output rows for
+// first-child chains first; a chain is the tree where every node has one child.
 struct Draft {
     std::vector<Token>   tokens;
     std::vector<int32_t> parent;
@@ -82,15 +83,15 @@ Result<std::unique_ptr<Speculator>> make_draft_model_speculator(const Model & ta
                                                                 int32_t n_ctx, int32_t n_threads);
 std::unique_ptr<Speculator> make_prompt_lookup_speculator(const SpecConfig & cfg);
 std::unique_ptr<Speculator> make_lookahead_speculator(const SpecConfig & cfg);
-// Self-draft: the target with cfg.skip_layers skipped. Until Context has a
-// skip-layers option this writes a copy of the model file without those layers
-// (into tmp_dir) and drafts with it; see self_draft.cpp.
+// Self-draft: the same loaded model in a second Context with cfg.skip_layers
+// skipped (ContextParams::skip_layers; empty = default_skip_layers()).
 Result<std::unique_ptr<Speculator>> make_self_draft_speculator(std::shared_ptr<const Model> target, const SpecConfig & cfg,
                                                                const SamplerParams & sampling, int32_t n_ctx,
-                                                               int32_t n_threads, const std::string & tmp_dir = "");
+                                                               int32_t n_threads);
 
 // The default self-draft skip set for a model (middle layers; for gemma3 a
-// whole local/global group of 6 so the remaining layers keep their pattern).
+// whole local/global group of 6; any set works with skip_layers, the group
+// also suits write_layer_skipped_copy).
 std::vector<int32_t> default_skip_layers(const Model & model);
 // Writes a GGUF copy of the model's file without the given layers (renumbered,
 // block_count updated). Fails with the reason when the architecture's layer
