@@ -10,6 +10,8 @@ int cmd_tokenize(int argc, char ** argv);
 int cmd_generate(int argc, char ** argv);
 int cmd_chat(int argc, char ** argv);
 int cmd_bench(int argc, char ** argv);
+int cmd_bench_chat(int argc, char ** argv);   // [kv]
+int cmd_bench_serve(int argc, char ** argv);  // [kv]
 int cmd_synth(int argc, char ** argv);
 int cmd_perplexity(int argc, char ** argv);
 int cmd_devices(int argc, char ** argv);

@@ -18,6 +18,10 @@ void usage() {
                  "           [--repeat-penalty R] [--seed S] [--stop STR]... [-c CTX] [--chat]\n"
                  "  chat -m FILE [-s SYSTEM]           interactive chat with the model's template\n"
                  "  bench -m FILE [-p 512] [-n 128] [-t THREADS] [-r REPS] [--json] [--backend cpu|cuda]\n"
+                 "  bench-chat -m FILE [-t 2] [--turns 10] [--system-tokens 1000] [-n 24] [--kv f16|q8_0] [--page-size 16] [--json]\n"
+                 "                                    per-turn TTFT of a chat, prefix cache on and off\n"
+                 "  bench-serve -m FILE [-t 2] [--streams 1,4,16] [-n 32] [--long-prompt 4000] [--budget 256] [--kv f16|q8_0] [--json]\n"
+                 "                                    concurrent streams vs sequential; long prompt with/without chunked prefill\n"
                  "  perplexity -m FILE -f TEXTFILE [-c 512] [-t THREADS] [--chunks N]\n"
                  "  synth --shape NAME --type TYPE -o FILE [--seed S]   random-weight GGUF (--list)\n"
                  "  devices                           CUDA availability\n"
@@ -40,6 +44,8 @@ int main(int argc, char ** argv) {
     if (cmd == "generate") return gbcli::cmd_generate(argc, argv);
     if (cmd == "chat") return gbcli::cmd_chat(argc, argv);
     if (cmd == "bench") return gbcli::cmd_bench(argc, argv);
+    if (cmd == "bench-chat") return gbcli::cmd_bench_chat(argc, argv);
+    if (cmd == "bench-serve") return gbcli::cmd_bench_serve(argc, argv);
     if (cmd == "perplexity") return gbcli::cmd_perplexity(argc, argv);
     if (cmd == "synth") return gbcli::cmd_synth(argc, argv);
     if (cmd == "devices") return gbcli::cmd_devices(argc, argv);

@@ -6,6 +6,8 @@
 #include "cpu/matmul.h"
 #include "cpu/thread_pool.h"
 #include "forward_ops.h"
+#include "kv/paged_attention.h"  // [kv]
+#include "quants.h"
 
 #include <algorithm>
 #include <atomic>
@@ -22,7 +24,7 @@ using arch::LayerWeights;
 class ContextImpl final : public Context {
   public:
     ContextImpl(std::shared_ptr<const Model> model, int32_t n_ctx, int32_t n_batch, int32_t n_threads);
-    Status allocate();
+    Status allocate(kv::KvType kv_type, int32_t page_size);
 
     Status decode(std::span<const Token> tokens, bool all_logits, const std::atomic<bool> * cancel) override;
     std::span<const float> logits() const override { return {m_logits.data(), m_n_logits}; }
@@ -33,9 +35,9 @@ class ContextImpl final : public Context {
         m_tree_n = 0;
     }
     const Model & model() const override { return *m_model; }
-    size_t  kv_bytes() const override { return (m_k_size + m_v_size) * sizeof(uint16_t); }
+    size_t  kv_bytes() const override { return m_kv->bytes(); }
     // [spec] token trees
-    bool   supports_tree() const override { return true; }
+    bool   supports_tree() const override { return m_kv->shape().type == kv::KvType::F16; }  // tree rows: F16 KV only
     Status decode_tree(std::span<const Token> tokens, std::span<const int32_t> parents, std::span<const int32_t> out_nodes,
                        const std::atomic<bool> * cancel) override;
     Status tree_logits(std::span<const int32_t> nodes) override;
@@ -90,9 +92,12 @@ class ContextImpl final : public Context {
     std::vector<float> m_scores;      // [n_threads, attend_scratch_floats]
     std::vector<float> m_logits;
     size_t             m_n_logits = 0;
-    // KV cache, F16: [n_layer, n_ctx, n_head_kv * head_dim]
-    std::unique_ptr<uint16_t[]> m_k_cache, m_v_cache;
-    size_t m_k_size = 0, m_v_size = 0;
+    // [kv] KV cache: the paged storage with one sequence on pages 0, 1, 2, ... in
+    // order, so F16 K of layer il, position t is k_layer(il) + t * slot_bytes_k()
+    // (contiguous [n_ctx, n_head_kv * head_dim], as before); Q8_0 is read through
+    // the identity page table.
+    std::unique_ptr<kv::CpuKvStorage> m_kv;
+    std::vector<kv::PageId> m_kv_pages;
 };
 
 ContextImpl::ContextImpl(std::shared_ptr<const Model> model, int32_t n_ctx, int32_t n_batch, int32_t n_threads)
@@ -113,7 +118,13 @@ void ContextImpl::set_skip_layers(const std::vector<int32_t> & skip) {
     while (m_last_layer > 0 && m_skip[size_t(m_last_layer)]) --m_last_layer;
 }
 
-Status ContextImpl::allocate() {
+Status ContextImpl::allocate(kv::KvType kv_type, int32_t page_size) {
+    const int32_t n_pages = (m_n_ctx + page_size - 1) / page_size;
+    auto kv = kv::CpuKvStorage::create(kv::kv_shape_for(*m_model, n_pages, page_size, kv_type));
+    if (!kv) return kv.error();
+    m_kv = std::move(*kv);
+    m_kv_pages.resize(size_t(n_pages));
+    for (int32_t i = 0; i < n_pages; ++i) m_kv_pages[size_t(i)] = i;
     try {
         const size_t nb = size_t(m_n_batch);
         m_x.resize(nb * m_hp.n_embd);
@@ -128,10 +139,6 @@ Status ContextImpl::allocate() {
         for (auto & cs : m_rope_cs) cs.resize(nb * m_hp.head_dim_k);
         m_scores.resize(size_t(m_pool->size()) * size_t(ops::attend_scratch_floats(m_n_ctx, m_hp.head_dim_k, m_hp.head_dim_v)));
         m_logits.resize(size_t(m_hp.n_vocab));
-        m_k_size = size_t(m_hp.n_layer) * m_n_ctx * m_n_k;
-        m_v_size = size_t(m_hp.n_layer) * m_n_ctx * m_n_v;
-        m_k_cache.reset(new uint16_t[m_k_size]);  // NOTE: left uninitialized; rows are written before read
-        m_v_cache.reset(new uint16_t[m_v_size]);
     } catch (const std::bad_alloc &) {
         return make_error(ErrorCode::OutOfMemory, "cannot allocate a context of " + std::to_string(m_n_ctx) + " tokens");
     }
@@ -285,8 +292,9 @@ void ContextImpl::qkv_post(int il, int32_t n) {
     const int32_t hd_k = m_hp.head_dim_k;
     const float * cs   = m_rope_cs[m_hp.layer_is_swa[il] ? 1 : 0].data();
     const float q_scale = arch::attn_scale(m_hp);
-    uint16_t * k_cache = m_k_cache.get() + (size_t(il) * m_n_ctx + m_n_past) * m_n_k;
-    uint16_t * v_cache = m_v_cache.get() + (size_t(il) * m_n_ctx + m_n_past) * m_n_v;
+    const bool q8 = m_kv->shape().type == kv::KvType::Q8_0;
+    uint8_t * k_cache = m_kv->k_layer(il) + size_t(m_n_past) * m_kv->slot_bytes_k();
+    uint8_t * v_cache = m_kv->v_layer(il) + size_t(m_n_past) * m_kv->slot_bytes_v();
     for_rows(n, (m_n_q + m_n_k) * 4, [&](int64_t b, int64_t e) {
         for (int64_t t = b; t < e; ++t) {
             float * q = m_q.data() + t * m_n_q;
@@ -311,8 +319,15 @@ void ContextImpl::qkv_post(int il, int32_t n) {
                 if (m_traits.qk_norm) ops::rmsnorm(kh, kh, l.k_norm.data, hd_k, m_hp.rms_eps);
                 ops::rope_apply(kh, cs_t, hd_k, m_hp.rope_style);
             }
-            ops::f32_to_f16(k_cache + t * m_n_k, k, m_n_k);
-            ops::f32_to_f16(v_cache + t * m_n_v, v, m_n_v);
+            uint8_t * kd = k_cache + size_t(t) * m_kv->slot_bytes_k();
+            uint8_t * vd = v_cache + size_t(t) * m_kv->slot_bytes_v();
+            if (q8) {
+                quantize_row_q8_0_ref(k, reinterpret_cast<block_q8_0 *>(kd), m_n_k);
+                quantize_row_q8_0_ref(v, reinterpret_cast<block_q8_0 *>(vd), m_n_v);
+            } else {
+                ops::f32_to_f16(reinterpret_cast<uint16_t *>(kd), k, m_n_k);
+                ops::f32_to_f16(reinterpret_cast<uint16_t *>(vd), v, m_n_v);
+            }
         }
     });
 }
@@ -322,8 +337,9 @@ void ContextImpl::attention(int il, int32_t n, int32_t t0) {
     const int32_t group  = m_hp.n_head / m_hp.n_head_kv;
     const bool    swa    = m_hp.layer_is_swa[il] && m_hp.sliding_window > 0;
     const float   scale  = m_traits.scale_q ? 1.0f : arch::attn_scale(m_hp);  // gemma3: already in Q
-    const uint16_t * k_layer = m_k_cache.get() + size_t(il) * m_n_ctx * m_n_k;
-    const uint16_t * v_layer = m_v_cache.get() + size_t(il) * m_n_ctx * m_n_v;
+    const uint16_t * k_layer = reinterpret_cast<const uint16_t *>(m_kv->k_layer(il));
+    const uint16_t * v_layer = reinterpret_cast<const uint16_t *>(m_kv->v_layer(il));
+    const bool q8 = m_kv->shape().type == kv::KvType::Q8_0;
 
     // One item = (query row, head). out[t - t0, h] = softmax(q k^T * scale) v
     // over keys [lo, pos]; lo = pos - window + 1 for sliding-window layers.
@@ -338,6 +354,21 @@ void ContextImpl::attention(int il, int32_t n, int32_t t0) {
         const int32_t g   = h / group;
         const int32_t pos = m_tree_active ? m_tree_pos[size_t(t)] : m_n_past + t;
         const int32_t lo  = swa ? std::max(0, pos - m_hp.sliding_window + 1) : 0;
+        if (q8) {  // [kv] through the identity page table
+            kv::PagedHead ph;
+            ph.type = kv::KvType::Q8_0;
+            ph.pages = m_kv_pages.data();
+            ph.page_size = m_kv->shape().page_size;
+            ph.k = m_kv->k_layer(il) + size_t(g) * size_t(hd_k / 32) * sizeof(block_q8_0);
+            ph.v = m_kv->v_layer(il) + size_t(g) * size_t(hd_v / 32) * sizeof(block_q8_0);
+            ph.k_page_bytes = m_kv->page_bytes_k();
+            ph.k_slot_bytes = m_kv->slot_bytes_k();
+            ph.v_page_bytes = m_kv->page_bytes_v();
+            ph.v_slot_bytes = m_kv->slot_bytes_v();
+            kv::attend_paged(m_attn.data() + int64_t(t - t0) * m_n_o + int64_t(h) * hd_v, m_q.data() + int64_t(t) * m_n_q + int64_t(h) * hd_k,
+                             ph, lo, pos + 1, hd_k, hd_v, scale, scores);
+            return;
+        }
         if (m_tree_active) {  // committed rows, then the node's root path (scattered rows)
             ops::attend_mapped(m_attn.data() + int64_t(t - t0) * m_n_o + int64_t(h) * hd_v,
                                m_q.data() + int64_t(t) * m_n_q + int64_t(h) * hd_k, k_layer + int64_t(g) * hd_k, m_n_k,
@@ -370,6 +401,7 @@ Status ContextImpl::decode_tree(std::span<const Token> tokens, std::span<const i
     m_tree_n = 0;
     const int32_t n = int32_t(tokens.size());
     if (n == 0) return make_error(ErrorCode::InvalidArgument, "decode_tree: empty tree");
+    if (!supports_tree()) return make_error(ErrorCode::Unsupported, "decode_tree: token trees need the F16 KV cache");
     if (parents.size() != tokens.size()) {
         return make_error(ErrorCode::InvalidArgument, "decode_tree: " + std::to_string(tokens.size()) + " tokens but " +
                                                           std::to_string(parents.size()) + " parents");
@@ -473,13 +505,14 @@ Status ContextImpl::commit_tree(std::span<const int32_t> path) {
     // Node path[d] >= d sits in row n_past + path[d]; moving rows in order of d
     // never overwrites a row still to be read (targets n_past + d' < n_past + d <= source).
     for (int il = 0; il < m_hp.n_layer; ++il) {
-        uint16_t * k_layer = m_k_cache.get() + size_t(il) * m_n_ctx * m_n_k;
-        uint16_t * v_layer = m_v_cache.get() + size_t(il) * m_n_ctx * m_n_v;
+        uint8_t * k_layer = m_kv->k_layer(il);  // [kv] pages in order: row t at t * slot bytes
+        uint8_t * v_layer = m_kv->v_layer(il);
+        const size_t kb = m_kv->slot_bytes_k(), vb = m_kv->slot_bytes_v();
         for (int32_t d = 0; d < n; ++d) {
-            const int64_t src = m_n_past + path[size_t(d)], dst = m_n_past + d;
+            const size_t src = size_t(m_n_past + path[size_t(d)]), dst = size_t(m_n_past + d);
             if (src == dst) continue;
-            std::memcpy(k_layer + dst * m_n_k, k_layer + src * m_n_k, sizeof(uint16_t) * size_t(m_n_k));
-            std::memcpy(v_layer + dst * m_n_v, v_layer + src * m_n_v, sizeof(uint16_t) * size_t(m_n_v));
+            std::memcpy(k_layer + dst * kb, k_layer + src * kb, kb);
+            std::memcpy(v_layer + dst * vb, v_layer + src * vb, vb);
         }
     }
     m_n_past += n;
@@ -520,6 +553,7 @@ Result<std::unique_ptr<Context>> Context::create(std::shared_ptr<const Model> mo
     if (params.n_ctx <= 0) return make_error(ErrorCode::InvalidArgument, "n_ctx must be positive");
     if (params.n_batch <= 0) return make_error(ErrorCode::InvalidArgument, "n_batch must be positive");
     if (params.n_threads < 0) return make_error(ErrorCode::InvalidArgument, "n_threads must not be negative");
+    if (params.kv_page_size < 0) return make_error(ErrorCode::InvalidArgument, "kv_page_size must not be negative");
     const int32_t n_ctx   = std::min(params.n_ctx, hp.n_ctx_train);
     const int32_t n_batch = std::min(params.n_batch, n_ctx);
     int32_t n_threads     = params.n_threads;
@@ -537,7 +571,7 @@ Result<std::unique_ptr<Context>> Context::create(std::shared_ptr<const Model> mo
         }
     }
     auto ctx = std::make_unique<ContextImpl>(std::move(model), n_ctx, n_batch, n_threads);
-    GB_TRY_STATUS(ctx->allocate());
+    GB_TRY_STATUS(ctx->allocate(params.kv_type, params.kv_page_size > 0 ? params.kv_page_size : n_ctx));
     ctx->set_skip_layers(params.skip_layers);  // [spec]
     ctx->m_observer = params.matmul_observer;  // [quantlab]
     return std::unique_ptr<Context>(std::move(ctx));

@@ -366,4 +366,10 @@ void attend_mapped(float * out, const float * q, const uint16_t * k, int64_t k_s
                 head_dim_k, head_dim_v, scale, one_query, scratch);
 }
 
+float dot_f16(const uint16_t * a, const uint16_t * b, int32_t n) { return kernels().dot_f16(a, b, n); }
+void axpy_f16(float * y, float a, const uint16_t * x, int32_t n) { kernels().axpy_f16(y, a, x, n); }
+float softmax_exp(float x) { return expf_ggml(x); }
+float sum16(const float * a) { return reduce16(a); }
+const float * f16_to_f32_table() { return f16_table(); }
+
 }  // namespace gb::ops

@@ -51,6 +51,15 @@ void attend_mapped(float * out, const float * q, const uint16_t * k, int64_t k_s
                    int32_t head_dim_v, float scale, bool one_query, float * scratch);
 int64_t attend_scratch_floats(int32_t n_ctx, int32_t head_dim_k, int32_t head_dim_v);
 
+// Pieces of attend() for other KV layouts (the paged cache, kv/paged_attention):
+// the batch-order F16 dot (16 lanes, reduce16), y += a * x over F16, the exp
+// of the softmax, the 16-value reduction, and the f16 -> f32 table.
+float dot_f16(const uint16_t * a, const uint16_t * b, int32_t n);
+void axpy_f16(float * y, float a, const uint16_t * x, int32_t n);
+float softmax_exp(float x);
+float sum16(const float * a);
+const float * f16_to_f32_table();
+
 // "avx2" or "scalar": which implementation is in use.
 const char * simd_path();
 

@@ -1,9 +1,10 @@
 // A loaded model (architecture, hyper-parameters, weights viewed in the mmap,
 // tokenizer, chat template) and a Context that runs its forward pass on the CPU
-// with a simple per-sequence F16 KV cache.
+// with a per-sequence F16 or Q8_0 KV cache (kv::CpuKvStorage, pages in order).
 #pragma once
 
 #include "glassbox/gguf.h"
+#include "glassbox/kv/kv_storage.h"
 #include "glassbox/result.h"
 #include "glassbox/tokenizer.h"
 
@@ -69,6 +70,8 @@ struct ContextParams {
     int32_t n_ctx = 4096;       // clamped to n_ctx_train
     int32_t n_threads = 0;      // 0 = hardware concurrency
     int32_t n_batch = 512;      // max tokens per forward chunk in prefill
+    kv::KvType kv_type = kv::KvType::F16;  // [kv] K/V storage type (Q8_0: ~53% of F16's bytes; head_dim % 32 == 0)
+    int32_t kv_page_size = 0;              // [kv] page size of the one-sequence, in-order page storage; 0: one page of n_ctx
     // [quantlab] Optional: called before each weight matmul with its input
     // x [n_tokens, n_cols] (layer -1 for the output head). For calibration (GPTQ).
     std::function<void(int layer, const char * weight_name, const float * x, int64_t n_tokens, int64_t n_cols)>

@@ -1,0 +1,97 @@
+// Continuous-batching generation engine on the CPU: the Scheduler decides each
+// iteration's tokens (decodes, prefill chunks, admissions, preemptions), the
+// BatchForward runs them over the paged KV cache, per-request Samplers pick
+// the next tokens. Emits timestamped per-token events and per-step metrics.
+#pragma once
+
+#include "glassbox/kv/batch_forward.h"
+#include "glassbox/kv/scheduler.h"
+#include "glassbox/sampler.h"
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+
+namespace gb::kv {
+
+struct BatchEngineParams {
+    int32_t n_threads = 0;              // 0 = hardware concurrency
+    KvType  kv_type = KvType::F16;
+    int32_t page_size = 16;
+    int32_t n_pages = 0;                // 0: enough for n_ctx tokens
+    int32_t n_ctx = 4096;               // used when n_pages == 0
+    int32_t max_tokens_per_step = 256;  // iteration token budget (chunked prefill + decodes)
+    int32_t max_running = 16;
+    bool    prefix_cache = true;
+};
+
+struct GenRequest {
+    std::vector<Token> prompt;
+    SamplerParams sampling;             // temperature <= 0: greedy
+    int32_t max_new_tokens = 64;
+    Token   stop_token = -1;            // -1: none
+};
+
+struct EngineEvent {
+    enum class Kind { Admitted, Token, Preempted, Finished, Cancelled };
+    Kind kind = Kind::Token;
+    RequestId id = -1;
+    Token token = 0;                // Token
+    int32_t index = 0;              // Token: index of the token in the reply (0 = first)
+    int32_t prefix_hit_tokens = 0;  // Admitted: prompt tokens served from the prefix cache
+    double t_ms = 0.0;              // since the engine was created
+};
+
+const char * engine_event_name(EngineEvent::Kind k);
+
+struct StepReport {
+    StepMetrics metrics;             // pages, evictions, composition, admissions, preemptions
+    std::vector<EngineEvent> events; // this step's events, in order
+    double t_begin_ms = 0.0, t_end_ms = 0.0;
+    bool ran = false;                // a forward pass ran (false: nothing to do)
+};
+
+class BatchEngine {
+  public:
+    static Result<std::unique_ptr<BatchEngine>> create(std::shared_ptr<const Model> model, const BatchEngineParams & params);
+
+    // ok / later / impossible (with the reason); submit queues unless impossible.
+    AdmissionResult check(const GenRequest & req) const;
+    AdmissionResult submit(GenRequest req);
+    // Frees the request's pages at once (its computed full pages stay cached).
+    Status cancel(RequestId id);
+
+    // One iteration: schedule, page copies, batched forward, sampling, commit.
+    Result<StepReport> step();
+    // Steps until no request is waiting or running.
+    Status run_to_completion(const std::function<void(const StepReport &)> & on_step = {});
+
+    bool has_work() const { return m_sched->has_work(); }
+    const RequestInfo * request(RequestId id) const { return m_sched->request(id); }
+    const Scheduler & scheduler() const { return *m_sched; }
+    const BatchEngineParams & params() const { return m_params; }
+    const KvShape & kv_shape() const { return m_fwd->storage().shape(); }
+    size_t kv_bytes() const { return m_fwd->storage().bytes(); }
+    void set_listener(std::function<void(const EngineEvent &)> l) { m_listener = std::move(l); }
+    // Called in step() after Scheduler::step() and before commit(), with the
+    // plan (the inspector's KvRecorder::onSchedulerStep takes exactly these).
+    void set_step_observer(std::function<void(const Scheduler &, const StepPlan &)> f) { m_step_observer = std::move(f); }
+    double now_ms() const;
+
+  private:
+    BatchEngine() = default;
+    void on_sched_event(const RequestEvent & e);
+
+    BatchEngineParams m_params;
+    std::shared_ptr<const Model> m_model;
+    std::unique_ptr<BatchForward> m_fwd;
+    std::unique_ptr<Scheduler> m_sched;
+    std::map<RequestId, std::unique_ptr<Sampler>> m_samplers;
+    std::vector<EngineEvent> m_step_events;
+    std::function<void(const EngineEvent &)> m_listener;
+    std::function<void(const Scheduler &, const StepPlan &)> m_step_observer;
+    std::chrono::steady_clock::time_point m_t0 = std::chrono::steady_clock::now();
+};
+
+}  // namespace gb::kv
