@@ -22,6 +22,27 @@ MessageState messageStateFromName(const QString &name)
     return MessageState::Complete;
 }
 
+QString tokenSourceName(TokenSource source)
+{
+    switch (source) {
+    case TokenSource::Target: return QStringLiteral("model");
+    case TokenSource::Draft: return QStringLiteral("accepted draft");
+    case TokenSource::Correction: return QStringLiteral("correction");
+    case TokenSource::Bonus: return QStringLiteral("bonus");
+    }
+    return QStringLiteral("model");
+}
+
+bool EngineConfig::requantizes() const
+{
+    const QString base = QStringLiteral("base");
+    const QString file = QStringLiteral("file");
+    for (const QString &cls : {weightFormatAttention, weightFormatFeedForward, weightFormatEmbedding, weightFormatOutput})
+        if (cls != base && cls != weightFormat)
+            return true;
+    return weightFormat != file;
+}
+
 QJsonObject GenerationStats::toJson() const
 {
     QJsonObject o;
@@ -38,6 +59,13 @@ QJsonObject GenerationStats::toJson() const
     o.insert(QStringLiteral("stop"), stopReason);
     if (!modelDescription.isEmpty())
         o.insert(QStringLiteral("model"), modelDescription);
+    if (!specMethod.isEmpty() && specMethod != QLatin1String("none")) {
+        o.insert(QStringLiteral("spec_method"), specMethod);
+        o.insert(QStringLiteral("spec_proposed"), specProposed);
+        o.insert(QStringLiteral("spec_accepted"), specAccepted);
+        o.insert(QStringLiteral("spec_steps"), specSteps);
+        o.insert(QStringLiteral("spec_draft_tokens"), specDraftTokens);
+    }
     return o;
 }
 
@@ -55,6 +83,11 @@ GenerationStats GenerationStats::fromJson(const QJsonObject &o)
     s.promptTokensPerSecond = o.value(QStringLiteral("prompt_tokens_per_s")).toDouble();
     s.stopReason = o.value(QStringLiteral("stop")).toString();
     s.modelDescription = o.value(QStringLiteral("model")).toString();
+    s.specMethod = o.value(QStringLiteral("spec_method")).toString();
+    s.specProposed = o.value(QStringLiteral("spec_proposed")).toInteger();
+    s.specAccepted = o.value(QStringLiteral("spec_accepted")).toInteger();
+    s.specSteps = o.value(QStringLiteral("spec_steps")).toInteger();
+    s.specDraftTokens = o.value(QStringLiteral("spec_draft_tokens")).toInteger();
     return s;
 }
 
@@ -71,6 +104,7 @@ void registerAppCoreMetaTypes()
     qRegisterMetaType<QList<ModelEntry>>();
     qRegisterMetaType<PerfRunRecord>();
     qRegisterMetaType<QList<PerfRunRecord>>();
+    qRegisterMetaType<TokenSource>();
     qRegisterMetaType<GeneratedToken>();
     qRegisterMetaType<GenerationStats>();
     qRegisterMetaType<GenerationRequest>();

@@ -92,12 +92,22 @@ struct TokenAlternative {
     float logprob = 0.0f;
 };
 
+// Where a generated token came from (speculative decoding; gb::SpecOrigin's order).
+enum class TokenSource : quint8 {
+    Target,      // a plain decoding step
+    Draft,       // a drafted token the model accepted
+    Correction,  // the model's own token after it rejected a draft token
+    Bonus,       // the model's extra token after a fully accepted draft
+};
+QString tokenSourceName(TokenSource source);
+
 struct GeneratedToken {
     int tokenId = -1;
     QString text;        // newly completed text (may be empty while UTF-8 or a stop string is held back)
     float logprob = 0.0f;
     QList<TokenAlternative> top;
     double tMs = 0.0;    // since the request started
+    TokenSource source = TokenSource::Target;
     int origin = 0;      // gb::SpecOrigin: 0 plain, 1 accepted draft, 2 correction, 3 bonus
 };
 
@@ -113,6 +123,12 @@ struct GenerationStats {
     double promptTokensPerSecond = 0.0;
     QString stopReason;          // "eog", "max_tokens", "stop_string", "context_full", "cancelled"
     QString modelDescription;
+    // Speculative decoding ("" or "none": off).
+    QString specMethod;
+    qint64 specProposed = 0;     // draft tokens offered
+    qint64 specAccepted = 0;     // ... and accepted
+    qint64 specSteps = 0;        // model steps (each emits >= 1 token)
+    qint64 specDraftTokens = 0;  // emitted tokens that were accepted drafts
     std::shared_ptr<const gb::SpecStats> spec;  // speculative decoding statistics (null when off); not stored
 
     QJsonObject toJson() const;
@@ -130,6 +146,14 @@ struct GenerationOptions {
     int maxTokens = 512;
     int topLogprobs = 5;       // alternatives per token
     QStringList stop;
+    // Speculative decoding (gb::SpecConfig).
+    QString specMethod = QStringLiteral("none");  // none | draft | lookup | lookahead | selfdraft
+    int specDraftMax = 8;      // longest draft
+    int specNgram = 3;         // n-gram size (lookup, lookahead)
+    int specBranches = 3;      // continuations verified as a tree (lookup) / candidates (lookahead)
+    bool specAdaptive = true;  // adapt the draft length and turn off when slower
+    QString specDraftModel;    // draft: the draft model's GGUF file
+    bool prefixCache = true;   // reuse the K/V of the prompt prefix shared with the last request
 };
 
 struct GenerationRequest {
@@ -147,8 +171,18 @@ struct EngineConfig {
     int batchSize = 512;
     QString backend = QStringLiteral("cpu");  // "cpu" | "cuda"
     int gpuLayers = 0;
-    QString kvCacheType = QStringLiteral("f16");  // placeholder until the engine grows KV types
+    QString kvCacheType = QStringLiteral("f16");  // "f16" | "q8_0"
+    // Runtime weight format (requantize on load): "file" (as stored) or a type
+    // name (f16, q8_0, q6_k, q5_k, q4_k, q4_0, q3_k, q2_k); per tensor class
+    // "base" follows weightFormat.
+    QString weightFormat = QStringLiteral("file");
+    QString weightFormatAttention = QStringLiteral("base");
+    QString weightFormatFeedForward = QStringLiteral("base");
+    QString weightFormatEmbedding = QStringLiteral("base");
+    QString weightFormatOutput = QStringLiteral("base");
+    QString requantizeDir;     // where requantized copies are kept ("" : the system cache folder)
     QString chatTemplateOverride;
+    bool requantizes() const;  // any weight format other than as in the file
     bool operator==(const EngineConfig &) const = default;
 };
 
@@ -160,6 +194,13 @@ struct ModelInfo {
     int trainContextLength = 0;
     int contextLength = 0;  // of the session
     QString chatTemplateWarning;
+    QString backend;        // "cpu" | "cuda": where the session runs
+    QString weightFormat;   // "as in the file" or the requantization plan ("base=Q8_0 attn=Q4_K")
+    QString loadedFile;     // the file the weights come from (a requantized copy or path)
+    quint64 fileBytes = 0;  // size of loadedFile
+    quint64 weightBytes = 0;  // tensor data of the loaded weights
+    quint64 kvBytes = 0;    // the session's KV cache
+    QString kvCacheType;    // as applied
 };
 
 Q_DECLARE_METATYPE(ConversationRecord)
@@ -168,6 +209,7 @@ Q_DECLARE_METATYPE(MessageDraft)
 Q_DECLARE_METATYPE(PresetRecord)
 Q_DECLARE_METATYPE(ModelEntry)
 Q_DECLARE_METATYPE(PerfRunRecord)
+Q_DECLARE_METATYPE(TokenSource)
 Q_DECLARE_METATYPE(GeneratedToken)
 Q_DECLARE_METATYPE(GenerationStats)
 Q_DECLARE_METATYPE(GenerationRequest)

@@ -61,14 +61,21 @@ void ChatController::connectStore()
             return;
         const PendingSend send = *it;
         m_pendingCreates.erase(it);
+        if (req == m_pendingNew)
+            m_pendingNew = 0;
+        ConversationRecord created = c;
+        if (send.untitled && !send.text.isEmpty()) {
+            created.title = titleFrom(send.text);
+            m_store->renameConversation(c.id, created.title);
+        }
         refreshConversations();
         m_snapshot = ChatSnapshot{};
-        m_snapshot.conversation = c;
+        m_snapshot.conversation = created;
         m_pathRequest = 0;
         emit currentConversationChanged(c.id);
         emit snapshotChanged();
         if (!send.text.isEmpty())
-            sendMessage(send.text);
+            sendToCurrent(send.text);
     });
     auto updated = [this](quint64, const ConversationRecord &c) {
         if (c.id == m_snapshot.conversation.id) {
@@ -125,6 +132,8 @@ void ChatController::connectStore()
             [this](quint64 req, ChatStore::ErrorKind, const QString &message) {
                 m_pendingAppends.remove(req);
                 m_pendingCreates.remove(req);
+                if (req == m_pendingNew)
+                    m_pendingNew = 0;
                 m_pendingSiblingMoves.remove(req);
                 if (req == m_pathRequest) {
                     m_snapshot.loading = false;
@@ -136,6 +145,27 @@ void ChatController::connectStore()
 
 void ChatController::connectEngine()
 {
+    connect(m_engine, &EngineWorker::modelLoaded, this, [this](quint64 req, const ModelInfo &info) {
+        if (req == m_settingsReload)
+            m_settingsReload = 0;
+        if (const auto it = m_requestConfigs.constFind(req); it != m_requestConfigs.constEnd())
+            m_appliedConfig = *it;
+        m_requestConfigs.remove(req);
+        // Remembered for the next start only once it has loaded.
+        if (m_modelLoads.remove(req) && m_settings && !info.path.isEmpty())
+            m_settings->setValue(Settings::Key::ModelPath, info.path);
+    });
+    connect(m_engine, &EngineWorker::modelLoadFailed, this, [this](quint64 req, const QString &message) {
+        m_requestConfigs.remove(req);
+        m_modelLoads.remove(req);
+        if (req != m_settingsReload)
+            return;
+        m_settingsReload = 0;
+        // The engine runs as before: the settings say so again (a cancelled
+        // reload was superseded by a newer one, which applies them all).
+        if (!message.contains(QLatin1String("cancelled")) && m_engine->isModelLoaded())
+            revertEngineSettings();
+    });
     connect(m_engine, &EngineWorker::generationStarted, this, [this](quint64 req, qint64) {
         const qint64 conv = m_requestConversation.value(req);
         if (!m_generations.contains(conv))
@@ -182,23 +212,65 @@ void ChatController::connectEngine()
 
 void ChatController::onSettingChanged(int key, bool needsReload)
 {
-    if (!needsReload || !m_engine->isModelLoaded())
+    if (!needsReload || !m_engine->isModelLoaded() || m_reverting)
         return;
-    const auto k = Settings::Key(key);
-    const EngineConfig config = m_settings->engineConfig();
-    // Backend, GPU layers and KV type change how weights are placed: a full
-    // load. The rest only needs a new session over the same weights.
-    if (k == Settings::Key::Backend || k == Settings::Key::GpuLayers || k == Settings::Key::KvCacheType)
-        m_engine->loadModel(m_engine->modelInfo().path, config);
-    else
-        m_engine->reconfigure(config);
+    using K = Settings::Key;
+    const auto k = K(key);
+    const EngineConfig config = engineConfig();
+    // A newer setting supersedes a reload still running for an older one
+    // (a cancelled load keeps the model as it was; this one then applies all).
+    // Backend, GPU layers, KV type and weight format change how the weights
+    // are placed or stored: a full load. The rest only needs a new session
+    // over the same weights - unless it supersedes a full load not done yet.
+    bool full = k == K::Backend || k == K::GpuLayers || k == K::KvCacheType || k == K::WeightFormat ||
+                k == K::WeightFormatAttention || k == K::WeightFormatFeedForward || k == K::WeightFormatEmbedding ||
+                k == K::WeightFormatOutput;
+    if (m_settingsReload) {
+        m_engine->cancelLoad(m_settingsReload);
+        full = full || m_settingsReloadFull;
+    }
+    m_settingsReloadFull = full;
+    m_settingsReload = full ? m_engine->loadModel(m_engine->modelInfo().path, config) : m_engine->reconfigure(config);
+    m_requestConfigs.insert(m_settingsReload, config);
+}
+
+void ChatController::revertEngineSettings()
+{
+    using K = Settings::Key;
+    const EngineConfig &c = m_appliedConfig;
+    const QList<QPair<K, QVariant>> values = {
+        {K::Backend, c.backend},
+        {K::GpuLayers, c.gpuLayers},
+        {K::Threads, c.threads},
+        {K::ContextLength, c.contextLength},
+        {K::BatchSize, c.batchSize},
+        {K::KvCacheType, c.kvCacheType},
+        {K::WeightFormat, c.weightFormat},
+        {K::WeightFormatAttention, c.weightFormatAttention},
+        {K::WeightFormatFeedForward, c.weightFormatFeedForward},
+        {K::WeightFormatEmbedding, c.weightFormatEmbedding},
+        {K::WeightFormatOutput, c.weightFormatOutput},
+    };
+    m_reverting = true;
+    for (const auto &[key, value] : values)
+        m_settings->setValue(key, value);
+    m_reverting = false;
+}
+
+EngineConfig ChatController::engineConfig() const
+{
+    EngineConfig config = m_settings ? m_settings->engineConfig() : EngineConfig{};
+    config.requantizeDir = m_requantizeDir;
+    return config;
 }
 
 quint64 ChatController::loadModel(const QString &path)
 {
-    if (m_settings)
-        m_settings->setValue(Settings::Key::ModelPath, path);
-    return m_engine->loadModel(path, m_settings ? m_settings->engineConfig() : EngineConfig{});
+    const EngineConfig config = engineConfig();
+    const quint64 id = m_engine->loadModel(path, config);
+    m_modelLoads.insert(id);
+    m_requestConfigs.insert(id, config);
+    return id;
 }
 
 // ---- conversations ------------------------------------------------------------------
@@ -211,8 +283,8 @@ void ChatController::refreshConversations()
 void ChatController::newConversation(const QString &title)
 {
     const QString prompt = m_settings ? m_settings->systemPrompt() : QString();
-    m_pendingCreates.insert(m_store->createConversation(title.isEmpty() ? QStringLiteral("New chat") : title, prompt),
-                            PendingSend{});
+    m_pendingNew = m_store->createConversation(title.isEmpty() ? QStringLiteral("New chat") : title, prompt);
+    m_pendingCreates.insert(m_pendingNew, PendingSend{QString(), title.isEmpty()});
 }
 
 void ChatController::openConversation(qint64 conversationId)
@@ -311,12 +383,31 @@ bool ChatController::sendMessage(const QString &text)
 {
     if (text.trimmed().isEmpty())
         return false;
+    if (m_pendingNew) {
+        // "New chat" was asked for and is still being made: the message goes
+        // there (not into another new conversation, nor the one shown).
+        PendingSend &send = m_pendingCreates[m_pendingNew];
+        if (!send.text.isEmpty())
+            return false;  // one message waits already
+        send.text = text;
+        return true;
+    }
     if (m_snapshot.conversation.id == 0) {
         const QString prompt = m_settings ? m_settings->systemPrompt() : QString();
         m_pendingCreates.insert(m_store->createConversation(titleFrom(text), prompt), PendingSend{text});
         return true;
     }
+    return sendToCurrent(text);
+}
+
+bool ChatController::sendToCurrent(const QString &text)
+{
     const qint64 parent = m_snapshot.messages.isEmpty() ? 0 : m_snapshot.messages.last().id;
+    const bool untitled = m_snapshot.messages.isEmpty() && !m_snapshot.loading &&
+                          m_snapshot.conversation.title == QLatin1String("New chat") &&
+                          !m_generations.contains(m_snapshot.conversation.id);
+    if (untitled)  // a chat made with "New chat" takes its title from its first message
+        renameConversation(m_snapshot.conversation.id, titleFrom(text));
     return appendAndGenerate(parent,
                              {MessageDraft{QStringLiteral("user"), text, MessageState::Complete, {}},
                               MessageDraft{QStringLiteral("assistant"), QString(), MessageState::Streaming, {}}},

@@ -7,6 +7,7 @@
 #include "app_types.h"
 
 #include <QHash>
+#include <QSet>
 #include <QObject>
 
 class ChatStore;
@@ -76,8 +77,14 @@ public slots:
     void switchBranch(qint64 messageId);
     void switchSibling(qint64 messageId, int delta);  // -1: previous branch, +1: next
 
-    // Loads a model with the settings' engine configuration (and remembers it).
+    // Loads a model with the settings' engine configuration; remembers it in
+    // the settings once it has loaded (a failed load keeps the old one).
     quint64 loadModel(const QString &path);
+    // Where requantized copies of models are kept (EngineConfig::requantizeDir).
+    void setRequantizeDir(const QString &dir) { m_requantizeDir = dir; }
+    EngineConfig engineConfig() const;
+    // The reload started by the last engine setting change (0: none running).
+    quint64 settingsReloadRequest() const { return m_settingsReload; }
 
 signals:
     void conversationsChanged();
@@ -98,6 +105,7 @@ private:
     };
     struct PendingSend {
         QString text;
+        bool untitled = false;  // made by newConversation(): takes its title from the first message
     };
 
     void connectStore();
@@ -106,11 +114,13 @@ private:
     void onPathLoaded(qint64 conversationId, const QList<MessageRecord> &path);
     void startGeneration(const PendingAppend &op, qint64 messageId);
     void finishGeneration(quint64 requestId, MessageState state, const QString &text, const QJsonObject &stats);
+    bool sendToCurrent(const QString &text);
     bool appendAndGenerate(qint64 parentId, const QList<MessageDraft> &drafts, bool generate);
     QList<ChatTurn> turnsUpTo(qint64 messageId) const;  // the active path up to and including messageId
     int indexInPath(qint64 messageId) const;
     void applyOverlay(QList<MessageRecord> &path) const;
     void onSettingChanged(int key, bool needsReload);
+    void revertEngineSettings();  // to the configuration the engine runs with
 
     ChatStore *m_store;
     EngineWorker *m_engine;
@@ -126,4 +136,12 @@ private:
     QHash<qint64, GenerationState> m_generations;         // by conversation id
     QHash<quint64, qint64> m_requestConversation;         // engine request -> conversation
     QHash<qint64, QList<GeneratedToken>> m_tokens;        // by message id
+    quint64 m_pendingNew = 0;                             // newConversation() not created yet
+    QSet<quint64> m_modelLoads;                           // loadModel() requests not finished
+    quint64 m_settingsReload = 0;
+    bool m_settingsReloadFull = false;                    // m_settingsReload is a full load
+    QHash<quint64, EngineConfig> m_requestConfigs;         // load / reconfigure request -> its configuration
+    EngineConfig m_appliedConfig;                         // of the last load / reconfigure that succeeded
+    bool m_reverting = false;
+    QString m_requantizeDir;
 };

@@ -7,6 +7,7 @@
 #include <QFileInfo>
 #include <QThread>
 
+#include <algorithm>
 #include <new>
 
 namespace {
@@ -39,6 +40,11 @@ GenerationStats statsFrom(const gb::GenerateResult &r)
     const int prefilled = r.n_prompt_tokens - r.n_prompt_reused;
     s.promptTokensPerSecond = r.t_prompt_ms > 0.0 ? 1000.0 * prefilled / r.t_prompt_ms : 0.0;
     s.stopReason = stopReasonName(r.stop);
+    s.specMethod = QString::fromStdString(r.spec.method);
+    s.specProposed = r.spec.proposed;
+    s.specAccepted = r.spec.accepted;
+    s.specSteps = r.spec.steps;
+    s.specDraftTokens = r.spec.n_draft;
     if (r.spec.steps > 0)
         s.spec = std::make_shared<const gb::SpecStats>(r.spec);
     return s;
@@ -57,6 +63,19 @@ gb::GenerateParams generateParamsFrom(const GenerationOptions &o)
     p.n_logprobs = o.topLogprobs;
     for (const QString &s : o.stop)
         p.stop.push_back(s.toStdString());
+    p.reuse_prefix = o.prefixCache;
+    gb::SpecConfig &spec = p.spec;
+    if (!gb::parse_spec_method(o.specMethod.toStdString(), &spec.method))
+        spec.method = gb::SpecMethod::None;
+    spec.draft_max = o.specDraftMax;
+    spec.draft_min = std::min(spec.draft_min, spec.draft_max);
+    spec.ngram_max = o.specNgram;
+    spec.ngram_min = std::min(spec.ngram_min, spec.ngram_max);
+    spec.lookahead_ngram = std::max(2, o.specNgram);
+    spec.max_branches = o.specBranches;
+    spec.lookahead_candidates = o.specBranches;
+    spec.adaptive = spec.auto_off = o.specAdaptive;
+    spec.draft_model_path = o.specDraftModel.toStdString();
     return p;
 }
 
@@ -104,6 +123,12 @@ quint64 EngineWorker::loadModel(const QString &path, const EngineConfig &config)
     ++m_loadsInFlight;
     post([this, id, path, config, cancel] { runLoad(id, path, config, cancel); });
     return id;
+}
+
+void EngineWorker::cancelLoad(quint64 requestId)
+{
+    if (const auto it = m_loads.constFind(requestId); it != m_loads.constEnd())
+        (*it)->store(true);
 }
 
 void EngineWorker::cancelLoad()
@@ -263,6 +288,7 @@ void EngineWorker::runGenerate(quint64 id, const GenerationRequest &request, con
         t.text = QString::fromStdString(ev.text);
         t.logprob = ev.logprob;
         t.tMs = ev.t_ms;
+        t.source = TokenSource(int(ev.origin));
         t.origin = int(ev.origin);
         for (const gb::TokenLogprob &alt : ev.top)
             t.top.append(TokenAlternative{alt.id, QString::fromStdString(m_backend->tokenText(alt.id)), alt.logprob});

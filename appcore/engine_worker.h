@@ -10,11 +10,20 @@
 
 #include <QHash>
 #include <QObject>
+#include <QStringList>
 
 #include <atomic>
 #include <memory>
 
 class QThread;
+
+// Which engine backends this machine can run (EngineWorker::probeBackends()).
+struct BackendReport {
+    bool cudaAvailable = false;
+    QString cudaMessage;      // why not, or a summary
+    QStringList cudaDevices;
+    QStringList kvCacheTypes;  // KV cache types this build of the engine keeps ("f16", "q8_0")
+};
 
 class EngineWorker : public QObject {
     Q_OBJECT
@@ -25,10 +34,14 @@ public:
     ~EngineWorker() override;  // cancels everything and joins the thread
 
     static std::unique_ptr<EngineBackend> createGlassboxBackend();
+    // Asks the CUDA runtime (or the stub of a CPU-only build); may take a
+    // moment on a machine with a GPU: call it off the GUI thread.
+    static BackendReport probeBackends();
 
     // Loads a model (replacing the current one only when the load succeeds).
     quint64 loadModel(const QString &path, const EngineConfig &config);
     void cancelLoad();  // every load not finished yet
+    void cancelLoad(quint64 requestId);
     // New session settings for the loaded model (context length, threads, ...).
     quint64 reconfigure(const EngineConfig &config);
     quint64 unloadModel();

@@ -19,16 +19,24 @@ Settings::Descriptor make(Settings::Key key, const char *name, QVariant def, QVa
 
 }  // namespace
 
+QStringList Settings::weightFormats(bool perClass)
+{
+    QStringList f = {"file", "f16", "q8_0", "q6_k", "q5_k", "q4_k", "q4_0", "q3_k", "q2_k"};
+    if (perClass)
+        f.prepend(QStringLiteral("base"));
+    return f;
+}
+
 const QList<Settings::Descriptor> &Settings::descriptors()
 {
     using K = Settings::Key;
     static const QList<Descriptor> table = {
         make(K::Backend, "engine/backend", QStringLiteral("cpu"), {}, {}, true, {"cpu", "cuda"}),
-        make(K::GpuLayers, "engine/gpu_layers", 0, 0, 1000, true),
+        make(K::GpuLayers, "engine/gpu_layers", -1, -1, 1000, true),
         make(K::Threads, "engine/threads", 0, 0, 1024, true),
         make(K::ContextLength, "engine/context_length", 4096, 256, 1 << 20, true),
         make(K::BatchSize, "engine/batch_size", 512, 1, 8192, true),
-        make(K::KvCacheType, "engine/kv_cache_type", QStringLiteral("f16"), {}, {}, true, {"f16", "q8_0", "q4_0"}),
+        make(K::KvCacheType, "engine/kv_cache_type", QStringLiteral("f16"), {}, {}, true, {"f16", "q8_0"}),
         make(K::Temperature, "sampling/temperature", 0.8, 0.0, 5.0, false),
         make(K::TopK, "sampling/top_k", 40, 0, 1 << 20, false),
         make(K::TopP, "sampling/top_p", 0.95, 0.0, 1.0, false),
@@ -39,6 +47,23 @@ const QList<Settings::Descriptor> &Settings::descriptors()
         make(K::TopLogprobs, "sampling/top_logprobs", 5, 0, 20, false),
         make(K::SystemPrompt, "chat/system_prompt", QString(), {}, {}, false),
         make(K::ModelPath, "app/model_path", QString(), {}, {}, false),
+        make(K::WeightFormat, "engine/weight_format", QStringLiteral("file"), {}, {}, true, weightFormats(false)),
+        make(K::WeightFormatAttention, "engine/weight_format_attention", QStringLiteral("base"), {}, {}, true,
+             weightFormats(true)),
+        make(K::WeightFormatFeedForward, "engine/weight_format_ffn", QStringLiteral("base"), {}, {}, true,
+             weightFormats(true)),
+        make(K::WeightFormatEmbedding, "engine/weight_format_embedding", QStringLiteral("base"), {}, {}, true,
+             weightFormats(true)),
+        make(K::WeightFormatOutput, "engine/weight_format_output", QStringLiteral("base"), {}, {}, true,
+             weightFormats(true)),
+        make(K::SpecMethod, "decoding/spec_method", QStringLiteral("none"), {}, {}, false,
+             {"none", "draft", "lookup", "lookahead", "selfdraft"}),
+        make(K::SpecDraftMax, "decoding/spec_draft_max", 8, 1, 64, false),
+        make(K::SpecNgram, "decoding/spec_ngram", 3, 1, 8, false),
+        make(K::SpecBranches, "decoding/spec_branches", 3, 1, 8, false),
+        make(K::SpecAdaptive, "decoding/spec_adaptive", true, {}, {}, false),
+        make(K::SpecDraftModel, "decoding/spec_draft_model", QString(), {}, {}, false),
+        make(K::PrefixCache, "decoding/prefix_cache", true, {}, {}, false),
     };
     return table;
 }
@@ -126,6 +151,18 @@ QVariant Settings::normalized(const Descriptor &d, const QVariant &value, bool *
         *ok = true;
         return s;
     }
+    if (type.id() == QMetaType::Bool) {
+        if (value.typeId() == QMetaType::Bool) {
+            *ok = true;
+            return value.toBool();
+        }
+        const QString s = value.toString().trimmed().toLower();
+        if (s == QLatin1String("true") || s == QLatin1String("1") || s == QLatin1String("false") || s == QLatin1String("0")) {
+            *ok = true;
+            return s == QLatin1String("true") || s == QLatin1String("1");
+        }
+        return {};
+    }
     bool numberOk = false;
     if (type.id() == QMetaType::Double) {
         double v = value.toDouble(&numberOk);
@@ -179,6 +216,11 @@ EngineConfig Settings::engineConfig() const
     c.contextLength = value(Key::ContextLength).toInt();
     c.batchSize = value(Key::BatchSize).toInt();
     c.kvCacheType = value(Key::KvCacheType).toString();
+    c.weightFormat = value(Key::WeightFormat).toString();
+    c.weightFormatAttention = value(Key::WeightFormatAttention).toString();
+    c.weightFormatFeedForward = value(Key::WeightFormatFeedForward).toString();
+    c.weightFormatEmbedding = value(Key::WeightFormatEmbedding).toString();
+    c.weightFormatOutput = value(Key::WeightFormatOutput).toString();
     return c;
 }
 
@@ -208,6 +250,13 @@ GenerationOptions Settings::generationOptions(const QJsonObject &overrides) cons
     o.seed = get(Key::Seed).toULongLong();
     o.maxTokens = get(Key::MaxTokens).toInt();
     o.topLogprobs = get(Key::TopLogprobs).toInt();
+    o.specMethod = get(Key::SpecMethod).toString();
+    o.specDraftMax = get(Key::SpecDraftMax).toInt();
+    o.specNgram = get(Key::SpecNgram).toInt();
+    o.specBranches = get(Key::SpecBranches).toInt();
+    o.specAdaptive = get(Key::SpecAdaptive).toBool();
+    o.specDraftModel = get(Key::SpecDraftModel).toString();
+    o.prefixCache = get(Key::PrefixCache).toBool();
     return o;
 }
 

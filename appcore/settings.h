@@ -19,11 +19,11 @@ public:
     enum class Key {
         // engine set-up (changing them needs a reload)
         Backend,        // "cpu" | "cuda"
-        GpuLayers,
+        GpuLayers,      // -1: all (the CUDA backend has no partial offload yet)
         Threads,        // 0: all cores
         ContextLength,
         BatchSize,
-        KvCacheType,    // placeholder: "f16" | "q8_0" | "q4_0"
+        KvCacheType,    // "f16" | "q8_0"
         // per request
         Temperature,
         TopK,
@@ -35,7 +35,21 @@ public:
         TopLogprobs,
         SystemPrompt,   // default for new conversations
         // app
-        ModelPath,      // last model opened
+        ModelPath,      // last model that loaded
+        // runtime weight format (requantize on load; changing them needs a reload)
+        WeightFormat,             // "file" | f16 | q8_0 | q6_k | q5_k | q4_k | q4_0 | q3_k | q2_k
+        WeightFormatAttention,    // "base" (= WeightFormat) or as above
+        WeightFormatFeedForward,
+        WeightFormatEmbedding,
+        WeightFormatOutput,
+        // decoding (per request)
+        SpecMethod,     // "none" | "draft" | "lookup" | "lookahead" | "selfdraft"
+        SpecDraftMax,
+        SpecNgram,
+        SpecBranches,
+        SpecAdaptive,   // bool
+        SpecDraftModel, // GGUF path (method "draft")
+        PrefixCache,    // bool
     };
     Q_ENUM(Key)
 
@@ -45,11 +59,13 @@ public:
         QVariant defaultValue;
         QVariant minimum;      // numbers: clamp range (invalid: none)
         QVariant maximum;
-        QStringList choices;   // strings: allowed values (empty: any)
+        QStringList choices;   // strings: allowed values (empty: any); bools: none
         bool needsReload;
     };
     static const QList<Descriptor> &descriptors();
     static const Descriptor &descriptor(Key key);
+    // Choices of the weight format settings (perClass: with "base" first).
+    static QStringList weightFormats(bool perClass);
     static bool needsReload(Key key) { return descriptor(key).needsReload; }
 
     // store may be null (values then live in memory only).

@@ -44,6 +44,7 @@ AppContext::~AppContext()
 void AppContext::open(const QString &dataDir)
 {
     m_dataDir = QDir::cleanPath(QDir(dataDir).absolutePath());
+    m_controller->setRequantizeDir(QDir(m_dataDir).filePath(QStringLiteral("requantized")));
     if (!QDir().mkpath(m_dataDir)) {
         // Reported like any other store failure; the window stays usable.
         QMetaObject::invokeMethod(

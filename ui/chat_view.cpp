@@ -70,6 +70,13 @@ void ChatView::setTokenView(bool on)
     }
 }
 
+void ChatView::setOriginColours(bool on)
+{
+    m_originColours = on;
+    for (MessageWidget *w : std::as_const(m_widgets))
+        w->setOriginTint(on);
+}
+
 void ChatView::setEmptyText(const QString &text)
 {
     m_empty->setText(text);
@@ -79,6 +86,7 @@ MessageWidget *ChatView::createWidget()
 {
     auto *w = new MessageWidget(m_content);
     w->setTokenView(m_tokenView);
+    w->setOriginTint(m_originColours);
     connect(w, &MessageWidget::editSubmitted, m_controller, &ChatController::editMessage);
     connect(w, &MessageWidget::regenerateRequested, m_controller, &ChatController::regenerate);
     connect(w, &MessageWidget::siblingRequested, m_controller, &ChatController::switchSibling);

@@ -24,6 +24,9 @@ public:
 
 public slots:
     void setTokenView(bool on);
+    // Tokens tinted by origin (accepted draft, correction, bonus) instead of probability.
+    void setOriginColours(bool on);
+    bool originColours() const { return m_originColours; }
     void setEmptyText(const QString &text);
     void refresh();  // from the controller's snapshot
 
@@ -37,5 +40,6 @@ private:
     QList<MessageWidget *> m_widgets;
     qint64 m_conversationId = -1;
     bool m_tokenView = false;
+    bool m_originColours = false;
     bool m_stickToBottom = true;
 };

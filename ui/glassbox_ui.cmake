@@ -30,6 +30,8 @@ add_library(glassbox_ui STATIC
   ${CMAKE_CURRENT_LIST_DIR}/model_library_dialog.cpp
   ${CMAKE_CURRENT_LIST_DIR}/settings_dialog.h
   ${CMAKE_CURRENT_LIST_DIR}/settings_dialog.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/quant_lab_dialog.h
+  ${CMAKE_CURRENT_LIST_DIR}/quant_lab_dialog.cpp
   ${CMAKE_CURRENT_LIST_DIR}/inspector_dock.h
   ${CMAKE_CURRENT_LIST_DIR}/inspector_dock.cpp
   ${CMAKE_CURRENT_LIST_DIR}/resources.qrc

@@ -9,6 +9,7 @@
 #include "inspector_dock.h"
 #include "model_library_dialog.h"
 #include "model_metadata.h"
+#include "quant_lab_dialog.h"
 #include "settings_dialog.h"
 #include "system_prompt_panel.h"
 
@@ -30,6 +31,12 @@ MainWindow::MainWindow(AppContext *context, QWidget *parent)
     : QMainWindow(parent)
     , m_context(context)
 {
+    // ui/resources.qrc lives in a static library: register it (icons).
+    static const bool resources = [] {
+        Q_INIT_RESOURCE(resources);
+        return true;
+    }();
+    Q_UNUSED(resources);
     setObjectName(QStringLiteral("mainWindow"));
     setWindowIcon(QIcon::fromTheme(QStringLiteral("io.glassbox.Glassbox"),
                                    QIcon(QStringLiteral(":/icons/glassbox-256.png"))));
@@ -119,7 +126,7 @@ void MainWindow::buildLayout()
     statusBar()->addPermanentWidget(m_loadProgress);
     statusBar()->addPermanentWidget(m_cancelLoad);
     statusBar()->addPermanentWidget(m_modelLabel);
-    connect(m_cancelLoad, &QToolButton::clicked, m_context->engine(), &EngineWorker::cancelLoad);
+    connect(m_cancelLoad, &QToolButton::clicked, m_context->engine(), qOverload<>(&EngineWorker::cancelLoad));
 
     connect(m_composer, &Composer::submitted, this, &MainWindow::sendCurrentText);
     connect(m_composer, &Composer::stopRequested, this, &MainWindow::stopGeneration);
@@ -165,9 +172,6 @@ void MainWindow::connectCore()
     connect(engine, &EngineWorker::modelLoadProgress, this,
             [this](quint64, double p) { m_loadProgress->setValue(qRound(p * 100)); });
     connect(engine, &EngineWorker::modelLoaded, this, [this](quint64, const ModelInfo &info) {
-        // Remembered for the next start only once it loaded.
-        if (!info.path.isEmpty())
-            m_context->settings()->setValue(Settings::Key::ModelPath, info.path);
         m_loadProgress->setVisible(m_context->engine()->isLoading());
         m_cancelLoad->setVisible(m_context->engine()->isLoading());
         m_modelLabel->setText(info.description.isEmpty() ? QFileInfo(info.path).fileName() : info.description);
@@ -182,9 +186,6 @@ void MainWindow::connectCore()
         m_loadProgress->setVisible(loading);
         m_cancelLoad->setVisible(loading);
         const ModelInfo info = m_context->engine()->modelInfo();
-        // ChatController::loadModel remembered the path before trying it: keep the one that works.
-        if (!loading)
-            m_context->settings()->setValue(Settings::Key::ModelPath, info.path);
         m_modelLabel->setText(m_context->engine()->isModelLoaded() ? info.description : tr("No model loaded"));
         updateBanner();
         if (message.contains(QLatin1String("cancelled")))
@@ -277,20 +278,10 @@ void MainWindow::sendCurrentText()
                   tr("Load a model first: File ▸ Model library, or the default model from the banner."));
         return;
     }
-    ChatController *controller = m_context->controller();
-    const ChatSnapshot s = controller->snapshot();
-    const bool untitled = s.conversation.id != 0 && s.messages.isEmpty() && !s.loading &&
-                          s.conversation.title == QLatin1String("New chat");
-    if (!controller->sendMessage(text))
+    // (A chat made with "New chat" takes its title from its first message: the controller does that.)
+    if (!m_context->controller()->sendMessage(text))
         return;
     m_composer->clear();
-    if (untitled) {
-        // A chat made with "New chat" takes its title from its first message.
-        QString title = text.simplified();
-        if (title.size() > 48)
-            title = title.left(47) + QStringLiteral("…");
-        controller->renameConversation(s.conversation.id, title);
-    }
 }
 
 void MainWindow::stopGeneration()
@@ -397,6 +388,25 @@ SettingsDialog *MainWindow::settingsDialog()
     if (!m_settingsDialog)
         m_settingsDialog = new SettingsDialog(m_context->settings(), m_context->engine(), this);
     return m_settingsDialog;
+}
+
+QuantLabDialog *MainWindow::quantLab()
+{
+    if (!m_quantLab) {
+        m_quantLab = new QuantLabDialog(QDir(m_context->dataDir()).filePath(QStringLiteral("quantlab")), this);
+        connect(m_quantLab, &QuantLabDialog::loadRequested, this, &MainWindow::loadModel);
+    }
+    return m_quantLab;
+}
+
+void MainWindow::openQuantLab()
+{
+    QuantLabDialog *lab = quantLab();
+    if (lab->sourceModel().isEmpty() && m_context->engine()->isModelLoaded())
+        lab->setSourceModel(m_context->engine()->modelInfo().path);
+    lab->show();
+    lab->raise();
+    lab->activateWindow();
 }
 
 void MainWindow::openModelLibrary()

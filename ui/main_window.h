@@ -15,6 +15,7 @@ class Composer;
 class ConversationList;
 class InspectorDock;
 class ModelLibraryDialog;
+class QuantLabDialog;
 class QLabel;
 class QProgressBar;
 class QSplitter;
@@ -49,6 +50,7 @@ public:
     QWidget *firstRunBanner() const { return m_banner; }
     ModelLibraryDialog *modelLibrary();  // created on first use
     SettingsDialog *settingsDialog();    // created on first use
+    QuantLabDialog *quantLab();          // created on first use
     QAction *action(const QString &objectName) const;
     QStringList errors() const { return m_errors; }  // every error shown, oldest first
     QString modelStatusText() const;
@@ -59,6 +61,7 @@ public slots:
     void regenerateLast();
     void newChat();
     void openSettings();
+    void openQuantLab();
     void openModelLibrary();
     void openModelFile();
     void loadModel(const QString &path);
@@ -107,6 +110,7 @@ private:
     QToolButton *m_cancelLoad = nullptr;
     QPointer<ModelLibraryDialog> m_library;
     QPointer<SettingsDialog> m_settingsDialog;
+    QPointer<QuantLabDialog> m_quantLab;
 
     StartupOptions m_startup;
     bool m_startupPending = false;

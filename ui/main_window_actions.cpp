@@ -50,6 +50,9 @@ void MainWindow::buildActions()
     QAction *defaultModel = addAction(file, QStringLiteral("actionDefaultModel"), tr("Load the &default model"), {},
                                       tr("Load %1").arg(AppContext::defaultModelFileName()));
     connect(defaultModel, &QAction::triggered, this, &MainWindow::loadDefaultModel);
+    QAction *lab = addAction(file, QStringLiteral("actionQuantLab"), tr("&Quantization lab…"), {},
+                             tr("Write the model in other weight formats and compare their quality"));
+    connect(lab, &QAction::triggered, this, &MainWindow::openQuantLab);
     file->addSeparator();
     QAction *quit = addAction(file, QStringLiteral("actionQuit"), tr("&Quit"), QKeySequence::Quit, tr("Quit Glassbox"));
     connect(quit, &QAction::triggered, this, &QWidget::close);
@@ -95,11 +98,16 @@ void MainWindow::buildActions()
                                 tr("Show replies token by token, tinted by probability; hover a token for its alternatives"));
     tokens->setCheckable(true);
     connect(tokens, &QAction::toggled, this, &MainWindow::setTokenView);
-    QAction *speculative = addAction(view, QStringLiteral("actionSpeculativeColours"), tr("Colour &speculative tokens"), {},
-                                     tr("Not available yet: the engine does not report which tokens came from "
-                                        "speculative decoding"));
+    QAction *speculative = addAction(view, QStringLiteral("actionSpeculativeColours"), tr("Colour &speculative tokens"),
+                                     QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_T),
+                                     tr("Show tokens tinted by origin: accepted draft (blue), correction (orange), "
+                                        "bonus (violet); plain steps untinted. Turn speculative decoding on in Settings."));
     speculative->setCheckable(true);
-    speculative->setEnabled(false);
+    connect(speculative, &QAction::toggled, this, [this, tokens](bool on) {
+        m_chat->setOriginColours(on);
+        if (on && !tokens->isChecked())
+            tokens->setChecked(true);  // the tint is on the token view
+    });
     view->addSeparator();
     QAction *inspector = m_inspector->toggleViewAction();
     inspector->setObjectName(QStringLiteral("actionInspector"));

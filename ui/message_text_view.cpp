@@ -86,14 +86,44 @@ void MessageTextView::showTokens(const QList<GeneratedToken> &tokens)
             continue;
         const double p = std::exp(double(t.logprob));
         QTextCharFormat fmt;
-        // Red (unlikely) through yellow to green (certain), light enough to read text on.
-        QColor c = QColor::fromHsvF(0.33 * std::clamp(p, 0.0, 1.0), 0.55, dark ? 0.45 : 1.0);
-        c.setAlphaF(dark ? 0.8f : 0.45f);
-        fmt.setBackground(c);
+        if (m_originTint) {
+            const QColor c = originColour(t.source, dark);
+            if (c.isValid())
+                fmt.setBackground(c);
+        } else {
+            // Red (unlikely) through yellow to green (certain), light enough to read text on.
+            QColor c = QColor::fromHsvF(0.33 * std::clamp(p, 0.0, 1.0), 0.55, dark ? 0.45 : 1.0);
+            c.setAlphaF(dark ? 0.8f : 0.45f);
+            fmt.setBackground(c);
+        }
         fmt.setProperty(kTokenIndexProperty, i);
         cursor.insertText(t.text, fmt);
     }
     fitHeight();
+}
+
+void MessageTextView::setOriginTint(bool on)
+{
+    if (on == m_originTint)
+        return;
+    m_originTint = on;
+    if (m_mode == Mode::Tokens)
+        showTokens(QList<GeneratedToken>(m_tokens));
+}
+
+QColor MessageTextView::originColour(TokenSource source, bool dark)
+{
+    // Hues far apart (and from the probability scale's ends): blue, orange, violet.
+    double hue = -1.0;
+    switch (source) {
+    case TokenSource::Target: return {};
+    case TokenSource::Draft: hue = 0.58; break;
+    case TokenSource::Correction: hue = 0.08; break;
+    case TokenSource::Bonus: hue = 0.80; break;
+    }
+    QColor c = QColor::fromHsvF(hue, 0.6, dark ? 0.5 : 1.0);
+    c.setAlphaF(dark ? 0.8f : 0.45f);
+    return c;
 }
 
 void MessageTextView::copyCodeBlock(int index)
@@ -123,7 +153,7 @@ QString MessageTextView::tokenToolTip(const GeneratedToken &token)
     QString tip = QStringLiteral("<b>%1</b> &nbsp; p = %2%")
                       .arg(visible(token.text).toHtmlEscaped())
                       .arg(100.0 * std::exp(double(token.logprob)), 0, 'f', 1);
-    tip += QStringLiteral("<br>token id %1").arg(token.tokenId);
+    tip += QStringLiteral("<br>token id %1 · %2").arg(token.tokenId).arg(tokenSourceName(token.source));
     if (!token.top.isEmpty()) {
         tip += QStringLiteral("<br><i>top alternatives</i><table>");
         for (const TokenAlternative &a : token.top)

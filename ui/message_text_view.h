@@ -17,8 +17,12 @@ public:
 
     void showPlain(const QString &text);
     void showMarkdown(const QString &text);
-    // One fragment per token, tinted by its probability.
+    // One fragment per token, tinted by its probability (or its origin).
     void showTokens(const QList<GeneratedToken> &tokens);
+    // Tint tokens by origin: accepted draft, correction, bonus; plain steps untinted.
+    void setOriginTint(bool on);
+    bool originTint() const { return m_originTint; }
+    static QColor originColour(TokenSource source, bool dark);  // invalid for TokenSource::Target
 
     Mode mode() const { return m_mode; }
     QString sourceText() const { return m_source; }
@@ -49,4 +53,5 @@ private:
     QString m_source;
     QStringList m_codeBlocks;
     QList<GeneratedToken> m_tokens;
+    bool m_originTint = false;
 };

@@ -134,6 +134,11 @@ void MessageWidget::setTokens(const QList<GeneratedToken> &tokens)
         refresh();
 }
 
+void MessageWidget::setOriginTint(bool on)
+{
+    m_text->setOriginTint(on);
+}
+
 void MessageWidget::setTokenView(bool on)
 {
     if (on == m_tokenView)
@@ -216,6 +221,14 @@ QString MessageWidget::statsText(const QJsonObject &s)
     const int prompt = s.value(QStringLiteral("prompt_tokens")).toInt();
     if (prompt > 0)
         parts << tr("prefix cache %1/%2").arg(s.value(QStringLiteral("prompt_tokens_reused")).toInt()).arg(prompt);
+    if (s.contains(QStringLiteral("spec_method"))) {
+        const qint64 proposed = s.value(QStringLiteral("spec_proposed")).toInteger();
+        const qint64 accepted = s.value(QStringLiteral("spec_accepted")).toInteger();
+        parts << tr("speculative %1: %2/%3 drafted accepted")
+                     .arg(s.value(QStringLiteral("spec_method")).toString())
+                     .arg(accepted)
+                     .arg(proposed);
+    }
     const QString stop = s.value(QStringLiteral("stop")).toString();
     if (stop == QLatin1String("max_tokens"))
         parts << tr("stopped at the token limit");

@@ -23,6 +23,8 @@ public:
     // Tokens of the reply (this run of the app); shown in token view.
     void setTokens(const QList<GeneratedToken> &tokens);
     void setTokenView(bool on);
+    // Token view tinted by where each token came from (speculative decoding).
+    void setOriginTint(bool on);
     // While the conversation generates, edit and regenerate are disabled.
     void setBusy(bool busy);
 

@@ -7,6 +7,12 @@
 #include <QComboBox>
 #include <QDialogButtonBox>
 #include <QDoubleSpinBox>
+#include <QFileDialog>
+#include <QFutureWatcher>
+#include <QLineEdit>
+#include <QLocale>
+#include <QToolButton>
+#include <QtConcurrent>
 #include <QFormLayout>
 #include <QGroupBox>
 #include <QLabel>
@@ -40,34 +46,100 @@ SettingsDialog::SettingsDialog(Settings *settings, EngineWorker *engine, QWidget
     auto *columns = new QHBoxLayout;
     layout->addLayout(columns);
 
-    auto *engineBox = new QGroupBox(tr("Engine (changes reload the model)"), this);
+    auto *engineBox = new QGroupBox(tr("Engine (changes reload the model; the chat is kept)"), this);
     auto *ef = new QFormLayout(engineBox);
-    auto *backend = qobject_cast<QComboBox *>(makeEditor(K::Backend));
-    ef->addRow(tr("Backend"), backend);
-    ef->addRow(tr("GPU layers"), unavailable(makeEditor(K::GpuLayers), notYet()));
+    m_backend = qobject_cast<QComboBox *>(makeEditor(K::Backend));
+    ef->addRow(tr("Backend"), m_backend);
+    auto *gpuLayers = qobject_cast<QSpinBox *>(makeEditor(K::GpuLayers));
+    gpuLayers->setSpecialValueText(tr("all"));
+    gpuLayers->setToolTip(tr("Layers on the GPU (CUDA backend). The CUDA backend runs all layers on the GPU; "
+                             "partial offload is refused with a message."));
+    ef->addRow(tr("GPU layers"), gpuLayers);
+    auto gpuOnlyForCuda = [this, gpuLayers] {
+        gpuLayers->setEnabled(m_settings->backend() == QLatin1String("cuda"));
+    };
+    gpuOnlyForCuda();
+    connect(m_settings, &Settings::changed, gpuLayers, [gpuOnlyForCuda](Settings::Key key) {
+        if (key == Settings::Key::Backend)
+            gpuOnlyForCuda();
+    });
     ef->addRow(tr("Threads (0: all cores)"), makeEditor(K::Threads));
     ef->addRow(tr("Context length"), makeEditor(K::ContextLength));
     ef->addRow(tr("Batch size"), makeEditor(K::BatchSize));
-    ef->addRow(tr("KV cache type"), unavailable(makeEditor(K::KvCacheType), notYet()));
-    auto *weights = new QComboBox(engineBox);
-    weights->addItems({tr("as stored in the file"), QStringLiteral("Q8_0"), QStringLiteral("Q4_K")});
-    ef->addRow(tr("Weight format"), unavailable(weights, notYet()));
-    auto *speculative = new QComboBox(engineBox);
-    speculative->addItems({tr("off"), tr("draft model"), tr("n-gram lookup")});
-    ef->addRow(tr("Speculative decoding"), unavailable(speculative, notYet()));
-    auto *prefix = new QCheckBox(tr("Reuse the common prompt prefix"), engineBox);
-    prefix->setChecked(true);
-    ef->addRow(tr("Prefix cache"), unavailable(prefix, tr("always on: it cannot be turned off yet")));
+    QWidget *kv = makeEditor(K::KvCacheType);
+    kv->setToolTip(tr("Type of the keys and values kept for the context. Q8_0 halves its memory; "
+                      "an engine without quantized KV support refuses it with a message."));
+    ef->addRow(tr("KV cache type"), kv);
     auto *batching = new QCheckBox(tr("Serve several chats at once"), engineBox);
     ef->addRow(tr("Batching"), unavailable(batching, notYet()));
-    // CUDA is not in the app's engine yet.
-    if (backend) {
-        const int cuda = backend->findText(QStringLiteral("cuda"));
-        if (cuda >= 0)
-            backend->setItemData(cuda, 0, Qt::UserRole - 1);  // disables the item
-        backend->setToolTip(tr("CUDA: not available yet in the app"));
-    }
     columns->addWidget(engineBox);
+    // The CUDA item is enabled once the probe (off the GUI thread) finds a device.
+    setCudaAvailable(false, tr("looking for a CUDA device…"));
+    auto *probe = new QFutureWatcher<BackendReport>(this);
+    connect(probe, &QFutureWatcher<BackendReport>::finished, this, [this, probe] {
+        const BackendReport r = probe->result();
+        setCudaAvailable(r.cudaAvailable, r.cudaAvailable ? r.cudaDevices.join(QLatin1Char('\n')) : r.cudaMessage);
+        // KV cache types this build of the engine does not have: shown, disabled, with the reason.
+        if (auto *kv = qobject_cast<QComboBox *>(editor(Settings::Key::KvCacheType)))
+            for (int i = 0; i < kv->count(); ++i)
+                if (!r.kvCacheTypes.contains(kv->itemData(i).toString())) {
+                    kv->setItemData(i, 0, Qt::UserRole - 1);
+                    kv->setItemData(i, tr("not available yet: this build of the engine keeps the KV cache in F16"),
+                                    Qt::ToolTipRole);
+                }
+        probe->deleteLater();
+    });
+    probe->setFuture(QtConcurrent::run(&EngineWorker::probeBackends));
+
+    auto *weightsBox = new QGroupBox(tr("Weight format (requantize on load)"), this);
+    weightsBox->setObjectName(QStringLiteral("weightFormatBox"));
+    auto *wf = new QFormLayout(weightsBox);
+    wf->addRow(tr("Whole model"), makeEditor(K::WeightFormat));
+    wf->addRow(tr("Attention"), makeEditor(K::WeightFormatAttention));
+    wf->addRow(tr("Feed-forward"), makeEditor(K::WeightFormatFeedForward));
+    wf->addRow(tr("Embeddings"), makeEditor(K::WeightFormatEmbedding));
+    wf->addRow(tr("Output"), makeEditor(K::WeightFormatOutput));
+    m_weightsInfo = new QLabel(weightsBox);
+    m_weightsInfo->setObjectName(QStringLiteral("weightsInfo"));
+    m_weightsInfo->setWordWrap(true);
+    m_weightsInfo->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    wf->addRow(m_weightsInfo);
+    weightsBox->setToolTip(tr("The model is requantized in the background into a cached copy "
+                              "(in the data folder), then loaded. Rows that a block size cannot take fall back "
+                              "like llama.cpp does."));
+
+    auto *decodingBox = new QGroupBox(tr("Decoding (applies to the next reply)"), this);
+    auto *df = new QFormLayout(decodingBox);
+    df->addRow(tr("Speculative decoding"), makeEditor(K::SpecMethod));
+    df->addRow(tr("Longest draft"), makeEditor(K::SpecDraftMax));
+    df->addRow(tr("N-gram size"), makeEditor(K::SpecNgram));
+    df->addRow(tr("Branches / candidates"), makeEditor(K::SpecBranches));
+    df->addRow(tr("Adaptive"), makeEditor(K::SpecAdaptive));
+    auto *draftRow = new QHBoxLayout;
+    auto *draft = qobject_cast<QLineEdit *>(makeEditor(K::SpecDraftModel));
+    draft->setPlaceholderText(tr("draft model GGUF (method \"draft\")"));
+    auto *browse = new QToolButton(decodingBox);
+    browse->setText(tr("…"));
+    browse->setToolTip(tr("Choose the draft model file"));
+    connect(browse, &QToolButton::clicked, this, [this] {
+        auto *dialog = new QFileDialog(this, tr("Draft model"), QString(), tr("GGUF models (*.gguf)"));
+        dialog->setFileMode(QFileDialog::ExistingFile);
+        dialog->setAttribute(Qt::WA_DeleteOnClose);
+        connect(dialog, &QFileDialog::fileSelected, this,
+                [this](const QString &f) { m_settings->setValue(Settings::Key::SpecDraftModel, f); });
+        dialog->open();
+    });
+    draftRow->addWidget(draft, 1);
+    draftRow->addWidget(browse);
+    df->addRow(tr("Draft model"), draftRow);
+    df->addRow(tr("Prefix cache"), makeEditor(K::PrefixCache));
+    qobject_cast<QCheckBox *>(editor(K::PrefixCache))->setText(tr("Reuse the common prompt prefix"));
+    qobject_cast<QCheckBox *>(editor(K::SpecAdaptive))->setText(tr("Adapt the draft length; off when slower"));
+
+    auto *engineColumn = new QVBoxLayout;
+    engineColumn->addWidget(weightsBox);
+    engineColumn->addWidget(decodingBox);
+    columns->addLayout(engineColumn);
 
     auto *samplingBox = new QGroupBox(tr("Sampling (applies to the next reply)"), this);
     auto *sf = new QFormLayout(samplingBox);
@@ -93,8 +165,15 @@ SettingsDialog::SettingsDialog(Settings *settings, EngineWorker *engine, QWidget
     m_progress->setRange(0, 0);
     m_progress->setMaximumWidth(160);
     m_progress->hide();
+    m_cancel = new QToolButton(this);
+    m_cancel->setObjectName(QStringLiteral("cancelReload"));
+    m_cancel->setText(tr("Cancel"));
+    m_cancel->setToolTip(tr("Stop applying the engine settings (the model stays as it was)"));
+    m_cancel->hide();
+    connect(m_cancel, &QToolButton::clicked, m_engine, qOverload<>(&EngineWorker::cancelLoad));
     statusRow->addWidget(m_status, 1);
     statusRow->addWidget(m_progress);
+    statusRow->addWidget(m_cancel);
     layout->addLayout(statusRow);
 
     auto *buttons = new QDialogButtonBox(QDialogButtonBox::Close | QDialogButtonBox::RestoreDefaults, this);
@@ -110,6 +189,8 @@ SettingsDialog::SettingsDialog(Settings *settings, EngineWorker *engine, QWidget
             [this](Settings::Key key, const QVariant &value, bool) { showValue(key, value); });
     connect(m_engine, &EngineWorker::modelLoadStarted, this, &SettingsDialog::updateReloadStatus);
     connect(m_engine, &EngineWorker::modelLoaded, this, &SettingsDialog::updateReloadStatus);
+    connect(m_engine, &EngineWorker::modelLoaded, this, &SettingsDialog::showModelInfo);
+    showModelInfo();
     connect(m_engine, &EngineWorker::modelLoadFailed, this, [this](quint64, const QString &message) {
         updateReloadStatus();
         m_status->setText(message);
@@ -135,9 +216,19 @@ QWidget *SettingsDialog::makeEditor(Settings::Key key)
     QWidget *w = nullptr;
     if (!d.choices.isEmpty()) {
         auto *combo = new QComboBox(this);
-        combo->addItems(d.choices);
-        connect(combo, &QComboBox::currentTextChanged, this, [this, key](const QString &t) { apply(key, t); });
+        for (const QString &c : d.choices)
+            combo->addItem(choiceLabel(c), c);
+        connect(combo, &QComboBox::currentIndexChanged, this,
+                [this, key, combo](int i) { apply(key, combo->itemData(i).toString()); });
         w = combo;
+    } else if (d.defaultValue.typeId() == QMetaType::Bool) {
+        auto *check = new QCheckBox(this);
+        connect(check, &QCheckBox::toggled, this, [this, key](bool on) { apply(key, on); });
+        w = check;
+    } else if (key == Settings::Key::SpecDraftModel) {
+        auto *line = new QLineEdit(this);
+        connect(line, &QLineEdit::editingFinished, this, [this, key, line] { apply(key, line->text()); });
+        w = line;
     } else if (d.defaultValue.typeId() == QMetaType::Double) {
         auto *spin = new QDoubleSpinBox(this);
         spin->setDecimals(2);
@@ -182,7 +273,11 @@ void SettingsDialog::showValue(Settings::Key key, const QVariant &value)
     m_updating = true;
     const QSignalBlocker block(w);
     if (auto *combo = qobject_cast<QComboBox *>(w))
-        combo->setCurrentText(value.toString());
+        combo->setCurrentIndex(combo->findData(value.toString()));
+    else if (auto *check = qobject_cast<QCheckBox *>(w))
+        check->setChecked(value.toBool());
+    else if (auto *line = qobject_cast<QLineEdit *>(w))
+        line->setText(value.toString());
     else if (auto *dspin = qobject_cast<QDoubleSpinBox *>(w))
         dspin->setValue(value.toDouble());
     else if (auto *spin = qobject_cast<QSpinBox *>(w))
@@ -208,10 +303,67 @@ void SettingsDialog::updateReloadStatus()
 {
     const bool loading = m_engine->isLoading();
     m_progress->setVisible(loading);
+    m_cancel->setVisible(loading);
     if (loading) {
         m_progress->setRange(0, 0);
-        m_status->setText(tr("Applying the engine settings (the chat is kept)…"));
+        m_status->setText(m_settings->engineConfig().requantizes()
+                              ? tr("Requantizing and loading the model (the chat is kept)…")
+                              : tr("Applying the engine settings (the chat is kept)…"));
     } else {
         m_status->setText(m_engine->isModelLoaded() ? tr("Settings applied.") : QString());
     }
+}
+
+QString SettingsDialog::choiceLabel(const QString &choice)
+{
+    if (choice == QLatin1String("file"))
+        return tr("as in the file");
+    if (choice == QLatin1String("base"))
+        return tr("as the whole model");
+    if (choice == QLatin1String("cpu"))
+        return tr("CPU");
+    if (choice == QLatin1String("cuda"))
+        return tr("CUDA (GPU)");
+    if (choice == QLatin1String("none"))
+        return tr("off");
+    if (choice == QLatin1String("draft"))
+        return tr("draft model");
+    if (choice == QLatin1String("lookup"))
+        return tr("prompt lookup (n-grams)");
+    if (choice == QLatin1String("lookahead"))
+        return tr("lookahead (Jacobi)");
+    if (choice == QLatin1String("selfdraft"))
+        return tr("self-draft (skipped layers)");
+    return choice.toUpper();
+}
+
+void SettingsDialog::setCudaAvailable(bool available, const QString &why)
+{
+    const int cuda = m_backend->findData(QStringLiteral("cuda"));
+    if (cuda < 0)
+        return;
+    // Qt::UserRole - 1 is the item's flags in QStandardItemModel: 0 disables it.
+    if (available)
+        m_backend->setItemData(cuda, QVariant(), Qt::UserRole - 1);
+    else
+        m_backend->setItemData(cuda, 0, Qt::UserRole - 1);
+    m_backend->setItemData(cuda, why, Qt::ToolTipRole);
+    m_backend->setToolTip(available ? tr("CUDA: %1").arg(why) : tr("CUDA: not available: %1").arg(why));
+    m_cudaAvailable = available;
+}
+
+void SettingsDialog::showModelInfo()
+{
+    const ModelInfo info = m_engine->modelInfo();
+    if (!m_engine->isModelLoaded() || info.path.isEmpty()) {
+        m_weightsInfo->setText(tr("No model loaded."));
+        return;
+    }
+    const QLocale locale;
+    m_weightsInfo->setText(tr("Loaded: %1 on %2\nWeights: %3 (%4 of tensor data, file %5)\nKV cache: %6 (%7)")
+                               .arg(info.description, info.backend.toUpper(), info.weightFormat,
+                                    locale.formattedDataSize(qint64(info.weightBytes)),
+                                    locale.formattedDataSize(qint64(info.fileBytes)),
+                                    locale.formattedDataSize(qint64(info.kvBytes)), info.kvCacheType.toUpper()));
+    m_weightsInfo->setToolTip(info.loadedFile);
 }

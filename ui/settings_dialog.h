@@ -10,8 +10,10 @@
 #include <QHash>
 
 class EngineWorker;
+class QComboBox;
 class QLabel;
 class QProgressBar;
+class QToolButton;
 class QWidget;
 
 class SettingsDialog : public QDialog {
@@ -22,6 +24,10 @@ public:
     // The editor of a setting (QSpinBox, QDoubleSpinBox, QComboBox, QPlainTextEdit).
     QWidget *editor(Settings::Key key) const { return m_editors.value(key); }
     QLabel *reloadStatus() const { return m_status; }
+    QLabel *weightsInfo() const { return m_weightsInfo; }
+    QToolButton *cancelButton() const { return m_cancel; }
+    bool cudaAvailable() const { return m_cudaAvailable; }
+    static QString choiceLabel(const QString &choice);
 
 private:
     QWidget *makeEditor(Settings::Key key);
@@ -29,11 +35,17 @@ private:
     void apply(Settings::Key key, const QVariant &value);
     static QWidget *unavailable(QWidget *editor, const QString &why);
     void updateReloadStatus();
+    void setCudaAvailable(bool available, const QString &why);
+    void showModelInfo();
 
     Settings *m_settings;
     EngineWorker *m_engine;
     QHash<Settings::Key, QWidget *> m_editors;
     QLabel *m_status = nullptr;
     QProgressBar *m_progress = nullptr;
+    QToolButton *m_cancel = nullptr;
+    QComboBox *m_backend = nullptr;
+    QLabel *m_weightsInfo = nullptr;
+    bool m_cudaAvailable = false;
     bool m_updating = false;
 };

@@ -197,7 +197,8 @@ Result<GenerateResult> Session::generate(std::vector<Token> prompt, const Genera
 
     // Reuse the cached prefix; at least one prompt token is decoded to get logits.
     size_t common = 0;
-    while (common < m_tokens.size() && common < prompt.size() && m_tokens[common] == prompt[common]) ++common;
+    while (params.reuse_prefix && common < m_tokens.size() && common < prompt.size() && m_tokens[common] == prompt[common])
+        ++common;
     common = std::min(common, prompt.size() - 1);
     m_ctx->truncate(int32_t(common));
     m_tokens.resize(common);

@@ -292,6 +292,12 @@ private slots:
         QTest::addColumn<QVariant>("value");
         QTest::addColumn<bool>("reload");
         QTest::newRow("context length") << int(Settings::Key::ContextLength) << QVariant(2048) << true;
+        QTest::newRow("kv type") << int(Settings::Key::KvCacheType) << QVariant("q8_0") << true;
+        QTest::newRow("weight format") << int(Settings::Key::WeightFormat) << QVariant("q8_0") << true;
+        QTest::newRow("ffn weight format") << int(Settings::Key::WeightFormatFeedForward) << QVariant("q4_k") << true;
+        QTest::newRow("backend") << int(Settings::Key::Backend) << QVariant("cuda") << true;
+        QTest::newRow("speculative method") << int(Settings::Key::SpecMethod) << QVariant("lookup") << false;
+        QTest::newRow("prefix cache") << int(Settings::Key::PrefixCache) << QVariant(false) << false;
         QTest::newRow("threads") << int(Settings::Key::Threads) << QVariant(3) << true;
         QTest::newRow("temperature") << int(Settings::Key::Temperature) << QVariant(0.1) << false;
         QTest::newRow("system prompt") << int(Settings::Key::SystemPrompt) << QVariant("hi") << false;
@@ -309,6 +315,189 @@ private slots:
         QCOMPARE(loaded.wait(reload ? 10000 : 300), reload);
         if (reload && key == int(Settings::Key::ContextLength))
             QCOMPARE(loaded.first().at(1).value<ModelInfo>().contextLength, value.toInt());
+    }
+
+    // A weight format, KV type or backend change is a full load with the new
+    // configuration (of the model that is loaded); a context change only a
+    // new session.
+    void reloadCarriesTheConfiguration()
+    {
+        Fixture f;
+        QVERIFY(f.start(freshPath()));
+        f.controller->setRequantizeDir(QStringLiteral("/tmp/requantized"));
+        QSignalSpy loaded(f.engine.get(), &EngineWorker::modelLoaded);
+        QVERIFY(f.settings->setValue(Settings::Key::WeightFormatAttention, QStringLiteral("q8_0")));
+        QVERIFY(loaded.wait(10000));
+        {
+            QMutexLocker lock(&f.control->mutex);
+            QCOMPARE(f.control->loads.size(), 2);
+            const EngineConfig c = f.control->loads.last();
+            QCOMPARE(c.weightFormat, QStringLiteral("file"));
+            QCOMPARE(c.weightFormatAttention, QStringLiteral("q8_0"));
+            QVERIFY(c.requantizes());
+            QCOMPARE(c.requantizeDir, QStringLiteral("/tmp/requantized"));
+        }
+        QCOMPARE(loaded.first().at(1).value<ModelInfo>().path, QStringLiteral("/models/fake.gguf"));
+        loaded.clear();
+        QVERIFY(f.settings->setValue(Settings::Key::ContextLength, 1024));
+        QVERIFY(loaded.wait(10000));
+        QMutexLocker lock(&f.control->mutex);
+        QCOMPARE(f.control->loads.size(), 2);
+        QCOMPARE(f.control->reconfigures.size(), 1);
+        QCOMPARE(f.control->reconfigures.last().weightFormatAttention, QStringLiteral("q8_0"));
+    }
+
+    // A context change right after a weight format change (whose load is then
+    // cancelled) still loads the weights in the new format.
+    void supersedingReloadKeepsFullLoad()
+    {
+        Fixture f;
+        QVERIFY(f.start(freshPath()));
+        f.control->holdAfterTokens = 0;  // keeps the engine thread busy: both reloads queue behind it
+        QSignalSpy finished(f.controller.get(), &ChatController::replyFinished);
+        QVERIFY(f.controller->sendMessage(QStringLiteral("busy")));
+        QTRY_VERIFY(f.controller->isGenerating(f.controller->currentConversationId()));
+        QSignalSpy loaded(f.engine.get(), &EngineWorker::modelLoaded);
+        QSignalSpy failed(f.engine.get(), &EngineWorker::modelLoadFailed);
+        QVERIFY(f.settings->setValue(Settings::Key::WeightFormat, QStringLiteral("q4_k")));
+        QVERIFY(f.settings->setValue(Settings::Key::ContextLength, 1024));
+        f.control->released = true;
+        QVERIFY(finished.wait(10000));
+        QTRY_COMPARE(loaded.size() + failed.size(), 2);
+        QCOMPARE(failed.size(), 1);  // the first reload, cancelled
+        QVERIFY(failed.first().at(1).toString().contains(QStringLiteral("cancelled")));
+        QMutexLocker lock(&f.control->mutex);
+        QCOMPARE(f.control->reconfigures.size(), 0);
+        QCOMPARE(f.control->loads.last().weightFormat, QStringLiteral("q4_k"));
+        QCOMPARE(f.control->loads.last().contextLength, 1024);
+        QCOMPARE(f.settings->value(Settings::Key::WeightFormat).toString(), QStringLiteral("q4_k"));  // not reverted
+    }
+
+    // Decoding options (speculative method and its parameters, prefix cache)
+    // reach the engine with the next request; token origins come back.
+    void decodingOptionsReachTheEngine()
+    {
+        Fixture f;
+        QVERIFY(f.start(freshPath()));
+        QVERIFY(f.sendAndWait(QStringLiteral("one")));
+        QCOMPARE(f.control->lastParams.spec.method, gb::SpecMethod::None);
+        QVERIFY(f.control->lastParams.reuse_prefix);
+        QVERIFY(f.settings->setValue(Settings::Key::SpecMethod, QStringLiteral("lookup")));
+        QVERIFY(f.settings->setValue(Settings::Key::SpecDraftMax, 5));
+        QVERIFY(f.settings->setValue(Settings::Key::SpecNgram, 2));
+        QVERIFY(f.settings->setValue(Settings::Key::SpecBranches, 1));
+        QVERIFY(f.settings->setValue(Settings::Key::SpecAdaptive, false));
+        QVERIFY(f.settings->setValue(Settings::Key::PrefixCache, false));
+        QVERIFY(f.sendAndWait(QStringLiteral("two words")));
+        const gb::GenerateParams p = f.control->lastParams;
+        QCOMPARE(p.spec.method, gb::SpecMethod::PromptLookup);
+        QCOMPARE(p.spec.draft_max, 5);
+        QCOMPARE(p.spec.ngram_max, 2);
+        QCOMPARE(p.spec.max_branches, 1);
+        QVERIFY(!p.spec.adaptive);
+        QVERIFY(!p.spec.auto_off);
+        QVERIFY(!p.reuse_prefix);
+        // The reply: "echo two words #2" -> Draft, Draft, Correction, Bonus.
+        const MessageRecord reply = f.controller->snapshot().messages.last();
+        const QList<GeneratedToken> tokens = f.controller->tokens(reply.id);
+        QCOMPARE(tokens.size(), 4);
+        const QList<TokenSource> expected = {TokenSource::Draft, TokenSource::Draft, TokenSource::Correction,
+                                             TokenSource::Bonus};
+        for (int i = 0; i < tokens.size(); ++i)
+            QCOMPARE(tokens[i].source, expected[i]);
+        QCOMPARE(reply.stats.value("spec_method").toString(), QStringLiteral("lookup"));
+        QCOMPARE(reply.stats.value("spec_accepted").toInteger(), 4);
+        QCOMPARE(reply.stats.value("prompt_tokens_reused").toInt(), 0);  // prefix cache off
+    }
+
+    // A reload the engine refuses: the engine settings go back to what runs,
+    // without another reload.
+    void refusedSettingIsReverted()
+    {
+        Fixture f;
+        QVERIFY(f.start(freshPath()));
+        QVERIFY(f.settings->setValue(Settings::Key::ContextLength, 2048));
+        QSignalSpy loaded(f.engine.get(), &EngineWorker::modelLoaded);
+        QVERIFY(loaded.wait(10000));
+        QSignalSpy failed(f.engine.get(), &EngineWorker::modelLoadFailed);
+        QSignalSpy changed(f.settings.get(), &Settings::changed);
+        QVERIFY(f.settings->setValue(Settings::Key::GpuLayers, 999));
+        QVERIFY(failed.wait(10000));
+        QTRY_COMPARE(f.settings->value(Settings::Key::GpuLayers).toInt(), -1);
+        QCOMPARE(f.settings->contextLength(), 2048);  // what had been applied stays
+        QCOMPARE(changed.size(), 2);                  // 999, then back to -1
+        QTest::qWait(50);
+        QVERIFY(f.engine->isModelLoaded());
+        QVERIFY(!f.engine->isLoading());
+        QMutexLocker lock(&f.control->mutex);
+        QCOMPARE(f.control->loads.size(), 2);         // the first load and the refused one
+    }
+
+    // The model path is remembered only once the model has loaded.
+    void modelPathRememberedAfterLoad()
+    {
+        Fixture f;
+        QVERIFY(f.start(freshPath(), false));
+        QSignalSpy failed(f.engine.get(), &EngineWorker::modelLoadFailed);
+        QSignalSpy loaded(f.engine.get(), &EngineWorker::modelLoaded);
+        f.controller->loadModel(QStringLiteral("/models/broken.bad"));
+        QVERIFY(failed.wait(10000));
+        QCOMPARE(f.settings->modelPath(), QString());
+        f.controller->loadModel(QStringLiteral("/models/good.gguf"));
+        QVERIFY(loaded.wait(10000));
+        QCOMPARE(f.settings->modelPath(), QStringLiteral("/models/good.gguf"));
+        f.controller->loadModel(QStringLiteral("/models/other.bad"));
+        // Not even while the load runs.
+        QCOMPARE(f.settings->modelPath(), QStringLiteral("/models/good.gguf"));
+        QVERIFY(failed.wait(10000));
+        QCOMPARE(f.settings->modelPath(), QStringLiteral("/models/good.gguf"));
+        // A reload for a setting does not count as a new model either way.
+        loaded.clear();
+        QVERIFY(f.settings->setValue(Settings::Key::ContextLength, 1024));
+        QVERIFY(loaded.wait(10000));
+        QCOMPARE(f.settings->modelPath(), QStringLiteral("/models/good.gguf"));
+    }
+
+    // "New chat" then a message at once (before the store made the chat):
+    // one new conversation, titled by the message, holding it.
+    void newChatThenImmediateSend_data()
+    {
+        QTest::addColumn<bool>("withOpenConversation");
+        QTest::newRow("nothing open") << false;
+        QTest::newRow("another chat open") << true;
+    }
+
+    void newChatThenImmediateSend()
+    {
+        QFETCH(bool, withOpenConversation);
+        Fixture f;
+        QVERIFY(f.start(freshPath()));
+        qint64 old = 0;
+        if (withOpenConversation) {
+            QVERIFY(f.sendAndWait(QStringLiteral("first chat")));
+            old = f.controller->currentConversationId();
+            QTRY_COMPARE(f.controller->conversations().size(), 1);
+        }
+        QSignalSpy finished(f.controller.get(), &ChatController::replyFinished);
+        f.controller->newConversation();
+        QVERIFY(f.controller->sendMessage(QStringLiteral("hello there")));
+        QVERIFY(!f.controller->sendMessage(QStringLiteral("and again")));  // one waits already
+        QVERIFY(finished.wait(20000));
+        QVERIFY(f.waitIdle(f.controller->currentConversationId()));
+        QTest::qWait(50);  // any second conversation would have been made by now
+        f.controller->refreshConversations();
+        QTRY_COMPARE(f.controller->conversations().size(), withOpenConversation ? 2 : 1);
+        const qint64 current = f.controller->currentConversationId();
+        QVERIFY(current != old);
+        QCOMPARE(f.contents(), (QStringList{QStringLiteral("hello there"), QStringLiteral("echo hello there #%1")
+                                                                               .arg(withOpenConversation ? 2 : 1)}));
+        QTRY_COMPARE(f.controller->snapshot().conversation.title, QStringLiteral("hello there"));
+        if (withOpenConversation) {  // the other chat did not get the message
+            f.controller->openConversation(old);
+            QTRY_VERIFY(!f.controller->snapshot().loading);
+            QCOMPARE(f.contents().size(), 2);
+            QCOMPARE(f.contents().first(), QStringLiteral("first chat"));
+        }
     }
 };
 

@@ -51,6 +51,51 @@ private slots:
         QTest::newRow("kv type") << int(K::KvCacheType) << QVariant("q8_0") << true << QVariant("q8_0");
         QTest::newRow("kv type unknown") << int(K::KvCacheType) << QVariant("f64") << false << QVariant("f16");
         QTest::newRow("system prompt") << int(K::SystemPrompt) << QVariant("be brief") << true << QVariant("be brief");
+        QTest::newRow("kv type q4_0 gone") << int(K::KvCacheType) << QVariant("q4_0") << false << QVariant("f16");
+        QTest::newRow("gpu layers all") << int(K::GpuLayers) << QVariant(-1) << true << QVariant(-1);
+        QTest::newRow("gpu layers clamps") << int(K::GpuLayers) << QVariant(-7) << true << QVariant(-1);
+        QTest::newRow("gpu layers some") << int(K::GpuLayers) << QVariant(12) << true << QVariant(12);
+        QTest::newRow("weight format") << int(K::WeightFormat) << QVariant("q4_k") << true << QVariant("q4_k");
+        QTest::newRow("weight format base is per class only")
+            << int(K::WeightFormat) << QVariant("base") << false << QVariant("file");
+        QTest::newRow("weight format unknown") << int(K::WeightFormat) << QVariant("q7_0") << false << QVariant("file");
+        QTest::newRow("attention format") << int(K::WeightFormatAttention) << QVariant("q8_0") << true << QVariant("q8_0");
+        QTest::newRow("output format file") << int(K::WeightFormatOutput) << QVariant("file") << true << QVariant("file");
+        QTest::newRow("spec method") << int(K::SpecMethod) << QVariant("lookahead") << true << QVariant("lookahead");
+        QTest::newRow("spec method unknown") << int(K::SpecMethod) << QVariant("medusa") << false << QVariant("none");
+        QTest::newRow("draft max clamps") << int(K::SpecDraftMax) << QVariant(500) << true << QVariant(64);
+        QTest::newRow("prefix cache off") << int(K::PrefixCache) << QVariant(false) << true << QVariant(false);
+        QTest::newRow("prefix cache from text") << int(K::PrefixCache) << QVariant("false") << true << QVariant(false);
+        QTest::newRow("prefix cache from 0") << int(K::PrefixCache) << QVariant(0) << true << QVariant(false);
+        QTest::newRow("prefix cache not a bool") << int(K::PrefixCache) << QVariant("maybe") << false << QVariant(true);
+        QTest::newRow("adaptive off") << int(K::SpecAdaptive) << QVariant(false) << true << QVariant(false);
+    }
+
+    // EngineConfig::requantizes(): any format other than the file's.
+    void requantizes_data()
+    {
+        QTest::addColumn<QString>("base");
+        QTest::addColumn<QString>("attention");
+        QTest::addColumn<QString>("output");
+        QTest::addColumn<bool>("requantizes");
+        QTest::newRow("as stored") << "file" << "base" << "base" << false;
+        QTest::newRow("classes as stored") << "file" << "file" << "file" << false;
+        QTest::newRow("whole model") << "q8_0" << "base" << "base" << true;
+        QTest::newRow("one class") << "file" << "q4_k" << "base" << true;
+        QTest::newRow("classes back to the file") << "q8_0" << "file" << "file" << true;
+    }
+
+    void requantizes()
+    {
+        QFETCH(QString, base);
+        QFETCH(QString, attention);
+        QFETCH(QString, output);
+        QFETCH(bool, requantizes);
+        Settings s;
+        QVERIFY(s.setValue(Settings::Key::WeightFormat, base));
+        QVERIFY(s.setValue(Settings::Key::WeightFormatAttention, attention));
+        QVERIFY(s.setValue(Settings::Key::WeightFormatOutput, output));
+        QCOMPARE(s.engineConfig().requantizes(), requantizes);
     }
 
     void setValue()
@@ -82,6 +127,11 @@ private slots:
         QTest::newRow("temperature") << int(K::Temperature) << false;
         QTest::newRow("max tokens") << int(K::MaxTokens) << false;
         QTest::newRow("system prompt") << int(K::SystemPrompt) << false;
+        QTest::newRow("weight format") << int(K::WeightFormat) << true;
+        QTest::newRow("embedding format") << int(K::WeightFormatEmbedding) << true;
+        QTest::newRow("spec method") << int(K::SpecMethod) << false;
+        QTest::newRow("draft model") << int(K::SpecDraftModel) << false;
+        QTest::newRow("prefix cache") << int(K::PrefixCache) << false;
     }
 
     void needsReload()

@@ -34,6 +34,12 @@ endif()
 file(STRINGS ${PROJECT_SOURCE_DIR}/engine/src/model.cpp _ui_model_head LIMIT_COUNT 1)
 if(NOT _ui_model_head MATCHES "^// Placeholder")
   glassbox_add_app_test(tst_ui_end_to_end_model SOURCES tst_ui_end_to_end_model.cpp LABELS "model;gui")
+  # The glassbox executable killed with SIGKILL mid-reply, then reopened.
+  if(TARGET glassbox)
+    glassbox_add_app_test(tst_app_crash_model SOURCES tst_app_crash_model.cpp LABELS "model;gui")
+    target_compile_definitions(tst_app_crash_model PRIVATE GLASSBOX_APP="$<TARGET_FILE:glassbox>")
+    add_dependencies(tst_app_crash_model glassbox)
+  endif()
 endif()
 
 # Renders the README screenshots (scripts/screenshots.sh); not a test.

@@ -1,6 +1,7 @@
 // End to end with the real model (models/gemma-3-270m-q4_k_m.gguf) in a real
 // window: type a message, get a streamed reply, regenerate, edit an earlier
-// message and switch branches, change the decoding settings, restart on the
+// message and switch branches, change the decoding settings (sampling,
+// speculative decoding, prefix cache), restart on the
 // same data folder and find everything again; bad model files (truncated,
 // text renamed .gguf) give a message while the loaded model and chats go on.
 #include "conversation_list.h"
@@ -94,13 +95,20 @@ private slots:
             QCOMPARE(app.messageText(0), QStringLiteral("Name a colour."));
             QCOMPARE(app.messages()[3]->message().content, replies[1]);
 
-            // Another decoding mode (sampling with a seed) for the next reply.
+            // Another decoding mode (sampling with a seed, speculative prompt
+            // lookup, no prefix cache) for the next reply.
             settings->setValue(Settings::Key::Temperature, 0.9);
             settings->setValue(Settings::Key::Seed, 7);
+            settings->setValue(Settings::Key::SpecMethod, QStringLiteral("lookup"));
+            settings->setValue(Settings::Key::PrefixCache, false);
             QVERIFY(app.typeAndSend(QStringLiteral("One more."), 180000));
             QTRY_COMPARE(app.messages().size(), 6);
             QCOMPARE(app.messages()[5]->message().state, MessageState::Complete);
+            QCOMPARE(app.messages()[5]->message().stats.value("spec_method").toString(), QStringLiteral("lookup"));
+            QCOMPARE(app.messages()[5]->message().stats.value("prompt_tokens_reused").toInt(), 0);
             replies << app.messages()[5]->message().content;
+            settings->setValue(Settings::Key::SpecMethod, QStringLiteral("none"));
+            settings->setValue(Settings::Key::PrefixCache, true);
 
             // Bad files: a message each, the model and the chat carry on.
             QFile model(modelPath());

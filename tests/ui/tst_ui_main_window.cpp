@@ -6,17 +6,22 @@
 #include "conversation_list.h"
 #include "fake_backend.h"
 #include "inspector_dock.h"
+#include "quant_lab_dialog.h"
 #include "settings_dialog.h"
 #include "system_prompt_panel.h"
 #include "ui_test_util.h"
 
+#include <QCheckBox>
 #include <QComboBox>
 #include <QDoubleSpinBox>
 #include <QLineEdit>
 #include <QListWidget>
 #include <QPushButton>
 #include <QSpinBox>
+#include <QTableWidget>
 #include <QToolButton>
+
+#include "glassbox/synth.h"
 
 class TstUiMainWindow : public QObject {
     Q_OBJECT
@@ -281,10 +286,71 @@ private slots:
         const QString tip = MessageTextView::tokenToolTip(view->tokens()[1]);
         QVERIFY2(tip.contains(QStringLiteral("60.7%")), qPrintable(tip));  // exp(-0.5)
         QVERIFY2(tip.contains(QStringLiteral("t101")), qPrintable(tip));   // the fake's alternatives
-        // The speculative colouring toggle is there but disabled, saying why.
+        // Plain decoding: every token is the model's own.
+        QVERIFY2(tip.contains(QStringLiteral("model")), qPrintable(tip));
+    }
+
+    // Speculative decoding on: the toggle tints tokens by origin (and turns
+    // the token view on); hovering names the origin; off again: by probability.
+    void speculativeTokensColouredByOrigin()
+    {
+        QVERIFY(m_app.loadModel(m_fakeModel));
+        m_app.context->settings()->setValue(Settings::Key::SpecMethod, QStringLiteral("lookup"));
+        QVERIFY(m_app.typeAndSend(QStringLiteral("one two three four")));
+        QTRY_COMPARE(m_app.messageText(1), QStringLiteral("echo one two three four #1"));
         QAction *spec = m_app.window->action(QStringLiteral("actionSpeculativeColours"));
-        QVERIFY(!spec->isEnabled());
-        QVERIFY(spec->toolTip().contains(QStringLiteral("Not available yet")));
+        QVERIFY(spec->isEnabled());
+        spec->trigger();
+        QVERIFY(m_app.window->action(QStringLiteral("actionTokenView"))->isChecked());
+        MessageTextView *view = m_app.messages()[1]->textView();
+        QCOMPARE(view->mode(), MessageTextView::Mode::Tokens);
+        QVERIFY(view->originTint());
+        // The fake's origins: Draft, Draft, Correction, Draft, Draft, Bonus.
+        const QList<TokenSource> expected = {TokenSource::Draft, TokenSource::Draft, TokenSource::Correction,
+                                             TokenSource::Draft, TokenSource::Draft, TokenSource::Bonus};
+        QCOMPARE(view->tokens().size(), expected.size());
+        const bool dark = view->palette().color(QPalette::Base).lightnessF() < 0.5;
+        int at = 0;
+        for (int i = 0; i < expected.size(); ++i) {
+            QCOMPARE(view->tokens()[i].source, expected[i]);
+            QTextCursor c(view->document());
+            c.setPosition(at + 1);  // the format of the token's first character
+            QCOMPARE(c.charFormat().background().color(), MessageTextView::originColour(expected[i], dark));
+            at += int(view->tokens()[i].text.size());
+        }
+        QVERIFY(MessageTextView::tokenToolTip(view->tokens()[2]).contains(QStringLiteral("correction")));
+        QVERIFY(MessageTextView::tokenToolTip(view->tokens()[0]).contains(QStringLiteral("accepted draft")));
+        // The stats line tells how the drafts went.
+        auto *stats = m_app.messages()[1]->findChild<QLabel *>(QStringLiteral("statsLabel"));
+        QVERIFY2(stats->text().contains(QStringLiteral("speculative lookup")), qPrintable(stats->text()));
+        // Off: tinted by probability again (exp(-0.5) -> not an origin colour).
+        spec->trigger();
+        QVERIFY(!view->originTint());
+        QTextCursor c(view->document());
+        c.setPosition(1);
+        QVERIFY(c.charFormat().background().color() != MessageTextView::originColour(TokenSource::Draft, dark));
+    }
+
+    // Ctrl+N and a message typed at once: one new chat, with the message.
+    void newChatThenSendAtOnce()
+    {
+        QVERIFY(m_app.loadModel(m_fakeModel));
+        QVERIFY(m_app.typeAndSend(QStringLiteral("first")));
+        ConversationList *list = m_app.window->conversationList();
+        QTRY_COMPARE(list->shownIds().size(), 1);
+        const qint64 first = m_app.controller()->currentConversationId();
+        QSignalSpy finished(m_app.controller(), &ChatController::replyFinished);
+        QTest::keyClick(m_app.window.get(), Qt::Key_N, Qt::ControlModifier);
+        PromptEdit *edit = m_app.window->composer()->editor();
+        QTest::keyClicks(edit, QStringLiteral("second"));
+        QTest::keyClick(edit, Qt::Key_Return);
+        QVERIFY(finished.wait(20000));
+        QTest::qWait(100);
+        QTRY_COMPARE(list->shownIds().size(), 2);
+        QVERIFY(m_app.controller()->currentConversationId() != first);
+        QTRY_COMPARE(m_app.messages().size(), 2);
+        QCOMPARE(m_app.messageText(0), QStringLiteral("second"));
+        QTRY_COMPARE(m_app.window->windowTitle(), QStringLiteral("second — Glassbox"));
     }
 
     void settingsApplyLive()
@@ -308,13 +374,81 @@ private slots:
         QCOMPARE(m_app.engine()->modelInfo().contextLength, 2048);
         QCOMPARE(m_app.messages().size(), 2);
         QCOMPARE(m_app.messageText(1), QStringLiteral("echo keep me #1"));
-        // Options the engine lacks are shown disabled with the reason.
-        QWidget *kv = dialog->editor(Settings::Key::KvCacheType);
-        QVERIFY(!kv->isEnabled());
-        QVERIFY(kv->toolTip().contains(QStringLiteral("not available yet")));
+        // Weight format: a full load with the new format; the dialog tells
+        // what is loaded; the chat is kept.
+        auto *weights = qobject_cast<QComboBox *>(dialog->editor(Settings::Key::WeightFormat));
+        QVERIFY(weights && weights->isEnabled());
+        loaded.clear();
+        QSignalSpy started(m_app.engine(), &EngineWorker::modelLoadStarted);
+        weights->setCurrentIndex(weights->findData(QStringLiteral("q8_0")));
+        QCOMPARE(m_app.context->settings()->value(Settings::Key::WeightFormat).toString(), QStringLiteral("q8_0"));
+        QVERIFY(dialog->cancelButton()->isVisibleTo(dialog));
+        QVERIFY(loaded.wait(10000));
+        QCOMPARE(started.size(), 1);
+        {
+            QMutexLocker lock(&m_control->mutex);
+            QCOMPARE(m_control->loads.last().weightFormat, QStringLiteral("q8_0"));
+            QVERIFY(m_control->loads.last().requantizeDir.startsWith(m_app.context->dataDir()));
+        }
+        QTRY_VERIFY(dialog->weightsInfo()->text().contains(QStringLiteral("fake 1M F32")));
+        QCOMPARE(m_app.messages().size(), 2);
+        // KV type, speculative decoding and prefix cache are live editors now.
+        QVERIFY(dialog->editor(Settings::Key::KvCacheType)->isEnabled());
+        auto *method = qobject_cast<QComboBox *>(dialog->editor(Settings::Key::SpecMethod));
+        method->setCurrentIndex(method->findData(QStringLiteral("lookahead")));
+        QCOMPARE(m_app.context->settings()->value(Settings::Key::SpecMethod).toString(), QStringLiteral("lookahead"));
+        auto *prefix = qobject_cast<QCheckBox *>(dialog->editor(Settings::Key::PrefixCache));
+        QVERIFY(prefix && prefix->isChecked());
+        prefix->click();
+        QCOMPARE(m_app.context->settings()->value(Settings::Key::PrefixCache).toBool(), false);
+        // CUDA is offered only where the probe finds a device (never in a CPU-only build).
+        QTRY_VERIFY(!qobject_cast<QComboBox *>(dialog->editor(Settings::Key::Backend))->toolTip().contains(
+            QStringLiteral("looking")));
         // A change made elsewhere shows in the dialog.
         m_app.context->settings()->setValue(Settings::Key::TopK, 7);
         QCOMPARE(qobject_cast<QSpinBox *>(dialog->editor(Settings::Key::TopK))->value(), 7);
+    }
+
+    // The quantization lab from the File menu: the loaded model is the source;
+    // variants are written and evaluated in the background into a table;
+    // a result loads in the chat.
+    void quantLab()
+    {
+        QVERIFY(m_app.loadModel(m_fakeModel));
+        m_app.window->action(QStringLiteral("actionQuantLab"))->trigger();
+        QuantLabDialog *lab = m_app.window->quantLab();
+        QTRY_VERIFY(lab->isVisible());
+        QCOMPARE(lab->sourceModel(), QFileInfo(m_fakeModel).absoluteFilePath());
+        gb::Result<gb::SynthSpec> spec = gb::synth_preset("tiny-llama");
+        QVERIFY(spec);
+        spec.value().types = gb::synth_types("F16").value();
+        const QString synthetic = m_dir.filePath(QStringLiteral("tiny-f16.gguf"));
+        QVERIFY(gb::write_synthetic_model(spec.value(), synthetic.toStdString(), {}, 2));
+        lab->setSourceModel(synthetic);
+        lab->setVariantChecked(QStringLiteral("file"), true);
+        lab->setVariantChecked(QStringLiteral("q8_0"), true);
+        lab->setReference(QStringLiteral("file"));
+        lab->setContextLength(128);
+        lab->setMaxChunks(2);
+        const QuantLabRequest r = lab->request(true);
+        QCOMPARE(r.variants.size(), 2);
+        QCOMPARE(r.variants[0].path, synthetic);  // the reference first
+        QCOMPARE(r.variants[1].format, QStringLiteral("q8_0"));
+        QVERIFY(r.evalText.size() > 1000);      // the built-in sample text
+        QSignalSpy finished(lab->lab(), &QuantLab::finished);
+        clickButton(lab, QStringLiteral("runEvaluation"));
+        QVERIFY(finished.wait(300000));
+        QTableWidget *table = lab->table();
+        QCOMPARE(table->rowCount(), 2);
+        QVERIFY(table->item(0, 0)->text().contains(QStringLiteral("reference")));
+        QCOMPARE(table->item(0, 3)->text().toDouble(), 0.0);  // KLD of the reference
+        QVERIFY(!table->item(1, 2)->text().isEmpty());       // a perplexity
+        // Load the Q8_0 file in the chat.
+        table->selectRow(1);
+        QSignalSpy loaded(m_app.engine(), &EngineWorker::modelLoaded);
+        clickButton(lab, QStringLiteral("loadVariant"));
+        QVERIFY(loaded.wait(10000));
+        QCOMPARE(loaded.first().at(1).value<ModelInfo>().path, lab->rows()[1].path);
     }
 
     void systemPromptPresets()
@@ -362,6 +496,25 @@ private slots:
         // A missing file is an error too.
         m_app.window->loadModel(m_dir.filePath(QStringLiteral("missing.gguf")));
         QTRY_VERIFY(m_app.window->errors().last().contains(QStringLiteral("no such file")));
+        // Out of memory while loading: a message, the model and the chat go on.
+        errors.clear();
+        m_app.window->loadModel(touchFile(m_dir.filePath(QStringLiteral("huge.oom"))));
+        QVERIFY(errors.wait(10000));
+        QVERIFY2(errors.first().first().toString().contains(QStringLiteral("out of memory")),
+                 qPrintable(errors.first().first().toString()));
+        QVERIFY(m_app.engine()->isModelLoaded());
+        m_app.closeDialogs();
+        QVERIFY(m_app.typeAndSend(QStringLiteral("still")));
+        QTRY_COMPARE(m_app.messageText(5), QStringLiteral("echo still #3"));
+        // A setting the engine refuses: a message, and the setting shows what runs.
+        errors.clear();
+        QVERIFY(m_app.context->settings()->setValue(Settings::Key::GpuLayers, 999));
+        QVERIFY(errors.wait(10000));
+        QVERIFY2(errors.first().first().toString().contains(QStringLiteral("999")),
+                 qPrintable(errors.first().first().toString()));
+        QTRY_COMPARE(m_app.context->settings()->value(Settings::Key::GpuLayers).toInt(), -1);
+        QVERIFY(m_app.engine()->isModelLoaded());
+        QCOMPARE(m_app.context->settings()->modelPath(), QFileInfo(m_fakeModel).absoluteFilePath());
     }
 
     void sendWithoutModelExplains()

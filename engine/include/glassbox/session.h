@@ -37,6 +37,7 @@ struct GenerateParams {
     bool                     ignore_eos = false;
     int32_t                  n_logprobs = 0;    // top-N alternatives per token in events
     SpecConfig               spec;              // [spec] speculative decoding (method None = plain)
+    bool                     reuse_prefix = true;  // false: prefill the whole prompt (no prefix cache)
 };
 
 struct TokenEvent {
