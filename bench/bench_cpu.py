@@ -19,7 +19,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CLI = os.path.join(ROOT, "build", "app", "glassbox-cli")
+CLI = os.environ.get("GLASSBOX_CLI", os.path.join(ROOT, "build", "app", "glassbox-cli"))
 
 
 def llamacpp_child(path, threads, reps, n_prompt, n_gen):
