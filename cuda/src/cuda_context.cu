@@ -515,6 +515,12 @@ Result<std::unique_ptr<Context>> create_context(std::shared_ptr<const Model> mod
     if (!rep.available) return make_error(ErrorCode::Unsupported, rep.message);
     const HParams & hp = model->hparams();
     if (params.context.n_ctx <= 0 || params.context.n_batch <= 0) return make_error(ErrorCode::InvalidArgument, "n_ctx and n_batch must be positive");
+    if (params.context.kv_type != kv::KvType::F16) {
+        return make_error(ErrorCode::Unsupported, "CUDA: the KV cache is F16 only on the GPU so far (Q8_0 KV runs on the CPU backend)");
+    }
+    if (!params.context.skip_layers.empty()) {
+        return make_error(ErrorCode::Unsupported, "CUDA: skipping layers (self-draft) runs on the CPU backend only so far");
+    }
     if (params.n_gpu_layers >= 0 && params.n_gpu_layers < hp.n_layer) {
         return make_error(ErrorCode::Unsupported, "CUDA: partial offload (" + std::to_string(params.n_gpu_layers) + " of " +
                                                       std::to_string(hp.n_layer) + " layers) is not implemented; use all layers or the CPU");
