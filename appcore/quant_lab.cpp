@@ -188,6 +188,7 @@ void QuantLab::run(const QuantLabRequest &request, const std::shared_ptr<std::at
                 row.name = QString::fromStdString(x.name);
                 row.path = i < variants.size() ? QString::fromStdString(variants[i].path) : QString();
                 row.fileBytes = x.file_bytes;
+                row.memoryBytes = x.memory_bytes;
                 row.ppl = x.ppl;
                 row.kldMean = x.kld_mean;
                 row.kldP50 = x.kld_p50;

@@ -45,6 +45,7 @@ struct QuantLabRow {
     QString name;
     QString path;
     quint64 fileBytes = 0;
+    quint64 memoryBytes = 0;  // weights + the evaluation context's KV cache
     double ppl = 0.0;
     double kldMean = 0.0, kldP50 = 0.0, kldP90 = 0.0, kldP99 = 0.0, kldMax = 0.0;
     double sameTopPct = 0.0;

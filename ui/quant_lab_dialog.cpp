@@ -183,10 +183,10 @@ QuantLabDialog::QuantLabDialog(const QString &outputDir, QWidget *parent)
     connect(m_write, &QPushButton::clicked, this, &QuantLabDialog::startWriting);
     connect(m_cancel, &QPushButton::clicked, this, &QuantLabDialog::cancel);
 
-    m_table = new QTableWidget(0, 10, this);
+    m_table = new QTableWidget(0, 11, this);
     m_table->setObjectName(QStringLiteral("results"));
     m_table->setAccessibleName(tr("Results"));
-    m_table->setHorizontalHeaderLabels({tr("Variant"), tr("Size"), tr("PPL"), tr("KLD mean"), tr("KLD p99"),
+    m_table->setHorizontalHeaderLabels({tr("Variant"), tr("Size"), tr("Memory"), tr("PPL"), tr("KLD mean"), tr("KLD p99"),
                                         tr("Same top %"), tr("Δp correct"), tr("Prefill tok/s"), tr("Decode tok/s"),
                                         tr("Scored")});
     m_table->setEditTriggers(QAbstractItemView::NoEditTriggers);
@@ -415,6 +415,7 @@ void QuantLabDialog::showRows(const QList<QuantLabRow> &rows, const QString &mar
         const QStringList cells = {
             r.reference ? tr("%1 (reference)").arg(r.name) : r.name,
             locale.formattedDataSize(qint64(r.fileBytes)),
+            evaluated ? locale.formattedDataSize(qint64(r.memoryBytes)) : QString(),
             evaluated ? cell(r.ppl, 3) : QString(),
             evaluated ? cell(r.kldMean, 5) : QString(),
             evaluated ? cell(r.kldP99, 4) : QString(),

@@ -97,6 +97,21 @@ class TestQuantEval : public QObject {
             QVERIFY(ppl.ok());
             QVERIFY(std::fabs(ppl->ppl - (*r)[size_t(v)].ppl) < 1e-6 * ppl->ppl);
         }
+        // memory = mapped weight tensors + the evaluation context's KV cache
+        for (int v : {0, 2}) {
+            auto m = Model::load(v == 0 ? a : b);
+            QVERIFY(m.ok());
+            uint64_t expect = 0;
+            for (const auto & t : (*m)->file().tensors()) expect += t.n_bytes;
+            ContextParams cp;
+            cp.n_ctx = 64;
+            cp.n_batch = 64;
+            auto ctx = Context::create(*m, cp);
+            QVERIFY(ctx.ok());
+            expect += (*ctx)->kv_bytes();
+            QCOMPARE((*r)[size_t(v)].memory_bytes, expect);
+        }
+        QVERIFY((*r)[2].memory_bytes < (*r)[0].memory_bytes);  // Q4_0 weights are smaller than Q8_0
         QVERIFY(format_table(*r).find("| b |") != std::string::npos);
         std::filesystem::remove_all(dir);
     }

@@ -441,8 +441,9 @@ private slots:
         QTableWidget *table = lab->table();
         QCOMPARE(table->rowCount(), 2);
         QVERIFY(table->item(0, 0)->text().contains(QStringLiteral("reference")));
-        QCOMPARE(table->item(0, 3)->text().toDouble(), 0.0);  // KLD of the reference
-        QVERIFY(!table->item(1, 2)->text().isEmpty());       // a perplexity
+        QCOMPARE(table->item(0, 4)->text().toDouble(), 0.0);  // KLD of the reference
+        QVERIFY(!table->item(1, 3)->text().isEmpty());       // a perplexity
+        QVERIFY(!table->item(1, 2)->text().isEmpty());       // its memory
         // Load the Q8_0 file in the chat.
         table->selectRow(1);
         QSignalSpy loaded(m_app.engine(), &EngineWorker::modelLoaded);

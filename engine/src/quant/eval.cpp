@@ -129,6 +129,7 @@ Result<std::vector<VariantResult>> evaluate_variants(const std::vector<Variant> 
         std::error_code ec;
         r.file_bytes = std::filesystem::file_size(variants[v].path, ec);
         r.n_scored = int64_t(klds[v].size());
+        for (const auto & t : models[v]->file().tensors()) r.memory_bytes += t.n_bytes;
         const double n = double(std::max<int64_t>(1, r.n_scored));
         r.ppl = std::exp(nll[v] / n);
         double s = 0.0;
@@ -143,6 +144,7 @@ Result<std::vector<VariantResult>> evaluate_variants(const std::vector<Variant> 
         r.prefill_tok_s = secs[v] > 0 ? double(n_chunks) * params.n_ctx / secs[v] : 0.0;
         // decode speed: 32 single-token steps after a short prompt
         auto ctx = Context::create(models[v], cp);
+        if (ctx) r.memory_bytes += (*ctx)->kv_bytes();
         if (ctx && tokens.size() >= 40) {
             std::vector<Token> p(tokens.begin(), tokens.begin() + 8);
             if ((*ctx)->decode(p, false).ok()) {
@@ -163,13 +165,13 @@ Result<std::vector<VariantResult>> evaluate_variants(const std::vector<Variant> 
 std::string format_table(const std::vector<VariantResult> & rows) {
     std::ostringstream o;
     char buf[512];
-    o << "| variant | size MiB | PPL | mean KLD | KLD p50 | p90 | p99 | max | same top % | mean Δp(correct) | prefill tok/s | decode tok/s |\n";
-    o << "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+    o << "| variant | size MiB | memory MiB | PPL | mean KLD | KLD p50 | p90 | p99 | max | same top % | mean Δp(correct) | prefill tok/s | decode tok/s |\n";
+    o << "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
     for (const VariantResult & r : rows) {
-        std::snprintf(buf, sizeof buf, "| %s%s | %.1f | %.4f | %.5f | %.5f | %.5f | %.5f | %.4f | %.2f | %+.5f | %.1f | %.1f |\n",
-                      r.name.c_str(), r.is_reference ? " (ref)" : "", double(r.file_bytes) / (1024.0 * 1024.0), r.ppl,
-                      r.kld_mean, r.kld_p50, r.kld_p90, r.kld_p99, r.kld_max, r.same_top_pct, r.dp_mean, r.prefill_tok_s,
-                      r.decode_tok_s);
+        std::snprintf(buf, sizeof buf, "| %s%s | %.1f | %.1f | %.4f | %.5f | %.5f | %.5f | %.5f | %.4f | %.2f | %+.5f | %.1f | %.1f |\n",
+                      r.name.c_str(), r.is_reference ? " (ref)" : "", double(r.file_bytes) / (1024.0 * 1024.0),
+                      double(r.memory_bytes) / (1024.0 * 1024.0), r.ppl, r.kld_mean, r.kld_p50, r.kld_p90, r.kld_p99, r.kld_max,
+                      r.same_top_pct, r.dp_mean, r.prefill_tok_s, r.decode_tok_s);
         o << buf;
     }
     if (!rows.empty()) o << "\n" << rows[0].n_scored << " tokens scored (second half of each chunk).\n";
@@ -183,10 +185,11 @@ std::string format_json(const std::vector<VariantResult> & rows) {
     for (size_t i = 0; i < rows.size(); ++i) {
         const VariantResult & r = rows[i];
         std::snprintf(buf, sizeof buf,
-                      "  {\"name\": \"%s\", \"reference\": %s, \"file_bytes\": %llu, \"ppl\": %.6f, \"kld_mean\": %.8f, "
+                      "  {\"name\": \"%s\", \"reference\": %s, \"file_bytes\": %llu, \"memory_bytes\": %llu, \"ppl\": %.6f, \"kld_mean\": %.8f, "
                       "\"kld_p50\": %.8f, \"kld_p90\": %.8f, \"kld_p99\": %.8f, \"kld_max\": %.8f, \"same_top_pct\": %.4f, "
                       "\"dp_mean\": %.8f, \"prefill_tok_s\": %.2f, \"decode_tok_s\": %.2f, \"n_scored\": %lld}%s\n",
-                      r.name.c_str(), r.is_reference ? "true" : "false", static_cast<unsigned long long>(r.file_bytes), r.ppl,
+                      r.name.c_str(), r.is_reference ? "true" : "false", static_cast<unsigned long long>(r.file_bytes),
+                      static_cast<unsigned long long>(r.memory_bytes), r.ppl,
                       r.kld_mean, r.kld_p50, r.kld_p90, r.kld_p99, r.kld_max, r.same_top_pct, r.dp_mean, r.prefill_tok_s,
                       r.decode_tok_s, static_cast<long long>(r.n_scored), i + 1 < rows.size() ? "," : "");
         o << buf;

@@ -28,6 +28,7 @@ double percentile(std::vector<double> v, double q);
 struct VariantResult {
     std::string name;
     uint64_t file_bytes = 0;
+    uint64_t memory_bytes = 0;     // weight tensors (mapped) + the evaluation context's KV cache
     double   ppl = 0.0;
     double   kld_mean = 0.0, kld_p50 = 0.0, kld_p90 = 0.0, kld_p99 = 0.0, kld_max = 0.0;
     double   same_top_pct = 0.0;
