@@ -19,30 +19,6 @@ namespace gb::cpu {
 
 namespace {
 
-GB_AVX2_INLINE __m256i load256(const void * p) { return _mm256_loadu_si256(static_cast<const __m256i *>(p)); }
-
-// s8 holds the same 8 int16 scales in both 128-bit halves.
-// pick_one: all 16 lanes <- s8[i]; pick_pair: lanes 0..7 <- s8[2p], lanes 8..15 <- s8[2p+1].
-// The byte-shuffle masks live in tables (built at compile time, one load each).
-struct ShuffleMasks {
-    alignas(32) uint8_t one[8][32];
-    alignas(32) uint8_t pair[4][32];
-    constexpr ShuffleMasks() : one{}, pair{} {
-        for (int i = 0; i < 8; ++i)
-            for (int k = 0; k < 32; ++k) one[i][k] = static_cast<uint8_t>(2 * i + (k & 1));
-        for (int p = 0; p < 4; ++p)
-            for (int k = 0; k < 32; ++k) pair[p][k] = static_cast<uint8_t>(4 * p + (k >= 16 ? 2 : 0) + (k & 1));
-    }
-};
-constexpr ShuffleMasks k_masks;
-
-GB_AVX2_INLINE __m256i pick_one(__m256i s8, int i) { return _mm256_shuffle_epi8(s8, load256(k_masks.one[i])); }
-GB_AVX2_INLINE __m256i pick_pair(__m256i s8, int p) { return _mm256_shuffle_epi8(s8, load256(k_masks.pair[p])); }
-// 16 int16 scales -> the 8 of half h (0 or 1) in both 128-bit halves.
-GB_AVX2_INLINE __m256i half_scales(__m256i s16, int h) {
-    return h == 0 ? _mm256_permute2x128_si256(s16, s16, 0x00) : _mm256_permute2x128_si256(s16, s16, 0x11);
-}
-
 // Q5_0, Q8_0 x Q8_0: signed weights; per block d_w*d_x * sum q_w*q_x.
 // The sign trick: q_w*q_x = |q_w| * (q_x with the sign of q_w), for maddubs.
 template <int NC, typename Decode, typename Block>
@@ -104,16 +80,7 @@ GB_AVX2_INLINE void dot_q45_K(int64_t n, const void * w, const void * x, size_t 
     }
     for (int64_t ib = 0; ib < n / 256; ++ib) {
         const Block & bw = a[ib];
-        // u[0..1]: the 8 scales, u[2..3]: the 8 mins, one byte each
-        uint32_t u[4];
-        std::memcpy(u, bw.scales, 12);
-        u[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
-        const uint32_t mins_lo = u[1] & 0x3f3f3f3f;
-        u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
-        u[2] = mins_lo;
-        u[0] &= 0x3f3f3f3f;
-        const __m256i mins_scales = _mm256_cvtepu8_epi16(
-            _mm_set_epi32(static_cast<int>(u[3]), static_cast<int>(u[2]), static_cast<int>(u[1]), static_cast<int>(u[0])));
+        const __m256i mins_scales = q4k_mins_scales(bw.scales);
         const __m128i mins = _mm256_extracti128_si256(mins_scales, 1);
         const __m256i sc8 = half_scales(mins_scales, 0);
         const float dw = h2f(bw.d), mw = h2f(bw.dmin);
