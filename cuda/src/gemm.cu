@@ -21,14 +21,7 @@ __global__ void dequant_kernel(const DevMat w, int64_t row0, int64_t n_rows, __h
     const int c = int(i % n_chunks);
     const uint8_t * row = w.data + size_t(row0 + r) * w.stride;
     float v[32];
-    if constexpr (T == TensorType::F32 || T == TensorType::F16 || T == TensorType::BF16) {
-        load_float_chunk<T>(row, c, v);
-    } else {
-        Chunk ch;
-        decode_chunk<T>(row, w.d_off, c, ch);
-#pragma unroll
-        for (int e = 0; e < 32; ++e) v[e] = chunk_value(ch, e);
-    }
+    row_chunk_floats<T>(row, w.d_off, c, v);
     uint4 * o = reinterpret_cast<uint4 *>(out + r * w.n_cols + 32 * int64_t(c));
 #pragma unroll
     for (int k = 0; k < 4; ++k) {

@@ -35,14 +35,7 @@ __global__ void embed_kernel(const DevMat w, const int * __restrict__ tokens, in
     const int t = int(i / n_chunks), c = int(i % n_chunks);
     const uint8_t * row = w.data + size_t(tokens[t]) * w.stride;
     float v[32];
-    if constexpr (T == TensorType::F32 || T == TensorType::F16 || T == TensorType::BF16) {
-        load_float_chunk<T>(row, c, v);
-    } else {
-        Chunk ch;
-        decode_chunk<T>(row, w.d_off, c, ch);
-#pragma unroll
-        for (int e = 0; e < 32; ++e) v[e] = chunk_value(ch, e);
-    }
+    row_chunk_floats<T>(row, w.d_off, c, v);
     float * o = out + size_t(t) * w.n_cols + 32 * c;
 #pragma unroll
     for (int e = 0; e < 32; ++e) o[e] = v[e] * scale;

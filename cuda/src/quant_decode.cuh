@@ -268,6 +268,18 @@ template <> __device__ __forceinline__ void load_float_chunk<TensorType::BF16>(c
     }
 }
 
+// Chunk c (32 values) of a row of any weight type, as floats.
+template <TensorType T> __device__ __forceinline__ void row_chunk_floats(const uint8_t * row, size_t d_off, int c, float v[32]) {
+    if constexpr (T == TensorType::F32 || T == TensorType::F16 || T == TensorType::BF16) {
+        load_float_chunk<T>(row, c, v);
+    } else {
+        Chunk ch;
+        decode_chunk<T>(row, d_off, c, ch);
+#pragma unroll
+        for (int e = 0; e < 32; ++e) v[e] = chunk_value(ch, e);
+    }
+}
+
 // Calls f.template operator()<T>() for a runtime type (quantized or float).
 template <typename F> inline bool dispatch_type(TensorType t, F && f) {
     switch (t) {
