@@ -18,7 +18,8 @@ const std::set<std::string> k_generate_options = {
     "--repeat-last-n", "--presence-penalty", "--frequency-penalty", "--seed", "--stop", "--chat", "--ignore-eos",
     "--drop-old-turns", "--stats", "--template", "--backend", "-ngl", "--llamacpp-numerics",
     // [spec] speculative decoding
-    "--spec", "--draft-model", "--draft-max", "--ngram", "--spec-branches", "--spec-skip-layers", "--spec-fixed"};
+    "--spec", "--draft-model", "--draft-max", "--ngram", "--spec-branches", "--spec-skip-layers", "--spec-fixed",
+    "--lookahead-window", "--lookahead-ngram", "--lookahead-verify"};
 
 std::shared_ptr<const gb::Model> load_model(const std::string & path) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -102,6 +103,7 @@ void read_generate_options(Args & args, gb::SessionParams * sp, gb::GeneratePara
 
 // [spec] --spec none|draft|lookup|lookahead|selfdraft [--draft-model FILE] [--draft-max N]
 // [--ngram N] [--spec-branches N] [--spec-skip-layers 6,7,8|6-11] [--spec-fixed]
+// [--lookahead-window W] [--lookahead-ngram N] [--lookahead-verify G]
 void read_spec_options(Args & args, gb::SpecConfig * sc) {
     if (auto m = args.get("--spec")) {
         if (!gb::parse_spec_method(*m, &sc->method)) {
@@ -120,6 +122,10 @@ void read_spec_options(Args & args, gb::SpecConfig * sc) {
     }
     sc->max_branches = int32_t(args.get_int("--spec-branches", sc->max_branches));
     sc->lookahead_candidates = sc->max_branches;
+    // lookahead decoding: W window positions x (N - 1) levels, G n-gram candidates verified per step
+    sc->lookahead_window = int32_t(args.get_int("--lookahead-window", sc->lookahead_window));
+    sc->lookahead_ngram = std::max(2, int32_t(args.get_int("--lookahead-ngram", sc->lookahead_ngram)));
+    sc->lookahead_candidates = std::max(1, int32_t(args.get_int("--lookahead-verify", sc->lookahead_candidates)));
     if (auto l = args.get("--spec-skip-layers")) {  // "6,7,8" or ranges "3-5,9"
         size_t at = 0;
         while (at < l->size()) {

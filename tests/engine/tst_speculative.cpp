@@ -33,6 +33,9 @@ class TstSpeculative : public QObject {
     void greedyEqualsPlain();
     void treeIsExercised();
     void adaptiveAndAutoOffStayLossless();
+    void lookaheadWindowGreedy_data();
+    void lookaheadWindowGreedy();
+    void lookaheadJacobiWindow();
     void distribution_data();
     void distribution();
     void rollbackMatchesPlainKv_data();
@@ -416,17 +419,20 @@ void TstSpeculative::treeIsExercised() {
                 QCOMPARE(r->tokens, want);
                 // Branch 1 is wrong at its first token, so every accepted token
                 // comes from branches 2 and 3: the walk left the first-child chain.
-                // Small trees get all head rows in the one decode_tree call;
-                // larger ones (k 8: 17-18 nodes) one more head call per switch.
-                int64_t spec_steps = 0;
+                // The first-child chain's head rows come with decode_tree; the
+                // other nodes' rows too once the walk is seen to leave the chain
+                // often (it always does here), else one more head call per switch.
+                int64_t spec_steps = 0, one_call = 0;
                 for (const SpecStep & s : r->stats.per_step) {
                     if (s.proposed == 0) continue;
                     ++spec_steps;
                     QCOMPARE(s.accepted, std::min(std::max(right, 2), s.draft_len));
-                    if (s.proposed + 1 <= 16) QCOMPARE(s.decode_calls, 1);
-                    else QCOMPARE(s.decode_calls, right > 2 && s.draft_len > 2 ? 3 : 2);
+                    QVERIFY(s.decode_calls >= 1);
+                    QVERIFY(s.decode_calls <= (right > 2 && s.draft_len > 2 ? 3 : 2));
+                    one_call += s.decode_calls == 1;
                 }
                 QVERIFY(spec_steps > 0);
+                if (k == 5) QVERIFY(one_call > 0);  // eager rows once the walk keeps leaving the chain
             }
         }
     }
@@ -457,6 +463,135 @@ void TstSpeculative::adaptiveAndAutoOffStayLossless() {
             QVERIFY(r.ok());
             QCOMPARE(r->tokens, plain_generate(*ctx, prompt_of(pr), 50, sp));
         }
+    }
+}
+
+void TstSpeculative::lookaheadWindowGreedy_data() {
+    QTest::addColumn<QString>("arch");
+    QTest::addColumn<int>("window");
+    QTest::addColumn<int>("ngram");
+    QTest::addColumn<int>("verify");
+    QTest::addColumn<int>("draft_max");
+    QTest::addColumn<int>("prompt");
+    const int shapes[][4] = {{1, 2, 1, 1}, {3, 3, 2, 2}, {5, 4, 3, 3}, {4, 5, 1, 4}, {7, 3, 5, 6}, {2, 6, 2, 5}};
+    for (const char * arch : {"tiny-llama", "tiny-qwen2", "tiny-gemma3"}) {
+        for (const auto & sh : shapes) {
+            for (int p = 0; p < 3; ++p) {
+                QTest::addRow("%s/W%d/N%d/G%d/k%d/p%d", arch, sh[0], sh[1], sh[2], sh[3], p)
+                    << arch << sh[0] << sh[1] << sh[2] << sh[3] << p;
+            }
+        }
+    }
+}
+
+// Lookahead decoding with its Jacobi window: greedy output equals plain
+// decoding for window sizes W, n-gram sizes N and verified candidates G.
+void TstSpeculative::lookaheadWindowGreedy() {
+    QFETCH(QString, arch); QFETCH(int, window); QFETCH(int, ngram); QFETCH(int, verify); QFETCH(int, draft_max);
+    QFETCH(int, prompt);
+    auto target = model(arch.toStdString());
+    SamplerParams sp;
+    sp.temperature = 0.0f;
+    SpecConfig cfg = fixed_cfg(draft_max, verify);
+    cfg.lookahead_window = window;
+    cfg.lookahead_ngram = ngram;
+    auto ctx = make_ctx(target);
+    const std::vector<Token> p = prompt_of(prompt);
+    const std::vector<Token> want = plain_generate(*ctx, p, 40, sp);
+    auto r = speculative_generate(*ctx, make_spec("lookahead", target, nullptr, cfg, sp), p, 40, cfg, sp, false);
+    QVERIFY2(r.ok(), r.ok() ? "" : r.error().message.c_str());
+    QCOMPARE(r->tokens, want);
+    QVERIFY(r->stats.proposed > 0);
+}
+
+namespace {
+// Lends the lookahead speculator to a SpecDecoder and keeps what passed: the
+// last draft (with its window as aux nodes) and the observation.
+class Recording final : public Speculator {
+  public:
+    explicit Recording(Speculator & s) : m_s(s) {}
+    const char * name() const override { return m_s.name(); }
+    Status propose(std::span<const Token> t, int32_t k, Draft & out, const std::atomic<bool> * c) override {
+        Status st = m_s.propose(t, k, out, c);
+        draft = out;
+        seq.assign(t.begin(), t.end());
+        observed = false;
+        return st;
+    }
+    void observe(const SpecObservation & o) override {
+        m_s.observe(o);
+        aux_next = o.aux_next;
+        observed = true;
+    }
+    Draft draft;
+    std::vector<Token> seq, aux_next;
+    bool observed = false;
+  private:
+    Speculator & m_s;
+};
+}  // namespace
+
+// The window is the paper's 2-D lookahead branch: W x (levels) aux nodes, node
+// (l, i) seeing the oldest level up to column i and then its own column; the
+// target's argmax after each last-level node (checked against a plain decode of
+// the node's path) becomes the next level, the oldest level is dropped once
+// there are N - 1 levels.
+void TstSpeculative::lookaheadJacobiWindow() {
+    const int W = 4, N = 4;
+    for (const char * arch : {"tiny-llama", "tiny-gemma3"}) {
+        auto target = model(arch);
+        SamplerParams sp;
+        sp.temperature = 0.0f;
+        SpecConfig cfg = fixed_cfg(3, 2);
+        cfg.lookahead_window = W;
+        cfg.lookahead_ngram = N;
+        auto la = make_spec("lookahead", target, nullptr, cfg, sp);
+        auto rec_owned = std::make_unique<Recording>(*la);
+        Recording & rec = *rec_owned;
+        auto ctx = make_ctx(target);
+        auto oracle = make_ctx(target);
+        const std::vector<Token> p = prompt_of(1);
+        QVERIFY(ctx->decode(p, false));
+        SpecDecoder dec(*ctx, std::move(rec_owned), cfg, sp);
+        dec.begin(p);
+        std::vector<SpecToken> out;
+        QVERIFY(dec.step(out, 64, 0));  // the first token comes from the prefill
+        std::vector<Token> prev_last;   // last level's Jacobi outputs of the previous step
+        for (int stepi = 0; stepi < 8; ++stepi) {
+            QVERIFY(dec.step(out, 64, 0));
+            QVERIFY(rec.observed);
+            const Draft & d = rec.draft;
+            const int levels = std::min(stepi + 1, N - 1);
+            QCOMPARE(int(d.aux_tokens.size()), W * levels);
+            QCOMPARE(rec.aux_next.size(), d.aux_tokens.size());
+            for (int l = 0; l < levels; ++l) {
+                for (int i = 0; i < W; ++i) {
+                    const int j = l * W + i;
+                    const int want_parent = l == 0 ? (i == 0 ? -1 : i - 1) : (l - 1) * W + i;
+                    QCOMPARE(d.aux_parent[size_t(j)], want_parent);
+                    QCOMPARE(int(d.aux_output[size_t(j)]), l == levels - 1 ? 1 : 0);
+                    if (l == levels - 1 && !prev_last.empty()) QCOMPARE(d.aux_tokens[size_t(j)], prev_last[size_t(i)]);
+                }
+            }
+            prev_last.clear();
+            for (int i = 0; i < W; ++i) {
+                const int j = (levels - 1) * W + i;
+                // oracle: plain decoding of the committed sequence + the node's root path
+                std::vector<Token> path;
+                for (int a = j; a >= 0; a = d.aux_parent[size_t(a)]) path.push_back(d.aux_tokens[size_t(a)]);
+                std::vector<Token> full = rec.seq;
+                full.insert(full.end(), path.rbegin(), path.rend());
+                QCOMPARE(int(path.size()), levels + i);
+                oracle->truncate(0);
+                QVERIFY(oracle->decode(full, false));
+                QCOMPARE(rec.aux_next[size_t(j)], spec::argmax(oracle->logits()));
+                prev_last.push_back(rec.aux_next[size_t(j)]);
+            }
+        }
+        // Still lossless.
+        std::vector<Token> got;
+        for (const SpecToken & t : out) got.push_back(t.id);
+        QCOMPARE(got, plain_generate(*oracle, p, int32_t(got.size()), sp));
     }
 }
 

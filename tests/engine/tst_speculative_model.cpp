@@ -12,6 +12,7 @@
 #include <QTemporaryDir>
 #include <QtTest>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 
@@ -79,6 +80,10 @@ void TstSpeculativeModel::greedyEqualsPlain_data() {
     QTest::addRow("selfdraft/p2/k2") << "selfdraft" << 2 << 2 << 1;
     QTest::addRow("lookup/p0/k8/tree4") << "lookup" << 0 << 8 << 4;
     QTest::addRow("lookahead/p1/k6/tree4") << "lookahead" << 1 << 6 << 4;
+    // lookahead's Jacobi window: "lookahead:W:N", G = branches
+    QTest::addRow("lookahead/W3N3/p0/k4/G2") << "lookahead:3:3" << 0 << 4 << 2;
+    QTest::addRow("lookahead/W7N5/p2/k5/G5") << "lookahead:7:5" << 2 << 5 << 5;
+    QTest::addRow("lookahead/W2N2/p1/k2/G1") << "lookahead:2:2" << 1 << 2 << 1;
 }
 
 void TstSpeculativeModel::greedyEqualsPlain() {
@@ -102,7 +107,13 @@ void TstSpeculativeModel::greedyEqualsPlain() {
     cfg.draft_max = draft_max;
     cfg.max_branches = cfg.lookahead_candidates = branches;
     cfg.adaptive = cfg.auto_off = false;
-    QVERIFY(parse_spec_method(method.toStdString(), &cfg.method));
+    std::string m = method.toStdString();
+    if (m.rfind("lookahead:", 0) == 0) {  // lookahead:W:N
+        cfg.lookahead_window = std::atoi(m.c_str() + 10);
+        cfg.lookahead_ngram = std::atoi(m.c_str() + m.rfind(':') + 1);
+        m = "lookahead";
+    }
+    QVERIFY(parse_spec_method(m, &cfg.method));
     cfg.draft_model = m_skipped;
     auto spec = make_speculator(m_model, cfg, sp, 512, 2);
     QVERIFY2(spec.ok(), spec.ok() ? "" : spec.error().message.c_str());

@@ -1,22 +1,28 @@
-// Method 3, lookahead decoding without a draft model (after Fu et al. 2024),
-// in the form a plain causal Context allows:
-//  - a Jacobi window of guesses for the positions after the pending token is
-//    decoded behind the verification candidate in the same causal chain; the
-//    target's outputs at the rejected positions are the next Jacobi iterate
-//    (a causal mask gives exactly the Jacobi update for those positions);
-//  - an n-gram pool keyed by first token collects (chain tokens, target output)
-//    n-grams from those Jacobi trajectories, plus the committed text (and the
-//    prompt, optionally);
-//  - pool n-grams starting with the pending token are verified as a token tree.
-// Missing against the paper: its 2-D lookahead branch (several Jacobi levels in
-// one pass). It is a token tree (node (level l, offset i) has parent
-// (l - 1, i - 1)), so decode_tree could run it, with an output-head row for
-// every lookahead node; not built: this runs one Jacobi level per step, riding
-// on the first verification branch (the pool candidates form the rest of the tree).
+// Method 3, lookahead decoding (Fu et al. 2024, "Break the Sequential
+// Dependency of LLM Inference Using Lookahead Decoding"): no draft model.
+//  - Lookahead branch: a 2-D window of W positions x (N - 1) levels of a Jacobi
+//    trajectory, decoded every step in the same forward pass as the
+//    verification branch (as aux nodes of the token tree). Level l, column i
+//    guesses the token at offset l + i + 1 after the pending token; its parent
+//    is (l - 1, i) (level 0: (0, i - 1), column 0 of level 0: the pending
+//    token), so each node attends to the oldest level up to its column and
+//    then its own column's trajectory: exactly the paper's lookahead mask. The
+//    target's argmax after each last-level node is the next Jacobi iterate;
+//    the window then drops its oldest level and appends that one.
+//  - N-gram pool: each column gives an N-gram (its N - 1 window tokens + the
+//    new iterate), keyed by its first token; also the committed text's
+//    n-grams (and the prompt's, lookahead_seed_prompt) and the n-grams of the
+//    rejected verification tail with the target's outputs along it.
+//  - Verification branch: up to G pool n-grams starting with the pending
+//    token, merged into a token tree and checked in the same pass (none in
+//    the pool: the window's first column, a Jacobi guess chain).
+// As in the paper, the window is not re-aligned when a step accepts several
+// tokens (its guesses are only guesses); the first N - 2 steps fill it.
 #include "glassbox/spec/speculator.h"
 
 #include <algorithm>
 #include <deque>
+#include <random>
 #include <unordered_map>
 
 namespace gb {
@@ -30,14 +36,15 @@ class LookaheadSpeculator final : public Speculator {
     const char * name() const override { return "lookahead"; }
 
     void reset() override {
-        m_guess.clear();
-        m_guess_at = 0;
+        m_levels.clear();
+        m_window_sent = false;
         m_seeded = false;
         // The pool survives requests: n-grams of earlier turns stay useful.
     }
 
     Status propose(std::span<const Token> t, int32_t max_len, Draft & out, const std::atomic<bool> *) override {
         out.clear();
+        m_window_sent = false;
         if (t.empty()) return {};
         if (!m_seeded) {
             if (m_seed_prompt) {
@@ -46,24 +53,36 @@ class LookaheadSpeculator final : public Speculator {
             m_seeded = true;
             m_added_until = t.size();
         }
-        if (m_guess_at != t.size() || m_guess.empty()) refill_guess(t, {});
-        const Token pending = t.back();
-        auto it = m_pool.find(pending);
-        int32_t branches = 0;
+        if (m_levels.empty()) init_window(t);
+
+        // Verification branch: pool n-grams that continue the pending token.
+        auto it = m_pool.find(t.back());
         if (it != m_pool.end()) {
+            int32_t branches = 0;
             for (const std::vector<Token> & cont : it->second) {
                 if (branches >= m_candidates) break;
-                std::vector<Token> b(cont.begin(), cont.begin() + std::min<long>(long(cont.size()), max_len));
-                if (branches == 0) {  // the Jacobi window continues behind the first candidate
-                    for (size_t i = b.size(); i < m_guess.size() && int32_t(b.size()) < max_len; ++i) b.push_back(m_guess[i]);
-                }
-                if (out.add_branch(b) > 0) ++branches;
+                const size_t len = std::min(cont.size(), size_t(std::max(0, max_len)));
+                if (len > 0 && out.add_branch(std::span<const Token>(cont.data(), len)) > 0) ++branches;
             }
         }
-        if (branches == 0) {
-            std::vector<Token> b(m_guess.begin(), m_guess.begin() + std::min<long>(long(m_guess.size()), max_len));
-            out.add_branch(b);
+
+        // No pool n-gram: the window's first column (a chain of Jacobi guesses for
+        // offsets 1 .. levels) is the candidate (its nodes are then decoded twice).
+        const int32_t n_levels = int32_t(m_levels.size());
+        if (out.empty()) {
+            std::vector<Token> col;
+            for (int32_t l = 0; l < n_levels && l < max_len; ++l) col.push_back(m_levels[size_t(l)][0]);
+            out.add_branch(col);
         }
+
+        // Lookahead branch: level by level (parents first), outputs of the last level.
+        for (int32_t l = 0; l < n_levels; ++l) {
+            for (int32_t i = 0; i < m_window; ++i) {
+                const int32_t parent = l == 0 ? (i == 0 ? -1 : aux_index(0, i - 1)) : aux_index(l - 1, i);
+                out.add_aux(parent, m_levels[size_t(l)][size_t(i)], l == n_levels - 1);
+            }
+        }
+        m_window_sent = true;
         return {};
     }
 
@@ -74,13 +93,13 @@ class LookaheadSpeculator final : public Speculator {
             add_ngram(t.subspan(j + 1 - size_t(m_n), size_t(m_n)));
         }
         m_added_until = t.size();
-        // Jacobi trajectory n-grams: chain = committed (without the new pending)
-        // + rejected tail; the target's output after tail[i] ends an n-gram.
+        // The rejected verification tail: chain = committed (without the new
+        // pending token) + tail; the target's output after tail[i] ends an n-gram.
         if (!obs.tail_tokens.empty()) {
             std::vector<Token> chain(t.begin(), t.end() - 1);
             const size_t base = chain.size();
             chain.insert(chain.end(), obs.tail_tokens.begin(), obs.tail_tokens.end());
-            std::vector<Token> g(static_cast<size_t>(m_n), 0);
+            std::vector<Token> g(size_t(m_n), 0);
             for (size_t i = 0; i < obs.tail_tokens.size(); ++i) {
                 const size_t c = base + i;  // chain index of tail[i]
                 if (c + 2 < size_t(m_n)) continue;
@@ -89,10 +108,42 @@ class LookaheadSpeculator final : public Speculator {
                 add_ngram(g);
             }
         }
-        refill_guess(t, obs.tail_next);
+        // Jacobi step of the window.
+        const int32_t n_levels = int32_t(m_levels.size());
+        if (!m_window_sent || n_levels == 0 || obs.aux_next.size() != size_t(n_levels) * size_t(m_window)) return;
+        m_window_sent = false;
+        std::vector<Token> next(static_cast<size_t>(m_window));
+        for (int32_t i = 0; i < m_window; ++i) {
+            const Token x = obs.aux_next[size_t(aux_index(n_levels - 1, i))];
+            if (x < 0) return;  // not computed: keep the window as it is
+            next[size_t(i)] = x;
+        }
+        if (n_levels + 1 < m_n) {  // warm-up: one more level
+            m_levels.push_back(std::move(next));
+            return;
+        }
+        std::vector<Token> g(static_cast<size_t>(m_n));
+        for (int32_t i = 0; i < m_window; ++i) {
+            for (int32_t l = 0; l < n_levels; ++l) g[size_t(l)] = m_levels[size_t(l)][size_t(i)];
+            g.back() = next[size_t(i)];
+            add_ngram(g);
+        }
+        m_levels.erase(m_levels.begin());
+        m_levels.push_back(std::move(next));
     }
 
   private:
+    int32_t aux_index(int32_t level, int32_t col) const { return level * m_window + col; }
+
+    // Level 0: W tokens drawn from the context (the paper starts from random
+    // tokens of the prompt); a fixed seed keeps runs reproducible.
+    void init_window(std::span<const Token> t) {
+        std::mt19937 rng(uint32_t(t.size()) * 2654435761u + 17u);
+        std::vector<Token> level(static_cast<size_t>(m_window));
+        for (Token & x : level) x = t[rng() % t.size()];
+        m_levels.push_back(std::move(level));
+    }
+
     void add_ngram(std::span<const Token> g) {
         std::deque<std::vector<Token>> & list = m_pool[g[0]];
         std::vector<Token> cont(g.begin() + 1, g.end());
@@ -102,33 +153,14 @@ class LookaheadSpeculator final : public Speculator {
         if (list.size() > kPerKey) list.pop_back();
     }
 
-    // New Jacobi window for the positions after t.back(): the target's outputs
-    // at the rejected positions (the Jacobi update), continued through the pool.
-    void refill_guess(std::span<const Token> t, std::span<const Token> jacobi) {
-        m_guess.assign(jacobi.begin(), jacobi.begin() + std::min<long>(long(jacobi.size()), m_window));
-        Token last = m_guess.empty() ? t.back() : m_guess.back();
-        while (int32_t(m_guess.size()) < m_window) {
-            auto it = m_pool.find(last);
-            if (it == m_pool.end() || it->second.empty()) break;
-            for (Token x : it->second.front()) {
-                if (int32_t(m_guess.size()) >= m_window) break;
-                m_guess.push_back(x);
-            }
-            last = m_guess.back();
-        }
-        // Still short (cold start): recent context tokens as initial guesses.
-        for (size_t i = t.size(); int32_t(m_guess.size()) < m_window && i-- > 0;) m_guess.push_back(t[i]);
-        m_guess_at = t.size();
-    }
-
     static constexpr size_t kPerKey = 8;
     int32_t m_window, m_n, m_candidates;
     bool    m_seed_prompt;
     bool    m_seeded = false;
+    bool    m_window_sent = false;  // the last propose() sent the window as aux nodes
     size_t  m_added_until = 0;
     std::unordered_map<Token, std::deque<std::vector<Token>>> m_pool;
-    std::vector<Token> m_guess;
-    size_t m_guess_at = 0;
+    std::vector<std::vector<Token>> m_levels;  // [level][column], oldest level first, 1 .. N - 1 levels
 };
 
 }  // namespace

@@ -102,6 +102,9 @@ void prune_depth(Draft & d, int32_t k) {
         remap[i] = out.add(p < 0 ? -1 : remap[size_t(p)], d.tokens[i]);
         if (!d.q.empty()) out.q.push_back(std::move(d.q[i]));
     }
+    out.aux_tokens = std::move(d.aux_tokens);
+    out.aux_parent = std::move(d.aux_parent);
+    out.aux_output = std::move(d.aux_output);
     d = std::move(out);
 }
 
@@ -115,7 +118,7 @@ void keep_first_chain(Draft & d) {
         if (!d.q.empty()) out.q.push_back(std::move(d.q[i]));
         want_parent = int32_t(i);
     }
-    d = std::move(out);
+    d = std::move(out);  // aux nodes need a tree: dropped
 }
 
 }  // namespace
@@ -125,6 +128,7 @@ struct SpecDecoder::Impl {
     std::mt19937_64 rng;
     CandidateArray cand;
     bool probing = false;
+    double p_leave = 0.3;  // EMA: how often the greedy walk leaves the first-child chain
 };
 
 SpecDecoder::SpecDecoder(Context & target, std::shared_ptr<Speculator> spec, const SpecConfig & cfg,
@@ -224,7 +228,13 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
         if (!draft.empty()) Controller::ema(im.ctl.t_draft, st.t_draft_ms / double(draft.depth()));
     }
 
-    if (draft.empty()) {  // plain step: decode the pending token, sample the next
+    const bool tree_backend = m_target.supports_tree();
+    if (!tree_backend) {  // a chain only: aux nodes cannot be decoded
+        draft.aux_tokens.clear();
+        draft.aux_parent.clear();
+        draft.aux_output.clear();
+    }
+    if (draft.empty() && draft.aux_tokens.empty()) {  // plain step: decode the pending token, sample the next
         const Token one[1] = {pending};
         const auto t0 = Clock::now();
         GB_TRY_STATUS(m_target.decode(one, false, cancel));
@@ -243,7 +253,6 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
 
     // ---- verification ----
     // A backend without token trees verifies the first-child chain only.
-    const bool tree_backend = m_target.supports_tree();
     if (!tree_backend) keep_first_chain(draft);
     const int32_t n_nodes = int32_t(draft.size());
     std::vector<int32_t> first_child(size_t(n_nodes), -1), next_sibling(size_t(n_nodes), -1), depth(size_t(n_nodes), 0);
@@ -263,16 +272,19 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
     }
     st.proposed = n_nodes;
     m_stats.proposed += n_nodes;
-    ++m_stats.spec_steps;
+    if (n_nodes > 0) ++m_stats.spec_steps;
 
-    // One forward pass over [pending] + draft as a token tree (tree node 0 =
-    // the pending token, tree node i + 1 = draft node i). The output head
-    // (gemma-3-270m: a 262k x 640 matrix, ~40% of a plain step) costs about the
-    // same for 1 to ~16 rows, as it is bound by reading the matrix: small trees
-    // get every row at once; larger ones a first-child chain at a time, another
-    // head call only when the walk leaves the chain (bench/NOTES.md).
+    // One forward pass over [pending] + draft + aux as a token tree (tree node
+    // 0 = the pending token, tree node i + 1 = draft node i, tree node
+    // n_nodes + 1 + j = aux node j). The output head (gemma-3-270m: a 262k x 640
+    // Q8_0 matrix, ~half of a plain step) has a fixed cost (reading the matrix)
+    // plus a per-row cost of ~0.2 of that on this CPU (bench_spec_cost,
+    // bench/NOTES.md): the first-child chain's rows are computed with the tree;
+    // the other nodes' rows too only while the walk leaves the chain often
+    // enough to pay for them, else in one more head call when it does.
     // row_of[tree node] = its row in the target's logits() (-1: not computed).
-    constexpr int32_t kEagerHeadRows = 16;
+    constexpr double kHeadRowCost = 0.2;  // per-row head cost / fixed head cost
+    const int32_t n_aux = int32_t(draft.aux_tokens.size());
     std::vector<Token> batch;
     std::vector<int32_t> parents, out_nodes, row_of(size_t(n_nodes) + 1, -1);
     batch.push_back(pending);
@@ -280,6 +292,12 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
     for (int32_t i = 0; i < n_nodes; ++i) {
         batch.push_back(draft.tokens[size_t(i)]);
         parents.push_back(draft.parent[size_t(i)] + 1);
+    }
+    for (int32_t j = 0; j < n_aux; ++j) {
+        const int32_t ap = draft.aux_parent[size_t(j)];
+        if (ap >= j || ap < -1) return make_error(ErrorCode::Internal, "speculator: aux node " + std::to_string(j) + " has parent " + std::to_string(ap));
+        batch.push_back(draft.aux_tokens[size_t(j)]);
+        parents.push_back(ap < 0 ? 0 : n_nodes + 1 + ap);
     }
     const int32_t draft_depth = draft.depth();
     auto chain_from = [&](int32_t node) {  // node and its first-child chain (node -1 = the root)
@@ -297,9 +315,11 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
 
     const auto t_verify0 = Clock::now();
     st.decode_calls = 1;
+    std::vector<Token> aux_next;
     if (tree_backend) {
         chain_from(-1);
-        if (int32_t(batch.size()) <= kEagerHeadRows && int32_t(out_nodes.size()) < int32_t(batch.size())) {
+        const int32_t n_other = n_nodes + 1 - int32_t(out_nodes.size());
+        if (n_other > 0 && im.p_leave * (1.0 + kHeadRowCost * n_other) > kHeadRowCost * n_other) {
             // the chain first (its rows keep their order), then the other nodes
             for (int32_t i = 0; i <= n_nodes; ++i) {
                 if (row_of[size_t(i)] < 0) {
@@ -308,11 +328,24 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
                 }
             }
         }
+        const size_t first_aux_row = out_nodes.size();
+        for (int32_t j = 0; j < n_aux; ++j) {
+            if (draft.aux_output[size_t(j)]) out_nodes.push_back(n_nodes + 1 + j);
+        }
         GB_TRY_STATUS(m_target.decode_tree(batch, parents, out_nodes, cancel));
+        if (n_aux > 0) {  // Jacobi outputs, before a later head call replaces logits()
+            aux_next.assign(size_t(n_aux), -1);
+            size_t r = first_aux_row;
+            for (int32_t j = 0; j < n_aux; ++j) {
+                if (!draft.aux_output[size_t(j)]) continue;
+                aux_next[size_t(j)] = spec::argmax(m_target.logits().subspan(r++ * size_t(n_vocab), size_t(n_vocab)));
+            }
+        }
     } else {  // a chain: every row
         GB_TRY_STATUS(m_target.decode(batch, true, cancel));
         for (size_t r = 0; r < row_of.size(); ++r) row_of[r] = int32_t(r);
     }
+    bool left_chain = false;  // the walk took a node that is not its parent's first child
     int32_t d = 0;       // depth of the current (accepted) node
     int32_t node = -1;   // current node (-1 = root)
     std::vector<int32_t> accepted_path = {0};  // tree nodes kept: the pending token + accepted ones
@@ -391,7 +424,7 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
         }
 
         if (chosen < 0) {  // correction (some child rejected) or bonus (leaf reached)
-            emit(target_tok, kid0 >= 0 ? SpecOrigin::Correction : SpecOrigin::Bonus, row);
+            emit(target_tok, kid0 >= 0 ? SpecOrigin::Correction : n_nodes > 0 ? SpecOrigin::Bonus : SpecOrigin::Target, row);
             break;
         }
         // accepted
@@ -399,6 +432,7 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
         ++st.accepted;
         emit(draft.tokens[size_t(chosen)], SpecOrigin::Draft, row);
         ++d;
+        if (chosen != kid0) left_chain = true;
         node = chosen;
         accepted_path.push_back(chosen + 1);
         if (row_of[size_t(chosen) + 1] < 0) {
@@ -427,6 +461,7 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
 
     // Controller: acceptance per position, cost per extra verified token.
     for (int32_t i = 0; i < d; ++i) im.ctl.alpha = 0.85 * im.ctl.alpha + 0.15;
+    if (n_nodes + 1 > int32_t(draft.depth()) + 1) im.p_leave = 0.9 * im.p_leave + (left_chain ? 0.1 : 0.0);  // trees only
     if (m_stats.origins.back() == SpecOrigin::Correction) im.ctl.alpha = 0.85 * im.ctl.alpha;
     if (im.ctl.probing) {  // a failed probe backs off (up to 16x), a useful one resets the interval
         const int32_t base = std::max(1, m_cfg.probe_interval);
@@ -436,6 +471,7 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
     finish();
     obs.tokens = m_tokens;
     obs.n_accepted = d;
+    obs.aux_next = std::move(aux_next);
     m_spec->observe(obs);
     return {};
 }

@@ -47,7 +47,9 @@ struct SpecConfig {
     int32_t ngram_max = 3;
     int32_t max_branches = 3;       // distinct continuations verified as a token tree (1 = chain)
 
-    // Lookahead: Jacobi window length, n-gram size of the pool, candidates per step.
+    // Lookahead (Jacobi): window of lookahead_window positions x (lookahead_ngram - 1)
+    // levels decoded every step with the verification branch; n-gram size N of
+    // the pool; G = lookahead_candidates pool n-grams verified per step.
     int32_t lookahead_window = 5;
     int32_t lookahead_ngram = 4;
     int32_t lookahead_candidates = 3;

@@ -29,10 +29,25 @@ struct Draft {
     // i was drawn from, as sorted sparse (token, probability). Empty for
     // deterministic guesses (q is a point mass on the token).
     std::vector<std::vector<std::pair<Token, float>>> q;
+    // Auxiliary nodes (lookahead decoding's Jacobi window): decoded in the same
+    // forward pass as the draft, behind it in the tree, never accepted.
+    // aux_parent[j]: -1 = a child of the root (the pending token), else an
+    // earlier aux node. aux_output[j] != 0: the speculator wants the target's
+    // argmax after node j (SpecObservation::aux_next). Backends without token
+    // trees drop them (aux_next then stays empty).
+    std::vector<Token>   aux_tokens;
+    std::vector<int32_t> aux_parent;
+    std::vector<uint8_t> aux_output;
 
     size_t size() const { return tokens.size(); }
     bool   empty() const { return tokens.empty(); }
-    void   clear() { tokens.clear(); parent.clear(); q.clear(); }
+    void   clear() { tokens.clear(); parent.clear(); q.clear(); aux_tokens.clear(); aux_parent.clear(); aux_output.clear(); }
+    int32_t add_aux(int32_t aux_parent_node, Token t, bool want_output) {
+        aux_tokens.push_back(t);
+        aux_parent.push_back(aux_parent_node);
+        aux_output.push_back(want_output ? 1 : 0);
+        return int32_t(aux_tokens.size()) - 1;
+    }
     int32_t add(int32_t parent_node, Token t) {
         tokens.push_back(t);
         parent.push_back(parent_node);
@@ -53,6 +68,9 @@ struct SpecObservation {
     // after it (Jacobi outputs). Empty when the whole branch was accepted.
     std::vector<Token> tail_tokens;
     std::vector<Token> tail_next;
+    // Per aux node of the draft: the target's argmax (raw logits) after it, -1
+    // where no output was asked for. Empty when the aux nodes were not decoded.
+    std::vector<Token> aux_next;
 };
 
 class Speculator {

@@ -1,0 +1,161 @@
+// What a speculative verification costs against one plain decode step on this
+// machine: decode_tree() of a k-node chain with all k output rows or with one,
+// and the output head alone (cpu::matmul of the output matrix) for n rows.
+// Interleaved repetitions, medians of wall time, ratios to decode(1).
+//   bench_spec_cost MODEL [--threads 2] [--ctx 200] [--kmax 16] [--reps 5]
+#include "arch/arch.h"
+#include "cpu/matmul.h"
+#include "cpu/thread_pool.h"
+#include "cpu/vec_dot.h"
+#include "glassbox/model.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+using namespace gb;
+
+namespace {
+
+double now_ms() {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0.0 : (v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]));
+}
+
+// Prototype: n tokens x (4 weight rows at a time, from L1) with the decode kernels.
+void small_batch(const cpu::WeightView & w, const float * x, int64_t n, float * y, cpu::ThreadPool & pool) {
+    static cpu::TypeKernels k = [&] {
+        cpu::TypeKernels kk;
+        cpu::scalar_kernels(w.type, &kk);
+        cpu::avx2_kernels(w.type, &kk);
+        cpu::avx512vnni_kernels(w.type, &kk);
+        return kk;
+    }();
+    const size_t arb = row_size(k.act_type, w.n_cols);
+    static std::vector<uint8_t> act;
+    act.resize(arb * size_t(n));
+    for (int64_t t = 0; t < n; ++t) k.quantize(x + t * w.n_cols, act.data() + size_t(t) * arb, w.n_cols);
+    const int64_t chunk = 64, n_chunks = (w.n_rows + chunk - 1) / chunk;
+    std::atomic<int64_t> next{0};
+    pool.run([&](int, int) {
+        for (int64_t c = next++; c < n_chunks; c = next++) {
+            const int64_t r0 = c * chunk, r1 = std::min(w.n_rows, r0 + chunk);
+            for (int64_t r = r0; r < r1; r += 4) {
+                for (int64_t t = 0; t < n; ++t) k.rows4(w.n_cols, w.data + r * w.row_bytes, w.row_bytes, act.data() + size_t(t) * arb, y + t * w.n_rows + r);
+            }
+        }
+    });
+}
+
+}  // namespace
+
+int main(int argc, char ** argv) {
+    if (argc < 2) {
+        std::fprintf(stderr, "usage: bench_spec_cost MODEL [--threads N] [--ctx N] [--kmax N] [--reps N]\n");
+        return 2;
+    }
+    int threads = 2, n_ctx_fill = 200, kmax = 16, reps = 5;
+    for (int i = 2; i + 1 < argc; i += 2) {
+        const std::string a = argv[i];
+        const int v = std::atoi(argv[i + 1]);
+        if (a == "--threads") threads = v;
+        else if (a == "--ctx") n_ctx_fill = v;
+        else if (a == "--kmax") kmax = v;
+        else if (a == "--reps") reps = v;
+    }
+    auto model = Model::load(argv[1]);
+    if (!model) {
+        std::fprintf(stderr, "%s\n", model.error().message.c_str());
+        return 1;
+    }
+    std::shared_ptr<const Model> m = std::move(model.value());
+    ContextParams cp;
+    cp.n_ctx = n_ctx_fill + kmax + 64;
+    cp.n_threads = threads;
+    auto ctx_r = Context::create(m, cp);
+    if (!ctx_r) {
+        std::fprintf(stderr, "%s\n", ctx_r.error().message.c_str());
+        return 1;
+    }
+    Context & ctx = **ctx_r;
+    const int32_t n_vocab = m->hparams().n_vocab;
+    std::mt19937 rng(5);
+    std::vector<Token> prompt;
+    for (int i = 0; i < n_ctx_fill; ++i) prompt.push_back(Token(1000 + rng() % 20000));
+    if (!ctx.decode(prompt, false)) return 1;
+    const int32_t base = ctx.n_past();
+
+    // output head alone
+    const arch::Weights & w = arch::weights_of(*m);
+    const cpu::WeightView head = w.output.view();
+    cpu::ThreadPool pool(threads);
+    std::vector<float> x(size_t(kmax) * size_t(head.n_cols)), y(size_t(kmax) * size_t(n_vocab));
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    for (float & v : x) v = nd(rng);
+
+    std::vector<double> t_plain;
+    std::vector<std::vector<double>> t_all(size_t(kmax) + 1), t_one(size_t(kmax) + 1), t_head(size_t(kmax) + 1), t_small(size_t(kmax) + 1);
+    std::vector<float> y2(y.size());
+    std::vector<Token> toks;
+    std::vector<int32_t> par, outs;
+    for (int r = 0; r < reps; ++r) {
+        for (int k = 1; k <= kmax; ++k) {
+            // plain step
+            {
+                const Token one[1] = {Token(2000 + k)};
+                const double t0 = now_ms();
+                if (!ctx.decode(one, false)) return 1;
+                t_plain.push_back(now_ms() - t0);
+                ctx.truncate(base);
+            }
+            toks.clear();
+            par.clear();
+            for (int i = 0; i < k; ++i) {
+                toks.push_back(Token(3000 + 7 * i + r));
+                par.push_back(i - 1);
+            }
+            // chain of k nodes, all k rows
+            outs.clear();
+            for (int i = 0; i < k; ++i) outs.push_back(i);
+            double t0 = now_ms();
+            if (!ctx.decode_tree(toks, par, outs)) return 1;
+            t_all[size_t(k)].push_back(now_ms() - t0);
+            (void)ctx.commit_tree({});
+            // chain of k nodes, one row
+            const int32_t one_row[1] = {0};
+            t0 = now_ms();
+            if (!ctx.decode_tree(toks, par, one_row)) return 1;
+            t_one[size_t(k)].push_back(now_ms() - t0);
+            (void)ctx.commit_tree({});
+            // head alone, k rows
+            t0 = now_ms();
+            cpu::matmul(head, x.data(), k, y.data(), pool);
+            t_head[size_t(k)].push_back(now_ms() - t0);
+            t0 = now_ms();
+            small_batch(head, x.data(), k, y2.data(), pool);
+            t_small[size_t(k)].push_back(now_ms() - t0);
+            if (std::memcmp(y.data(), y2.data(), sizeof(float) * size_t(k) * size_t(n_vocab)) != 0) std::printf("MISMATCH k=%d\n", k);
+        }
+    }
+    const double p = median(t_plain);
+    std::printf("model %s, %d threads, context %d, %d reps; plain decode(1) median %.1f ms\n", m->description().c_str(), threads,
+                base, reps, p);
+    std::printf("| k | tree all rows ms | ratio | tree 1 row ms | ratio | head k rows ms | ratio to head 1 | small-batch head ms | ratio |\n|---|---|---|---|---|---|---|---|---|\n");
+    const double h1 = median(t_head[1]);
+    for (int k = 1; k <= kmax; ++k) {
+        const double a = median(t_all[size_t(k)]), o = median(t_one[size_t(k)]), h = median(t_head[size_t(k)]);
+        const double sb = median(t_small[size_t(k)]);
+        std::printf("| %d | %.1f | %.2f | %.1f | %.2f | %.1f | %.2f | %.1f | %.2f |\n", k, a, a / p, o, o / p, h, h / h1, sb, sb / h1);
+    }
+    return 0;
+}
