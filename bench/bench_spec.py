@@ -6,7 +6,7 @@ open-ended prompts. Prints a table and per-position acceptance; --json for raw.
   bench/bench_spec.py --cli build/app/glassbox-cli --model models/gemma-3-270m-q4_k_m.gguf -t 2 -n 96
   bench/bench_spec.py ... --methods lookup:b1,lookup:b3,lookahead:b1,lookahead:b3 --reps 3   # chain vs tree
 """
-import argparse, json, re, subprocess, sys
+import argparse, json, os, re, subprocess, sys
 
 PROMPTS = {
     "grounded/summarise": (
@@ -29,12 +29,13 @@ PROMPTS = {
 
 
 def run(cli, model, prompt, variant, args):
-    """variant: "none", or "method[:bN][:skipA-B][:fixed]" (bN: --spec-branches N, 1 = chain)."""
+    """variant: "none", or "method[:bN][:skipA-B][:fixed][:wW][:nN][:gG][:kK]" (bN: --spec-branches N, 1 = chain;
+    wW/nN/gG: lookahead window, n-gram size, verified candidates; kK: --draft-max K)."""
     parts = variant.split(":")
     spec = parts[0]
     cmd = [cli, "generate", "-m", model, "-p", prompt, "-n", str(args.n), "--greedy", "-t", str(args.threads),
            "--ignore-eos", "--stats", "--spec", spec]
-    if args.draft_max:
+    if args.draft_max and not any(o.startswith("k") for o in parts[1:]):
         cmd += ["--draft-max", str(args.draft_max)]
     for opt in parts[1:]:
         if opt.startswith("b"):
@@ -43,6 +44,14 @@ def run(cli, model, prompt, variant, args):
             cmd += ["--spec-skip-layers", opt[4:]]
         elif opt == "fixed":  # fixed draft length, no auto-off: deterministic acceptance
             cmd += ["--spec-fixed"]
+        elif opt.startswith("w"):  # lookahead: Jacobi window W, n-gram N, verified candidates G
+            cmd += ["--lookahead-window", opt[1:]]
+        elif opt.startswith("n"):
+            cmd += ["--lookahead-ngram", opt[1:]]
+        elif opt.startswith("g"):
+            cmd += ["--lookahead-verify", opt[1:]]
+        elif opt.startswith("k"):  # --draft-max for this variant
+            cmd += ["--draft-max", opt[1:]]
     if spec == "draft":
         cmd += ["--draft-model", args.draft_model]
     p = subprocess.run(cmd, capture_output=True, text=True)
@@ -89,7 +98,8 @@ def main():
         plain_tps, spec_tps, stats, same = [], {m: [] for m in methods}, {}, {m: True for m in methods}
         # The order rotates from rep to rep (no variant always runs first).
         base_out = None
-        outs = {}
+        outs, cost = {}, {}
+        load0 = os.getloadavg()[0]
         for rep in range(args.reps):
             order = ["none"] + methods
             k = rep % len(order)
@@ -102,6 +112,10 @@ def main():
                     spec_tps[variant].append(tps)
                     stats[variant] = st
                     outs.setdefault(variant, []).append(out)
+                    # cost of one speculative step in plain steps (this run's ms/step over
+                    # the latest plain run's ms/token): tok/step / step_cost = speedup
+                    if st and st["steps"] and plain_tps and plain_tps[-1]:
+                        cost.setdefault(variant, []).append((st["t_total_ms"] / st["steps"]) / (1000.0 / plain_tps[-1]))
         for method in methods:
             same[method] = all(o == base_out for o in outs[method])
         for method in methods:
@@ -109,13 +123,15 @@ def main():
             ratios = [s / b for s, b in zip(spec_tps[method], plain_tps) if b]
             rows.append(dict(prompt=name, method=method, plain_tps=median(plain_tps), tps=median(spec_tps[method]),
                              plain_all=plain_tps, spec_all=spec_tps[method], speedup=median(ratios),
-                             same=same[method], stats=st))
+                             same=same[method], stats=st, step_cost=median(cost.get(method, [])),
+                             load=(round(load0, 1), round(os.getloadavg()[0], 1))))
             r = rows[-1]
             acc = st["acceptance_at"] if st else []
             print(f"{name:22s} {method:14s} plain {r['plain_tps']:6.2f} tok/s  spec {r['tps']:6.2f} tok/s  x{r['speedup']:.2f}  "
                   f"same={r['same']}  acc={st['acceptance_rate'] if st else 0:.2f}  "
                   f"mean_len={st['mean_accepted_len'] if st else 0:.2f}  tok/step={st['tokens_per_step'] if st else 0:.2f}  "
-                  f"off={st['off_steps'] if st else 0}  by_pos={[round(a, 2) for a in acc]}  "
+                  f"step_cost={r['step_cost']:.2f}  off={st['off_steps'] if st else 0}  by_pos={[round(a, 2) for a in acc]}  "
+                  f"load={r['load']}  "
                   f"plain_all={[round(x, 1) for x in plain_tps]} spec_all={[round(x, 1) for x in spec_tps[method]]}", flush=True)
     if args.json:
         print(json.dumps(rows, indent=1))

@@ -50,8 +50,18 @@ void small_batch(const cpu::WeightView & w, const float * x, int64_t n, float * 
     pool.run([&](int, int) {
         for (int64_t c = next++; c < n_chunks; c = next++) {
             const int64_t r0 = c * chunk, r1 = std::min(w.n_rows, r0 + chunk);
-            for (int64_t r = r0; r < r1; r += 4) {
-                for (int64_t t = 0; t < n; ++t) k.rows4(w.n_cols, w.data + r * w.row_bytes, w.row_bytes, act.data() + size_t(t) * arb, y + t * w.n_rows + r);
+            int64_t t = 0;
+            float o[4];
+            if (k.dot4 != nullptr) {
+                for (; t + 4 <= n; t += 4) {
+                    for (int64_t r = r0; r < r1; ++r) {
+                        k.dot4(w.n_cols, w.data + r * w.row_bytes, act.data() + size_t(t) * arb, arb, o);
+                        for (int c = 0; c < 4; ++c) y[(t + c) * w.n_rows + r] = o[c];
+                    }
+                }
+            }
+            for (; t < n; ++t) {
+                for (int64_t r = r0; r < r1; r += 4) k.rows4(w.n_cols, w.data + r * w.row_bytes, w.row_bytes, act.data() + size_t(t) * arb, y + t * w.n_rows + r);
             }
         }
     });

@@ -1,7 +1,10 @@
-// Method 2, prompt lookup: the last n tokens (n from ngram_max down to
-// ngram_min) are searched in the prompt and the conversation so far; the tokens
-// that followed each match (most recent first) become draft branches, merged
-// into a token tree when they diverge (max_branches distinct continuations).
+// Method 2, prompt lookup: earlier occurrences of the sequence's last tokens
+// in the prompt and the conversation so far (generated text included). Every
+// position that matches at least ngram_min trailing tokens is a candidate;
+// candidates are ranked by the length of the match (longest suffix first, up
+// to max(ngram_max, 32) tokens), then by recency, and the tokens that followed
+// the best max_branches distinct ones become draft branches, merged into a
+// token tree where they share a prefix.
 #include "glassbox/spec/speculator.h"
 
 #include <algorithm>
@@ -19,23 +22,38 @@ class PromptLookupSpeculator final : public Speculator {
     Status propose(std::span<const Token> t, int32_t max_len, Draft & out, const std::atomic<bool> *) override {
         out.clear();
         const int64_t n = int64_t(t.size());
+        if (n < 2 || max_len <= 0) return {};
+        const int64_t cap = std::max<int64_t>(m_ngram_max, kLongest);
+        // Candidates: end positions e (t[e] == t[n - 1], e < n - 1) with their
+        // match length, the number of equal tokens going backwards.
+        m_cand.clear();
+        const Token last = t[size_t(n - 1)];
+        for (int64_t e = n - 2; e >= 0; --e) {
+            if (t[size_t(e)] != last) continue;
+            int64_t len = 1;
+            while (len < cap && e - len >= 0 && t[size_t(e - len)] == t[size_t(n - 1 - len)]) ++len;
+            if (len >= m_ngram_min) m_cand.push_back({len, e});
+        }
+        // longest match first; among equals the most recent (stable: e descending)
+        std::stable_sort(m_cand.begin(), m_cand.end(), [](const Cand & a, const Cand & b) { return a.len > b.len; });
         int32_t branches = 0;
-        for (int32_t ng = std::min<int64_t>(m_ngram_max, n - 1); ng >= m_ngram_min && branches < m_max_branches; --ng) {
-            const Token * key = t.data() + (n - ng);
-            // Most recent match first; a match must be followed by at least one token.
-            for (int64_t i = n - ng - 1; i >= 0 && branches < m_max_branches; --i) {
-                if (t[size_t(i)] != key[0] || !std::equal(key, key + ng, t.data() + i)) continue;
-                const int64_t b = i + ng;
-                const int64_t e = std::min<int64_t>(b + max_len, n);
-                if (b >= e) continue;
-                if (out.add_branch(t.subspan(size_t(b), size_t(e - b))) > 0) ++branches;
-            }
+        for (const Cand & c : m_cand) {
+            if (branches >= m_max_branches) break;
+            const int64_t b = c.end + 1;
+            const int64_t e = std::min<int64_t>(b + max_len, n);
+            if (b >= e) continue;
+            if (out.add_branch(t.subspan(size_t(b), size_t(e - b))) > 0) ++branches;
         }
         return {};
     }
 
   private:
+    static constexpr int64_t kLongest = 32;
+    struct Cand {
+        int64_t len, end;
+    };
     int32_t m_ngram_min, m_ngram_max, m_max_branches;
+    std::vector<Cand> m_cand;
 };
 
 }  // namespace

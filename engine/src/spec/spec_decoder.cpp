@@ -21,13 +21,22 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
 }
 
 // Draft length controller. Expected tokens per step with draft depth k and
-// per-depth acceptance a: E(k) = 1 + a + ... + a^k. Cost: a plain step
+// conditional acceptance a_d at depth d (the target accepts the depth-d token
+// given it accepted depth d - 1): E(k) = 1 + a_1 + a_1 a_2 + ... + a_1..a_k.
+// Per depth, not one geometric rate: prompt lookup is nearly all-or-nothing
+// (once a copied span starts, it goes on), which a single rate would read as
+// "long drafts rarely pay". Cost: a plain step
 // t_plain, verification's overhead over it t_fixed + k t_extra (fitted to the
 // measured (depth, overhead) pairs: the output head's cost is nearly flat in
 // rows, the body's grows per node), each drafted depth t_draft.
 // k maximises E(k) / C(k); k = 0 means a plain step is the better deal.
 struct Controller {
-    double alpha = 0.7;           // EMA of per-depth acceptance
+    static constexpr int32_t kMaxDepth = 64;
+    double acc[kMaxDepth];        // EMA of the conditional acceptance at depth d + 1
+    Controller() { std::fill(acc, acc + kMaxDepth, 0.7); }
+    void observe_depth(int32_t d, bool accepted) {  // d: 0-based depth the walk offered a token at
+        if (d < kMaxDepth) acc[d] = 0.85 * acc[d] + (accepted ? 0.15 : 0.0);
+    }
     double t_plain = 0.0;         // ms, EMA (0 = not measured yet)
     double t_fixed = 0.0;         // ms of verification overhead independent of depth
     double t_extra = 0.0;         // ms per unit of draft depth
@@ -56,7 +65,10 @@ struct Controller {
 
     double expected(int32_t k) const {
         double e = 0.0, ak = 1.0;
-        for (int32_t i = 0; i <= k; ++i) { e += ak; ak *= alpha; }
+        for (int32_t i = 0; i <= k; ++i) {
+            e += ak;
+            ak *= acc[std::min(i, kMaxDepth - 1)];
+        }
         return e;
     }
     double cost(int32_t k) const { return t_plain + t_fixed + k * (t_extra + t_draft); }
@@ -361,6 +373,7 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
             }
             ++m_stats.attempted_at[size_t(d)];
         }
+        const int32_t depth_here = d;
         int32_t chosen = -1;
         Token target_tok = -1;
         if (greedy) {
@@ -423,6 +436,7 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
             if (chosen < 0) target_tok = spec::draw(pcur, im.rng);
         }
 
+        if (kid0 >= 0) im.ctl.observe_depth(depth_here, chosen >= 0);
         if (chosen < 0) {  // correction (some child rejected) or bonus (leaf reached)
             emit(target_tok, kid0 >= 0 ? SpecOrigin::Correction : n_nodes > 0 ? SpecOrigin::Bonus : SpecOrigin::Target, row);
             break;
@@ -460,9 +474,7 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
     else m_target.truncate(n_past + 1 + d);
 
     // Controller: acceptance per position, cost per extra verified token.
-    for (int32_t i = 0; i < d; ++i) im.ctl.alpha = 0.85 * im.ctl.alpha + 0.15;
     if (n_nodes + 1 > int32_t(draft.depth()) + 1) im.p_leave = 0.9 * im.p_leave + (left_chain ? 0.1 : 0.0);  // trees only
-    if (m_stats.origins.back() == SpecOrigin::Correction) im.ctl.alpha = 0.85 * im.ctl.alpha;
     if (im.ctl.probing) {  // a failed probe backs off (up to 16x), a useful one resets the interval
         const int32_t base = std::max(1, m_cfg.probe_interval);
         im.ctl.probe_every = d == 0 ? std::min(im.ctl.probe_every * 2, base * 16) : base;
