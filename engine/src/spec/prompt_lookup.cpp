@@ -4,7 +4,8 @@
 // candidates are ranked by the length of the match (longest suffix first, up
 // to max(ngram_max, 32) tokens), then by recency, and the tokens that followed
 // the best max_branches distinct ones become draft branches, merged into a
-// token tree where they share a prefix.
+// token tree where they share a prefix. A continuation that reaches the end
+// of the sequence repeats with the match's period.
 #include "glassbox/spec/speculator.h"
 
 #include <algorithm>
@@ -36,13 +37,20 @@ class PromptLookupSpeculator final : public Speculator {
         }
         // longest match first; among equals the most recent (stable: e descending)
         std::stable_sort(m_cand.begin(), m_cand.end(), [](const Cand & a, const Cand & b) { return a.len > b.len; });
+        // The continuation of a match near the end runs into the tokens being
+        // guessed: it goes on with the period p = n - 1 - end (a repeat).
         int32_t branches = 0;
+        std::vector<Token> seq;
         for (const Cand & c : m_cand) {
             if (branches >= m_max_branches) break;
-            const int64_t b = c.end + 1;
-            const int64_t e = std::min<int64_t>(b + max_len, n);
-            if (b >= e) continue;
-            if (out.add_branch(t.subspan(size_t(b), size_t(e - b))) > 0) ++branches;
+            const int64_t p = n - 1 - c.end;
+            seq.clear();
+            for (int64_t j = 0; j < max_len; ++j) {
+                int64_t idx = c.end + 1 + j;
+                while (idx >= n) idx -= p;
+                seq.push_back(t[size_t(idx)]);
+            }
+            if (out.add_branch(seq) > 0) ++branches;
         }
         return {};
     }
