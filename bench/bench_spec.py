@@ -6,7 +6,7 @@ open-ended prompts. Prints a table and per-position acceptance; --json for raw.
   bench/bench_spec.py --cli build/app/glassbox-cli --model models/gemma-3-270m-q4_k_m.gguf -t 2 -n 96
   bench/bench_spec.py ... --methods lookup:b1,lookup:b3,lookahead:b1,lookahead:b3 --reps 3   # chain vs tree
 """
-import argparse, json, os, re, subprocess, sys
+import argparse, json, os, re, resource, subprocess, sys
 
 PROMPTS = {
     "grounded/summarise": (
@@ -54,7 +54,10 @@ def run(cli, model, prompt, variant, args):
             cmd += ["--draft-max", opt[1:]]
     if spec == "draft":
         cmd += ["--draft-model", args.draft_model]
+    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     p = subprocess.run(cmd, capture_output=True, text=True)
+    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    run.cpu_s = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
     if p.returncode != 0:
         sys.exit(f"failed: {' '.join(cmd[:4])} ... --spec {variant}\n{p.stderr}")
     m = re.search(r"generated (\d+) tokens ([\d.]+) tok/s", p.stderr)
@@ -99,17 +102,32 @@ def main():
         # The order rotates from rep to rep (no variant always runs first).
         base_out = None
         outs, cost = {}, {}
+        # CPU seconds of loading + prefill + the first token (a 1-token run, best
+        # of 2): subtracted to get the CPU time of generation, which the machine's
+        # load disturbs far less than wall time (the pool's threads sleep when idle).
+        n_saved = args.n
+        args.n = 1
+        base_cpu = []
+        for _ in range(2):
+            run(args.cli, args.model, prompt, "none", args)
+            base_cpu.append(run.cpu_s)
+        args.n = n_saved
+        base_cpu = min(base_cpu)
+        plain_cpu, spec_cpu = [], {m: [] for m in methods}
         load0 = os.getloadavg()[0]
         for rep in range(args.reps):
             order = ["none"] + methods
             k = rep % len(order)
             for variant in order[k:] + order[:k]:
                 out, tps, st = run(args.cli, args.model, prompt, variant, args)
+                cpu_tok = 1000.0 * max(0.0, run.cpu_s - base_cpu) / max(1, args.n - 1)  # CPU ms per generated token
                 if variant == "none":
                     plain_tps.append(tps)
+                    plain_cpu.append(cpu_tok)
                     base_out = out
                 else:
                     spec_tps[variant].append(tps)
+                    spec_cpu[variant].append(cpu_tok)
                     stats[variant] = st
                     outs.setdefault(variant, []).append(out)
                     # cost of one speculative step in plain steps (this run's ms/step over
@@ -124,13 +142,16 @@ def main():
             rows.append(dict(prompt=name, method=method, plain_tps=median(plain_tps), tps=median(spec_tps[method]),
                              plain_all=plain_tps, spec_all=spec_tps[method], speedup=median(ratios),
                              same=same[method], stats=st, step_cost=median(cost.get(method, [])),
+                             plain_cpu_ms=median(plain_cpu), spec_cpu_ms=median(spec_cpu[method]),
+                             cpu_speedup=median(plain_cpu) / max(1e-9, median(spec_cpu[method])),
                              load=(round(load0, 1), round(os.getloadavg()[0], 1))))
             r = rows[-1]
             acc = st["acceptance_at"] if st else []
             print(f"{name:22s} {method:14s} plain {r['plain_tps']:6.2f} tok/s  spec {r['tps']:6.2f} tok/s  x{r['speedup']:.2f}  "
                   f"same={r['same']}  acc={st['acceptance_rate'] if st else 0:.2f}  "
                   f"mean_len={st['mean_accepted_len'] if st else 0:.2f}  tok/step={st['tokens_per_step'] if st else 0:.2f}  "
-                  f"step_cost={r['step_cost']:.2f}  off={st['off_steps'] if st else 0}  by_pos={[round(a, 2) for a in acc]}  "
+                  f"step_cost={r['step_cost']:.2f}  cpu_ms/tok {r['plain_cpu_ms']:.1f}->{r['spec_cpu_ms']:.1f} (x{r['cpu_speedup']:.2f})  "
+                  f"off={st['off_steps'] if st else 0}  by_pos={[round(a, 2) for a in acc]}  "
                   f"load={r['load']}  "
                   f"plain_all={[round(x, 1) for x in plain_tps]} spec_all={[round(x, 1) for x in spec_tps[method]]}", flush=True)
     if args.json:

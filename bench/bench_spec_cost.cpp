@@ -1,12 +1,13 @@
 // What a speculative verification costs against one plain decode step on this
 // machine: decode_tree() of a k-node chain with all k output rows or with one,
-// and the output head alone (cpu::matmul of the output matrix) for n rows.
+// and the output head alone for n rows: cpu::matmul, and spec::small_batch_matmul
+// (2-4 rows; cpu::matmul otherwise), which the Context uses.
 // Interleaved repetitions, medians of wall time, ratios to decode(1).
-//   bench_spec_cost MODEL [--threads 2] [--ctx 200] [--kmax 16] [--reps 5]
+//   bench_spec_cost MODEL [--threads 2] [--ctx 200] [--kmax 16] [--reps 5] [--head-only 1]
 #include "arch/arch.h"
 #include "cpu/matmul.h"
 #include "cpu/thread_pool.h"
-#include "cpu/vec_dot.h"
+#include "spec/small_batch.h"
 #include "glassbox/model.h"
 
 #include <algorithm>
@@ -32,41 +33,6 @@ double median(std::vector<double> v) {
     return v.empty() ? 0.0 : (v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]));
 }
 
-// Prototype: n tokens x (4 weight rows at a time, from L1) with the decode kernels.
-void small_batch(const cpu::WeightView & w, const float * x, int64_t n, float * y, cpu::ThreadPool & pool) {
-    static cpu::TypeKernels k = [&] {
-        cpu::TypeKernels kk;
-        cpu::scalar_kernels(w.type, &kk);
-        cpu::avx2_kernels(w.type, &kk);
-        cpu::avx512vnni_kernels(w.type, &kk);
-        return kk;
-    }();
-    const size_t arb = row_size(k.act_type, w.n_cols);
-    static std::vector<uint8_t> act;
-    act.resize(arb * size_t(n));
-    for (int64_t t = 0; t < n; ++t) k.quantize(x + t * w.n_cols, act.data() + size_t(t) * arb, w.n_cols);
-    const int64_t chunk = 64, n_chunks = (w.n_rows + chunk - 1) / chunk;
-    std::atomic<int64_t> next{0};
-    pool.run([&](int, int) {
-        for (int64_t c = next++; c < n_chunks; c = next++) {
-            const int64_t r0 = c * chunk, r1 = std::min(w.n_rows, r0 + chunk);
-            int64_t t = 0;
-            float o[4];
-            if (k.dot4 != nullptr) {
-                for (; t + 4 <= n; t += 4) {
-                    for (int64_t r = r0; r < r1; ++r) {
-                        k.dot4(w.n_cols, w.data + r * w.row_bytes, act.data() + size_t(t) * arb, arb, o);
-                        for (int c = 0; c < 4; ++c) y[(t + c) * w.n_rows + r] = o[c];
-                    }
-                }
-            }
-            for (; t < n; ++t) {
-                for (int64_t r = r0; r < r1; r += 4) k.rows4(w.n_cols, w.data + r * w.row_bytes, w.row_bytes, act.data() + size_t(t) * arb, y + t * w.n_rows + r);
-            }
-        }
-    });
-}
-
 }  // namespace
 
 int main(int argc, char ** argv) {
@@ -74,7 +40,7 @@ int main(int argc, char ** argv) {
         std::fprintf(stderr, "usage: bench_spec_cost MODEL [--threads N] [--ctx N] [--kmax N] [--reps N]\n");
         return 2;
     }
-    int threads = 2, n_ctx_fill = 200, kmax = 16, reps = 5;
+    int threads = 2, n_ctx_fill = 200, kmax = 16, reps = 5, head_only = 0;
     for (int i = 2; i + 1 < argc; i += 2) {
         const std::string a = argv[i];
         const int v = std::atoi(argv[i + 1]);
@@ -82,6 +48,7 @@ int main(int argc, char ** argv) {
         else if (a == "--ctx") n_ctx_fill = v;
         else if (a == "--kmax") kmax = v;
         else if (a == "--reps") reps = v;
+        else if (a == "--head-only") head_only = v;
     }
     auto model = Model::load(argv[1]);
     if (!model) {
@@ -121,7 +88,7 @@ int main(int argc, char ** argv) {
     for (int r = 0; r < reps; ++r) {
         for (int k = 1; k <= kmax; ++k) {
             // plain step
-            {
+            if (!head_only) {
                 const Token one[1] = {Token(2000 + k)};
                 const double t0 = now_ms();
                 if (!ctx.decode(one, false)) return 1;
@@ -134,10 +101,12 @@ int main(int argc, char ** argv) {
                 toks.push_back(Token(3000 + 7 * i + r));
                 par.push_back(i - 1);
             }
+            double t0 = now_ms();
+            if (!head_only) {
             // chain of k nodes, all k rows
             outs.clear();
             for (int i = 0; i < k; ++i) outs.push_back(i);
-            double t0 = now_ms();
+            t0 = now_ms();
             if (!ctx.decode_tree(toks, par, outs)) return 1;
             t_all[size_t(k)].push_back(now_ms() - t0);
             (void)ctx.commit_tree({});
@@ -147,12 +116,13 @@ int main(int argc, char ** argv) {
             if (!ctx.decode_tree(toks, par, one_row)) return 1;
             t_one[size_t(k)].push_back(now_ms() - t0);
             (void)ctx.commit_tree({});
+            }
             // head alone, k rows
             t0 = now_ms();
             cpu::matmul(head, x.data(), k, y.data(), pool);
             t_head[size_t(k)].push_back(now_ms() - t0);
             t0 = now_ms();
-            small_batch(head, x.data(), k, y2.data(), pool);
+            if (!spec::small_batch_matmul(head, x.data(), k, y2.data(), pool)) cpu::matmul(head, x.data(), k, y2.data(), pool);
             t_small[size_t(k)].push_back(now_ms() - t0);
             if (std::memcmp(y.data(), y2.data(), sizeof(float) * size_t(k) * size_t(n_vocab)) != 0) std::printf("MISMATCH k=%d\n", k);
         }
@@ -160,7 +130,7 @@ int main(int argc, char ** argv) {
     const double p = median(t_plain);
     std::printf("model %s, %d threads, context %d, %d reps; plain decode(1) median %.1f ms\n", m->description().c_str(), threads,
                 base, reps, p);
-    std::printf("| k | tree all rows ms | ratio | tree 1 row ms | ratio | head k rows ms | ratio to head 1 | small-batch head ms | ratio |\n|---|---|---|---|---|---|---|---|---|\n");
+    std::printf("| k | tree all rows ms | ratio | tree 1 row ms | ratio | head k rows ms | ratio to head 1 | head via small_batch_matmul ms | ratio |\n|---|---|---|---|---|---|---|---|---|\n");
     const double h1 = median(t_head[1]);
     for (int k = 1; k <= kmax; ++k) {
         const double a = median(t_all[size_t(k)]), o = median(t_one[size_t(k)]), h = median(t_head[size_t(k)]);

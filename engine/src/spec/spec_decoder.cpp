@@ -289,13 +289,13 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
     // One forward pass over [pending] + draft + aux as a token tree (tree node
     // 0 = the pending token, tree node i + 1 = draft node i, tree node
     // n_nodes + 1 + j = aux node j). The output head (gemma-3-270m: a 262k x 640
-    // Q8_0 matrix, ~half of a plain step) has a fixed cost (reading the matrix)
-    // plus a per-row cost of ~0.2 of that on this CPU (bench_spec_cost,
-    // bench/NOTES.md): the first-child chain's rows are computed with the tree;
-    // the other nodes' rows too only while the walk leaves the chain often
+    // Q8_0 matrix, ~half of a plain step) costs, in units of its 1-row cost,
+    // head_cost(n) for n rows (measured with bench_spec_cost on the 2-core dev
+    // machine, bench/NOTES.md): the first-child chain's rows are computed with
+    // the tree; the other nodes' rows too while the walk leaves the chain often
     // enough to pay for them, else in one more head call when it does.
     // row_of[tree node] = its row in the target's logits() (-1: not computed).
-    constexpr double kHeadRowCost = 0.2;  // per-row head cost / fixed head cost
+    auto head_cost = [](int32_t n) { return n <= 1 ? 1.0 : n <= 4 ? 1.3 : 1.45 + 0.045 * n; };
     const int32_t n_aux = int32_t(draft.aux_tokens.size());
     std::vector<Token> batch;
     std::vector<int32_t> parents, out_nodes, row_of(size_t(n_nodes) + 1, -1);
@@ -331,7 +331,8 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
     if (tree_backend) {
         chain_from(-1);
         const int32_t n_other = n_nodes + 1 - int32_t(out_nodes.size());
-        if (n_other > 0 && im.p_leave * (1.0 + kHeadRowCost * n_other) > kHeadRowCost * n_other) {
+        const int32_t n_chain = int32_t(out_nodes.size());
+        if (n_other > 0 && head_cost(n_chain + n_other) - head_cost(n_chain) < im.p_leave * head_cost(std::min(n_other, 4))) {
             // the chain first (its rows keep their order), then the other nodes
             for (int32_t i = 0; i <= n_nodes; ++i) {
                 if (row_of[size_t(i)] < 0) {
