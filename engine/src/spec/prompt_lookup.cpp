@@ -4,7 +4,8 @@
 // candidates are ranked by the length of the match (longest suffix first, up
 // to max(ngram_max, 32) tokens), then by recency, and the tokens that followed
 // the best max_branches distinct ones become draft branches, merged into a
-// token tree where they share a prefix. A continuation that reaches the end
+// token tree where they share a prefix (alternatives to the best one are
+// drafted a third as deep). A continuation that reaches the end
 // of the sequence repeats with the match's period.
 #include "glassbox/spec/speculator.h"
 
@@ -45,7 +46,11 @@ class PromptLookupSpeculator final : public Speculator {
             if (branches >= m_max_branches) break;
             const int64_t p = n - 1 - c.end;
             seq.clear();
-            for (int64_t j = 0; j < max_len; ++j) {
+            // The best match drafts max_len tokens; the others are alternatives
+            // at a divergence and rarely taken far: a third of that (each node
+            // costs a row of the target's forward pass).
+            const int64_t len = branches == 0 ? max_len : std::max<int64_t>(2, max_len / 3);
+            for (int64_t j = 0; j < len; ++j) {
                 int64_t idx = c.end + 1 + j;
                 while (idx >= n) idx -= p;
                 seq.push_back(t[size_t(idx)]);

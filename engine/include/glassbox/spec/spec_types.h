@@ -31,7 +31,7 @@ const char * spec_origin_name(SpecOrigin o);
 
 struct SpecConfig {
     SpecMethod method = SpecMethod::None;
-    int32_t draft_max = 8;          // longest draft (tree depth)
+    int32_t draft_max = 12;         // longest draft (tree depth); the controller picks up to this
     int32_t draft_min = 1;          // adaptive length never goes below this while speculating
     bool    adaptive = true;        // adapt the draft length to recent acceptance
     bool    auto_off = true;        // fall back to plain steps while speculation would be slower
