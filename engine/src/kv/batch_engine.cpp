@@ -39,7 +39,7 @@ Result<std::unique_ptr<BatchEngine>> BatchEngine::create(std::shared_ptr<const M
     fp.n_pages = e->m_params.n_pages;
     fp.page_size = params.page_size;
     fp.kv_type = params.kv_type;
-    auto fwd = BatchForward::create(model, fp);
+    auto fwd = params.make_forward ? params.make_forward(model, fp) : BatchForward::create(model, fp);
     if (!fwd) return fwd.error();
     e->m_model = std::move(model);
     e->m_sched = std::move(*sched);

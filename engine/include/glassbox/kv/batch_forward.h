@@ -21,6 +21,7 @@ struct BatchSeq {
     int32_t                 first_pos = 0;
     std::span<const PageId> pages;
     bool                    logits = false;  // keep the logits of the last token
+    bool                    all_logits = false;
 };
 
 struct BatchForwardParams {
