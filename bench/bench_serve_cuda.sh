@@ -51,18 +51,21 @@ log "models ready"
 for mt in $MODELS; do
   f="$M/${mt%%:*}-${mt##*:}.gguf"; tag="${mt%%:*}-${mt##*:}"
   [ -f "$f" ] && [ "$(left)" -gt 40 ] || { log "skipping $tag"; continue; }
-  timeout $(( $(left) - 10 )) "$BIN/glassbox-cli" bench-serve -m "$f" --backend cuda -n 64 ${GB_SERVE_ARGS:-} > "$OUT/serve_$tag.md" 2> "$OUT/serve_$tag.err"
+  GB_CUDA_BATCH_PROFILE=1 timeout $(( $(left) - 10 )) "$BIN/glassbox-cli" bench-serve -m "$f" --backend cuda -n 64 ${GB_SERVE_ARGS:-} > "$OUT/serve_$tag.md" 2> "$OUT/serve_$tag.err"
   log "bench-serve $tag rc=$?"
   cat "$OUT/serve_$tag.md" | tee -a "$OUT/summary.log"
-  grep -v "^loading" "$OUT/serve_$tag.err" | tail -8 | tee -a "$OUT/summary.log"
+  grep -v "^loading" "$OUT/serve_$tag.err" | tr '\r' '\n' | grep -v "^loading" | tail -16 | tee -a "$OUT/summary.log"
 done
-# decode rows through the GEMM instead of matvec at 16 streams (GB_CUDA_BATCH_MV=0)
-for mt in $MODELS; do
-  f="$M/${mt%%:*}-${mt##*:}.gguf"; tag="${mt%%:*}-${mt##*:}"
-  [ -f "$f" ] && [ "$(left)" -gt 30 ] || continue
-  GB_CUDA_BATCH_MV=0 timeout $(( $(left) - 5 )) "$BIN/glassbox-cli" bench-serve -m "$f" --backend cuda -n 64 --streams 16 --long-prompt 300 \
-    > "$OUT/serve_mv0_$tag.md" 2>> "$OUT/serve_mv0.err"
-  log "bench-serve GB_CUDA_BATCH_MV=0 $tag rc=$?"
-  head -4 "$OUT/serve_mv0_$tag.md" | tee -a "$OUT/summary.log"
+# path variants at 16 streams: decode rows through the GEMM (GB_CUDA_BATCH_MV=0),
+# all 16 logit rows through the output matvec (GB_CUDA_BATCH_MV_OUT=16)
+for var in GB_CUDA_BATCH_MV=0 GB_CUDA_BATCH_MV_OUT=16; do
+  for mt in $MODELS; do
+    f="$M/${mt%%:*}-${mt##*:}.gguf"; tag="${mt%%:*}-${mt##*:}"
+    [ -f "$f" ] && [ "$(left)" -gt 30 ] || continue
+    env $var GB_CUDA_BATCH_PROFILE=1 timeout $(( $(left) - 5 )) "$BIN/glassbox-cli" bench-serve -m "$f" --backend cuda -n 64 --streams 16 \
+      --long-prompt 300 > "$OUT/variants.md" 2> "$OUT/variants.err"
+    log "bench-serve $var $tag rc=$? $(grep -E '^\| 16 ' "$OUT/variants.md")"
+    tr '\r' '\n' < "$OUT/variants.err" | grep "cuda batch" | head -3 | tee -a "$OUT/summary.log"
+  done
 done
 log "done"

@@ -15,7 +15,9 @@
 #include "kernels.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -79,6 +81,7 @@ class CudaBatchForward final : public kv::BatchForward {
     Status init();
 
     Status run(std::span<const BatchSeq> seqs, std::span<const PageCopy> copies) override;
+    Status run_impl(std::span<const BatchSeq> seqs, std::span<const PageCopy> copies);
     std::span<const float> logits(size_t i) const override {
         if (i >= m_out_first.size() || m_out_first[i] < 0) return {};
         return {m_logits_h + size_t(m_out_first[i]) * size_t(m_V), size_t(m_out_count[i]) * size_t(m_V)};
@@ -140,9 +143,16 @@ class CudaBatchForward final : public kv::BatchForward {
     size_t m_meta_cap = 0;
     int *m_tokens_d, *m_pos_d, *m_slot_d, *m_tab_d, *m_outrow_d, *m_pages_d;
     std::vector<int32_t> m_out_first, m_out_count;
+    // GB_CUDA_BATCH_PROFILE=1: wall time inside run() (upload, forward, logits copy), printed at destruction
+    bool m_profile = env_int("GB_CUDA_BATCH_PROFILE", 0) != 0;
+    int64_t m_prof_runs = 0, m_prof_rows = 0, m_prof_out = 0;
+    double m_prof_ms = 0.0;
 };
 
 CudaBatchForward::~CudaBatchForward() {
+    if (m_profile && m_prof_runs > 0)
+        std::fprintf(stderr, "cuda batch forward: %lld runs, %lld rows, %lld logit rows, %.1f ms in run() (%.3f ms per run)\n",
+                     (long long)m_prof_runs, (long long)m_prof_rows, (long long)m_prof_out, m_prof_ms, m_prof_ms / double(m_prof_runs));
     cudaSetDevice(m_device);
     if (m_stream) cudaStreamSynchronize(m_stream);
     if (m_stream) cudaStreamDestroy(m_stream);
@@ -380,6 +390,19 @@ Status CudaBatchForward::forward(int n, int mv, int n_out, int mv_out) {
 }
 
 Status CudaBatchForward::run(std::span<const BatchSeq> seqs, std::span<const PageCopy> copies) {
+    if (!m_profile) return run_impl(seqs, copies);
+    const auto t0 = std::chrono::steady_clock::now();
+    Status st = run_impl(seqs, copies);
+    m_prof_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    ++m_prof_runs;
+    for (const BatchSeq & q : seqs) {
+        m_prof_rows += int64_t(q.tokens.size());
+        m_prof_out += q.all_logits ? int64_t(q.tokens.size()) : (q.logits ? 1 : 0);
+    }
+    return st;
+}
+
+Status CudaBatchForward::run_impl(std::span<const BatchSeq> seqs, std::span<const PageCopy> copies) {
     const int32_t ps = m_kv.shape().page_size;
     const int32_t n_pages = m_kv.shape().n_pages;
     GB_TRY_STATUS(m_kv.m_status);

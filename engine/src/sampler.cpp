@@ -160,6 +160,8 @@ Sampler::Sampler(const SamplerParams & params) : m_params(params) {
 
 Token Sampler::sample(std::span<const float> logits) {
     assert(!logits.empty());
+    if (m_params.temperature <= 0.0f && m_stages.empty())  // plain greedy: the first maximum, as below
+        return Token(std::max_element(logits.begin(), logits.end()) - logits.begin());
     m_cur.items.resize(logits.size());
     for (size_t i = 0; i < logits.size(); ++i) m_cur.items[i] = Candidate{Token(i), logits[i], 0.0f};
     m_cur.sorted = false;
