@@ -4,7 +4,8 @@
 // chunks, each at its own positions through its own page table), mirroring
 // cuda_context.cu's layer code. Rows are reordered internally: the rows of
 // one-token sequences (decodes) come first and run through the matvec kernels
-// (up to GB_CUDA_BATCH_MV rows, default 16), the rest through the tensor-core
+// (up to GB_CUDA_BATCH_MV rows, default 16; their logits up to
+// GB_CUDA_BATCH_MV_OUT rows, default 16), the rest through the tensor-core
 // GEMM; attention splits each row's keys by the row's own length. So a
 // sequence's numbers depend only on its own tokens and on that path choice,
 // not on the rest of the batch. The weight upload repeats cuda_context.cu's
@@ -75,7 +76,7 @@ class CudaBatchForward final : public kv::BatchForward {
         m_E = m_hp.n_embd; m_hd = m_hp.head_dim_k; m_F = m_hp.n_ff; m_V = m_hp.n_vocab;
         m_nq = int64_t(m_hp.n_head) * m_hd; m_nkv = int64_t(m_hp.n_head_kv) * m_hd;
         m_mv_max = std::clamp(env_int("GB_CUDA_BATCH_MV", 16), 0, 64);
-        m_mv_out_max = std::clamp(env_int("GB_CUDA_BATCH_MV_OUT", 4), 0, 64);
+        m_mv_out_max = std::clamp(env_int("GB_CUDA_BATCH_MV_OUT", 16), 0, 64);
     }
     ~CudaBatchForward() override;
     Status init();

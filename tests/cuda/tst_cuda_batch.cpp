@@ -328,11 +328,12 @@ class TstCudaBatch : public QObject {
     }
 
     // N concurrent greedy requests through BatchEngine on the GPU against each
-    // run alone on the GPU. Up to 4 streams (decode rows through matvec,
-    // prefill chunks through the GEMM in both cases): identical tokens. 8
-    // streams with the prefix cache and a 24-token budget (decode rows and
-    // logits through the GEMM, shared prefix pages): every concurrent token is
-    // the alone run's top-1 or within 1% of its logit range of it (teacher-forced).
+    // run alone on the GPU. 4 streams (decode rows through matvec, prefill
+    // chunks through the GEMM in both cases): identical tokens. 8 streams with
+    // the prefix cache, a 24-token budget (chunks cut differently than alone)
+    // and GB_CUDA_BATCH_MV(_OUT)=4 (so the 8 decode rows and their logits take
+    // the GEMM): every concurrent token is the alone run's top-1 or within 1%
+    // of its logit range of it (teacher-forced).
     void engine_concurrent_vs_alone_data() {
         QTest::addColumn<QString>("preset");
         QTest::addColumn<int>("n_req");
@@ -350,6 +351,15 @@ class TstCudaBatch : public QObject {
         const int V = m->hparams().n_vocab;
         std::uniform_int_distribution<int> pick(0, V - 1);
         std::uniform_int_distribution<int> len(6, 30);
+        struct EnvGuard {  // path thresholds are read when a BatchForward is made
+            bool on;
+            explicit EnvGuard(bool set) : on(set) {
+                if (on) { qputenv("GB_CUDA_BATCH_MV", "4"); qputenv("GB_CUDA_BATCH_MV_OUT", "4"); }
+            }
+            ~EnvGuard() {
+                if (on) { qunsetenv("GB_CUDA_BATCH_MV"); qunsetenv("GB_CUDA_BATCH_MV_OUT"); }
+            }
+        } env_guard(!exact);
         const std::vector<Token> shared = [&] { std::vector<Token> s(17); for (auto & t : s) t = pick(m_rng); return s; }();
         std::vector<std::vector<Token>> prompts(static_cast<size_t>(n_req));
         for (auto & p : prompts) {
