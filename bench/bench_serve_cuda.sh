@@ -57,8 +57,8 @@ for mt in $MODELS; do
   grep -v "^loading" "$OUT/serve_$tag.err" | tr '\r' '\n' | grep -v "^loading" | tail -16 | tee -a "$OUT/summary.log"
 done
 # path variants at 16 streams: decode rows through the GEMM (GB_CUDA_BATCH_MV=0),
-# all 16 logit rows through the output matvec (GB_CUDA_BATCH_MV_OUT=16)
-for var in GB_CUDA_BATCH_MV=0 GB_CUDA_BATCH_MV_OUT=16; do
+# the logit rows through the GEMM (GB_CUDA_BATCH_MV_OUT=4)
+for var in GB_CUDA_BATCH_MV=0 GB_CUDA_BATCH_MV_OUT=4; do
   for mt in $MODELS; do
     f="$M/${mt%%:*}-${mt##*:}.gguf"; tag="${mt%%:*}-${mt##*:}"
     [ -f "$f" ] && [ "$(left)" -gt 30 ] || continue
