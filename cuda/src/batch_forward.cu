@@ -85,7 +85,17 @@ class CudaBatchForward final : public kv::BatchForward {
     Status run_impl(std::span<const BatchSeq> seqs, std::span<const PageCopy> copies);
     std::span<const float> logits(size_t i) const override {
         if (i >= m_out_first.size() || m_out_first[i] < 0) return {};
+        if (!m_logits_on_host) {  // copied on first use: greedy callers never need them
+            m_logits_on_host = true;
+            cudaSetDevice(m_device);
+            if (cudaMemcpy(m_logits_h, m_logits_d, size_t(m_n_out) * size_t(m_V) * sizeof(float), cudaMemcpyDeviceToHost) != cudaSuccess)
+                std::fill(m_logits_h, m_logits_h + size_t(m_n_out) * size_t(m_V), NAN);
+        }
         return {m_logits_h + size_t(m_out_first[i]) * size_t(m_V), size_t(m_out_count[i]) * size_t(m_V)};
+    }
+    Token greedy_token(size_t i) const override {
+        if (i >= m_out_first.size() || m_out_first[i] < 0) return -1;
+        return m_argmax_h[m_out_first[i] + m_out_count[i] - 1];
     }
     const Model & model() const override { return *m_model; }
     kv::KvStorage & storage() override { return m_kv; }
@@ -136,6 +146,10 @@ class CudaBatchForward final : public kv::BatchForward {
     float * m_logits_d = nullptr;   // [m_logits_rows, V], grown on demand
     int64_t m_logits_rows = 0;
     float * m_logits_h = nullptr;   // pinned, same size
+    int * m_argmax_d = nullptr;     // [nb] argmax of each logit row
+    int * m_argmax_h = nullptr;     // pinned
+    int32_t m_n_out = 0;
+    mutable bool m_logits_on_host = false;
     Q8Act m_q8, m_q8b;
     GemmScratch m_gemm;
     // Per-run metadata: tokens, pos, slot, tab [nb each], out rows [nb], pages.
@@ -161,6 +175,7 @@ CudaBatchForward::~CudaBatchForward() {
     if (m_logits_d) cudaFree(m_logits_d);
     if (m_logits_h) cudaFreeHost(m_logits_h);
     if (m_meta_h) cudaFreeHost(m_meta_h);
+    if (m_argmax_h) cudaFreeHost(m_argmax_h);
 }
 
 Result<DevMat> CudaBatchForward::upload_matrix(const std::string & name, int64_t ne0, int64_t ne1, bool required) {
@@ -304,6 +319,8 @@ Status CudaBatchForward::init() {
     m_meta_cap = size_t(5) * nb + size_t(std::min<int64_t>(int64_t(nb) * max_pages, int64_t(16) << 20));
     GB_ASSIGN(m_meta_d, alloc<int>(m_meta_cap));
     GB_CU(cudaMallocHost(&m_meta_h, m_meta_cap * sizeof(int)));
+    GB_ASSIGN(m_argmax_d, alloc<int>(nb));
+    GB_CU(cudaMallocHost(&m_argmax_h, nb * sizeof(int)));
     GB_CU(cudaDeviceSynchronize());
     return {};
 }
@@ -446,6 +463,7 @@ Status CudaBatchForward::run_impl(std::span<const BatchSeq> seqs, std::span<cons
     GB_TRY_STATUS(m_kv.m_status);
     m_out_first.assign(seqs.size(), -1);
     m_out_count.assign(seqs.size(), 0);
+    m_n_out = 0;
     if (n == 0) {
         GB_CU(cudaStreamSynchronize(m_stream));
         return {};
@@ -506,9 +524,13 @@ Status CudaBatchForward::run_impl(std::span<const BatchSeq> seqs, std::span<cons
     m_outrow_d = m_meta_d + 4 * nb;
     m_pages_d = m_meta_d + 5 * nb;
     GB_CU(cudaMemcpyAsync(m_meta_d, m_meta_h, (5 * nb + size_t(tab_n)) * sizeof(int), cudaMemcpyHostToDevice, m_stream));
+    m_n_out = n_o;
+    m_logits_on_host = false;
     GB_TRY_STATUS(forward(int(n), mv, n_o, mv_out));
-    if (n_o > 0)
-        GB_CU(cudaMemcpyAsync(m_logits_h, m_logits_d, size_t(n_o) * size_t(m_V) * sizeof(float), cudaMemcpyDeviceToHost, m_stream));
+    if (n_o > 0) {
+        GB_TRY_STATUS(argmax_rows(m_logits_d, int(m_V), n_o, m_argmax_d, m_stream));
+        GB_CU(cudaMemcpyAsync(m_argmax_h, m_argmax_d, size_t(n_o) * sizeof(int), cudaMemcpyDeviceToHost, m_stream));
+    }
     GB_CU(cudaStreamSynchronize(m_stream));
     return {};
 }

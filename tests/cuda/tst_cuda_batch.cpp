@@ -2,8 +2,9 @@
 // attention kernel against the CPU paged attention on random pages and page
 // tables (poisoned outputs), page copies (copy-on-write), mixed batches of
 // decode tokens and prefill chunks on scattered pages against the reference
-// forward pass, and N concurrent greedy requests through BatchEngine equal to
-// each request run alone on the GPU. Fresh random inputs each run
+// forward pass (and the device greedy token against the host argmax), and N
+// concurrent greedy requests through BatchEngine equal to each request run
+// alone on the GPU. Fresh random inputs each run
 // (GLASSBOX_TEST_SEED repeats one). Needs an NVIDIA GPU (label cuda).
 #include "batch_test_api.h"
 #include "forward_ops.h"
@@ -310,8 +311,11 @@ class TstCudaBatch : public QObject {
             Status st = (*f)->run(batch);
             QVERIFY2(st.ok(), st.ok() ? "" : st.error().to_string().c_str());
             for (size_t i = 0; i < batch.size(); ++i) {
+                const Token dev_greedy = (*f)->greedy_token(i);  // device argmax, before the lazy logits copy
                 const auto l = (*f)->logits(i);
                 QCOMPARE(l.size(), batch[i].tokens.size() * size_t(V));
+                const float * last = l.data() + l.size() - size_t(V);
+                QCOMPARE(dev_greedy, Token(std::max_element(last, last + V) - last));
                 got[size_t(which[i])].insert(got[size_t(which[i])].end(), l.begin(), l.end());
                 done[which[i]] += int(batch[i].tokens.size());
             }

@@ -149,7 +149,7 @@ Result<StepReport> BatchEngine::step() {
             if (!w.sample) continue;
             auto it = m_samplers.find(w.id);
             if (it == m_samplers.end()) continue;  // cancelled from a listener during this step
-            const Token t = it->second->sample(m_fwd->logits(i));
+            const Token t = it->second->plain_greedy() ? m_fwd->greedy_token(i) : it->second->sample(m_fwd->logits(i));
             it->second->accept(t);
             samples.push_back({w.id, t});
         }
