@@ -8,10 +8,14 @@
 # usage: bench/bench_cuda_prefill.sh WORKDIR
 #   WORKDIR/bin: glassbox-cli tst_cuda_kernels tst_cuda_model (CUDA build, sm_90)
 #   WORKDIR/lib.tgz: Qt libs for the tests; WORKDIR/lcpp.tgz: llama.cpp sources
-# env: GB_DEADLINE (s, default 540), GB_MODELS, GB_SKIP_CHECKS=1, GB_SKIP_LCPP=1
+# env: GB_DEADLINE (s, default 540), GB_MODELS, GB_SKIP_CHECKS=1, GB_SKIP_LCPP=1,
+#      GB_NCU_MODELS (shape:type list: per-kernel device times of one pp512 under ncu)
 set -u
 W=$(cd "${1:-.cudawork}" && pwd)
 OUT=${OUT:-/tmp/gb_out}
+mkdir -p "$OUT"
+FINAL_OUT=$OUT
+OUT=/tmp/gb_logs  # everything is packed into $FINAL_OUT/logs.tgz at the end (the device returns 8 files at most)
 mkdir -p "$OUT"
 T0=$(date +%s)
 DEADLINE=${GB_DEADLINE:-540}
@@ -71,6 +75,27 @@ if [ -f "$f" ] && [ "$(left)" -gt 60 ]; then
     log "partial llama-1b Q4_K_M ngl $ngl: $(cat "$OUT/partial_ngl$ngl.json" | head -c 400)"
   done
 fi
+if command -v ncu > /dev/null; then
+  for mt in ${GB_NCU_MODELS:-}; do
+    f="$M/${mt%%:*}-${mt##*:}.gguf"
+    [ -f "$f" ] && [ "$(left)" -gt 90 ] || continue
+    timeout 80 ncu --clock-control none --metrics gpu__time_duration.sum --csv \
+      "$BIN/glassbox-cli" bench -m "$f" --backend cuda -p 512 -n 0 -r 1 > "$OUT/ncu_$mt.csv" 2> "$OUT/ncu_err.log"
+    python3 - "$OUT/ncu_$mt.csv" <<'PY' | tee -a "$OUT/summary.log"
+import csv, sys, collections
+rows = [r for r in csv.reader(l for l in open(sys.argv[1]) if l.startswith('"'))]
+if not rows: print("ncu: no rows"); sys.exit()
+h = rows[0]; ki = h.index("Kernel Name"); vi = h.index("Metric Value"); ui = h.index("Metric Unit")
+tot = collections.defaultdict(float); cnt = collections.Counter()
+for r in rows[1:]:
+    v = float(r[vi].replace(",", "")); v *= {"ns": 1e-3, "nsecond": 1e-3, "us": 1.0, "usecond": 1.0, "ms": 1e3, "msecond": 1e3}.get(r[ui], float("nan"))
+    name = r[ki].split("(")[0].replace("gb::cuda::", "").replace("(anonymous namespace)::", "")[:60]
+    tot[name] += v; cnt[name] += 1
+print("ncu %s (2 prefills of 512: warm-up + 1): %d kernels, %.1f us total" % (sys.argv[1].split("/")[-1], sum(cnt.values()), sum(tot.values())))
+for k in sorted(tot, key=lambda k: -tot[k])[:14]: print("  %-60s n=%4d total %9.1f us  mean %8.2f us" % (k, cnt[k], tot[k], tot[k] / cnt[k]))
+PY
+  done
+fi
 if [ -n "$LCPP_PID" ]; then
   while kill -0 "$LCPP_PID" 2>/dev/null && [ "$(left)" -gt 25 ]; do sleep 2; done
   log "llama.cpp build: $(tail -1 "$OUT/lcpp_build.log")"
@@ -82,3 +107,5 @@ if [ -n "$LCPP_PID" ]; then
   done
 fi
 log "done"
+cp "$OUT/summary.log" "$FINAL_OUT/"
+tar czf "$FINAL_OUT/logs.tgz" -C "$OUT" --exclude '*.csv' . 2>/dev/null

@@ -139,6 +139,68 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_f16_kernel(const __half * _
 // (BM/2) x 32, wmma 16x16x16 with f32 accumulation.
 constexpr int QBN = 128, QBK = 64, QLDS = QBK + 8;  // 144-byte smem rows: 16-byte aligned, conflict-free
 
+// Chunk c (32 values) of a row as f16, 4 x 16 bytes (values 8k .. 8k+7 in h[k]).
+// Quantized types go through the common chunk form without int->float
+// conversions (quarter rate): byte b (int8) -> f16 1024 + (b ^ 0x80) by a
+// byte permute, minus 1152 (exact), then sc * q + mn in f16x2 with one
+// rounding. Scales too small for a normal f16 take the f32 route instead.
+template <TensorType T> __device__ __forceinline__ void chunk_f16(const uint8_t * row, size_t d_off, int c, uint4 (&h)[4]) {
+    if constexpr (T == TensorType::F16) {
+#pragma unroll
+        for (int k = 0; k < 4; ++k) h[k] = ld128(row + 64 * size_t(c) + 16 * k);
+        return;
+    } else {
+        float v[32];
+        bool via_f32 = true;
+        if constexpr (T != TensorType::F32 && T != TensorType::BF16) {
+            Chunk ch;
+            decode_chunk<T>(row, d_off, c, ch);
+            constexpr float kMinNormal = 6.1035156e-05f;  // 2^-14
+            bool normal = true;
+#pragma unroll
+            for (int hf = 0; hf < 2; ++hf) {
+                normal = normal && (ch.sc[hf] == 0.0f || fabsf(ch.sc[hf]) >= kMinNormal) &&
+                         (ch.mn[hf] == 0.0f || fabsf(ch.mn[hf]) >= kMinNormal);
+            }
+            if (normal) {
+                via_f32 = false;
+                const __half2 off = __float2half2_rn(1152.0f);
+                uint32_t hw[16];
+#pragma unroll
+                for (int hf = 0; hf < 2; ++hf) {
+                    const __half2 sc = __float2half2_rn(ch.sc[hf]), mn = __float2half2_rn(ch.mn[hf]);
+#pragma unroll
+                    for (int i = 0; i < 4; ++i) {  // q[4 hf + i]: values 16 hf + 4 i .. + 3
+                        const uint32_t x = uint32_t(ch.q[4 * hf + i]) ^ 0x80808080u;
+                        const uint32_t lo = __byte_perm(x, 0x64646464u, 0x4140), hi = __byte_perm(x, 0x64646464u, 0x4342);
+                        __half2 a = *reinterpret_cast<const __half2 *>(&lo), b = *reinterpret_cast<const __half2 *>(&hi);
+                        a = __hfma2(__hsub2(a, off), sc, mn);
+                        b = __hfma2(__hsub2(b, off), sc, mn);
+                        hw[8 * hf + 2 * i] = *reinterpret_cast<const uint32_t *>(&a);
+                        hw[8 * hf + 2 * i + 1] = *reinterpret_cast<const uint32_t *>(&b);
+                    }
+                }
+#pragma unroll
+                for (int k = 0; k < 4; ++k) h[k] = make_uint4(hw[4 * k], hw[4 * k + 1], hw[4 * k + 2], hw[4 * k + 3]);
+            } else {
+#pragma unroll
+                for (int e = 0; e < 32; ++e) v[e] = chunk_value(ch, e);
+            }
+        } else {
+            load_float_chunk<T>(row, c, v);
+        }
+        if (via_f32) {
+#pragma unroll
+            for (int k = 0; k < 4; ++k) {
+                __half2 p[4];
+#pragma unroll
+                for (int m = 0; m < 4; ++m) p[m] = __floats2half2_rn(v[8 * k + 2 * m], v[8 * k + 2 * m + 1]);
+                h[k] = *reinterpret_cast<uint4 *>(p);
+            }
+        }
+    }
+}
+
 template <int BM> struct QSmem {
     __half a[2][BM][QLDS];
     __half b[2][QBN][QLDS];
@@ -162,6 +224,7 @@ __global__ void __launch_bounds__(kGemmThreads, 2) gemm_q_kernel(const DevMat w,
     const int dr = tid >> 1, dc = tid & 1;  // this thread decodes row n0 + dr, chunk dc of each step
     const uint8_t * wrow = w.data + size_t(min(n0 + dr, N - 1)) * w.stride;
 
+    constexpr bool kAsyncB = T == TensorType::F16;  // f16 weights: straight to shared memory by cp.async
     auto load_a = [&](int st, int k0) {
         constexpr int kPieces = BM * QBK / 8;  // 16-byte pieces
 #pragma unroll
@@ -170,23 +233,25 @@ __global__ void __launch_bounds__(kGemmThreads, 2) gemm_q_kernel(const DevMat w,
             const int r = idx >> 3, p = idx & 7;
             cp_async16(&sm.a[st][r][p * 8], X + size_t(min(m0 + r, M - 1)) * K + k0 + p * 8);
         }
+        if constexpr (kAsyncB) {
+#pragma unroll
+            for (int i = 0; i < QBN * QBK / 8 / kGemmThreads; ++i) {
+                const int idx = tid + i * kGemmThreads;
+                const int r = idx >> 3, p = idx & 7;
+                cp_async16(&sm.b[st][r][p * 8], w.data + size_t(min(n0 + r, N - 1)) * w.stride + size_t(k0 + p * 8) * 2);
+            }
+        }
         cp_async_commit();
     };
     auto decode_b = [&](int k0, uint4 (&h)[4]) {
-        float v[32];
-        row_chunk_floats<T>(wrow, w.d_off, k0 / 32 + dc, v);
-#pragma unroll
-        for (int k = 0; k < 4; ++k) {
-            __half2 p[4];
-#pragma unroll
-            for (int m = 0; m < 4; ++m) p[m] = __floats2half2_rn(v[8 * k + 2 * m], v[8 * k + 2 * m + 1]);
-            h[k] = *reinterpret_cast<uint4 *>(p);
-        }
+        if constexpr (!kAsyncB) chunk_f16<T>(wrow, w.d_off, k0 / 32 + dc, h);
     };
     auto store_b = [&](int st, const uint4 (&h)[4]) {
-        uint4 * o = reinterpret_cast<uint4 *>(&sm.b[st][dr][dc * 32]);
+        if constexpr (!kAsyncB) {
+            uint4 * o = reinterpret_cast<uint4 *>(&sm.b[st][dr][dc * 32]);
 #pragma unroll
-        for (int k = 0; k < 4; ++k) o[k] = h[k];
+            for (int k = 0; k < 4; ++k) o[k] = h[k];
+        }
     };
 
     wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[FM][2];
@@ -314,7 +379,8 @@ Status gemm(const DevMat & w, const float * x, int n_tok, float * y, const float
         const bool big = mode == 128 || (mode == 0 && n_tok > 64 && tiles128 >= 2 * sm_count());
         Status r;
         const bool ok = dispatch_type(w.type, [&]<TensorType T>() {
-            r = big ? launch_gemm_q<T, 128>(w, s.x16, n_tok, y, bias, st) : launch_gemm_q<T, 64>(w, s.x16, n_tok, y, bias, st);
+            if (big) r = Status(launch_gemm_q<T, 128>(w, s.x16, n_tok, y, bias, st));
+            else r = Status(launch_gemm_q<T, 64>(w, s.x16, n_tok, y, bias, st));
         });
         if (!ok) return make_error(ErrorCode::Unsupported, std::string("CUDA gemm: type ") + type_name(w.type) + " not supported");
         return r;

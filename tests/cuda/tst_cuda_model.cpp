@@ -211,9 +211,9 @@ class TstCudaModel : public QObject {
         QTest::addColumn<QString>("preset");
         QTest::addColumn<QString>("ftype");
         QTest::addColumn<int>("n_tok");
-        QTest::newRow("tiny-llama Q4_K_M") << "tiny-llama" << "Q4_K_M" << 96;
-        QTest::newRow("tiny-qwen2 Q4_K_M") << "tiny-qwen2" << "Q4_K_M" << 96;
-        QTest::newRow("tiny-gemma3 Q4_K_M") << "tiny-gemma3" << "Q4_K_M" << 96;
+        QTest::newRow("tiny-llama Q4_K_M") << "tiny-llama" << "Q4_K_M" << 200;
+        QTest::newRow("tiny-qwen2 Q4_K_M") << "tiny-qwen2" << "Q4_K_M" << 200;
+        QTest::newRow("tiny-gemma3 Q4_K_M") << "tiny-gemma3" << "Q4_K_M" << 200;
         QTest::newRow("gemma3-270m Q4_K_M") << "gemma3-270m" << "Q4_K_M" << 24;
     }
     void partial() {
@@ -226,8 +226,8 @@ class TstCudaModel : public QObject {
         std::vector<Token> toks(static_cast<size_t>(n_tok));
         for (auto & t : toks) t = pick(m_rng);
         ContextParams cp;
-        cp.n_ctx = 256;
-        cp.n_batch = 256;
+        cp.n_ctx = 512;
+        cp.n_batch = 512;
         auto refr = reference_forward(*m, toks);
         QVERIFY(refr.ok());
         const std::vector<float> & ref = *refr;
