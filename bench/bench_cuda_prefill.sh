@@ -9,7 +9,8 @@
 #   WORKDIR/bin: glassbox-cli tst_cuda_kernels tst_cuda_model (CUDA build, sm_90)
 #   WORKDIR/lib.tgz: Qt libs for the tests; WORKDIR/lcpp.tgz: llama.cpp sources
 # env: GB_DEADLINE (s, default 540), GB_MODELS, GB_SKIP_CHECKS=1, GB_SKIP_LCPP=1,
-#      GB_NCU_MODELS (shape:type list: per-kernel device times of one pp512 under ncu)
+#      GB_NCU_MODELS (shape:type list: per-kernel device times of one pp512 under ncu),
+#      GB_FLASH_COMPARE=1 (also pp512 with GB_CUDA_FLASH=0), GB_SKIP_PARTIAL=1
 set -u
 W=$(cd "${1:-.cudawork}" && pwd)
 OUT=${OUT:-/tmp/gb_out}
@@ -47,10 +48,11 @@ if [ "${GB_SKIP_CHECKS:-0}" != 1 ]; then
   timeout 220 "$BIN/tst_cuda_model" > "$OUT/tst_model.log" 2>&1; log "tst_cuda_model rc=$? $(grep -E '^Totals' "$OUT/tst_model.log")"
   grep -E "^FAIL" -A3 "$OUT/tst_model.log" | head -20
   G="linear:Q4_K gemm x200 tile128" ; G2="linear:Q6_K gemm x37"; G3="linear:Q8_0 gemm x37 k800"
-  timeout 60 compute-sanitizer --tool memcheck --error-exitcode 3 "$BIN/tst_cuda_kernels" "$G" "$G2" "$G3" "linear:F16 gemm x130" > "$OUT/memcheck_kernels.log" 2>&1
-  log "memcheck gemm rc=$? $(grep -E 'ERROR SUMMARY|^Totals' "$OUT/memcheck_kernels.log" | tr '\n' ' ')"
-  timeout 60 compute-sanitizer --tool racecheck --error-exitcode 3 "$BIN/tst_cuda_kernels" "$G" "$G2" > "$OUT/racecheck.log" 2>&1
-  log "racecheck gemm rc=$? $(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY|^Totals' "$OUT/racecheck.log" | tr '\n' ' ')"
+  F1="attention:flash hd128 x70 at 45"; F2="attention:flash hd256 window 24 x90 at 30"; F3="attention:flash hd64 x100"
+  timeout 60 compute-sanitizer --tool memcheck --error-exitcode 3 "$BIN/tst_cuda_kernels" "$G" "$G2" "$G3" "linear:F16 gemm x130" "$F1" "$F2" "$F3" > "$OUT/memcheck_kernels.log" 2>&1
+  log "memcheck gemm+flash rc=$? $(grep -E 'ERROR SUMMARY|^Totals' "$OUT/memcheck_kernels.log" | tr '\n' ' ')"
+  timeout 90 compute-sanitizer --tool racecheck --error-exitcode 3 "$BIN/tst_cuda_kernels" "$G" "$G2" "$F1" "$F2" > "$OUT/racecheck.log" 2>&1
+  log "racecheck gemm+flash rc=$? $(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY|^Totals' "$OUT/racecheck.log" | tr '\n' ' ')"
   timeout 90 compute-sanitizer --tool memcheck --error-exitcode 3 "$BIN/tst_cuda_model" "partial:tiny-qwen2 Q4_K_M" "partial:tiny-gemma3 Q4_K_M" refuses_when_too_big > "$OUT/memcheck_model.log" 2>&1
   log "memcheck partial rc=$? $(grep -E 'ERROR SUMMARY|^Totals' "$OUT/memcheck_model.log" | tr '\n' ' ')"
 fi
@@ -67,9 +69,10 @@ for mt in $MODELS; do
   [ -f "$f" ] || continue
   pp "$f" "fused_$s-$t" GB_CUDA_GEMM=
   pp "$f" "slab_$s-$t" GB_CUDA_GEMM=slab
+  [ "${GB_FLASH_COMPARE:-0}" = 1 ] && pp "$f" "noflash_$s-$t" GB_CUDA_FLASH=0
 done
 f="$M/llama-1b-Q4_K_M.gguf"
-if [ -f "$f" ] && [ "$(left)" -gt 60 ]; then
+if [ "${GB_SKIP_PARTIAL:-0}" != 1 ] && [ -f "$f" ] && [ "$(left)" -gt 60 ]; then
   for ngl in 8 0; do
     "$BIN/glassbox-cli" bench -m "$f" --backend cuda -ngl $ngl -p 512 -n 32 -r 1 --json > "$OUT/partial_ngl$ngl.json" 2>> "$OUT/ours_err.log"
     log "partial llama-1b Q4_K_M ngl $ngl: $(cat "$OUT/partial_ngl$ngl.json" | head -c 400)"

@@ -379,8 +379,8 @@ Status gemm(const DevMat & w, const float * x, int n_tok, float * y, const float
         const bool big = mode == 128 || (mode == 0 && n_tok > 64 && tiles128 >= 2 * sm_count());
         Status r;
         const bool ok = dispatch_type(w.type, [&]<TensorType T>() {
-            if (big) r = Status(launch_gemm_q<T, 128>(w, s.x16, n_tok, y, bias, st));
-            else r = Status(launch_gemm_q<T, 64>(w, s.x16, n_tok, y, bias, st));
+            if (big) (void)(r = launch_gemm_q<T, 128>(w, s.x16, n_tok, y, bias, st));
+            else (void)(r = launch_gemm_q<T, 64>(w, s.x16, n_tok, y, bias, st));
         });
         if (!ok) return make_error(ErrorCode::Unsupported, std::string("CUDA gemm: type ") + type_name(w.type) + " not supported");
         return r;

@@ -79,5 +79,11 @@ struct AttnArgs {
     Q8Act q8{};  // when set (decode), out is also quantized to q8 (hd % 32 == 0)
 };
 Status attention(const AttnArgs & a, const int * pos0, int n_tok, int n_split, cudaStream_t s);
+// ---- attention_tc.cu: the same on the tensor cores for prefill (n_split 1, no
+// q8 output; f16 Q and P, f32 softmax and accumulation). attention() takes it
+// for n_tok >= kFlashMinTok when attention_flash_supported(hd) (GB_CUDA_FLASH=0: off).
+constexpr int kFlashMinTok = 16;
+bool attention_flash_supported(int hd);
+Status attention_flash(const AttnArgs & a, const int * pos0, int n_tok, cudaStream_t s);
 
 }  // namespace gb::cuda

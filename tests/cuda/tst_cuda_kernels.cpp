@@ -382,6 +382,11 @@ class TstCudaKernels : public QObject {
         QTest::newRow("decode hd256 window 32 split 16") << 256 << 32 << 1 << 16 << 300;
         QTest::newRow("decode hd16 split 32 (empty splits)") << 16 << 0 << 1 << 32 << 5;
         QTest::newRow("small batch hd64 split 4") << 64 << 0 << 3 << 4 << 77;
+        // n_tok >= 16 with one split: the tensor-core (flash) kernel; partial query and key tiles
+        QTest::newRow("flash hd64 x100") << 64 << 0 << 100 << 1 << 0;
+        QTest::newRow("flash hd128 x70 at 45") << 128 << 0 << 70 << 1 << 45;
+        QTest::newRow("flash hd256 window 24 x90 at 30") << 256 << 24 << 90 << 1 << 30;
+        QTest::newRow("flash hd32 x16 at 3") << 32 << 0 << 16 << 1 << 3;
     }
     void attention() {
         QFETCH(int, hd);
@@ -422,7 +427,10 @@ class TstCudaKernels : public QObject {
             }
         }
         const double err = rel_err(*got, ref);
-        QVERIFY2(err < 1e-4, qPrintable(QString("relative error %1").arg(err)));
+        // f32 kernel 1e-4; the flash kernel rounds Q and P to f16 (like the GEMM's 5e-3)
+        const double bound = (n_split == 1 && n_tok >= 16) ? 5e-3 : 1e-4;
+        qInfo("attention hd %d n_tok %d: relative error %.3g (bound %.1g)", hd, n_tok, err, bound);
+        QVERIFY2(err < bound, qPrintable(QString("relative error %1").arg(err)));
     }
 
     void argmax_softcap() {

@@ -214,7 +214,7 @@ class TstCudaModel : public QObject {
         QTest::newRow("tiny-llama Q4_K_M") << "tiny-llama" << "Q4_K_M" << 200;
         QTest::newRow("tiny-qwen2 Q4_K_M") << "tiny-qwen2" << "Q4_K_M" << 200;
         QTest::newRow("tiny-gemma3 Q4_K_M") << "tiny-gemma3" << "Q4_K_M" << 200;
-        QTest::newRow("gemma3-270m Q4_K_M") << "gemma3-270m" << "Q4_K_M" << 24;
+        QTest::newRow("gemma3-270m Q4_K_M") << "gemma3-270m" << "Q4_K_M" << 48;
     }
     void partial() {
         QFETCH(QString, preset);
