@@ -181,12 +181,12 @@ template <int HD> Status launch_flash(const AttnArgs & a, const int * pos0, int 
 
 }  // namespace
 
-bool attention_flash_supported(int hd) {
-    static const bool on = [] {
-        const char * e = std::getenv("GB_CUDA_FLASH");
-        return !(e && e[0] == '0');
-    }();
-    return on && (hd == 32 || hd == 64 || hd == 128 || hd == 256);
+int attention_flash_mode(int hd) {
+    if (hd != 32 && hd != 64 && hd != 128 && hd != 256) return -1;
+    const char * e = std::getenv("GB_CUDA_FLASH");
+    if (e && e[0] == '0') return -1;
+    if (e && e[0] == '1') return 1;
+    return 0;
 }
 
 Status attention_flash(const AttnArgs & a, const int * pos0, int n_tok, cudaStream_t s) {

@@ -15,6 +15,7 @@
 #include "glassbox/model.h"
 #include "glassbox/synth.h"
 
+#include <QScopeGuard>
 #include <QTemporaryDir>
 #include <QtTest>
 
@@ -154,8 +155,11 @@ class TstCudaModel : public QObject {
 
         cuda::CudaContextParams gp;
         gp.context = cp;
-        // 1. prefill: one call, all logits (tensor-core GEMM path)
+        // 1. prefill: one call, all logits (tensor-core GEMM path; flash attention
+        //    forced, as the small synthetic models have too few heads to pick it)
         {
+            qputenv("GB_CUDA_FLASH", "1");
+            auto unforce = qScopeGuard([] { qunsetenv("GB_CUDA_FLASH"); });
             auto g = cuda::create_context(m, gp);
             QVERIFY2(g.ok(), g.ok() ? "" : g.error().to_string().c_str());
             QVERIFY((*g)->decode(toks, true).ok());
@@ -214,7 +218,8 @@ class TstCudaModel : public QObject {
         QTest::newRow("tiny-llama Q4_K_M") << "tiny-llama" << "Q4_K_M" << 200;
         QTest::newRow("tiny-qwen2 Q4_K_M") << "tiny-qwen2" << "Q4_K_M" << 200;
         QTest::newRow("tiny-gemma3 Q4_K_M") << "tiny-gemma3" << "Q4_K_M" << 200;
-        QTest::newRow("gemma3-270m Q4_K_M") << "gemma3-270m" << "Q4_K_M" << 48;
+        // 128 tokens: >= 99% decisive top-1 tolerates no flip below ~100 decisive positions
+        QTest::newRow("gemma3-270m Q4_K_M") << "gemma3-270m" << "Q4_K_M" << 128;
     }
     void partial() {
         QFETCH(QString, preset);
