@@ -218,8 +218,9 @@ class TstCudaModel : public QObject {
         QTest::newRow("tiny-llama Q4_K_M") << "tiny-llama" << "Q4_K_M" << 200;
         QTest::newRow("tiny-qwen2 Q4_K_M") << "tiny-qwen2" << "Q4_K_M" << 200;
         QTest::newRow("tiny-gemma3 Q4_K_M") << "tiny-gemma3" << "Q4_K_M" << 200;
-        // 128 tokens: >= 99% decisive top-1 tolerates no flip below ~100 decisive positions
-        QTest::newRow("gemma3-270m Q4_K_M") << "gemma3-270m" << "Q4_K_M" << 128;
+        // 200 tokens like the tiny rows: >= 99% decisive top-1 tolerates no flip below
+        // ~100 decisive positions (48 tokens give ~30)
+        QTest::newRow("gemma3-270m Q4_K_M") << "gemma3-270m" << "Q4_K_M" << 200;
     }
     void partial() {
         QFETCH(QString, preset);
@@ -240,10 +241,15 @@ class TstCudaModel : public QObject {
         QVERIFY(cpu.ok());
         QVERIFY((*cpu)->decode(toks, true).ok());
         const Agreement ca = compare(ref, (*cpu)->logits(), V);
+        // The full-GPU rows' criteria, except that the decisive top-1 bound is
+        // the CPU Context's own agreement when that is lower: the layers after N
+        // run with the CPU Context's numerics (at N = 0 the split is the CPU
+        // Context bit for bit, and one seed had it at 0.9889 of 90 decisive).
         auto check = [&](const Agreement & a, const std::string & what) {
-            qInfo("%s %s vs reference: top-1 %.4f (decisive %.4f of %d), KL mean %.3g max %.3g (CPU Context top-1 %.4f)",
-                  qPrintable(preset + " " + ftype), what.c_str(), a.top1, a.top1_decisive, a.n_decisive, a.mean_kl, a.max_kl, ca.top1);
-            return a.mean_kl < kMaxKl && a.top1_decisive >= kMinTop1 && a.top1 >= ca.top1 - 0.03;
+            qInfo("%s %s vs reference: top-1 %.4f (decisive %.4f of %d), KL mean %.3g max %.3g (CPU Context top-1 %.4f, decisive %.4f)",
+                  qPrintable(preset + " " + ftype), what.c_str(), a.top1, a.top1_decisive, a.n_decisive, a.mean_kl, a.max_kl, ca.top1,
+                  ca.top1_decisive);
+            return a.mean_kl < kMaxKl && a.top1_decisive >= std::min(kMinTop1, ca.top1_decisive) && a.top1 >= ca.top1 - 0.03;
         };
         for (int n_gpu : std::set<int>{0, 1, L / 2, L - 1}) {
             cuda::CudaContextParams gp;
