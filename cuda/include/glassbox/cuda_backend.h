@@ -2,6 +2,7 @@
 // same API that reports "not compiled with CUDA".
 #pragma once
 
+#include "glassbox/kv/batch_forward.h"
 #include "glassbox/model.h"
 #include "glassbox/result.h"
 
@@ -23,10 +24,11 @@ struct DeviceReport {
 DeviceReport probe();
 
 struct CudaContextParams {
-    ContextParams context;         // n_ctx, n_batch (n_threads unused)
+    ContextParams context;         // n_ctx, n_batch; n_threads: the CPU part of a partial offload
     int32_t       device = 0;
-    // Layers on the GPU: -1 = all. Partial offload is not implemented yet:
-    // any other value is refused with an Unsupported error.
+    // Layers on the GPU: -1 (or >= n_layer) = all. N < n_layer: the embedding
+    // and layers 0..N-1 on the GPU, the other layers (KV cache on the host)
+    // and the output norm/head on the CPU; only the hidden state crosses.
     int32_t       n_gpu_layers = -1;
     // Memory the context may use; 0 = the device's free memory. (Tests set a
     // small budget to exercise the refusal path.)
@@ -36,13 +38,14 @@ struct CudaContextParams {
 
 // What a context would take on the device, computed before anything is allocated.
 struct MemoryEstimate {
+    // weights, kv_cache, scratch, total: for the requested n_gpu_layers
     uint64_t weights = 0;      // uploaded weights (device layout)
     uint64_t per_layer = 0;    // weights + KV cache of an average layer
     uint64_t kv_cache = 0;
     uint64_t scratch = 0;      // activations, logits, GEMM scratch
     uint64_t total = 0;
     uint64_t available = 0;    // budget (free memory or the given budget)
-    int32_t  layers_that_fit = 0;  // with the non-layer parts resident
+    int32_t  layers_that_fit = 0;  // largest n_gpu_layers that fits (n_layer: the whole model)
 };
 Result<MemoryEstimate> estimate_memory(const Model & model, const CudaContextParams & params);
 
@@ -51,6 +54,13 @@ Result<MemoryEstimate> estimate_memory(const Model & model, const CudaContextPar
 // type is not supported, or when the model does not fit (the message gives
 // the estimate and how many layers would fit).
 Result<std::unique_ptr<Context>> create_context(std::shared_ptr<const Model> model, const CudaContextParams & params);
+
+// A BatchForward (continuous batching over the paged KV cache) whose K/V pages
+// (F16, same page ids and page size as the CPU storage) and forward pass live
+// on the GPU; for BatchEngineParams::make_forward. n_threads is unused; Q8_0
+// KV is refused (F16 only on the GPU so far).
+Result<std::unique_ptr<kv::BatchForward>> create_batch_forward(std::shared_ptr<const Model> model, const kv::BatchForwardParams & params,
+                                                               int32_t device = 0);
 
 // Greedy token of the last logits row, computed on the device for a CUDA
 // context (no copy of the logits); on the host otherwise.
