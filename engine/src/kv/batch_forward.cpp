@@ -46,7 +46,7 @@ class BatchForwardImpl final : public BatchForward {
     Status run(std::span<const BatchSeq> seqs, std::span<const PageCopy> copies) override;
     std::span<const float> logits(size_t i) const override {
         if (i >= m_logit_row.size() || m_logit_row[i] < 0) return {};
-        return {m_logits.data() + size_t(m_logit_row[i]) * size_t(m_hp.n_vocab), size_t(m_hp.n_vocab)};
+        return {m_logits.data() + size_t(m_logit_row[i]) * size_t(m_hp.n_vocab), size_t(m_logit_n[i]) * size_t(m_hp.n_vocab)};
     }
     const Model & model() const override { return *m_model; }
     KvStorage & storage() override { return *m_kv; }
@@ -74,7 +74,8 @@ class BatchForwardImpl final : public BatchForward {
     std::vector<int32_t> m_pos, m_row_seq;
     std::vector<int32_t> m_rows;        // rows whose attention/FFN run in the current layer (all, then the logit rows)
     std::vector<std::span<const PageId>> m_seq_pages;
-    std::vector<int32_t> m_logit_row;  // per seq: row of m_logits, or -1
+    std::vector<int32_t> m_logit_row;  // per seq: first row of m_logits, or -1
+    std::vector<int32_t> m_logit_n;    // per seq: logit rows (1, or n_tokens with all_logits)
     // activations, [n_batch, *]
     std::vector<float> m_x, m_xn, m_q, m_k, m_v, m_attn, m_proj, m_gate, m_up;
     std::vector<float> m_rope_cs[2];
@@ -153,7 +154,7 @@ Status BatchForwardImpl::run(std::span<const BatchSeq> seqs, std::span<const Pag
                 return make_error(ErrorCode::InvalidArgument, where + "token " + std::to_string(q.tokens[i]) + " outside the vocabulary");
         }
         n += int64_t(q.tokens.size());
-        n_out += q.logits ? 1 : 0;
+        if (q.logits && !q.tokens.empty()) n_out += q.all_logits ? int64_t(q.tokens.size()) : 1;
     }
     if (n > m_n_batch)
         return make_error(ErrorCode::OutOfRange, "batch of " + std::to_string(n) + " tokens exceeds max_batch_tokens " + std::to_string(m_n_batch));
@@ -164,6 +165,7 @@ Status BatchForwardImpl::run(std::span<const BatchSeq> seqs, std::span<const Pag
     for (const PageCopy & c : copies) m_kv->copy(c);
 
     m_logit_row.assign(seqs.size(), -1);
+    m_logit_n.assign(seqs.size(), 0);
     if (n == 0) return {};
     try {
         m_logits.resize(size_t(n_out) * size_t(m_hp.n_vocab));
@@ -181,7 +183,11 @@ Status BatchForwardImpl::run(std::span<const BatchSeq> seqs, std::span<const Pag
             m_row_seq[row] = int32_t(s);
             m_rows[row] = row;
         }
-        if (seqs[s].logits) m_logit_row[s] = out++;
+        if (seqs[s].logits && !seqs[s].tokens.empty()) {
+            m_logit_row[s] = out;
+            m_logit_n[s] = seqs[s].all_logits ? int32_t(seqs[s].tokens.size()) : 1;
+            out += m_logit_n[s];
+        }
     }
 
     const int64_t n_embd = m_hp.n_embd;
@@ -247,7 +253,7 @@ void BatchForwardImpl::block(int il, int32_t n, int32_t & n_rows) {
         for (int32_t t = 0; t < n; ++t) {
             const int32_t s = m_row_seq[t];
             const bool last_of_seq = t + 1 == n || m_row_seq[t + 1] != s;
-            if (!last_of_seq || m_logit_row[s] < 0) continue;
+            if (m_logit_row[s] < 0 || (!last_of_seq && m_logit_n[s] == 1)) continue;
             if (k != t) std::memcpy(m_x.data() + int64_t(k) * n_embd, m_x.data() + int64_t(t) * n_embd, sizeof(float) * size_t(n_embd));
             m_rows[k++] = t;
         }
