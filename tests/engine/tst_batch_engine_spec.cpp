@@ -4,11 +4,13 @@
 // decoding, K/V after rejections, prefix cache without rejected tokens).
 #include "glassbox/kv/batch_engine.h"
 #include "glassbox/session.h"
+#include "glassbox/spec/spec_decoder.h"
 #include "glassbox/synth.h"
 
 #include <QTemporaryDir>
 #include <QtTest>
 
+#include <cmath>
 #include <map>
 #include <random>
 
@@ -40,6 +42,53 @@ SpecConfig fixed_spec(SpecMethod m, int32_t draft_max) {
     c.adaptive = false;
     c.auto_off = false;
     return c;
+}
+
+// Regularized upper incomplete gamma Q(a, x): the chi-square p-value.
+double gamma_q(double a, double x) {
+    if (x <= 0) return 1.0;
+    const double lg = std::lgamma(a);
+    if (x < a + 1) {
+        double sum = 1.0 / a, term = sum;
+        for (int n = 1; n < 1000; ++n) {
+            term *= x / (a + n);
+            sum += term;
+            if (term < sum * 1e-15) break;
+        }
+        return 1.0 - sum * std::exp(-x + a * std::log(x) - lg);
+    }
+    double b = x + 1 - a, c = 1e300, d = 1 / b, h = d;
+    for (int i = 1; i < 1000; ++i) {
+        const double an = -i * (i - a);
+        b += 2;
+        d = an * d + b;
+        if (std::fabs(d) < 1e-300) d = 1e-300;
+        c = b + an / c;
+        if (std::fabs(c) < 1e-300) c = 1e-300;
+        d = 1 / d;
+        const double del = d * c;
+        h *= del;
+        if (std::fabs(del - 1) < 1e-15) break;
+    }
+    return std::exp(-x + a * std::log(x) - lg) * h;
+}
+
+// Independent oracle for top-k + temperature 1 sampling: softmax over the k largest logits.
+std::vector<std::pair<Token, double>> top_k_dist(std::span<const float> logits, int k) {
+    std::vector<Token> idx(logits.size());
+    for (size_t i = 0; i < idx.size(); ++i) idx[i] = Token(i);
+    std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](Token a, Token b) {
+        return logits[size_t(a)] > logits[size_t(b)] || (logits[size_t(a)] == logits[size_t(b)] && a < b);
+    });
+    double z = 0.0;
+    std::vector<std::pair<Token, double>> out;
+    for (int i = 0; i < k; ++i) {
+        const double e = std::exp(double(logits[size_t(idx[i])]) - logits[size_t(idx[0])]);
+        out.emplace_back(idx[i], e);
+        z += e;
+    }
+    for (auto & pr : out) pr.second /= z;
+    return out;
 }
 
 }  // namespace
@@ -412,6 +461,112 @@ class TstBatchEngineSpec : public QObject {
         QVERIFY(ep->run_to_completion());
         QCOMPARE(es->request(n1)->generated, ep->request(n2)->generated);
         QCOMPARE(es->request(n1)->generated, alone(m, next));
+    }
+
+    // Sampling with speculation inside the batch keeps the target's
+    // distribution: the joint distribution of the first 3 tokens of 2,000
+    // concurrent sampled requests (lookup drafts on a prompt the model wrote
+    // itself, so drafts are often likely) against exact enumeration with the
+    // Context; chi-square must not reject. Broken acceptance rules must be rejected.
+    void spec_sampling_distribution_data() {
+        QTest::addColumn<int>("rule");
+        QTest::newRow("exact") << int(AcceptRule::Exact);
+        QTest::newRow("always-accept") << int(AcceptRule::AlwaysAccept);
+        QTest::newRow("ignore-residual") << int(AcceptRule::IgnoreResidual);
+    }
+    void spec_sampling_distribution() {
+        QFETCH(int, rule);
+        auto m = model("tiny-llama");
+        GenRequest g;
+        g.prompt = {1, 300};
+        g.max_new_tokens = 40;
+        g.sampling = greedy();
+        std::vector<Token> p = g.prompt;
+        const auto cont = alone(m, g);
+        p.insert(p.end(), cont.begin(), cont.end());
+        const int K = 4;
+        std::map<std::vector<Token>, double> expect;
+        {
+            ContextParams cp;
+            cp.n_ctx = 128;
+            cp.n_threads = 2;
+            auto ctx = Context::create(m, cp);
+            QVERIFY(ctx.ok());
+            Context & c = **ctx;
+            QVERIFY(c.decode(p, false));
+            const std::vector<float> l0(c.logits().begin(), c.logits().end());
+            for (auto [t1, p1] : top_k_dist(l0, K)) {
+                c.truncate(int32_t(p.size()));
+                const Token a[1] = {t1};
+                QVERIFY(c.decode(a, false));
+                const std::vector<float> l1(c.logits().begin(), c.logits().end());
+                for (auto [t2, p2] : top_k_dist(l1, K)) {
+                    c.truncate(int32_t(p.size()) + 1);
+                    const Token b[1] = {t2};
+                    QVERIFY(c.decode(b, false));
+                    for (auto [t3, p3] : top_k_dist(c.logits(), K)) expect[{t1, t2, t3}] = p1 * p2 * p3;
+                }
+            }
+        }
+        BatchEngineParams bp;
+        bp.page_size = 8;
+        bp.n_pages = 512;
+        bp.max_tokens_per_step = 128;
+        bp.max_running = 32;
+        auto e = engine(m, bp);
+        e->set_accept_rule(AcceptRule(rule));
+        const int n = 2000;
+        SamplerParams sp;
+        sp.temperature = 1.0f;
+        sp.top_k = K;
+        sp.top_p = 1.0f;
+        sp.min_p = 0.0f;
+        std::vector<RequestId> ids;
+        for (int i = 0; i < n; ++i) {
+            GenRequest r;
+            r.prompt = p;
+            r.max_new_tokens = 3;
+            r.sampling = sp;
+            r.sampling.seed = 7000 + uint64_t(i);
+            r.spec = fixed_spec(SpecMethod::PromptLookup, 2);
+            const auto a = e->submit(r);
+            QVERIFY(a.verdict != Admission::Impossible);
+            ids.push_back(a.id);
+        }
+        QVERIFY(e->run_to_completion());
+        std::map<std::vector<Token>, int> seen;
+        int64_t proposed = 0, accepted = 0;
+        for (RequestId id : ids) {
+            const auto & gtok = e->request(id)->generated;
+            QCOMPARE(gtok.size(), size_t(3));
+            seen[gtok]++;
+            proposed += e->spec_stats(id)->proposed;
+            accepted += e->spec_stats(id)->accepted;
+        }
+        double stat = 0.0, pooled_e = 0.0, pooled_o = 0.0;
+        int bins = 0, counted = 0;
+        for (const auto & [k, pr] : expect) {
+            const double ex = pr * n;
+            auto it = seen.find(k);
+            const double o = it == seen.end() ? 0.0 : it->second;
+            counted += int(o);
+            if (ex < 5) { pooled_e += ex; pooled_o += o; continue; }
+            stat += (o - ex) * (o - ex) / ex;
+            ++bins;
+        }
+        pooled_o += n - counted;  // outcomes the oracle calls impossible
+        if (pooled_e > 0 || pooled_o > 0) {
+            const double ex = std::max(pooled_e, 1e-9);
+            stat += (pooled_o - ex) * (pooled_o - ex) / ex;
+            ++bins;
+        }
+        const double pv = gamma_q((bins - 1) / 2.0, stat / 2.0);
+        qInfo("rule %d: chi-square p = %.3g over %d bins, proposed %lld accepted %lld", rule, pv, bins, (long long)proposed,
+              (long long)accepted);
+        QVERIFY2(proposed >= n / 2 && accepted > n / 10, "drafts were meant to be proposed and accepted");
+        if (rule == int(AcceptRule::Exact)) QVERIFY2(accepted < proposed, "drafts were meant to be rejected too");
+        if (rule == int(AcceptRule::Exact)) QVERIFY2(pv > 1e-3, "samples do not follow the target distribution");
+        else QVERIFY2(pv < 1e-6, "a broken acceptance rule went unnoticed");
     }
 
     // Draft tokens count against the iteration budget; with a budget of one

@@ -3,6 +3,7 @@
 // verified as multi-token chunks of the batched forward pass).
 #include "glassbox/kv/batch_engine.h"
 
+#include "glassbox/spec/spec_decoder.h"
 #include "glassbox/spec/speculator.h"
 #include "spec/draft_controller.h"
 #include "spec/target_dist.h"
@@ -29,6 +30,7 @@ struct BatchEngine::SpecState {
 };
 
 BatchEngine::BatchEngine() = default;
+void BatchEngine::set_accept_rule(AcceptRule r) { m_accept_rule = int(r); }
 BatchEngine::~BatchEngine() = default;
 
 namespace {
@@ -316,7 +318,7 @@ Result<SampledToken> BatchEngine::verify(const SeqWork & w, std::span<const floa
         Token t = -1;
         if (greedy) {
             t = spec::greedy_token(row(j), sp.sampling, hist);
-            accept = has_draft && t == d;
+            accept = has_draft && (t == d || AcceptRule(m_accept_rule) == AcceptRule::AlwaysAccept);
         } else {
             spec::target_dist(row(j), sp.sampling, hist, sp.cand);
             std::vector<std::pair<Token, float>> p;
@@ -328,8 +330,10 @@ Result<SampledToken> BatchEngine::verify(const SeqWork & w, std::span<const floa
                 float pd = 0.0f;
                 for (const auto & [id, pr] : p) if (id == d) pd = pr;
                 std::uniform_real_distribution<double> uni(0.0, 1.0);
-                accept = uni(sp.rng) < double(pd);
-                if (!accept) {
+                accept = uni(sp.rng) < double(pd) || AcceptRule(m_accept_rule) == AcceptRule::AlwaysAccept;
+                if (!accept && AcceptRule(m_accept_rule) == AcceptRule::IgnoreResidual) {
+                    t = spec::draw(p, sp.rng);  // broken on purpose: p unchanged after rejecting d
+                } else if (!accept) {
                     std::vector<std::pair<Token, float>> rest;
                     double z = 0.0;
                     for (const auto & pr : p) if (pr.first != d) { rest.push_back(pr); z += pr.second; }

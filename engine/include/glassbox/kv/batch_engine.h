@@ -15,6 +15,10 @@
 #include <map>
 #include <memory>
 
+namespace gb {
+enum class AcceptRule;  // glassbox/spec/spec_decoder.h (test hook)
+}
+
 namespace gb::kv {
 
 struct BatchEngineParams {
@@ -93,6 +97,9 @@ class BatchEngine {
     // finishes until forget_spec_stats); null otherwise.
     const SpecStats * spec_stats(RequestId id) const;
     void forget_spec_stats(RequestId id) { m_spec_done.erase(id); }
+    // Test hook, as SpecDecoder::set_accept_rule: a deliberately broken
+    // acceptance rule. Never set outside tests.
+    void set_accept_rule(AcceptRule r);
     // The K/V of one token of a running request, layer il, as stored (F16 or
     // Q8_0 bytes): for tests comparing caches. Empty when out of range.
     std::vector<uint8_t> kv_bytes_at(RequestId id, int il, int32_t pos) const;
@@ -132,6 +139,7 @@ class BatchEngine {
     std::map<RequestId, int32_t> m_dropped;                       // turns dropped at submit, until admitted
     std::map<RequestId, std::vector<SpecOrigin>> m_origins;       // this step's emitted tokens' origins
     double m_last_fwd_ms = 0.0;
+    int m_accept_rule = 0;  // AcceptRule::Exact
     std::vector<EngineEvent> m_step_events;
     std::function<void(const EngineEvent &)> m_listener;
     std::function<void(const Scheduler &, const StepPlan &)> m_step_observer;
