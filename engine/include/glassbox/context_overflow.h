@@ -29,8 +29,8 @@ bool overflow_prompt_fits(OverflowPolicy policy, int32_t n_prompt, int32_t max_t
 // the oldest): while fits(cut) is false (cut = turns dropped so far), drop the
 // oldest turn, then any further non-user turns so the kept conversation starts
 // with a user turn, never dropping the last turn. Returns the cut that fits;
-// OutOfRange (with fits' last n_prompt in *n_prompt_out if given) when the
-// policy is Error or nothing is left to drop. fits may fail (a render error).
+// OutOfRange (saying how many turns were dropped) when the policy is Error or
+// nothing is left to drop; an error of fits (a render error) is passed on.
 struct TurnCut {
     int32_t cut = 0;  // turns dropped
 };
