@@ -5,6 +5,7 @@
 #include "commands.h"
 #include "common.h"
 
+#include "glassbox/cuda_backend.h"
 #include "glassbox/kv/batch_engine.h"
 
 #include <algorithm>
@@ -200,6 +201,7 @@ int cmd_bench_serve(int argc, char ** argv) {
     const int32_t chunk_budget = int32_t(args.get_int("--budget", 256));
     const std::string kv = args.get_or("--kv", "f16");
     const std::string streams_arg = args.get_or("--streams", "1,4,16");
+    const std::string backend = args.get_or("--backend", "cpu");
     const bool json = args.has("--json");
     // Speculation per stream: method, on every spec_every-th stream (1 = all).
     const std::string spec_arg = args.get_or("--spec", "none");
@@ -250,6 +252,13 @@ int cmd_bench_serve(int argc, char ** argv) {
     base.n_ctx = 8192;
     base.max_tokens_per_step = chunk_budget;
     base.max_running = 16;
+    if (backend == "cuda") {
+        base.make_forward = [](std::shared_ptr<const gb::Model> m, const gb::kv::BatchForwardParams & fp) {
+            return gb::cuda::create_batch_forward(std::move(m), fp);
+        };
+    } else if (backend != "cpu") {
+        return fail("bench-serve: unknown backend \"" + backend + "\" (cpu or cuda)");
+    }
     const Runner runner{model, base};
     {  // warm-up (threads, page faults)
         auto e = make_engine(runner, base);
@@ -351,8 +360,8 @@ int cmd_bench_serve(int argc, char ** argv) {
     }
 
     if (json) {
-        std::printf("{\"bench\":\"serve\",\"threads\":%d,\"kv\":\"%s\",\"gen_tokens\":%d,\"spec\":\"%s\",\"spec_every\":%d,\"streams\":[",
-                    n_threads, kv.c_str(), n_gen, spec_arg.c_str(), spec_every);
+        std::printf("{\"bench\":\"serve\",\"backend\":\"%s\",\"threads\":%d,\"kv\":\"%s\",\"gen_tokens\":%d,\"spec\":\"%s\",\"spec_every\":%d,\"streams\":[",
+                    backend.c_str(), n_threads, kv.c_str(), n_gen, spec_arg.c_str(), spec_every);
         for (size_t i = 0; i < rows.size(); ++i) {
             const Row & r = rows[i];
             std::printf("%s{\"n\":%d,\"tok_s\":%.2f,\"itl_p50_ms\":%.2f,\"itl_p99_ms\":%.2f,\"seq_tok_s\":%.2f,\"seq_itl_p50_ms\":%.2f,"
@@ -371,6 +380,7 @@ int cmd_bench_serve(int argc, char ** argv) {
         }
         std::printf("]}}\n");
     } else {
+        std::printf("backend: %s\n\n", backend.c_str());
         std::printf("| streams | aggregate tok/s | ITL p50 ms | ITL p99 ms | sequential tok/s | seq ITL p50 ms | seq ITL p99 ms | speedup | same tokens |\n");
         std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
         for (const Row & r : rows) {

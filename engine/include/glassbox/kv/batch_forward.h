@@ -42,6 +42,9 @@ class BatchForward {
     // all_logits (and logits) n_tokens rows, row j = after token j.
     virtual Status run(std::span<const BatchSeq> seqs, std::span<const PageCopy> copies = {}) = 0;
     virtual std::span<const float> logits(size_t seq_index) const = 0;
+    // First argmax of sequence i's last logits row (what a plain greedy
+    // Sampler picks); a GPU backend answers without copying the logits.
+    virtual Token greedy_token(size_t seq_index) const;
 
     virtual const Model & model() const = 0;
     virtual KvStorage & storage() = 0;
