@@ -10,9 +10,43 @@
 #include "glassbox/session.h"
 
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
+
+namespace gb::kv {
+class Scheduler;
+struct StepPlan;
+}  // namespace gb::kv
+
+// Watches the continuous-batching engine's paged-KV metadata (for the
+// inspector). Called on the engine worker thread, between the engine's
+// structures' changes: read them during the call only, never keep references.
+struct KvObserver {
+    // After each scheduling step (before its tokens are committed).
+    std::function<void(const gb::kv::Scheduler &, const gb::kv::StepPlan &)> onStep;
+    // A request was submitted: its engine request id and a label.
+    std::function<void(int64_t, const std::string &)> onSubmit;
+    // The engine went idle (the last step's commit is in the structures now).
+    std::function<void(const gb::kv::Scheduler &)> onIdle;
+    // The tokenizer of the model the next steps run (token text on the tree's
+    // edges); valid until the next onModel call (null: none).
+    std::function<void(const gb::Tokenizer *)> onModel;
+};
+
+// Per request: which engine path the caller wants and how the inspector names it.
+struct ChatRequestOptions {
+    bool batching = true;  // the BatchEngine where the backend can (CPU, no speculation)
+    std::string label;     // "chat 3, request 7"
+};
+
+// What the backend did for the last chat() besides its GenerateResult.
+struct ChatExtras {
+    bool batched = false;         // ran on the BatchEngine
+    double queueMs = 0.0;         // from submit to admission (batch path)
+    int64_t engineRequestId = -1; // the BatchEngine's request id
+};
 
 class EngineBackend {
 public:
@@ -40,4 +74,12 @@ public:
                                                 const std::atomic<bool> *cancel) = 0;
     // Display text of a token (for top alternatives). Optional: "" if unknown.
     virtual std::string tokenText(gb::Token id) const = 0;
+
+    // Optional (the defaults do nothing): the options of the next chat(), what
+    // the last chat() did, and an observer of the batching engine's KV cache.
+    virtual void setChatRequestOptions(const ChatRequestOptions &) {}
+    virtual ChatExtras lastChatExtras() const { return {}; }
+    virtual void setKvObserver(KvObserver) {}
+    // Why the batching engine cannot serve requests with this config ("" : it can).
+    virtual std::string batchingUnavailableReason() const { return "this engine backend has no batching engine"; }
 };

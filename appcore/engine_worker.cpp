@@ -4,6 +4,7 @@
 
 #include "engine_backend.h"
 
+#include <QElapsedTimer>
 #include <QFileInfo>
 #include <QThread>
 
@@ -180,13 +181,32 @@ quint64 EngineWorker::unloadModel()
     return id;
 }
 
+namespace {
+// A monotonic clock both threads read (ns).
+qint64 monotonicNs()
+{
+    static QElapsedTimer timer = [] {
+        QElapsedTimer t;
+        t.start();
+        return t;
+    }();
+    return timer.nsecsElapsed();
+}
+}  // namespace
+
 quint64 EngineWorker::generate(const GenerationRequest &request)
 {
     const quint64 id = ++m_nextRequestId;
     Flag cancel = std::make_shared<std::atomic<bool>>(false);
     m_generations.insert(id, cancel);
-    post([this, id, request, cancel] { runGenerate(id, request, cancel); });
+    const qint64 posted = monotonicNs();
+    post([this, id, request, cancel, posted] { runGenerate(id, request, cancel, posted); });
     return id;
+}
+
+void EngineWorker::setKvObserver(KvObserver observer)
+{
+    post([this, observer = std::move(observer)]() mutable { m_backend->setKvObserver(std::move(observer)); });
 }
 
 void EngineWorker::cancel(quint64 requestId)
@@ -250,8 +270,9 @@ void EngineWorker::runLoad(quint64 id, const QString &path, const EngineConfig &
     }, Qt::QueuedConnection);
 }
 
-void EngineWorker::runGenerate(quint64 id, const GenerationRequest &request, const Flag &cancel)
+void EngineWorker::runGenerate(quint64 id, const GenerationRequest &request, const Flag &cancel, qint64 postedNs)
 {
+    const double waitedMs = double(monotonicNs() - postedNs) / 1e6;  // behind other requests on this thread
     auto finish = [this, id](const GenerationStats &stats, const QString &text) {
         QMetaObject::invokeMethod(this, [this, id, stats, text] {
             m_generations.remove(id);
@@ -296,11 +317,19 @@ void EngineWorker::runGenerate(quint64 id, const GenerationRequest &request, con
         QMetaObject::invokeMethod(this, [this, id, t] { emit tokenGenerated(id, t); }, Qt::QueuedConnection);
         return !cancel->load();
     };
+    ChatRequestOptions chatOptions;
+    chatOptions.batching = request.options.batching;
+    chatOptions.label = QStringLiteral("chat %1, request %2").arg(conversationId).arg(id).toStdString();
+    m_backend->setChatRequestOptions(chatOptions);
     try {
         const gb::Result<gb::GenerateResult> r =
             m_backend->chat(messages, generateParamsFrom(request.options), onToken, cancel.get());
         if (r) {
             GenerationStats stats = statsFrom(r.value());
+            const ChatExtras extras = m_backend->lastChatExtras();
+            stats.enginePath = extras.batched ? QStringLiteral("batch") : QStringLiteral("session");
+            stats.queueMs = waitedMs + extras.queueMs;
+            stats.engineRequestId = extras.engineRequestId;
             if (cancel->load())
                 stats.stopReason = QStringLiteral("cancelled");
             stats.modelDescription = m_backend->modelInfo().description;

@@ -47,6 +47,9 @@ public:
     quint64 unloadModel();
 
     quint64 generate(const GenerationRequest &request);
+    // Watches the batching engine's KV cache on the engine thread (the
+    // inspector); applies from the next request on. {} : none.
+    void setKvObserver(KvObserver observer);
     void cancel(quint64 requestId);  // no-op for unknown / finished requests
     void cancelAll();
 
@@ -75,7 +78,7 @@ private:
     template <typename Fn>
     void post(Fn fn);
     void runLoad(quint64 requestId, const QString &path, const EngineConfig &config, const Flag &cancel);
-    void runGenerate(quint64 requestId, const GenerationRequest &request, const Flag &cancel);
+    void runGenerate(quint64 requestId, const GenerationRequest &request, const Flag &cancel, qint64 postedNs);
     void finishLoad(quint64 requestId);
 
     QThread *m_thread = nullptr;

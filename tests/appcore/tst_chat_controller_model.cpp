@@ -143,6 +143,40 @@ private slots:
         QCOMPARE(app.controller.snapshot().messages[0].siblingCount, 2);
         QCOMPARE(app.controller.snapshot().messages[1].siblingCount, 2);
     }
+
+    // The batching setting switches the engine path live (no reload): the chat
+    // stays, replies are the same as the Session's, the stats say which path.
+    void batchingToggleSwitchesPathLive()
+    {
+        App app;
+        QVERIFY(app.start(m_dir.filePath("toggle.sqlite")));
+        QVERIFY(app.settings.value(Settings::Key::Batching).toBool());  // on by default
+        QSignalSpy finished(&app.controller, &ChatController::replyFinished);
+        QSignalSpy loads(&app.engine, &EngineWorker::modelLoadStarted);
+
+        QVERIFY(app.controller.sendMessage(QStringLiteral("Hi! Who are you?")));
+        MessageRecord reply = app.waitReply(finished);
+        QCOMPARE(reply.stats.value("engine").toString(), QStringLiteral("batch"));
+        QCOMPARE(reply.content, oracle({{"user", "Hi! Who are you?"}}));
+        const QString first = reply.content;
+
+        app.settings.setValue(Settings::Key::Batching, false);
+        QVERIFY(app.controller.sendMessage(QStringLiteral("What is 2 + 2?")));
+        reply = app.waitReply(finished);
+        QCOMPARE(reply.stats.value("engine").toString(), QStringLiteral("session"));
+        QCOMPARE(reply.content, oracle({{"user", "Hi! Who are you?"}, {"assistant", first.toStdString()},
+                                        {"user", "What is 2 + 2?"}}));
+        const QString second = reply.content;
+        QCOMPARE(app.contents(), (QStringList{"Hi! Who are you?", first, "What is 2 + 2?", second}));
+
+        app.settings.setValue(Settings::Key::Batching, true);
+        QVERIFY(app.controller.regenerate());
+        reply = app.waitReply(finished);
+        QCOMPARE(reply.stats.value("engine").toString(), QStringLiteral("batch"));
+        QCOMPARE(reply.content, second);
+        QCOMPARE(app.contents(), (QStringList{"Hi! Who are you?", first, "What is 2 + 2?", second}));
+        QCOMPARE(loads.size(), 0);  // no reload for the switch
+    }
 };
 
 QTEST_GUILESS_MAIN(TestChatControllerModel)

@@ -151,6 +151,7 @@ Result<StepReport> BatchEngine::step() {
             if (it == m_samplers.end()) continue;  // cancelled from a listener during this step
             const Token t = it->second->sample(m_fwd->logits(i));
             it->second->accept(t);
+            if (m_sample_observer) m_sample_observer(w.id, m_fwd->logits(i), t);
             samples.push_back({w.id, t});
         }
         GB_TRY_STATUS(m_sched->commit(samples));
