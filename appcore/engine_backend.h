@@ -80,6 +80,21 @@ public:
     virtual void setChatRequestOptions(const ChatRequestOptions &) {}
     virtual ChatExtras lastChatExtras() const { return {}; }
     virtual void setKvObserver(KvObserver) {}
-    // Why the batching engine cannot serve requests with this config ("" : it can).
-    virtual std::string batchingUnavailableReason() const { return "this engine backend has no batching engine"; }
+
+    // Concurrent chats (the batching engine), all on the engine worker thread:
+    // canStartConcurrent says whether startChat can start this request now,
+    // next to the chats already running (setChatRequestOptions first);
+    // startChat queues it and returns; each stepChats() runs one engine step
+    // for all of them (onToken as their tokens come, onDone once each ends)
+    // and returns whether some still run. The backend does nothing else
+    // (load, a Session chat) while hasActiveChats().
+    using ChatDone = std::function<void(gb::Result<gb::GenerateResult>, const ChatExtras &)>;
+    virtual bool canStartConcurrent(const gb::GenerateParams &) const { return false; }
+    virtual gb::Status startChat(const std::vector<gb::ChatMessage> &, const gb::GenerateParams &,
+                                 const gb::TokenCallback &, const std::atomic<bool> *, ChatDone)
+    {
+        return gb::make_error(gb::ErrorCode::Unsupported, "this engine backend runs one chat at a time");
+    }
+    virtual bool stepChats() { return false; }
+    virtual bool hasActiveChats() const { return false; }
 };

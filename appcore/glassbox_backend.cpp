@@ -26,6 +26,7 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <type_traits>
 
 namespace {
@@ -309,9 +310,9 @@ public:
         m_extras = ChatExtras{};
         if (!m_model)
             return gb::make_error(gb::ErrorCode::InvalidArgument, "no model is loaded");
-        const bool batched = m_request.batching && m_config.backend == QLatin1String("cpu") &&
-                             params.spec.method == gb::SpecMethod::None;
-        if (batched) {
+        if (batchEligible(params)) {
+            if (!canStartConcurrent(params))
+                return gb::make_error(gb::ErrorCode::InvalidArgument, "the batching engine is busy with other chats");
             if (const gb::Status s = ensureBatchEngine(params.reuse_prefix); !s)
                 return s.error();
             m_extras.batched = true;
@@ -320,6 +321,60 @@ public:
         if (const gb::Status s = ensureSession(); !s)
             return s.error();
         return m_session->chat(messages, params, onToken, cancel);
+    }
+
+    bool canStartConcurrent(const gb::GenerateParams &params) const override
+    {
+        return batchEligible(params) &&
+               (m_active.empty() || (m_batch && m_batch->params().prefix_cache == params.reuse_prefix));
+    }
+
+    gb::Status startChat(const std::vector<gb::ChatMessage> &messages, const gb::GenerateParams &params,
+                         const gb::TokenCallback &onToken, const std::atomic<bool> *cancel, ChatDone onDone) override
+    {
+        if (!canStartConcurrent(params))
+            return gb::make_error(gb::ErrorCode::InvalidArgument, "this request cannot run on the batching engine now");
+        if (const gb::Status s = ensureBatchEngine(params.reuse_prefix); !s)
+            return s;
+        return startBatched(messages, params, onToken, cancel, std::move(onDone));
+    }
+
+    bool hasActiveChats() const override { return !m_active.empty(); }
+
+    bool stepChats() override
+    {
+        if (!m_batch || m_active.empty())
+            return false;
+        for (auto &[id, a] : m_active) {
+            if (!a->done && a->cancelled()) {
+                a->res.stop = gb::StopReason::Cancelled;
+                a->done = true;
+            }
+        }
+        finishDone(gb::Status::success());
+        if (!m_active.empty()) {
+            gb::Result<gb::kv::StepReport> step = m_batch->step();
+            if (!step) {
+                failAll(step.error());
+            } else {
+                for (const gb::kv::EngineEvent &ev : step.value().events) {
+                    const auto it = m_active.find(ev.id);
+                    if (ev.kind != gb::kv::EngineEvent::Kind::Admitted || it == m_active.end() || it->second->admitted)
+                        continue;
+                    Active &a = *it->second;  // first admission (a preempted request is admitted again)
+                    a.admitted = true;
+                    a.res.n_prompt_reused = ev.prefix_hit_tokens;
+                    a.extras.queueMs = std::max(0.0, ev.t_ms - a.tSubmit);
+                }
+                finishDone(gb::Status::success());
+                const gb::kv::StepReport &rep = step.value();
+                if (!m_active.empty() && !rep.ran && rep.metrics.n_running == 0 && rep.metrics.admitted.empty())
+                    failAll(gb::make_error(gb::ErrorCode::Internal, "the batching engine stopped: requests wait but nothing can run"));
+            }
+        }
+        if (m_active.empty() && m_observer.onIdle)
+            m_observer.onIdle(m_batch->scheduler());
+        return !m_active.empty();
     }
 
     std::string tokenText(gb::Token id) const override
@@ -392,12 +447,41 @@ private:
         }
     }
 
+    bool batchEligible(const gb::GenerateParams &params) const
+    {
+        return m_model && m_request.batching && m_config.backend == QLatin1String("cpu") &&
+               params.spec.method == gb::SpecMethod::None;
+    }
+
+    // Reports the requests that ended (in request order).
+    void finishDone(const gb::Status &failure)
+    {
+        for (auto it = m_active.begin(); it != m_active.end();) {
+            if (!it->second->done) {
+                ++it;
+                continue;
+            }
+            std::unique_ptr<Active> a = std::move(it->second);
+            it = m_active.erase(it);
+            finishActive(std::move(a), failure);
+        }
+    }
+
+    void failAll(const gb::Status &failure)
+    {
+        for (auto &[id, a] : m_active)
+            a->done = true;
+        finishDone(failure);
+    }
+
     int32_t batchContext() const { return std::min(m_config.contextLength, m_model->hparams().n_ctx_train); }
 
     gb::Status ensureSession()
     {
         if (m_session)
             return gb::Status::success();
+        if (!m_active.empty())
+            return gb::make_error(gb::ErrorCode::InvalidArgument, "the batching engine is busy with other chats");
         gb::Result<gb::SessionParams> sp = sessionParams(m_config);
         if (!sp)
             return sp.error();
@@ -431,12 +515,20 @@ private:
             return engine.error();
         }
         m_batch = std::move(engine.value());
+        m_batch->set_listener([this](const gb::kv::EngineEvent &ev) { onEngineEvent(ev); });
+        m_batch->set_sample_observer(
+            [this](gb::kv::RequestId id, std::span<const float> logits, gb::Token t) { onSample(id, logits, t); });
         attachObserver();
         return gb::Status::success();
     }
 
     void dropBatchEngine()
     {
+        for (auto &[id, a] : m_active) {  // never with chats running (the worker waits); defensive
+            a->res.stop = gb::StopReason::Cancelled;
+            a->done = true;
+        }
+        finishDone(gb::Status::success());
         if (m_batch && m_observer.onModel)
             m_observer.onModel(nullptr);
         m_batch.reset();
@@ -456,169 +548,197 @@ private:
     // prompt tokens, sampler, streamed text (stop strings held back, UTF-8
     // completed), max tokens, end-of-generation tokens, context limit and
     // cancellation; a request that stops early is cancelled in the engine,
-    // which frees its pages at once and keeps its full pages in the prefix cache.
+    // which frees its pages at once and keeps its full pages in the prefix
+    // cache. Several run at once (startChat / stepChats); chat() runs one to its end.
+    struct Active {
+        gb::kv::RequestId id = -1;
+        gb::GenerateParams params;
+        gb::TokenCallback onToken;
+        const std::atomic<bool> *cancel = nullptr;
+        ChatDone onDone;
+        std::chrono::steady_clock::time_point t0;
+        double tSubmit = 0.0;
+        int32_t cap = 0;
+        gb::StreamDecoder detok;
+        StopMatcher stops;
+        gb::GenerateResult res;
+        ChatExtras extras;
+        bool admitted = false;
+        bool done = false;
+        float pendingLogprob = 0.0f;  // of the token being sampled (sample observer, before its Token event)
+        std::vector<gb::TokenLogprob> pendingTop;
+        Active(const gb::Tokenizer &tok, gb::GenerateParams p)
+            : params(std::move(p)), detok(tok), stops(params.stop) {}
+        bool cancelled() const { return cancel && cancel->load(std::memory_order_relaxed); }
+    };
+
     gb::Result<gb::GenerateResult> chatBatched(const std::vector<gb::ChatMessage> &messages,
                                                const gb::GenerateParams &params, const gb::TokenCallback &onToken,
                                                const std::atomic<bool> *cancel)
     {
-        const auto t0 = std::chrono::steady_clock::now();
+        std::optional<gb::Result<gb::GenerateResult>> out;
+        ChatExtras extras;
+        const gb::Status started = startBatched(messages, params, onToken, cancel,
+                                                [&](gb::Result<gb::GenerateResult> r, const ChatExtras &e) {
+                                                    out.emplace(std::move(r));
+                                                    extras = e;
+                                                });
+        if (!started)
+            return started.error();
+        while (!out && stepChats()) {
+        }
+        if (!out)
+            return gb::make_error(gb::ErrorCode::Internal, "the batching engine stopped before the reply ended");
+        m_extras = extras;
+        return std::move(*out);
+    }
+
+    gb::Status startBatched(const std::vector<gb::ChatMessage> &messages, const gb::GenerateParams &params,
+                            const gb::TokenCallback &onToken, const std::atomic<bool> *cancel, ChatDone onDone)
+    {
         const gb::Tokenizer &tok = m_model->tokenizer();
         const int32_t nCtx = batchContext();
         int32_t dropped = 0;
         gb::Result<std::vector<gb::Token>> promptOr = chatPrompt(messages, params.max_tokens, nCtx, &dropped);
         if (!promptOr)
             return promptOr.error();
-        std::vector<gb::Token> prompt = std::move(promptOr.value());
-
-        gb::GenerateResult res;
-        res.n_prompt_tokens = int32_t(prompt.size());
-        res.n_dropped_messages = dropped;
+        auto a = std::make_unique<Active>(tok, params);
+        a->t0 = std::chrono::steady_clock::now();
+        a->onToken = onToken;
+        a->cancel = cancel;
+        a->onDone = std::move(onDone);
+        a->res.n_prompt_tokens = int32_t(promptOr.value().size());
+        a->res.n_dropped_messages = dropped;
         // The Session stops when the context is full: after emitting token k its
         // cache holds prompt + k - 1 tokens, so at most nCtx - prompt + 1 tokens.
-        const int32_t cap = nCtx - res.n_prompt_tokens + 1;
-        const int32_t maxNew = params.max_tokens > 0 ? std::min(params.max_tokens, cap) : cap;
-
+        a->cap = nCtx - a->res.n_prompt_tokens + 1;
         gb::kv::GenRequest req;
-        req.prompt = std::move(prompt);
+        req.prompt = std::move(promptOr.value());
         req.sampling = params.sampling;
-        req.max_new_tokens = maxNew;
-        req.stop_token = -1;  // end-of-generation tokens are all checked below (is_eog)
-        const double tSubmit = m_batch->now_ms();
+        req.max_new_tokens = params.max_tokens > 0 ? std::min(params.max_tokens, a->cap) : a->cap;
+        req.stop_token = -1;  // end-of-generation tokens are all checked (is_eog)
+        a->tSubmit = m_batch->now_ms();
         const gb::kv::AdmissionResult adm = m_batch->submit(std::move(req));
         if (adm.verdict == gb::kv::Admission::Impossible)
             return gb::make_error(gb::ErrorCode::OutOfRange, "the request cannot run: " + adm.reason);
-        const gb::kv::RequestId id = adm.id;
-        m_extras.engineRequestId = id;
+        a->id = adm.id;
+        a->extras.batched = true;
+        a->extras.engineRequestId = adm.id;
+        a->res.stop = gb::StopReason::MaxTokens;
         if (m_observer.onSubmit)
-            m_observer.onSubmit(id, m_request.label);
+            m_observer.onSubmit(adm.id, m_request.label);
+        m_active[adm.id] = std::move(a);
+        return gb::Status::success();
+    }
 
-        gb::StreamDecoder detok(tok);
-        StopMatcher stops(params.stop);
-        bool stopHit = false;
-        bool done = false;
-        bool admitted = false;
-        // Logits of the token being sampled (from the sample observer, before its Token event).
-        float pendingLogprob = 0.0f;
-        std::vector<gb::TokenLogprob> pendingTop;
-        auto emitToken = [&](gb::Token t, std::string text) -> bool {
-            gb::TokenEvent ev;
-            ev.id = t;
-            ev.t_ms = msSince(t0);
-            ev.logprob = pendingLogprob;
-            ev.top = std::move(pendingTop);
-            pendingTop.clear();
-            ev.text = std::move(text);
-            res.text += ev.text;
-            return onToken ? onToken(ev) : true;
-        };
-        m_batch->set_sample_observer([&](gb::kv::RequestId rid, std::span<const float> logits, gb::Token t) {
-            if (rid != id)
-                return;
-            pendingLogprob = gb::Sampler::logprob_of(logits, t);
-            pendingTop.clear();
-            if (params.n_logprobs > 0)
-                pendingTop = gb::Sampler::top_logprobs(logits, params.n_logprobs);
-        });
-        res.stop = gb::StopReason::MaxTokens;
-        m_batch->set_listener([&](const gb::kv::EngineEvent &ev) {
-            if (ev.id != id || done)
-                return;
-            switch (ev.kind) {
-            case gb::kv::EngineEvent::Kind::Admitted:
-                break;  // taken from the StepReport: the listener's event lacks prefix_hit_tokens
-            case gb::kv::EngineEvent::Kind::Token: {
-                const gb::Token t = ev.token;
-                ++res.n_generated;
-                if (res.n_generated == 1) {
-                    res.t_first_token_ms = msSince(t0);
-                    res.t_prompt_ms = res.t_first_token_ms;  // prefill and the first token's sampling
-                }
-                if (!params.ignore_eos && tok.is_eog(t)) {
-                    res.stop = gb::StopReason::EndOfGeneration;
-                    emitToken(t, stops.push(detok.flush(), &stopHit));
-                    done = true;
-                    break;
-                }
-                const std::string piece = stops.push(detok.push(t), &stopHit);
-                if (!emitToken(t, piece)) {
-                    res.stop = gb::StopReason::Cancelled;
-                    done = true;
-                } else if (stopHit) {
-                    res.stop = gb::StopReason::StopString;
-                    done = true;
-                } else if (params.max_tokens > 0 && res.n_generated >= params.max_tokens) {
-                    res.stop = gb::StopReason::MaxTokens;
-                    done = true;
-                } else if (res.n_generated >= cap) {
-                    res.stop = gb::StopReason::ContextFull;
-                    done = true;
-                }
+    static bool emitToken(Active &a, gb::Token t, std::string text)
+    {
+        gb::TokenEvent ev;
+        ev.id = t;
+        ev.t_ms = msSince(a.t0);
+        ev.logprob = a.pendingLogprob;
+        ev.top = std::move(a.pendingTop);
+        a.pendingTop.clear();
+        ev.text = std::move(text);
+        a.res.text += ev.text;
+        return a.onToken ? a.onToken(ev) : true;
+    }
+
+    // Engine events -> the request's state (listener, during step()).
+    void onEngineEvent(const gb::kv::EngineEvent &ev)
+    {
+        const auto it = m_active.find(ev.id);
+        if (it == m_active.end() || it->second->done)
+            return;
+        Active &a = *it->second;
+        const gb::Tokenizer &tok = m_model->tokenizer();
+        switch (ev.kind) {
+        case gb::kv::EngineEvent::Kind::Admitted:
+            break;  // taken from the StepReport: the listener's event lacks prefix_hit_tokens
+        case gb::kv::EngineEvent::Kind::Token: {
+            const gb::Token t = ev.token;
+            gb::GenerateResult &res = a.res;
+            ++res.n_generated;
+            if (res.n_generated == 1) {
+                res.t_first_token_ms = msSince(a.t0);
+                res.t_prompt_ms = res.t_first_token_ms;  // queue, prefill and the first token's sampling
+            }
+            bool stopHit = false;
+            if (!a.params.ignore_eos && tok.is_eog(t)) {
+                res.stop = gb::StopReason::EndOfGeneration;
+                emitToken(a, t, a.stops.push(a.detok.flush(), &stopHit));
+                a.done = true;
                 break;
             }
-            case gb::kv::EngineEvent::Kind::Finished:
-                done = true;  // max_new_tokens reached (the Token event said why)
-                break;
-            case gb::kv::EngineEvent::Kind::Cancelled:
+            const std::string piece = a.stops.push(a.detok.push(t), &stopHit);
+            if (!emitToken(a, t, piece)) {
                 res.stop = gb::StopReason::Cancelled;
-                done = true;
-                break;
-            case gb::kv::EngineEvent::Kind::Preempted:
-                break;
+                a.done = true;
+            } else if (stopHit) {
+                res.stop = gb::StopReason::StopString;
+                a.done = true;
+            } else if (a.params.max_tokens > 0 && res.n_generated >= a.params.max_tokens) {
+                res.stop = gb::StopReason::MaxTokens;
+                a.done = true;
+            } else if (res.n_generated >= a.cap) {
+                res.stop = gb::StopReason::ContextFull;
+                a.done = true;
             }
-        });
-        auto cancelled = [&] { return cancel && cancel->load(std::memory_order_relaxed); };
-        auto detach = [&] {
-            m_batch->set_listener({});
-            m_batch->set_sample_observer({});
-        };
-        gb::Status failure = gb::Status::success();
-        while (!done) {
-            if (cancelled()) {
-                res.stop = gb::StopReason::Cancelled;
-                break;
-            }
-            gb::Result<gb::kv::StepReport> step = m_batch->step();
-            if (!step) {
-                failure = step.error();
-                break;
-            }
-            for (const gb::kv::EngineEvent &ev : step.value().events) {
-                if (ev.kind == gb::kv::EngineEvent::Kind::Admitted && ev.id == id && !admitted) {
-                    admitted = true;  // first admission (a preempted request is admitted again)
-                    res.n_prompt_reused = ev.prefix_hit_tokens;
-                    m_extras.queueMs = std::max(0.0, ev.t_ms - tSubmit);
-                }
-            }
-            if (!step.value().ran && !done && !m_batch->has_work()) {
-                failure = gb::make_error(gb::ErrorCode::Internal, "the batching engine stopped before the reply ended");
-                break;
-            }
+            break;
         }
-        // Stopped by us (end of generation, stop string, cancel): free its pages now.
-        if (const gb::kv::RequestInfo *info = m_batch->request(id);
+        case gb::kv::EngineEvent::Kind::Finished:
+            a.done = true;  // max_new_tokens reached (the Token event said why)
+            break;
+        case gb::kv::EngineEvent::Kind::Cancelled:
+            a.res.stop = gb::StopReason::Cancelled;
+            a.done = true;
+            break;
+        case gb::kv::EngineEvent::Kind::Preempted:
+            break;
+        }
+    }
+
+    void onSample(gb::kv::RequestId id, std::span<const float> logits, gb::Token t)
+    {
+        const auto it = m_active.find(id);
+        if (it == m_active.end())
+            return;
+        Active &a = *it->second;
+        a.pendingLogprob = gb::Sampler::logprob_of(logits, t);
+        a.pendingTop.clear();
+        if (a.params.n_logprobs > 0)
+            a.pendingTop = gb::Sampler::top_logprobs(logits, a.params.n_logprobs);
+    }
+
+    // Ends a request: frees its pages if it still runs, flushes the held-back
+    // text, reports it.
+    void finishActive(std::unique_ptr<Active> a, const gb::Status &failure)
+    {
+        if (const gb::kv::RequestInfo *info = m_batch->request(a->id);
             info && (info->state == gb::kv::RequestState::Waiting || info->state == gb::kv::RequestState::Running))
-            (void)m_batch->cancel(id);
-        detach();
-        if (m_observer.onIdle)
-            m_observer.onIdle(m_batch->scheduler());
-        if (!failure)
-            return failure.error();
+            (void)m_batch->cancel(a->id);
+        if (!failure) {
+            a->onDone(failure.error(), a->extras);
+            return;
+        }
+        gb::GenerateResult &res = a->res;
         if (res.stop != gb::StopReason::StopString) {
-            std::string tail = stops.push(detok.flush(), &stopHit);
+            bool stopHit = false;
+            std::string tail = a->stops.push(a->detok.flush(), &stopHit);
             if (!stopHit)
-                tail += stops.flush();
+                tail += a->stops.flush();
             if (!tail.empty()) {
                 res.text += tail;
-                if (onToken) {
+                if (a->onToken) {
                     gb::TokenEvent ev;
                     ev.text = tail;
-                    ev.t_ms = msSince(t0);
-                    onToken(ev);
+                    ev.t_ms = msSince(a->t0);
+                    a->onToken(ev);
                 }
             }
         }
-        res.t_total_ms = msSince(t0);
-        return res;
+        res.t_total_ms = msSince(a->t0);
+        a->onDone(std::move(res), a->extras);
     }
 
     static constexpr int32_t kPageSize = 16;
@@ -659,6 +779,7 @@ private:
     ChatRequestOptions m_request;
     ChatExtras m_extras;
     KvObserver m_observer;
+    std::map<gb::kv::RequestId, std::unique_ptr<Active>> m_active;  // chats on the batching engine
     QString m_path;
     QString m_weightFormat;
     EngineConfig m_config;
