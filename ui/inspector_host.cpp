@@ -175,6 +175,10 @@ InspectorHost::InspectorHost(EngineWorker *engine, QWidget *parent, ChatStore *s
     setMinimumSize(360, 300);
 
     connect(m_engine, &EngineWorker::generationStarted, this, [this](quint64 request, qint64 conversationId) {
+        // The Latency and Tokens panels follow one reply at a time: a reply that
+        // starts while another streams (batching engine) shows in the KV panels only.
+        if (m_request != 0)
+            return;
         m_request = request;
         m_conversation = conversationId;
         m_times.clear();

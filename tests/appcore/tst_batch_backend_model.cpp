@@ -338,6 +338,90 @@ private slots:
         const Reply again = chat(*b, true, msgs, greedy(4));
         QCOMPARE(again.result.n_prompt_reused, int((promptOf(msgs).size() - 1) / kPage * kPage));
     }
+
+    // Two conversations generate at once through the worker's one BatchEngine:
+    // the engine ran both in the same steps, each reply equals the Session's,
+    // cancelling one leaves the other intact, and a Session-path request waits
+    // for them and then runs alone.
+    void concurrentChatsThroughOneEngine()
+    {
+        const std::vector<gb::ChatMessage> a = {{"user", "Write a long story about a dragon who learns to bake bread."}};
+        const std::vector<gb::ChatMessage> b = {{"user", "Write a long poem about the ocean at night, with many verses."}};
+        const std::vector<gb::ChatMessage> c = {{"user", "List the planets of the solar system."}};
+        constexpr int kTokens = 32;
+        std::unique_ptr<EngineBackend> oracle = EngineWorker::createGlassboxBackend();
+        QVERIFY(oracle->load(kModel, config(), {}));
+        const std::string wantA = chat(*oracle, false, a, greedy(kTokens)).result.text;
+        const std::string wantB = chat(*oracle, false, b, greedy(kTokens)).result.text;
+        const std::string wantC = chat(*oracle, false, c, greedy(kTokens)).result.text;
+        oracle.reset();
+
+        EngineWorker worker(EngineWorker::createGlassboxBackend());
+        QSignalSpy loaded(&worker, &EngineWorker::modelLoaded);
+        worker.loadModel(kModel, config());
+        QVERIFY(loaded.wait(120000));
+        auto maxRunning = std::make_shared<std::atomic<int>>(0);
+        KvObserver obs;
+        obs.onStep = [maxRunning](const gb::kv::Scheduler &, const gb::kv::StepPlan &plan) {
+            int cur = maxRunning->load();
+            while (plan.metrics.n_running > cur && !maxRunning->compare_exchange_weak(cur, plan.metrics.n_running)) {
+            }
+        };
+        worker.setKvObserver(obs);
+
+        // Events in the order they arrive: (kind, request).
+        QList<QPair<QString, quint64>> events;
+        QHash<quint64, GenerationStats> stats;
+        QHash<quint64, QString> texts;
+        QHash<quint64, int> tokens;
+        connect(&worker, &EngineWorker::generationStarted, this,
+                [&](quint64 r, qint64) { events.append({QStringLiteral("started"), r}); });
+        quint64 cancelMe = 0;  // cancelled after its third token
+        connect(&worker, &EngineWorker::tokenGenerated, this, [&](quint64 r, const GeneratedToken &t) {
+            if (t.tokenId >= 0 && ++tokens[r] == 3 && r == cancelMe)
+                worker.cancel(r);
+        });
+        connect(&worker, &EngineWorker::generationFinished, this,
+                [&](quint64 r, const GenerationStats &s, const QString &text) {
+                    events.append({QStringLiteral("finished"), r});
+                    stats[r] = s;
+                    texts[r] = text;
+                });
+        auto request = [](qint64 conv, const std::vector<gb::ChatMessage> &m, bool batching) {
+            GenerationRequest g;
+            g.conversationId = conv;
+            for (const gb::ChatMessage &x : m)
+                g.messages.append({QString::fromStdString(x.role), QString::fromStdString(x.content)});
+            g.options.temperature = 0.0;
+            g.options.maxTokens = kTokens;
+            g.options.batching = batching;
+            return g;
+        };
+        const quint64 ra = worker.generate(request(1, a, true));
+        const quint64 rb = worker.generate(request(2, b, true));
+        const quint64 rc = worker.generate(request(3, c, false));  // the Session path: waits for a and b
+        QTRY_VERIFY_WITH_TIMEOUT(texts.size() == 3, 300000);
+        QCOMPARE(maxRunning->load(), 2);  // a and b in the same engine steps
+        QCOMPARE(texts[ra].toStdString(), wantA);
+        QCOMPARE(texts[rb].toStdString(), wantB);
+        QCOMPARE(texts[rc].toStdString(), wantC);
+        QCOMPARE(stats[ra].enginePath, QStringLiteral("batch"));
+        QCOMPARE(stats[rb].enginePath, QStringLiteral("batch"));
+        QCOMPARE(stats[rc].enginePath, QStringLiteral("session"));
+        const auto at = [&](const QString &kind, quint64 r) { return events.indexOf({kind, r}); };
+        QVERIFY(at("started", rb) < at("finished", ra));  // b started while a ran
+        QVERIFY(at("started", rc) > at("finished", ra) && at("started", rc) > at("finished", rb));
+
+        // Cancel one of two running replies: the other is unchanged. (The Session
+        // request dropped the batching engine's cache: one KV cache at a time.)
+        const quint64 ra2 = worker.generate(request(1, a, true));
+        cancelMe = worker.generate(request(2, b, true));
+        QTRY_VERIFY_WITH_TIMEOUT(texts.size() == 5, 300000);
+        QCOMPARE(stats[cancelMe].stopReason, QStringLiteral("cancelled"));
+        QVERIFY(tokens[cancelMe] >= 3 && tokens[cancelMe] < kTokens);
+        QCOMPARE(texts[ra2].toStdString(), wantA);
+        QCOMPARE(stats[ra2].promptTokensReused, 0);
+    }
 };
 
 QTEST_GUILESS_MAIN(TestBatchBackendModel)
