@@ -1,5 +1,6 @@
 // The engine as the engine worker thread sees it: load a model with progress,
-// (re)make its session, chat with streamed tokens. An interface so the app core
+// (re)make its session, chat with streamed tokens (one at a time, or several
+// at once on a batching engine). An interface so the app core
 // and its tests can run on a fake engine; the real one is GlassboxBackend
 // (EngineWorker::createGlassboxBackend()).
 #pragma once
