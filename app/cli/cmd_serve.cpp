@@ -5,6 +5,7 @@
 #include "commands.h"
 #include "common.h"
 
+#include "glassbox/cuda_backend.h"
 #include "glassbox/kv/batch_engine.h"
 
 #include <algorithm>
@@ -200,6 +201,7 @@ int cmd_bench_serve(int argc, char ** argv) {
     const int32_t chunk_budget = int32_t(args.get_int("--budget", 256));
     const std::string kv = args.get_or("--kv", "f16");
     const std::string streams_arg = args.get_or("--streams", "1,4,16");
+    const std::string backend = args.get_or("--backend", "cpu");
     const bool json = args.has("--json");
     if (!args.ok()) return fail(args.error());
     if (!path) return fail("bench-serve needs -m FILE");
@@ -225,6 +227,13 @@ int cmd_bench_serve(int argc, char ** argv) {
     base.n_ctx = 8192;
     base.max_tokens_per_step = chunk_budget;
     base.max_running = 16;
+    if (backend == "cuda") {
+        base.make_forward = [](std::shared_ptr<const gb::Model> m, const gb::kv::BatchForwardParams & fp) {
+            return gb::cuda::create_batch_forward(std::move(m), fp);
+        };
+    } else if (backend != "cpu") {
+        return fail("bench-serve: unknown backend \"" + backend + "\" (cpu or cuda)");
+    }
     const Runner runner{model, base};
     {  // warm-up (threads, page faults)
         auto e = make_engine(runner, base);
@@ -327,7 +336,8 @@ int cmd_bench_serve(int argc, char ** argv) {
     }
 
     if (json) {
-        std::printf("{\"bench\":\"serve\",\"threads\":%d,\"kv\":\"%s\",\"gen_tokens\":%d,\"streams\":[", n_threads, kv.c_str(), n_gen);
+        std::printf("{\"bench\":\"serve\",\"backend\":\"%s\",\"threads\":%d,\"kv\":\"%s\",\"gen_tokens\":%d,\"streams\":[", backend.c_str(),
+                    n_threads, kv.c_str(), n_gen);
         for (size_t i = 0; i < rows.size(); ++i) {
             const Row & r = rows[i];
             std::printf("%s{\"n\":%d,\"tok_s\":%.2f,\"itl_p50_ms\":%.2f,\"itl_p99_ms\":%.2f,\"seq_tok_s\":%.2f,\"seq_itl_p50_ms\":%.2f,"
@@ -344,6 +354,7 @@ int cmd_bench_serve(int argc, char ** argv) {
         }
         std::printf("]}}\n");
     } else {
+        std::printf("backend: %s\n\n", backend.c_str());
         std::printf("| streams | aggregate tok/s | ITL p50 ms | ITL p99 ms | sequential tok/s | seq ITL p50 ms | seq ITL p99 ms | speedup | same tokens |\n");
         std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
         for (const Row & r : rows) {

@@ -20,7 +20,7 @@ void usage() {
                  "  bench -m FILE [-p 512] [-n 128] [-t THREADS] [-r REPS] [--json] [--backend cpu|cuda]\n"
                  "  bench-chat -m FILE [-t 2] [--turns 10] [--system-tokens 1000] [-n 24] [--kv f16|q8_0] [--page-size 16] [--json]\n"
                  "                                    per-turn TTFT of a chat, prefix cache on and off\n"
-                 "  bench-serve -m FILE [-t 2] [--streams 1,4,16] [-n 32] [--long-prompt 4000] [--budget 256] [--kv f16|q8_0] [--json]\n"
+                 "  bench-serve -m FILE [-t 2] [--streams 1,4,16] [-n 32] [--long-prompt 4000] [--budget 256] [--kv f16|q8_0] [--backend cpu|cuda] [--json]\n"
                  "                                    concurrent streams vs sequential; long prompt with/without chunked prefill\n"
                  "  perplexity -m FILE -f TEXTFILE [-c 512] [-t THREADS] [--chunks N]\n"
                  "  synth --shape NAME --type TYPE -o FILE [--seed S]   random-weight GGUF (--list)\n"

@@ -19,6 +19,10 @@ Result<std::unique_ptr<Context>> create_context(std::shared_ptr<const Model>, co
     return make_error(ErrorCode::Unsupported, "not compiled with CUDA");
 }
 
+Result<std::unique_ptr<kv::BatchForward>> create_batch_forward(std::shared_ptr<const Model>, const kv::BatchForwardParams &, int32_t) {
+    return make_error(ErrorCode::Unsupported, "not compiled with CUDA");
+}
+
 Result<Token> greedy_token(const Context & ctx) {
     const auto l = ctx.logits();
     const int64_t n = ctx.model().hparams().n_vocab;

@@ -82,6 +82,12 @@ void TstSampler::greedyTiesTakeLowestId() {
     p.temperature = 0.0f;
     gb::Sampler s(p);
     QCOMPARE(s.sample(logits), 1);
+    // a long row: equal maxima in different scan lanes, the first one wins
+    std::vector<float> wide(1003, -1.0f);
+    wide[500] = 7.0f;
+    wide[37] = 7.0f;
+    wide[1001] = 7.0f;
+    QCOMPARE(s.sample(wide), 37);
 }
 
 void TstSampler::repetitionPenaltyRule() {

@@ -2,6 +2,7 @@
 // same API that reports "not compiled with CUDA".
 #pragma once
 
+#include "glassbox/kv/batch_forward.h"
 #include "glassbox/model.h"
 #include "glassbox/result.h"
 
@@ -51,6 +52,13 @@ Result<MemoryEstimate> estimate_memory(const Model & model, const CudaContextPar
 // type is not supported, or when the model does not fit (the message gives
 // the estimate and how many layers would fit).
 Result<std::unique_ptr<Context>> create_context(std::shared_ptr<const Model> model, const CudaContextParams & params);
+
+// A BatchForward (continuous batching over the paged KV cache) whose K/V pages
+// (F16, same page ids and page size as the CPU storage) and forward pass live
+// on the GPU; for BatchEngineParams::make_forward. n_threads is unused; Q8_0
+// KV is refused (F16 only on the GPU so far).
+Result<std::unique_ptr<kv::BatchForward>> create_batch_forward(std::shared_ptr<const Model> model, const kv::BatchForwardParams & params,
+                                                               int32_t device = 0);
 
 // Greedy token of the last logits row, computed on the device for a CUDA
 // context (no copy of the logits); on the host otherwise.

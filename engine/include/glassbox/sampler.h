@@ -67,6 +67,8 @@ class Sampler {
     void accept(Token id);
     void reset();
     uint64_t seed() const { return m_seed; }
+    // Greedy with no stage that changes logits: sample() is the first argmax.
+    bool plain_greedy() const { return m_params.temperature <= 0.0f && m_stages.empty(); }
     const SamplerParams & params() const { return m_params; }
     std::string describe() const;  // "penalties -> top-k -> ... -> dist"
 

@@ -39,7 +39,7 @@ Result<std::unique_ptr<BatchEngine>> BatchEngine::create(std::shared_ptr<const M
     fp.n_pages = e->m_params.n_pages;
     fp.page_size = params.page_size;
     fp.kv_type = params.kv_type;
-    auto fwd = BatchForward::create(model, fp);
+    auto fwd = params.make_forward ? params.make_forward(model, fp) : BatchForward::create(model, fp);
     if (!fwd) return fwd.error();
     e->m_model = std::move(model);
     e->m_sched = std::move(*sched);
@@ -149,7 +149,7 @@ Result<StepReport> BatchEngine::step() {
             if (!w.sample) continue;
             auto it = m_samplers.find(w.id);
             if (it == m_samplers.end()) continue;  // cancelled from a listener during this step
-            const Token t = it->second->sample(m_fwd->logits(i));
+            const Token t = it->second->plain_greedy() ? m_fwd->greedy_token(i) : it->second->sample(m_fwd->logits(i));
             it->second->accept(t);
             if (m_sample_observer) m_sample_observer(w.id, m_fwd->logits(i), t);
             samples.push_back({w.id, t});

@@ -393,6 +393,14 @@ void BatchForwardImpl::ffn(const LayerWeights & l, int32_t n_rows) {
 
 }  // namespace
 
+Token BatchForward::greedy_token(size_t seq_index) const {
+    const auto l = logits(seq_index);
+    const size_t n = size_t(model().hparams().n_vocab);
+    if (l.size() < n || n == 0) return -1;
+    const float * row = l.data() + (l.size() - n);
+    return Token(std::max_element(row, row + n) - row);
+}
+
 Result<std::unique_ptr<BatchForward>> BatchForward::create(std::shared_ptr<const Model> model, const BatchForwardParams & params) {
     if (!model) return make_error(ErrorCode::InvalidArgument, "BatchForward::create: no model");
     if (params.max_batch_tokens < 1) return make_error(ErrorCode::InvalidArgument, "max_batch_tokens must be positive");

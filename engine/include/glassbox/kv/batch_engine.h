@@ -24,6 +24,9 @@ struct BatchEngineParams {
     int32_t max_tokens_per_step = 256;  // iteration token budget (chunked prefill + decodes)
     int32_t max_running = 16;
     bool    prefix_cache = true;
+    // Makes the forward pass (e.g. gb::cuda::create_batch_forward for the GPU);
+    // empty: BatchForward::create (CPU).
+    std::function<Result<std::unique_ptr<BatchForward>>(std::shared_ptr<const Model>, const BatchForwardParams &)> make_forward;
 };
 
 struct GenRequest {

@@ -21,6 +21,7 @@ struct BatchSeq {
     int32_t                 first_pos = 0;
     std::span<const PageId> pages;
     bool                    logits = false;  // keep the logits of the last token
+    bool                    all_logits = false;
 };
 
 struct BatchForwardParams {
@@ -40,6 +41,9 @@ class BatchForward {
     // asked) are logits(i) until the next run().
     virtual Status run(std::span<const BatchSeq> seqs, std::span<const PageCopy> copies = {}) = 0;
     virtual std::span<const float> logits(size_t seq_index) const = 0;
+    // First argmax of sequence i's last logits row (what a plain greedy
+    // Sampler picks); a GPU backend answers without copying the logits.
+    virtual Token greedy_token(size_t seq_index) const;
 
     virtual const Model & model() const = 0;
     virtual KvStorage & storage() = 0;

@@ -1,0 +1,665 @@
+// The GPU BatchForward: K/V pages in device memory (F16, the CPU storage's
+// page ids and layout: per layer [n_pages, page_size, n_head_kv * head_dim]),
+// and one forward pass over a batch of sequences (decode tokens and prefill
+// chunks, each at its own positions through its own page table), mirroring
+// cuda_context.cu's layer code. Rows are reordered internally: the rows of
+// one-token sequences (decodes) come first and run through the matvec kernels
+// (up to GB_CUDA_BATCH_MV rows, default 16; their logits up to
+// GB_CUDA_BATCH_MV_OUT rows, default 16), the rest through the tensor-core
+// GEMM; attention splits each row's keys by the row's own length. So a
+// sequence's numbers depend only on its own tokens and on that path choice,
+// not on the rest of the batch. The weight upload repeats cuda_context.cu's
+// (known debt, as BatchForward repeats Context on the CPU).
+#include "batch_kernels.h"
+#include "batch_test_api.h"
+#include "glassbox/cuda_backend.h"
+#include "kernels.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+namespace gb::cuda {
+namespace {
+
+using kv::BatchSeq;
+using kv::PageCopy;
+using kv::PageId;
+
+constexpr size_t kGemmW16Elems = size_t(32) << 20;  // 64 MiB f16 weight slab
+constexpr int    kAttnRowChunk = 256;                // rows per paged-attention launch (bounds the split scratch)
+
+int env_int(const char * name, int def) {
+    const char * e = std::getenv(name);
+    return e && *e ? std::atoi(e) : def;
+}
+
+std::string lname(int il, const char * what) { return "blk." + std::to_string(il) + "." + what; }
+
+class CudaKvStorage final : public kv::KvStorage {
+  public:
+    explicit CudaKvStorage(const kv::KvShape & s) : kv::KvStorage(s) {}
+    void copy(const PageCopy & c) override {
+        if (!m_status.ok()) return;
+        Status st = page_copy(m_k, m_v, m_shape.n_layer, layer_elems(), row_elems(), m_shape.page_size, c.src, c.dst, c.n_tokens,
+                              m_stream);
+        if (!st.ok()) m_status = st;
+    }
+    size_t row_elems() const { return size_t(m_shape.n_head_kv) * size_t(m_shape.head_dim_k); }
+    size_t layer_elems() const { return size_t(m_shape.n_pages) * size_t(m_shape.page_size) * row_elems(); }
+    __half * k_layer(int il) const { return m_k + size_t(il) * layer_elems(); }
+    __half * v_layer(int il) const { return m_v + size_t(il) * layer_elems(); }
+
+    __half * m_k = nullptr;
+    __half * m_v = nullptr;
+    cudaStream_t m_stream = nullptr;
+    Status m_status;  // first failed copy (reported by the next run())
+};
+
+struct Flags {
+    bool qkv_bias = false, qk_norm = false, post_norms = false, scale_q = false;
+    int  act = 0;  // 0 SiLU, 1 GELU-tanh
+};
+
+class CudaBatchForward final : public kv::BatchForward {
+  public:
+    CudaBatchForward(std::shared_ptr<const Model> model, const kv::BatchForwardParams & p, int device)
+        : m_model(std::move(model)), m_hp(m_model->hparams()), m_device(device), m_nb(p.max_batch_tokens),
+          m_kv(kv::kv_shape_for(*m_model, p.n_pages, p.page_size, kv::KvType::F16)) {
+        m_max_pos = int32_t(std::min<int64_t>(int64_t(p.n_pages) * p.page_size, m_hp.n_ctx_train));
+        if (m_hp.arch == Arch::Qwen2) m_flags.qkv_bias = true;
+        if (m_hp.arch == Arch::Gemma3) { m_flags.qk_norm = m_flags.post_norms = m_flags.scale_q = true; m_flags.act = 1; }
+        m_E = m_hp.n_embd; m_hd = m_hp.head_dim_k; m_F = m_hp.n_ff; m_V = m_hp.n_vocab;
+        m_nq = int64_t(m_hp.n_head) * m_hd; m_nkv = int64_t(m_hp.n_head_kv) * m_hd;
+        m_mv_max = std::clamp(env_int("GB_CUDA_BATCH_MV", 16), 0, 64);
+        m_mv_out_max = std::clamp(env_int("GB_CUDA_BATCH_MV_OUT", 16), 0, 64);
+    }
+    ~CudaBatchForward() override;
+    Status init();
+
+    Status run(std::span<const BatchSeq> seqs, std::span<const PageCopy> copies) override;
+    Status run_impl(std::span<const BatchSeq> seqs, std::span<const PageCopy> copies);
+    std::span<const float> logits(size_t i) const override {
+        if (i >= m_out_first.size() || m_out_first[i] < 0) return {};
+        if (!m_logits_on_host) {  // copied on first use: greedy callers never need them
+            m_logits_on_host = true;
+            cudaSetDevice(m_device);
+            if (cudaMemcpy(m_logits_h, m_logits_d, size_t(m_n_out) * size_t(m_V) * sizeof(float), cudaMemcpyDeviceToHost) != cudaSuccess)
+                std::fill(m_logits_h, m_logits_h + size_t(m_n_out) * size_t(m_V), NAN);
+        }
+        return {m_logits_h + size_t(m_out_first[i]) * size_t(m_V), size_t(m_out_count[i]) * size_t(m_V)};
+    }
+    Token greedy_token(size_t i) const override {
+        if (i >= m_out_first.size() || m_out_first[i] < 0) return -1;
+        return m_argmax_h[m_out_first[i] + m_out_count[i] - 1];
+    }
+    const Model & model() const override { return *m_model; }
+    kv::KvStorage & storage() override { return m_kv; }
+    int32_t max_batch_tokens() const override { return m_nb; }
+    int32_t max_positions() const override { return m_max_pos; }
+
+    CudaKvStorage & kv_storage() { return m_kv; }
+    cudaStream_t stream() const { return m_stream; }
+    int device() const { return m_device; }
+
+  private:
+    struct Layer {
+        DevMat wq, wk, wv, wo, gate, up, down;
+        const float *attn_norm = nullptr, *ffn_norm = nullptr, *bq = nullptr, *bk = nullptr, *bv = nullptr;
+        const float *q_norm = nullptr, *k_norm = nullptr, *post_attn = nullptr, *post_ffn = nullptr;
+    };
+    template <typename T> Result<T *> alloc(size_t n) {
+        void * p = nullptr;
+        GB_CU(cudaMalloc(&p, std::max<size_t>(n, 1) * sizeof(T)));
+        m_allocs.push_back(p);
+        return static_cast<T *>(p);
+    }
+    Result<DevMat> upload_matrix(const std::string & name, int64_t ne0, int64_t ne1, bool required = true);
+    Result<const float *> upload_vector(const std::string & name, int64_t n, bool required = true);
+    Status upload_rope();
+    Status linear(const MatvecJob * jobs, int n_jobs, const float * x, const Q8Act & xq, int n, int mv);
+    Status forward(int n, int mv, int n_out, int mv_out);
+
+    std::shared_ptr<const Model> m_model;
+    const HParams & m_hp;
+    Flags m_flags;
+    int m_device;
+    int32_t m_nb, m_max_pos = 0;
+    int64_t m_E, m_hd, m_F, m_V, m_nq, m_nkv;
+    int m_mv_max, m_mv_out_max;
+    bool m_fuse_glu = env_int("GB_CUDA_GLU", 1) != 0;
+    CudaKvStorage m_kv;
+
+    std::vector<void *> m_allocs;
+    cudaStream_t m_stream = nullptr;
+    DevMat m_tok_embd, m_output;
+    const float * m_output_norm = nullptr;
+    const float * m_inv_freq[2] = {nullptr, nullptr};
+    std::vector<Layer> m_layers;
+
+    float *m_x, *m_xn, *m_proj, *m_q, *m_attn, *m_k, *m_v, *m_gate, *m_up, *m_xo;
+    float *m_part_acc, *m_part_ml;
+    float * m_logits_d = nullptr;   // [m_logits_rows, V], grown on demand
+    int64_t m_logits_rows = 0;
+    float * m_logits_h = nullptr;   // pinned, same size
+    int * m_argmax_d = nullptr;     // [nb] argmax of each logit row
+    int * m_argmax_h = nullptr;     // pinned
+    int32_t m_n_out = 0;
+    mutable bool m_logits_on_host = false;
+    Q8Act m_q8, m_q8b;
+    GemmScratch m_gemm;
+    // Per-run metadata: tokens, pos, slot, tab [nb each], out rows [nb], pages.
+    int * m_meta_d = nullptr;
+    int * m_meta_h = nullptr;       // pinned
+    size_t m_meta_cap = 0;
+    int *m_tokens_d, *m_pos_d, *m_slot_d, *m_tab_d, *m_outrow_d, *m_pages_d;
+    std::vector<int32_t> m_out_first, m_out_count;
+    // GB_CUDA_BATCH_PROFILE=1: wall time inside run() (upload, forward, logits copy), printed at destruction
+    bool m_profile = env_int("GB_CUDA_BATCH_PROFILE", 0) != 0;
+    int64_t m_prof_runs = 0, m_prof_rows = 0, m_prof_out = 0;
+    double m_prof_ms = 0.0;
+};
+
+CudaBatchForward::~CudaBatchForward() {
+    if (m_profile && m_prof_runs > 0)
+        std::fprintf(stderr, "cuda batch forward: %lld runs, %lld rows, %lld logit rows, %.1f ms in run() (%.3f ms per run)\n",
+                     (long long)m_prof_runs, (long long)m_prof_rows, (long long)m_prof_out, m_prof_ms, m_prof_ms / double(m_prof_runs));
+    cudaSetDevice(m_device);
+    if (m_stream) cudaStreamSynchronize(m_stream);
+    if (m_stream) cudaStreamDestroy(m_stream);
+    for (void * p : m_allocs) cudaFree(p);
+    if (m_logits_d) cudaFree(m_logits_d);
+    if (m_logits_h) cudaFreeHost(m_logits_h);
+    if (m_meta_h) cudaFreeHost(m_meta_h);
+    if (m_argmax_h) cudaFreeHost(m_argmax_h);
+}
+
+Result<DevMat> CudaBatchForward::upload_matrix(const std::string & name, int64_t ne0, int64_t ne1, bool required) {
+    const gguf::TensorInfo * t = m_model->file().find_tensor(name);
+    if (!t) {
+        if (required) return make_error(ErrorCode::InvalidFile, "CUDA: missing tensor " + name);
+        return DevMat{};
+    }
+    if (t->ne[0] != ne0 || t->ne[1] != ne1) return make_error(ErrorCode::InvalidFile, "CUDA: tensor " + name + " has an unexpected shape");
+    if (!device_supported(t->type))
+        return make_error(ErrorCode::Unsupported, std::string("CUDA: tensor ") + name + " has type " + type_name(t->type) +
+                                                      ", which the CUDA kernels do not support");
+    if (ne0 % 32 != 0) return make_error(ErrorCode::Unsupported, "CUDA: tensor " + name + " has rows not a multiple of 32 values");
+    DevMat m = dev_layout(t->type, ne0, ne1);
+    auto mem = alloc<uint8_t>(m.stride * size_t(ne1));
+    if (!mem) return mem.error();
+    uint8_t * d = *mem;
+    const size_t rs = row_size(t->type, ne0);
+    if (!split_layout(t->type) && rs == m.stride) {
+        GB_CU(cudaMemcpy(d, t->data, rs * size_t(ne1), cudaMemcpyHostToDevice));
+    } else {
+        const int64_t slab = std::max<int64_t>(1, int64_t((size_t(64) << 20) / m.stride));
+        std::vector<uint8_t> staging(size_t(std::min(slab, ne1)) * m.stride);
+        for (int64_t r0 = 0; r0 < ne1; r0 += slab) {
+            const int64_t nr = std::min(slab, ne1 - r0);
+            for (int64_t r = 0; r < nr; ++r) pack_row(t->type, ne0, t->data + size_t(r0 + r) * rs, staging.data() + size_t(r) * m.stride, m);
+            GB_CU(cudaMemcpy(d + size_t(r0) * m.stride, staging.data(), size_t(nr) * m.stride, cudaMemcpyHostToDevice));
+        }
+    }
+    m.data = d;
+    return m;
+}
+
+Result<const float *> CudaBatchForward::upload_vector(const std::string & name, int64_t n, bool required) {
+    const gguf::TensorInfo * t = m_model->file().find_tensor(name);
+    if (!t) {
+        if (required) return make_error(ErrorCode::InvalidFile, "CUDA: missing tensor " + name);
+        return static_cast<const float *>(nullptr);
+    }
+    if (t->n_elements() != n) return make_error(ErrorCode::InvalidFile, "CUDA: tensor " + name + " has an unexpected size");
+    std::vector<float> v(static_cast<size_t>(n));
+    if (!dequantize_row(t->type, t->data, v.data(), n)) return make_error(ErrorCode::Unsupported, "CUDA: cannot convert tensor " + name);
+    auto mem = alloc<float>(size_t(n));
+    if (!mem) return mem.error();
+    GB_CU(cudaMemcpy(*mem, v.data(), v.size() * sizeof(float), cudaMemcpyHostToDevice));
+    return static_cast<const float *>(*mem);
+}
+
+Status CudaBatchForward::upload_rope() {
+    const int half = int(m_hd / 2);
+    std::vector<float> ff(size_t(half), 1.0f);
+    if (const gguf::TensorInfo * t = m_model->file().find_tensor("rope_freqs.weight")) {
+        if (t->n_elements() != half || !dequantize_row(t->type, t->data, ff.data(), half))
+            return make_error(ErrorCode::InvalidFile, "CUDA: rope_freqs.weight has an unexpected size or type");
+    }
+    for (int k = 0; k < 2; ++k) {
+        const double base = k == 0 ? m_hp.rope_freq_base : m_hp.rope_freq_base_swa;
+        const double scale = k == 0 ? m_hp.rope_freq_scale : m_hp.rope_freq_scale_swa;
+        std::vector<float> inv(static_cast<size_t>(half));
+        for (int i = 0; i < half; ++i) inv[i] = float(scale * std::pow(base, -2.0 * i / double(m_hd)) / ff[i]);
+        auto mem = alloc<float>(inv.size());
+        if (!mem) return mem.error();
+        GB_CU(cudaMemcpy(*mem, inv.data(), inv.size() * sizeof(float), cudaMemcpyHostToDevice));
+        m_inv_freq[k] = *mem;
+    }
+    return {};
+}
+
+#define GB_ASSIGN(lhs, expr)                   \
+    do {                                       \
+        auto gb_r_ = (expr);                   \
+        if (!gb_r_.ok()) return gb_r_.error(); \
+        lhs = *gb_r_;                          \
+    } while (0)
+
+Status CudaBatchForward::init() {
+    GB_CU(cudaSetDevice(m_device));
+    GB_CU(cudaStreamCreateWithFlags(&m_stream, cudaStreamNonBlocking));
+    m_kv.m_stream = m_stream;
+    GB_ASSIGN(m_tok_embd, upload_matrix("token_embd.weight", m_E, m_V));
+    GB_ASSIGN(m_output, upload_matrix("output.weight", m_E, m_V, false));
+    if (!m_output.data) m_output = m_tok_embd;
+    GB_ASSIGN(m_output_norm, upload_vector("output_norm.weight", m_E));
+    GB_TRY_STATUS(upload_rope());
+    m_layers.resize(size_t(m_hp.n_layer));
+    for (int il = 0; il < m_hp.n_layer; ++il) {
+        Layer & l = m_layers[size_t(il)];
+        GB_ASSIGN(l.attn_norm, upload_vector(lname(il, "attn_norm.weight"), m_E));
+        GB_ASSIGN(l.wq, upload_matrix(lname(il, "attn_q.weight"), m_E, m_nq));
+        GB_ASSIGN(l.wk, upload_matrix(lname(il, "attn_k.weight"), m_E, m_nkv));
+        GB_ASSIGN(l.wv, upload_matrix(lname(il, "attn_v.weight"), m_E, m_nkv));
+        GB_ASSIGN(l.wo, upload_matrix(lname(il, "attn_output.weight"), m_nq, m_E));
+        GB_ASSIGN(l.ffn_norm, upload_vector(lname(il, "ffn_norm.weight"), m_E));
+        GB_ASSIGN(l.gate, upload_matrix(lname(il, "ffn_gate.weight"), m_E, m_F));
+        GB_ASSIGN(l.up, upload_matrix(lname(il, "ffn_up.weight"), m_E, m_F));
+        GB_ASSIGN(l.down, upload_matrix(lname(il, "ffn_down.weight"), m_F, m_E));
+        if (m_flags.qkv_bias) {
+            GB_ASSIGN(l.bq, upload_vector(lname(il, "attn_q.bias"), m_nq));
+            GB_ASSIGN(l.bk, upload_vector(lname(il, "attn_k.bias"), m_nkv));
+            GB_ASSIGN(l.bv, upload_vector(lname(il, "attn_v.bias"), m_nkv));
+        }
+        if (m_flags.qk_norm) {
+            GB_ASSIGN(l.q_norm, upload_vector(lname(il, "attn_q_norm.weight"), m_hd));
+            GB_ASSIGN(l.k_norm, upload_vector(lname(il, "attn_k_norm.weight"), m_hd));
+        }
+        if (m_flags.post_norms) {
+            GB_ASSIGN(l.post_attn, upload_vector(lname(il, "post_attention_norm.weight"), m_E));
+            GB_ASSIGN(l.post_ffn, upload_vector(lname(il, "post_ffw_norm.weight"), m_E));
+        }
+    }
+    const size_t kv_elems = size_t(m_hp.n_layer) * m_kv.layer_elems();
+    GB_ASSIGN(m_kv.m_k, alloc<__half>(kv_elems));
+    GB_ASSIGN(m_kv.m_v, alloc<__half>(kv_elems));
+    const size_t nb = size_t(m_nb);
+    GB_ASSIGN(m_x, alloc<float>(nb * m_E));
+    GB_ASSIGN(m_xn, alloc<float>(nb * m_E));
+    GB_ASSIGN(m_xo, alloc<float>(nb * m_E));
+    GB_ASSIGN(m_proj, alloc<float>(nb * m_E));
+    GB_ASSIGN(m_q, alloc<float>(nb * m_nq));
+    GB_ASSIGN(m_attn, alloc<float>(nb * m_nq));
+    GB_ASSIGN(m_k, alloc<float>(nb * m_nkv));
+    GB_ASSIGN(m_v, alloc<float>(nb * m_nkv));
+    GB_ASSIGN(m_gate, alloc<float>(nb * m_F));
+    GB_ASSIGN(m_up, alloc<float>(nb * m_F));
+    const size_t mi = nb * size_t(std::max({m_E, m_F, m_nq}));
+    GB_ASSIGN(m_q8.q, alloc<int8_t>(mi));
+    GB_ASSIGN(m_q8.d, alloc<float>(mi / 32 + 1));
+    GB_ASSIGN(m_q8.s, alloc<float>(mi / 16 + 1));
+    const size_t mib = size_t(std::max(1, std::min<int>(m_nb, 64))) * size_t(m_F);
+    GB_ASSIGN(m_q8b.q, alloc<int8_t>(mib));
+    GB_ASSIGN(m_q8b.d, alloc<float>(mib / 32 + 1));
+    GB_ASSIGN(m_q8b.s, alloc<float>(mib / 16 + 1));
+    const size_t parts = size_t(std::min(m_nb, kAttnRowChunk)) * size_t(m_hp.n_head) * kPagedMaxSplit;
+    GB_ASSIGN(m_part_acc, alloc<float>(parts * size_t(m_hd)));
+    GB_ASSIGN(m_part_ml, alloc<float>(parts * 2));
+    GB_ASSIGN(m_gemm.x16, alloc<__half>(mi));
+    m_gemm.w16_elems = kGemmW16Elems;
+    GB_ASSIGN(m_gemm.w16, alloc<__half>(kGemmW16Elems));
+    // metadata: 5 per-row arrays + the page tables (at most one page per position per row's sequence)
+    const int64_t max_pages = (int64_t(m_max_pos) + m_kv.shape().page_size - 1) / m_kv.shape().page_size;
+    m_meta_cap = size_t(5) * nb + size_t(std::min<int64_t>(int64_t(nb) * max_pages, int64_t(16) << 20));
+    GB_ASSIGN(m_meta_d, alloc<int>(m_meta_cap));
+    GB_CU(cudaMallocHost(&m_meta_h, m_meta_cap * sizeof(int)));
+    GB_ASSIGN(m_argmax_d, alloc<int>(nb));
+    GB_CU(cudaMallocHost(&m_argmax_h, nb * sizeof(int)));
+    GB_CU(cudaDeviceSynchronize());
+    return {};
+}
+
+Status CudaBatchForward::linear(const MatvecJob * jobs, int n_jobs, const float * x, const Q8Act & xq, int n, int mv) {
+    if (mv > 0) GB_TRY_STATUS(matvec(jobs, n_jobs, xq, x, mv, m_stream));
+    if (n > mv) {
+        for (int i = 0; i < n_jobs; ++i) {
+            const DevMat & w = jobs[i].w;
+            GB_TRY_STATUS(gemm(w, x + int64_t(mv) * w.n_cols, n - mv, jobs[i].y + int64_t(mv) * w.n_rows, jobs[i].bias, m_gemm, m_stream));
+        }
+    }
+    return {};
+}
+
+// Rows [0, mv) go through the matvec kernels, [mv, n) through the GEMM; the
+// first mv_out of the n_out logit rows through matvec, the others the GEMM.
+Status CudaBatchForward::forward(int n, int mv, int n_out, int mv_out) {
+    const cudaStream_t s = m_stream;
+    const Q8Act q8 = mv > 0 ? m_q8 : Q8Act{};
+    const float attn_scale = m_hp.attn_scale > 0.0f ? m_hp.attn_scale : 1.0f / std::sqrt(float(m_hd));
+    GB_TRY_STATUS(embed(m_tok_embd, m_tokens_d, n, m_hp.embd_scale, m_x, s));
+    const float * pend = nullptr;
+    const float * pend_post = nullptr;
+    for (int il = 0; il < m_hp.n_layer; ++il) {
+        const Layer & l = m_layers[size_t(il)];
+        const bool swa = m_hp.layer_is_swa[size_t(il)] && m_hp.sliding_window > 0;
+        GB_TRY_STATUS(add_norm(m_x, pend, pend_post, l.attn_norm, m_hp.rms_eps, int(m_E), n, m_xn, q8, s));
+        const MatvecJob qkv[3] = {{l.wq, m_q, nullptr}, {l.wk, m_k, nullptr}, {l.wv, m_v, nullptr}};
+        GB_TRY_STATUS(linear(qkv, 3, m_xn, q8, n, mv));
+        PagedQkv qp{m_q, m_k, m_v, l.bq, l.bk, l.bv, l.q_norm, l.k_norm, m_inv_freq[m_hp.layer_is_swa[size_t(il)] ? 1 : 0],
+                    m_hp.rope_style == RopeStyle::Neox, m_flags.scale_q ? attn_scale : 1.0f, m_hp.rms_eps,
+                    int(m_hp.n_head), int(m_hp.n_head_kv), int(m_hd), m_kv.k_layer(il), m_kv.v_layer(il), m_pos_d, m_slot_d};
+        GB_TRY_STATUS(paged_qkv_post(qp, n, s));
+        const bool fuse_q = mv > 0 && m_hd % 32 == 0;
+        for (int r0 = 0; r0 < n; r0 += kAttnRowChunk) {
+            const int nr = std::min(kAttnRowChunk, n - r0);
+            PagedAttn aa{m_q + int64_t(r0) * m_nq, m_kv.k_layer(il), m_kv.v_layer(il), m_pos_d + r0, m_tab_d + r0, m_pages_d,
+                         m_kv.shape().page_size, int(m_hp.n_head), int(m_hp.n_head_kv), int(m_hd), swa ? m_hp.sliding_window : 0,
+                         m_flags.scale_q ? 1.0f : attn_scale, m_attn + int64_t(r0) * m_nq, m_part_acc, m_part_ml};
+            if (fuse_q && r0 < mv) {
+                aa.q8 = Q8Act{m_q8.q + int64_t(r0) * m_nq, m_q8.d + int64_t(r0) * m_nq / 32, m_q8.s + int64_t(r0) * m_nq / 16};
+                aa.n_q8_rows = mv - r0;
+            }
+            GB_TRY_STATUS(paged_attention(aa, nr, s));
+        }
+        if (mv > 0 && !fuse_q) GB_TRY_STATUS(act_quant(m_attn, nullptr, 0, int64_t(mv) * m_nq, q8, s));
+        const MatvecJob wo{l.wo, m_proj, nullptr};
+        GB_TRY_STATUS(linear(&wo, 1, m_attn, q8, n, mv));
+        GB_TRY_STATUS(add_norm(m_x, m_proj, l.post_attn, l.ffn_norm, m_hp.rms_eps, int(m_E), n, m_xn, q8, s));
+        const MatvecJob dn{l.down, m_proj, nullptr};
+        if (mv > 0) {
+            if (m_fuse_glu && matvec_glu_supported(l.gate, l.up)) {
+                GB_TRY_STATUS(matvec_glu(l.gate, l.up, m_flags.act, q8, m_xn, mv, m_gate, m_q8b, s));
+                GB_TRY_STATUS(matvec(&dn, 1, m_q8b, m_gate, mv, s));
+            } else {
+                const MatvecJob gu[2] = {{l.gate, m_gate, nullptr}, {l.up, m_up, nullptr}};
+                GB_TRY_STATUS(matvec(gu, 2, q8, m_xn, mv, s));
+                GB_TRY_STATUS(act_quant(m_gate, m_up, m_flags.act, int64_t(mv) * m_F, q8, s));
+                GB_TRY_STATUS(matvec(&dn, 1, q8, m_gate, mv, s));
+            }
+        }
+        if (n > mv) {
+            const int64_t o = int64_t(mv);
+            GB_TRY_STATUS(gemm(l.gate, m_xn + o * m_E, n - mv, m_gate + o * m_F, nullptr, m_gemm, s));
+            GB_TRY_STATUS(gemm(l.up, m_xn + o * m_E, n - mv, m_up + o * m_F, nullptr, m_gemm, s));
+            GB_TRY_STATUS(act_quant(m_gate + o * m_F, m_up + o * m_F, m_flags.act, int64_t(n - mv) * m_F, Q8Act{}, s));
+            GB_TRY_STATUS(gemm(l.down, m_gate + o * m_F, n - mv, m_proj + o * m_E, nullptr, m_gemm, s));
+        }
+        pend = m_proj;
+        pend_post = l.post_ffn;
+    }
+    GB_TRY_STATUS(add_norm(m_x, pend, pend_post, m_output_norm, m_hp.rms_eps, int(m_E), n, m_xn, Q8Act{}, s));
+    if (n_out == 0) return {};
+    GB_TRY_STATUS(gather_rows(m_xn, m_outrow_d, n_out, int(m_E), m_xo, s));
+    const MatvecJob out{m_output, m_logits_d, nullptr};
+    if (mv_out > 0) {
+        GB_TRY_STATUS(act_quant(m_xo, nullptr, 0, int64_t(mv_out) * m_E, m_q8, s));
+        GB_TRY_STATUS(matvec(&out, 1, m_q8, m_xo, mv_out, s));
+    }
+    if (n_out > mv_out)
+        GB_TRY_STATUS(gemm(m_output, m_xo + int64_t(mv_out) * m_E, n_out - mv_out, m_logits_d + int64_t(mv_out) * m_V, nullptr, m_gemm, s));
+    if (m_hp.final_logit_softcap > 0.0f) GB_TRY_STATUS(softcap(m_logits_d, int64_t(n_out) * m_V, m_hp.final_logit_softcap, s));
+    return {};
+}
+
+Status CudaBatchForward::run(std::span<const BatchSeq> seqs, std::span<const PageCopy> copies) {
+    if (!m_profile) return run_impl(seqs, copies);
+    const auto t0 = std::chrono::steady_clock::now();
+    Status st = run_impl(seqs, copies);
+    m_prof_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    ++m_prof_runs;
+    for (const BatchSeq & q : seqs) {
+        m_prof_rows += int64_t(q.tokens.size());
+        m_prof_out += q.all_logits ? int64_t(q.tokens.size()) : (q.logits ? 1 : 0);
+    }
+    return st;
+}
+
+Status CudaBatchForward::run_impl(std::span<const BatchSeq> seqs, std::span<const PageCopy> copies) {
+    const int32_t ps = m_kv.shape().page_size;
+    const int32_t n_pages = m_kv.shape().n_pages;
+    GB_TRY_STATUS(m_kv.m_status);
+    // Validate everything before touching the cache (as the CPU BatchForward).
+    int64_t n = 0, n_out = 0, n_tab = 0;
+    for (size_t s = 0; s < seqs.size(); ++s) {
+        const BatchSeq & q = seqs[s];
+        const std::string where = "batch sequence " + std::to_string(s) + ": ";
+        if (q.tokens.empty()) return make_error(ErrorCode::InvalidArgument, where + "no tokens");
+        const int64_t end = int64_t(q.first_pos) + int64_t(q.tokens.size());
+        if (q.first_pos < 0 || end > m_max_pos)
+            return make_error(ErrorCode::OutOfRange, where + "positions " + std::to_string(q.first_pos) + ".." + std::to_string(end - 1) +
+                                                         " outside [0, " + std::to_string(m_max_pos) + ")");
+        if (int64_t(q.pages.size()) * ps < end)
+            return make_error(ErrorCode::InvalidArgument, where + std::to_string(q.pages.size()) + " pages do not hold " +
+                                                              std::to_string(end) + " positions");
+        const int64_t np = (end + ps - 1) / ps;
+        for (int64_t p = 0; p < np; ++p) {
+            if (q.pages[p] < 0 || q.pages[p] >= n_pages)
+                return make_error(ErrorCode::InvalidArgument, where + "page id " + std::to_string(q.pages[p]) + " out of range");
+        }
+        for (size_t i = 0; i < q.tokens.size(); ++i) {
+            if (q.tokens[i] < 0 || q.tokens[i] >= m_hp.n_vocab)
+                return make_error(ErrorCode::InvalidArgument, where + "token " + std::to_string(q.tokens[i]) + " outside the vocabulary");
+        }
+        n += int64_t(q.tokens.size());
+        n_out += q.all_logits ? int64_t(q.tokens.size()) : (q.logits ? 1 : 0);
+        n_tab += np;
+    }
+    if (n > m_nb)
+        return make_error(ErrorCode::OutOfRange, "batch of " + std::to_string(n) + " tokens exceeds max_batch_tokens " + std::to_string(m_nb));
+    if (size_t(5 * m_nb + n_tab) > m_meta_cap)
+        return make_error(ErrorCode::OutOfRange, "CUDA batch: page tables of " + std::to_string(n_tab) + " pages exceed the metadata buffer");
+    for (const PageCopy & c : copies) {
+        if (c.src < 0 || c.src >= n_pages || c.dst < 0 || c.dst >= n_pages || c.n_tokens < 0 || c.n_tokens > ps)
+            return make_error(ErrorCode::InvalidArgument, "page copy " + std::to_string(c.src) + " -> " + std::to_string(c.dst) + " out of range");
+    }
+    GB_CU(cudaSetDevice(m_device));
+    for (const PageCopy & c : copies) m_kv.copy(c);
+    GB_TRY_STATUS(m_kv.m_status);
+    m_out_first.assign(seqs.size(), -1);
+    m_out_count.assign(seqs.size(), 0);
+    m_n_out = 0;
+    if (n == 0) {
+        GB_CU(cudaStreamSynchronize(m_stream));
+        return {};
+    }
+    if (n_out > m_logits_rows) {
+        GB_CU(cudaStreamSynchronize(m_stream));
+        if (m_logits_d) { GB_CU(cudaFree(m_logits_d)); m_logits_d = nullptr; }
+        if (m_logits_h) { GB_CU(cudaFreeHost(m_logits_h)); m_logits_h = nullptr; }
+        m_logits_rows = 0;
+        GB_CU(cudaMalloc(&m_logits_d, size_t(n_out) * size_t(m_V) * sizeof(float)));
+        GB_CU(cudaMallocHost(&m_logits_h, size_t(n_out) * size_t(m_V) * sizeof(float)));
+        m_logits_rows = n_out;
+    }
+
+    // Row order: one-token sequences first (in batch order), then the others.
+    std::vector<int32_t> order;
+    order.reserve(seqs.size());
+    for (size_t s = 0; s < seqs.size(); ++s) if (seqs[s].tokens.size() == 1) order.push_back(int32_t(s));
+    const int n_dec = int(order.size());
+    for (size_t s = 0; s < seqs.size(); ++s) if (seqs[s].tokens.size() != 1) order.push_back(int32_t(s));
+    const int mv = n_dec <= m_mv_max ? n_dec : 0;
+
+    const size_t nb = size_t(m_nb);
+    int * tokens = m_meta_h;
+    int * pos = m_meta_h + nb;
+    int * slot = m_meta_h + 2 * nb;
+    int * tab = m_meta_h + 3 * nb;
+    int * outrow = m_meta_h + 4 * nb;
+    int * pages = m_meta_h + 5 * nb;
+    int row = 0, n_o = 0, mv_out = 0, tab_n = 0;
+    for (int32_t s : order) {
+        const BatchSeq & q = seqs[size_t(s)];
+        const int32_t nt = int32_t(q.tokens.size());
+        const int32_t np = (q.first_pos + nt + ps - 1) / ps;
+        for (int32_t p = 0; p < np; ++p) pages[tab_n + p] = q.pages[size_t(p)];
+        if (q.all_logits || q.logits) {
+            m_out_first[size_t(s)] = n_o;
+            m_out_count[size_t(s)] = q.all_logits ? nt : 1;
+        }
+        for (int32_t i = 0; i < nt; ++i, ++row) {
+            const int32_t p = q.first_pos + i;
+            tokens[row] = q.tokens[size_t(i)];
+            pos[row] = p;
+            slot[row] = q.pages[size_t(p / ps)] * ps + p % ps;
+            tab[row] = tab_n;
+            if (q.all_logits || (q.logits && i == nt - 1)) {
+                outrow[n_o++] = row;
+                if (row < mv) ++mv_out;
+            }
+        }
+        tab_n += np;
+    }
+    if (mv_out > m_mv_out_max) mv_out = 0;
+    m_tokens_d = m_meta_d;
+    m_pos_d = m_meta_d + nb;
+    m_slot_d = m_meta_d + 2 * nb;
+    m_tab_d = m_meta_d + 3 * nb;
+    m_outrow_d = m_meta_d + 4 * nb;
+    m_pages_d = m_meta_d + 5 * nb;
+    GB_CU(cudaMemcpyAsync(m_meta_d, m_meta_h, (5 * nb + size_t(tab_n)) * sizeof(int), cudaMemcpyHostToDevice, m_stream));
+    m_n_out = n_o;
+    m_logits_on_host = false;
+    GB_TRY_STATUS(forward(int(n), mv, n_o, mv_out));
+    if (n_o > 0) {
+        GB_TRY_STATUS(argmax_rows(m_logits_d, int(m_V), n_o, m_argmax_d, m_stream));
+        GB_CU(cudaMemcpyAsync(m_argmax_h, m_argmax_d, size_t(n_o) * sizeof(int), cudaMemcpyDeviceToHost, m_stream));
+    }
+    GB_CU(cudaStreamSynchronize(m_stream));
+    return {};
+}
+
+}  // namespace
+
+Result<std::unique_ptr<kv::BatchForward>> create_batch_forward(std::shared_ptr<const Model> model, const kv::BatchForwardParams & params,
+                                                               int32_t device) {
+    if (!model) return make_error(ErrorCode::InvalidArgument, "CUDA create_batch_forward: no model");
+    if (params.max_batch_tokens < 1) return make_error(ErrorCode::InvalidArgument, "max_batch_tokens must be positive");
+    if (params.n_pages < 1 || params.page_size < 1) return make_error(ErrorCode::InvalidArgument, "n_pages and page_size must be positive");
+    if (params.kv_type != kv::KvType::F16)
+        return make_error(ErrorCode::Unsupported, "CUDA: the paged KV cache is F16 only on the GPU so far (Q8_0 KV runs on the CPU backend)");
+    const DeviceReport rep = probe();
+    if (!rep.available) return make_error(ErrorCode::Unsupported, rep.message);
+    const HParams & hp = model->hparams();
+    if (hp.head_dim_k != hp.head_dim_v || hp.head_dim_k > 256 || hp.n_embd % 32 != 0 || hp.n_ff % 32 != 0 ||
+        (int64_t(hp.n_head) * hp.head_dim_k) % 32 != 0 || hp.n_head % hp.n_head_kv != 0)
+        return make_error(ErrorCode::Unsupported, "CUDA: this model's shapes are not supported (head size over 256, K/V head sizes differ, or widths not multiples of 32)");
+    auto f = std::make_unique<CudaBatchForward>(std::move(model), params, device);
+    GB_TRY_STATUS(f->init());
+    return std::unique_ptr<kv::BatchForward>(std::move(f));
+}
+
+// ---- test hooks ------------------------------------------------------------------
+namespace testing {
+
+namespace {
+template <typename T> struct DevBuf {
+    T * p = nullptr;
+    ~DevBuf() { if (p) cudaFree(p); }
+    Status alloc(size_t n) { GB_CU(cudaMalloc(&p, std::max<size_t>(n, 1) * sizeof(T))); return {}; }
+};
+}  // namespace
+
+Result<std::vector<float>> paged_attention(const PagedAttnIn & in, std::vector<float> * q8_out) {
+    const int n_tok = int(in.pos.size());
+    const size_t n_q = size_t(in.n_head) * in.hd;
+    std::vector<__half> kh(in.k.size()), vh(in.v.size());
+    for (size_t i = 0; i < in.k.size(); ++i) kh[i] = __float2half_rn(in.k[i]);
+    for (size_t i = 0; i < in.v.size(); ++i) vh[i] = __float2half_rn(in.v[i]);
+    DevBuf<float> q, out, acc, ml, q8d, q8s;
+    DevBuf<__half> k, v;
+    DevBuf<int> pos, tab, pages;
+    DevBuf<int8_t> q8q;
+    const size_t parts = size_t(n_tok) * in.n_head * kPagedMaxSplit;
+    GB_TRY_STATUS(q.alloc(in.q.size()));
+    GB_TRY_STATUS(out.alloc(size_t(n_tok) * n_q));
+    GB_TRY_STATUS(acc.alloc(parts * in.hd));
+    GB_TRY_STATUS(ml.alloc(parts * 2));
+    GB_TRY_STATUS(k.alloc(kh.size()));
+    GB_TRY_STATUS(v.alloc(vh.size()));
+    GB_TRY_STATUS(pos.alloc(in.pos.size()));
+    GB_TRY_STATUS(tab.alloc(in.tab.size()));
+    GB_TRY_STATUS(pages.alloc(in.pages.size()));
+    GB_TRY_STATUS(q8q.alloc(size_t(n_tok) * n_q));
+    GB_TRY_STATUS(q8d.alloc(size_t(n_tok) * n_q / 32 + 1));
+    GB_TRY_STATUS(q8s.alloc(size_t(n_tok) * n_q / 16 + 1));
+    GB_CU(cudaMemcpy(q.p, in.q.data(), in.q.size() * 4, cudaMemcpyHostToDevice));
+    GB_CU(cudaMemcpy(k.p, kh.data(), kh.size() * 2, cudaMemcpyHostToDevice));
+    GB_CU(cudaMemcpy(v.p, vh.data(), vh.size() * 2, cudaMemcpyHostToDevice));
+    GB_CU(cudaMemcpy(pos.p, in.pos.data(), in.pos.size() * 4, cudaMemcpyHostToDevice));
+    GB_CU(cudaMemcpy(tab.p, in.tab.data(), in.tab.size() * 4, cudaMemcpyHostToDevice));
+    GB_CU(cudaMemcpy(pages.p, in.pages.data(), in.pages.size() * 4, cudaMemcpyHostToDevice));
+    GB_CU(cudaMemset(out.p, 0xff, size_t(n_tok) * n_q * 4));  // NaN poison
+    GB_CU(cudaMemset(acc.p, 0xff, parts * in.hd * 4));
+    GB_CU(cudaMemset(ml.p, 0xff, parts * 2 * 4));
+    GB_CU(cudaMemset(q8d.p, 0xff, (size_t(n_tok) * n_q / 32 + 1) * 4));
+    PagedAttn a{q.p, k.p, v.p, pos.p, tab.p, pages.p, in.page_size, in.n_head, in.n_head_kv, in.hd, in.window, in.scale, out.p, acc.p, ml.p};
+    if (in.q8_rows > 0) {
+        a.q8 = Q8Act{q8q.p, q8d.p, q8s.p};
+        a.n_q8_rows = in.q8_rows;
+    }
+    GB_TRY_STATUS(gb::cuda::paged_attention(a, n_tok, nullptr));
+    GB_CU(cudaDeviceSynchronize());
+    std::vector<float> res(size_t(n_tok) * n_q);
+    GB_CU(cudaMemcpy(res.data(), out.p, res.size() * 4, cudaMemcpyDeviceToHost));
+    if (q8_out && in.q8_rows > 0) {
+        const size_t nv = size_t(in.q8_rows) * n_q;
+        std::vector<int8_t> qq(nv);
+        std::vector<float> dd(nv / 32);
+        GB_CU(cudaMemcpy(qq.data(), q8q.p, nv, cudaMemcpyDeviceToHost));
+        GB_CU(cudaMemcpy(dd.data(), q8d.p, dd.size() * 4, cudaMemcpyDeviceToHost));
+        q8_out->resize(nv);
+        for (size_t i = 0; i < nv; ++i) (*q8_out)[i] = float(qq[i]) * dd[i / 32];
+    }
+    return res;
+}
+
+namespace {
+Result<__half *> page_ptr(kv::BatchForward & f, int il, bool v, kv::PageId page, size_t * n, CudaBatchForward ** out) {
+    auto * c = dynamic_cast<CudaBatchForward *>(&f);
+    if (!c) return make_error(ErrorCode::InvalidArgument, "kv_page: not a CUDA BatchForward");
+    const kv::KvShape & sh = c->kv_storage().shape();
+    if (il < 0 || il >= sh.n_layer || page < 0 || page >= sh.n_pages) return make_error(ErrorCode::OutOfRange, "kv_page: layer or page out of range");
+    *n = size_t(sh.page_size) * c->kv_storage().row_elems();
+    *out = c;
+    __half * base = v ? c->kv_storage().v_layer(il) : c->kv_storage().k_layer(il);
+    return base + size_t(page) * *n;
+}
+}  // namespace
+
+Result<std::vector<float>> kv_page(kv::BatchForward & f, int il, bool v, kv::PageId page) {
+    size_t n = 0;
+    CudaBatchForward * c = nullptr;
+    auto p = page_ptr(f, il, v, page, &n, &c);
+    if (!p) return p.error();
+    GB_CU(cudaSetDevice(c->device()));
+    GB_CU(cudaStreamSynchronize(c->stream()));
+    std::vector<__half> h(n);
+    GB_CU(cudaMemcpy(h.data(), *p, n * 2, cudaMemcpyDeviceToHost));
+    std::vector<float> r(n);
+    for (size_t i = 0; i < n; ++i) r[i] = __half2float(h[i]);
+    return r;
+}
+
+Status set_kv_page(kv::BatchForward & f, int il, bool v, kv::PageId page, const std::vector<float> & values) {
+    size_t n = 0;
+    CudaBatchForward * c = nullptr;
+    auto p = page_ptr(f, il, v, page, &n, &c);
+    if (!p) return p.error();
+    if (values.size() != n) return make_error(ErrorCode::InvalidArgument, "set_kv_page: wrong size");
+    std::vector<__half> h(n);
+    for (size_t i = 0; i < n; ++i) h[i] = __float2half_rn(values[i]);
+    GB_CU(cudaSetDevice(c->device()));
+    GB_CU(cudaStreamSynchronize(c->stream()));
+    GB_CU(cudaMemcpy(*p, h.data(), n * 2, cudaMemcpyHostToDevice));
+    return {};
+}
+
+}  // namespace testing
+}  // namespace gb::cuda

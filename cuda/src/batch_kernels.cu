@@ -1,0 +1,268 @@
+// Kernels of the batched forward over the paged KV cache (see batch_kernels.h).
+// The attention follows attention.cu's flash-decoding scheme (4 warps per block,
+// each warp walks every 4th key of its split part, lanes hold head dims; the
+// parts are merged by a second kernel), with each key's address looked up in
+// the row's page table. Launched without PDL (plain stream order).
+#include "batch_kernels.h"
+#include "quant_decode.cuh"
+
+namespace gb::cuda {
+namespace {
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ float block_sum(float v, float * red) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    v = warp_sum(v);
+    __syncthreads();
+    if (lane == 0) red[warp] = v;
+    __syncthreads();
+    const float t = lane < nw ? red[lane] : 0.0f;
+    return warp_sum(t);
+}
+
+// grid (n_tok, n_head + 2 * n_head_kv), block 128, smem hd floats.
+__global__ void paged_qkv_kernel(const PagedQkv a) {
+    extern __shared__ float buf[];
+    __shared__ float red[32];
+    const int t = blockIdx.x, h = blockIdx.y, hd = a.hd;
+    const int n_q = a.n_head * hd, n_k = a.n_head_kv * hd;
+    const int pos = a.pos[t];
+    const size_t slot = size_t(a.slot[t]);
+    int kind, hh;  // 0 q, 1 k, 2 v
+    if (h < a.n_head) { kind = 0; hh = h; }
+    else if (h < a.n_head + a.n_head_kv) { kind = 1; hh = h - a.n_head; }
+    else { kind = 2; hh = h - a.n_head - a.n_head_kv; }
+    const float * src = (kind == 0 ? a.q + size_t(t) * n_q : (kind == 1 ? a.k : a.v) + size_t(t) * n_k) + hh * hd;
+    const float * bias = kind == 0 ? a.bq : (kind == 1 ? a.bk : a.bv);
+    for (int i = threadIdx.x; i < hd; i += blockDim.x) buf[i] = src[i] + (bias ? bias[hh * hd + i] : 0.0f);
+    __syncthreads();
+    if (kind == 2) {
+        __half * dst = a.v_layer + slot * n_k + hh * hd;
+        for (int i = threadIdx.x; i < hd; i += blockDim.x) dst[i] = __float2half_rn(buf[i]);
+        return;
+    }
+    const float * nw = kind == 0 ? a.q_norm : a.k_norm;
+    float nscale = 1.0f;
+    if (nw) {
+        float ss = 0.0f;
+        for (int i = threadIdx.x; i < hd; i += blockDim.x) ss += buf[i] * buf[i];
+        ss = block_sum(ss, red);
+        nscale = rsqrtf(ss / float(hd) + a.eps);
+    }
+    __syncthreads();
+    const float out_scale = kind == 0 ? a.q_scale : 1.0f;
+    const int half = hd / 2;
+    for (int i = threadIdx.x; i < half; i += blockDim.x) {
+        const int ia = a.neox ? i : 2 * i, ib = a.neox ? i + half : 2 * i + 1;
+        float x0 = buf[ia], x1 = buf[ib];
+        if (nw) { x0 = x0 * nscale * nw[ia]; x1 = x1 * nscale * nw[ib]; }
+        float sn, cs;
+        sincosf(float(pos) * a.inv_freq[i], &sn, &cs);
+        const float y0 = (x0 * cs - x1 * sn) * out_scale, y1 = (x0 * sn + x1 * cs) * out_scale;
+        if (kind == 0) {
+            float * dst = a.q + size_t(t) * n_q + hh * hd;
+            dst[ia] = y0; dst[ib] = y1;
+        } else {
+            __half * dst = a.k_layer + slot * n_k + hh * hd;
+            dst[ia] = __float2half_rn(y0); dst[ib] = __float2half_rn(y1);
+        }
+    }
+}
+
+constexpr int kWarps = 4;
+
+template <int DPL>
+__device__ __forceinline__ void load_h(const __half * p, float * v) {
+    if constexpr (DPL == 1) {
+        v[0] = __half2float(*p);
+    } else if constexpr (DPL == 2) {
+        const float2 f = __half22float2(*reinterpret_cast<const __half2 *>(p));
+        v[0] = f.x; v[1] = f.y;
+    } else if constexpr (DPL == 4) {
+        const uint2 u = *reinterpret_cast<const uint2 *>(p);
+        const float2 a = __half22float2(*reinterpret_cast<const __half2 *>(&u.x));
+        const float2 b = __half22float2(*reinterpret_cast<const __half2 *>(&u.y));
+        v[0] = a.x; v[1] = a.y; v[2] = b.x; v[3] = b.y;
+    } else {
+        const uint4 u = *reinterpret_cast<const uint4 *>(p);
+        const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const float2 f = __half22float2(*reinterpret_cast<const __half2 *>(&w[i]));
+            v[2 * i] = f.x; v[2 * i + 1] = f.y;
+        }
+    }
+}
+
+// Key range [lo, pos] of a row and its split count.
+struct RowRange { int lo, len, n_split, chunk; };
+__device__ __forceinline__ RowRange row_range(int pos, int window) {
+    RowRange r;
+    r.lo = window > 0 ? max(0, pos - window + 1) : 0;
+    r.len = pos + 1 - r.lo;
+    r.n_split = min(kPagedMaxSplit, (r.len + kPagedSplitKeys - 1) / kPagedSplitKeys);
+    r.chunk = (r.len + r.n_split - 1) / r.n_split;
+    return r;
+}
+
+// grid (kPagedMaxSplit, n_head, n_tok), block kWarps * 32.
+template <int DPL>
+__global__ void __launch_bounds__(kWarps * 32) paged_attn_partial(const PagedAttn a) {
+    __shared__ float s_m[kWarps], s_l[kWarps];
+    __shared__ float s_acc[kWarps][DPL * 32];
+    const int split = blockIdx.x, h = blockIdx.y, t = blockIdx.z;
+    const int pos = a.pos[t];
+    const RowRange rr = row_range(pos, a.window);
+    if (split >= rr.n_split) return;  // block-uniform
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int hd = a.hd, g = h / (a.n_head / a.n_head_kv);
+    const int n_kv_row = a.n_head_kv * hd;
+    const int s0 = rr.lo + split * rr.chunk, s1 = min(pos + 1, s0 + rr.chunk);
+    const int d0 = lane * DPL;
+    const bool active = d0 < hd;
+    const int * tab = a.pages + a.tab[t];
+    const int ps = a.page_size;
+
+    float q[DPL], acc[DPL];
+    const float * qp = a.q + size_t(t) * a.n_head * hd + size_t(h) * hd;
+#pragma unroll
+    for (int i = 0; i < DPL; ++i) {
+        q[i] = active ? qp[d0 + i] * a.scale : 0.0f;
+        acc[i] = 0.0f;
+    }
+    float m = -INFINITY, l = 0.0f;
+    const __half * kb = a.k + size_t(g) * hd + d0;
+    const __half * vb = a.v + size_t(g) * hd + d0;
+    for (int j = s0 + warp; j < s1; j += kWarps) {
+        const size_t row = size_t(tab[j / ps]) * ps + size_t(j % ps);
+        float kv[DPL];
+        float s = 0.0f;
+        if (active) {
+            load_h<DPL>(kb + row * n_kv_row, kv);
+#pragma unroll
+            for (int i = 0; i < DPL; ++i) s = fmaf(q[i], kv[i], s);
+        }
+        s = warp_sum(s);
+        const float m_new = fmaxf(m, s);
+        const float corr = expf(m - m_new);
+        const float p = expf(s - m_new);
+        l = l * corr + p;
+        if (active) {
+            load_h<DPL>(vb + row * n_kv_row, kv);
+#pragma unroll
+            for (int i = 0; i < DPL; ++i) acc[i] = acc[i] * corr + p * kv[i];
+        }
+        m = m_new;
+    }
+    if (lane == 0) { s_m[warp] = m; s_l[warp] = l; }
+#pragma unroll
+    for (int i = 0; i < DPL; ++i) s_acc[warp][d0 + i] = acc[i];
+    __syncthreads();
+    float M = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) M = fmaxf(M, s_m[w]);
+    float wgt[kWarps], L = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) {
+        wgt[w] = s_m[w] == -INFINITY ? 0.0f : expf(s_m[w] - M);
+        L += wgt[w] * s_l[w];
+    }
+    const size_t part = (size_t(t) * a.n_head + h) * kPagedMaxSplit + split;
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float v = 0.0f;
+#pragma unroll
+        for (int w = 0; w < kWarps; ++w) v += wgt[w] * s_acc[w][d];
+        a.part_acc[part * hd + d] = v;
+    }
+    if (threadIdx.x == 0) { a.part_ml[2 * part] = M; a.part_ml[2 * part + 1] = L; }
+}
+
+// grid (n_head, n_tok), block 128
+__global__ void paged_attn_combine(const PagedAttn a) {
+    const int h = blockIdx.x, t = blockIdx.y, hd = a.hd;
+    const int n_split = row_range(a.pos[t], a.window).n_split;
+    const size_t base = (size_t(t) * a.n_head + h) * kPagedMaxSplit;
+    float M = -INFINITY;
+    for (int s = 0; s < n_split; ++s) M = fmaxf(M, a.part_ml[2 * (base + s)]);
+    float L = 0.0f;
+    for (int s = 0; s < n_split; ++s) {
+        const float ms = a.part_ml[2 * (base + s)];
+        if (ms != -INFINITY) L += expf(ms - M) * a.part_ml[2 * (base + s) + 1];
+    }
+    const float inv = L > 0.0f ? 1.0f / L : 0.0f;
+    const bool q8 = a.q8.q && t < a.n_q8_rows;  // block-uniform; hd % 32 == 0 then
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float v = 0.0f;
+        for (int s = 0; s < n_split; ++s) {
+            const float ms = a.part_ml[2 * (base + s)];
+            if (ms != -INFINITY) v += expf(ms - M) * a.part_acc[(base + s) * hd + d];
+        }
+        const size_t o = size_t(t) * a.n_head * hd + size_t(h) * hd + d;
+        a.out[o] = v * inv;
+        if (q8) q8_quant_warp(v * inv, int64_t(o / 32), a.q8);
+    }
+}
+
+// grid (n_tokens, n_layer, 2), block 128
+__global__ void page_copy_kernel(__half * k, __half * v, size_t layer_elems, int row_elems, int page_size, int src, int dst) {
+    const int slot = blockIdx.x, layer = blockIdx.y;
+    __half * base = (blockIdx.z == 0 ? k : v) + size_t(layer) * layer_elems;
+    const __half * from = base + (size_t(src) * page_size + slot) * row_elems;
+    __half * to = base + (size_t(dst) * page_size + slot) * row_elems;
+    for (int i = threadIdx.x; i < row_elems; i += blockDim.x) to[i] = from[i];
+}
+
+__global__ void gather_rows_kernel(const float * __restrict__ x, const int * __restrict__ rows, int n, float * __restrict__ out) {
+    const float * src = x + size_t(rows[blockIdx.x]) * n;
+    float * dst = out + size_t(blockIdx.x) * n;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) dst[i] = src[i];
+}
+
+}  // namespace
+
+Status paged_qkv_post(const PagedQkv & a, int n_tok, cudaStream_t s) {
+    if (n_tok == 0) return {};
+    if (a.hd % 2 != 0 || a.hd > 4096) return make_error(ErrorCode::Unsupported, "CUDA paged_qkv_post: unsupported head size");
+    const dim3 grid(n_tok, a.n_head + 2 * a.n_head_kv);
+    paged_qkv_kernel<<<grid, 128, size_t(a.hd) * sizeof(float), s>>>(a);
+    GB_CU_LAUNCH("paged_qkv_post");
+    return {};
+}
+
+Status paged_attention(const PagedAttn & a, int n_tok, cudaStream_t s) {
+    if (n_tok == 0) return {};
+    if (a.hd > 256 || a.n_head % a.n_head_kv != 0) return make_error(ErrorCode::Unsupported, "CUDA paged attention: head size over 256 or uneven GQA");
+    if (a.q8.q && a.hd % 32 != 0) return make_error(ErrorCode::Unsupported, "CUDA paged attention: q8 output needs a head size multiple of 32");
+    const dim3 grid(kPagedMaxSplit, a.n_head, n_tok);
+    const int threads = kWarps * 32;
+    if (a.hd <= 32) paged_attn_partial<1><<<grid, threads, 0, s>>>(a);
+    else if (a.hd <= 64) paged_attn_partial<2><<<grid, threads, 0, s>>>(a);
+    else if (a.hd <= 128) paged_attn_partial<4><<<grid, threads, 0, s>>>(a);
+    else paged_attn_partial<8><<<grid, threads, 0, s>>>(a);
+    GB_CU_LAUNCH("paged_attn_partial");
+    paged_attn_combine<<<dim3(a.n_head, n_tok), 128, 0, s>>>(a);
+    GB_CU_LAUNCH("paged_attn_combine");
+    return {};
+}
+
+Status page_copy(__half * k, __half * v, int n_layer, size_t layer_elems, int row_elems, int page_size, int src, int dst,
+                 int n_tokens, cudaStream_t s) {
+    if (n_tokens <= 0 || n_layer <= 0) return {};
+    page_copy_kernel<<<dim3(n_tokens, n_layer, 2), 128, 0, s>>>(k, v, layer_elems, row_elems, page_size, src, dst);
+    GB_CU_LAUNCH("page_copy");
+    return {};
+}
+
+Status gather_rows(const float * x, const int * rows, int n_out, int n, float * out, cudaStream_t s) {
+    if (n_out == 0) return {};
+    gather_rows_kernel<<<n_out, 256, 0, s>>>(x, rows, n, out);
+    GB_CU_LAUNCH("gather_rows");
+    return {};
+}
+
+}  // namespace gb::cuda

@@ -1,0 +1,59 @@
+// Kernels of the batched forward over the paged KV cache (batch_kernels.cu):
+// Q/K/V post-processing writing K/V to each row's page slot, attention read
+// through per-sequence page tables (split-K, GQA, sliding windows), page
+// copies (copy-on-write) and a row gather. All run on the given stream.
+#pragma once
+
+#include "cu_common.h"
+
+#include <cuda_fp16.h>
+
+namespace gb::cuda {
+
+// As QkvPost, but row t sits at position pos[t] and its K/V go to cache row
+// slot[t] (= page * page_size + pos % page_size) of the layer's K/V arrays
+// [n_pages * page_size, n_head_kv * hd].
+struct PagedQkv {
+    float * q; const float * k; const float * v;
+    const float * bq; const float * bk; const float * bv;
+    const float * q_norm; const float * k_norm;
+    const float * inv_freq;
+    bool neox; float q_scale; float eps;
+    int n_head, n_head_kv, hd;
+    __half * k_layer; __half * v_layer;
+    const int * pos; const int * slot;
+};
+Status paged_qkv_post(const PagedQkv & a, int n_tok, cudaStream_t s);
+
+// Keys per split part of one query row: a row of len keys is cut into
+// min(kPagedMaxSplit, ceil(len / kPagedSplitKeys)) parts, a function of the
+// row alone (so a row's result does not depend on the rest of the batch).
+constexpr int kPagedSplitKeys = 64;
+constexpr int kPagedMaxSplit = 32;
+
+// out [n_tok, n_head * hd] = softmax(scale * q k^T) v for row t over keys
+// [lo, pos[t]] of its sequence, key j at cache row pages[tab[t] + j / page_size]
+// * page_size + j % page_size; lo = window ? pos - window + 1 : 0. part_acc
+// [n_tok * n_head * kPagedMaxSplit * hd], part_ml [.. * 2] are scratch. Rows
+// t < n_q8_rows also get their output quantized to q8 (hd % 32 == 0).
+struct PagedAttn {
+    const float * q; const __half * k; const __half * v;
+    const int * pos; const int * tab; const int * pages;
+    int page_size, n_head, n_head_kv, hd, window;
+    float scale;
+    float * out;
+    float * part_acc; float * part_ml;
+    Q8Act q8{};
+    int n_q8_rows = 0;
+};
+Status paged_attention(const PagedAttn & a, int n_tok, cudaStream_t s);
+
+// Slots [0, n_tokens) of page src -> page dst, in each of n_layer K and V
+// arrays (layer l at base + l * layer_elems; row_elems halves per slot).
+Status page_copy(__half * k, __half * v, int n_layer, size_t layer_elems, int row_elems, int page_size, int src, int dst,
+                 int n_tokens, cudaStream_t s);
+
+// out[i] = x[rows[i]] (rows of n floats), i < n_out.
+Status gather_rows(const float * x, const int * rows, int n_out, int n, float * out, cudaStream_t s);
+
+}  // namespace gb::cuda
