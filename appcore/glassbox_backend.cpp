@@ -372,8 +372,6 @@ public:
                     failAll(gb::make_error(gb::ErrorCode::Internal, "the batching engine stopped: requests wait but nothing can run"));
             }
         }
-        if (m_active.empty() && m_observer.onIdle)
-            m_observer.onIdle(m_batch->scheduler());
         return !m_active.empty();
     }
 
@@ -453,18 +451,27 @@ private:
                params.spec.method == gb::SpecMethod::None;
     }
 
-    // Reports the requests that ended (in request order).
+    // Ends the requests that are done (in request order): frees their pages,
+    // tells the observer when the engine went idle, then reports them (so the
+    // inspector's last snapshot is in before the reply's end is).
     void finishDone(const gb::Status &failure)
     {
+        std::vector<std::unique_ptr<Active>> ended;
         for (auto it = m_active.begin(); it != m_active.end();) {
             if (!it->second->done) {
                 ++it;
                 continue;
             }
-            std::unique_ptr<Active> a = std::move(it->second);
+            if (const gb::kv::RequestInfo *info = m_batch->request(it->first);
+                info && (info->state == gb::kv::RequestState::Waiting || info->state == gb::kv::RequestState::Running))
+                (void)m_batch->cancel(it->first);
+            ended.push_back(std::move(it->second));
             it = m_active.erase(it);
-            finishActive(std::move(a), failure);
         }
+        if (!ended.empty() && m_active.empty() && m_observer.onIdle)
+            m_observer.onIdle(m_batch->scheduler());
+        for (std::unique_ptr<Active> &a : ended)
+            finishActive(std::move(a), failure);
     }
 
     void failAll(const gb::Status &failure)
