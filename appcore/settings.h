@@ -19,7 +19,7 @@ public:
     enum class Key {
         // engine set-up (changing them needs a reload)
         Backend,        // "cpu" | "cuda"
-        GpuLayers,      // -1: all (the CUDA backend has no partial offload yet)
+        GpuLayers,      // -1: all; N: embedding + first N layers on the GPU, the rest on the CPU
         Threads,        // 0: all cores
         ContextLength,
         BatchSize,

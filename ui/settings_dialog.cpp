@@ -43,8 +43,9 @@ SettingsDialog::SettingsDialog(Settings *settings, EngineWorker *engine, QWidget
     ef->addRow(tr("Backend"), m_backend);
     auto *gpuLayers = qobject_cast<QSpinBox *>(makeEditor(K::GpuLayers));
     gpuLayers->setSpecialValueText(tr("all"));
-    gpuLayers->setToolTip(tr("Layers on the GPU (CUDA backend). The CUDA backend runs all layers on the GPU; "
-                             "partial offload is refused with a message."));
+    gpuLayers->setToolTip(tr("Layers on the GPU (CUDA backend): \"all\", or the first N layers on the GPU "
+                             "and the others on the CPU, for models larger than the GPU's memory. "
+                             "A model that does not fit is refused with the number of layers that would."));
     ef->addRow(tr("GPU layers"), gpuLayers);
     auto gpuOnlyForCuda = [this, gpuLayers] {
         gpuLayers->setEnabled(m_settings->backend() == QLatin1String("cuda"));

@@ -203,8 +203,15 @@ int cmd_bench_serve(int argc, char ** argv) {
     const std::string streams_arg = args.get_or("--streams", "1,4,16");
     const std::string backend = args.get_or("--backend", "cpu");
     const bool json = args.has("--json");
+    // Speculation per stream: method, on every spec_every-th stream (1 = all).
+    const std::string spec_arg = args.get_or("--spec", "none");
+    const int32_t spec_every = std::max<int32_t>(1, int32_t(args.get_int("--spec-every", 1)));
+    const int32_t draft_max = int32_t(args.get_int("--draft-max", 8));
     if (!args.ok()) return fail(args.error());
     if (!path) return fail("bench-serve needs -m FILE");
+    gb::SpecConfig spec_cfg;
+    if (!gb::parse_spec_method(spec_arg, &spec_cfg.method)) return fail("--spec: unknown method " + spec_arg);
+    spec_cfg.draft_max = draft_max;
     auto kv_type = gb::kv::parse_kv_type(kv);
     if (!kv_type) return fail(kv_type.error().message);
     std::vector<int> stream_counts;
@@ -218,6 +225,24 @@ int cmd_bench_serve(int argc, char ** argv) {
     const gb::Tokenizer & tok = model->tokenizer();
     auto prompt_of = [&](int i) {
         return tok.encode(std::string("Write a long story about ") + k_topics[i % 16] + ". Once upon a time,", true, false);
+    };
+    // Stream i's request; speculating when --spec is set and i % spec_every == 0.
+    auto request = [&](std::vector<gb::Token> prompt, int32_t n_new, int i) {
+        GenRequest r;
+        r.prompt = std::move(prompt);
+        r.sampling = greedy();
+        r.max_new_tokens = n_new;
+        if (i >= 0 && i % spec_every == 0) r.spec = spec_cfg;
+        return r;
+    };
+    struct SpecSum { int64_t proposed = 0, accepted = 0, emitted = 0, steps = 0; };
+    auto add_spec = [](SpecSum & s, const BatchEngine & e, RequestId id) {
+        if (const gb::SpecStats * st = e.spec_stats(id)) {
+            s.proposed += st->proposed;
+            s.accepted += st->accepted;
+            s.emitted += st->emitted;
+            s.steps += st->steps;
+        }
     };
 
     BatchEngineParams base;
@@ -238,13 +263,12 @@ int cmd_bench_serve(int argc, char ** argv) {
     {  // warm-up (threads, page faults)
         auto e = make_engine(runner, base);
         if (!e) return 1;
-        GenRequest r{prompt_of(0), greedy(), 4, -1};
-        (void)e->submit(r);
+        (void)e->submit(request(prompt_of(0), 4, 0));
         if (!e->run_to_completion()) return 1;
     }
 
     // 1. N streams at once vs the same N one after another.
-    struct Row { int n; RunStats conc, seq; bool same = true; };
+    struct Row { int n; RunStats conc, seq; bool same = true; SpecSum spec; };
     std::vector<Row> rows;
     for (int n : stream_counts) {
         Row row;
@@ -259,8 +283,7 @@ int cmd_bench_serve(int argc, char ** argv) {
             std::vector<RequestId> ids;
             const double t0 = e->now_ms();
             for (int i = 0; i < n; ++i) {
-                GenRequest r{prompt_of(i), greedy(), n_gen, -1};
-                ids.push_back(e->submit(r).id);
+                ids.push_back(e->submit(request(prompt_of(i), n_gen, i)).id);
                 if (mode == 1) {
                     auto s = e->run_to_completion();
                     if (!s) return fail(s.error().to_string());
@@ -269,6 +292,7 @@ int cmd_bench_serve(int argc, char ** argv) {
             auto s = e->run_to_completion([&](const gb::kv::StepReport &) { ++st.n_steps; });
             if (!s) return fail(s.error().to_string());
             st.wall_ms = e->now_ms() - t0;
+            if (mode == 0) for (RequestId id : ids) add_spec(row.spec, *e, id);
         }
         for (auto & [id, t] : row.conc.tokens) row.same = row.same && t == row.seq.tokens[id];
         if (!json)
@@ -296,7 +320,7 @@ int cmd_bench_serve(int argc, char ** argv) {
         if (!e) return 1;
         collect(*e, a.st);
         std::vector<RequestId> ids;
-        for (int i = 0; i < 4; ++i) ids.push_back(e->submit(GenRequest{prompt_of(i), greedy(), n_gen + 40, -1}).id);
+        for (int i = 0; i < 4; ++i) ids.push_back(e->submit(request(prompt_of(i), n_gen + 40, i)).id);
         // let them reach steady decoding
         int steps = 0;
         while (steps < 8) {
@@ -305,7 +329,7 @@ int cmd_bench_serve(int argc, char ** argv) {
             ++steps;
         }
         const double t_arrive = e->now_ms();
-        const auto la = e->submit(GenRequest{long_prompt, greedy(), 2, -1});
+        const auto la = e->submit(request(long_prompt, 2, -1));
         if (la.verdict == gb::kv::Admission::Impossible) return fail("bench-serve: " + la.reason);
         // run until the long request has its first token and the streams decoded a few more
         a.st.itl_ms.clear();
@@ -336,15 +360,17 @@ int cmd_bench_serve(int argc, char ** argv) {
     }
 
     if (json) {
-        std::printf("{\"bench\":\"serve\",\"backend\":\"%s\",\"threads\":%d,\"kv\":\"%s\",\"gen_tokens\":%d,\"streams\":[", backend.c_str(),
-                    n_threads, kv.c_str(), n_gen);
+        std::printf("{\"bench\":\"serve\",\"backend\":\"%s\",\"threads\":%d,\"kv\":\"%s\",\"gen_tokens\":%d,\"spec\":\"%s\",\"spec_every\":%d,\"streams\":[",
+                    backend.c_str(), n_threads, kv.c_str(), n_gen, spec_arg.c_str(), spec_every);
         for (size_t i = 0; i < rows.size(); ++i) {
             const Row & r = rows[i];
             std::printf("%s{\"n\":%d,\"tok_s\":%.2f,\"itl_p50_ms\":%.2f,\"itl_p99_ms\":%.2f,\"seq_tok_s\":%.2f,\"seq_itl_p50_ms\":%.2f,"
-                        "\"seq_itl_p99_ms\":%.2f,\"speedup\":%.3f,\"identical\":%s}",
+                        "\"seq_itl_p99_ms\":%.2f,\"speedup\":%.3f,\"identical\":%s,\"spec_proposed\":%lld,\"spec_accepted\":%lld,"
+                        "\"spec_tokens_per_step\":%.3f}",
                         i ? "," : "", r.n, r.conc.tok_per_s(), percentile(r.conc.itl_ms, 0.5), percentile(r.conc.itl_ms, 0.99), r.seq.tok_per_s(),
                         percentile(r.seq.itl_ms, 0.5), percentile(r.seq.itl_ms, 0.99), r.conc.tok_per_s() / std::max(r.seq.tok_per_s(), 1e-9),
-                        r.same ? "true" : "false");
+                        r.same ? "true" : "false", (long long)r.spec.proposed, (long long)r.spec.accepted,
+                        r.spec.steps ? double(r.spec.emitted) / double(r.spec.steps) : 0.0);
         }
         std::printf("],\"long_prompt\":{\"tokens\":%d,\"budget\":%d,\"runs\":[", n_long, chunk_budget);
         for (size_t i = 0; i < arrivals.size(); ++i) {
@@ -361,6 +387,13 @@ int cmd_bench_serve(int argc, char ** argv) {
             std::printf("| %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f | %s |\n", r.n, r.conc.tok_per_s(), percentile(r.conc.itl_ms, 0.5),
                         percentile(r.conc.itl_ms, 0.99), r.seq.tok_per_s(), percentile(r.seq.itl_ms, 0.5), percentile(r.seq.itl_ms, 0.99),
                         r.conc.tok_per_s() / std::max(r.seq.tok_per_s(), 1e-9), r.same ? "yes" : "NO");
+        }
+        if (spec_cfg.method != gb::SpecMethod::None) {
+            std::printf("\nspeculation (%s, every %d. stream, draft max %d), concurrent runs:\n\n| streams | proposed | accepted | tokens per spec-stream step |\n|---:|---:|---:|---:|\n",
+                        spec_arg.c_str(), spec_every, draft_max);
+            for (const Row & r : rows)
+                std::printf("| %d | %lld | %lld | %.2f |\n", r.n, (long long)r.spec.proposed, (long long)r.spec.accepted,
+                            r.spec.steps ? double(r.spec.emitted) / double(r.spec.steps) : 0.0);
         }
         std::printf("\n%d-token prompt arriving while 4 streams decode (token budget %d per step when chunked):\n\n", n_long, chunk_budget);
         std::printf("| chunked prefill | stream ITL p50 ms | p99 ms | max ms | long prompt TTFT ms |\n|---|---:|---:|---:|---:|\n");

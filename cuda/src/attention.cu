@@ -143,6 +143,10 @@ __global__ void attn_combine_kernel(const AttnArgs a, int n_split) {
 Status attention(const AttnArgs & a, const int * pos0, int n_tok, int n_split, cudaStream_t s) {
     if (n_tok == 0) return {};
     if (a.hd > 256 || a.n_head % a.n_head_kv != 0) return make_error(ErrorCode::Unsupported, "CUDA attention: head size over 256 or uneven GQA");
+    if (n_split == 1 && !a.q8.q && n_tok >= kFlashMinTok) {
+        const int mode = attention_flash_mode(a.hd);
+        if (mode == 1 || (mode == 0 && (n_tok + 63) / 64 * a.n_head >= kFlashMinBlocks)) return attention_flash(a, pos0, n_tok, s);
+    }
     const dim3 grid(n_split, a.n_head, n_tok);
     const int threads = kAttnWarps * 32;
     if (a.q8.q && a.hd % 32 != 0) return make_error(ErrorCode::Unsupported, "CUDA attention: q8 output needs a head size multiple of 32");

@@ -5,7 +5,11 @@
 // (prefill). The single-token step is captured once in a CUDA graph; token
 // ids and the position travel through pinned host buffers, so the graph is
 // replayed unchanged at every position.
+// Partial offload (n_gpu_layers < n_layer): the embedding and the first
+// layers run here; the hidden state goes through a pinned host buffer to a
+// CPU Context (host KV cache) that runs the other layers and the head.
 #include "glassbox/cuda_backend.h"
+#include "context_hidden.h"  // engine/src: the CPU Context fed hidden states
 #include "kernels.h"
 
 #include <algorithm>
@@ -48,11 +52,11 @@ Dims dims_of(const HParams & hp, int32_t n_ctx, int32_t n_batch) {
     d.dec_split = int(std::clamp<int64_t>(n_ctx / 128, 1, 32));
     return d;
 }
-uint64_t scratch_bytes(const Dims & d) {
+uint64_t scratch_bytes(const Dims & d, bool head_on_gpu = true) {
     const uint64_t f = 4;
     uint64_t b = 0;
     b += f * d.nb * (3 * d.E + 2 * d.n_q + 2 * d.n_kv + 2 * d.F);  // x xn proj q attn k v gate up
-    b += f * d.nb * d.V;                                            // logits
+    if (head_on_gpu) b += f * d.nb * d.V;                           // logits
     b += uint64_t(d.nb) * d.max_in() * (1 + 4 / 32.0 + 4 / 16.0) + 64;  // q8
     b += uint64_t(kMatvecMaxTok) * d.F * (1 + 4 / 32.0 + 4 / 16.0) + 64;  // second q8 (decode gate/up output)
     const int64_t parts = std::max<int64_t>(d.nb * d.n_head, int64_t(kMatvecMaxTok) * d.n_head * d.dec_split);
@@ -74,7 +78,9 @@ class CudaContextImpl final : public Context {
   public:
     CudaContextImpl(std::shared_ptr<const Model> model, int32_t n_ctx, int32_t n_batch, const CudaContextParams & p)
         : m_model(std::move(model)), m_hp(m_model->hparams()), m_flags(flags_of(m_hp.arch)),
-          m_d(dims_of(m_hp, n_ctx, n_batch)), m_device(p.device), m_use_graph(p.use_graph) {}
+          m_d(dims_of(m_hp, n_ctx, n_batch)), m_device(p.device), m_use_graph(p.use_graph),
+          m_gpu_layers(p.n_gpu_layers < 0 ? m_hp.n_layer : std::min(p.n_gpu_layers, m_hp.n_layer)),
+          m_cpu_params(p.context) {}
     ~CudaContextImpl() override;
 
     Status init();
@@ -83,11 +89,15 @@ class CudaContextImpl final : public Context {
     std::span<const float> logits() const override;
     int32_t n_past() const override { return m_n_past; }
     int32_t n_ctx() const override { return int32_t(m_d.n_ctx); }
-    void    truncate(int32_t n_past) override { m_n_past = std::clamp(n_past, 0, m_n_past); }
+    void    truncate(int32_t n_past) override {
+        m_n_past = std::clamp(n_past, 0, m_n_past);
+        if (m_cpu) m_cpu->truncate(m_n_past);
+    }
     const Model & model() const override { return *m_model; }
     size_t  kv_bytes() const override { return size_t(2 * m_d.n_layer * m_d.n_ctx * m_d.n_kv * 2); }
 
     Result<Token> greedy() const;
+    bool partial() const { return m_gpu_layers < m_d.n_layer; }
 
   private:
     struct Layer {
@@ -120,6 +130,13 @@ class CudaContextImpl final : public Context {
     // the activation kernel, for comparison).
     bool  m_fuse_glu = [] { const char * e = std::getenv("GB_CUDA_GLU"); return !(e && e[0] == '0'); }();
     int32_t m_n_past = 0;
+    // Partial offload: layers [0, m_gpu_layers) here, the rest and the head in
+    // m_cpu (a CPU Context skipping the GPU's layers; its KV cache is on the
+    // host), fed m_hidden_h (pinned, [nb, E]).
+    int32_t m_gpu_layers;
+    ContextParams m_cpu_params;
+    std::unique_ptr<Context> m_cpu;
+    float * m_hidden_h = nullptr;
 
     std::vector<void *> m_allocs;
     cudaStream_t m_stream = nullptr;
@@ -159,6 +176,7 @@ CudaContextImpl::~CudaContextImpl() {
     for (void * p : m_allocs) cudaFree(p);
     if (m_tokens_h) cudaFreeHost(m_tokens_h);
     if (m_pos_h) cudaFreeHost(m_pos_h);
+    if (m_hidden_h) cudaFreeHost(m_hidden_h);
 }
 
 Result<DevMat> CudaContextImpl::upload_matrix(const std::string & name, int64_t ne0, int64_t ne1, bool required) {
@@ -241,12 +259,26 @@ Status CudaContextImpl::init() {
     GB_CU(cudaStreamCreateWithFlags(&m_stream, cudaStreamNonBlocking));
     const Dims & d = m_d;
     GB_ASSIGN(m_tok_embd, upload_matrix("token_embd.weight", d.E, d.V));
-    GB_ASSIGN(m_output, upload_matrix("output.weight", d.E, d.V, false));
-    if (!m_output.data) m_output = m_tok_embd;
-    GB_ASSIGN(m_output_norm, upload_vector("output_norm.weight", d.E));
+    if (!partial()) {
+        GB_ASSIGN(m_output, upload_matrix("output.weight", d.E, d.V, false));
+        if (!m_output.data) m_output = m_tok_embd;
+        GB_ASSIGN(m_output_norm, upload_vector("output_norm.weight", d.E));
+    } else {
+        // The CPU part: every layer from m_gpu_layers on, and the head.
+        ContextParams cp = m_cpu_params;
+        cp.n_ctx = int32_t(d.n_ctx);
+        cp.n_batch = int32_t(d.nb);
+        cp.skip_layers.clear();
+        for (int32_t il = 0; il < m_gpu_layers; ++il) cp.skip_layers.push_back(il);
+        auto c = Context::create(m_model, cp);
+        if (!c) return make_error(c.error().code, "CUDA partial offload: the CPU part (layers " + std::to_string(m_gpu_layers) +
+                                                      ".." + std::to_string(d.n_layer - 1) + "): " + c.error().message);
+        m_cpu = std::move(*c);
+        GB_CU(cudaMallocHost(&m_hidden_h, size_t(d.nb) * size_t(d.E) * sizeof(float)));
+    }
     GB_TRY_STATUS(upload_rope());
-    m_layers.resize(size_t(d.n_layer));
-    for (int il = 0; il < d.n_layer; ++il) {
+    m_layers.resize(size_t(m_gpu_layers));
+    for (int il = 0; il < m_gpu_layers; ++il) {
         Layer & l = m_layers[size_t(il)];
         GB_ASSIGN(l.attn_norm, upload_vector(layer_name(il, "attn_norm.weight"), d.E));
         GB_ASSIGN(l.wq, upload_matrix(layer_name(il, "attn_q.weight"), d.E, d.n_q));
@@ -271,7 +303,7 @@ Status CudaContextImpl::init() {
             GB_ASSIGN(l.post_ffn, upload_vector(layer_name(il, "post_ffw_norm.weight"), d.E));
         }
     }
-    const size_t kv = size_t(d.n_layer * d.n_ctx * d.n_kv);
+    const size_t kv = size_t(int64_t(m_gpu_layers) * d.n_ctx * d.n_kv);
     GB_ASSIGN(m_k_cache, alloc<__half>(kv));
     GB_ASSIGN(m_v_cache, alloc<__half>(kv));
     const size_t nb = size_t(d.nb);
@@ -284,7 +316,7 @@ Status CudaContextImpl::init() {
     GB_ASSIGN(m_v, alloc<float>(nb * d.n_kv));
     GB_ASSIGN(m_gate, alloc<float>(nb * d.F));
     GB_ASSIGN(m_up, alloc<float>(nb * d.F));
-    GB_ASSIGN(m_logits_d, alloc<float>(nb * d.V));
+    GB_ASSIGN(m_logits_d, alloc<float>(partial() ? 1 : nb * d.V));
     const size_t mi = nb * size_t(d.max_in());
     GB_ASSIGN(m_q8.q, alloc<int8_t>(mi));
     GB_ASSIGN(m_q8.d, alloc<float>(mi / 32));
@@ -325,7 +357,7 @@ Status CudaContextImpl::enqueue_forward(int32_t n, int32_t n_out) {
     const float * pend = nullptr;
     const float * pend_post = nullptr;
     const float attn_scale = m_hp.attn_scale > 0.0f ? m_hp.attn_scale : 1.0f / std::sqrt(float(m_hp.head_dim_k));
-    for (int il = 0; il < d.n_layer; ++il) {
+    for (int il = 0; il < m_gpu_layers; ++il) {
         const Layer & l = m_layers[size_t(il)];
         const bool swa = m_hp.layer_is_swa[size_t(il)] && m_hp.sliding_window > 0;
         // xn = rmsnorm(x += pending) * attn_norm
@@ -363,6 +395,12 @@ Status CudaContextImpl::enqueue_forward(int32_t n, int32_t n_out) {
         }
         pend = m_proj;
         pend_post = l.post_ffn;
+    }
+    if (partial()) {
+        // x += the last layer's pending output; x -> the CPU part (pinned)
+        GB_TRY_STATUS(add_norm(m_x, pend, pend_post, nullptr, m_hp.rms_eps, int(d.E), n, nullptr, Q8Act{}, s));
+        GB_CU(cudaMemcpyAsync(m_hidden_h, m_x, size_t(n) * size_t(d.E) * sizeof(float), cudaMemcpyDeviceToHost, s));
+        return {};
     }
     GB_TRY_STATUS(add_norm(m_x, pend, pend_post, m_output_norm, m_hp.rms_eps, int(d.E), n, m_xn, m_q8, s));
     if (n_out > 0) {
@@ -425,13 +463,22 @@ Status CudaContextImpl::decode(std::span<const Token> tokens, bool all_logits, c
         const bool last = start + cn == n;
         const int32_t n_out = all_logits ? cn : (last ? 1 : 0);
         GB_TRY_STATUS(run_chunk(tokens.data() + start, cn, n_out));
+        if (partial()) {
+            if (m_logits.size() < V) m_logits.resize(V);
+            float * out = m_logits.data() + (all_logits ? size_t(start) * V : 0);
+            const Status st = detail::decode_hidden(*m_cpu, m_hidden_h, cn, n_out, out, cancel);
+            if (!st.ok()) {
+                m_cpu->truncate(m_n_past);  // keep both parts at the same position
+                return st;
+            }
+        }
         m_n_past += cn;
         m_last_n_out = n_out;
-        if (all_logits) {
+        if (all_logits && !partial()) {
             GB_CU(cudaMemcpy(m_logits.data() + size_t(start) * V, m_logits_d, size_t(cn) * V * sizeof(float), cudaMemcpyDeviceToHost));
         }
     }
-    m_logits_pending = !all_logits;
+    m_logits_pending = !all_logits && !partial();
     return {};
 }
 
@@ -450,6 +497,10 @@ std::span<const float> CudaContextImpl::logits() const {
 
 Result<Token> CudaContextImpl::greedy() const {
     if (m_n_logits == 0) return make_error(ErrorCode::InvalidArgument, "greedy_token: no logits yet");
+    if (partial()) {  // the head ran on the CPU: logits are on the host
+        const float * row = m_logits.data() + (m_n_logits - size_t(m_d.V));
+        return Token(std::max_element(row, row + m_d.V) - row);
+    }
     GB_CU(cudaSetDevice(m_device));
     const size_t V = size_t(m_d.V);
     const int32_t rows = int32_t(m_n_logits / V);
@@ -470,25 +521,53 @@ std::string gib(uint64_t b) {
 
 }  // namespace
 
+namespace {
+
+// Weight bytes of each layer on the device (matrices in the device layout,
+// norms and biases as f32; an upper bound for the vectors).
+std::vector<uint64_t> layer_weight_bytes(const Model & model, const Dims & d) {
+    std::vector<uint64_t> w(size_t(d.n_layer), 0);
+    for (int il = 0; il < d.n_layer; ++il) {
+        for (const char * m : kLayerMatrices) w[size_t(il)] += matrix_bytes(model.file().find_tensor(layer_name(il, m)));
+        w[size_t(il)] += uint64_t(4) * (2 * d.E + 2 * d.hd + 2 * d.E + d.n_q + 2 * d.n_kv);
+    }
+    return w;
+}
+
+// Device bytes of a context with n_gpu layers on the GPU (n_gpu == n_layer:
+// everything, else the embedding, those layers and buffers without logits).
+struct Split { uint64_t weights, kv, scratch, total; };
+Split split_bytes(const Model & model, const Dims & d, const std::vector<uint64_t> & lw, int32_t n_gpu) {
+    const gguf::File & f = model.file();
+    const bool full = n_gpu >= d.n_layer;
+    Split s{};
+    for (int il = 0; il < std::min<int64_t>(n_gpu, d.n_layer); ++il) s.weights += lw[size_t(il)];
+    s.weights += matrix_bytes(f.find_tensor("token_embd.weight")) + uint64_t(8) * d.hd;
+    if (full) s.weights += matrix_bytes(f.find_tensor("output.weight")) + uint64_t(4) * d.E;
+    s.kv = uint64_t(2) * 2 * uint64_t(std::min<int64_t>(n_gpu, d.n_layer)) * d.n_ctx * d.n_kv;
+    s.scratch = scratch_bytes(d, full);
+    s.total = s.weights + s.kv + s.scratch;
+    return s;
+}
+
+}  // namespace
+
 Result<MemoryEstimate> estimate_memory(const Model & model, const CudaContextParams & params) {
     const HParams & hp = model.hparams();
-    const gguf::File & f = model.file();
     const int32_t n_ctx = std::min(params.context.n_ctx, hp.n_ctx_train);
     const int32_t n_batch = std::min(params.context.n_batch, n_ctx);
     const Dims d = dims_of(hp, n_ctx, n_batch);
+    const std::vector<uint64_t> lw = layer_weight_bytes(model, d);
+    const int32_t n_gpu = params.n_gpu_layers < 0 ? hp.n_layer : std::min(params.n_gpu_layers, hp.n_layer);
+    const Split sp = split_bytes(model, d, lw, n_gpu);
     MemoryEstimate e;
-    uint64_t layer_w = 0;
-    for (int il = 0; il < hp.n_layer; ++il) {
-        for (const char * m : kLayerMatrices) layer_w += matrix_bytes(f.find_tensor(layer_name(il, m)));
-        layer_w += uint64_t(4) * (2 * d.E + 2 * d.hd + 2 * d.E + d.n_q + 2 * d.n_kv);  // norms, biases (upper bound)
-    }
-    const uint64_t global_w = matrix_bytes(f.find_tensor("token_embd.weight")) + matrix_bytes(f.find_tensor("output.weight")) +
-                              uint64_t(4) * d.E + uint64_t(8) * d.hd;
-    e.weights = layer_w + global_w;
-    e.kv_cache = uint64_t(2) * 2 * d.n_layer * d.n_ctx * d.n_kv;
-    e.scratch = scratch_bytes(d);
-    e.total = e.weights + e.kv_cache + e.scratch;
-    e.per_layer = hp.n_layer > 0 ? (layer_w + e.kv_cache) / uint64_t(hp.n_layer) : 0;
+    e.weights = sp.weights;
+    e.kv_cache = sp.kv;
+    e.scratch = sp.scratch;
+    e.total = sp.total;
+    uint64_t layers_total = 0;
+    for (uint64_t b : lw) layers_total += b;
+    e.per_layer = hp.n_layer > 0 ? (layers_total + uint64_t(2) * 2 * d.n_layer * d.n_ctx * d.n_kv) / uint64_t(hp.n_layer) : 0;
     if (params.memory_budget > 0) {
         e.available = params.memory_budget;
     } else {
@@ -501,10 +580,17 @@ Result<MemoryEstimate> estimate_memory(const Model & model, const CudaContextPar
         GB_CU(cudaMemGetInfo(&free_b, &total_b));
         e.available = free_b > kMargin ? free_b - kMargin : 0;
     }
-    const uint64_t fixed = global_w + e.scratch;
+    // The most layers that fit: all, else the largest partial split.
     e.layers_that_fit = 0;
-    if (e.available > fixed && e.per_layer > 0) {
-        e.layers_that_fit = int32_t(std::min<uint64_t>(uint64_t(hp.n_layer), (e.available - fixed) / e.per_layer));
+    if (split_bytes(model, d, lw, hp.n_layer).total <= e.available) {
+        e.layers_that_fit = hp.n_layer;
+    } else {
+        for (int32_t n = hp.n_layer - 1; n >= 1; --n) {
+            if (split_bytes(model, d, lw, n).total <= e.available) {
+                e.layers_that_fit = n;
+                break;
+            }
+        }
     }
     return e;
 }
@@ -521,25 +607,24 @@ Result<std::unique_ptr<Context>> create_context(std::shared_ptr<const Model> mod
     if (!params.context.skip_layers.empty()) {
         return make_error(ErrorCode::Unsupported, "CUDA: skipping layers (self-draft) runs on the CPU backend only so far");
     }
-    if (params.n_gpu_layers >= 0 && params.n_gpu_layers < hp.n_layer) {
-        return make_error(ErrorCode::Unsupported, "CUDA: partial offload (" + std::to_string(params.n_gpu_layers) + " of " +
-                                                      std::to_string(hp.n_layer) + " layers) is not implemented; use all layers or the CPU");
-    }
     if (hp.head_dim_k != hp.head_dim_v || hp.head_dim_k > 256 || hp.n_embd % 32 != 0 || hp.n_ff % 32 != 0 ||
         (int64_t(hp.n_head) * hp.head_dim_k) % 32 != 0) {
         return make_error(ErrorCode::Unsupported, "CUDA: this model's shapes are not supported (head size over 256, K/V head sizes differ, or widths not multiples of 32)");
     }
+    const int32_t n_gpu = params.n_gpu_layers < 0 ? hp.n_layer : std::min(params.n_gpu_layers, hp.n_layer);
     auto est = estimate_memory(*model, params);
     if (!est) return est.error();
     if (est->total > est->available) {
-        std::string msg = "CUDA: the model needs about " + gib(est->total) + " on the GPU (weights " + gib(est->weights) +
+        const std::string what = n_gpu >= hp.n_layer ? "the model needs" : std::to_string(n_gpu) + " of " + std::to_string(hp.n_layer) + " layers need";
+        std::string msg = "CUDA: " + what + " about " + gib(est->total) + " on the GPU (weights " + gib(est->weights) +
                           ", KV cache " + gib(est->kv_cache) + ", buffers " + gib(est->scratch) + ") but " + gib(est->available) +
                           " is available; ";
         if (est->layers_that_fit > 0) {
-            msg += std::to_string(est->layers_that_fit) + " of " + std::to_string(hp.n_layer) +
-                   " layers would fit (-ngl " + std::to_string(est->layers_that_fit) + ", partial offload not implemented yet)";
+            msg += std::to_string(est->layers_that_fit) + " of " + std::to_string(hp.n_layer) + " layers would fit (GPU layers " +
+                   std::to_string(est->layers_that_fit) + ", -ngl " + std::to_string(est->layers_that_fit) +
+                   "; the other layers then run on the CPU)";
         } else {
-            msg += "not even one layer fits";
+            msg += "not even one layer fits (use the CPU backend)";
         }
         msg += "; a smaller context (-c) also reduces the KV cache";
         return make_error(ErrorCode::OutOfMemory, msg);

@@ -1,11 +1,16 @@
-// Prefill-path matrix products: the weight is dequantized (in row slabs) to
-// f16 and multiplied on the tensor cores (wmma 16x16x16, f32 accumulation)
-// with the f16-rounded activations: Y [n_tok, n_rows] = X [n_tok, K] W^T.
-// Tiles 64 tokens x 128 rows x 32 k, 8 warps of 32x32, cp.async double buffer.
+// Prefill-path matrix products on the tensor cores (wmma 16x16x16, f32
+// accumulation) with the f16-rounded activations: Y [n_tok, n_rows] = X [n_tok, K] W^T.
+// Fused path (rows of a multiple of 64 values): weight tiles decoded into
+// shared memory as f16 inside the GEMM. Otherwise (or GB_CUDA_GEMM=slab) the
+// weight is dequantized in row slabs to global f16 first, then the f16 GEMM
+// (tiles 64 tokens x 128 rows x 32 k, 8 warps of 32x32, cp.async double buffer).
 #include "kernels.h"
 #include "quant_decode.cuh"
 
 #include <mma.h>
+
+#include <cstdlib>
+#include <cstring>
 
 namespace gb::cuda {
 namespace {
@@ -125,6 +130,223 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_f16_kernel(const __half * _
     }
 }
 
+// ---- fused path: weight tiles decoded straight into shared memory ----------
+// Block tile BM tokens x 128 weight rows, k steps of 64 values: per step each
+// of 256 threads decodes one 32-value chunk of one weight row to f16 in shared
+// memory (the quantized bytes are read once per token tile, from L2 after the
+// first), while the activation tile (f16, converted once per call) arrives by
+// cp.async; two stages. 8 warps as 2 (tokens) x 4 (rows), warp tile
+// (BM/2) x 32, wmma 16x16x16 with f32 accumulation.
+constexpr int QBN = 128, QBK = 64, QLDS = QBK + 8;  // 144-byte smem rows: 16-byte aligned, conflict-free
+
+// Chunk c (32 values) of a row as f16, 4 x 16 bytes (values 8k .. 8k+7 in h[k]).
+// Quantized types go through the common chunk form without int->float
+// conversions (quarter rate): byte b (int8) -> f16 1024 + (b ^ 0x80) by a
+// byte permute, minus 1152 (exact), then sc * q + mn in f16x2 with one
+// rounding. Scales too small for a normal f16 take the f32 route instead.
+template <TensorType T> __device__ __forceinline__ void chunk_f16(const uint8_t * row, size_t d_off, int c, uint4 (&h)[4]) {
+    if constexpr (T == TensorType::F16) {
+#pragma unroll
+        for (int k = 0; k < 4; ++k) h[k] = ld128(row + 64 * size_t(c) + 16 * k);
+        return;
+    } else {
+        float v[32];
+        bool via_f32 = true;
+        if constexpr (T != TensorType::F32 && T != TensorType::BF16) {
+            Chunk ch;
+            decode_chunk<T>(row, d_off, c, ch);
+            constexpr float kMinNormal = 6.1035156e-05f;  // 2^-14
+            bool normal = true;
+#pragma unroll
+            for (int hf = 0; hf < 2; ++hf) {
+                normal = normal && (ch.sc[hf] == 0.0f || fabsf(ch.sc[hf]) >= kMinNormal) &&
+                         (ch.mn[hf] == 0.0f || fabsf(ch.mn[hf]) >= kMinNormal);
+            }
+            if (normal) {
+                via_f32 = false;
+                const __half2 off = __float2half2_rn(1152.0f);
+                uint32_t hw[16];
+#pragma unroll
+                for (int hf = 0; hf < 2; ++hf) {
+                    const __half2 sc = __float2half2_rn(ch.sc[hf]), mn = __float2half2_rn(ch.mn[hf]);
+#pragma unroll
+                    for (int i = 0; i < 4; ++i) {  // q[4 hf + i]: values 16 hf + 4 i .. + 3
+                        const uint32_t x = uint32_t(ch.q[4 * hf + i]) ^ 0x80808080u;
+                        const uint32_t lo = __byte_perm(x, 0x64646464u, 0x4140), hi = __byte_perm(x, 0x64646464u, 0x4342);
+                        __half2 a = *reinterpret_cast<const __half2 *>(&lo), b = *reinterpret_cast<const __half2 *>(&hi);
+                        a = __hfma2(__hsub2(a, off), sc, mn);
+                        b = __hfma2(__hsub2(b, off), sc, mn);
+                        hw[8 * hf + 2 * i] = *reinterpret_cast<const uint32_t *>(&a);
+                        hw[8 * hf + 2 * i + 1] = *reinterpret_cast<const uint32_t *>(&b);
+                    }
+                }
+#pragma unroll
+                for (int k = 0; k < 4; ++k) h[k] = make_uint4(hw[4 * k], hw[4 * k + 1], hw[4 * k + 2], hw[4 * k + 3]);
+            } else {
+#pragma unroll
+                for (int e = 0; e < 32; ++e) v[e] = chunk_value(ch, e);
+            }
+        } else {
+            load_float_chunk<T>(row, c, v);
+        }
+        if (via_f32) {
+#pragma unroll
+            for (int k = 0; k < 4; ++k) {
+                __half2 p[4];
+#pragma unroll
+                for (int m = 0; m < 4; ++m) p[m] = __floats2half2_rn(v[8 * k + 2 * m], v[8 * k + 2 * m + 1]);
+                h[k] = *reinterpret_cast<uint4 *>(p);
+            }
+        }
+    }
+}
+
+template <int BM> struct QSmem {
+    __half a[2][BM][QLDS];
+    __half b[2][QBN][QLDS];
+};
+template <int BM> constexpr size_t qgemm_smem() {
+    return sizeof(QSmem<BM>) > sizeof(float) * BM * (QBN + 4) ? sizeof(QSmem<BM>) : sizeof(float) * BM * (QBN + 4);
+}
+
+// Y [M, ldy] (columns [0, w.n_rows)) = X [M, K] (f16) . W^T (+ bias); K % 64 == 0.
+template <TensorType T, int BM>
+__global__ void __launch_bounds__(kGemmThreads, 2) gemm_q_kernel(const DevMat w, const __half * __restrict__ X,
+                                                                 float * __restrict__ Y, const float * __restrict__ bias,
+                                                                 int M, int ldy) {
+    extern __shared__ __align__(128) unsigned char qsmem[];
+    QSmem<BM> & sm = *reinterpret_cast<QSmem<BM> *>(qsmem);
+    constexpr int FM = BM / 32;  // 16-row fragments per warp
+    const int tid = threadIdx.x, warp = tid >> 5;
+    const int wm = warp >> 2, wn = warp & 3;
+    const int m0 = blockIdx.x * BM, n0 = blockIdx.y * QBN;
+    const int N = int(w.n_rows), K = int(w.n_cols);
+    const int dr = tid >> 1, dc = tid & 1;  // this thread decodes row n0 + dr, chunk dc of each step
+    const uint8_t * wrow = w.data + size_t(min(n0 + dr, N - 1)) * w.stride;
+
+    constexpr bool kAsyncB = T == TensorType::F16;  // f16 weights: straight to shared memory by cp.async
+    auto load_a = [&](int st, int k0) {
+        constexpr int kPieces = BM * QBK / 8;  // 16-byte pieces
+#pragma unroll
+        for (int i = 0; i < kPieces / kGemmThreads; ++i) {
+            const int idx = tid + i * kGemmThreads;
+            const int r = idx >> 3, p = idx & 7;
+            cp_async16(&sm.a[st][r][p * 8], X + size_t(min(m0 + r, M - 1)) * K + k0 + p * 8);
+        }
+        if constexpr (kAsyncB) {
+#pragma unroll
+            for (int i = 0; i < QBN * QBK / 8 / kGemmThreads; ++i) {
+                const int idx = tid + i * kGemmThreads;
+                const int r = idx >> 3, p = idx & 7;
+                cp_async16(&sm.b[st][r][p * 8], w.data + size_t(min(n0 + r, N - 1)) * w.stride + size_t(k0 + p * 8) * 2);
+            }
+        }
+        cp_async_commit();
+    };
+    auto decode_b = [&](int k0, uint4 (&h)[4]) {
+        if constexpr (!kAsyncB) chunk_f16<T>(wrow, w.d_off, k0 / 32 + dc, h);
+    };
+    auto store_b = [&](int st, const uint4 (&h)[4]) {
+        if constexpr (!kAsyncB) {
+            uint4 * o = reinterpret_cast<uint4 *>(&sm.b[st][dr][dc * 32]);
+#pragma unroll
+            for (int k = 0; k < 4; ++k) o[k] = h[k];
+        }
+    };
+
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[FM][2];
+#pragma unroll
+    for (int i = 0; i < FM; ++i)
+#pragma unroll
+        for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
+
+    const int KT = K / QBK;
+    {
+        load_a(0, 0);
+        uint4 h[4];
+        decode_b(0, h);
+        store_b(0, h);
+        cp_async_wait<0>();
+        __syncthreads();
+    }
+    for (int kt = 0; kt < KT; ++kt) {
+        const int st = kt & 1;
+        const int kn = min(kt + 1, KT - 1) * QBK;  // the last step decodes a spare copy into the idle stage
+        if (kt + 1 < KT) load_a(st ^ 1, kn);
+        uint4 h[4];
+        decode_b(kn, h);  // global loads in flight during the products below
+#pragma unroll
+        for (int kk = 0; kk < QBK; kk += 16) {
+            wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> fb[2];
+#pragma unroll
+            for (int j = 0; j < 2; ++j) wmma::load_matrix_sync(fb[j], &sm.b[st][wn * 32 + j * 16][kk], QLDS);
+#pragma unroll
+            for (int i = 0; i < FM; ++i) {
+                wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> fa;
+                wmma::load_matrix_sync(fa, &sm.a[st][wm * (BM / 2) + i * 16][kk], QLDS);
+#pragma unroll
+                for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], fa, fb[j], acc[i][j]);
+            }
+        }
+        store_b(st ^ 1, h);
+        cp_async_wait<0>();
+        __syncthreads();
+    }
+    // epilogue through shared memory: + bias, coalesced rows
+    constexpr int LDC_Q = QBN + 4;
+    float * cs = reinterpret_cast<float *>(qsmem);
+#pragma unroll
+    for (int i = 0; i < FM; ++i)
+#pragma unroll
+        for (int j = 0; j < 2; ++j)
+            wmma::store_matrix_sync(cs + (wm * (BM / 2) + i * 16) * LDC_Q + wn * 32 + j * 16, acc[i][j], LDC_Q, wmma::mem_row_major);
+    __syncthreads();
+    const bool vec = ldy % 4 == 0;
+    for (int idx = tid; idx < BM * QBN / 4; idx += kGemmThreads) {
+        const int r = idx / (QBN / 4), c = 4 * (idx % (QBN / 4));
+        const int gr = m0 + r, gc = n0 + c;
+        if (gr >= M) continue;
+        const float * src = cs + r * LDC_Q + c;
+        float * dst = Y + size_t(gr) * ldy + gc;
+        if (vec && gc + 4 <= N) {
+            float4 o = make_float4(src[0], src[1], src[2], src[3]);
+            if (bias) { o.x += bias[gc]; o.y += bias[gc + 1]; o.z += bias[gc + 2]; o.w += bias[gc + 3]; }
+            *reinterpret_cast<float4 *>(dst) = o;
+        } else {
+            for (int e = 0; e < 4 && gc + e < N; ++e) dst[e] = src[e] + (bias ? bias[gc + e] : 0.0f);
+        }
+    }
+}
+
+template <TensorType T, int BM>
+Status launch_gemm_q(const DevMat & w, const __half * x16, int n_tok, float * y, const float * bias, cudaStream_t st) {
+    constexpr size_t smem = qgemm_smem<BM>();
+    static const cudaError_t attr = cudaFuncSetAttribute(gemm_q_kernel<T, BM>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+    GB_CU(attr);
+    const dim3 grid(unsigned((n_tok + BM - 1) / BM), unsigned((w.n_rows + QBN - 1) / QBN));
+    gemm_q_kernel<T, BM><<<grid, kGemmThreads, smem, st>>>(w, x16, y, bias, n_tok, int(w.n_rows));
+    GB_CU_LAUNCH("gemm_q");
+    return {};
+}
+
+int sm_count() {
+    static const int n = [] {
+        int dev = 0, v = 0;
+        if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) return 132;
+        return v > 0 ? v : 132;
+    }();
+    return n;
+}
+
+// GB_CUDA_GEMM: "slab" (dequantize to an f16 slab, then the f16 GEMM), "64" /
+// "128" (fused, that token tile), unset = fused with the tile chosen by size.
+int gemm_mode() {
+    const char * e = std::getenv("GB_CUDA_GEMM");
+    if (!e || !*e) return 0;
+    if (std::strcmp(e, "slab") == 0) return -1;
+    return std::atoi(e);
+}
+
 }  // namespace
 
 Status dequant_f16(const DevMat & w, int64_t row0, int64_t n, __half * out, cudaStream_t s) {
@@ -150,6 +372,19 @@ Status gemm(const DevMat & w, const float * x, int n_tok, float * y, const float
     const int64_t K = w.n_cols, N = w.n_rows;
     if (K % BK != 0) return make_error(ErrorCode::Unsupported, "CUDA gemm: row length not a multiple of 32");
     GB_TRY_STATUS(f32_to_f16(x, int64_t(n_tok) * K, s.x16, st));
+    const int mode = gemm_mode();
+    if (mode >= 0 && K % QBK == 0 && K <= INT32_MAX / 2 && N <= INT32_MAX / 2) {
+        // Fewer than two 128-token tiles per SM: the 64-token tile (more blocks).
+        const int64_t tiles128 = ((n_tok + 127) / 128) * ((N + QBN - 1) / QBN);
+        const bool big = mode == 128 || (mode == 0 && n_tok > 64 && tiles128 >= 2 * sm_count());
+        Status r;
+        const bool ok = dispatch_type(w.type, [&]<TensorType T>() {
+            if (big) (void)(r = launch_gemm_q<T, 128>(w, s.x16, n_tok, y, bias, st));
+            else (void)(r = launch_gemm_q<T, 64>(w, s.x16, n_tok, y, bias, st));
+        });
+        if (!ok) return make_error(ErrorCode::Unsupported, std::string("CUDA gemm: type ") + type_name(w.type) + " not supported");
+        return r;
+    }
     int64_t slab = int64_t(s.w16_elems / size_t(K)) / BN * BN;
     if (slab <= 0) return make_error(ErrorCode::Internal, "CUDA gemm: weight scratch too small");
     for (int64_t r0 = 0; r0 < N; r0 += slab) {

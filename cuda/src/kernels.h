@@ -79,5 +79,14 @@ struct AttnArgs {
     Q8Act q8{};  // when set (decode), out is also quantized to q8 (hd % 32 == 0)
 };
 Status attention(const AttnArgs & a, const int * pos0, int n_tok, int n_split, cudaStream_t s);
+// ---- attention_tc.cu: the same on the tensor cores for prefill (n_split 1, no
+// q8 output; f16 Q and P, f32 softmax and accumulation). attention() takes it
+// for n_tok >= kFlashMinTok when the grid has at least kFlashMinBlocks blocks of
+// 64 queries x 1 head (fewer leave most SMs idle: gemma-3-270m's 4 heads ran 3%
+// slower than the old kernel). attention_flash_mode(hd): -1 unsupported head size
+// or GB_CUDA_FLASH=0, 1 forced (GB_CUDA_FLASH=1, any grid size), 0 by size.
+constexpr int kFlashMinTok = 16, kFlashMinBlocks = 48;
+int attention_flash_mode(int hd);
+Status attention_flash(const AttnArgs & a, const int * pos0, int n_tok, cudaStream_t s);
 
 }  // namespace gb::cuda

@@ -3,6 +3,7 @@
 // parallelized over heads), final norm and logits. Buffers are allocated once
 // in create(); decode() allocates nothing unless all_logits needs more room.
 #include "arch/arch.h"
+#include "context_hidden.h"  // [cuda]
 #include "cpu/matmul.h"
 #include "cpu/thread_pool.h"
 #include "forward_ops.h"
@@ -45,6 +46,8 @@ class ContextImpl final : public Context {
     Status tree_logits(std::span<const int32_t> nodes) override;
     Status commit_tree(std::span<const int32_t> path) override;
     void   set_skip_layers(const std::vector<int32_t> & skip);  // [spec]
+    // [cuda] partial offload: hidden states in place of the embeddings (context_hidden.h)
+    Status decode_hidden(const float * x, int32_t n, int32_t n_out, float * logits_out, const std::atomic<bool> * cancel);
 
   private:
     // Runs n tokens at positions [m_n_past, m_n_past + n); writes logits of
@@ -80,6 +83,7 @@ class ContextImpl final : public Context {
     // m_tree_pos[t] on its root path are m_tree_rows[t * m_tree_stride + ...].
     // m_x keeps the nodes' last hidden states until tree_logits().
     bool    m_tree_active = false;  // run_chunk() is running a tree
+    const float * m_hidden_in = nullptr;  // [cuda] run_chunk() starts from these rows, not embeddings
     int32_t m_tree_n = 0, m_tree_stride = 0;
     std::vector<int32_t> m_tree_parent, m_tree_pos, m_tree_rows;
     std::vector<bool>    m_skip;           // [n_layer] layers not run (ContextParams::skip_layers)
@@ -214,6 +218,10 @@ Status ContextImpl::run_chunk(const Token * tokens, int32_t n, int32_t n_out, fl
     for_rows(n, n_embd * 4, [&](int64_t b, int64_t e) {
         for (int64_t t = b; t < e; ++t) {
             float * x = m_x.data() + t * n_embd;
+            if (m_hidden_in) {  // [cuda] partial offload: the hidden state after the GPU's layers
+                std::memcpy(x, m_hidden_in + t * n_embd, sizeof(float) * size_t(n_embd));
+                continue;
+            }
             dequantize_row(m_w.tok_embd.t->type, m_w.tok_embd.row(tokens[t]), x, n_embd);
             if (m_hp.embd_scale != 1.0f) {
                 for (int64_t i = 0; i < n_embd; ++i) x[i] *= m_hp.embd_scale;
@@ -406,6 +414,28 @@ void ContextImpl::attention(int il, int32_t n, int32_t t0) {
     });
 }
 
+// ---- [cuda] partial offload -----------------------------------------------------
+
+Status ContextImpl::decode_hidden(const float * x, int32_t n, int32_t n_out, float * logits_out,
+                                  const std::atomic<bool> * cancel) {
+    m_tree_n = 0;
+    if (n <= 0) return {};
+    if (n > m_n_batch || n_out < 0 || n_out > n) {
+        return make_error(ErrorCode::InvalidArgument, "decode_hidden: " + std::to_string(n) + " rows (" + std::to_string(n_out) +
+                                                          " with logits) for n_batch " + std::to_string(m_n_batch));
+    }
+    if (m_n_past + n > m_n_ctx) {
+        return make_error(ErrorCode::OutOfRange, std::to_string(n) + " tokens at position " + std::to_string(m_n_past) +
+                                                     " do not fit the context of " + std::to_string(m_n_ctx));
+    }
+    m_hidden_in = x;
+    const Status st = run_chunk(nullptr, n, n_out, logits_out, cancel);
+    m_hidden_in = nullptr;
+    GB_TRY_STATUS(st);
+    m_n_past += n;
+    return {};
+}
+
 // ---- [spec] token trees -------------------------------------------------------
 
 Status ContextImpl::decode_tree(std::span<const Token> tokens, std::span<const int32_t> parents,
@@ -586,6 +616,14 @@ Result<std::unique_ptr<Context>> Context::create(std::shared_ptr<const Model> mo
     ctx->set_skip_layers(params.skip_layers);  // [spec]
     ctx->m_observer = params.matmul_observer;  // [quantlab]
     return std::unique_ptr<Context>(std::move(ctx));
+}
+
+// [cuda]
+Status detail::decode_hidden(Context & ctx, const float * x, int32_t n, int32_t n_out, float * logits_out,
+                             const std::atomic<bool> * cancel) {
+    auto * c = dynamic_cast<ContextImpl *>(&ctx);
+    if (!c) return make_error(ErrorCode::InvalidArgument, "decode_hidden: not a CPU context");
+    return c->decode_hidden(x, n, n_out, logits_out, cancel);
 }
 
 // [spec] Backends without token trees (SpecDecoder then verifies chains only).

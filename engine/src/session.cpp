@@ -131,41 +131,93 @@ Result<std::string> Session::render_chat(const std::vector<ChatMessage> & messag
     return m_template->render(in);
 }
 
+namespace {
+// Chat text -> prompt tokens as chat() decodes them (specials parsed; BOS once).
+std::vector<Token> encode_chat(const Tokenizer & tok, const std::string & text) {
+    std::vector<Token> prompt = tok.encode(text, tok.add_bos(), true);
+    // The template may already write the BOS text: never feed BOS twice.
+    if (prompt.size() >= 2 && prompt[0] == tok.bos() && prompt[1] == tok.bos()) prompt.erase(prompt.begin());
+    return prompt;
+}
+}  // namespace
+
 Result<GenerateResult> Session::chat(const std::vector<ChatMessage> & messages, const GenerateParams & params,
                                      const TokenCallback & on_token, const std::atomic<bool> * cancel) {
     const Tokenizer & tok = m_model->tokenizer();
     const int32_t n_ctx = m_ctx->n_ctx();
-    std::vector<ChatMessage> msgs = messages;
-    int32_t dropped = 0;
-    // Room left for the reply when turns are dropped to fit.
-    const int32_t reserve = std::min(params.max_tokens > 0 ? params.max_tokens : n_ctx / 4, n_ctx / 2);
-    for (;;) {
+    // Turns after the system prompt; the shared rule (context_overflow.h) picks how many to drop.
+    const size_t first = (!messages.empty() && messages[0].role == "system") ? 1 : 0;
+    std::vector<Token> prompt;
+    auto kept = [&](int32_t cut) {
+        std::vector<ChatMessage> msgs(messages.begin(), messages.begin() + long(first));
+        msgs.insert(msgs.end(), messages.begin() + long(first) + cut, messages.end());
+        return msgs;
+    };
+    auto fits = [&](int32_t cut) -> Result<bool> {
+        auto text = render_chat(kept(cut), true);
+        if (!text) return text.error();
+        prompt = encode_chat(tok, *text);
+        return overflow_prompt_fits(m_params.overflow, int32_t(prompt.size()), params.max_tokens, n_ctx);
+    };
+    auto is_user = [&](int32_t turn) { return messages[first + size_t(turn)].role == "user"; };
+    auto cut = choose_turn_cut(m_params.overflow, int32_t(messages.size() - first), is_user, fits);
+    if (!cut) {
+        if (cut.error().code != ErrorCode::OutOfRange) return cut.error();
+        return make_error(ErrorCode::OutOfRange, "the conversation is " + std::to_string(prompt.size()) +
+                                                     " tokens, the context holds " + std::to_string(n_ctx) +
+                                                     (m_params.overflow == OverflowPolicy::DropOldestTurns && messages.size() > first + 1
+                                                          ? " even after dropping older turns" : ""));
+    }
+    auto r = generate(std::move(prompt), params, on_token, cancel);
+    if (r) r->n_dropped_messages = cut->cut;
+    return r;
+}
+
+Result<Session::ChatPrompt> Session::chat_prompt(const std::vector<ChatMessage> & messages) const {
+    const Tokenizer & tok = m_model->tokenizer();
+    auto full_text = render_chat(messages, true);
+    if (!full_text) return full_text.error();
+    ChatPrompt out;
+    out.tokens = encode_chat(tok, *full_text);
+    const size_t first = (!messages.empty() && messages[0].role == "system") ? 1 : 0;
+    auto not_separable = [](const std::string & why) {
+        return make_error(ErrorCode::Unsupported, "the chat template does not render turns as separable token spans: " + why);
+    };
+    // Boundary before message i: the tokens of messages [0, i) rendered alone
+    // must be a prefix of the whole prompt.
+    auto boundary = [&](size_t i) -> Result<int32_t> {
+        std::vector<Token> pre;
+        if (i == 0) {
+            pre = encode_chat(tok, "");
+        } else {
+            auto text = render_chat(std::vector<ChatMessage>(messages.begin(), messages.begin() + long(i)), false);
+            if (!text) return text.error();
+            pre = encode_chat(tok, *text);
+        }
+        if (pre.size() > out.tokens.size() || !std::equal(pre.begin(), pre.end(), out.tokens.begin()))
+            return not_separable("messages before #" + std::to_string(i) + " do not tokenize to a prefix of the prompt");
+        return int32_t(pre.size());
+    };
+    auto sys = boundary(first);
+    if (!sys) return sys.error();
+    out.turns.system_len = *sys;
+    for (size_t i = first; i < messages.size(); ++i) {
+        auto b = i == first ? sys : boundary(i);
+        if (!b) return b.error();
+        out.turns.starts.push_back(*b);
+        out.turns.is_user.push_back(messages[i].role == "user" ? 1 : 0);
+    }
+    // Dropping a turn must give what re-rendering gives (catches templates that
+    // fold the system prompt into the first user turn).
+    if (messages.size() > first + 1) {
+        std::vector<ChatMessage> msgs(messages.begin(), messages.begin() + long(first));
+        msgs.insert(msgs.end(), messages.begin() + long(first) + 1, messages.end());
         auto text = render_chat(msgs, true);
         if (!text) return text.error();
-        std::vector<Token> prompt = tok.encode(*text, tok.add_bos(), true);
-        // The template may already write the BOS text: never feed BOS twice.
-        if (prompt.size() >= 2 && prompt[0] == tok.bos() && prompt[1] == tok.bos()) prompt.erase(prompt.begin());
-        const bool fits = int32_t(prompt.size()) < n_ctx &&
-                          (m_params.overflow == OverflowPolicy::Error || int32_t(prompt.size()) + reserve <= n_ctx);
-        if (fits) {
-            auto r = generate(std::move(prompt), params, on_token, cancel);
-            if (r) r->n_dropped_messages = dropped;
-            return r;
-        }
-        const size_t first = (!msgs.empty() && msgs[0].role == "system") ? 1 : 0;
-        if (m_params.overflow == OverflowPolicy::Error || msgs.size() <= first + 1) {
-            return make_error(ErrorCode::OutOfRange,
-                              "the conversation is " + std::to_string(prompt.size()) + " tokens, the context holds " +
-                                  std::to_string(n_ctx) + (dropped ? " even after dropping older turns" : ""));
-        }
-        // Drop the oldest turn; keep the conversation starting with a user message.
-        msgs.erase(msgs.begin() + long(first));
-        ++dropped;
-        while (msgs.size() > first + 1 && msgs[first].role != "user") {
-            msgs.erase(msgs.begin() + long(first));
-            ++dropped;
-        }
+        if (encode_chat(tok, *text) != drop_turn_spans(out.tokens, out.turns, 1))
+            return not_separable("dropping the oldest turn's tokens differs from rendering without it");
     }
+    return out;
 }
 
 Result<GenerateResult> Session::complete(std::string_view prompt, const GenerateParams & params,

@@ -415,7 +415,8 @@ class TstBatchEngine : public QObject {
     }
 
     // attend_paged on scattered pages (F16 and Q8_0) against softmax attention
-    // in double over the values the slots hold (dequantized), with a window.
+    // in double over the values the slots hold (dequantized), with a window;
+    // attend_paged_group bit-equal to attend_paged per head.
     void paged_attention_oracle() {
         const int hd = 64, ps = 5, n_keys = 37, lo = 9;
         std::normal_distribution<float> nd(0.0f, 1.0f);
@@ -476,6 +477,16 @@ class TstBatchEngine : public QObject {
             }
             // F16 rounds q and the probabilities to F16 (rel 2^-11 each)
             QVERIFY2(err < 2e-3 * norm, qPrintable(QString("%1: err %2 of %3").arg(kv_type_name(type)).arg(err).arg(norm)));
+            // A GQA group of 3 query heads reading each slot once: per head the same bits as alone.
+            const int n_q = 3;
+            std::vector<float> qg(size_t(n_q) * hd), og(size_t(n_q) * hd), one(hd);
+            for (auto & x : qg) x = nd(m_rng);
+            std::vector<float> gscratch(size_t(n_q) * size_t(ops::attend_scratch_floats(n_keys, hd, hd)));
+            attend_paged_group(og.data(), hd, qg.data(), hd, n_q, h, lo, n_keys, hd, hd, scale, gscratch.data());
+            for (int i = 0; i < n_q; ++i) {
+                attend_paged(one.data(), qg.data() + i * hd, h, lo, n_keys, hd, hd, scale, scratch.data());
+                QVERIFY(same_bits(one, std::span<const float>(og.data() + i * hd, size_t(hd))));
+            }
         }
     }
 

@@ -101,6 +101,43 @@ class TstBatchEngineModel : public QObject {
         }
     }
 
+    // Speculation per request (prompt lookup, fixed draft length) inside the
+    // batch: greedy tokens of every request equal each alone without it.
+    void spec_lookup_concurrent_equals_alone() {
+        BatchEngineParams p;
+        p.n_threads = 2;
+        p.page_size = 16;
+        p.n_pages = 64;
+        p.max_tokens_per_step = 48;
+        p.max_running = 4;
+        auto e = std::move(BatchEngine::create(m_model, p).value());
+        std::vector<RequestId> ids;
+        for (size_t i = 0; i < m_prompts.size(); ++i) {
+            GenRequest r;
+            r.prompt = m_prompts[i];
+            r.max_new_tokens = kN;
+            r.sampling = greedy();
+            if (i % 2 == 0) {
+                r.spec.method = SpecMethod::PromptLookup;
+                r.spec.draft_max = 4;
+                r.spec.adaptive = false;
+                r.spec.auto_off = false;
+            }
+            ids.push_back(e->submit(r).id);
+        }
+        QVERIFY(e->run_to_completion());
+        int64_t proposed = 0, accepted = 0;
+        for (size_t i = 0; i < ids.size(); ++i) {
+            QVERIFY2(e->request(ids[i])->generated == alone(m_model, m_prompts[i]), qPrintable(QString("request %1 differs").arg(i)));
+            if (const SpecStats * st = e->spec_stats(ids[i])) {
+                proposed += st->proposed;
+                accepted += st->accepted;
+            }
+        }
+        qInfo("lookup in the batch: %lld draft tokens proposed, %lld accepted", (long long)proposed, (long long)accepted);
+        QVERIFY(proposed > 0);
+    }
+
     // Logits of one prompt with Q8_0 KV against F16 KV.
     void q8_0_close_to_f16() {
         std::vector<float> l[2];

@@ -241,6 +241,8 @@ class TstMatmul : public QObject {
     void largeShapesTiled_data();
     void largeShapesTiled();
     void groupMatchesSingle();
+    void decodeRowKernels_data();
+    void decodeRowKernels();
     void poolRunEveryThreadOnce();
     void poolParallelForCoverage();
     void poolWakesAfterSleep();
@@ -456,6 +458,73 @@ void TstMatmul::groupMatchesSingle() {
                              qPrintable(QString("weight %1 (%2) tokens %3 threads %4 group of %5")
                                             .arg(i).arg(gb::type_name(types[i])).arg(n_tokens).arg(threads).arg(n_w)));
                 }
+            }
+        }
+    }
+}
+
+void TstMatmul::decodeRowKernels_data() {
+    QTest::addColumn<int>("type");
+    QTest::addColumn<int>("path");
+    // the types with row kernels on some path
+    for (SimdPath p : {SimdPath::Avx2, SimdPath::Avx512Vnni}) {
+        for (TensorType t : {TensorType::Q4_0, TensorType::Q5_0, TensorType::Q8_0, TensorType::Q4_K, TensorType::Q6_K}) {
+            QTest::newRow((QByteArray(gb::type_name(t)) + "/" + gb::cpu::simd_path_name(p)).constData()) << int(t) << int(p);
+        }
+    }
+}
+
+// The decode row kernels called directly (TypeKernels::rows4 and ::rows, e.g.
+// the 8-row AVX512-VNNI Q4_0/Q5_0/Q8_0 ones): every output bit-identical to the
+// scalar one-row kernel on the same activation bytes, for every row count
+// 0..40 and 61 (8-row groups, 4-row and 1-row tails), from row offsets that are
+// not multiples of 4 or 8, and nothing written past the last row.
+void TstMatmul::decodeRowKernels() {
+    QFETCH(int, type);
+    QFETCH(int, path);
+    const TensorType t = TensorType(type);
+    const SimdPath p = SimdPath(path);
+    if (!use_path(p)) QSKIP("path not available on this CPU");
+    gb::cpu::TypeKernels sk, k;
+    QVERIFY(gb::cpu::scalar_kernels(t, &sk));
+    const bool have = p == SimdPath::Avx2 ? gb::cpu::avx2_kernels(t, &k) : gb::cpu::avx512vnni_kernels(t, &k);
+    if (!have || (k.rows4 == nullptr && k.rows == nullptr)) QSKIP("no row kernel for this type on this path");
+    std::mt19937 rng(1234 + type);
+    const int64_t n_rows = 67, n_cols = 768;
+    const size_t rb = gb::row_size(t, n_cols);
+    const std::vector<uint8_t> w = make_weights(t, n_rows, n_cols, true, rng);
+    const std::vector<float> x = make_activations(1, n_cols, rng);
+    // activations in the weight type's format, by the scalar quantizer (the
+    // vector quantizers give the same bytes: activationQuantizers)
+    QCOMPARE(int(k.act_type), int(sk.act_type));
+    std::vector<uint8_t> act(gb::row_size(sk.act_type, n_cols) + 64);
+    if (sk.quantize != nullptr) sk.quantize(x.data(), act.data(), n_cols);
+    else std::memcpy(act.data(), x.data(), x.size() * sizeof(float));
+    std::vector<float> ref(static_cast<size_t>(n_rows));
+    for (int64_t r = 0; r < n_rows; ++r) sk.dot1(n_cols, w.data() + r * rb, act.data(), 0, &ref[size_t(r)]);
+    auto same = [&](const float * got, int64_t r0, int64_t cnt, const char * what) {
+        for (int64_t i = 0; i < cnt; ++i) {
+            if (std::memcmp(&got[i], &ref[size_t(r0 + i)], sizeof(float)) != 0) {
+                qWarning("%s: rows [%lld, +%lld): row %lld: %.9g vs scalar %.9g", what, (long long)r0, (long long)cnt,
+                         (long long)(r0 + i), double(got[i]), double(ref[size_t(r0 + i)]));
+                return false;
+            }
+        }
+        return std::isnan(got[cnt]);  // the sentinel after the last row
+    };
+    for (int64_t r0 : {0, 1, 3, 5}) {
+        if (k.rows4 != nullptr) {
+            for (int64_t g = r0; g + 4 <= n_rows; g += 4) {
+                std::vector<float> out(5, std::nanf(""));
+                k.rows4(n_cols, w.data() + g * rb, rb, act.data(), out.data());
+                QVERIFY2(same(out.data(), g, 4, "rows4"), "see warning");
+            }
+        }
+        if (k.rows != nullptr) {
+            for (int64_t cnt = 0; r0 + cnt <= n_rows; cnt += (cnt < 40 ? 1 : n_rows - r0 - cnt > 0 ? n_rows - r0 - cnt : 1)) {
+                std::vector<float> out(static_cast<size_t>(cnt + 1), std::nanf(""));
+                k.rows(n_cols, w.data() + r0 * rb, rb, cnt, act.data(), out.data());
+                QVERIFY2(same(out.data(), r0, cnt, "rows"), "see warning");
             }
         }
     }

@@ -24,10 +24,11 @@ struct DeviceReport {
 DeviceReport probe();
 
 struct CudaContextParams {
-    ContextParams context;         // n_ctx, n_batch (n_threads unused)
+    ContextParams context;         // n_ctx, n_batch; n_threads: the CPU part of a partial offload
     int32_t       device = 0;
-    // Layers on the GPU: -1 = all. Partial offload is not implemented yet:
-    // any other value is refused with an Unsupported error.
+    // Layers on the GPU: -1 (or >= n_layer) = all. N < n_layer: the embedding
+    // and layers 0..N-1 on the GPU, the other layers (KV cache on the host)
+    // and the output norm/head on the CPU; only the hidden state crosses.
     int32_t       n_gpu_layers = -1;
     // Memory the context may use; 0 = the device's free memory. (Tests set a
     // small budget to exercise the refusal path.)
@@ -37,13 +38,14 @@ struct CudaContextParams {
 
 // What a context would take on the device, computed before anything is allocated.
 struct MemoryEstimate {
+    // weights, kv_cache, scratch, total: for the requested n_gpu_layers
     uint64_t weights = 0;      // uploaded weights (device layout)
     uint64_t per_layer = 0;    // weights + KV cache of an average layer
     uint64_t kv_cache = 0;
     uint64_t scratch = 0;      // activations, logits, GEMM scratch
     uint64_t total = 0;
     uint64_t available = 0;    // budget (free memory or the given budget)
-    int32_t  layers_that_fit = 0;  // with the non-layer parts resident
+    int32_t  layers_that_fit = 0;  // largest n_gpu_layers that fits (n_layer: the whole model)
 };
 Result<MemoryEstimate> estimate_memory(const Model & model, const CudaContextParams & params);
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "glassbox/chat_template.h"
+#include "glassbox/context_overflow.h"  // OverflowPolicy, the shared drop-oldest-turns rule
 #include "glassbox/model.h"
 #include "glassbox/result.h"
 #include "glassbox/sampler.h"
@@ -16,11 +17,6 @@
 #include <vector>
 
 namespace gb {
-
-enum class OverflowPolicy {
-    Error,           // a prompt longer than the context is an OutOfRange error
-    DropOldestTurns, // chat: drop the oldest turns after the system prompt until it fits
-};
 
 struct SessionParams {
     ContextParams  context;
@@ -87,6 +83,15 @@ class Session {
                                     const TokenCallback & on_token = {}, const std::atomic<bool> * cancel = nullptr);
 
     Result<std::string> render_chat(const std::vector<ChatMessage> & messages, bool add_generation_prompt) const;
+    // The prompt chat() would decode for these messages (nothing dropped), with
+    // its turn boundaries for kv::GenRequest's DropOldestTurns. Unsupported (with
+    // the reason) when the template does not render turns as separable token
+    // spans (e.g. it merges the system prompt into the first user turn).
+    struct ChatPrompt {
+        std::vector<Token> tokens;
+        TurnSpans turns;
+    };
+    Result<ChatPrompt> chat_prompt(const std::vector<ChatMessage> & messages) const;
     const ChatTemplate & chat_template() const { return *m_template; }
     const std::string & template_warning() const { return m_template_warning; }
     const Model & model() const { return *m_model; }

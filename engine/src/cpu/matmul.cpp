@@ -224,18 +224,23 @@ void matmul_gemm(const GemmKernels & g, const WeightView & w, const float * x, i
 }
 
 
-// y[r] = dot(W[r], act) for r in [r0, r1): 4 rows at a time where the path
-// has a 4-row kernel (same results)
+// y[r] = dot(W[r], act) for r in [r0, r1): the path's whole-range kernel, else
+// 4 rows at a time where it has a 4-row kernel (same results)
 void matvec_rows(const TypeKernels & k, const WeightView & w, const uint8_t * act, float * y, int64_t r0, int64_t r1) {
+    if (k.rows != nullptr) {
+        k.rows(w.n_cols, w.data + r0 * w.row_bytes, w.row_bytes, r1 - r0, act, y + r0);
+        return;
+    }
     int64_t r = r0;
     if (k.rows4 != nullptr)
         for (; r + 4 <= r1; r += 4) k.rows4(w.n_cols, w.data + r * w.row_bytes, w.row_bytes, act, y + r);
     for (; r < r1; ++r) k.dot1(w.n_cols, w.data + r * w.row_bytes, act, 0, y + r);
 }
 
-// Rows per work item of a parallel matvec: ~8 items per thread, a multiple of 4.
+// Rows per work item of a parallel matvec: ~8 items per thread, a multiple of 8
+// (the 8-row decode kernels).
 int64_t matvec_chunk(int64_t n_rows, int nth) {
-    return (std::max<int64_t>(4, (n_rows + 8 * nth - 1) / (8 * nth)) + 3) / 4 * 4;
+    return (std::max<int64_t>(8, (n_rows + 8 * nth - 1) / (8 * nth)) + 7) / 8 * 8;
 }
 
 }  // namespace

@@ -52,12 +52,17 @@ struct GemmKernels {
 // (decode of the 32-block types: 4 independent float chains in one xmm).
 using DotRowsFn = void (*)(int64_t n, const void * w, size_t row_bytes, const void * x, float * out);
 
+// out[r] = dot(w + r * row_bytes, x) for r < n_rows (any count): a whole
+// decode matvec range in one call (the kernel may prefetch the rows ahead).
+using MatvecFn = void (*)(int64_t n, const void * w, size_t row_bytes, int64_t n_rows, const void * x, float * out);
+
 struct TypeKernels {
     TensorType    act_type = TensorType::F32;  // F32, F16, BF16, Q8_0, Q8_1 or Q8_K
     QuantizeRowFn quantize = nullptr;          // nullptr: activations used as f32 directly
     DotFn         dot1 = nullptr;              // required
     DotFn         dot4 = nullptr;              // optional: 1 weight row x 4 activation rows
     DotRowsFn     rows4 = nullptr;             // optional: 4 weight rows x 1 activation row
+    MatvecFn      rows = nullptr;              // optional: n_rows weight rows x 1 activation row
 };
 
 // Fill k for weight type t; false if the path has no kernel for t

@@ -95,6 +95,16 @@ GB_AVX2_INLINE __m256i decode_q8_0(const block_q8_0 & b) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b.qs));
 }
 
+// Software prefetch for a decode matvec: a group of rows G bytes per block
+// column wide (G = rows * block bytes) is fetched ahead in shares of G rounded up
+// to cache lines, one share per block, so the group is in L1 when it is reached.
+template <size_t G>
+GB_AVX2_INLINE void prefetch_share(const char * group, int64_t ib) {
+    constexpr size_t k_step = (G + 63) / 64 * 64;
+    const char * p = group + static_cast<size_t>(ib) * k_step;
+    for (size_t k = 0; k < k_step; k += 64) _mm_prefetch(p + k, _MM_HINT_T0);
+}
+
 // Decode: 4 weight rows x 1 token, lane r = row r (its own canonical chain).
 template <typename Decode, typename Block>
 GB_AVX2_INLINE void rows4_signed32(int64_t n, const void * w, size_t rb, const void * x, float * out, Decode decode) {
@@ -102,8 +112,11 @@ GB_AVX2_INLINE void rows4_signed32(int64_t n, const void * w, size_t rb, const v
     const Block * a[4];
     for (int r = 0; r < 4; ++r) a[r] = reinterpret_cast<const Block *>(static_cast<const uint8_t *>(w) + r * rb);
     const block_q8_0 * xb = static_cast<const block_q8_0 *>(x);
+    // the 4-row group after next, a block column's share per block (decode streams from DRAM)
+    const char * pf = static_cast<const char *>(w) + 8 * rb;
     __m128 acc = _mm_setzero_ps();
     for (int64_t ib = 0; ib < nb; ++ib) {
+        prefetch_share<4 * sizeof(Block)>(pf, ib);
         const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(xb[ib].qs));
         __m256i p[4];
         for (int r = 0; r < 4; ++r) {
@@ -387,6 +400,82 @@ void dot_q6_K(int64_t n, const void * w, const void * x, size_t xs, float * out)
 }
 
 #ifdef GB_VEC_DOT_VNNI
+// ---- decode, 8 rows x 1 token of Q4_0 / Q5_0 / Q8_0 ---------------------------
+// (this part is compiled only in the AVX512 translation unit.) Weights as
+// unsigned bytes u = q + B (B = 8, 16, 128: the raw 4/5-bit value, or q ^ 0x80),
+// so one vpdpbusd per row and block needs no sign trick; it starts from the lanes
+// of -B * qx, so a row's 8 int32 lanes sum to isum_b exactly. The 8 rows' lanes
+// are then reduced together (transpose-add tree) and the float step of vec_dot.h
+// runs per row in lane r of a ymm: acc = fmaf(float(isum_b), d_w * d_x, acc).
+
+// (a, b) -> per 128-bit half [a0+a2, b0+b2, a1+a3, b1+b3]
+GB_AVX2_INLINE __m256i tsum_32(__m256i a, __m256i b) {
+    return _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
+}
+GB_AVX2_INLINE __m256i tsum_64(__m256i a, __m256i b) {
+    return _mm256_add_epi32(_mm256_unpacklo_epi64(a, b), _mm256_unpackhi_epi64(a, b));
+}
+// lane r = the sum of the 8 lanes of p[r], r < 8
+GB_AVX2_INLINE __m256i tsum8(const __m256i * p) {
+    const __m256i a = tsum_64(tsum_32(p[0], p[1]), tsum_32(p[2], p[3]));  // halves: rows 0-3 (lanes 0-3 / 4-7)
+    const __m256i b = tsum_64(tsum_32(p[4], p[5]), tsum_32(p[6], p[7]));  // rows 4-7
+    return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
+}
+
+template <int Bias, typename Block, typename DecodeU>
+GB_AVX2_INLINE void rows8_biased(int64_t nb, const uint8_t * w, size_t rb, const block_q8_0 * xb, float * out, DecodeU decode) {
+    // d of row r's block: the low half of the dword gathered at its start
+    const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(static_cast<int>(rb)));
+    const __m256i bias = _mm256_set1_epi8(static_cast<char>(Bias));
+    // two 8-row groups ahead (~16 rows: what the measurements liked)
+    const char * pf = reinterpret_cast<const char *>(w) + 16 * rb;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t ib = 0; ib < nb; ++ib) {
+        prefetch_share<8 * sizeof(Block)>(pf, ib);
+        const uint8_t * b = w + ib * static_cast<int64_t>(sizeof(Block));
+        const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(xb[ib].qs));
+        const __m256i neg = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), bias, qx));
+        __m256i p[8];
+        for (int r = 0; r < 8; ++r) p[r] = _mm256_dpbusd_epi32(neg, decode(reinterpret_cast<const Block *>(b + r * rb)), qx);
+        const __m128i dwh = _mm256_cvtepi32_epi16(_mm256_i32gather_epi32(reinterpret_cast<const int *>(b), idx, 1));
+        const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(dwh), _mm256_set1_ps(h2f(xb[ib].d)));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(tsum8(p)), d, acc);
+    }
+    _mm256_storeu_ps(out, acc);
+}
+
+GB_AVX2_INLINE __m256i decode_u_q4_0(const block_q4_0 * b) { return nibbles32(b->qs); }
+GB_AVX2_INLINE __m256i decode_u_q5_0(const block_q5_0 * b) {
+    uint32_t hb;
+    std::memcpy(&hb, b->qh, 4);
+    const __m256i nib = nibbles32(b->qs);
+    return _mm256_mask_add_epi8(nib, static_cast<__mmask32>(hb), nib, _mm256_set1_epi8(16));
+}
+GB_AVX2_INLINE __m256i decode_u_q8_0(const block_q8_0 * b) {
+    return _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(b->qs)), _mm256_set1_epi8(static_cast<char>(0x80)));
+}
+
+// rows in groups of 8, then 4, then 1 (all the same canonical chains)
+template <int Bias, typename Block, typename DecodeU>
+GB_AVX2_INLINE void rows_biased(int64_t n, const void * w, size_t rb, int64_t n_rows, const void * x, float * out, DecodeU decode,
+                                DotRowsFn rows4, DotFn dot1) {
+    const uint8_t * wb = static_cast<const uint8_t *>(w);
+    int64_t r = 0;
+    for (; r + 8 <= n_rows; r += 8) rows8_biased<Bias, Block>(n / 32, wb + r * rb, rb, static_cast<const block_q8_0 *>(x), out + r, decode);
+    for (; r + 4 <= n_rows; r += 4) rows4(n, wb + r * rb, rb, x, out + r);
+    for (; r < n_rows; ++r) dot1(n, wb + r * rb, x, 0, out + r);
+}
+
+void rows_q4_0(int64_t n, const void * w, size_t rb, int64_t n_rows, const void * x, float * out) {
+    rows_biased<8, block_q4_0>(n, w, rb, n_rows, x, out, decode_u_q4_0, rows4_q4_0, dot_q4_0<1>);
+}
+void rows_q5_0(int64_t n, const void * w, size_t rb, int64_t n_rows, const void * x, float * out) {
+    rows_biased<16, block_q5_0>(n, w, rb, n_rows, x, out, decode_u_q5_0, rows4_q5_0, dot_q5_0<1>);
+}
+void rows_q8_0(int64_t n, const void * w, size_t rb, int64_t n_rows, const void * x, float * out) {
+    rows_biased<128, block_q8_0>(n, w, rb, n_rows, x, out, decode_u_q8_0, rows4_q8_0, dot_q8_0<1>);
+}
+
 // ---- decode, 4 rows x 1 token of Q4_K / Q6_K with 512-bit integer sums -------
 // (this part is compiled only in the AVX512 translation unit). The integer
 // superblock sums are exact, so they equal the 256-bit kernels' whatever the
@@ -427,8 +516,10 @@ void rows4_q4_K(int64_t n, const void * w, size_t rb, const void * x, float * ou
     const block_q4_K * a[4];
     for (int r = 0; r < 4; ++r) a[r] = reinterpret_cast<const block_q4_K *>(static_cast<const uint8_t *>(w) + r * rb);
     const __m256i m4y = _mm256_set1_epi8(0x0f);
+    const char * pf = static_cast<const char *>(w) + 8 * rb;  // the 4-row group after next
     __m128 acc = _mm_setzero_ps();
     for (int64_t ib = 0; ib < n / 256; ++ib) {
+        prefetch_share<4 * sizeof(block_q4_K)>(pf, ib);
         const block_q8_K & bx = xb[ib];
         __m256i q8y[8];
         for (int j = 0; j < 8; ++j) q8y[j] = load256(bx.qs + 32 * j);
@@ -481,8 +572,10 @@ void rows4_q6_K(int64_t n, const void * w, size_t rb, const void * x, float * ou
     const __m512i sh_b = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(4)), _mm256_set1_epi16(6), 1);
     __m512i idx[4];
     for (int j = 0; j < 4; ++j) idx[j] = _mm512_load_si512(k_perm.by8[j]);
+    const char * pf = static_cast<const char *>(w) + 8 * rb;  // the 4-row group after next
     __m128 acc = _mm_setzero_ps();
     for (int64_t ib = 0; ib < n / 256; ++ib) {
+        prefetch_share<4 * sizeof(block_q6_K)>(pf, ib);
         const block_q8_K & bx = xb[ib];
         const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(bx.bsums));
         __m256i sumi[4];
@@ -722,14 +815,19 @@ bool GB_VEC_DOT_KERNELS(TensorType t, TypeKernels * k) {
         case TensorType::F32:  *k = {TensorType::F32, nullptr, dot_f32<1>, dot_f32<4>}; return true;
         case TensorType::F16:  *k = {TensorType::F32, round_f16_avx2, dot_f16<1>, dot_f16<4>}; return true;
         case TensorType::BF16: *k = {TensorType::F32, round_bf16_avx2, dot_bf16<1>, dot_bf16<4>}; return true;
+#ifndef GB_VEC_DOT_VNNI
         case TensorType::Q4_0: *k = {TensorType::Q8_0, quantize_q8_0_avx2, dot_q4_0<1>, dot_q4_0<4>, rows4_q4_0}; return true;
-        case TensorType::Q4_1: *k = {TensorType::Q8_1, quantize_q8_1_avx2, dot_q4_1<1>, dot_q4_1<4>}; return true;
         case TensorType::Q5_0: *k = {TensorType::Q8_0, quantize_q8_0_avx2, dot_q5_0<1>, dot_q5_0<4>, rows4_q5_0}; return true;
-        case TensorType::Q5_1: *k = {TensorType::Q8_1, quantize_q8_1_avx2, dot_q5_1<1>, dot_q5_1<4>}; return true;
         case TensorType::Q8_0: *k = {TensorType::Q8_0, quantize_q8_0_avx2, dot_q8_0<1>, dot_q8_0<4>, rows4_q8_0}; return true;
+#endif
+        case TensorType::Q4_1: *k = {TensorType::Q8_1, quantize_q8_1_avx2, dot_q4_1<1>, dot_q4_1<4>}; return true;
+        case TensorType::Q5_1: *k = {TensorType::Q8_1, quantize_q8_1_avx2, dot_q5_1<1>, dot_q5_1<4>}; return true;
         case TensorType::Q2_K: *k = {TensorType::Q8_K, quantize_q8_K_avx2, dot_q2_K<1>, dot_q2_K<4>}; return true;
         case TensorType::Q3_K: *k = {TensorType::Q8_K, quantize_q8_K_avx2, dot_q3_K<1>, dot_q3_K<4>}; return true;
 #ifdef GB_VEC_DOT_VNNI
+        case TensorType::Q4_0: *k = {TensorType::Q8_0, quantize_q8_0_avx2, dot_q4_0<1>, dot_q4_0<4>, rows4_q4_0, rows_q4_0}; return true;
+        case TensorType::Q5_0: *k = {TensorType::Q8_0, quantize_q8_0_avx2, dot_q5_0<1>, dot_q5_0<4>, rows4_q5_0, rows_q5_0}; return true;
+        case TensorType::Q8_0: *k = {TensorType::Q8_0, quantize_q8_0_avx2, dot_q8_0<1>, dot_q8_0<4>, rows4_q8_0, rows_q8_0}; return true;
         case TensorType::Q4_K: *k = {TensorType::Q8_K, quantize_q8_K_avx2, dot_q4_K<1>, dot_q4_K<4>, rows4_q4_K}; return true;
         case TensorType::Q6_K: *k = {TensorType::Q8_K, quantize_q8_K_avx2, dot_q6_K<1>, dot_q6_K<4>, rows4_q6_K}; return true;
 #else

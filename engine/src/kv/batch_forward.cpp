@@ -46,7 +46,7 @@ class BatchForwardImpl final : public BatchForward {
     Status run(std::span<const BatchSeq> seqs, std::span<const PageCopy> copies) override;
     std::span<const float> logits(size_t i) const override {
         if (i >= m_logit_row.size() || m_logit_row[i] < 0) return {};
-        return {m_logits.data() + size_t(m_logit_row[i]) * size_t(m_hp.n_vocab), size_t(m_hp.n_vocab)};
+        return {m_logits.data() + size_t(m_logit_row[i]) * size_t(m_hp.n_vocab), size_t(m_logit_n[i]) * size_t(m_hp.n_vocab)};
     }
     const Model & model() const override { return *m_model; }
     KvStorage & storage() override { return *m_kv; }
@@ -74,7 +74,8 @@ class BatchForwardImpl final : public BatchForward {
     std::vector<int32_t> m_pos, m_row_seq;
     std::vector<int32_t> m_rows;        // rows whose attention/FFN run in the current layer (all, then the logit rows)
     std::vector<std::span<const PageId>> m_seq_pages;
-    std::vector<int32_t> m_logit_row;  // per seq: row of m_logits, or -1
+    std::vector<int32_t> m_logit_row;  // per seq: first row of m_logits, or -1
+    std::vector<int32_t> m_logit_n;    // per seq: logit rows (1, or n_tokens with all_logits)
     // activations, [n_batch, *]
     std::vector<float> m_x, m_xn, m_q, m_k, m_v, m_attn, m_proj, m_gate, m_up;
     std::vector<float> m_rope_cs[2];
@@ -110,7 +111,8 @@ Status BatchForwardImpl::allocate() {
         m_gate.resize(nb * m_hp.n_ff);
         m_up.resize(nb * m_hp.n_ff);
         for (auto & cs : m_rope_cs) cs.resize(nb * m_hp.head_dim_k);
-        m_scratch_per_thread = ops::attend_scratch_floats(m_max_pos, m_hp.head_dim_k, m_hp.head_dim_v);
+        // room for a whole GQA group of query heads (attend_paged_group)
+        m_scratch_per_thread = int64_t(m_hp.n_head / m_hp.n_head_kv) * ops::attend_scratch_floats(m_max_pos, m_hp.head_dim_k, m_hp.head_dim_v);
         m_scores.resize(size_t(m_pool->size()) * size_t(m_scratch_per_thread));
     } catch (const std::bad_alloc &) {
         return make_error(ErrorCode::OutOfMemory, "cannot allocate a batch of " + std::to_string(m_n_batch) + " tokens");
@@ -153,7 +155,7 @@ Status BatchForwardImpl::run(std::span<const BatchSeq> seqs, std::span<const Pag
                 return make_error(ErrorCode::InvalidArgument, where + "token " + std::to_string(q.tokens[i]) + " outside the vocabulary");
         }
         n += int64_t(q.tokens.size());
-        n_out += q.logits ? 1 : 0;
+        if (q.logits && !q.tokens.empty()) n_out += q.all_logits ? int64_t(q.tokens.size()) : 1;
     }
     if (n > m_n_batch)
         return make_error(ErrorCode::OutOfRange, "batch of " + std::to_string(n) + " tokens exceeds max_batch_tokens " + std::to_string(m_n_batch));
@@ -164,6 +166,7 @@ Status BatchForwardImpl::run(std::span<const BatchSeq> seqs, std::span<const Pag
     for (const PageCopy & c : copies) m_kv->copy(c);
 
     m_logit_row.assign(seqs.size(), -1);
+    m_logit_n.assign(seqs.size(), 0);
     if (n == 0) return {};
     try {
         m_logits.resize(size_t(n_out) * size_t(m_hp.n_vocab));
@@ -181,7 +184,11 @@ Status BatchForwardImpl::run(std::span<const BatchSeq> seqs, std::span<const Pag
             m_row_seq[row] = int32_t(s);
             m_rows[row] = row;
         }
-        if (seqs[s].logits) m_logit_row[s] = out++;
+        if (seqs[s].logits && !seqs[s].tokens.empty()) {
+            m_logit_row[s] = out;
+            m_logit_n[s] = seqs[s].all_logits ? int32_t(seqs[s].tokens.size()) : 1;
+            out += m_logit_n[s];
+        }
     }
 
     const int64_t n_embd = m_hp.n_embd;
@@ -247,7 +254,7 @@ void BatchForwardImpl::block(int il, int32_t n, int32_t & n_rows) {
         for (int32_t t = 0; t < n; ++t) {
             const int32_t s = m_row_seq[t];
             const bool last_of_seq = t + 1 == n || m_row_seq[t + 1] != s;
-            if (!last_of_seq || m_logit_row[s] < 0) continue;
+            if (m_logit_row[s] < 0 || (!last_of_seq && m_logit_n[s] == 1)) continue;
             if (k != t) std::memcpy(m_x.data() + int64_t(k) * n_embd, m_x.data() + int64_t(t) * n_embd, sizeof(float) * size_t(n_embd));
             m_rows[k++] = t;
         }
@@ -331,15 +338,27 @@ void BatchForwardImpl::attention(int il, int32_t n_rows) {
     const size_t k_head_bytes = q8 ? size_t(hd_k / 32) * sizeof(block_q8_0) : size_t(hd_k) * 2;
     const size_t v_head_bytes = q8 ? size_t(hd_v / 32) * sizeof(block_q8_0) : size_t(hd_v) * 2;
 
-    // One item = (row r, head h): out[r, h] = softmax(q k^T * scale) v over keys [lo, pos] of the row's sequence.
-    const int64_t n_items = int64_t(n_rows) * n_head;
+    // One item = (row r, KV head g, a chunk of hp of its query heads): out[r, h] =
+    // softmax(q_h k^T * scale) v over keys [lo, pos] of the row's sequence for
+    // each h in the chunk, every K/V slot read once per item. Whole GQA groups
+    // unless that leaves fewer than 2 items per thread (then smaller chunks;
+    // the results are the same bits either way).
+    const int32_t n_head_kv = m_hp.n_head_kv;
+    const int64_t want_items = m_pool->size() == 1 ? 1 : 2 * int64_t(m_pool->size());
+    int32_t hp = group;
+    while (hp > 1 && int64_t(n_rows) * n_head_kv * ((group + hp - 1) / hp) < want_items) hp = (hp + 1) / 2;
+    const int32_t n_chunks = (group + hp - 1) / hp;
+    const int64_t n_items = int64_t(n_rows) * n_head_kv * n_chunks;
     int64_t n_keys = 0;
     for (int32_t r = 0; r < n_rows; ++r) n_keys += m_pos[m_rows[r]] + 1;
     auto run_item = [&](int64_t item, float * scores) {
-        const int32_t r   = int32_t(item / n_head);
+        const int32_t r   = int32_t(item / (int64_t(n_head_kv) * n_chunks));
+        const int32_t rem = int32_t(item % (int64_t(n_head_kv) * n_chunks));
+        const int32_t g   = rem / n_chunks;
+        const int32_t c   = rem % n_chunks;
+        const int32_t h   = g * group + c * hp;  // first query head of the chunk
+        const int32_t nh  = std::min(hp, group - c * hp);
         const int32_t t   = m_rows[r];
-        const int32_t h   = int32_t(item % n_head);
-        const int32_t g   = h / group;
         const int32_t pos = m_pos[t];
         const int32_t lo  = swa ? std::max(0, pos - m_hp.sliding_window + 1) : 0;
         PagedHead kv;
@@ -352,8 +371,8 @@ void BatchForwardImpl::attention(int il, int32_t n_rows) {
         kv.k_slot_bytes = m_kv->slot_bytes_k();
         kv.v_page_bytes = m_kv->page_bytes_v();
         kv.v_slot_bytes = m_kv->slot_bytes_v();
-        attend_paged(m_attn.data() + int64_t(r) * m_n_o + int64_t(h) * hd_v, m_q.data() + int64_t(t) * m_n_q + int64_t(h) * hd_k, kv, lo,
-                     pos + 1, hd_k, hd_v, scale, scores);
+        attend_paged_group(m_attn.data() + int64_t(r) * m_n_o + int64_t(h) * hd_v, hd_v, m_q.data() + int64_t(t) * m_n_q + int64_t(h) * hd_k,
+                           hd_k, nh, kv, lo, pos + 1, hd_k, hd_v, scale, scores);
     };
     const int64_t work = n_keys * n_head * (hd_k + hd_v);
     if (n_items == 1 || m_pool->size() == 1 || work < (1 << 15)) {

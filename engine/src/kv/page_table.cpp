@@ -95,6 +95,18 @@ Result<AppendResult> PageTables::append(SeqId seq, int32_t n) {
     return r;
 }
 
+void PageTables::truncate(SeqId seq, int32_t n) {
+    Seq & s = get(seq);
+    assert(n >= 0 && n <= s.n_tokens);
+    const int32_t ps = m_pool.page_size();
+    const size_t keep = size_t((n + ps - 1) / ps);
+    while (s.pages.size() > keep) {
+        m_pool.unref(s.pages.back());
+        s.pages.pop_back();
+    }
+    s.n_tokens = n;
+}
+
 void PageTables::replace_page(SeqId seq, int32_t index, PageId page) {
     Seq & s = get(seq);
     assert(index >= 0 && index < static_cast<int32_t>(s.pages.size()));

@@ -101,41 +101,70 @@ const Q8Kernels & q8_kernels() {
 
 void attend_paged(float * out, const float * q, const PagedHead & kv, int32_t lo, int32_t hi, int32_t head_dim_k,
                   int32_t head_dim_v, float scale, float * scratch) {
+    attend_paged_group(out, 0, q, 0, 1, kv, lo, hi, head_dim_k, head_dim_v, scale, scratch);
+}
+
+void attend_paged_group(float * out, int64_t out_stride, const float * q, int64_t q_stride, int32_t n_q, const PagedHead & kv,
+                        int32_t lo, int32_t hi, int32_t head_dim_k, int32_t head_dim_v, float scale, float * scratch) {
     constexpr int32_t n_lanes = 16;
+    constexpr int32_t k_max_group = 64;
     const bool q8 = kv.type == KvType::Q8_0;
     const Q8Kernels & q8k = q8_kernels();
     const int32_t c0 = lo & ~15;
-    float * scores = scratch;                   // [hi - c0 rounded up to 16]
-    float * lanes  = scratch + (hi - c0 + 16);  // [n_lanes, head_dim_v]
-    uint16_t * q16 = reinterpret_cast<uint16_t *>(lanes + 64 * int64_t(head_dim_v));  // [head_dim_k]
-    if (!q8) ops::f32_to_f16(q16, q, head_dim_k);
+    const int32_t c1 = (hi + 15) & ~15;
+    const int64_t per_head = ops::attend_scratch_floats(hi, head_dim_k, head_dim_v);
+    // Per query head h: scores [hi - c0 rounded up to 16], lanes [n_lanes, head_dim_v], f16(q) [head_dim_k].
+    float * scores[k_max_group];
+    float * lanes[k_max_group];
+    uint16_t * q16[k_max_group];
+    float max[k_max_group], inv[k_max_group];
+    n_q = std::min(n_q, k_max_group);
+    for (int32_t h = 0; h < n_q; ++h) {
+        scores[h] = scratch + h * per_head;
+        lanes[h] = scores[h] + (hi - c0 + 16);
+        q16[h] = reinterpret_cast<uint16_t *>(lanes[h] + 64 * int64_t(head_dim_v));
+        if (!q8) ops::f32_to_f16(q16[h], q + h * q_stride, head_dim_k);
+        max[h] = -INFINITY;
+    }
 
-    float max = -INFINITY;
+    // Each K slot is read once for all query heads of the group.
     for (int32_t j = lo; j < hi; ++j) {
         const uint8_t * k = kv.k_at(j);
-        const float d = q8 ? q8k.dot(q, k, head_dim_k) : ops::dot_f16(q16, reinterpret_cast<const uint16_t *>(k), head_dim_k);
-        const float s = d * scale;
-        scores[j - c0] = s;
-        max = std::max(max, s);
+        for (int32_t h = 0; h < n_q; ++h) {
+            const float d = q8 ? q8k.dot(q + h * q_stride, k, head_dim_k)
+                               : ops::dot_f16(q16[h], reinterpret_cast<const uint16_t *>(k), head_dim_k);
+            const float s = d * scale;
+            scores[h][j - c0] = s;
+            max[h] = std::max(max[h], s);
+        }
     }
-    const int32_t c1 = (hi + 15) & ~15;
-    for (int32_t j = c0; j < c1; ++j) scores[j - c0] = j >= lo && j < hi ? ops::softmax_exp(scores[j - c0] - max) : 0.0f;
-    double sum = 0.0;
-    for (int32_t c = c0; c < c1; c += 16) sum += double(ops::sum16(scores + (c - c0)));
-    const float inv = float(1.0 / sum);
+    for (int32_t h = 0; h < n_q; ++h) {
+        float * sc = scores[h];
+        for (int32_t j = c0; j < c1; ++j) sc[j - c0] = j >= lo && j < hi ? ops::softmax_exp(sc[j - c0] - max[h]) : 0.0f;
+        double sum = 0.0;
+        for (int32_t c = c0; c < c1; c += 16) sum += double(ops::sum16(sc + (c - c0)));
+        inv[h] = float(1.0 / sum);
+        std::fill(lanes[h], lanes[h] + n_lanes * int64_t(head_dim_v), 0.0f);
+    }
 
-    std::fill(lanes, lanes + n_lanes * int64_t(head_dim_v), 0.0f);
+    // Each V slot is read once too; per head the sums run in the same order as one head alone.
     const float * t = ops::f16_to_f32_table();
     for (int32_t j = lo; j < hi; ++j) {
-        const float p = t[fp32_to_fp16(scores[j - c0] * inv)];
-        float * y = lanes + int64_t(j % n_lanes) * head_dim_v;
-        if (q8) q8k.axpy(y, p, kv.v_at(j), head_dim_v);
-        else ops::axpy_f16(y, p, reinterpret_cast<const uint16_t *>(kv.v_at(j)), head_dim_v);
+        const uint8_t * v = kv.v_at(j);
+        for (int32_t h = 0; h < n_q; ++h) {
+            const float p = t[fp32_to_fp16(scores[h][j - c0] * inv[h])];
+            float * y = lanes[h] + int64_t(j % n_lanes) * head_dim_v;
+            if (q8) q8k.axpy(y, p, v, head_dim_v);
+            else ops::axpy_f16(y, p, reinterpret_cast<const uint16_t *>(v), head_dim_v);
+        }
     }
     float col[n_lanes];
-    for (int32_t d = 0; d < head_dim_v; ++d) {
-        for (int l = 0; l < n_lanes; ++l) col[l] = lanes[int64_t(l) * head_dim_v + d];
-        out[d] = ops::sum16(col);
+    for (int32_t h = 0; h < n_q; ++h) {
+        float * o = out + h * out_stride;
+        for (int32_t d = 0; d < head_dim_v; ++d) {
+            for (int l = 0; l < n_lanes; ++l) col[l] = lanes[h][int64_t(l) * head_dim_v + d];
+            o[d] = ops::sum16(col);
+        }
     }
 }
 

@@ -31,6 +31,13 @@ struct PagedHead {
 void attend_paged(float * out, const float * q, const PagedHead & kv, int32_t lo, int32_t hi, int32_t head_dim_k,
                   int32_t head_dim_v, float scale, float * scratch);
 
+// attend_paged for n_q query heads sharing the KV head (GQA), each K/V slot
+// read once for all of them: head h's query at q + h * q_stride, its output at
+// out + h * out_stride. Per head, bit-identical to attend_paged. n_q <= 64.
+// scratch: n_q * ops::attend_scratch_floats(hi, head_dim_k, head_dim_v) floats.
+void attend_paged_group(float * out, int64_t out_stride, const float * q, int64_t q_stride, int32_t n_q, const PagedHead & kv,
+                        int32_t lo, int32_t hi, int32_t head_dim_k, int32_t head_dim_v, float scale, float * scratch);
+
 // The Q8_0 row kernels: the scalar ones and the run-time chosen ones (AVX2
 // when available), which must give the same bits. For tests.
 float q8_dot_scalar(const float * q, const uint8_t * row, int32_t n);

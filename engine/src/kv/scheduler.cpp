@@ -94,6 +94,33 @@ const RequestInfo * Scheduler::request(RequestId id) const {
     return it == m_reqs.end() ? nullptr : &it->second->info;
 }
 
+bool Scheduler::is_decoding(RequestId id) const {
+    auto it = m_reqs.find(id);
+    if (it == m_reqs.end()) return false;
+    const Req & r = *it->second;
+    return r.info.state == RequestState::Running && r.n_pending == 0 && !r.info.generated.empty() &&
+           r.history.size() == size_t(r.n_computed) + 1;
+}
+
+std::span<const PageId> Scheduler::pages(RequestId id) const {
+    auto it = m_reqs.find(id);
+    if (it == m_reqs.end() || it->second->seq < 0) return {};
+    return m_tables->pages(it->second->seq);
+}
+
+std::span<const Token> Scheduler::history(RequestId id) const {
+    auto it = m_reqs.find(id);
+    if (it == m_reqs.end()) return {};
+    return it->second->history;
+}
+
+Status Scheduler::set_draft(RequestId id, std::vector<Token> draft) {
+    if (m_step_open) return make_error(ErrorCode::InvalidArgument, "set_draft between step() and commit()");
+    if (!is_decoding(id)) return make_error(ErrorCode::InvalidArgument, "set_draft: request " + std::to_string(id) + " is not decoding");
+    m_reqs.at(id)->draft = std::move(draft);
+    return Status::success();
+}
+
 void Scheduler::index_pages(Req & r) {
     if (!m_params.prefix_cache) return;
     const int32_t ps = m_params.page_size;
@@ -133,14 +160,25 @@ void Scheduler::preempt(Req & r, StepPlan & plan) {
     emit(RequestEvent::Kind::Preempted, r.info.id);
 }
 
-bool Scheduler::schedule_running(Req & r, int32_t & budget, StepPlan & plan) {
+bool Scheduler::schedule_running(Req & r, int32_t & budget, StepPlan & plan, int32_t * draft_budget) {
     const int32_t to_feed = static_cast<int32_t>(r.history.size()) - r.n_computed;
     assert(to_feed >= 1);
     int32_t n = std::min(to_feed, budget);
     if (n <= 0) return true;
     const bool decode = to_feed == 1 && !r.info.generated.empty();
     const int32_t ps = m_params.page_size;
-    while (m_tables->pages_needed(r.seq, n) > m_pool->n_available()) {
+    // Speculative decode: the draft rides along within the draft budget.
+    int32_t n_draft = 0;
+    if (decode && !r.draft.empty()) {
+        n_draft = std::min<int32_t>(int32_t(r.draft.size()), budget - n);
+        if (draft_budget != nullptr) n_draft = std::min(n_draft, *draft_budget);
+        n_draft = std::max(0, n_draft);
+    }
+    while (m_tables->pages_needed(r.seq, n + n_draft) > m_pool->n_available()) {
+        if (n_draft > 0) {  // a shorter draft beats preempting anyone
+            --n_draft;
+            continue;
+        }
         const int32_t n_tok = m_tables->n_tokens(r.seq);
         const int32_t room = static_cast<int32_t>(m_tables->pages(r.seq).size()) * ps - n_tok + m_pool->n_available() * ps;
         if (!decode && room >= 1) {
@@ -158,7 +196,7 @@ bool Scheduler::schedule_running(Req & r, int32_t & budget, StepPlan & plan) {
         preempt(*victim, plan);
         if (victim == &r) return false;
     }
-    auto app = m_tables->append(r.seq, n);
+    auto app = m_tables->append(r.seq, n + n_draft);
     assert(app.ok());
     plan.copies.insert(plan.copies.end(), app->copies.begin(), app->copies.end());
     SeqWork w;
@@ -168,10 +206,16 @@ bool Scheduler::schedule_running(Req & r, int32_t & budget, StepPlan & plan) {
     w.tokens.assign(r.history.begin() + r.n_computed, r.history.begin() + r.n_computed + n);
     w.is_prefill = !decode;
     w.sample = n == to_feed;
+    w.n_draft = n_draft;
+    w.tokens.insert(w.tokens.end(), r.draft.begin(), r.draft.begin() + n_draft);
+    r.draft.clear();
+    if (draft_budget != nullptr) *draft_budget -= n_draft;
+    n += n_draft;
     r.n_pending = n;
     budget -= n;
     (w.is_prefill ? plan.metrics.n_prefill_tokens : plan.metrics.n_decode_tokens) += n;
-    plan.metrics.composition.push_back({w.id, n, w.is_prefill});
+    plan.metrics.n_draft_tokens += n_draft;
+    plan.metrics.composition.push_back({w.id, n, w.is_prefill, n_draft});
     plan.work.push_back(std::move(w));
     return true;
 }
@@ -221,8 +265,12 @@ StepPlan Scheduler::step() {
     plan.metrics.step = m_step++;
     int32_t budget = m_params.max_tokens_per_step;
 
-    // Decodes first: a running stream gets its token every step.
+    // Decodes first: a running stream gets its token every step; drafts only
+    // take what the plain decode tokens leave of the budget.
     const std::vector<RequestId> order = m_running;
+    int32_t n_decoding = 0;
+    for (RequestId id : order) n_decoding += is_decoding(id) ? 1 : 0;
+    int32_t draft_budget = std::max(0, budget - n_decoding);
     for (int pass = 0; pass < 2; ++pass) {
         for (RequestId id : order) {
             if (std::find(m_running.begin(), m_running.end(), id) == m_running.end()) continue;  // preempted
@@ -231,7 +279,7 @@ StepPlan Scheduler::step() {
             const bool decode = r.history.size() - size_t(r.n_computed) == 1 && !r.info.generated.empty();
             if (decode != (pass == 0)) continue;
             if (budget == 0) break;
-            schedule_running(r, budget, plan);
+            schedule_running(r, budget, plan, &draft_budget);
         }
     }
     // Then admissions, FCFS, into what is left of the budget.
@@ -241,6 +289,8 @@ StepPlan Scheduler::step() {
         m_waiting.pop_front();
         budget -= r.n_pending;
     }
+
+    for (RequestId id : m_running) m_reqs.at(id)->draft.clear();  // a draft is for one step only
 
     const BlockPoolStats s = m_pool->stats();
     plan.metrics.pages_used = s.used;
@@ -282,15 +332,20 @@ Status Scheduler::commit(std::span<const SampledToken> samples) {
     if (!m_step_open) return make_error(ErrorCode::InvalidArgument, "commit without a step");
     // Validate everything first, so a bad report changes nothing.
     std::map<RequestId, Token> by_id;
+    std::map<RequestId, int32_t> n_acc;
     for (const SampledToken & s : samples) {
         if (!by_id.emplace(s.id, s.token).second)
             return make_error(ErrorCode::InvalidArgument, "commit: two tokens for request " + std::to_string(s.id));
+        n_acc[s.id] = s.n_accepted;
     }
     for (const SeqWork & w : m_pending) {
         const Req & r = *m_reqs.at(w.id);
         const bool live = r.info.state == RequestState::Running && r.seq == w.seq;
         if (w.sample && live) {
             if (!by_id.count(w.id)) return make_error(ErrorCode::InvalidArgument, "commit: no token for request " + std::to_string(w.id));
+            if (n_acc[w.id] < 0 || n_acc[w.id] > w.n_draft)
+                return make_error(ErrorCode::InvalidArgument, "commit: request " + std::to_string(w.id) + " accepted " +
+                                                                  std::to_string(n_acc[w.id]) + " of " + std::to_string(w.n_draft) + " draft tokens");
         }
         if (w.sample) by_id.erase(w.id);  // cancelled ones: ignored
     }
@@ -303,20 +358,42 @@ Status Scheduler::commit(std::span<const SampledToken> samples) {
     for (const SeqWork & w : m_pending) {
         Req & r = *m_reqs.at(w.id);
         if (r.info.state != RequestState::Running || r.seq != w.seq) continue;  // cancelled meanwhile
-        r.n_computed += r.n_pending;
-        r.n_pending = 0;
         if (!w.sample) {
+            r.n_computed += r.n_pending;
+            r.n_pending = 0;
             index_pages(r);
             continue;
         }
-        const Token t = tokens.at(w.id);
-        r.info.generated.push_back(t);
-        r.history.push_back(t);
-        emit(RequestEvent::Kind::Token, r.info.id, t);
-        const bool done = int32_t(r.info.generated.size()) >= r.info.params.max_new_tokens ||
-                          (r.info.params.stop_token >= 0 && t == r.info.params.stop_token);
-        if (done) finish(r, RequestState::Finished);
-        else index_pages(r);
+        // Emitted: the accepted draft tokens, then the sampled token.
+        const int32_t a = w.n_draft > 0 ? n_acc[w.id] : 0;
+        std::vector<Token> emitted(w.tokens.end() - w.n_draft, w.tokens.end() - w.n_draft + a);
+        emitted.push_back(tokens.at(w.id));
+        // K/V kept: the fed tokens up to the last accepted draft token; the
+        // rejected tail is cut off so the sequence equals plain decoding.
+        r.n_computed += r.n_pending - (w.n_draft - a);
+        r.n_pending = 0;
+        if (w.n_draft > a) m_tables->truncate(r.seq, r.n_computed);
+        bool done = false;
+        for (Token t : emitted) {
+            r.info.generated.push_back(t);
+            r.history.push_back(t);
+            emit(RequestEvent::Kind::Token, r.info.id, t);
+            if (r.info.state != RequestState::Running) break;  // cancelled from the listener
+            done = int32_t(r.info.generated.size()) >= r.info.params.max_new_tokens ||
+                   (r.info.params.stop_token >= 0 && t == r.info.params.stop_token);
+            if (done) break;
+        }
+        if (r.info.state != RequestState::Running) continue;
+        if (done) {
+            // Stopped inside the accepted run: keep only K/V of tokens in the history.
+            if (r.n_computed > int32_t(r.history.size())) {
+                r.n_computed = int32_t(r.history.size());
+                m_tables->truncate(r.seq, r.n_computed);
+            }
+            finish(r, RequestState::Finished);
+        } else {
+            index_pages(r);
+        }
     }
     m_pending.clear();
     m_step_open = false;

@@ -4,14 +4,20 @@
 // the next tokens. Emits timestamped per-token events and per-step metrics.
 #pragma once
 
+#include "glassbox/context_overflow.h"
 #include "glassbox/kv/batch_forward.h"
 #include "glassbox/kv/scheduler.h"
 #include "glassbox/sampler.h"
+#include "glassbox/spec/spec_types.h"
 
 #include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
+
+namespace gb {
+enum class AcceptRule;  // glassbox/spec/spec_decoder.h (test hook)
+}
 
 namespace gb::kv {
 
@@ -34,6 +40,17 @@ struct GenRequest {
     SamplerParams sampling;             // temperature <= 0: greedy
     int32_t max_new_tokens = 64;
     Token   stop_token = -1;            // -1: none
+    // Context overflow (prompt + max_new_tokens over the per-sequence limit,
+    // max_seq_tokens()): Error answers Impossible with the reason;
+    // DropOldestTurns drops whole turns after the system span by Session's rule
+    // (context_overflow.h) and caps max_new_tokens to the room left. Needs
+    // turns (e.g. Session::chat_prompt); without them it acts as Error.
+    OverflowPolicy overflow = OverflowPolicy::Error;
+    TurnSpans turns;
+    // Speculative decoding for this request (PromptLookup or Lookahead: the
+    // draft is verified as a multi-token chunk in the batched forward pass).
+    // Draft model / self-draft need a drafter context: Impossible here.
+    SpecConfig spec;
 };
 
 struct EngineEvent {
@@ -44,6 +61,12 @@ struct EngineEvent {
     int32_t index = 0;              // Token: index of the token in the reply (0 = first)
     int32_t prefix_hit_tokens = 0;  // Admitted: prompt tokens served from the prefix cache
     double t_ms = 0.0;              // since the engine was created
+    int32_t dropped_turns = 0;      // Admitted: turns dropped by OverflowPolicy::DropOldestTurns
+    SpecOrigin origin = SpecOrigin::Target;  // Token: plain / accepted draft / correction / bonus
+    // Token and Finished, speculating requests: the request's totals so far
+    // (spec_stats() has the rest: acceptance per position, per-step lengths).
+    int64_t spec_proposed = 0, spec_accepted = 0;
+    int32_t draft_len = 0;          // Token: the draft length verified in the step that emitted it (0 = plain)
 };
 
 const char * engine_event_name(EngineEvent::Kind k);
@@ -57,6 +80,7 @@ struct StepReport {
 
 class BatchEngine {
   public:
+    ~BatchEngine();
     static Result<std::unique_ptr<BatchEngine>> create(std::shared_ptr<const Model> model, const BatchEngineParams & params);
 
     // ok / later / impossible (with the reason); submit queues unless impossible.
@@ -69,6 +93,19 @@ class BatchEngine {
     Result<StepReport> step();
     // Steps until no request is waiting or running.
     Status run_to_completion(const std::function<void(const StepReport &)> & on_step = {});
+
+    // Longest sequence (prompt + new tokens - 1) one request may have.
+    int32_t max_seq_tokens() const;
+    // Speculation statistics of a request that had spec enabled (kept after it
+    // finishes until forget_spec_stats); null otherwise.
+    const SpecStats * spec_stats(RequestId id) const;
+    void forget_spec_stats(RequestId id) { m_spec_done.erase(id); }
+    // Test hook, as SpecDecoder::set_accept_rule: a deliberately broken
+    // acceptance rule. Never set outside tests.
+    void set_accept_rule(AcceptRule r);
+    // The K/V of one token of a running request, layer il, as stored (F16 or
+    // Q8_0 bytes): for tests comparing caches. Empty when out of range.
+    std::vector<uint8_t> kv_bytes_at(RequestId id, int il, int32_t pos) const;
 
     bool has_work() const { return m_sched->has_work(); }
     const RequestInfo * request(RequestId id) const { return m_sched->request(id); }
@@ -88,14 +125,29 @@ class BatchEngine {
     double now_ms() const;
 
   private:
-    BatchEngine() = default;
+    struct SpecState;
+    struct Fitted {
+        std::vector<Token> prompt;
+        int32_t max_new_tokens = 0;
+        int32_t n_dropped = 0;
+    };
+    BatchEngine();
     void on_sched_event(const RequestEvent & e);
+    Result<Fitted> fit(const GenRequest & req) const;  // the overflow policy
+    void propose_drafts();
+    Result<SampledToken> verify(const SeqWork & w, std::span<const float> rows, SpecState & sp);
 
     BatchEngineParams m_params;
     std::shared_ptr<const Model> m_model;
     std::unique_ptr<BatchForward> m_fwd;
     std::unique_ptr<Scheduler> m_sched;
     std::map<RequestId, std::unique_ptr<Sampler>> m_samplers;
+    std::map<RequestId, std::shared_ptr<SpecState>> m_spec;       // speculating requests in flight
+    std::map<RequestId, std::shared_ptr<SpecState>> m_spec_done;  // finished: stats kept for spec_stats()
+    std::map<RequestId, int32_t> m_dropped;                       // turns dropped at submit, until admitted
+    std::map<RequestId, std::vector<SpecOrigin>> m_origins;       // this step's emitted tokens' origins
+    double m_last_fwd_ms = 0.0;
+    int m_accept_rule = 0;  // AcceptRule::Exact
     std::vector<EngineEvent> m_step_events;
     std::function<void(const EngineEvent &)> m_listener;
     std::function<void(const Scheduler &, const StepPlan &)> m_step_observer;

@@ -21,7 +21,7 @@ struct BatchSeq {
     int32_t                 first_pos = 0;
     std::span<const PageId> pages;
     bool                    logits = false;  // keep the logits of the last token
-    bool                    all_logits = false;
+    bool                    all_logits = false;  // keep logits of every token (speculative verify)
 };
 
 struct BatchForwardParams {
@@ -38,7 +38,8 @@ class BatchForward {
     virtual ~BatchForward() = default;
 
     // Performs the page copies, then runs the batch. Logits of sequence i (if
-    // asked) are logits(i) until the next run().
+    // asked) are logits(i) until the next run(): one n_vocab row, or with
+    // all_logits (and logits) n_tokens rows, row j = after token j.
     virtual Status run(std::span<const BatchSeq> seqs, std::span<const PageCopy> copies = {}) = 0;
     virtual std::span<const float> logits(size_t seq_index) const = 0;
     // First argmax of sequence i's last logits row (what a plain greedy

@@ -53,6 +53,9 @@ class PageTables {
     Result<AppendResult> append(SeqId seq, int32_t n);
     // Pages append(seq, n) would take from the pool (COW included).
     int32_t pages_needed(SeqId seq, int32_t n) const;
+    // Shrink the sequence to n tokens (speculative rollback): pages past them
+    // are unref'd, last first. n must not exceed n_tokens(seq).
+    void truncate(SeqId seq, int32_t n);
 
     // Replace page index i (a full page) with another page holding the same
     // content (prefix-cache dedup): ref the new one, unref the old one.

@@ -41,6 +41,7 @@ struct AdmissionResult {
     Admission verdict = Admission::Impossible;
     RequestId id = -1;  // -1 when Impossible (nothing was queued)
     std::string reason; // why Later / Impossible
+    int32_t n_dropped_turns = 0;  // BatchEngine, OverflowPolicy::DropOldestTurns: turns dropped to fit
 };
 
 enum class RequestState { Waiting, Running, Finished, Cancelled };
@@ -52,8 +53,11 @@ struct SeqWork {
     SeqId seq = -1;
     int32_t first_pos = 0;
     std::vector<Token> tokens;
-    bool is_prefill = false;  // false: exactly one decode token
+    bool is_prefill = false;  // false: one decode token (+ n_draft draft tokens)
     bool sample = false;      // logits of the last token needed: report a token for id in commit()
+    // Speculative decode: tokens = [pending token, draft...]; the last n_draft
+    // tokens are a draft (set_draft) to verify: logits of every token needed.
+    int32_t n_draft = 0;
 };
 
 struct AdmittedInfo {
@@ -68,11 +72,12 @@ struct StepMetrics {
     int64_t evictions_total = 0;
     int32_t evictions = 0;           // pages whose cached content was dropped during this step()
     int32_t n_prefill_tokens = 0;
-    int32_t n_decode_tokens = 0;
+    int32_t n_decode_tokens = 0;     // decode tokens, draft tokens included
+    int32_t n_draft_tokens = 0;      // speculative draft tokens among them
     int32_t n_running = 0, n_waiting = 0;
     std::vector<AdmittedInfo> admitted;
     std::vector<RequestId> preempted;
-    struct Part { RequestId id; int32_t n_tokens; bool is_prefill; };
+    struct Part { RequestId id; int32_t n_tokens; bool is_prefill; int32_t n_draft = 0; };
     std::vector<Part> composition;
 };
 
@@ -86,6 +91,10 @@ struct StepPlan {
 struct SampledToken {
     RequestId id = -1;
     Token token = 0;
+    // Speculative work: the first n_accepted draft tokens were accepted and
+    // token follows them (n_accepted + 1 tokens emitted); the K/V of the
+    // rejected rest is dropped (the sequence's pages are truncated).
+    int32_t n_accepted = 0;
 };
 
 struct RequestInfo {
@@ -116,6 +125,17 @@ class Scheduler {
     // computed full pages stay in the prefix cache). After step(), a cancelled
     // request's work must not run; a sample reported for it is ignored.
     Status cancel(RequestId id);
+    // Speculation: a draft for the next step of a request that is decoding
+    // (is_decoding). step() verifies [pending token, draft...] as one chunk,
+    // shortening the draft to the token budget and free pages; the draft is
+    // used once (set it again before each step).
+    Status set_draft(RequestId id, std::vector<Token> draft);
+    // Running, its prompt done: the next step decodes one token (+ a draft).
+    bool is_decoding(RequestId id) const;
+    // Pages of a running request's sequence (empty when it is not running).
+    std::span<const PageId> pages(RequestId id) const;
+    // Prompt + generated tokens of a request (the last one is the pending token while decoding).
+    std::span<const Token> history(RequestId id) const;
 
     // Plan the next iteration: decodes of running sequences first (one token
     // each), then prefill chunks of running sequences, then admissions, all
@@ -150,12 +170,13 @@ class Scheduler {
         int32_t n_indexed_pages = 0;  // full pages given to the prefix cache
         RadixNode * locked = nullptr;
         uint64_t admit_order = 0;
+        std::vector<Token> draft;     // set_draft(), for the next step only
     };
 
     explicit Scheduler(const SchedulerParams & params);
     int32_t pages_for_tokens(int64_t n_tokens) const;
     bool admit(Req & r, int32_t budget, StepPlan & plan);
-    bool schedule_running(Req & r, int32_t & budget, StepPlan & plan);
+    bool schedule_running(Req & r, int32_t & budget, StepPlan & plan, int32_t * draft_budget = nullptr);
     void preempt(Req & r, StepPlan & plan);
     void index_pages(Req & r);
     void release(Req & r);
