@@ -59,6 +59,9 @@ QJsonObject GenerationStats::toJson() const
     o.insert(QStringLiteral("stop"), stopReason);
     if (!modelDescription.isEmpty())
         o.insert(QStringLiteral("model"), modelDescription);
+    if (!enginePath.isEmpty())
+        o.insert(QStringLiteral("engine"), enginePath);
+    o.insert(QStringLiteral("queue_ms"), queueMs);
     if (!specMethod.isEmpty() && specMethod != QLatin1String("none")) {
         o.insert(QStringLiteral("spec_method"), specMethod);
         o.insert(QStringLiteral("spec_proposed"), specProposed);
@@ -83,6 +86,8 @@ GenerationStats GenerationStats::fromJson(const QJsonObject &o)
     s.promptTokensPerSecond = o.value(QStringLiteral("prompt_tokens_per_s")).toDouble();
     s.stopReason = o.value(QStringLiteral("stop")).toString();
     s.modelDescription = o.value(QStringLiteral("model")).toString();
+    s.enginePath = o.value(QStringLiteral("engine")).toString();
+    s.queueMs = o.value(QStringLiteral("queue_ms")).toDouble();
     s.specMethod = o.value(QStringLiteral("spec_method")).toString();
     s.specProposed = o.value(QStringLiteral("spec_proposed")).toInteger();
     s.specAccepted = o.value(QStringLiteral("spec_accepted")).toInteger();

@@ -130,6 +130,11 @@ struct GenerationStats {
     qint64 specSteps = 0;        // model steps (each emits >= 1 token)
     qint64 specDraftTokens = 0;  // emitted tokens that were accepted drafts
     std::shared_ptr<const gb::SpecStats> spec;  // speculative decoding statistics (null when off); not stored
+    // Which engine path served it: "batch" (the continuous-batching engine with
+    // the paged KV cache and prefix tree) or "session" (one sequence).
+    QString enginePath;
+    double queueMs = 0.0;        // waited before the engine started it (worker queue + engine admission)
+    qint64 engineRequestId = -1; // the BatchEngine's request id (batch path), for the inspector; not stored
 
     QJsonObject toJson() const;
     static GenerationStats fromJson(const QJsonObject &json);
@@ -154,6 +159,9 @@ struct GenerationOptions {
     bool specAdaptive = true;  // adapt the draft length and turn off when slower
     QString specDraftModel;    // draft: the draft model's GGUF file
     bool prefixCache = true;   // reuse the K/V of the prompt prefix shared with the last request
+    // Run on the continuous-batching engine (paged KV cache, prefix tree) where
+    // it can: the CPU backend without speculative decoding; else on the Session.
+    bool batching = true;
 };
 
 struct GenerationRequest {

@@ -4,6 +4,7 @@
 
 #include "engine_backend.h"
 
+#include <QElapsedTimer>
 #include <QFileInfo>
 #include <QThread>
 
@@ -113,6 +114,15 @@ void EngineWorker::post(Fn fn)
     QMetaObject::invokeMethod(m_context, std::move(fn), Qt::QueuedConnection);
 }
 
+template <typename Fn>
+void EngineWorker::enqueue(Fn fn)
+{
+    post([this, fn = std::move(fn)]() mutable {
+        m_jobs.push_back(std::function<bool()>(std::move(fn)));
+        drainJobs();
+    });
+}
+
 // ---- owner thread ---------------------------------------------------------------
 
 quint64 EngineWorker::loadModel(const QString &path, const EngineConfig &config)
@@ -121,7 +131,12 @@ quint64 EngineWorker::loadModel(const QString &path, const EngineConfig &config)
     Flag cancel = std::make_shared<std::atomic<bool>>(false);
     m_loads.insert(id, cancel);
     ++m_loadsInFlight;
-    post([this, id, path, config, cancel] { runLoad(id, path, config, cancel); });
+    enqueue([this, id, path, config, cancel] {
+        if (m_backend->hasActiveChats())
+            return false;
+        runLoad(id, path, config, cancel);
+        return true;
+    });
     return id;
 }
 
@@ -142,7 +157,9 @@ quint64 EngineWorker::reconfigure(const EngineConfig &config)
     const quint64 id = ++m_nextRequestId;
     ++m_loadsInFlight;
     m_loads.insert(id, std::make_shared<std::atomic<bool>>(false));
-    post([this, id, config] {
+    enqueue([this, id, config] {
+        if (m_backend->hasActiveChats())
+            return false;
         QString error;
         try {
             const gb::Status s = m_backend->reconfigure(config);
@@ -162,6 +179,7 @@ quint64 EngineWorker::reconfigure(const EngineConfig &config)
             else
                 emit modelLoadFailed(id, QStringLiteral("Could not apply the new engine settings: %1").arg(error));
         }, Qt::QueuedConnection);
+        return true;
     });
     return id;
 }
@@ -169,24 +187,46 @@ quint64 EngineWorker::reconfigure(const EngineConfig &config)
 quint64 EngineWorker::unloadModel()
 {
     const quint64 id = ++m_nextRequestId;
-    post([this, id] {
+    enqueue([this, id] {
+        if (m_backend->hasActiveChats())
+            return false;
         m_backend->unload();
         QMetaObject::invokeMethod(this, [this, id] {
             m_modelLoaded = false;
             m_modelInfo = ModelInfo{};
             emit modelUnloaded(id);
         }, Qt::QueuedConnection);
+        return true;
     });
     return id;
 }
+
+namespace {
+// A monotonic clock both threads read (ns).
+qint64 monotonicNs()
+{
+    static QElapsedTimer timer = [] {
+        QElapsedTimer t;
+        t.start();
+        return t;
+    }();
+    return timer.nsecsElapsed();
+}
+}  // namespace
 
 quint64 EngineWorker::generate(const GenerationRequest &request)
 {
     const quint64 id = ++m_nextRequestId;
     Flag cancel = std::make_shared<std::atomic<bool>>(false);
     m_generations.insert(id, cancel);
-    post([this, id, request, cancel] { runGenerate(id, request, cancel); });
+    const qint64 posted = monotonicNs();
+    enqueue([this, id, request, cancel, posted] { return runGenerate(id, request, cancel, posted); });
     return id;
+}
+
+void EngineWorker::setKvObserver(KvObserver observer)
+{
+    post([this, observer = std::move(observer)]() mutable { m_backend->setKvObserver(std::move(observer)); });
 }
 
 void EngineWorker::cancel(quint64 requestId)
@@ -250,7 +290,7 @@ void EngineWorker::runLoad(quint64 id, const QString &path, const EngineConfig &
     }, Qt::QueuedConnection);
 }
 
-void EngineWorker::runGenerate(quint64 id, const GenerationRequest &request, const Flag &cancel)
+bool EngineWorker::runGenerate(quint64 id, const GenerationRequest &request, const Flag &cancel, qint64 postedNs)
 {
     auto finish = [this, id](const GenerationStats &stats, const QString &text) {
         QMetaObject::invokeMethod(this, [this, id, stats, text] {
@@ -267,12 +307,26 @@ void EngineWorker::runGenerate(quint64 id, const GenerationRequest &request, con
     if (cancel->load()) {  // cancelled while queued
         GenerationStats stats;
         stats.stopReason = QStringLiteral("cancelled");
-        return finish(stats, QString());
+        finish(stats, QString());
+        return true;
     }
-    if (!m_backend->isLoaded())
-        return failed(QStringLiteral("No model is loaded. Open a model from the library first."));
+    if (!m_backend->isLoaded()) {
+        failed(QStringLiteral("No model is loaded. Open a model from the library first."));
+        return true;
+    }
 
     const qint64 conversationId = request.conversationId;
+    ChatRequestOptions chatOptions;
+    chatOptions.batching = request.options.batching;
+    chatOptions.label = QStringLiteral("chat %1, request %2").arg(conversationId).arg(id).toStdString();
+    m_backend->setChatRequestOptions(chatOptions);
+    const gb::GenerateParams params = generateParamsFrom(request.options);
+    // Next to the chats the batching engine runs now, or alone (wait for them).
+    const bool concurrent = m_backend->canStartConcurrent(params);
+    if (!concurrent && m_backend->hasActiveChats())
+        return false;
+
+    const double waitedMs = double(monotonicNs() - postedNs) / 1e6;  // behind other requests on this thread
     QMetaObject::invokeMethod(this, [this, id, conversationId] { emit generationStarted(id, conversationId); },
                               Qt::QueuedConnection);
     std::vector<gb::ChatMessage> messages;
@@ -281,8 +335,9 @@ void EngineWorker::runGenerate(quint64 id, const GenerationRequest &request, con
     for (const ChatTurn &t : request.messages)
         messages.push_back({t.role.toStdString(), t.content.toStdString()});
 
-    std::string streamed;  // what the tokens said so far (for a cancel reported as an error)
-    auto onToken = [&](const gb::TokenEvent &ev) {
+    // What the tokens said so far (for a cancel reported as an error).
+    auto streamed = std::make_shared<std::string>();
+    gb::TokenCallback onToken = [this, id, cancel, streamed](const gb::TokenEvent &ev) {
         GeneratedToken t;
         t.tokenId = ev.id;
         t.text = QString::fromStdString(ev.text);
@@ -292,15 +347,17 @@ void EngineWorker::runGenerate(quint64 id, const GenerationRequest &request, con
         t.origin = int(ev.origin);
         for (const gb::TokenLogprob &alt : ev.top)
             t.top.append(TokenAlternative{alt.id, QString::fromStdString(m_backend->tokenText(alt.id)), alt.logprob});
-        streamed += ev.text;
+        *streamed += ev.text;
         QMetaObject::invokeMethod(this, [this, id, t] { emit tokenGenerated(id, t); }, Qt::QueuedConnection);
         return !cancel->load();
     };
-    try {
-        const gb::Result<gb::GenerateResult> r =
-            m_backend->chat(messages, generateParamsFrom(request.options), onToken, cancel.get());
+    auto done = [this, cancel, streamed, waitedMs, finish, failed](gb::Result<gb::GenerateResult> r,
+                                                                   const ChatExtras &extras) {
         if (r) {
             GenerationStats stats = statsFrom(r.value());
+            stats.enginePath = extras.batched ? QStringLiteral("batch") : QStringLiteral("session");
+            stats.queueMs = waitedMs + extras.queueMs;
+            stats.engineRequestId = extras.engineRequestId;
             if (cancel->load())
                 stats.stopReason = QStringLiteral("cancelled");
             stats.modelDescription = m_backend->modelInfo().description;
@@ -309,12 +366,49 @@ void EngineWorker::runGenerate(quint64 id, const GenerationRequest &request, con
         if (r.error().code == gb::ErrorCode::Cancelled || cancel->load()) {
             GenerationStats stats;
             stats.stopReason = QStringLiteral("cancelled");
-            return finish(stats, QString::fromStdString(streamed));
+            return finish(stats, QString::fromStdString(*streamed));
         }
         failed(QStringLiteral("Generation failed: %1").arg(QString::fromStdString(r.error().message)));
+    };
+    try {
+        if (concurrent) {
+            const gb::Status s = m_backend->startChat(messages, params, onToken, cancel.get(), done);
+            if (!s)
+                done(s.error(), ChatExtras{});
+            return true;
+        }
+        gb::Result<gb::GenerateResult> r = m_backend->chat(messages, params, onToken, cancel.get());
+        done(std::move(r), m_backend->lastChatExtras());
     } catch (const std::bad_alloc &) {
         failed(QStringLiteral("Generation failed: out of memory."));
     } catch (const std::exception &e) {
         failed(QStringLiteral("Generation failed: %1").arg(QString::fromUtf8(e.what())));
+    }
+    return true;
+}
+
+// ---- engine thread: the job queue and the batching engine's steps --------------
+
+void EngineWorker::drainJobs()
+{
+    while (!m_jobs.empty()) {
+        if (!m_jobs.front()())
+            break;  // needs the engine to itself: after the running chats
+        m_jobs.pop_front();
+    }
+    if (m_backend && m_backend->hasActiveChats() && !m_pumpScheduled) {
+        // One engine step per event, so requests posted meanwhile join the batch.
+        m_pumpScheduled = true;
+        post([this] {
+            m_pumpScheduled = false;
+            if (!m_backend)
+                return;
+            try {
+                m_backend->stepChats();
+            } catch (const std::exception &e) {
+                qWarning("EngineWorker: batching engine step failed: %s", e.what());
+            }
+            drainJobs();
+        });
     }
 }

@@ -1,8 +1,11 @@
 // EngineWorker: runs the engine (an EngineBackend: the model and its session)
 // on its own QThread. Call it from the thread that owns it (the GUI thread);
 // every call returns at once. Results come back as signals on the owner's
-// thread. Requests run one at a time in the order made. Cancellation sets an
-// atomic flag the engine polls, so it takes effect within a token.
+// thread. Requests start in the order made; replies on the batching engine
+// run concurrently (one engine step per event on the engine thread, so a new
+// request joins the running batch), everything else waits for them and runs
+// alone. Cancellation sets an atomic flag the engine polls, so it takes
+// effect within a token (or a prefill chunk).
 #pragma once
 
 #include "app_types.h"
@@ -13,6 +16,8 @@
 #include <QStringList>
 
 #include <atomic>
+#include <deque>
+#include <functional>
 #include <memory>
 
 class QThread;
@@ -47,6 +52,9 @@ public:
     quint64 unloadModel();
 
     quint64 generate(const GenerationRequest &request);
+    // Watches the batching engine's KV cache on the engine thread (the
+    // inspector); applies from the next request on. {} : none.
+    void setKvObserver(KvObserver observer);
     void cancel(quint64 requestId);  // no-op for unknown / finished requests
     void cancelAll();
 
@@ -74,13 +82,21 @@ private:
     using Flag = std::shared_ptr<std::atomic<bool>>;
     template <typename Fn>
     void post(Fn fn);
+    // A job for the engine thread's FIFO queue: fn() returns false when it
+    // cannot run yet (it needs the engine while the batching engine runs
+    // chats); it and everything after it wait for them.
+    template <typename Fn>
+    void enqueue(Fn fn);
+    void drainJobs();
     void runLoad(quint64 requestId, const QString &path, const EngineConfig &config, const Flag &cancel);
-    void runGenerate(quint64 requestId, const GenerationRequest &request, const Flag &cancel);
+    bool runGenerate(quint64 requestId, const GenerationRequest &request, const Flag &cancel, qint64 postedNs);
     void finishLoad(quint64 requestId);
 
     QThread *m_thread = nullptr;
     QObject *m_context = nullptr;                  // lives on m_thread; runs posted jobs
     std::unique_ptr<EngineBackend> m_backend;      // used on m_thread only
+    std::deque<std::function<bool()>> m_jobs;      // m_thread: jobs waiting for the running chats
+    bool m_pumpScheduled = false;                  // m_thread: a batching step is posted
     quint64 m_nextRequestId = 0;
     QHash<quint64, Flag> m_generations;            // owner thread: requests not finished
     QHash<quint64, Flag> m_loads;

@@ -1,5 +1,7 @@
-// GlassboxBackend: EngineBackend over the in-process engine (gb::Model +
-// gb::Session): CPU or CUDA contexts, KV cache type, requantize on load (a
+// GlassboxBackend: EngineBackend over the in-process engine: gb::Model with
+// either the continuous-batching gb::kv::BatchEngine (paged KV cache, prefix
+// tree; CPU, no speculation) or the one-sequence gb::Session (CUDA,
+// speculative decoding, batching off); KV cache type, requantize on load (a
 // cached requantized copy of the file, made in the background with progress
 // and cancellation). Kept in its own file so tests that use a fake engine do
 // not need the engine's model code.
@@ -7,6 +9,11 @@
 #include "engine_worker.h"
 
 #include "glassbox/cuda_backend.h"
+// Qt's `emit` macro would rewrite the Scheduler's private emit(): keep it out.
+#pragma push_macro("emit")
+#undef emit
+#include "glassbox/kv/batch_engine.h"
+#pragma pop_macro("emit")
 #include "glassbox/model.h"
 #include "glassbox/quant/requantize.h"
 
@@ -16,7 +23,10 @@
 #include <QFileInfo>
 #include <QStandardPaths>
 
+#include <chrono>
 #include <filesystem>
+#include <map>
+#include <optional>
 #include <type_traits>
 
 namespace {
@@ -82,6 +92,67 @@ QString cacheFolder(const EngineConfig &config, const QString &path)
                                .toUtf8();
     return root + QLatin1Char('/') +
            QString::fromLatin1(QCryptographicHash::hash(key, QCryptographicHash::Sha1).toHex().left(16));
+}
+
+const char *builtinTemplateForArch(gb::Arch a)
+{
+    switch (a) {
+    case gb::Arch::Gemma3: return "gemma";
+    case gb::Arch::Qwen2: return "chatml";
+    case gb::Arch::Llama: return "llama3";
+    }
+    return "chatml";
+}
+
+// Holds back text that might be the beginning of a stop string (the Session's
+// rule: what is returned never contains a stop string's start that may still
+// complete; on a hit, the text before it).
+class StopMatcher {
+public:
+    explicit StopMatcher(const std::vector<std::string> &stops) : m_stops(stops) {}
+    std::string push(const std::string &text, bool *hit)
+    {
+        m_pending += text;
+        *hit = false;
+        size_t first = std::string::npos;
+        for (const std::string &s : m_stops) {
+            if (s.empty())
+                continue;
+            const size_t at = m_pending.find(s);
+            if (at != std::string::npos)
+                first = std::min(first, at);
+        }
+        if (first != std::string::npos) {
+            *hit = true;
+            std::string out = m_pending.substr(0, first);
+            m_pending.clear();
+            return out;
+        }
+        size_t hold = 0;
+        for (const std::string &s : m_stops) {
+            if (s.empty())
+                continue;
+            for (size_t len = std::min(s.size() - 1, m_pending.size()); len > hold; --len) {
+                if (m_pending.compare(m_pending.size() - len, len, s, 0, len) == 0) {
+                    hold = len;
+                    break;
+                }
+            }
+        }
+        std::string out = m_pending.substr(0, m_pending.size() - hold);
+        m_pending.erase(0, m_pending.size() - hold);
+        return out;
+    }
+    std::string flush() { return std::exchange(m_pending, {}); }
+
+private:
+    const std::vector<std::string> &m_stops;
+    std::string m_pending;
+};
+
+double msSince(std::chrono::steady_clock::time_point t0)
+{
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
 class GlassboxBackend final : public EngineBackend {
@@ -153,8 +224,10 @@ public:
         if (!session)
             return session.error();
         // Only now drop the previous model: a failed load keeps it.
+        dropBatchEngine();
         m_session = std::move(session.value());
         m_model = model.value();
+        makeTemplate(config);
         m_path = path;
         m_config = config;
         m_weightFormat = QString::fromStdString(weightFormat);
@@ -169,6 +242,7 @@ public:
         if (!sp)
             return sp.error();
         m_session.reset();  // free the old KV cache before making the new one
+        dropBatchEngine();
         gb::Result<std::unique_ptr<gb::Session>> session = gb::Session::create(m_model, sp.value());
         if (!session) {
             gb::Result<gb::SessionParams> oldParams = sessionParams(m_config);
@@ -179,17 +253,19 @@ public:
         }
         m_session = std::move(session.value());
         m_config = config;
+        makeTemplate(config);
         return gb::Status::success();
     }
 
     void unload() override
     {
+        dropBatchEngine();
         m_session.reset();
         m_model.reset();
         m_path.clear();
     }
 
-    bool isLoaded() const override { return m_model && m_session; }
+    bool isLoaded() const override { return m_model && (m_session || m_batch); }
 
     ModelInfo modelInfo() const override
     {
@@ -208,20 +284,95 @@ public:
         for (const gb::gguf::TensorInfo &t : m_model->file().tensors())
             info.weightBytes += t.n_bytes;
         info.kvCacheType = m_config.kvCacheType;
-        if (m_session) {
+        info.chatTemplateWarning = QString::fromStdString(m_templateWarning);
+        if (m_batch) {
+            info.contextLength = batchContext();
+            info.kvBytes = m_batch->kv_bytes();
+        } else if (m_session) {
             info.contextLength = m_session->context().n_ctx();
             info.kvBytes = m_session->context().kv_bytes();
-            info.chatTemplateWarning = QString::fromStdString(m_session->template_warning());
         }
         return info;
+    }
+
+    void setChatRequestOptions(const ChatRequestOptions &options) override { m_request = options; }
+    ChatExtras lastChatExtras() const override { return m_extras; }
+    void setKvObserver(KvObserver observer) override
+    {
+        m_observer = std::move(observer);
+        if (m_batch)
+            attachObserver();
     }
 
     gb::Result<gb::GenerateResult> chat(const std::vector<gb::ChatMessage> &messages, const gb::GenerateParams &params,
                                         const gb::TokenCallback &onToken, const std::atomic<bool> *cancel) override
     {
-        if (!m_session)
+        m_extras = ChatExtras{};
+        if (!m_model)
             return gb::make_error(gb::ErrorCode::InvalidArgument, "no model is loaded");
+        if (batchEligible(params)) {
+            if (!canStartConcurrent(params))
+                return gb::make_error(gb::ErrorCode::InvalidArgument, "the batching engine is busy with other chats");
+            if (const gb::Status s = ensureBatchEngine(params.reuse_prefix); !s)
+                return s.error();
+            m_extras.batched = true;
+            return chatBatched(messages, params, onToken, cancel);
+        }
+        if (const gb::Status s = ensureSession(); !s)
+            return s.error();
         return m_session->chat(messages, params, onToken, cancel);
+    }
+
+    bool canStartConcurrent(const gb::GenerateParams &params) const override
+    {
+        return batchEligible(params) &&
+               (m_active.empty() || (m_batch && m_batch->params().prefix_cache == params.reuse_prefix));
+    }
+
+    gb::Status startChat(const std::vector<gb::ChatMessage> &messages, const gb::GenerateParams &params,
+                         const gb::TokenCallback &onToken, const std::atomic<bool> *cancel, ChatDone onDone) override
+    {
+        if (!canStartConcurrent(params))
+            return gb::make_error(gb::ErrorCode::InvalidArgument, "this request cannot run on the batching engine now");
+        if (const gb::Status s = ensureBatchEngine(params.reuse_prefix); !s)
+            return s;
+        return startBatched(messages, params, onToken, cancel, std::move(onDone));
+    }
+
+    bool hasActiveChats() const override { return !m_active.empty(); }
+
+    bool stepChats() override
+    {
+        if (!m_batch || m_active.empty())
+            return false;
+        for (auto &[id, a] : m_active) {
+            if (!a->done && a->cancelled()) {
+                a->res.stop = gb::StopReason::Cancelled;
+                a->done = true;
+            }
+        }
+        finishDone(gb::Status::success());
+        if (!m_active.empty()) {
+            gb::Result<gb::kv::StepReport> step = m_batch->step();
+            if (!step) {
+                failAll(step.error());
+            } else {
+                for (const gb::kv::EngineEvent &ev : step.value().events) {
+                    const auto it = m_active.find(ev.id);
+                    if (ev.kind != gb::kv::EngineEvent::Kind::Admitted || it == m_active.end() || it->second->admitted)
+                        continue;
+                    Active &a = *it->second;  // first admission (a preempted request is admitted again)
+                    a.admitted = true;
+                    a.res.n_prompt_reused = ev.prefix_hit_tokens;
+                    a.extras.queueMs = std::max(0.0, ev.t_ms - a.tSubmit);
+                }
+                finishDone(gb::Status::success());
+                const gb::kv::StepReport &rep = step.value();
+                if (!m_active.empty() && !rep.ran && rep.metrics.n_running == 0 && rep.metrics.admitted.empty())
+                    failAll(gb::make_error(gb::ErrorCode::Internal, "the batching engine stopped: requests wait but nothing can run"));
+            }
+        }
+        return !m_active.empty();
     }
 
     std::string tokenText(gb::Token id) const override
@@ -230,6 +381,375 @@ public:
     }
 
 private:
+    // The chat template as the Session picks it (override, the file's, the
+    // architecture's built-in; ChatML when unusable), with the same warning.
+    void makeTemplate(const EngineConfig &config)
+    {
+        std::string source = config.chatTemplateOverride.toStdString();
+        std::string origin = "the override";
+        m_templateWarning.clear();
+        if (source.empty()) {
+            source = m_model->chat_template_source();
+            origin = "the model file";
+        }
+        if (source.empty()) {
+            const char *name = builtinTemplateForArch(m_model->hparams().arch);
+            source = gb::builtin_chat_template(name);
+            m_templateWarning = std::string("the model has no chat template; using the built-in \"") + name +
+                                "\" template for its architecture";
+            origin.clear();
+        }
+        std::string warning;
+        m_template = gb::chat_template_or_fallback(source, &warning);
+        if (!warning.empty())
+            m_templateWarning = "chat template from " + (origin.empty() ? std::string("built-in") : origin) +
+                                " unusable (" + warning + "); using ChatML";
+    }
+
+    // The prompt tokens of messages exactly as Session::chat makes them:
+    // rendered with the generation prompt, encoded (BOS as the model asks, never
+    // twice), oldest turns after the system prompt dropped until the prompt and
+    // the room kept for the reply fit (OverflowPolicy::DropOldestTurns).
+    gb::Result<std::vector<gb::Token>> chatPrompt(std::vector<gb::ChatMessage> msgs, int32_t maxTokens, int32_t nCtx,
+                                                 int32_t *dropped) const
+    {
+        const gb::Tokenizer &tok = m_model->tokenizer();
+        *dropped = 0;
+        const int32_t reserve = std::min(maxTokens > 0 ? maxTokens : nCtx / 4, nCtx / 2);
+        for (;;) {
+            gb::ChatTemplateInputs in;
+            in.messages = msgs;
+            in.add_generation_prompt = true;
+            in.bos_token = tok.bos() >= 0 ? tok.text(tok.bos()) : "";
+            in.eos_token = tok.eos() >= 0 ? tok.text(tok.eos()) : "";
+            gb::Result<std::string> text = m_template->render(in);
+            if (!text)
+                return text.error();
+            std::vector<gb::Token> prompt = tok.encode(text.value(), tok.add_bos(), true);
+            if (prompt.size() >= 2 && prompt[0] == tok.bos() && prompt[1] == tok.bos())
+                prompt.erase(prompt.begin());
+            if (int32_t(prompt.size()) < nCtx && int32_t(prompt.size()) + reserve <= nCtx)
+                return prompt;
+            const size_t first = (!msgs.empty() && msgs[0].role == "system") ? 1 : 0;
+            if (msgs.size() <= first + 1)
+                return gb::make_error(gb::ErrorCode::OutOfRange,
+                                      "the conversation is " + std::to_string(prompt.size()) +
+                                          " tokens, the context holds " + std::to_string(nCtx) +
+                                          (*dropped ? " even after dropping older turns" : ""));
+            msgs.erase(msgs.begin() + long(first));
+            ++*dropped;
+            while (msgs.size() > first + 1 && msgs[first].role != "user") {
+                msgs.erase(msgs.begin() + long(first));
+                ++*dropped;
+            }
+        }
+    }
+
+    bool batchEligible(const gb::GenerateParams &params) const
+    {
+        return m_model && m_request.batching && m_config.backend == QLatin1String("cpu") &&
+               params.spec.method == gb::SpecMethod::None;
+    }
+
+    // Ends the requests that are done (in request order): frees their pages,
+    // tells the observer when the engine went idle, then reports them (so the
+    // inspector's last snapshot is in before the reply's end is).
+    void finishDone(const gb::Status &failure)
+    {
+        std::vector<std::unique_ptr<Active>> ended;
+        for (auto it = m_active.begin(); it != m_active.end();) {
+            if (!it->second->done) {
+                ++it;
+                continue;
+            }
+            if (const gb::kv::RequestInfo *info = m_batch->request(it->first);
+                info && (info->state == gb::kv::RequestState::Waiting || info->state == gb::kv::RequestState::Running))
+                (void)m_batch->cancel(it->first);
+            ended.push_back(std::move(it->second));
+            it = m_active.erase(it);
+        }
+        if (!ended.empty() && m_active.empty() && m_observer.onIdle)
+            m_observer.onIdle(m_batch->scheduler());
+        for (std::unique_ptr<Active> &a : ended)
+            finishActive(std::move(a), failure);
+    }
+
+    void failAll(const gb::Status &failure)
+    {
+        for (auto &[id, a] : m_active)
+            a->done = true;
+        finishDone(failure);
+    }
+
+    int32_t batchContext() const { return std::min(m_config.contextLength, m_model->hparams().n_ctx_train); }
+
+    gb::Status ensureSession()
+    {
+        if (m_session)
+            return gb::Status::success();
+        if (!m_active.empty())
+            return gb::make_error(gb::ErrorCode::InvalidArgument, "the batching engine is busy with other chats");
+        gb::Result<gb::SessionParams> sp = sessionParams(m_config);
+        if (!sp)
+            return sp.error();
+        dropBatchEngine();  // one KV cache at a time
+        gb::Result<std::unique_ptr<gb::Session>> session = gb::Session::create(m_model, sp.value());
+        if (!session)
+            return session.error();
+        m_session = std::move(session.value());
+        return gb::Status::success();
+    }
+
+    gb::Status ensureBatchEngine(bool prefixCache)
+    {
+        if (m_batch && m_batch->params().prefix_cache == prefixCache)
+            return gb::Status::success();
+        gb::kv::BatchEngineParams p;
+        p.n_threads = m_config.threads;
+        const bool q8 = m_config.kvCacheType == QLatin1String("q8_0");
+        p.kv_type = q8 ? gb::kv::KvType::Q8_0 : gb::kv::KvType::F16;
+        p.page_size = kPageSize;
+        p.n_ctx = batchContext();
+        p.n_pages = (p.n_ctx + kPageSize - 1) / kPageSize;
+        p.max_tokens_per_step = std::clamp(m_config.batchSize, 16, 2048);
+        p.max_running = 16;
+        p.prefix_cache = prefixCache;
+        dropBatchEngine();
+        m_session.reset();  // one KV cache at a time
+        gb::Result<std::unique_ptr<gb::kv::BatchEngine>> engine = gb::kv::BatchEngine::create(m_model, p);
+        if (!engine) {
+            (void)ensureSession();  // keep the app usable on the Session path
+            return engine.error();
+        }
+        m_batch = std::move(engine.value());
+        m_batch->set_listener([this](const gb::kv::EngineEvent &ev) { onEngineEvent(ev); });
+        m_batch->set_sample_observer(
+            [this](gb::kv::RequestId id, std::span<const float> logits, gb::Token t) { onSample(id, logits, t); });
+        attachObserver();
+        return gb::Status::success();
+    }
+
+    void dropBatchEngine()
+    {
+        for (auto &[id, a] : m_active) {  // never with chats running (the worker waits); defensive
+            a->res.stop = gb::StopReason::Cancelled;
+            a->done = true;
+        }
+        finishDone(gb::Status::success());
+        if (m_batch && m_observer.onModel)
+            m_observer.onModel(nullptr);
+        m_batch.reset();
+    }
+
+    void attachObserver()
+    {
+        if (m_observer.onModel)
+            m_observer.onModel(&m_model->tokenizer());
+        if (m_observer.onStep)
+            m_batch->set_step_observer(m_observer.onStep);
+        else
+            m_batch->set_step_observer({});
+    }
+
+    // One chat turn on the BatchEngine with the Session's semantics: the same
+    // prompt tokens, sampler, streamed text (stop strings held back, UTF-8
+    // completed), max tokens, end-of-generation tokens, context limit and
+    // cancellation; a request that stops early is cancelled in the engine,
+    // which frees its pages at once and keeps its full pages in the prefix
+    // cache. Several run at once (startChat / stepChats); chat() runs one to its end.
+    struct Active {
+        gb::kv::RequestId id = -1;
+        gb::GenerateParams params;
+        gb::TokenCallback onToken;
+        const std::atomic<bool> *cancel = nullptr;
+        ChatDone onDone;
+        std::chrono::steady_clock::time_point t0;
+        double tSubmit = 0.0;
+        int32_t cap = 0;
+        gb::StreamDecoder detok;
+        StopMatcher stops;
+        gb::GenerateResult res;
+        ChatExtras extras;
+        bool admitted = false;
+        bool done = false;
+        float pendingLogprob = 0.0f;  // of the token being sampled (sample observer, before its Token event)
+        std::vector<gb::TokenLogprob> pendingTop;
+        Active(const gb::Tokenizer &tok, gb::GenerateParams p)
+            : params(std::move(p)), detok(tok), stops(params.stop) {}
+        bool cancelled() const { return cancel && cancel->load(std::memory_order_relaxed); }
+    };
+
+    gb::Result<gb::GenerateResult> chatBatched(const std::vector<gb::ChatMessage> &messages,
+                                               const gb::GenerateParams &params, const gb::TokenCallback &onToken,
+                                               const std::atomic<bool> *cancel)
+    {
+        std::optional<gb::Result<gb::GenerateResult>> out;
+        ChatExtras extras;
+        const gb::Status started = startBatched(messages, params, onToken, cancel,
+                                                [&](gb::Result<gb::GenerateResult> r, const ChatExtras &e) {
+                                                    out.emplace(std::move(r));
+                                                    extras = e;
+                                                });
+        if (!started)
+            return started.error();
+        while (!out && stepChats()) {
+        }
+        if (!out)
+            return gb::make_error(gb::ErrorCode::Internal, "the batching engine stopped before the reply ended");
+        m_extras = extras;
+        return std::move(*out);
+    }
+
+    gb::Status startBatched(const std::vector<gb::ChatMessage> &messages, const gb::GenerateParams &params,
+                            const gb::TokenCallback &onToken, const std::atomic<bool> *cancel, ChatDone onDone)
+    {
+        const gb::Tokenizer &tok = m_model->tokenizer();
+        const int32_t nCtx = batchContext();
+        int32_t dropped = 0;
+        gb::Result<std::vector<gb::Token>> promptOr = chatPrompt(messages, params.max_tokens, nCtx, &dropped);
+        if (!promptOr)
+            return promptOr.error();
+        auto a = std::make_unique<Active>(tok, params);
+        a->t0 = std::chrono::steady_clock::now();
+        a->onToken = onToken;
+        a->cancel = cancel;
+        a->onDone = std::move(onDone);
+        a->res.n_prompt_tokens = int32_t(promptOr.value().size());
+        a->res.n_dropped_messages = dropped;
+        // The Session stops when the context is full: after emitting token k its
+        // cache holds prompt + k - 1 tokens, so at most nCtx - prompt + 1 tokens.
+        a->cap = nCtx - a->res.n_prompt_tokens + 1;
+        gb::kv::GenRequest req;
+        req.prompt = std::move(promptOr.value());
+        req.sampling = params.sampling;
+        req.max_new_tokens = params.max_tokens > 0 ? std::min(params.max_tokens, a->cap) : a->cap;
+        req.stop_token = -1;  // end-of-generation tokens are all checked (is_eog)
+        a->tSubmit = m_batch->now_ms();
+        const gb::kv::AdmissionResult adm = m_batch->submit(std::move(req));
+        if (adm.verdict == gb::kv::Admission::Impossible)
+            return gb::make_error(gb::ErrorCode::OutOfRange, "the request cannot run: " + adm.reason);
+        a->id = adm.id;
+        a->extras.batched = true;
+        a->extras.engineRequestId = adm.id;
+        a->res.stop = gb::StopReason::MaxTokens;
+        if (m_observer.onSubmit)
+            m_observer.onSubmit(adm.id, m_request.label);
+        m_active[adm.id] = std::move(a);
+        return gb::Status::success();
+    }
+
+    static bool emitToken(Active &a, gb::Token t, std::string text)
+    {
+        gb::TokenEvent ev;
+        ev.id = t;
+        ev.t_ms = msSince(a.t0);
+        ev.logprob = a.pendingLogprob;
+        ev.top = std::move(a.pendingTop);
+        a.pendingTop.clear();
+        ev.text = std::move(text);
+        a.res.text += ev.text;
+        return a.onToken ? a.onToken(ev) : true;
+    }
+
+    // Engine events -> the request's state (listener, during step()).
+    void onEngineEvent(const gb::kv::EngineEvent &ev)
+    {
+        const auto it = m_active.find(ev.id);
+        if (it == m_active.end() || it->second->done)
+            return;
+        Active &a = *it->second;
+        const gb::Tokenizer &tok = m_model->tokenizer();
+        switch (ev.kind) {
+        case gb::kv::EngineEvent::Kind::Admitted:
+            break;  // taken from the StepReport: the listener's event lacks prefix_hit_tokens
+        case gb::kv::EngineEvent::Kind::Token: {
+            const gb::Token t = ev.token;
+            gb::GenerateResult &res = a.res;
+            ++res.n_generated;
+            if (res.n_generated == 1) {
+                res.t_first_token_ms = msSince(a.t0);
+                res.t_prompt_ms = res.t_first_token_ms;  // queue, prefill and the first token's sampling
+            }
+            bool stopHit = false;
+            if (!a.params.ignore_eos && tok.is_eog(t)) {
+                res.stop = gb::StopReason::EndOfGeneration;
+                emitToken(a, t, a.stops.push(a.detok.flush(), &stopHit));
+                a.done = true;
+                break;
+            }
+            const std::string piece = a.stops.push(a.detok.push(t), &stopHit);
+            if (!emitToken(a, t, piece)) {
+                res.stop = gb::StopReason::Cancelled;
+                a.done = true;
+            } else if (stopHit) {
+                res.stop = gb::StopReason::StopString;
+                a.done = true;
+            } else if (a.params.max_tokens > 0 && res.n_generated >= a.params.max_tokens) {
+                res.stop = gb::StopReason::MaxTokens;
+                a.done = true;
+            } else if (res.n_generated >= a.cap) {
+                res.stop = gb::StopReason::ContextFull;
+                a.done = true;
+            }
+            break;
+        }
+        case gb::kv::EngineEvent::Kind::Finished:
+            a.done = true;  // max_new_tokens reached (the Token event said why)
+            break;
+        case gb::kv::EngineEvent::Kind::Cancelled:
+            a.res.stop = gb::StopReason::Cancelled;
+            a.done = true;
+            break;
+        case gb::kv::EngineEvent::Kind::Preempted:
+            break;
+        }
+    }
+
+    void onSample(gb::kv::RequestId id, std::span<const float> logits, gb::Token t)
+    {
+        const auto it = m_active.find(id);
+        if (it == m_active.end())
+            return;
+        Active &a = *it->second;
+        a.pendingLogprob = gb::Sampler::logprob_of(logits, t);
+        a.pendingTop.clear();
+        if (a.params.n_logprobs > 0)
+            a.pendingTop = gb::Sampler::top_logprobs(logits, a.params.n_logprobs);
+    }
+
+    // Ends a request: frees its pages if it still runs, flushes the held-back
+    // text, reports it.
+    void finishActive(std::unique_ptr<Active> a, const gb::Status &failure)
+    {
+        if (const gb::kv::RequestInfo *info = m_batch->request(a->id);
+            info && (info->state == gb::kv::RequestState::Waiting || info->state == gb::kv::RequestState::Running))
+            (void)m_batch->cancel(a->id);
+        if (!failure) {
+            a->onDone(failure.error(), a->extras);
+            return;
+        }
+        gb::GenerateResult &res = a->res;
+        if (res.stop != gb::StopReason::StopString) {
+            bool stopHit = false;
+            std::string tail = a->stops.push(a->detok.flush(), &stopHit);
+            if (!stopHit)
+                tail += a->stops.flush();
+            if (!tail.empty()) {
+                res.text += tail;
+                if (a->onToken) {
+                    gb::TokenEvent ev;
+                    ev.text = tail;
+                    ev.t_ms = msSince(a->t0);
+                    a->onToken(ev);
+                }
+            }
+        }
+        res.t_total_ms = msSince(a->t0);
+        a->onDone(std::move(res), a->extras);
+    }
+
+    static constexpr int32_t kPageSize = 16;
+
     static gb::Result<gb::SessionParams> sessionParams(const EngineConfig &config)
     {
         gb::SessionParams p;
@@ -259,7 +779,14 @@ private:
     }
 
     std::shared_ptr<const gb::Model> m_model;
-    std::unique_ptr<gb::Session> m_session;
+    std::unique_ptr<gb::Session> m_session;           // the Session path (or null)
+    std::unique_ptr<gb::kv::BatchEngine> m_batch;     // the batching path (or null); never both
+    std::shared_ptr<const gb::ChatTemplate> m_template;
+    std::string m_templateWarning;
+    ChatRequestOptions m_request;
+    ChatExtras m_extras;
+    KvObserver m_observer;
+    std::map<gb::kv::RequestId, std::unique_ptr<Active>> m_active;  // chats on the batching engine
     QString m_path;
     QString m_weightFormat;
     EngineConfig m_config;

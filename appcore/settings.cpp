@@ -64,8 +64,20 @@ const QList<Settings::Descriptor> &Settings::descriptors()
         make(K::SpecAdaptive, "decoding/spec_adaptive", true, {}, {}, false),
         make(K::SpecDraftModel, "decoding/spec_draft_model", QString(), {}, {}, false),
         make(K::PrefixCache, "decoding/prefix_cache", true, {}, {}, false),
+        make(K::Batching, "engine/batching", true, {}, {}, false),
     };
     return table;
+}
+
+QString Settings::batchingUnavailableReason(const QString &backend, const QString &specMethod)
+{
+    if (backend != QLatin1String("cpu"))
+        return tr("The CUDA backend has no paged KV cache or batching engine yet: replies run one at a time "
+                  "on the one-sequence engine (its prefix reuse covers the last request only).");
+    if (!specMethod.isEmpty() && specMethod != QLatin1String("none"))
+        return tr("Speculative decoding runs on the one-sequence engine: while it is on, replies do not use "
+                  "the batching engine or its prefix tree.");
+    return {};
 }
 
 const Settings::Descriptor &Settings::descriptor(Key key)
@@ -257,6 +269,7 @@ GenerationOptions Settings::generationOptions(const QJsonObject &overrides) cons
     o.specAdaptive = get(Key::SpecAdaptive).toBool();
     o.specDraftModel = get(Key::SpecDraftModel).toString();
     o.prefixCache = get(Key::PrefixCache).toBool();
+    o.batching = get(Key::Batching).toBool();
     return o;
 }
 

@@ -50,6 +50,7 @@ public:
         SpecAdaptive,   // bool
         SpecDraftModel, // GGUF path (method "draft")
         PrefixCache,    // bool
+        Batching,       // bool: the continuous-batching engine (CPU backend, no speculation); live
     };
     Q_ENUM(Key)
 
@@ -67,6 +68,9 @@ public:
     // Choices of the weight format settings (perClass: with "base" first).
     static QStringList weightFormats(bool perClass);
     static bool needsReload(Key key) { return descriptor(key).needsReload; }
+    // Why replies cannot run on the continuous-batching engine with this
+    // backend and speculative method ("" : they can).
+    static QString batchingUnavailableReason(const QString &backend, const QString &specMethod);
 
     // store may be null (values then live in memory only).
     explicit Settings(ChatStore *store = nullptr, QObject *parent = nullptr);

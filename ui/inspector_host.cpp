@@ -32,7 +32,20 @@
 #include <QVBoxLayout>
 #include <QtConcurrent/QtConcurrentRun>
 
+#include <QThread>
+
 #include <algorithm>
+#include <mutex>
+
+// The KvRecorder and what it needs, shared by the GUI thread (Session replies)
+// and the engine thread (batching engine steps); every use holds mutex. Its
+// snapshots go to the host's TraceRecorder on the GUI thread.
+struct InspectorHost::KvFeed {
+    std::mutex mutex;
+    InspectorHost *host = nullptr;           // null once the host is gone
+    const gb::Tokenizer *tokenizer = nullptr; // the batching engine's model (engine thread)
+    std::unique_ptr<gb::ui::KvRecorder> recorder;
+};
 
 namespace {
 
@@ -59,8 +72,49 @@ InspectorHost::InspectorHost(EngineWorker *engine, QWidget *parent, ChatStore *s
     , m_store(store)
     , m_ring(std::make_unique<gb::ui::SnapshotRing>())
     , m_recorder(std::make_unique<gb::ui::TraceRecorder>(*m_ring))
-    , m_kv(std::make_unique<gb::ui::KvRecorder>(*m_recorder))
+    , m_kv(std::make_shared<KvFeed>())
 {
+    {
+        KvFeed *feed = m_kv.get();
+        feed->host = this;
+        gb::ui::KvRecorderParams params;
+        params.tokenText = [feed](gb::Token t) {  // called with feed->mutex held
+            return feed->tokenizer ? feed->tokenizer->token_to_piece(t, true) : std::string();
+        };
+        feed->recorder = std::make_unique<gb::ui::KvRecorder>(
+            [feed](std::shared_ptr<const gb::ui::KvTrace> trace) {  // called with feed->mutex held
+                InspectorHost *host = feed->host;
+                if (!host)
+                    return;
+                if (QThread::currentThread() == host->thread())
+                    host->m_recorder->setKv(std::move(trace));
+                else
+                    QMetaObject::invokeMethod(host, [host, trace] { host->m_recorder->setKv(trace); },
+                                              Qt::QueuedConnection);
+            },
+            std::move(params));
+        // The batching engine's steps, on the engine thread. The recorder limits
+        // full snapshots to one per 40 ms; the panels only read the snapshots.
+        KvObserver observer;
+        std::shared_ptr<KvFeed> shared = m_kv;
+        observer.onStep = [shared](const gb::kv::Scheduler &sched, const gb::kv::StepPlan &plan) {
+            const std::lock_guard lock(shared->mutex);
+            shared->recorder->onSchedulerStep(sched, plan);
+        };
+        observer.onSubmit = [shared](int64_t request, const std::string &label) {
+            const std::lock_guard lock(shared->mutex);
+            shared->recorder->setRequestLabel(request, label);
+        };
+        observer.onIdle = [shared](const gb::kv::Scheduler &sched) {
+            const std::lock_guard lock(shared->mutex);
+            shared->recorder->publishNow(sched);
+        };
+        observer.onModel = [shared](const gb::Tokenizer *tok) {
+            const std::lock_guard lock(shared->mutex);
+            shared->tokenizer = tok;
+        };
+        m_engine->setKvObserver(std::move(observer));
+    }
     setObjectName(QStringLiteral("inspectorHost"));
     auto *layout = new QVBoxLayout(this);
     layout->setContentsMargins(0, 0, 0, 0);
@@ -121,6 +175,10 @@ InspectorHost::InspectorHost(EngineWorker *engine, QWidget *parent, ChatStore *s
     setMinimumSize(360, 300);
 
     connect(m_engine, &EngineWorker::generationStarted, this, [this](quint64 request, qint64 conversationId) {
+        // The Latency and Tokens panels follow one reply at a time: a reply that
+        // starts while another streams (batching engine) shows in the KV panels only.
+        if (m_request != 0)
+            return;
         m_request = request;
         m_conversation = conversationId;
         m_times.clear();
@@ -155,7 +213,11 @@ InspectorHost::InspectorHost(EngineWorker *engine, QWidget *parent, ChatStore *s
         if (s.spec)
             r.spec = *s.spec;
         m_recorder->setPrefillTime(s.promptMs);
+        if (s.queueMs > 0.0)
+            m_recorder->setQueueTime(s.queueMs);
         m_recorder->endRequest(r);
+        if (s.enginePath == QLatin1String("batch"))
+            return;  // the batching engine fed the KV panels step by step
         // The Session keeps one sequence: its reuse and steps feed the KV panels.
         gb::ui::KvRecorder::SessionRequest kr;
         kr.id = qint64(request);
@@ -170,8 +232,10 @@ InspectorHost::InspectorHost(EngineWorker *engine, QWidget *parent, ChatStore *s
             for (const gb::SpecStep &st : s.spec->per_step)
                 kr.emittedPerStep.push_back(st.emitted);
         kr.cancelled = s.stopReason == QLatin1String("cancelled");
-        if (kr.nCtx > 0 && (kr.nPromptTokens > 0 || !kr.tokenTimesMs.empty()))
-            m_kv->onSessionRequest(kr);
+        if (kr.nCtx > 0 && (kr.nPromptTokens > 0 || !kr.tokenTimesMs.empty())) {
+            const std::lock_guard lock(m_kv->mutex);
+            m_kv->recorder->onSessionRequest(kr);
+        }
     };
     connect(m_engine, &EngineWorker::generationFinished, this,
             [finish](quint64 request, const GenerationStats &s, const QString &) { finish(request, s); });
@@ -189,6 +253,13 @@ InspectorHost::InspectorHost(EngineWorker *engine, QWidget *parent, ChatStore *s
 InspectorHost::~InspectorHost()
 {
     m_widget->setSnapshotSource(nullptr);
+    const std::lock_guard lock(m_kv->mutex);
+    m_kv->host = nullptr;  // the engine thread may still hold the feed: it publishes nowhere now
+}
+
+std::shared_ptr<const gb::ui::InspectorSnapshot> InspectorHost::latestSnapshot() const
+{
+    return m_ring->latest();
 }
 
 void InspectorHost::setStatus(const QString &text)

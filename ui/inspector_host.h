@@ -1,7 +1,10 @@
 // InspectorHost: the Dear ImGui inspector (glassbox_ui_inspector) inside the
 // app's Inspector dock. Feeds its TraceRecorder from the engine worker's
 // signals on the GUI thread (requests, tokens with their speculative origin,
-// results with SpecStats; the KV panels from the Session's reuse counts) and
+// results with SpecStats, queue time); the KV cache, Prefix tree and Batching
+// panels from the batching engine's steps (a KvRecorder on the engine thread,
+// whose immutable snapshots are handed to the GUI thread) or, for replies on
+// the one-sequence Session, from its reuse counts; and
 // reads the loaded model's GGUF summary on a worker thread for the Model and
 // Tokenizer panels. A toolbar saves the run (the store's perf_runs table),
 // exports it as JSON / CSV and saves the current panel as PNG.
@@ -24,6 +27,8 @@ class ImGuiWidget;
 class SnapshotRing;
 class TraceRecorder;
 class KvRecorder;
+struct KvTrace;
+struct InspectorSnapshot;
 }  // namespace gb::ui
 
 class InspectorHost : public QWidget {
@@ -34,6 +39,9 @@ public:
     ~InspectorHost() override;
 
     gb::ui::ImGuiWidget *imgui() const { return m_widget; }
+    // The latest published snapshot (null: none yet); ->kv is the KV cache /
+    // prefix tree / batching view.
+    std::shared_ptr<const gb::ui::InspectorSnapshot> latestSnapshot() const;
 
 public slots:
     // Shows the panel with this title (case-insensitive); false if there is none.
@@ -56,7 +64,10 @@ private:
     int m_contextLength = 0;
     std::unique_ptr<gb::ui::SnapshotRing> m_ring;
     std::unique_ptr<gb::ui::TraceRecorder> m_recorder;
-    std::unique_ptr<gb::ui::KvRecorder> m_kv;   // after m_recorder (publishes through it)
+    // The KvRecorder, shared with the engine thread (behind its own mutex; it
+    // outlives this widget while the engine still holds the observer).
+    struct KvFeed;
+    std::shared_ptr<KvFeed> m_kv;
     gb::ui::ImGuiWidget *m_widget = nullptr;
     quint64 m_request = 0;  // the engine request being recorded (0: none)
     QString m_modelPath;

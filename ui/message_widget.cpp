@@ -221,6 +221,11 @@ QString MessageWidget::statsText(const QJsonObject &s)
     const int prompt = s.value(QStringLiteral("prompt_tokens")).toInt();
     if (prompt > 0)
         parts << tr("prefix cache %1/%2").arg(s.value(QStringLiteral("prompt_tokens_reused")).toInt()).arg(prompt);
+    const double queued = s.value(QStringLiteral("queue_ms")).toDouble();
+    if (queued >= 1.0)
+        parts << tr("queued %1 ms").arg(qRound(queued));
+    if (s.value(QStringLiteral("engine")).toString() == QLatin1String("batch"))
+        parts << tr("batching engine");
     if (s.contains(QStringLiteral("spec_method"))) {
         const qint64 proposed = s.value(QStringLiteral("spec_proposed")).toInteger();
         const qint64 accepted = s.value(QStringLiteral("spec_accepted")).toInteger();

@@ -25,15 +25,6 @@
 
 #include <limits>
 
-namespace {
-
-QString notYet()
-{
-    return SettingsDialog::tr("not available yet: the engine does not support this");
-}
-
-}  // namespace
-
 SettingsDialog::SettingsDialog(Settings *settings, EngineWorker *engine, QWidget *parent)
     : QDialog(parent)
     , m_settings(settings)
@@ -71,8 +62,33 @@ SettingsDialog::SettingsDialog(Settings *settings, EngineWorker *engine, QWidget
     kv->setToolTip(tr("Type of the keys and values kept for the context. Q8_0 halves its memory; "
                       "an engine without quantized KV support refuses it with a message."));
     ef->addRow(tr("KV cache type"), kv);
-    auto *batching = new QCheckBox(tr("Serve several chats at once"), engineBox);
-    ef->addRow(tr("Batching"), unavailable(batching, notYet()));
+    // Batching is live (applies to the next reply, no reload); unavailable on CUDA.
+    auto *batching = qobject_cast<QCheckBox *>(makeEditor(K::Batching));
+    batching->setText(tr("Continuous batching with a paged KV cache and prefix tree (next reply)"));
+    auto *batchingNote = new QLabel(engineBox);
+    batchingNote->setObjectName(QStringLiteral("batchingNote"));
+    batchingNote->setWordWrap(true);
+    batchingNote->setForegroundRole(QPalette::PlaceholderText);
+    ef->addRow(tr("Batching"), batching);
+    ef->addRow(batchingNote);
+    auto batchingAvailability = [this, batching, batchingNote] {
+        const QString why = Settings::batchingUnavailableReason(m_settings->backend(),
+                                                                m_settings->value(Settings::Key::SpecMethod).toString());
+        const bool cuda = m_settings->backend() != QLatin1String("cpu");
+        batching->setEnabled(!cuda);
+        const QString tip = why.isEmpty() ? tr("Replies run on the continuous-batching engine: every shared prompt "
+                                               "prefix (earlier turns, other chats, edited branches) is reused.")
+                                          : why;
+        batching->setToolTip(tip);
+        batching->setAccessibleDescription(tip);
+        batchingNote->setText(why);
+        batchingNote->setVisible(!why.isEmpty());
+    };
+    batchingAvailability();
+    connect(m_settings, &Settings::changed, batching, [batchingAvailability](Settings::Key key) {
+        if (key == Settings::Key::Backend || key == Settings::Key::SpecMethod)
+            batchingAvailability();
+    });
     columns->addWidget(engineBox);
     // The CUDA item is enabled once the probe (off the GUI thread) finds a device.
     setCudaAvailable(false, tr("looking for a CUDA device…"));

@@ -104,17 +104,18 @@ private slots:
             QSignalSpy finished(&app.controller, &ChatController::replyFinished);
             QSignalSpy tokens(&app.controller, &ChatController::tokenReceived);
 
-            QVERIFY(app.controller.sendMessage(QStringLiteral("Hi! Who are you?")));
+            QVERIFY(app.controller.sendMessage(QStringLiteral("Hi! Who are you, and what can you help me with today?")));
             MessageRecord reply = app.waitReply(finished);
             QCOMPARE(reply.state, MessageState::Complete);
             hiReply = reply.content;
             QVERIFY(!hiReply.isEmpty());
-            QCOMPARE(hiReply, oracle({{"user", "Hi! Who are you?"}}));
+            QCOMPARE(hiReply, oracle({{"user", "Hi! Who are you, and what can you help me with today?"}}));
             QVERIFY(!tokens.isEmpty());
             QCOMPARE(reply.stats.value("tokens").toInt(), int(tokens.size()));
             conv = app.controller.currentConversationId();
 
-            // Regenerate: greedy gives the same text again, and the prompt is reused.
+            // Regenerate: greedy gives the same text again, and the prompt is reused
+            // (the batching engine reuses whole pages of 16 tokens: the prompt is longer).
             QVERIFY(app.controller.regenerate());
             reply = app.waitReply(finished);
             QCOMPARE(reply.content, hiReply);
@@ -130,7 +131,7 @@ private slots:
 
             // Switch back to the first branch.
             app.controller.switchSibling(app.controller.snapshot().messages[0].id, -1);
-            QTRY_COMPARE(app.contents().value(0), QStringLiteral("Hi! Who are you?"));
+            QTRY_COMPARE(app.contents().value(0), QStringLiteral("Hi! Who are you, and what can you help me with today?"));
             QCOMPARE(app.contents().value(1), hiReply);
         }
         // Restart: everything is in the history.
@@ -139,9 +140,43 @@ private slots:
         app.controller.refreshConversations();
         QTRY_COMPARE(app.controller.conversations().size(), 1);
         app.controller.openConversation(conv);
-        QTRY_COMPARE(app.contents(), (QStringList{"Hi! Who are you?", hiReply}));
+        QTRY_COMPARE(app.contents(), (QStringList{"Hi! Who are you, and what can you help me with today?", hiReply}));
         QCOMPARE(app.controller.snapshot().messages[0].siblingCount, 2);
         QCOMPARE(app.controller.snapshot().messages[1].siblingCount, 2);
+    }
+
+    // The batching setting switches the engine path live (no reload): the chat
+    // stays, replies are the same as the Session's, the stats say which path.
+    void batchingToggleSwitchesPathLive()
+    {
+        App app;
+        QVERIFY(app.start(m_dir.filePath("toggle.sqlite")));
+        QVERIFY(app.settings.value(Settings::Key::Batching).toBool());  // on by default
+        QSignalSpy finished(&app.controller, &ChatController::replyFinished);
+        QSignalSpy loads(&app.engine, &EngineWorker::modelLoadStarted);
+
+        QVERIFY(app.controller.sendMessage(QStringLiteral("Hi! Who are you?")));
+        MessageRecord reply = app.waitReply(finished);
+        QCOMPARE(reply.stats.value("engine").toString(), QStringLiteral("batch"));
+        QCOMPARE(reply.content, oracle({{"user", "Hi! Who are you?"}}));
+        const QString first = reply.content;
+
+        app.settings.setValue(Settings::Key::Batching, false);
+        QVERIFY(app.controller.sendMessage(QStringLiteral("What is 2 + 2?")));
+        reply = app.waitReply(finished);
+        QCOMPARE(reply.stats.value("engine").toString(), QStringLiteral("session"));
+        QCOMPARE(reply.content, oracle({{"user", "Hi! Who are you?"}, {"assistant", first.toStdString()},
+                                        {"user", "What is 2 + 2?"}}));
+        const QString second = reply.content;
+        QCOMPARE(app.contents(), (QStringList{"Hi! Who are you?", first, "What is 2 + 2?", second}));
+
+        app.settings.setValue(Settings::Key::Batching, true);
+        QVERIFY(app.controller.regenerate());
+        reply = app.waitReply(finished);
+        QCOMPARE(reply.stats.value("engine").toString(), QStringLiteral("batch"));
+        QCOMPARE(reply.content, second);
+        QCOMPARE(app.contents(), (QStringList{"Hi! Who are you?", first, "What is 2 + 2?", second}));
+        QCOMPARE(loads.size(), 0);  // no reload for the switch
     }
 };
 

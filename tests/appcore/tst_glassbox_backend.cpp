@@ -222,16 +222,30 @@ private slots:
     }
 
     // Prefix cache off: the whole prompt is prefilled again.
+    // Both engine paths (the batching engine reuses whole pages of 16 tokens:
+    // its prompt is longer).
+    void prefixCacheSwitch_data()
+    {
+        QTest::addColumn<bool>("batching");
+        QTest::addColumn<QString>("text");
+        QTest::newRow("session") << false << QStringLiteral("abc def ghi");
+        QTest::newRow("batch") << true
+                               << QStringLiteral("abc def ghi jkl mno pqr stu vwx yz abc def ghi jkl mno pqr stu vwx");
+    }
     void prefixCacheSwitch()
     {
+        QFETCH(bool, batching);
+        QFETCH(QString, text);
         std::unique_ptr<EngineBackend> b = EngineWorker::createGlassboxBackend();
         QVERIFY(b->load(m_model, baseConfig(cacheDir()), {}));
-        const std::vector<gb::ChatMessage> messages = {{"user", "abc def ghi"}};
+        b->setChatRequestOptions({batching, ""});
+        const std::vector<gb::ChatMessage> messages = {{"user", text.toStdString()}};
         gb::GenerateParams p;
         p.sampling.temperature = 0;
         p.max_tokens = 2;
         auto first = b->chat(messages, p, {}, nullptr);
         QVERIFY(first);
+        QCOMPARE(b->lastChatExtras().batched, batching);
         auto again = b->chat(messages, p, {}, nullptr);
         QVERIFY(again);
         QVERIFY(again.value().n_prompt_reused > 0);
@@ -240,6 +254,7 @@ private slots:
         QVERIFY(off);
         QCOMPARE(off.value().n_prompt_reused, 0);
         QCOMPARE(off.value().text, again.value().text);  // the same greedy reply either way
+        QCOMPARE(b->lastChatExtras().batched, batching);
     }
 
     // Speculative decoding: the streamed tokens' origins add up to the stats.

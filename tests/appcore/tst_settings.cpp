@@ -132,6 +132,21 @@ private slots:
         QTest::newRow("spec method") << int(K::SpecMethod) << false;
         QTest::newRow("draft model") << int(K::SpecDraftModel) << false;
         QTest::newRow("prefix cache") << int(K::PrefixCache) << false;
+        QTest::newRow("batching") << int(K::Batching) << false;
+    }
+
+    // Batching: on by default, per request; where it cannot run, a reason.
+    void batching()
+    {
+        Settings s;
+        QCOMPARE(s.value(Settings::Key::Batching).toBool(), true);
+        QCOMPARE(s.generationOptions().batching, true);
+        QVERIFY(s.setValue(Settings::Key::Batching, false));
+        QCOMPARE(s.generationOptions().batching, false);
+        QCOMPARE(s.generationOptions(QJsonObject{{"engine/batching", true}}).batching, true);
+        QCOMPARE(Settings::batchingUnavailableReason(QStringLiteral("cpu"), QStringLiteral("none")), QString());
+        QVERIFY(Settings::batchingUnavailableReason(QStringLiteral("cuda"), QStringLiteral("none")).contains("CUDA"));
+        QVERIFY(Settings::batchingUnavailableReason(QStringLiteral("cpu"), QStringLiteral("lookup")).contains("Speculative"));
     }
 
     void needsReload()

@@ -401,6 +401,18 @@ private slots:
         QVERIFY(prefix && prefix->isChecked());
         prefix->click();
         QCOMPARE(m_app.context->settings()->value(Settings::Key::PrefixCache).toBool(), false);
+        // Batching: live on the CPU backend; with speculative decoding on, the note says replies use the Session.
+        auto *batching = qobject_cast<QCheckBox *>(dialog->editor(Settings::Key::Batching));
+        QVERIFY(batching && batching->isEnabled() && batching->isChecked());
+        auto *note = dialog->findChild<QLabel *>(QStringLiteral("batchingNote"));
+        QVERIFY(note && note->isVisibleTo(dialog) && note->text().contains(QStringLiteral("Speculative")));
+        method->setCurrentIndex(method->findData(QStringLiteral("none")));
+        QVERIFY(!note->isVisibleTo(dialog));
+        const int loadsBefore = int(started.size());
+        batching->click();
+        QCOMPARE(m_app.context->settings()->value(Settings::Key::Batching).toBool(), false);
+        QCOMPARE(int(started.size()), loadsBefore);  // no reload
+        batching->click();
         // CUDA is offered only where the probe finds a device (never in a CPU-only build).
         QTRY_VERIFY(!qobject_cast<QComboBox *>(dialog->editor(Settings::Key::Backend))->toolTip().contains(
             QStringLiteral("looking")));

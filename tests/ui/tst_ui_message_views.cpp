@@ -113,6 +113,11 @@ private slots:
                                           << QStringLiteral("1 token · first token 5 ms · stopped at the token limit");
         QTest::newRow("context full") << QJsonObject{{"tokens", 7}, {"stop", "context_full"}}
                                       << QStringLiteral("7 tokens · context full");
+        QTest::newRow("batched, queued") << QJsonObject{{"tokens", 3}, {"prompt_tokens", 40}, {"prompt_tokens_reused", 32},
+                                                        {"queue_ms", 12.4}, {"engine", "batch"}, {"stop", "eog"}}
+                                         << QStringLiteral("3 tokens · prefix cache 32/40 · queued 12 ms · batching engine");
+        QTest::newRow("no queue shown under 1 ms") << QJsonObject{{"tokens", 2}, {"queue_ms", 0.4}, {"engine", "session"}}
+                                                   << QStringLiteral("2 tokens");
     }
     void statsLine()
     {

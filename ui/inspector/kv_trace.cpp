@@ -33,7 +33,10 @@ const char * requestStateName(kv::RequestState s) {
 int32_t pagesFor(int64_t tokens, int32_t page_size) { return int32_t((tokens + page_size - 1) / page_size); }
 }  // namespace
 
-KvRecorder::KvRecorder(TraceRecorder & out, KvRecorderParams params) : m_out(out), m_params(std::move(params)), m_steps(m_params.maxSteps) {
+KvRecorder::KvRecorder(TraceRecorder & out, KvRecorderParams params)
+    : KvRecorder(Sink([&out](std::shared_ptr<const KvTrace> t) { out.setKv(std::move(t)); }), std::move(params)) {}
+
+KvRecorder::KvRecorder(Sink sink, KvRecorderParams params) : m_sink(std::move(sink)), m_params(std::move(params)), m_steps(m_params.maxSteps) {
     if (!m_params.clockMs) {
         const auto t0 = std::chrono::steady_clock::now();
         m_params.clockMs = [t0] { return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(); };
@@ -223,7 +226,7 @@ void KvRecorder::publishFrom(const kv::Scheduler * sched) {
     m_lastPublishMs = now();
     ++m_publishCount;
     m_latest = trace;
-    m_out.setKv(std::move(trace));
+    if (m_sink) m_sink(std::move(trace));
 }
 
 void KvRecorder::onSessionRequest(const SessionRequest & r) {

@@ -158,6 +158,10 @@ struct KvRecorderParams {
 class KvRecorder {
   public:
     explicit KvRecorder(TraceRecorder & out, KvRecorderParams params = {});
+    // Publishes each snapshot through sink instead (e.g. a queued hand-over to
+    // the thread that owns the TraceRecorder, when the engine runs elsewhere).
+    using Sink = std::function<void(std::shared_ptr<const KvTrace>)>;
+    explicit KvRecorder(Sink sink, KvRecorderParams params = {});
 
     // --- paged-KV engine ---
     // After Scheduler::step() (and before commit()): records plan.metrics and,
@@ -184,6 +188,8 @@ class KvRecorder {
 
     // Builds and publishes a full snapshot now.
     void publishNow();
+    // ... of this scheduler (the engine went idle: its last commit is in).
+    void publishNow(const kv::Scheduler & sched) { m_lastSched = &sched; publishFrom(&sched); }
     std::shared_ptr<const KvTrace> latest() const { return m_latest; }
     uint64_t publishCount() const { return m_publishCount; }
 
@@ -192,7 +198,7 @@ class KvRecorder {
     KvRequest & requestEntry(int64_t id);
     double now() const;
 
-    TraceRecorder & m_out;
+    Sink m_sink;
     KvRecorderParams m_params;
     std::string m_source;
     ChunkedLog<KvStep>::Builder m_steps;

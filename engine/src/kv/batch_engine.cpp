@@ -469,6 +469,7 @@ Result<StepReport> BatchEngine::step() {
             }
             const Token t = it->second->plain_greedy() ? m_fwd->greedy_token(i) : it->second->sample(m_fwd->logits(i));
             it->second->accept(t);
+            if (m_sample_observer) m_sample_observer(w.id, m_fwd->logits(i), t);
             samples.push_back({w.id, t});
         }
         GB_TRY_STATUS(m_sched->commit(samples));

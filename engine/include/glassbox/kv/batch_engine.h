@@ -117,6 +117,11 @@ class BatchEngine {
     // Called in step() after Scheduler::step() and before commit(), with the
     // plan (the inspector's KvRecorder::onSchedulerStep takes exactly these).
     void set_step_observer(std::function<void(const Scheduler &, const StepPlan &)> f) { m_step_observer = std::move(f); }
+    // Called in step() for every sampled token, before commit() (so before its
+    // Token event), with the logits it was sampled from (valid during the call).
+    // The app takes its per-token probability and top alternatives from them.
+    using SampleObserver = std::function<void(RequestId, std::span<const float> logits, Token sampled)>;
+    void set_sample_observer(SampleObserver f) { m_sample_observer = std::move(f); }
     double now_ms() const;
 
   private:
@@ -146,6 +151,7 @@ class BatchEngine {
     std::vector<EngineEvent> m_step_events;
     std::function<void(const EngineEvent &)> m_listener;
     std::function<void(const Scheduler &, const StepPlan &)> m_step_observer;
+    SampleObserver m_sample_observer;
     std::chrono::steady_clock::time_point m_t0 = std::chrono::steady_clock::now();
 };
 
