@@ -112,13 +112,19 @@ class TstBatchEngine : public QObject {
             if (a.verdict == Admission::Impossible) qFatal("unexpected impossible: %s", a.reason.c_str());
             ids.push_back(a.id);
         }
-        int preempt = 0, hits = 0;
+        int preempt = 0, hits = 0, listener_hits = 0;
+        e.set_listener([&](const EngineEvent & ev) {
+            if (ev.kind == EngineEvent::Kind::Admitted) listener_hits += ev.prefix_hit_tokens;
+        });
         Status st = e.run_to_completion([&](const StepReport & rep) {
             preempt += int(rep.metrics.preempted.size());
             for (const auto & a : rep.metrics.admitted) hits += a.prefix_hit_tokens;
             if (!e.scheduler().check_invariants()) qFatal("invariants");
         });
         if (!st) qFatal("%s", st.error().to_string().c_str());
+        e.set_listener({});
+        // the listener sees the same hits as the step reports (first admissions)
+        if (preempt == 0 && listener_hits != hits) qFatal("listener prefix hits %d != reported %d", listener_hits, hits);
         if (n_preempt) *n_preempt = preempt;
         if (prefix_hits) *prefix_hits = hits;
         std::vector<std::vector<Token>> out;

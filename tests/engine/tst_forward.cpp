@@ -110,8 +110,11 @@ class TstForward : public QObject {
     // error per matmul output on these shapes), (c) f32 vs double sums and
     // GELU evaluated at F16-rounded inputs. Measured: F32/F16 ~1e-3, 8-bit
     // ~1.7% after one gemma3 layer growing like sqrt(layers) (4% at 6, 6% at
-    // 12 layers over seeds). Bounds: per_layer * sqrt(n_layer + 1), with ~1.5x
-    // margin. Every non-matmul code path is shared by all weight types, so the
+    // 12 layers over seeds). Bounds: per_layer * sqrt(n_layer + 1). The tail
+    // is heavy: over 60 seeds the worst 8-bit row was 0.053 (tiny-gemma3
+    // Q4_K_M, mean 0.040) and one seed reached 0.072, so the 8-bit per_layer
+    // is 3.5e-2 (tiny-gemma3 bound 0.093, ~1.3x the worst seen).
+    // Every non-matmul code path is shared by all weight types, so the
     // tight F32 bound is what catches indexing/RoPE/mask bugs (errors ~1);
     // the quantized rows check each type's plumbing end to end.
     void matches_reference_data() {
@@ -121,9 +124,9 @@ class TstForward : public QObject {
         for (const char * preset : {"tiny-llama", "tiny-qwen2", "tiny-gemma3"}) {
             QTest::addRow("%s F32", preset) << preset << "F32" << 1.5e-3;
             QTest::addRow("%s F16", preset) << preset << "F16" << 1.5e-3;
-            QTest::addRow("%s Q8_0", preset) << preset << "Q8_0" << 2.5e-2;
-            QTest::addRow("%s Q4_K", preset) << preset << "Q4_K" << 2.5e-2;
-            QTest::addRow("%s Q4_K_M", preset) << preset << "Q4_K_M" << 2.5e-2;
+            QTest::addRow("%s Q8_0", preset) << preset << "Q8_0" << 3.5e-2;
+            QTest::addRow("%s Q4_K", preset) << preset << "Q4_K" << 3.5e-2;
+            QTest::addRow("%s Q4_K_M", preset) << preset << "Q4_K_M" << 3.5e-2;
         }
     }
     void matches_reference() {

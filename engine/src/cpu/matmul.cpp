@@ -245,6 +245,8 @@ int64_t matvec_chunk(int64_t n_rows, int nth) {
 
 }  // namespace
 
+const TypeKernels * dot_kernels(TensorType t) { return kernels_for(t); }
+
 const char * simd_path_name(SimdPath p) {
     switch (p) {
         case SimdPath::Auto: return "auto";

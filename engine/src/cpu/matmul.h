@@ -37,6 +37,10 @@ enum class SimdPath { Auto, Scalar, Avx2, Avx512Vnni };
 
 // Which SIMD path is in use ("avx512vnni", "avx2", "scalar").
 const char * simd_path();
+// The decode dot kernels matmul uses for t on the current SIMD path (nullptr:
+// no kernel for t). For callers that drive the kernels themselves (spec/small_batch).
+struct TypeKernels;
+const TypeKernels * dot_kernels(TensorType t);
 const char * simd_path_name(SimdPath p);
 // Force a path for tests and benches (Auto: the best the CPU has); false,
 // and nothing changed, if the CPU lacks it.

@@ -224,6 +224,9 @@ void BatchEngine::on_sched_event(const RequestEvent & e) {
     switch (e.kind) {
         case RequestEvent::Kind::Admitted: {
             ev.kind = EngineEvent::Kind::Admitted;
+            // the scheduler fills the hit in before it emits (step() then sets
+            // this admission's own count, which differs after a preemption)
+            if (const RequestInfo * info = m_sched->request(e.id)) ev.prefix_hit_tokens = info->prefix_hit_tokens;
             auto it = m_dropped.find(e.id);
             if (it != m_dropped.end()) ev.dropped_turns = it->second;
             break;

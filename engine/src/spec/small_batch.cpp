@@ -3,55 +3,20 @@
 // every token while it is in L1, so the matrix is streamed once.
 #include "spec/small_batch.h"
 
+#include "cpu/matmul.h"
 #include "cpu/thread_pool.h"
 #include "cpu/vec_dot.h"
 
 #include <algorithm>
-#include <array>
 #include <atomic>
 #include <cstring>
-#include <mutex>
 #include <vector>
 
 namespace gb::spec {
-namespace {
-
-constexpr int kTypes = 64;
-
-// The kernel table cpu::matmul uses for the current SIMD path (its lookup is
-// private to matmul.cpp): scalar, overridden per entry by AVX2, then AVX512-VNNI.
-const cpu::TypeKernels * kernels_for(TensorType t) {
-    struct Table {
-        std::array<cpu::TypeKernels, kTypes> k{};
-        std::array<bool, kTypes> ok{};
-    };
-    static Table tables[3];
-    static std::once_flag once[3];
-    const char * path = cpu::simd_path();
-    const int p = std::strcmp(path, "avx512vnni") == 0 ? 2 : std::strcmp(path, "avx2") == 0 ? 1 : 0;
-    std::call_once(once[p], [p] {
-        for (int id = 0; id < kTypes; ++id) {
-            if (type_traits(uint32_t(id)) == nullptr) continue;
-            const TensorType ty = TensorType(id);
-            cpu::TypeKernels k;
-            bool ok = cpu::scalar_kernels(ty, &k);
-            cpu::TypeKernels o;
-            if (p >= 1 && cpu::avx2_kernels(ty, &o)) { k = o; ok = true; }
-            if (p >= 2 && cpu::avx512vnni_kernels(ty, &o)) { k = o; ok = true; }
-            tables[p].k[size_t(id)] = k;
-            tables[p].ok[size_t(id)] = ok;
-        }
-    });
-    const uint32_t id = uint32_t(t);
-    return id < kTypes && tables[p].ok[id] ? &tables[p].k[id] : nullptr;
-}
-
-}  // namespace
-
 bool small_batch_matmul(const cpu::WeightView & w, const float * x, int64_t n, float * y, cpu::ThreadPool & pool) {
     if (n < 2 || n > 4 || cpu::llamacpp_order()) return false;
     if (w.row_bytes * size_t(w.n_rows) < 48 * 1024) return false;  // small: cpu::matmul runs it inline anyway
-    const cpu::TypeKernels * k = kernels_for(w.type);
+    const cpu::TypeKernels * k = cpu::dot_kernels(w.type);
     if (k == nullptr || k->dot4 == nullptr || k->quantize == nullptr) return false;
     const bool use_rows4 = n == 2 && k->rows4 != nullptr;  // 2 tokens: two 4-row passes beat a padded dot4
 
