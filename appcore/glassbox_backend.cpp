@@ -15,6 +15,7 @@
 #include "glassbox/kv/batch_engine.h"
 #pragma pop_macro("emit")
 #include "glassbox/model.h"
+#include "glassbox/stop_matcher.h"
 #include "glassbox/quant/requantize.h"
 
 #include <QCryptographicHash>
@@ -93,62 +94,6 @@ QString cacheFolder(const EngineConfig &config, const QString &path)
     return root + QLatin1Char('/') +
            QString::fromLatin1(QCryptographicHash::hash(key, QCryptographicHash::Sha1).toHex().left(16));
 }
-
-const char *builtinTemplateForArch(gb::Arch a)
-{
-    switch (a) {
-    case gb::Arch::Gemma3: return "gemma";
-    case gb::Arch::Qwen2: return "chatml";
-    case gb::Arch::Llama: return "llama3";
-    }
-    return "chatml";
-}
-
-// Holds back text that might be the beginning of a stop string (the Session's
-// rule: what is returned never contains a stop string's start that may still
-// complete; on a hit, the text before it).
-class StopMatcher {
-public:
-    explicit StopMatcher(const std::vector<std::string> &stops) : m_stops(stops) {}
-    std::string push(const std::string &text, bool *hit)
-    {
-        m_pending += text;
-        *hit = false;
-        size_t first = std::string::npos;
-        for (const std::string &s : m_stops) {
-            if (s.empty())
-                continue;
-            const size_t at = m_pending.find(s);
-            if (at != std::string::npos)
-                first = std::min(first, at);
-        }
-        if (first != std::string::npos) {
-            *hit = true;
-            std::string out = m_pending.substr(0, first);
-            m_pending.clear();
-            return out;
-        }
-        size_t hold = 0;
-        for (const std::string &s : m_stops) {
-            if (s.empty())
-                continue;
-            for (size_t len = std::min(s.size() - 1, m_pending.size()); len > hold; --len) {
-                if (m_pending.compare(m_pending.size() - len, len, s, 0, len) == 0) {
-                    hold = len;
-                    break;
-                }
-            }
-        }
-        std::string out = m_pending.substr(0, m_pending.size() - hold);
-        m_pending.erase(0, m_pending.size() - hold);
-        return out;
-    }
-    std::string flush() { return std::exchange(m_pending, {}); }
-
-private:
-    const std::vector<std::string> &m_stops;
-    std::string m_pending;
-};
 
 double msSince(std::chrono::steady_clock::time_point t0)
 {
@@ -385,25 +330,7 @@ private:
     // architecture's built-in; ChatML when unusable), with the same warning.
     void makeTemplate(const EngineConfig &config)
     {
-        std::string source = config.chatTemplateOverride.toStdString();
-        std::string origin = "the override";
-        m_templateWarning.clear();
-        if (source.empty()) {
-            source = m_model->chat_template_source();
-            origin = "the model file";
-        }
-        if (source.empty()) {
-            const char *name = builtinTemplateForArch(m_model->hparams().arch);
-            source = gb::builtin_chat_template(name);
-            m_templateWarning = std::string("the model has no chat template; using the built-in \"") + name +
-                                "\" template for its architecture";
-            origin.clear();
-        }
-        std::string warning;
-        m_template = gb::chat_template_or_fallback(source, &warning);
-        if (!warning.empty())
-            m_templateWarning = "chat template from " + (origin.empty() ? std::string("built-in") : origin) +
-                                " unusable (" + warning + "); using ChatML";
+        m_template = gb::chat_template_for(*m_model, config.chatTemplateOverride.toStdString(), &m_templateWarning);
     }
 
     // The prompt tokens of messages exactly as Session::chat makes them:
@@ -567,7 +494,7 @@ private:
         double tSubmit = 0.0;
         int32_t cap = 0;
         gb::StreamDecoder detok;
-        StopMatcher stops;
+        gb::StopMatcher stops;
         gb::GenerateResult res;
         ChatExtras extras;
         bool admitted = false;

@@ -1,6 +1,7 @@
 // Session: chat template rendering, prompt caching by common prefix, the
 // decode loop with sampling, stop strings and streaming events.
 #include "glassbox/session.h"
+#include "glassbox/stop_matcher.h"
 #include "glassbox/spec/spec_decoder.h"  // [spec]
 
 #include <algorithm>
@@ -46,49 +47,30 @@ const char * builtin_template_for_arch(Arch a) {
     return "chatml";
 }
 
-// Holds back text that might be the beginning of a stop string.
-class StopMatcher {
-  public:
-    explicit StopMatcher(const std::vector<std::string> & stops) : m_stops(stops) {}
-
-    // Appends text; returns what is safe to emit. *hit is set when a stop
-    // string completed (the returned text ends right before it).
-    std::string push(const std::string & text, bool * hit) {
-        m_pending += text;
-        *hit = false;
-        size_t first = std::string::npos;
-        for (const std::string & s : m_stops) {
-            if (s.empty()) continue;
-            const size_t at = m_pending.find(s);
-            if (at != std::string::npos) first = std::min(first, at);
-        }
-        if (first != std::string::npos) {
-            *hit = true;
-            std::string out = m_pending.substr(0, first);
-            m_pending.clear();
-            return out;
-        }
-        size_t hold = 0;  // longest suffix of pending that is a proper prefix of a stop string
-        for (const std::string & s : m_stops) {
-            for (size_t len = std::min(s.size() - 1, m_pending.size()); len > hold; --len) {
-                if (m_pending.compare(m_pending.size() - len, len, s, 0, len) == 0) {
-                    hold = len;
-                    break;
-                }
-            }
-        }
-        std::string out = m_pending.substr(0, m_pending.size() - hold);
-        m_pending.erase(0, m_pending.size() - hold);
-        return out;
-    }
-    std::string flush() { return std::exchange(m_pending, {}); }
-
-  private:
-    const std::vector<std::string> & m_stops;
-    std::string m_pending;
-};
 
 }  // namespace
+
+std::shared_ptr<const ChatTemplate> chat_template_for(const Model & model, const std::string & override_source, std::string * warning) {
+    warning->clear();
+    std::string source = override_source;
+    std::string origin = "the override";
+    if (source.empty()) {
+        source = model.chat_template_source();
+        origin = "the model file";
+    }
+    if (source.empty()) {
+        const char * name = builtin_template_for_arch(model.hparams().arch);
+        source = builtin_chat_template(name);
+        *warning = std::string("the model has no chat template; using the built-in \"") + name + "\" template for its architecture";
+        origin.clear();
+    }
+    std::string why;
+    std::shared_ptr<const ChatTemplate> t = chat_template_or_fallback(source, &why);
+    if (!why.empty()) {
+        *warning = "chat template from " + (origin.empty() ? std::string("built-in") : origin) + " unusable (" + why + "); using ChatML";
+    }
+    return t;
+}
 
 Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> model, const SessionParams & params) {
     if (!model) return make_error(ErrorCode::InvalidArgument, "no model loaded");
@@ -99,25 +81,7 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
     s->m_ctx = std::move(ctx.value());
     s->m_params = params;
 
-    std::string source = params.chat_template_override;
-    std::string origin = "the override";
-    if (source.empty()) {
-        source = s->m_model->chat_template_source();
-        origin = "the model file";
-    }
-    if (source.empty()) {
-        const char * name = builtin_template_for_arch(s->m_model->hparams().arch);
-        source = builtin_chat_template(name);
-        s->m_template_warning = std::string("the model has no chat template; using the built-in \"") + name +
-                                "\" template for its architecture";
-        origin.clear();
-    }
-    std::string warning;
-    s->m_template = chat_template_or_fallback(source, &warning);
-    if (!warning.empty()) {
-        s->m_template_warning = "chat template from " + (origin.empty() ? std::string("built-in") : origin) +
-                                " unusable (" + warning + "); using ChatML";
-    }
+    s->m_template = chat_template_for(*s->m_model, params.chat_template_override, &s->m_template_warning);
     return s;
 }
 

@@ -68,6 +68,11 @@ using TokenCallback = std::function<bool(const TokenEvent &)>;
 
 class Speculator;
 
+// The template a chat with model uses: override_source when given, else the
+// model file's, else the built-in one for its architecture; ChatML when the
+// chosen one is unusable. *warning says which fallback was taken ("" if none).
+std::shared_ptr<const ChatTemplate> chat_template_for(const Model & model, const std::string & override_source, std::string * warning);
+
 class Session {
   public:
     static Result<std::unique_ptr<Session>> create(std::shared_ptr<const Model> model, const SessionParams & params);
