@@ -3,6 +3,7 @@
 // results against the contiguous single-sequence Context (bit-exact), prefix
 // cache on/off, preemption, impossible requests, cancellation, Q8_0 KV.
 #include "forward_ops.h"
+#include "synth_model.h"
 #include "glassbox/kv/batch_engine.h"
 #include "glassbox/tensor_type.h"
 #include "kv/paged_attention.h"
@@ -60,20 +61,10 @@ class TstBatchEngine : public QObject {
         if (!spec) qFatal("%s", spec.error().to_string().c_str());
         spec->seed = 77 + std::hash<std::string>{}(preset);
         const std::string path = m_dir.filePath(QString::fromStdString(preset + ".gguf")).toStdString();
-        Status st = write_synthetic_model(*spec, path, {}, 1);
-        if (!st) qFatal("%s", st.error().to_string().c_str());
-        auto m = Model::load(path);
-        if (!m) qFatal("%s", m.error().to_string().c_str());
-        m_models[preset] = *m;
-        return *m;
+        return m_models[preset] = gb::test::write_and_load(*spec, path, 1);
     }
 
-    std::vector<Token> random_tokens(const Model & m, int n) {
-        std::uniform_int_distribution<int> d(3, m.hparams().n_vocab - 1);
-        std::vector<Token> t(static_cast<size_t>(n));
-        for (auto & x : t) x = d(m_rng);
-        return t;
-    }
+    std::vector<Token> random_tokens(const Model & m, int n) { return gb::test::random_tokens(m, n, m_rng); }
 
     // Oracle: the contiguous single-sequence Context, one request alone.
     static std::vector<Token> generate_alone(std::shared_ptr<const Model> m, const GenRequest & r) {

@@ -2,6 +2,7 @@
 // the system prompt's pages reused, Error answering impossible) and speculative
 // decoding per request inside continuous batching (greedy equality with plain
 // decoding, K/V after rejections, prefix cache without rejected tokens).
+#include "synth_model.h"
 #include "glassbox/kv/batch_engine.h"
 #include "glassbox/session.h"
 #include "glassbox/spec/spec_decoder.h"
@@ -107,20 +108,10 @@ class TstBatchEngineSpec : public QObject {
         if (!spec) qFatal("%s", spec.error().to_string().c_str());
         spec->seed = 91 + std::hash<std::string>{}(preset);
         const std::string path = m_dir.filePath(QString::fromStdString(preset + ".gguf")).toStdString();
-        Status st = write_synthetic_model(*spec, path, {}, 1);
-        if (!st) qFatal("%s", st.error().to_string().c_str());
-        auto m = Model::load(path);
-        if (!m) qFatal("%s", m.error().to_string().c_str());
-        m_models[preset] = *m;
-        return *m;
+        return m_models[preset] = gb::test::write_and_load(*spec, path, 1);
     }
 
-    std::vector<Token> random_tokens(const Model & m, int n) {
-        std::uniform_int_distribution<int> d(3, m.hparams().n_vocab - 1);
-        std::vector<Token> t(static_cast<size_t>(n));
-        for (auto & x : t) x = d(m_rng);
-        return t;
-    }
+    std::vector<Token> random_tokens(const Model & m, int n) { return gb::test::random_tokens(m, n, m_rng); }
     // A prompt with repeated segments (prompt lookup finds matches).
     std::vector<Token> repetitive(const Model & m, int n_seg, int seg_len, int reps) {
         std::vector<std::vector<Token>> segs;

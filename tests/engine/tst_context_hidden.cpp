@@ -4,6 +4,7 @@
 // one chunk and token by token; bad sizes are refused. (The GPU side and the
 // splits with N > 0 are tested in tests/cuda/tst_cuda_model.cpp.)
 #include "context_hidden.h"
+#include "synth_model.h"
 #include "glassbox/model.h"
 #include "glassbox/synth.h"
 
@@ -29,11 +30,7 @@ class TstContextHidden : public QObject {
         spec->types = *types;
         spec->seed = seed;
         const std::string path = m_dir.filePath(QString::fromStdString(preset + ".gguf")).toStdString();
-        Status st = write_synthetic_model(*spec, path, {}, 0);
-        if (!st) qFatal("%s", st.error().to_string().c_str());
-        auto m = Model::load(path);
-        if (!m) qFatal("%s", m.error().to_string().c_str());
-        return *m;
+        return gb::test::write_and_load(*spec, path, 0);
     }
 
     // x [n, n_embd] = embd_scale * token_embd[tokens]

@@ -2,6 +2,7 @@
 // the optimized Context against the scalar reference_forward oracle, decode
 // modes against each other (token by token, chunked, truncated), the exact
 // sliding-window receptive field, context limits and loader errors.
+#include "synth_model.h"
 #include "glassbox/gguf.h"
 #include "glassbox/model.h"
 #include "glassbox/synth.h"
@@ -61,12 +62,7 @@ class TstForward : public QObject {
         spec->seed  = m_seed + std::hash<std::string>{}(key);
         if (tweak) tweak(*spec);
         const std::string path = m_dir.filePath(QString::fromStdString(key + ".gguf")).toStdString();
-        Status st              = write_synthetic_model(*spec, path, {}, 1);
-        if (!st) qFatal("%s", st.error().to_string().c_str());
-        auto m = Model::load(path);
-        if (!m) qFatal("%s", m.error().to_string().c_str());
-        m_models[key] = *m;
-        return *m;
+        return m_models[key] = gb::test::write_and_load(*spec, path, 1);
     }
 
     std::vector<Token> random_tokens(const Model & m, int n) {
