@@ -25,15 +25,13 @@ using namespace gb;
 using namespace gb::kv;
 using namespace gb::test;
 
-class TstBatchEngine : public QObject {
+class TstBatchEngine : public PresetModelTest {
     Q_OBJECT
 
+  public:
+    TstBatchEngine() : PresetModelTest(77, 1234) {}
+
   private:
-    PresetModels  model{77};
-    std::mt19937  m_rng{1234};
-
-    std::vector<Token> random_tokens(const Model & m, int n) { return gb::test::random_tokens(m, n, m_rng); }
-
     // Oracle: the contiguous single-sequence Context, one request alone.
     static std::vector<Token> generate_alone(std::shared_ptr<const Model> m, const GenRequest & r) {
         ContextParams cp;

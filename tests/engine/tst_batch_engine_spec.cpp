@@ -20,14 +20,13 @@ using namespace gb;
 using namespace gb::kv;
 using namespace gb::test;
 
-class TstBatchEngineSpec : public QObject {
+class TstBatchEngineSpec : public PresetModelTest {
     Q_OBJECT
 
-  private:
-    PresetModels model{91};
-    std::mt19937 m_rng{4321};
+  public:
+    TstBatchEngineSpec() : PresetModelTest(91, 4321) {}
 
-    std::vector<Token> random_tokens(const Model & m, int n) { return gb::test::random_tokens(m, n, m_rng); }
+  private:
     // A prompt with repeated segments (prompt lookup finds matches).
     std::vector<Token> repetitive(const Model & m, int n_seg, int seg_len, int reps) {
         std::vector<std::vector<Token>> segs;

@@ -9,6 +9,7 @@
 #include "glassbox/sampler.h"
 #include "glassbox/synth.h"
 
+#include <QObject>
 #include <QString>
 #include <QTemporaryDir>
 #include <QtGlobal>
@@ -17,6 +18,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <random>
 #include <span>
 #include <string>
 #include <vector>
@@ -48,10 +50,8 @@ inline SpecConfig fixed_spec(SpecMethod m, int32_t draft_max, int32_t branches =
     SpecConfig c;
     c.method = m;
     c.draft_max = draft_max;
-    c.max_branches = branches;
-    c.lookahead_candidates = branches;
-    c.adaptive = false;
-    c.auto_off = false;
+    c.max_branches = c.lookahead_candidates = branches;
+    c.adaptive = c.auto_off = false;
     return c;
 }
 
@@ -74,6 +74,16 @@ class PresetModels {
     QTemporaryDir m_dir;
     uint64_t      m_seed_base;
     std::map<std::string, std::shared_ptr<const Model>> m_models;
+};
+
+// Base of a test class on the preset models: the models and random prompts from a seeded generator.
+class PresetModelTest : public QObject {
+  protected:
+    PresetModelTest(uint64_t model_seed_base, uint32_t rng_seed) : model(model_seed_base), m_rng(rng_seed) {}
+    std::vector<Token> random_tokens(const Model & m, int n) { return gb::test::random_tokens(m, n, m_rng); }
+
+    PresetModels model;
+    std::mt19937 m_rng;
 };
 
 // BatchEngineParams with the settings the tests vary (max_running 0: the default).
