@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <new>
+#include <numeric>
 #include <thread>
 
 namespace gb::kv {
@@ -84,7 +85,7 @@ Status BatchForwardImpl::allocate() {
         m_pos.resize(nb);
         m_row_seq.resize(nb);
         m_all_rows.resize(nb);
-        for (size_t i = 0; i < nb; ++i) m_all_rows[i] = int32_t(i);
+        std::iota(m_all_rows.begin(), m_all_rows.end(), 0);
         m_out_rows.reserve(nb);
         m_layers.allocate(m_n_batch);
         // room for a whole GQA group of query heads (attend_paged_group)
