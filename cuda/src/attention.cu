@@ -14,6 +14,7 @@ namespace gb::cuda {
 namespace {
 
 constexpr int kAttnWarps = 4;
+constexpr int kMinKeys = 16;  // fewest keys of a non-empty split (4 per warp)
 
 template <int DPL>
 __device__ __forceinline__ void load_h(const __half * p, float * v) {
@@ -38,6 +39,34 @@ __device__ __forceinline__ void load_h(const __half * p, float * v) {
     }
 }
 
+// Merges the n_split partials of (head h, token t) into out (and its q8);
+// any block size. The partials come through L2 (__ldcg): in the fused path
+// other blocks of the same launch wrote them.
+__device__ __forceinline__ void combine_head(const AttnArgs & a, int n_split, int h, int t) {
+    const int hd = a.hd;
+    const size_t base = (size_t(t) * a.n_head + h) * n_split;
+    float M = -INFINITY;
+    for (int s = 0; s < n_split; ++s) M = fmaxf(M, __ldcg(a.part_ml + 2 * (base + s)));
+    float L = 0.0f;
+    for (int s = 0; s < n_split; ++s) {
+        const float ms = __ldcg(a.part_ml + 2 * (base + s));
+        if (ms != -INFINITY) L += expf(ms - M) * __ldcg(a.part_ml + 2 * (base + s) + 1);
+    }
+    const float inv = L > 0.0f ? 1.0f / L : 0.0f;
+    // With q8 output (hd % 32 == 0): each warp's 32 consecutive d values form
+    // one q8 block; warps past hd skip whole.
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float v = 0.0f;
+        for (int s = 0; s < n_split; ++s) {
+            const float ms = __ldcg(a.part_ml + 2 * (base + s));
+            if (ms != -INFINITY) v += expf(ms - M) * __ldcg(a.part_acc + (base + s) * hd + d);
+        }
+        const size_t o = size_t(t) * a.n_head * hd + size_t(h) * hd + d;
+        a.out[o] = v * inv;
+        if (a.q8.q) q8_quant_warp(v * inv, int64_t(o / 32), a.q8);
+    }
+}
+
 template <int DPL>
 __global__ void __launch_bounds__(kAttnWarps * 32) attn_partial_kernel(const AttnArgs a, const int * __restrict__ pos0, int n_split) {
     __shared__ float s_m[kAttnWarps], s_l[kAttnWarps];
@@ -51,7 +80,9 @@ __global__ void __launch_bounds__(kAttnWarps * 32) attn_partial_kernel(const Att
     const int pos = *pos0 + t;
     const int lo = a.window > 0 ? max(0, pos - a.window + 1) : 0;
     const int len = pos + 1 - lo;
-    const int chunk = (len + n_split - 1) / n_split;
+    // At least kMinKeys keys a split (short ranges use fewer splits; the rest
+    // stay empty): a split's blocks walk their keys one after another.
+    const int chunk = max((len + n_split - 1) / n_split, kMinKeys);
     const int s0 = lo + split * chunk, s1 = min(pos + 1, s0 + chunk);
     const int d0 = lane * DPL;
     const bool active = d0 < hd;
@@ -67,10 +98,11 @@ __global__ void __launch_bounds__(kAttnWarps * 32) attn_partial_kernel(const Att
     const __half * kb = a.k + size_t(g) * hd + d0;
     const __half * vb = a.v + size_t(g) * hd + d0;
     for (int j = s0 + warp; j < s1; j += kAttnWarps) {
-        float kv[DPL];
+        float kv[DPL], vv[DPL];
         float s = 0.0f;
-        if (active) {
+        if (active) {  // K and V of key j loaded together (V does not wait for the score)
             load_h<DPL>(kb + size_t(j) * n_kv_row, kv);
+            load_h<DPL>(vb + size_t(j) * n_kv_row, vv);
 #pragma unroll
             for (int i = 0; i < DPL; ++i) s = fmaf(q[i], kv[i], s);
         }
@@ -81,9 +113,8 @@ __global__ void __launch_bounds__(kAttnWarps * 32) attn_partial_kernel(const Att
         const float p = expf(s - m_new);
         l = l * corr + p;
         if (active) {
-            load_h<DPL>(vb + size_t(j) * n_kv_row, kv);
 #pragma unroll
-            for (int i = 0; i < DPL; ++i) acc[i] = acc[i] * corr + p * kv[i];
+            for (int i = 0; i < DPL; ++i) acc[i] = acc[i] * corr + p * vv[i];
         }
         m = m_new;
     }
@@ -108,34 +139,29 @@ __global__ void __launch_bounds__(kAttnWarps * 32) attn_partial_kernel(const Att
         a.part_acc[part * hd + d] = v;
     }
     if (threadIdx.x == 0) { a.part_ml[2 * part] = M; a.part_ml[2 * part + 1] = L; }
+    if (!a.counters) return;
+    // Fused combine: the last of the n_split blocks of (h, t) to finish merges
+    // them (its partials and the others' are in L2 after the fences) and
+    // resets the counter for the next launch.
+    __shared__ int s_last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int * c = a.counters + size_t(t) * a.n_head + h;
+        s_last = atomicAdd(c, 1) == n_split - 1;
+        if (s_last) atomicExch(c, 0);
+    }
+    __syncthreads();
+    if (!s_last) return;
+    __threadfence();
+    combine_head(a, n_split, h, t);
 }
 
 // grid (n_head, n_tok), block 128
 __global__ void attn_combine_kernel(const AttnArgs a, int n_split) {
     pdl_trigger();
     pdl_wait();
-    const int h = blockIdx.x, t = blockIdx.y, hd = a.hd;
-    const size_t base = (size_t(t) * a.n_head + h) * n_split;
-    float M = -INFINITY;
-    for (int s = 0; s < n_split; ++s) M = fmaxf(M, a.part_ml[2 * (base + s)]);
-    float L = 0.0f;
-    for (int s = 0; s < n_split; ++s) {
-        const float ms = a.part_ml[2 * (base + s)];
-        if (ms != -INFINITY) L += expf(ms - M) * a.part_ml[2 * (base + s) + 1];
-    }
-    const float inv = L > 0.0f ? 1.0f / L : 0.0f;
-    // With q8 output (hd % 32 == 0): each warp's 32 consecutive d values form
-    // one q8 block; warps past hd skip whole.
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-        float v = 0.0f;
-        for (int s = 0; s < n_split; ++s) {
-            const float ms = a.part_ml[2 * (base + s)];
-            if (ms != -INFINITY) v += expf(ms - M) * a.part_acc[(base + s) * hd + d];
-        }
-        const size_t o = size_t(t) * a.n_head * hd + size_t(h) * hd + d;
-        a.out[o] = v * inv;
-        if (a.q8.q) q8_quant_warp(v * inv, int64_t(o / 32), a.q8);
-    }
+    combine_head(a, n_split, blockIdx.x, blockIdx.y);
 }
 
 }  // namespace
@@ -154,7 +180,7 @@ Status attention(const AttnArgs & a, const int * pos0, int n_tok, int n_split, c
     else if (a.hd <= 64) GB_CU(launch_pdl(attn_partial_kernel<2>, grid, dim3(threads), 0, s, a, pos0, n_split));
     else if (a.hd <= 128) GB_CU(launch_pdl(attn_partial_kernel<4>, grid, dim3(threads), 0, s, a, pos0, n_split));
     else GB_CU(launch_pdl(attn_partial_kernel<8>, grid, dim3(threads), 0, s, a, pos0, n_split));
-    GB_CU(launch_pdl(attn_combine_kernel, dim3(a.n_head, n_tok), dim3(128), 0, s, a, n_split));
+    if (!a.counters) GB_CU(launch_pdl(attn_combine_kernel, dim3(a.n_head, n_tok), dim3(128), 0, s, a, n_split));
     return {};
 }
 
