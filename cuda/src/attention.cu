@@ -14,7 +14,6 @@ namespace gb::cuda {
 namespace {
 
 constexpr int kAttnWarps = 4;
-constexpr int kMinKeys = 16;  // fewest keys of a non-empty split (4 per warp)
 
 template <int DPL>
 __device__ __forceinline__ void load_h(const __half * p, float * v) {
@@ -80,9 +79,7 @@ __global__ void __launch_bounds__(kAttnWarps * 32) attn_partial_kernel(const Att
     const int pos = *pos0 + t;
     const int lo = a.window > 0 ? max(0, pos - a.window + 1) : 0;
     const int len = pos + 1 - lo;
-    // At least kMinKeys keys a split (short ranges use fewer splits; the rest
-    // stay empty): a split's blocks walk their keys one after another.
-    const int chunk = max((len + n_split - 1) / n_split, kMinKeys);
+    const int chunk = (len + n_split - 1) / n_split;
     const int s0 = lo + split * chunk, s1 = min(pos + 1, s0 + chunk);
     const int d0 = lane * DPL;
     const bool active = d0 < hd;
@@ -97,10 +94,42 @@ __global__ void __launch_bounds__(kAttnWarps * 32) attn_partial_kernel(const Att
     float m = -INFINITY, l = 0.0f;
     const __half * kb = a.k + size_t(g) * hd + d0;
     const __half * vb = a.v + size_t(g) * hd + d0;
-    for (int j = s0 + warp; j < s1; j += kAttnWarps) {
+    // Two keys (j, j + kAttnWarps) a step: both keys' K and V loads are in
+    // flight before the first score is reduced; an odd last key goes alone.
+    int j = s0 + warp;
+    for (; j + kAttnWarps < s1; j += 2 * kAttnWarps) {
+        float k0[DPL], v0[DPL], k1[DPL], v1[DPL];
+        float sa = 0.0f, sb = 0.0f;
+        if (active) {
+            load_h<DPL>(kb + size_t(j) * n_kv_row, k0);
+            load_h<DPL>(kb + size_t(j + kAttnWarps) * n_kv_row, k1);
+            load_h<DPL>(vb + size_t(j) * n_kv_row, v0);
+            load_h<DPL>(vb + size_t(j + kAttnWarps) * n_kv_row, v1);
+#pragma unroll
+            for (int i = 0; i < DPL; ++i) {
+                sa = fmaf(q[i], k0[i], sa);
+                sb = fmaf(q[i], k1[i], sb);
+            }
+        }
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) {
+            sa += __shfl_xor_sync(0xffffffffu, sa, o);
+            sb += __shfl_xor_sync(0xffffffffu, sb, o);
+        }
+        const float m_new = fmaxf(m, fmaxf(sa, sb));
+        const float corr = expf(m - m_new);
+        const float pa = expf(sa - m_new), pb = expf(sb - m_new);
+        l = l * corr + pa + pb;
+        if (active) {
+#pragma unroll
+            for (int i = 0; i < DPL; ++i) acc[i] = acc[i] * corr + pa * v0[i] + pb * v1[i];
+        }
+        m = m_new;
+    }
+    if (j < s1) {
         float kv[DPL], vv[DPL];
         float s = 0.0f;
-        if (active) {  // K and V of key j loaded together (V does not wait for the score)
+        if (active) {
             load_h<DPL>(kb + size_t(j) * n_kv_row, kv);
             load_h<DPL>(vb + size_t(j) * n_kv_row, vv);
 #pragma unroll

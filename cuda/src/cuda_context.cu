@@ -50,8 +50,7 @@ Dims dims_of(const HParams & hp, int32_t n_ctx, int32_t n_batch) {
     d.E = hp.n_embd; d.hd = hp.head_dim_k; d.n_head = hp.n_head; d.n_head_kv = hp.n_head_kv;
     d.n_q = int64_t(hp.n_head) * hp.head_dim_k; d.n_kv = int64_t(hp.n_head_kv) * hp.head_dim_k;
     d.F = hp.n_ff; d.V = hp.n_vocab; d.nb = n_batch; d.n_ctx = n_ctx; d.n_layer = hp.n_layer;
-    // Decode attention splits: up to 32, each of >= 16 keys at run time (attention.cu)
-    d.dec_split = int(std::clamp<int64_t>(n_ctx / 16, 1, 32));
+    d.dec_split = int(std::clamp<int64_t>(n_ctx / 128, 1, 32));
     return d;
 }
 uint64_t scratch_bytes(const Dims & d, bool head_on_gpu = true) {
@@ -144,9 +143,6 @@ class CudaContextImpl final : public Context {
     // Decode attention: combine the split partials in the partial kernel's
     // last block per head (GB_CUDA_ATTN_FUSE=0: the separate combine kernel).
     bool  m_fuse_attn = [] { const char * e = std::getenv("GB_CUDA_ATTN_FUSE"); return !(e && e[0] == '0'); }();
-    // Decode: add_norm in the last block of the attn_output / ffn_down matvec
-    // (GB_CUDA_NORM_FUSE=0: the separate add_norm kernel).
-    bool  m_fuse_norm = [] { const char * e = std::getenv("GB_CUDA_NORM_FUSE"); return !(e && e[0] == '0'); }();
     int32_t m_n_past = 0;
     // Partial offload: layers [0, m_gpu_layers) here, the rest and the head in
     // m_cpu (a CPU Context skipping the GPU's layers; its KV cache is on the
@@ -176,7 +172,6 @@ class CudaContextImpl final : public Context {
     int * m_pos_d = nullptr;
     int * m_argmax_d = nullptr;
     int * m_attn_counters = nullptr;  // [kMatvecMaxTok * n_head], see AttnArgs::counters
-    int * m_norm_counters = nullptr;  // [kMatvecMaxTok], see NormTail::counters
     int * m_tokens_h = nullptr;  // pinned
     int * m_pos_h = nullptr;     // pinned
 
@@ -298,8 +293,6 @@ Status CudaContextImpl::init() {
     GB_ASSIGN(m_argmax_d, alloc<int>(1));
     GB_ASSIGN(m_attn_counters, alloc<int>(size_t(kMatvecMaxTok) * size_t(d.n_head)));
     GB_CU(cudaMemset(m_attn_counters, 0, size_t(kMatvecMaxTok) * size_t(d.n_head) * sizeof(int)));
-    GB_ASSIGN(m_norm_counters, alloc<int>(size_t(kMatvecMaxTok)));
-    GB_CU(cudaMemset(m_norm_counters, 0, size_t(kMatvecMaxTok) * sizeof(int)));
     GB_CU(cudaMallocHost(&m_tokens_h, nb * sizeof(int)));
     GB_CU(cudaMallocHost(&m_pos_h, sizeof(int)));
     GB_CU(cudaDeviceSynchronize());
@@ -323,14 +316,11 @@ Status CudaContextImpl::enqueue_forward(int32_t n, int32_t n_out) {
     const float * pend = nullptr;
     const float * pend_post = nullptr;
     const float attn_scale = m_hp.attn_scale > 0.0f ? m_hp.attn_scale : 1.0f / std::sqrt(float(m_hp.head_dim_k));
-    const bool fuse_norm = mv && m_fuse_norm;
-    bool normed = false;  // x, xn and q8 already updated by the last matvec's add_norm
     for (int il = 0; il < m_gpu_layers; ++il) {
         const Layer & l = m_layers[size_t(il)];
         const bool swa = m_hp.layer_is_swa[size_t(il)] && m_hp.sliding_window > 0;
-        // xn = rmsnorm(x += pending) * attn_norm (unless the previous down matvec did it)
-        if (!normed) GB_TRY_STATUS(add_norm(m_x, pend, pend_post, l.attn_norm, m_hp.rms_eps, int(d.E), n, m_xn, q8, s));
-        normed = false;
+        // xn = rmsnorm(x += pending) * attn_norm
+        GB_TRY_STATUS(add_norm(m_x, pend, pend_post, l.attn_norm, m_hp.rms_eps, int(d.E), n, m_xn, q8, s));
         const MatvecJob qkv[3] = {{l.wq, m_q, l.bq}, {l.wk, m_k, l.bk}, {l.wv, m_v, l.bv}};
         __half * kc = m_k_cache + size_t(il) * d.n_ctx * d.n_kv;
         __half * vc = m_v_cache + size_t(il) * d.n_ctx * d.n_kv;
@@ -355,53 +345,32 @@ Status CudaContextImpl::enqueue_forward(int32_t n, int32_t n_out) {
         GB_TRY_STATUS(attention(aa, m_pos_d, n, mv ? d.dec_split : 1, s));
         if (mv && !fuse_q) GB_TRY_STATUS(act_quant(m_attn, nullptr, 0, int64_t(n) * d.n_q, q8, s));
         const MatvecJob wo{l.wo, m_proj, nullptr};
-        // xn = rmsnorm(x += [post_norm](proj)) * ffn_norm: in the matvec's last block when fused
-        if (fuse_norm && matvec_add_norm_supported(wo, q8, m_attn)) {
-            GB_TRY_STATUS(matvec_add_norm(wo, NormTail{m_x, l.post_attn, l.ffn_norm, m_hp.rms_eps, m_xn, q8, m_norm_counters}, q8,
-                                          m_attn, n, s));
-        } else {
-            GB_TRY_STATUS(linear(&wo, 1, m_attn, q8, n));
-            GB_TRY_STATUS(add_norm(m_x, m_proj, l.post_attn, l.ffn_norm, m_hp.rms_eps, int(d.E), n, m_xn, q8, s));
-        }
-        // The down matvec's add_norm (fused): the next layer's attn_norm, else
-        // the output norm, or (partial offload) only x += proj.
-        const bool last = il + 1 == m_gpu_layers;
-        const float * next_w = !last ? m_layers[size_t(il) + 1].attn_norm : (partial() ? nullptr : m_output_norm);
-        const NormTail down_tail{m_x, l.post_ffn, next_w, m_hp.rms_eps, next_w ? m_xn : nullptr, next_w ? m_q8 : Q8Act{},
-                                 m_norm_counters};
+        GB_TRY_STATUS(linear(&wo, 1, m_attn, q8, n));
+        // xn = rmsnorm(x += [post_norm](proj)) * ffn_norm
+        GB_TRY_STATUS(add_norm(m_x, m_proj, l.post_attn, l.ffn_norm, m_hp.rms_eps, int(d.E), n, m_xn, q8, s));
         if (mv && m_fuse_glu && matvec_glu_supported(l.gate, l.up)) {
             // gate/up + activation + q8 in one kernel; its q8 goes to a second
             // buffer (the kernel still reads the first).
             GB_TRY_STATUS(matvec_glu(l.gate, l.up, m_flags.act, q8, m_xn, n, m_gate, m_q8b, s));
             const MatvecJob dn{l.down, m_proj, nullptr};
-            if (fuse_norm && matvec_add_norm_supported(dn, m_q8b, m_gate)) {
-                GB_TRY_STATUS(matvec_add_norm(dn, down_tail, m_q8b, m_gate, n, s));
-                normed = true;
-            } else {
-                GB_TRY_STATUS(linear(&dn, 1, m_gate, m_q8b, n));
-            }
+            GB_TRY_STATUS(linear(&dn, 1, m_gate, m_q8b, n));
         } else {
             const MatvecJob gu[2] = {{l.gate, m_gate, nullptr}, {l.up, m_up, nullptr}};
             GB_TRY_STATUS(linear(gu, 2, m_xn, q8, n));
             GB_TRY_STATUS(act_quant(m_gate, m_up, m_flags.act, int64_t(n) * d.F, q8, s));
             const MatvecJob dn{l.down, m_proj, nullptr};
-            if (fuse_norm && matvec_add_norm_supported(dn, q8, m_gate)) {
-                GB_TRY_STATUS(matvec_add_norm(dn, down_tail, q8, m_gate, n, s));
-                normed = true;
-            } else {
-                GB_TRY_STATUS(linear(&dn, 1, m_gate, q8, n));
-            }
+            GB_TRY_STATUS(linear(&dn, 1, m_gate, q8, n));
         }
         pend = m_proj;
         pend_post = l.post_ffn;
     }
     if (partial()) {
         // x += the last layer's pending output; x -> the CPU part (pinned)
-        if (!normed) GB_TRY_STATUS(add_norm(m_x, pend, pend_post, nullptr, m_hp.rms_eps, int(d.E), n, nullptr, Q8Act{}, s));
+        GB_TRY_STATUS(add_norm(m_x, pend, pend_post, nullptr, m_hp.rms_eps, int(d.E), n, nullptr, Q8Act{}, s));
         GB_CU(cudaMemcpyAsync(m_hidden_h, m_x, size_t(n) * size_t(d.E) * sizeof(float), cudaMemcpyDeviceToHost, s));
         return {};
     }
-    if (!normed) GB_TRY_STATUS(add_norm(m_x, pend, pend_post, m_output_norm, m_hp.rms_eps, int(d.E), n, m_xn, m_q8, s));
+    GB_TRY_STATUS(add_norm(m_x, pend, pend_post, m_output_norm, m_hp.rms_eps, int(d.E), n, m_xn, m_q8, s));
     if (n_out > 0) {
         const int64_t t0 = n - n_out;
         const Q8Act q8o{m_q8.q + t0 * d.E, m_q8.d + t0 * d.E / 32, m_q8.s + t0 * d.E / 16};

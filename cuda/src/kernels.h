@@ -33,24 +33,6 @@ struct RopeEpilogue {
 bool matvec_qkv_rope_supported(const MatvecJob * qkv, int hd, const Q8Act & xq, const float * xf);
 Status matvec_qkv_rope(const MatvecJob * qkv, const RopeEpilogue & ep, const Q8Act & xq, const float * xf, int n_tok,
                        cudaStream_t s);
-// One matvec (decode) followed, per token, by add_norm's work on its output
-// p = y: x += (post_w ? rmsnorm(p) * post_w : p), then y_out = rmsnorm(x) * w
-// and its q8 form (both skipped when y_out is null), done by the last block
-// of the launch to finish (counters: [n_tok] ints, zero before the first
-// launch; each launch leaves them zero). One launch instead of matvec +
-// add_norm; q may be the matvec's own input (read by every block before the
-// last one starts).
-struct NormTail {
-    float *       x = nullptr;       // [n_tok, n] residual, updated in place
-    const float * post_w = nullptr;  // [n] or null
-    const float * w = nullptr;       // [n] (with y_out)
-    float         eps = 0.0f;
-    float *       y_out = nullptr;   // [n_tok, n] or null
-    Q8Act         q{};               // q8 of y_out, or unset
-    int *         counters = nullptr;
-};
-bool matvec_add_norm_supported(const MatvecJob & job, const Q8Act & xq, const float * xf);
-Status matvec_add_norm(const MatvecJob & job, const NormTail & t, const Q8Act & xq, const float * xf, int n_tok, cudaStream_t s);
 // y [n_tok, rows] = act(gate x) * (up x), and its q8 form in q_out when set
 // (act: 0 SiLU, 1 GELU-tanh). Supported for Q4_K/Q6_K/Q8_0/F16 weights with
 // rows % 32 == 0 (matvec_glu_supported).

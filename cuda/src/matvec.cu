@@ -450,97 +450,7 @@ struct FastJobs {
     int           n;
     int           rope;  // 1: jobs are q, k, v with the RoPE epilogue ep (matvec_qkv_rope)
     RopeEpilogue  ep;
-    int           norm;  // 1: one job, then add_norm in the last block (matvec_add_norm)
-    NormTail      nt;
 };
-
-// Sum over a block of kFastWarps warps; all threads get it. red: kFastWarps floats.
-__device__ __forceinline__ float block_sum_fast(float v, float * red) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    v = warp_sum(v);
-    __syncthreads();  // red may still be read from a previous call
-    if (lane == 0) red[warp] = v;
-    __syncthreads();
-    float t = 0.0f;
-#pragma unroll
-    for (int i = 0; i < kFastWarps; ++i) t += red[i];
-    return t;
-}
-
-// add_norm of token tok's row (n values) by one block: a thread owns whole
-// 32-value blocks (b = thread, thread + blockDim, ...) and quantizes them by
-// itself. p comes through L2 (other blocks of this launch wrote it).
-__device__ void norm_tail(const NormTail & nt, const float * __restrict__ p, int n, int tok) {
-    __shared__ float red[kFastWarps];
-    const int nb = n / 32;
-    float * x = nt.x + size_t(tok) * n;
-    float pscale = 1.0f;
-    if (nt.post_w) {
-        float ss = 0.0f;
-        for (int b = threadIdx.x; b < nb; b += blockDim.x)
-#pragma unroll
-            for (int i = 0; i < 8; ++i) {
-                const float4 a = __ldcg(reinterpret_cast<const float4 *>(p + 32 * b) + i);
-                ss += a.x * a.x + a.y * a.y + a.z * a.z + a.w * a.w;
-            }
-        pscale = rsqrtf(block_sum_fast(ss, red) / float(n) + nt.eps);
-    }
-    float ss = 0.0f;
-    for (int b = threadIdx.x; b < nb; b += blockDim.x)
-#pragma unroll
-        for (int i = 0; i < 8; ++i) {
-            float4 a = __ldcg(reinterpret_cast<const float4 *>(p + 32 * b) + i);
-            if (nt.post_w) {
-                const float4 w = __ldg(reinterpret_cast<const float4 *>(nt.post_w + 32 * b) + i);
-                a = make_float4(a.x * pscale * w.x, a.y * pscale * w.y, a.z * pscale * w.z, a.w * pscale * w.w);
-            }
-            float4 * xp = reinterpret_cast<float4 *>(x + 32 * b) + i;
-            float4 v = *xp;
-            v = make_float4(v.x + a.x, v.y + a.y, v.z + a.z, v.w + a.w);
-            *xp = v;
-            ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
-        }
-    const float scale = rsqrtf(block_sum_fast(ss, red) / float(n) + nt.eps);
-    if (!nt.y_out) return;
-    float * y = nt.y_out + size_t(tok) * n;
-    for (int b = threadIdx.x; b < nb; b += blockDim.x) {
-        float v[32];
-        float amax = 0.0f;
-#pragma unroll
-        for (int i = 0; i < 8; ++i) {
-            const float4 xv = reinterpret_cast<const float4 *>(x + 32 * b)[i];
-            const float4 w = __ldg(reinterpret_cast<const float4 *>(nt.w + 32 * b) + i);
-            v[4 * i] = xv.x * scale * w.x; v[4 * i + 1] = xv.y * scale * w.y;
-            v[4 * i + 2] = xv.z * scale * w.z; v[4 * i + 3] = xv.w * scale * w.w;
-            reinterpret_cast<float4 *>(y + 32 * b)[i] = make_float4(v[4 * i], v[4 * i + 1], v[4 * i + 2], v[4 * i + 3]);
-        }
-        if (!nt.q.q) continue;
-#pragma unroll
-        for (int i = 0; i < 32; ++i) amax = fmaxf(amax, fabsf(v[i]));
-        // as q8_quant_warp: q = round(v / d), d = amax / 127, s = d * sum(q) per half
-        const float d = amax / 127.0f;
-        uint32_t packed[8];
-        int sum[2] = {0, 0};
-#pragma unroll
-        for (int i = 0; i < 8; ++i) {
-            uint32_t u = 0;
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int qi = d > 0.0f ? __float2int_rn(v[4 * i + e] / d) : 0;
-                sum[i >> 2] += qi;
-                u |= uint32_t(uint8_t(int8_t(qi))) << (8 * e);
-            }
-            packed[i] = u;
-        }
-        const int64_t gb = int64_t(tok) * nb + b;
-        uint4 * qp = reinterpret_cast<uint4 *>(nt.q.q + 32 * gb);
-        qp[0] = make_uint4(packed[0], packed[1], packed[2], packed[3]);
-        qp[1] = make_uint4(packed[4], packed[5], packed[6], packed[7]);
-        nt.q.d[gb] = d;
-        nt.q.s[2 * gb] = d * float(sum[0]);
-        nt.q.s[2 * gb + 1] = d * float(sum[1]);
-    }
-}
 
 // The q/k/v epilogue of one warp's row pair (row0, row0 + 1) = (2i, 2i + 1)
 // of a head (row0 is even): q rotated and scaled to y, k rotated and v as is
@@ -593,20 +503,6 @@ __global__ void __launch_bounds__(kFastWarps * 32) matvec_fast_kernel(const Fast
         const int row = row0 + r;
         if (lane == r && row < w.n_rows) jobs.y[j][size_t(blockIdx.y) * w.n_rows + row] = v + (jobs.bias[j] ? jobs.bias[j][row] : 0.0f);
     }
-    if (jobs.norm) {  // uniform over the launch; the last block of this token runs add_norm
-        __shared__ int s_last;
-        __threadfence();
-        __syncthreads();
-        if (threadIdx.x == 0) {
-            int * c = jobs.nt.counters + blockIdx.y;
-            s_last = atomicAdd(c, 1) == int(gridDim.x) - 1;
-            if (s_last) atomicExch(c, 0);
-        }
-        __syncthreads();
-        if (!s_last) return;
-        __threadfence();
-        norm_tail(jobs.nt, jobs.y[0] + size_t(blockIdx.y) * w.n_rows, int(w.n_rows), int(blockIdx.y));
-    }
 }
 
 constexpr int kGluWarps = 8;
@@ -652,10 +548,9 @@ __global__ void __launch_bounds__(kGluWarps * 32) matvec_glu_kernel(const DevMat
 }
 
 Status launch_fast(const MatvecJob * jobs, int n, const Q8Act & xq, const float * xf, int n_tok, cudaStream_t s,
-                   const RopeEpilogue * ep = nullptr, const NormTail * nt = nullptr) {
+                   const RopeEpilogue * ep = nullptr) {
     FastJobs a{};
     if (ep) { a.rope = 1; a.ep = *ep; }
-    if (nt) { a.norm = 1; a.nt = *nt; }
     int blocks = 0;
     constexpr int rows_per_block = kFastWarps * kFastRows;
     for (int i = 0; i < n; ++i) {
@@ -748,19 +643,6 @@ Status matvec_qkv_rope(const MatvecJob * qkv, const RopeEpilogue & ep, const Q8A
     if (!matvec_qkv_rope_supported(qkv, ep.hd, xq, xf)) return make_error(ErrorCode::Unsupported, "CUDA matvec_qkv_rope: unsupported types or shapes");
     if (n_tok == 0) return {};
     return launch_fast(qkv, 3, xq, xf, n_tok, s, &ep);
-}
-
-bool matvec_add_norm_supported(const MatvecJob & job, const Q8Act & xq, const float * xf) {
-    const TensorType t = job.w.type;
-    return fast_type(t) && job.w.n_cols % 32 == 0 && job.w.n_rows % 32 == 0 && (t == TensorType::F16 ? xf != nullptr : xq.q != nullptr);
-}
-
-Status matvec_add_norm(const MatvecJob & job, const NormTail & t, const Q8Act & xq, const float * xf, int n_tok, cudaStream_t s) {
-    if (!matvec_add_norm_supported(job, xq, xf) || !t.x || !t.counters || (t.y_out && !t.w)) {
-        return make_error(ErrorCode::Unsupported, "CUDA matvec_add_norm: unsupported type, shape or arguments");
-    }
-    if (n_tok == 0) return {};
-    return launch_fast(&job, 1, xq, xf, n_tok, s, nullptr, &t);
 }
 
 bool matvec_glu_supported(const DevMat & gate, const DevMat & up) {

@@ -35,13 +35,20 @@ namespace {
 constexpr double kMaxKl = 2e-3;       // mean KL over positions (nats)
 constexpr double kMinTop1 = 0.99;     // on decisive positions
 constexpr double kMargin = 0.05;      // decisive: reference top-1 minus top-2 logit
-// Real model vs the CPU Context: top-1 agreement over every position and the
-// bound on the mean KL(p_cpu || p_gpu) (nats). Both quantize activations to
-// 8 bits per block of 32 (in different orders) and keep K/V in f16; the CPU
-// Context in its two summation orders (default vs llama.cpp's) on this text
-// differs by the amount given in real_model() below.
+// Real model vs the CPU Context (teacher-forced, 298 tokens of kRealText).
+// Real text has many near-ties, so top-1 agreement over every position is
+// not a usable criterion: the CPU Context against itself in its two
+// summation orders (default order token by token vs llama.cpp's order as
+// one batch; both quantize activations to 8 bits, as the GPU does) agrees on
+// 95.6% of the positions, on 242 of 244 with a top-1 lead >= 0.25 and on
+// 204 of 204 with a lead >= 0.5, KL mean 5.5e-3, max 0.027 (measured on the
+// dev machine, 2026-11-27). Criteria: top-1 agreement >= 99% where the CPU
+// Context's top-1 leads by >= kRealMargin logits, overall top-1 >= 93%, and
+// mean KL(p_cpu || p_gpu) < kRealMaxKl (3.6x that CPU-vs-CPU figure).
 constexpr double kRealMinTop1 = 0.99;
-constexpr double kRealMaxKl = 0.01;
+constexpr double kRealMargin = 0.5;
+constexpr double kRealMinTop1All = 0.93;
+constexpr double kRealMaxKl = 0.02;
 
 // About 300 tokens of plain English for the real-model test.
 constexpr const char * kRealText =
@@ -64,7 +71,7 @@ struct Agreement {
     int    n = 0, n_decisive = 0;
 };
 
-Agreement compare(std::span<const float> cpu, std::span<const float> gpu, int n_vocab) {
+Agreement compare(std::span<const float> cpu, std::span<const float> gpu, int n_vocab, double margin = kMargin) {
     Agreement a;
     const size_t n = cpu.size() / size_t(n_vocab);
     int same = 0, dec = 0, dec_same = 0;
@@ -76,7 +83,7 @@ Agreement compare(std::span<const float> cpu, std::span<const float> gpu, int n_
         same += ac == ag;
         float second = -INFINITY;
         for (int i = 0; i < n_vocab; ++i) if (i != ac) second = std::max(second, c[i]);
-        if (c[ac] - second >= kMargin) { ++dec; dec_same += ac == ag; }
+        if (c[ac] - second >= margin) { ++dec; dec_same += ac == ag; }
         double mc = -INFINITY, mg = -INFINITY;
         bool finite = true;
         for (int i = 0; i < n_vocab; ++i) {
@@ -327,8 +334,8 @@ class TstCudaModel : public QObject {
     // GLASSBOX_MODEL_DIR/gemma-3-270m-q4_k_m.gguf; skipped when absent),
     // teacher-forced on kRealText: the CPU Context's logits (one batch) are the
     // oracle for the CUDA Context's prefill (GEMM + flash attention path) and
-    // token-by-token decode (CUDA graph, matvec path). Top-1 agreement over
-    // every position >= kRealMinTop1, mean KL < kRealMaxKl.
+    // token-by-token decode (CUDA graph, matvec path), with the criteria
+    // stated at kRealMinTop1.
     void real_model() {
         QString path = qEnvironmentVariable("GB_REAL_MODEL");
         if (path.isEmpty()) path = QStringLiteral(GLASSBOX_MODEL_DIR "/gemma-3-270m-q4_k_m.gguf");
@@ -349,9 +356,9 @@ class TstCudaModel : public QObject {
         const std::vector<float> ref((*cpu)->logits().begin(), (*cpu)->logits().end());
         QCOMPARE(ref.size(), toks.size() * size_t(V));
         auto check = [&](const Agreement & a, const char * what) {
-            qInfo("gemma-3-270m (%zu tokens) %s vs CPU Context: top-1 %.4f, KL mean %.3g max %.3g", toks.size(), what, a.top1,
-                  a.mean_kl, a.max_kl);
-            return a.top1 >= kRealMinTop1 && a.mean_kl < kRealMaxKl;
+            qInfo("gemma-3-270m (%zu tokens) %s vs CPU Context: top-1 %.4f (lead >= %.2g: %.4f of %d), KL mean %.3g max %.3g",
+                  toks.size(), what, a.top1, kRealMargin, a.top1_decisive, a.n_decisive, a.mean_kl, a.max_kl);
+            return a.top1_decisive >= kRealMinTop1 && a.top1 >= kRealMinTop1All && a.mean_kl < kRealMaxKl;
         };
         cuda::CudaContextParams gp;
         gp.context = cp;
@@ -359,7 +366,7 @@ class TstCudaModel : public QObject {
             auto g = cuda::create_context(m, gp);
             QVERIFY2(g.ok(), g.ok() ? "" : g.error().to_string().c_str());
             QVERIFY((*g)->decode(toks, true).ok());
-            QVERIFY2(check(compare(ref, (*g)->logits(), V), "GPU prefill"), "real-model prefill disagrees with the CPU Context");
+            QVERIFY2(check(compare(ref, (*g)->logits(), V, kRealMargin), "GPU prefill"), "real-model prefill disagrees with the CPU Context");
         }
         {
             auto g = cuda::create_context(m, gp);
@@ -372,7 +379,7 @@ class TstCudaModel : public QObject {
                 QCOMPARE(l.size(), size_t(V));
                 got.insert(got.end(), l.begin(), l.end());
             }
-            QVERIFY2(check(compare(ref, got, V), "GPU decode"), "real-model decode disagrees with the CPU Context");
+            QVERIFY2(check(compare(ref, got, V, kRealMargin), "GPU decode"), "real-model decode disagrees with the CPU Context");
         }
     }
 
