@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# h4/cudadec device call: checks (kernels, model, memcheck, racecheck), kernel
-# timings, and decode A/B of this branch's fusions (same binary, env toggles).
+# One device call (h4/cudadec): checks (kernels, model, memcheck, racecheck), then
+# decode/prefill timings of this build against a baseline build (glassbox-cli-main)
+# on synthetic llama-8b/1b and gemma3-270m Q4_K_M files, alternating, plus the
+# decode fusions toggled off (GB_CUDA_ROPE=0, GB_CUDA_ATTN_FUSE=0; same binary).
 # usage: bench/bench_cuda_dec.sh WORKDIR (WORKDIR/bin: glassbox-cli, glassbox-cli-main = a baseline build,
 #   tst_cuda_kernels, tst_cuda_model; WORKDIR/lib.tgz, WORKDIR/ncu_sum.py = bench/ncu_sum.py)   env: GB_DEADLINE (s), GB_LCPP=1 to build/time llama.cpp
 set -u
