@@ -4,7 +4,7 @@
 # on synthetic llama-8b/1b and gemma3-270m Q4_K_M files, alternating, plus the
 # decode fusions toggled off (GB_CUDA_ROPE=0, GB_CUDA_ATTN_FUSE=0; same binary).
 # usage: bench/bench_cuda_dec.sh WORKDIR (WORKDIR/bin: glassbox-cli, glassbox-cli-main = a baseline build,
-#   tst_cuda_kernels, tst_cuda_model; WORKDIR/lib.tgz, WORKDIR/ncu_sum.py = bench/ncu_sum.py)   env: GB_DEADLINE (s), GB_LCPP=1 to build/time llama.cpp
+#   tst_cuda_kernels, tst_cuda_model; WORKDIR/lib.tgz: the Qt libraries)   env: GB_DEADLINE (s), GB_LCPP=1 to build/time llama.cpp
 set -u
 W=$(cd "${1:-.cudawork-cudadec}" && pwd)
 OUT=${OUT:-/tmp/gb_out}; mkdir -p "$OUT"
