@@ -1,8 +1,9 @@
 // Attention over the f16 KV cache, flash style (online softmax, no score
 // matrix): block (split, head, query) = 4 warps, each warp walks every 4th key
-// of the split's range; lane l holds head dims [l*DPL, l*DPL+DPL). Partial
-// (max, sum, acc) per split are merged by a second kernel, so decode spreads
-// one query over many blocks (split-K flash-decoding). GQA: head h reads KV
+// of the split's range, two keys a step; lane l holds head dims [l*DPL,
+// l*DPL+DPL). Partial (max, sum, acc) per split are merged by a second kernel,
+// or (AttnArgs::counters) by the last of the head's split blocks to finish,
+// so decode spreads one query over many blocks (split-K flash-decoding). GQA: head h reads KV
 // head h / (n_head / n_head_kv). Sliding windows bound the key range.
 #include "kernels.h"
 #include "pdl.cuh"
