@@ -1,7 +1,8 @@
 // GlassboxBackend: EngineBackend over the in-process engine: gb::Model with
 // either the continuous-batching gb::kv::BatchEngine (paged KV cache, prefix
-// tree; CPU, no speculation) or the one-sequence gb::Session (CUDA,
-// speculative decoding, batching off); KV cache type, requantize on load (a
+// tree; on the CPU, or on the GPU through gb::cuda::create_batch_forward when
+// every layer is on the GPU; no speculation) or the one-sequence gb::Session
+// (speculative decoding, partial GPU offload, batching off); KV cache type, requantize on load (a
 // cached requantized copy of the file, made in the background with progress
 // and cancellation). Kept in its own file so tests that use a fake engine do
 // not need the engine's model code.
@@ -374,8 +375,17 @@ private:
 
     bool batchEligible(const gb::GenerateParams &params) const
     {
-        return m_model && m_request.batching && m_config.backend == QLatin1String("cpu") &&
-               params.spec.method == gb::SpecMethod::None;
+        return m_model && m_request.batching && params.spec.method == gb::SpecMethod::None &&
+               (m_config.backend == QLatin1String("cpu") || allLayersOnGpu());
+    }
+
+    // CUDA with every layer on the GPU: the batched GPU forward can serve it.
+    // Partial offload (some layers and their KV cache on the CPU) stays on the
+    // Session path: the GPU BatchForward keeps every layer's pages on the device.
+    bool allLayersOnGpu() const
+    {
+        return m_config.backend == QLatin1String("cuda") &&
+               (m_config.gpuLayers < 0 || m_config.gpuLayers >= m_model->hparams().n_layer);
     }
 
     // Ends the requests that are done (in request order): frees their pages,
@@ -441,6 +451,10 @@ private:
         p.max_tokens_per_step = std::clamp(m_config.batchSize, 16, 2048);
         p.max_running = 16;
         p.prefix_cache = prefixCache;
+        if (m_config.backend == QLatin1String("cuda"))
+            p.make_forward = [](std::shared_ptr<const gb::Model> model, const gb::kv::BatchForwardParams &fp) {
+                return gb::cuda::create_batch_forward(std::move(model), fp);
+            };
         dropBatchEngine();
         m_session.reset();  // one KV cache at a time
         gb::Result<std::unique_ptr<gb::kv::BatchEngine>> engine = gb::kv::BatchEngine::create(m_model, p);

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# One device call for the app's GPU path (h4/cudaapp): tst_cuda_batch (graph
+# replay vs eager, Q8_0 pages vs the CPU), tst_glassbox_backend_cuda (the app's
+# backend on the GPU BatchEngine), compute-sanitizer memcheck of the new test
+# rows, then one-stream decode through BatchEngine with and without the CUDA
+# graph against the CUDA Context (`glassbox-cli bench`), and bench-serve
+# --backend cuda at 1/4/16 streams (F16 and Q8_0 KV) on synthetic
+# gemma3-270m-shaped and llama-1b Q4_K_M files made there. Logs go to $OUT.
+#
+# usage: bench/bench_cuda_app.sh WORKDIR
+#   WORKDIR/bin: glassbox-cli, tst_cuda_batch, tst_glassbox_backend_cuda (built with -DGLASSBOX_CUDA=ON)
+#   WORKDIR/lib.tgz (-> /tmp/gblib): the Qt libraries the test binaries need (Core, Test, Sql)
+# env: GB_DEADLINE (seconds, default 300), GB_MODELS, GB_SKIP_CHECKS=1, GB_SKIP_SERVE=1
+set -u
+W=${1:-.cudawork-cudaapp}
+W=$(cd "$W" && pwd)
+OUT=${OUT:-/tmp/gb_out}
+mkdir -p "$OUT"
+T0=$(date +%s)
+DEADLINE=${GB_DEADLINE:-300}
+if [ -f "$W/lib.tgz" ]; then tar xzf "$W/lib.tgz" -C /tmp; export LD_LIBRARY_PATH="/tmp/gblib:${LD_LIBRARY_PATH:-}"; fi
+BIN=$W/bin
+M=/tmp/gb_models
+mkdir -p "$M"
+elapsed() { echo $(( $(date +%s) - T0 )); }
+left() { echo $(( DEADLINE - $(elapsed) )); }
+log() { echo "[$(elapsed)s] $*" | tee -a "$OUT/summary.log"; }
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$OUT/summary.log"
+
+MODELS=${GB_MODELS:-"gemma3-270m:Q4_K_M llama-1b:Q4_K_M"}
+( for mt in $MODELS; do
+    f="$M/${mt%%:*}-${mt##*:}.gguf"
+    [ -f "$f" ] || "$BIN/glassbox-cli" synth --shape "${mt%%:*}" --type "${mt##*:}" -o "$f" -t 8 >> "$OUT/synth.log" 2>&1
+  done ) &
+SYNTH_PID=$!
+
+if [ "${GB_SKIP_CHECKS:-0}" != 1 ]; then
+  timeout 150 "$BIN/tst_cuda_batch" > "$OUT/tst_cuda_batch.log" 2>&1
+  log "tst_cuda_batch rc=$? $(grep -E '^Totals' "$OUT/tst_cuda_batch.log")"
+  grep -E "FAIL|QINFO|QWARN|seed" "$OUT/tst_cuda_batch.log" | cut -c1-260 | tee -a "$OUT/summary.log" | head -60
+  timeout 90 "$BIN/tst_glassbox_backend_cuda" > "$OUT/tst_glassbox_backend_cuda.log" 2>&1
+  log "tst_glassbox_backend_cuda rc=$? $(grep -E '^Totals' "$OUT/tst_glassbox_backend_cuda.log")"
+  grep -E "FAIL|QINFO|QWARN|SKIP" -A2 "$OUT/tst_glassbox_backend_cuda.log" | cut -c1-260 | tee -a "$OUT/summary.log" | head -30
+  timeout 120 compute-sanitizer --tool memcheck --error-exitcode 3 "$BIN/tst_cuda_batch" paged_attention page_copy \
+    "graph_replay_equals_eager:tiny-gemma3 q8_0 KV" "q8_pages_vs_cpu:tiny-llama" "engine_concurrent_vs_alone:tiny-llama x4" \
+    > "$OUT/memcheck_batch.log" 2>&1
+  log "memcheck tst_cuda_batch rc=$? $(grep -E 'ERROR SUMMARY|^Totals' "$OUT/memcheck_batch.log" | tr '\n' ' ')"
+fi
+
+while kill -0 "$SYNTH_PID" 2>/dev/null && [ "$(left)" -gt 60 ]; do sleep 1; done
+log "models ready"
+[ "${GB_SKIP_SERVE:-0}" = 1 ] && { log "done"; exit 0; }
+serve() {  # tag file args...
+  local tag=$1 f=$2; shift 2
+  [ "$(left)" -gt 25 ] || { log "skipping $tag"; return; }
+  GB_CUDA_BATCH_PROFILE=1 timeout $(( $(left) - 10 )) "$BIN/glassbox-cli" bench-serve -m "$f" --backend cuda "$@" > "$OUT/serve_$tag.md" 2> "$OUT/serve_$tag.err"
+  log "bench-serve $tag ($*) rc=$?"
+  grep -E '^\| [0-9]' "$OUT/serve_$tag.md" | tee -a "$OUT/summary.log"
+  tr '\r' '\n' < "$OUT/serve_$tag.err" | grep "cuda batch forward" | tee -a "$OUT/summary.log"
+}
+for mt in $MODELS; do
+  f="$M/${mt%%:*}-${mt##*:}.gguf"; tag="${mt%%:*}-${mt##*:}"
+  [ -f "$f" ] || { log "no $tag"; continue; }
+  # one stream: the CUDA Context (graph) vs BatchEngine with and without the graph, 128 tokens
+  "$BIN/glassbox-cli" bench -m "$f" --backend cuda -p 16 -n 128 -r 3 --json > "$OUT/ctx_$tag.json" 2>> "$OUT/ctx_err.log"
+  log "context $tag: $(cat "$OUT/ctx_$tag.json")"
+  serve "${tag}_1_graph" "$f" --streams 1 -n 128 --long-prompt 64
+  GB_CUDA_BATCH_GRAPH=0 serve "${tag}_1_nograph" "$f" --streams 1 -n 128 --long-prompt 64
+done
+for mt in $MODELS; do
+  f="$M/${mt%%:*}-${mt##*:}.gguf"; tag="${mt%%:*}-${mt##*:}"
+  [ -f "$f" ] || continue
+  serve "${tag}_f16" "$f" -n 64
+  serve "${tag}_q8" "$f" -n 64 --kv q8_0 --streams 1,16 --long-prompt 300
+done
+log "done"
