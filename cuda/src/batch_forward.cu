@@ -179,6 +179,7 @@ class CudaBatchForward final : public kv::BatchForward {
     int * m_argmax_d = nullptr;     // [nb] argmax of each logit row
     int * m_argmax_h = nullptr;     // pinned
     int32_t m_n_out = 0;
+    bool m_out_identity = false;    // logit row i is batch row i for every i (set by run_impl)
     mutable bool m_logits_on_host = false;
     Q8Act m_q8, m_q8b;
     GemmScratch m_gemm;
@@ -371,10 +372,18 @@ Status CudaBatchForward::forward(int n, int mv, int n_out, int mv_out) {
         pend = m_proj;
         pend_post = l.post_ffn;
     }
-    GB_TRY_STATUS(add_norm(m_x, pend, pend_post, m_output_norm, m_hp.rms_eps, int(m_E), n, m_xn, Q8Act{}, s));
+    // Every row's logits, in row order, all through the matvec (decode steps):
+    // the final norm quantizes for the output matvec itself, no row gather.
+    const bool direct = n_out == n && mv_out == n_out && m_out_identity;
+    GB_TRY_STATUS(add_norm(m_x, pend, pend_post, m_output_norm, m_hp.rms_eps, int(m_E), n, m_xn, direct ? m_q8 : Q8Act{}, s));
     if (n_out == 0) return {};
-    GB_TRY_STATUS(gather_rows(m_xn, m_outrow_d, n_out, int(m_E), m_xo, s));
     const MatvecJob out{m_output, m_logits_d, nullptr};
+    if (direct) {
+        GB_TRY_STATUS(matvec(&out, 1, m_q8, m_xn, n_out, s));
+        if (m_hp.final_logit_softcap > 0.0f) GB_TRY_STATUS(softcap(m_logits_d, int64_t(n_out) * m_V, m_hp.final_logit_softcap, s));
+        return {};
+    }
+    GB_TRY_STATUS(gather_rows(m_xn, m_outrow_d, n_out, int(m_E), m_xo, s));
     if (mv_out > 0) {
         GB_TRY_STATUS(act_quant(m_xo, nullptr, 0, int64_t(mv_out) * m_E, m_q8, s));
         GB_TRY_STATUS(matvec(&out, 1, m_q8, m_xo, mv_out, s));
@@ -496,6 +505,8 @@ Status CudaBatchForward::run_impl(std::span<const BatchSeq> seqs, std::span<cons
         tab_n += np;
     }
     if (mv_out > m_mv_out_max) mv_out = 0;
+    m_out_identity = n_o == int(n);
+    for (int i = 0; m_out_identity && i < n_o; ++i) m_out_identity = outrow[i] == i;
     m_tokens_d = m_meta_d;
     m_pos_d = m_meta_d + nb;
     m_slot_d = m_meta_d + 2 * nb;

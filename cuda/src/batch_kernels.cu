@@ -3,8 +3,10 @@
 // each warp walks every 4th key of its split part, lanes hold head dims; the
 // parts are merged by a second kernel), with each key's address looked up in
 // the row's page table; F16 or Q8_0 slots (quantized when written, dequantized
-// when read). Launched without PDL (plain stream order).
+// when read). The forward's kernels are launched with PDL (pdl.cuh): each
+// waits for the previous kernel before touching memory.
 #include "batch_kernels.h"
+#include "pdl.cuh"
 #include "quant_decode.cuh"
 
 namespace gb::cuda {
@@ -30,6 +32,8 @@ __device__ float block_sum(float v, float * red) {
 __global__ void paged_qkv_kernel(const PagedQkv a) {
     extern __shared__ float buf[];
     __shared__ float red[32];
+    pdl_trigger();
+    pdl_wait();
     const int t = blockIdx.x, h = blockIdx.y, hd = a.hd;
     const int n_q = a.n_head * hd, n_k = a.n_head_kv * hd;
     const int pos = a.pos[t];
@@ -169,6 +173,8 @@ template <int DPL, bool Q8>
 __global__ void __launch_bounds__(kWarps * 32) paged_attn_partial(const PagedAttn a) {
     __shared__ float s_m[kWarps], s_l[kWarps];
     __shared__ float s_acc[kWarps][DPL * 32];
+    pdl_trigger();
+    pdl_wait();
     const int split = blockIdx.x, h = blockIdx.y, t = blockIdx.z;
     const int pos = a.pos[t];
     const RowRange rr = row_range(pos, a.window);
@@ -238,6 +244,8 @@ __global__ void __launch_bounds__(kWarps * 32) paged_attn_partial(const PagedAtt
 
 // grid (n_head, n_tok), block 128
 __global__ void paged_attn_combine(const PagedAttn a) {
+    pdl_trigger();
+    pdl_wait();
     const int h = blockIdx.x, t = blockIdx.y, hd = a.hd;
     const int n_split = row_range(a.pos[t], a.window).n_split;
     const size_t base = (size_t(t) * a.n_head + h) * kPagedMaxSplit;
@@ -272,6 +280,8 @@ __global__ void page_copy_kernel(uint8_t * k, uint8_t * v, size_t layer_bytes, i
 }
 
 __global__ void gather_rows_kernel(const float * __restrict__ x, const int * __restrict__ rows, int n, float * __restrict__ out) {
+    pdl_trigger();
+    pdl_wait();
     const float * src = x + size_t(rows[blockIdx.x]) * n;
     float * dst = out + size_t(blockIdx.x) * n;
     for (int i = threadIdx.x; i < n; i += blockDim.x) dst[i] = src[i];
@@ -284,8 +294,7 @@ Status paged_qkv_post(const PagedQkv & a, int n_tok, cudaStream_t s) {
     if (a.hd % 2 != 0 || a.hd > 4096) return make_error(ErrorCode::Unsupported, "CUDA paged_qkv_post: unsupported head size");
     if (a.q8 && a.hd % 32 != 0) return make_error(ErrorCode::Unsupported, "CUDA paged_qkv_post: Q8_0 K/V need a head size multiple of 32");
     const dim3 grid(n_tok, a.n_head + 2 * a.n_head_kv);
-    paged_qkv_kernel<<<grid, 128, size_t(a.hd) * sizeof(float), s>>>(a);
-    GB_CU_LAUNCH("paged_qkv_post");
+    GB_CU(launch_pdl(paged_qkv_kernel, grid, dim3(128), size_t(a.hd) * sizeof(float), s, a));
     return {};
 }
 
@@ -296,20 +305,20 @@ Status paged_attention(const PagedAttn & a, int n_tok, cudaStream_t s) {
     if (a.kv_q8 && a.hd % 32 != 0) return make_error(ErrorCode::Unsupported, "CUDA paged attention: Q8_0 K/V need a head size multiple of 32");
     const dim3 grid(kPagedMaxSplit, a.n_head, n_tok);
     const int threads = kWarps * 32;
+    cudaError_t e;
     if (a.kv_q8) {
-        if (a.hd <= 32) paged_attn_partial<1, true><<<grid, threads, 0, s>>>(a);
-        else if (a.hd <= 64) paged_attn_partial<2, true><<<grid, threads, 0, s>>>(a);
-        else if (a.hd <= 128) paged_attn_partial<4, true><<<grid, threads, 0, s>>>(a);
-        else paged_attn_partial<8, true><<<grid, threads, 0, s>>>(a);
+        if (a.hd <= 32) e = launch_pdl(paged_attn_partial<1, true>, grid, dim3(threads), 0, s, a);
+        else if (a.hd <= 64) e = launch_pdl(paged_attn_partial<2, true>, grid, dim3(threads), 0, s, a);
+        else if (a.hd <= 128) e = launch_pdl(paged_attn_partial<4, true>, grid, dim3(threads), 0, s, a);
+        else e = launch_pdl(paged_attn_partial<8, true>, grid, dim3(threads), 0, s, a);
     } else {
-        if (a.hd <= 32) paged_attn_partial<1, false><<<grid, threads, 0, s>>>(a);
-        else if (a.hd <= 64) paged_attn_partial<2, false><<<grid, threads, 0, s>>>(a);
-        else if (a.hd <= 128) paged_attn_partial<4, false><<<grid, threads, 0, s>>>(a);
-        else paged_attn_partial<8, false><<<grid, threads, 0, s>>>(a);
+        if (a.hd <= 32) e = launch_pdl(paged_attn_partial<1, false>, grid, dim3(threads), 0, s, a);
+        else if (a.hd <= 64) e = launch_pdl(paged_attn_partial<2, false>, grid, dim3(threads), 0, s, a);
+        else if (a.hd <= 128) e = launch_pdl(paged_attn_partial<4, false>, grid, dim3(threads), 0, s, a);
+        else e = launch_pdl(paged_attn_partial<8, false>, grid, dim3(threads), 0, s, a);
     }
-    GB_CU_LAUNCH("paged_attn_partial");
-    paged_attn_combine<<<dim3(a.n_head, n_tok), 128, 0, s>>>(a);
-    GB_CU_LAUNCH("paged_attn_combine");
+    GB_CU(e);
+    GB_CU(launch_pdl(paged_attn_combine, dim3(a.n_head, n_tok), dim3(128), 0, s, a));
     return {};
 }
 
@@ -324,8 +333,7 @@ Status page_copy(uint8_t * k, uint8_t * v, int n_layer, size_t layer_bytes, int 
 
 Status gather_rows(const float * x, const int * rows, int n_out, int n, float * out, cudaStream_t s) {
     if (n_out == 0) return {};
-    gather_rows_kernel<<<n_out, 256, 0, s>>>(x, rows, n, out);
-    GB_CU_LAUNCH("gather_rows");
+    GB_CU(launch_pdl(gather_rows_kernel, dim3(n_out), dim3(256), 0, s, x, rows, n, out));
     return {};
 }
 

@@ -596,7 +596,8 @@ class TstCudaBatch : public QObject {
             b.tokens = std::span<const Token>(toks).subspan(size_t(done), size_t(n));
             b.first_pos = done;
             b.pages = pages;
-            b.all_logits = true;
+            b.logits = true;
+            b.all_logits = true;  // (the CPU forward wants both)
             QVERIFY((*gq)->run({&b, 1}).ok());
             QVERIFY((*gf)->run({&b, 1}).ok());
             QVERIFY((*cq)->run({&b, 1}).ok());
