@@ -46,6 +46,9 @@ if [ "${GB_SKIP_CHECKS:-0}" != 1 ]; then
     "graph_replay_equals_eager:tiny-gemma3 q8_0 KV" "q8_pages_vs_cpu:tiny-llama" "engine_concurrent_vs_alone:tiny-llama x4" \
     > "$OUT/memcheck_batch.log" 2>&1
   log "memcheck tst_cuda_batch rc=$? $(grep -E 'ERROR SUMMARY|^Totals' "$OUT/memcheck_batch.log" | tr '\n' ' ')"
+  timeout 60 compute-sanitizer --tool racecheck --error-exitcode 3 "$BIN/tst_cuda_batch" "paged_attention:q8 gqa4 hd64 ps16" \
+    "q8_pages_vs_cpu:tiny-gemma3 (window 8)" > "$OUT/racecheck_batch.log" 2>&1
+  log "racecheck tst_cuda_batch rc=$? $(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY|^Totals' "$OUT/racecheck_batch.log" | tr '\n' ' ')"
 fi
 
 while kill -0 "$SYNTH_PID" 2>/dev/null && [ "$(left)" -gt 60 ]; do sleep 1; done
