@@ -14,8 +14,9 @@
 set -u
 W=${1:-.cudawork-cudaapp}
 W=$(cd "$W" && pwd)
-OUT=${OUT:-/tmp/gb_out}
-mkdir -p "$OUT"
+RES=${OUT:-/tmp/gb_out}   # gets summary.log, the test logs and serve_all.md at the end
+OUT=/tmp/gb_logs          # everything
+mkdir -p "$OUT" "$RES"
 T0=$(date +%s)
 DEADLINE=${GB_DEADLINE:-300}
 if [ -f "$W/lib.tgz" ]; then tar xzf "$W/lib.tgz" -C /tmp; export LD_LIBRARY_PATH="/tmp/gblib:${LD_LIBRARY_PATH:-}"; fi
@@ -53,7 +54,7 @@ fi
 
 while kill -0 "$SYNTH_PID" 2>/dev/null && [ "$(left)" -gt 60 ]; do sleep 1; done
 log "models ready"
-[ "${GB_SKIP_SERVE:-0}" = 1 ] && { log "done"; exit 0; }
+if [ "${GB_SKIP_SERVE:-0}" = 1 ]; then MODELS=""; fi
 serve() {  # tag file args...
   local tag=$1 f=$2; shift 2
   [ "$(left)" -gt 25 ] || { log "skipping $tag"; return; }
@@ -77,4 +78,8 @@ for mt in $MODELS; do
   serve "${tag}_f16" "$f" -n 64
   serve "${tag}_q8" "$f" -n 64 --kv q8_0 --streams 1,16 --long-prompt 300
 done
+for f in summary.log tst_cuda_batch.log tst_glassbox_backend_cuda.log memcheck_batch.log racecheck_batch.log; do
+  [ -f "$OUT/$f" ] && cp "$OUT/$f" "$RES/"
+done
+for f in "$OUT"/serve_*.md "$OUT"/ctx_*.json; do [ -f "$f" ] && { echo "== $(basename "$f")"; cat "$f"; }; done > "$RES/serve_all.md"
 log "done"
