@@ -37,7 +37,7 @@ MODELS=${GB_MODELS:-"gemma3-270m:Q4_K_M llama-1b:Q4_K_M"}
 SYNTH_PID=$!
 
 if [ "${GB_SKIP_CHECKS:-0}" != 1 ]; then
-  timeout 150 "$BIN/tst_cuda_batch" > "$OUT/tst_cuda_batch.log" 2>&1
+  timeout 150 "$BIN/tst_cuda_batch" ${GB_TESTS:-} > "$OUT/tst_cuda_batch.log" 2>&1
   log "tst_cuda_batch rc=$? $(grep -E '^Totals' "$OUT/tst_cuda_batch.log")"
   grep -E "FAIL|QINFO|QWARN|seed" "$OUT/tst_cuda_batch.log" | cut -c1-260 | tee -a "$OUT/summary.log" | head -60
   timeout 90 "$BIN/tst_glassbox_backend_cuda" > "$OUT/tst_glassbox_backend_cuda.log" 2>&1
@@ -54,6 +54,32 @@ fi
 
 while kill -0 "$SYNTH_PID" 2>/dev/null && [ "$(left)" -gt 60 ]; do sleep 1; done
 log "models ready"
+# GB_NCU=1: per-kernel device times (ncu, kernels serialized) of a few decode
+# steps of the gemma3-shaped file: the CUDA Context vs BatchEngine (one stream),
+# grouped by kernel and grid, mean microseconds per launch.
+if [ "${GB_NCU:-0}" = 1 ] && command -v ncu > /dev/null; then
+  f="$M/gemma3-270m-Q4_K_M.gguf"
+  timeout 90 ncu --clock-control none --metrics gpu__time_duration.sum --csv -c 700 \
+    "$BIN/glassbox-cli" bench -m "$f" --backend cuda -p 1 -n 6 -r 1 > "$OUT/ncu_ctx.csv" 2> "$OUT/ncu_err.log"
+  timeout 120 ncu --clock-control none --metrics gpu__time_duration.sum --csv -c 1300 \
+    "$BIN/glassbox-cli" bench-serve -m "$f" --backend cuda --streams 1 -n 6 --long-prompt 16 > "$OUT/ncu_be.csv" 2>> "$OUT/ncu_err.log"
+  for w in ctx be; do
+    python3 - "$OUT/ncu_$w.csv" <<'PY' | tee -a "$OUT/summary.log"
+import csv, sys, collections
+rows = [r for r in csv.reader(l for l in open(sys.argv[1]) if l.startswith('"'))]
+if not rows: print("ncu: no rows"); sys.exit()
+h = rows[0]; ki = h.index("Kernel Name"); vi = h.index("Metric Value"); ui = h.index("Metric Unit"); gi = h.index("Grid Size")
+tot = collections.defaultdict(float); cnt = collections.Counter()
+for r in rows[1:]:
+    v = float(r[vi].replace(",", "")); v *= {"ns": 1e-3, "nsecond": 1e-3, "us": 1.0, "usecond": 1.0, "ms": 1e3, "msecond": 1e3}.get(r[ui], float("nan"))
+    name = r[ki].split("(")[0].replace("gb::cuda::", "").replace("(anonymous namespace)::", "")[:44]
+    key = name + " " + r[gi]
+    tot[key] += v; cnt[key] += 1
+print("ncu %s: %d kernels, %.1f us total" % (sys.argv[1].split("/")[-1], sum(cnt.values()), sum(tot.values())))
+for k in sorted(tot, key=lambda k: -tot[k])[:28]: print("  %-62s n=%4d total %8.1f us  mean %6.2f us" % (k[:62], cnt[k], tot[k], tot[k] / cnt[k]))
+PY
+  done
+fi
 if [ "${GB_SKIP_SERVE:-0}" = 1 ]; then MODELS=""; fi
 serve() {  # tag file args...
   local tag=$1 f=$2; shift 2
