@@ -10,7 +10,8 @@
 # usage: bench/bench_cuda_app.sh WORKDIR
 #   WORKDIR/bin: glassbox-cli, tst_cuda_batch, tst_glassbox_backend_cuda (built with -DGLASSBOX_CUDA=ON)
 #   WORKDIR/lib.tgz (-> /tmp/gblib): the Qt libraries the test binaries need (Core, Test, Sql)
-# env: GB_DEADLINE (seconds, default 300), GB_MODELS, GB_SKIP_CHECKS=1, GB_SKIP_SERVE=1
+# env: GB_DEADLINE (seconds, default 300), GB_MODELS, GB_SKIP_CHECKS=1, GB_SKIP_SERVE=1,
+#      GB_TESTS (tst_cuda_batch arguments), GB_SKIP_SANITIZERS=1, GB_NCU=1 (per-kernel times)
 set -u
 W=${1:-.cudawork-cudaapp}
 W=$(cd "$W" && pwd)
@@ -43,6 +44,7 @@ if [ "${GB_SKIP_CHECKS:-0}" != 1 ]; then
   timeout 90 "$BIN/tst_glassbox_backend_cuda" > "$OUT/tst_glassbox_backend_cuda.log" 2>&1
   log "tst_glassbox_backend_cuda rc=$? $(grep -E '^Totals' "$OUT/tst_glassbox_backend_cuda.log")"
   grep -E "FAIL|QINFO|QWARN|SKIP" -A2 "$OUT/tst_glassbox_backend_cuda.log" | cut -c1-260 | tee -a "$OUT/summary.log" | head -30
+  [ "${GB_SKIP_SANITIZERS:-0}" = 1 ] || {
   timeout 120 compute-sanitizer --tool memcheck --error-exitcode 3 "$BIN/tst_cuda_batch" paged_attention page_copy \
     "graph_replay_equals_eager:tiny-gemma3 q8_0 KV" "q8_pages_vs_cpu:tiny-llama" "engine_concurrent_vs_alone:tiny-llama x4" \
     > "$OUT/memcheck_batch.log" 2>&1
@@ -50,6 +52,7 @@ if [ "${GB_SKIP_CHECKS:-0}" != 1 ]; then
   timeout 60 compute-sanitizer --tool racecheck --error-exitcode 3 "$BIN/tst_cuda_batch" "paged_attention:q8 gqa4 hd64 ps16" \
     "q8_pages_vs_cpu:tiny-gemma3 (window 8)" > "$OUT/racecheck_batch.log" 2>&1
   log "racecheck tst_cuda_batch rc=$? $(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY|^Totals' "$OUT/racecheck_batch.log" | tr '\n' ' ')"
+  }
 fi
 
 while kill -0 "$SYNTH_PID" 2>/dev/null && [ "$(left)" -gt 60 ]; do sleep 1; done
