@@ -139,6 +139,7 @@ class CudaBatchForward final : public kv::BatchForward {
     Status upload_rope();
     Status linear(const MatvecJob * jobs, int n_jobs, const float * x, const Q8Act & xq, int n, int mv);
     Status forward(int n, int mv, int n_out, int mv_out);
+    int m_n_dec = 0;  // one-token rows of this run (the first rows)
     Status forward_and_argmax(int n, int mv, int n_out, int mv_out);
     Status run_graph(int n, int n_out, int mv_out);
     void drop_graphs();
@@ -343,6 +344,7 @@ Status CudaBatchForward::forward(int n, int mv, int n_out, int mv_out) {
                          m_flags.scale_q ? 1.0f : attn_scale, m_attn + int64_t(r0) * m_nq, m_part_acc, m_part_ml};
             aa.slot_bytes = int(m_kv.slot_bytes());
             aa.kv_q8 = m_kv.q8();
+            aa.n_decode_rows = std::max(0, m_n_dec - r0);
             if (fuse_q && r0 < mv) {
                 aa.q8 = Q8Act{m_q8.q + int64_t(r0) * m_nq, m_q8.d + int64_t(r0) * m_nq / 32, m_q8.s + int64_t(r0) * m_nq / 16};
                 aa.n_q8_rows = mv - r0;
@@ -476,6 +478,7 @@ Status CudaBatchForward::run_impl(std::span<const BatchSeq> seqs, std::span<cons
     order.reserve(seqs.size());
     for (size_t s = 0; s < seqs.size(); ++s) if (seqs[s].tokens.size() == 1) order.push_back(int32_t(s));
     const int n_dec = int(order.size());
+    m_n_dec = n_dec;
     for (size_t s = 0; s < seqs.size(); ++s) if (seqs[s].tokens.size() != 1) order.push_back(int32_t(s));
     const int mv = n_dec <= m_mv_max ? n_dec : 0;
 
@@ -687,6 +690,7 @@ Result<std::vector<float>> paged_attention(const PagedAttnIn & in, std::vector<f
     PagedAttn a{q.p, k.p, v.p, pos.p, tab.p, pages.p, in.page_size, in.n_head, in.n_head_kv, in.hd, in.window, in.scale, out.p, acc.p, ml.p};
     a.slot_bytes = int(kv_slot_bytes(in.kv_q8, n_kv));
     a.kv_q8 = in.kv_q8;
+    a.n_decode_rows = in.decode_rows;
     if (in.q8_rows > 0) {
         a.q8 = Q8Act{q8q.p, q8d.p, q8s.p};
         a.n_q8_rows = in.q8_rows;

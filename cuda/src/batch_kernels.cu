@@ -159,11 +159,12 @@ __device__ __forceinline__ void load_kv(const uint8_t * base, size_t row, size_t
 
 // Key range [lo, pos] of a row and its split count.
 struct RowRange { int lo, len, n_split, chunk; };
-__device__ __forceinline__ RowRange row_range(int pos, int window) {
+__device__ __forceinline__ RowRange row_range(int pos, int window, bool decode) {
+    const int keys = decode ? kPagedSplitKeysDecode : kPagedSplitKeys;
     RowRange r;
     r.lo = window > 0 ? max(0, pos - window + 1) : 0;
     r.len = pos + 1 - r.lo;
-    r.n_split = min(kPagedMaxSplit, (r.len + kPagedSplitKeys - 1) / kPagedSplitKeys);
+    r.n_split = min(kPagedMaxSplit, (r.len + keys - 1) / keys);
     r.chunk = (r.len + r.n_split - 1) / r.n_split;
     return r;
 }
@@ -177,7 +178,7 @@ __global__ void __launch_bounds__(kWarps * 32) paged_attn_partial(const PagedAtt
     pdl_wait();
     const int split = blockIdx.x, h = blockIdx.y, t = blockIdx.z;
     const int pos = a.pos[t];
-    const RowRange rr = row_range(pos, a.window);
+    const RowRange rr = row_range(pos, a.window, t < a.n_decode_rows);
     if (split >= rr.n_split) return;  // block-uniform
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int hd = a.hd, g = h / (a.n_head / a.n_head_kv);
@@ -247,7 +248,7 @@ __global__ void paged_attn_combine(const PagedAttn a) {
     pdl_trigger();
     pdl_wait();
     const int h = blockIdx.x, t = blockIdx.y, hd = a.hd;
-    const int n_split = row_range(a.pos[t], a.window).n_split;
+    const int n_split = row_range(a.pos[t], a.window, t < a.n_decode_rows).n_split;
     const size_t base = (size_t(t) * a.n_head + h) * kPagedMaxSplit;
     float M = -INFINITY;
     for (int s = 0; s < n_split; ++s) M = fmaxf(M, a.part_ml[2 * (base + s)]);

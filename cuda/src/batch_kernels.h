@@ -39,9 +39,13 @@ struct PagedQkv {
 Status paged_qkv_post(const PagedQkv & a, int n_tok, cudaStream_t s);
 
 // Keys per split part of one query row: a row of len keys is cut into
-// min(kPagedMaxSplit, ceil(len / kPagedSplitKeys)) parts, a function of the
-// row alone (so a row's result does not depend on the rest of the batch).
+// min(kPagedMaxSplit, ceil(len / keys)) parts, keys = kPagedSplitKeysDecode
+// for the rows marked as decode rows (t < n_decode_rows: short serial chains
+// per warp for the one-token steps), kPagedSplitKeys for the others; a
+// function of the row alone (so a row's result does not depend on the rest of
+// the batch, only on whether it is a decode row).
 constexpr int kPagedSplitKeys = 64;
+constexpr int kPagedSplitKeysDecode = 16;
 constexpr int kPagedMaxSplit = 32;
 
 // out [n_tok, n_head * hd] = softmax(scale * q k^T) v for row t over keys
@@ -61,6 +65,7 @@ struct PagedAttn {
     int n_q8_rows = 0;
     int slot_bytes = 0;   // 0: F16 rows of n_head_kv * hd halves
     bool kv_q8 = false;
+    int n_decode_rows = 0;  // rows [0, n_decode_rows) split by kPagedSplitKeysDecode
 };
 Status paged_attention(const PagedAttn & a, int n_tok, cudaStream_t s);
 

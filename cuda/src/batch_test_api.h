@@ -23,6 +23,7 @@ struct PagedAttnIn {
     float scale = 1.0f;
     int q8_rows = 0;
     bool kv_q8 = false;  // slots in Q8_0 (k, v quantized by quantize_row_q8_0_ref's rule), else F16
+    int decode_rows = 0; // rows [0, decode_rows) split as decode rows (kPagedSplitKeysDecode keys per part)
 };
 Result<std::vector<float>> paged_attention(const PagedAttnIn & in, std::vector<float> * q8_out = nullptr);
 

@@ -114,9 +114,10 @@ class TstCudaBatch : public QObject {
         m_rng.seed(uint32_t(m_seed));
     }
 
-    // The paged attention kernel against the CPU's attend_paged (F16 slots) on
-    // random K/V, random page tables, positions crossing split boundaries
-    // (64 keys) and the split cap (32 parts), GQA and sliding windows.
+    // The paged attention kernel against the CPU's attend_paged (F16 or Q8_0
+    // slots) on random K/V, random page tables, positions crossing split
+    // boundaries (16 keys for decode rows, 64 for the others) and the split cap
+    // (32 parts), GQA and sliding windows.
     void paged_attention_data() {
         QTest::addColumn<int>("n_head");
         QTest::addColumn<int>("n_head_kv");
@@ -158,7 +159,8 @@ class TstCudaBatch : public QObject {
         std::shuffle(perm.begin(), perm.end(), m_rng);
         in.pages.assign(perm.begin(), perm.begin() + n_seq * pages_per_seq);
         // rows: sequence s, positions chosen to hit split edges and small lengths
-        const int positions[] = {0, 1, 63, 64, 65, 200, 2047, 2048, 2599, 5, 128, 1000};
+        // first half (decode rows): 16-key boundaries and the cap; second half: 64-key boundaries
+        const int positions[] = {0, 15, 16, 17, 600, 2599, 63, 64, 65, 2047, 2048, 1000};
         std::uniform_int_distribution<int> pick_seq(0, n_seq - 1);
         for (int p : positions) {
             in.pos.push_back(p);
@@ -169,6 +171,7 @@ class TstCudaBatch : public QObject {
         for (auto & x : in.q) x = nd(m_rng);
         in.q8_rows = hd % 32 == 0 ? 3 : 0;
         in.kv_q8 = kv_q8;
+        in.decode_rows = n_tok / 2;  // half the rows split as decode rows (16 keys per part), half as prefill rows (64)
         std::vector<float> q8;
         auto got = cuda::testing::paged_attention(in, &q8);
         QVERIFY2(got.ok(), got.ok() ? "" : got.error().to_string().c_str());
