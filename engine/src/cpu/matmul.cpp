@@ -94,7 +94,7 @@ struct KernelTables {
                     gemm[id] = g;
                 }
                 MultiKernels m;
-                if (ok[2][id] && avx512vnni_multi(t, &m) && table[2][id].act_type == TensorType::Q8_0) multi[id] = m;
+                if (ok[2][id] && avx512vnni_multi(t, &m)) multi[id] = m;
             }
         }
     }
