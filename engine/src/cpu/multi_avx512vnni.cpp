@@ -14,9 +14,6 @@
 
 #include <cstring>
 #include <type_traits>
-#ifndef GB_PF
-#define GB_PF 2
-#endif
 
 namespace gb::cpu {
 
@@ -103,7 +100,7 @@ template <> struct Lanes<16> {
 };
 
 constexpr int k_rows = 4;          // weight rows in flight
-constexpr int k_pf_groups = GB_PF;  // software prefetch: the row group this many groups ahead
+constexpr int k_pf_groups = 2;     // software prefetch: the row group this many groups ahead
 constexpr int64_t k_chunk_blocks = 32;  // 32-blocks decoded at a time (4 rows x 1 KiB)
 
 // Vector shape for nt tokens: V lanes, J consecutive dwords of the activations
@@ -165,7 +162,7 @@ GB_AVX2_INLINE void rows_32(int64_t nb, const uint8_t * w, size_t rb, const int3
     alignas(64) float dw[R][k_chunk_blocks];
     typename L::F acc[R];
     for (int i = 0; i < R; ++i) acc[i] = L::zerof();
-    const char * pf = reinterpret_cast<const char *>(w) + k_pf_groups * k_rows * rb;  // the row group after next
+    const char * pf = reinterpret_cast<const char *>(w) + k_pf_groups * k_rows * rb;
     for (int64_t b0 = 0; b0 < nb; b0 += k_chunk_blocks) {
         const int64_t nbc = nb - b0 < k_chunk_blocks ? nb - b0 : k_chunk_blocks;
         for (int i = 0; i < R; ++i) {
