@@ -6,7 +6,6 @@
 #include "cpu/matmul.h"
 #include "forward_ops.h"
 #include "quants.h"
-#include "spec/small_batch.h"  // [spec]
 
 #include <algorithm>
 #include <cmath>
@@ -53,15 +52,10 @@ void CpuLayers::allocate(int32_t n_batch) {
 
 void CpuLayers::matmul(const arch::Matrix & w, const float * x, int64_t n, float * y) {
     if (observer) observer(m_cur_layer, w.t->name.c_str(), x, n, w.t->ne[0]);  // [quantlab]
-    if (spec::small_batch_matmul(w.view(), x, n, y, m_pool)) return;     // [spec] 2-4 rows (verification)
     cpu::matmul(w.view(), x, n, y, m_pool);
 }
 
 void CpuLayers::matmul_shared(std::initializer_list<std::pair<const arch::Matrix *, float *>> items, const float * x, int64_t n) {
-    if (n >= 2 && n <= 4) {  // [spec] one at a time (matmul_group fuses decode steps only)
-        for (const auto & [w, y] : items) matmul(*w, x, n, y);
-        return;
-    }
     cpu::WeightView ws[4];
     float * ys[4];
     int n_w = 0;
