@@ -48,7 +48,9 @@ __global__ void __launch_bounds__(kAttnWarps * 32) attn_partial_kernel(const Att
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int hd = a.hd, group = a.n_head / a.n_head_kv, g = h / group;
     const int n_kv_row = a.n_head_kv * hd;
-    const int pos = *pos0 + t;
+    const int n_past = *pos0;
+    const int pos = a.tree_rows ? a.tree_pos[t] : n_past + t;
+    const int * anc = a.tree_rows ? a.tree_rows + size_t(t) * a.tree_stride - n_past : nullptr;  // anc[p]: row of position p >= n_past
     const int lo = a.window > 0 ? max(0, pos - a.window + 1) : 0;
     const int len = pos + 1 - lo;
     const int chunk = (len + n_split - 1) / n_split;
@@ -69,8 +71,9 @@ __global__ void __launch_bounds__(kAttnWarps * 32) attn_partial_kernel(const Att
     for (int j = s0 + warp; j < s1; j += kAttnWarps) {
         float kv[DPL];
         float s = 0.0f;
+        const int row = anc && j >= n_past ? anc[j] : j;
         if (active) {
-            load_h<DPL>(kb + size_t(j) * n_kv_row, kv);
+            load_h<DPL>(kb + size_t(row) * n_kv_row, kv);
 #pragma unroll
             for (int i = 0; i < DPL; ++i) s = fmaf(q[i], kv[i], s);
         }
@@ -81,7 +84,7 @@ __global__ void __launch_bounds__(kAttnWarps * 32) attn_partial_kernel(const Att
         const float p = expf(s - m_new);
         l = l * corr + p;
         if (active) {
-            load_h<DPL>(vb + size_t(j) * n_kv_row, kv);
+            load_h<DPL>(vb + size_t(row) * n_kv_row, kv);
 #pragma unroll
             for (int i = 0; i < DPL; ++i) acc[i] = acc[i] * corr + p * kv[i];
         }
@@ -143,7 +146,7 @@ __global__ void attn_combine_kernel(const AttnArgs a, int n_split) {
 Status attention(const AttnArgs & a, const int * pos0, int n_tok, int n_split, cudaStream_t s) {
     if (n_tok == 0) return {};
     if (a.hd > 256 || a.n_head % a.n_head_kv != 0) return make_error(ErrorCode::Unsupported, "CUDA attention: head size over 256 or uneven GQA");
-    if (n_split == 1 && !a.q8.q && n_tok >= kFlashMinTok) {
+    if (n_split == 1 && !a.q8.q && !a.tree_rows && n_tok >= kFlashMinTok) {
         const int mode = attention_flash_mode(a.hd);
         if (mode == 1 || (mode == 0 && (n_tok + 63) / 64 * a.n_head >= kFlashMinBlocks)) return attention_flash(a, pos0, n_tok, s);
     }
