@@ -130,8 +130,7 @@ int main(int argc, char ** argv) {
     Context & ctx = **gc;
     std::mt19937 rng(1);
     std::uniform_int_distribution<int> pick(3, V - 1);
-    const char * multi = std::getenv("GB_CUDA_MULTI");
-    std::printf("model %s, GB_CUDA_MULTI=%s\n\n", m->description().c_str(), multi ? multi : "(unset: multi-token matvec on)");
+    std::printf("model %s\n\n", m->description().c_str());
 
     // ---- 1. verification cost --------------------------------------------------
     {

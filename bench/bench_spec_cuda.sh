@@ -2,9 +2,8 @@
 # One device call, nothing built there: the CUDA speculation tests (token trees
 # on the CUDA Context) plus the kernel/model/batch tests and a memcheck of the
 # tree path, then bench_spec_cuda on synthetic llama-1b- and llama-8b-shaped
-# Q4_K_M files (draft model: the same weights in Q2_K): verification cost of n
-# tokens against a decode step (multi-token matvec on, and GB_CUDA_MULTI=0 for
-# the one-token kernels per token), and plain vs oracle / lookup / lookahead /
+# Q4_K_M files (draft model: llama-1b's weights in Q2_K; for 8B the 1B file): verification cost of n
+# tokens against a decode step, and plain vs oracle / lookup / lookahead /
 # selfdraft / draft tokens/s. Logs and tables go to $OUT.
 #
 # usage: bench/bench_spec_cuda.sh WORKDIR
@@ -26,10 +25,13 @@ M=/tmp/gb_models
 mkdir -p "$M"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 
+# draft models: llama-1b's own weights in Q2_K; for llama-8b the llama-1b Q4_K_M file
 SHAPES=${GB_SHAPES:-"llama-1b llama-8b"}
-( for s in $SHAPES; do for t in Q4_K_M Q2_K; do
-    f="$M/$s-$t.gguf"; [ -f "$f" ] || "$BIN/glassbox-cli" synth --shape "$s" --type "$t" -o "$f" -t 12 >> "$OUT/synth.log" 2>&1
-  done; done; touch "$M/.done" ) &
+draft_of() { case $1 in llama-8b) echo "$M/llama-1b-Q4_K_M.gguf";; *) echo "$M/$1-Q2_K.gguf";; esac; }
+( for f in llama-1b:Q4_K_M llama-1b:Q2_K $(for s in $SHAPES; do echo "$s:Q4_K_M"; done); do
+    g="$M/${f%%:*}-${f##*:}.gguf"
+    [ -f "$g" ] || "$BIN/glassbox-cli" synth --shape "${f%%:*}" --type "${f##*:}" -o "$g" -t 12 >> "$OUT/synth.log" 2>&1
+  done ) &
 SYNTH=$!
 
 if [ "${GB_SKIP_TESTS:-0}" != 1 ]; then
@@ -51,9 +53,7 @@ for s in $SHAPES; do
   f="$M/$s-Q4_K_M.gguf"
   [ -f "$f" ] || { log "no $f"; continue; }
   log "bench $s"
-  timeout 200 "$BIN/bench_spec_cuda" "$f" --draft "$M/$s-Q2_K.gguf" --reps 15 --gen 128 > "$OUT/bench_$s.md" 2>&1
+  timeout 200 "$BIN/bench_spec_cuda" "$f" --draft "$(draft_of $s)" --reps 15 --gen 128 > "$OUT/bench_$s.md" 2>&1
   log "bench $s rc=$?"
-  GB_CUDA_MULTI=0 timeout 100 "$BIN/bench_spec_cuda" "$f" --reps 15 --gen 0 > "$OUT/bench_${s}_nomulti.md" 2>&1
-  log "bench $s (GB_CUDA_MULTI=0) rc=$?"
 done
 cat "$OUT"/bench_*.md

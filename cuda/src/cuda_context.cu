@@ -11,9 +11,11 @@
 // [spec] Token trees (decode_tree): every node in one pass, rotated at its
 // depth, attending to the committed K/V plus its ancestors (ancestor row
 // lists, attention.cu); commit_tree compacts the accepted path's K/V. Up to
-// kMatvecMaxTok (32) tokens go through the multi-token matvec (weights read
-// once per 8 tokens, each token's bits those of a one-token step), so
-// verifying a tree gives plain decoding's greedy tokens. ContextParams::skip_layers
+// kMatvecMaxTok (32) tokens go through the decode step's own matvec kernels
+// (one token per grid row), so each node gets the bits of a one-token step
+// and verifying a tree gives plain decoding's greedy tokens. (A matvec that
+// reads the weights once for up to 8 tokens measured slower on an H200 than
+// these kernels at every n >= 2: bench/NOTES.md.) ContextParams::skip_layers
 // (self-draft) skips layers in the forward pass.
 #include "glassbox/cuda_backend.h"
 #include "context_hidden.h"  // engine/src: the CPU Context fed hidden states
@@ -29,7 +31,7 @@
 namespace gb::cuda {
 namespace {
 
-constexpr int kMatvecMaxTok = 32;  // verification trees up to 32 nodes: bit-identical to decode steps
+constexpr int kMatvecMaxTok = 32;  // verification trees up to 32 nodes: bit-identical to decode steps (more: GEMM)
 constexpr size_t kGemmW16Elems = size_t(32) << 20;  // 64 MiB of f16 weight slab
 constexpr uint64_t kMargin = uint64_t(512) << 20;   // kept free for the runtime, graphs, fragmentation
 

@@ -11,8 +11,6 @@
 #include "pdl.cuh"
 #include "quant_decode.cuh"
 
-#include <cstdlib>
-
 namespace gb::cuda {
 namespace {
 
@@ -519,237 +517,6 @@ __global__ void __launch_bounds__(kGluWarps * 32) matvec_glu_kernel(const DevMat
     }
 }
 
-// ---- several tokens per weight read (verifying 2..16 speculative tokens) ------
-// As matvec_fast_kernel / matvec_glu_kernel, but a block computes its rows for
-// up to NT tokens: each weight load is dotted with every token's activations
-// in turn, so the weights are read once per NT tokens instead of once per
-// token. Each token's sum runs in the one-token kernel's order (same units,
-// same passes, same warp reduction): the bits equal the one-token kernel's,
-// so verifying n tokens gives what n decode steps give.
-struct XBase {
-    const int8_t * q; const float * d; const float * s; const float * f;
-    int64_t n_cols;
-    __device__ __forceinline__ XView at(int tok) const { return x_of(q, d, s, f, n_cols, tok); }
-};
-
-template <class F, int R, bool BIG, int NT>
-__device__ __forceinline__ void rows_dot_multi(const DevMat & w, int row0, const XBase & xb, int t0, int nt, float (&acc)[NT][R]) {
-    constexpr int U = BIG ? F::U : 1;
-    const int lane = threadIdx.x & 31;
-    const uint8_t * rows[R];
-#pragma unroll
-    for (int r = 0; r < R; ++r) rows[r] = w.data + size_t(min(row0 + r, int(w.n_rows) - 1)) * w.stride;
-    const int n_units = F::units(w.n_cols);
-    for (int u0 = lane; u0 < n_units; u0 += 32 * U) {
-        typename F::W wv[U][R];
-#pragma unroll
-        for (int k = 0; k < U; ++k) {
-            const int u = min(u0 + 32 * k, n_units - 1);
-#pragma unroll
-            for (int r = 0; r < R; ++r) wv[k][r] = F::load_w(rows[r], w.d_off, u);
-        }
-#pragma unroll
-        for (int k = 0; k < U; ++k) {
-            const int u = u0 + 32 * k;
-            if (u < n_units) {
-#pragma unroll
-                for (int tt = 0; tt < NT; ++tt) {
-                    if (tt < nt) {
-                        const typename F::X xv = F::load_x(xb.at(t0 + tt), u);
-#pragma unroll
-                        for (int r = 0; r < R; ++r) acc[tt][r] += F::dot(wv[k][r], xv, u);
-                    }
-                }
-            }
-        }
-    }
-}
-
-template <class F, int R, int NT>
-__device__ __forceinline__ void rows_dot2_multi(const DevMat & wg, const DevMat & wu, int row0, const XBase & xb, int t0, int nt,
-                                                float (&g)[NT][R], float (&up)[NT][R]) {
-    const int lane = threadIdx.x & 31;
-    const uint8_t * rg[R];
-    const uint8_t * ru[R];
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-        rg[r] = wg.data + size_t(min(row0 + r, int(wg.n_rows) - 1)) * wg.stride;
-        ru[r] = wu.data + size_t(min(row0 + r, int(wu.n_rows) - 1)) * wu.stride;
-    }
-    const int n_units = F::units(wg.n_cols);
-    for (int u = lane; u < n_units; u += 32) {
-        typename F::W a[R], b[R];
-#pragma unroll
-        for (int r = 0; r < R; ++r) {
-            a[r] = F::load_w(rg[r], wg.d_off, u);
-            b[r] = F::load_w(ru[r], wu.d_off, u);
-        }
-#pragma unroll
-        for (int tt = 0; tt < NT; ++tt) {
-            if (tt < nt) {
-                const typename F::X xv = F::load_x(xb.at(t0 + tt), u);
-#pragma unroll
-                for (int r = 0; r < R; ++r) {
-                    g[tt][r] += F::dot(a[r], xv, u);
-                    up[tt][r] += F::dot(b[r], xv, u);
-                }
-            }
-        }
-    }
-}
-
-template <int TI, int R, bool BIG, int NT>
-__device__ __forceinline__ void dot_any_multi(const DevMat & w, int row0, const XBase & xb, int t0, int nt, float (&acc)[NT][R]) {
-    if constexpr (TI >= 0) {
-        rows_dot_multi<typename MvOf<TensorType(TI)>::type, R, BIG, NT>(w, row0, xb, t0, nt, acc);
-    } else {
-        switch (w.type) {
-            case TensorType::Q4_K: rows_dot_multi<Q4K32, R, BIG, NT>(w, row0, xb, t0, nt, acc); break;
-            case TensorType::Q6_K: rows_dot_multi<Fast<TensorType::Q6_K>, R, BIG, NT>(w, row0, xb, t0, nt, acc); break;
-            case TensorType::Q8_0: rows_dot_multi<Fast<TensorType::Q8_0>, R, BIG, NT>(w, row0, xb, t0, nt, acc); break;
-            case TensorType::F16:  rows_dot_multi<Fast<TensorType::F16>, R, BIG, NT>(w, row0, xb, t0, nt, acc); break;
-            default: break;
-        }
-    }
-}
-
-// grid (blocks over all jobs, ceil(n_tok / NT)), block kFastWarps warps.
-template <int TI, bool BIG, int NT>
-__global__ void __launch_bounds__(kFastWarps * 32) matvec_multi_kernel(const FastJobs jobs, const XBase xb, int n_tok) {
-    pdl_trigger();
-    int j = 0;
-    while (j < jobs.n && int(blockIdx.x) >= jobs.block_end[j]) ++j;
-    if (j >= jobs.n) { pdl_wait(); return; }
-    const DevMat & w = jobs.w[j];
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int row0 = (int(blockIdx.x) - (j ? jobs.block_end[j - 1] : 0)) * (kFastWarps * kFastRows) + warp * kFastRows;
-    if (blockIdx.y == 0) prefetch_any<kFastRows, true>(w, row0);
-    pdl_wait();
-    const int t0 = int(blockIdx.y) * NT, nt = min(NT, n_tok - t0);
-    float acc[NT][kFastRows] = {};
-    dot_any_multi<TI, kFastRows, BIG, NT>(w, row0, xb, t0, nt, acc);
-#pragma unroll
-    for (int tt = 0; tt < NT; ++tt) {
-        if (tt < nt) {
-#pragma unroll
-            for (int r = 0; r < kFastRows; ++r) {
-                const float v = warp_sum(acc[tt][r]);
-                const int row = row0 + r;
-                if (lane == r && row < w.n_rows) {
-                    jobs.y[j][size_t(t0 + tt) * w.n_rows + row] = v + (jobs.bias[j] ? jobs.bias[j][row] : 0.0f);
-                }
-            }
-        }
-    }
-}
-
-// grid (n_rows / 32, ceil(n_tok / NT)), block kGluWarps warps.
-template <int TI, int NT>
-__global__ void __launch_bounds__(kGluWarps * 32) matvec_glu_multi_kernel(const DevMat gate, const DevMat up, int act, const XBase xb,
-                                                                         int n_tok, float * __restrict__ y, Q8Act q) {
-    __shared__ float vals[NT][kGluWarps * kGluRows];
-    pdl_trigger();
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int row0 = blockIdx.x * (kGluWarps * kGluRows) + warp * kGluRows;
-    if (blockIdx.y == 0) {
-        prefetch_any<kGluRows, false>(gate, row0);
-        prefetch_any<kGluRows, false>(up, row0);
-    }
-    pdl_wait();
-    const int t0 = int(blockIdx.y) * NT, nt = min(NT, n_tok - t0);
-    float g[NT][kGluRows] = {}, u[NT][kGluRows] = {};
-    if constexpr (TI >= 0) {
-        rows_dot2_multi<Fast<TensorType(TI)>, kGluRows, NT>(gate, up, row0, xb, t0, nt, g, u);
-    } else {
-        dot_any_multi<-1, kGluRows, false, NT>(gate, row0, xb, t0, nt, g);
-        dot_any_multi<-1, kGluRows, false, NT>(up, row0, xb, t0, nt, u);
-    }
-#pragma unroll
-    for (int tt = 0; tt < NT; ++tt) {
-        if (tt < nt) {
-#pragma unroll
-            for (int r = 0; r < kGluRows; ++r) {
-                const float gv = warp_sum(g[tt][r]), uv = warp_sum(u[tt][r]);
-                if (lane == r) vals[tt][warp * kGluRows + r] = glu_act(act, gv) * uv;
-            }
-        }
-    }
-    __syncthreads();
-    for (int tt = warp; tt < nt; tt += kGluWarps) {
-        const float v = vals[tt][lane];
-        const size_t o = size_t(t0 + tt) * gate.n_rows + size_t(blockIdx.x) * 32 + lane;
-        y[o] = v;
-        if (q.q) q8_quant_warp(v, int64_t(o / 32), q);
-    }
-}
-
-// Tokens per block: 4 for n_tok <= 4, else 8 (more would spill registers).
-constexpr int kMultiMaxNt = 8;
-inline int multi_nt(int n_tok) { return n_tok <= 4 ? 4 : kMultiMaxNt; }
-
-template <int NT> auto * pick_multi(int ti, bool big) {
-    switch (ti) {
-        case int(TensorType::Q4_K): return big ? matvec_multi_kernel<int(TensorType::Q4_K), true, NT> : matvec_multi_kernel<int(TensorType::Q4_K), false, NT>;
-        case int(TensorType::Q6_K): return big ? matvec_multi_kernel<int(TensorType::Q6_K), true, NT> : matvec_multi_kernel<int(TensorType::Q6_K), false, NT>;
-        case int(TensorType::Q8_0): return big ? matvec_multi_kernel<int(TensorType::Q8_0), true, NT> : matvec_multi_kernel<int(TensorType::Q8_0), false, NT>;
-        case int(TensorType::F16):  return big ? matvec_multi_kernel<int(TensorType::F16), true, NT> : matvec_multi_kernel<int(TensorType::F16), false, NT>;
-        default: return big ? matvec_multi_kernel<-1, true, NT> : matvec_multi_kernel<-1, false, NT>;
-    }
-}
-
-Status launch_fast_multi(const MatvecJob * jobs, int n, const Q8Act & xq, const float * xf, int n_tok, cudaStream_t s) {
-    FastJobs a{};
-    int blocks = 0;
-    constexpr int rows_per_block = kFastWarps * kFastRows;
-    for (int i = 0; i < n; ++i) {
-        a.w[i]    = jobs[i].w;
-        a.y[i]    = jobs[i].y;
-        a.bias[i] = jobs[i].bias;
-        blocks += int((jobs[i].w.n_rows + rows_per_block - 1) / rows_per_block);
-        a.block_end[i] = blocks;
-    }
-    a.n = n;
-    bool same = true;
-    for (int i = 1; i < n; ++i) same = same && jobs[i].w.type == jobs[0].w.type;
-    const bool big = jobs[0].w.n_cols >= (same && jobs[0].w.type == TensorType::F16 ? 2048 : 4096);  // as launch_fast
-    const int ti = same ? int(jobs[0].w.type) : -1;
-    const XBase xb{xq.q, xq.d, xq.s, xf, jobs[0].w.n_cols};
-    const int nt = multi_nt(n_tok);
-    const dim3 grid(blocks, (n_tok + nt - 1) / nt);
-    if (nt == 4) GB_CU(launch_pdl(pick_multi<4>(ti, big), grid, dim3(kFastWarps * 32), 0, s, a, xb, n_tok));
-    else GB_CU(launch_pdl(pick_multi<kMultiMaxNt>(ti, big), grid, dim3(kFastWarps * 32), 0, s, a, xb, n_tok));
-    return {};
-}
-
-template <int NT> auto * pick_glu_multi(const DevMat & gate, const DevMat & up) {
-    if (gate.type == up.type) {
-        switch (gate.type) {
-            case TensorType::Q4_K: return matvec_glu_multi_kernel<int(TensorType::Q4_K), NT>;
-            case TensorType::Q6_K: return matvec_glu_multi_kernel<int(TensorType::Q6_K), NT>;
-            case TensorType::Q8_0: return matvec_glu_multi_kernel<int(TensorType::Q8_0), NT>;
-            case TensorType::F16:  return matvec_glu_multi_kernel<int(TensorType::F16), NT>;
-            default: break;
-        }
-    }
-    return matvec_glu_multi_kernel<-1, NT>;
-}
-
-Status launch_glu_multi(const DevMat & gate, const DevMat & up, int act, const Q8Act & xq, const float * xf, int n_tok, float * y,
-                        const Q8Act & q_out, cudaStream_t s) {
-    const XBase xb{xq.q, xq.d, xq.s, xf, gate.n_cols};
-    const int nt = multi_nt(n_tok);
-    const dim3 grid(unsigned(gate.n_rows / 32), (n_tok + nt - 1) / nt);
-    if (nt == 4) GB_CU(launch_pdl(pick_glu_multi<4>(gate, up), grid, dim3(kGluWarps * 32), 0, s, gate, up, act, xb, n_tok, y, q_out));
-    else GB_CU(launch_pdl(pick_glu_multi<kMultiMaxNt>(gate, up), grid, dim3(kGluWarps * 32), 0, s, gate, up, act, xb, n_tok, y, q_out));
-    return {};
-}
-
-// GB_CUDA_MULTI=0: n_tok > 1 runs the one-token kernels per token (for comparison).
-bool multi_enabled() {
-    static const bool on = [] { const char * e = std::getenv("GB_CUDA_MULTI"); return !(e && e[0] == '0'); }();
-    return on;
-}
-
 Status launch_fast(const MatvecJob * jobs, int n, const Q8Act & xq, const float * xf, int n_tok, cudaStream_t s) {
     FastJobs a{};
     int blocks = 0;
@@ -821,8 +588,7 @@ Status matvec(const MatvecJob * jobs, int n_jobs, const Q8Act & xq, const float 
             while (e < n_jobs && e - i < kMaxJobs && fast_type(jobs[e].w.type) && jobs[e].w.n_cols == jobs[i].w.n_cols &&
                    (jobs[e].w.type == TensorType::F16 ? xf != nullptr : xq.q != nullptr))
                 ++e;
-            GB_TRY_STATUS(n_tok > 1 && multi_enabled() ? launch_fast_multi(jobs + i, e - i, xq, xf, n_tok, s)
-                                                       : launch_fast(jobs + i, e - i, xq, xf, n_tok, s));
+            GB_TRY_STATUS(launch_fast(jobs + i, e - i, xq, xf, n_tok, s));
         } else {
             while (e < n_jobs && e - i < kMaxJobs && jobs[e].w.type == jobs[i].w.type) ++e;
             GB_TRY_STATUS(launch_group(jobs + i, e - i, xq, xf, n_tok, s));
@@ -844,7 +610,6 @@ Status matvec_glu(const DevMat & gate, const DevMat & up, int act, const Q8Act &
     const bool need_f = gate.type == TensorType::F16 || up.type == TensorType::F16;
     if ((need_q && !xq.q) || (need_f && !xf)) return make_error(ErrorCode::InvalidArgument, "CUDA matvec_glu: missing activations");
     if (n_tok == 0) return {};
-    if (n_tok > 1 && multi_enabled()) return launch_glu_multi(gate, up, act, xq, xf, n_tok, y, q_out, s);
     auto * k = matvec_glu_kernel<-1>;
     if (gate.type == up.type) {
         switch (gate.type) {

@@ -1,6 +1,6 @@
 // Speculative decoding on the CUDA Context (token trees): decode_tree gives
 // each root path the bits of decoding it token by token (up to 32 nodes: the
-// multi-token matvec path), commit_tree leaves the K/V of plain decoding (the
+// decode step's matvec kernels), commit_tree leaves the K/V of plain decoding (the
 // continuation's logits are bit-identical), and speculative generation with
 // lookup / lookahead trees, self-draft (skip_layers on the GPU) and a draft
 // model emits plain greedy CUDA decoding's tokens, on synthetic models of each
@@ -211,11 +211,14 @@ class TstCudaSpec : public QObject {
                   n_nodes, path.size(), n_same, n_nodes, worst);
             if (n_nodes <= 32) QCOMPARE(n_same, n_nodes);
 
-            // tree_logits of a subset: the same rows again
+            // tree_logits of a subset: the same rows again (the same bits where
+            // both head calls take the matvec path)
             const std::vector<int32_t> two = {path.back(), path.front()};
             QVERIFY((*g)->tree_logits(two).ok());
-            QVERIFY(same_bits((*g)->logits().subspan(0, size_t(V)),
-                              std::span<const float>(tree.data() + size_t(n_nodes - 1 - path.back()) * V, size_t(V))));
+            const std::span<const float> again = (*g)->logits().subspan(0, size_t(V));
+            const std::span<const float> first(tree.data() + size_t(n_nodes - 1 - path.back()) * V, size_t(V));
+            if (n_nodes <= 32) QVERIFY(same_bits(again, first));
+            else QVERIFY(mean_kl(first, again, V) < 2e-3);
             // a broken path is refused
             if (path.size() >= 2) {
                 const std::vector<int32_t> bad = {path[1]};
@@ -344,6 +347,9 @@ class TstCudaSpec : public QObject {
         cfg.max_branches = 3;
         cfg.auto_off = false;  // speculate every step (timing-free)
         cfg.context_factory = gpu_context;
+        if (cfg.method == SpecMethod::SelfDraft && default_skip_layers(*m).empty()) {
+            cfg.skip_layers = {m->hparams().n_layer / 2};  // tiny gemma3: fewer layers than one local/global group
+        }
         if (cfg.method == SpecMethod::DraftModel) cfg.draft_model = model(preset.toStdString(), "Q8_0", ftype.toStdString());  // the same weights in Q8_0
         for (int k = 0; k < 2; ++k) {
             const std::vector<Token> & pr = k == 0 ? prompt : prompt2;
