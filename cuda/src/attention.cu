@@ -4,6 +4,8 @@
 // (max, sum, acc) per split are merged by a second kernel, so decode spreads
 // one query over many blocks (split-K flash-decoding). GQA: head h reads KV
 // head h / (n_head / n_head_kv). Sliding windows bound the key range.
+// [spec] Token trees: a query's keys at positions past the committed ones are
+// read from its ancestors' cache rows (AttnArgs::tree_rows).
 #include "kernels.h"
 #include "pdl.cuh"
 #include "quant_decode.cuh"
