@@ -3,9 +3,11 @@
 // Kept small and Qt-free so session.h can include it.
 #pragma once
 
+#include "glassbox/result.h"
 #include "glassbox/tokenizer.h"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -14,6 +16,8 @@
 namespace gb {
 
 class Model;
+class Context;
+struct ContextParams;
 
 enum class SpecMethod { None, DraftModel, PromptLookup, Lookahead, SelfDraft };
 const char * spec_method_name(SpecMethod m);  // "none" "draft" "lookup" "lookahead" "selfdraft"
@@ -57,6 +61,10 @@ struct SpecConfig {
 
     // SelfDraft: layers of the target skipped by the drafter (empty: a default set).
     std::vector<int32_t> skip_layers;
+
+    // Makes the drafter's Context (draft model, self-draft), e.g. on the GPU;
+    // empty = Context::create (CPU). Session fills it with its own context_factory.
+    std::function<Result<std::unique_ptr<Context>>(std::shared_ptr<const Model>, const ContextParams &)> context_factory;
 };
 
 // One verification step.
