@@ -73,6 +73,7 @@ class LookaheadSpeculator final : public Speculator {
             std::vector<Token> col;
             for (int32_t l = 0; l < n_levels && l < max_len; ++l) col.push_back(m_levels[size_t(l)][0]);
             out.add_branch(col);
+            out.cls = 1;  // a Jacobi guess chain, not a pool n-gram: its own acceptance class
         }
 
         // Lookahead branch: level by level (parents first), outputs of the last level.
