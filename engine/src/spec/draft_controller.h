@@ -20,9 +20,9 @@ namespace gb::spec {
 // few observations move it and old ones fade.
 struct DepthAcceptance {
     static constexpr int32_t kMaxDepth = 64;
-    static constexpr double kKeep = 0.9;     // decay per observation at a depth (~10 recent ones count)
+    static constexpr double kKeep = 0.85;    // decay per observation at a depth (~7 recent ones count)
     static constexpr double kPrior = 0.5;    // prior acceptance ...
-    static constexpr double kPriorW = 1.0;   // ... worth one observation
+    static constexpr double kPriorW = 0.5;   // ... worth half an observation
     double hit[kMaxDepth] = {};
     double seen[kMaxDepth] = {};
     void add(int32_t d, bool ok);
