@@ -28,6 +28,7 @@ class TstSpecController : public QObject {
     void modelDrafterProbesAtFullDepth();
     void fixedConfig();
     void lookupDraftClass();
+    void classBorrowsPooledAcceptance();
 };
 
 namespace {
@@ -64,13 +65,12 @@ Plan step(Controller & c, const SpecConfig & cfg, const Draft & d, int32_t k_max
 
 // Oracle: the k in [1, k_max] maximising (1 + sum_{d<k} prod_{i<=d} p_i) / cost(1 + k).
 int32_t best_k(const Controller & c, int32_t cls, int32_t k_max, double * best_rate) {
-    const DepthAcceptance & a = c.acceptance(cls, false);
     int32_t best = 0;
     *best_rate = 1.0 / c.costs.cost(1);
     for (int32_t k = 1; k <= k_max; ++k) {
         double e = 1.0, reach = 1.0;
         for (int32_t d = 0; d < k; ++d) {
-            reach *= a.p(d);
+            reach *= c.p(cls, false, d);
             e += reach;
         }
         const double r = e / c.costs.cost(1 + k);
@@ -113,7 +113,7 @@ void TstSpecController::shadowTurnsOnThenOff() {
     inject(c, 10.0, [](int32_t n) { return 10.0 + 2.0 * (n - 1); }, 20);
     // First the drafts fail: the draft proposes 100..107, the text goes 0, 1, 2, ...
     for (int i = 0; i < 20; ++i) step(c, cfg, chain_n(100, 8), 8, {Token(i)});
-    QVERIFY(c.acceptance(0, false).p(0) < 0.1);
+    QVERIFY(c.p(0, false, 0) < 0.1);
     // Off now, and it stays off while the shadows keep failing.
     Plan p = step(c, cfg, chain_n(100, 8), 8, {Token(1)});
     QVERIFY(p.off);
@@ -232,8 +232,8 @@ void TstSpecController::treeOnlyWhenItPays() {
             for (int j = 0; j < 6; ++j) c.on_emitted(Token(b + j));
             c.on_emitted(Token(b + 50));
         }
-        QVERIFY(c.acceptance(0, false).p(0) < 0.1);  // the chain walk fails at once
-        QVERIFY(c.acceptance(0, true).p(0) > 0.9);   // the tree walk takes the second child
+        QVERIFY(c.p(0, false, 0) < 0.1);  // the chain walk fails at once
+        QVERIFY(c.p(0, true, 0) > 0.9);   // the tree walk takes the second child
         if (branches == 1) {
             QVERIFY(p.off);  // chain only: nothing pays
         } else {
@@ -367,6 +367,35 @@ void TstSpecController::lookupDraftClass() {
     t = {1, 2, 3, 20, 21, 2, 3};
     QVERIFY(lk->propose(t, 4, d, nullptr).ok());
     QCOMPARE(d.cls, 1);
+}
+
+void TstSpecController::classBorrowsPooledAcceptance() {
+    // Class 0 drafts always fail; one class-2 draft succeeds once: class 2's
+    // estimate stays near the pooled one (no speculation on one lucky guess);
+    // after ten successes it is trusted.
+    Controller c;
+    SpecConfig cfg;
+    inject(c, 10.0, [](int32_t n) { return 15.0 + 1.0 * (n - 1); }, 20);
+    for (int i = 0; i < 30; ++i) step(c, cfg, chain_n(100, 4), 4, {Token(1)});
+    Draft good = chain_n(500, 4);
+    good.cls = 2;
+    c.shadow_start(good);
+    c.on_emitted(500);
+    QVERIFY(c.p(2, false, 0) < 0.5);
+    QVERIFY(c.choose(cfg, shape_of(good), 4, false).off);
+    for (int i = 0; i < 10; ++i) {
+        Draft g = chain_n(Token(600 + 10 * i), 4);
+        g.cls = 2;
+        c.shadow_start(g);
+        for (int j = 0; j < 4; ++j) c.on_emitted(Token(600 + 10 * i + j));
+        c.on_emitted(9999);
+    }
+    QVERIFY(c.p(2, false, 0) > 0.8);
+    QVERIFY(c.p(0, false, 0) < 0.2);
+    const Plan p = c.choose(cfg, shape_of(good), 4, false);
+    QVERIFY(!p.off);
+    QCOMPARE(p.k, 4);
+    QVERIFY(c.choose(cfg, shape_of(chain_n(100, 4)), 4, false).off);  // class 0 still off
 }
 
 QTEST_GUILESS_MAIN(TstSpecController)

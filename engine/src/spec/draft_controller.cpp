@@ -13,15 +13,23 @@ void DepthAcceptance::add(int32_t d, bool ok) {
     hit[d] = kKeep * hit[d] + (ok ? 1.0 : 0.0);
 }
 
-double DepthAcceptance::p(int32_t d) const {
+double DepthAcceptance::p(int32_t d) const { return p(d, kPrior, kPriorW); }
+
+double DepthAcceptance::p(int32_t d, double prior, double prior_w) const {
     d = std::clamp(d, 0, kMaxDepth - 1);
-    return (hit[d] + kPrior * kPriorW) / (seen[d] + kPriorW);
+    return (hit[d] + prior * prior_w) / (seen[d] + prior_w);
 }
 
-double DepthAcceptance::expected(int32_t k) const {
+double Controller::p(int32_t cls, bool tree, int32_t d) const {
+    const DepthAcceptance & all = tree ? m_tree_all : m_chain_all;
+    const DepthAcceptance & one = tree ? m_tree[clamp_cls(cls)] : m_chain[clamp_cls(cls)];
+    return one.p(d, all.p(d), kClassPriorW);
+}
+
+double Controller::expected(int32_t cls, bool tree, int32_t k) const {
     double e = 1.0, reach = 1.0;
     for (int32_t d = 0; d < k; ++d) {
-        reach *= p(d);
+        reach *= p(cls, tree, d);
         e += reach;
     }
     return e;
@@ -124,6 +132,7 @@ void Controller::on_emitted(Token t) {
                     if (w.tokens[size_t(c)] == t) { hit = c; break; }
                 }
                 m_tree[w.cls].add(w.depth, hit >= 0);
+                m_tree_all.add(w.depth, hit >= 0);
                 w.tree_node = hit >= 0 ? hit : -2;
             }
         }
@@ -135,6 +144,7 @@ void Controller::on_emitted(Token t) {
             } else {
                 const bool ok = w.tokens[size_t(c0)] == t;
                 m_chain[w.cls].add(w.depth, ok);
+                m_chain_all.add(w.depth, ok);
                 w.chain_node = ok ? c0 : -2;
             }
         }
@@ -146,6 +156,8 @@ void Controller::on_emitted(Token t) {
 void Controller::observe_walk(int32_t cls, int32_t d, bool ok) {
     m_chain[clamp_cls(cls)].add(d, ok);
     m_tree[clamp_cls(cls)].add(d, ok);
+    m_chain_all.add(d, ok);
+    m_tree_all.add(d, ok);
 }
 
 double Controller::rate(const DraftShape & s, int32_t k, bool tree, bool window, bool model_cost) const {
@@ -155,7 +167,7 @@ double Controller::rate(const DraftShape & s, int32_t k, bool tree, bool window,
     k = std::min(k, std::max(1, tree ? s.depth : s.chain_depth));
     const int32_t nodes = tree && size_t(k) < s.nodes_upto.size() ? s.nodes_upto[size_t(k)] : k;
     const int32_t n = 1 + nodes + (window ? s.n_aux : 0);
-    const double e = acceptance(s.cls, tree).expected(k);
+    const double e = expected(s.cls, tree, k);
     return e / (costs.cost(n) + (model_cost ? double(k) * t_draft : 0.0));
 }
 

@@ -26,9 +26,8 @@ struct DepthAcceptance {
     double hit[kMaxDepth] = {};
     double seen[kMaxDepth] = {};
     void add(int32_t d, bool ok);
-    double p(int32_t d) const;
-    // Expected tokens emitted by a step drafting k depths: 1 + p0 + p0 p1 + ...
-    double expected(int32_t k) const;
+    double p(int32_t d) const;                               // with the Beta(kPrior) prior
+    double p(int32_t d, double prior, double prior_w) const;  // with a given prior
 };
 
 // Milliseconds of one target forward pass over n tokens (n = 1: a plain step;
@@ -73,9 +72,9 @@ struct Plan {
 
 class Controller {
   public:
-    static constexpr int32_t kClasses = 4;
+    static constexpr int32_t kClasses = 8;
     // A plan must beat a plain step's tokens per ms by this factor.
-    static constexpr double kMargin = 1.02;
+    static constexpr double kMargin = 1.05;
     // The lookahead window is kept while it adds at most this share to the step's cost.
     static constexpr double kWindowShare = 0.10;
 
@@ -89,7 +88,13 @@ class Controller {
     void on_emitted(Token t);
     // Model drafters (no free proposal): the verification walk's outcome at depth d.
     void observe_walk(int32_t cls, int32_t d, bool ok);
-    const DepthAcceptance & acceptance(int32_t cls, bool tree) const { return tree ? m_tree[clamp_cls(cls)] : m_chain[clamp_cls(cls)]; }
+    // Acceptance at depth d of drafts of class cls: the class's counts with
+    // the all-classes estimate as their prior (worth kClassPriorW
+    // observations), so a class seen a few times is not taken at its word.
+    static constexpr double kClassPriorW = 2.0;
+    double p(int32_t cls, bool tree, int32_t d) const;
+    // Expected tokens emitted by a step drafting k depths: 1 + p0 + p0 p1 + ...
+    double expected(int32_t cls, bool tree, int32_t k) const;
 
     // --- cost ---
     CostModel costs;
@@ -117,7 +122,7 @@ class Controller {
         int32_t chain_node = -2, tree_node = -2;  // -1 = at the root, -2 = finished
         int32_t depth = 0;
     };
-    DepthAcceptance m_chain[kClasses], m_tree[kClasses];
+    DepthAcceptance m_chain[kClasses], m_tree[kClasses], m_chain_all, m_tree_all;
     std::deque<Walk> m_walks;
     int32_t m_plain_run = 0, m_probe_every = 0;
 };

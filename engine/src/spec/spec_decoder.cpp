@@ -140,10 +140,9 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
         plan = im.ctl.choose(m_cfg, spec::shape_of(draft), k_max, false);
         if (std::getenv("GB_SPEC_TRACE")) {
             const spec::DraftShape sh = spec::shape_of(draft);
-            const auto & A = im.ctl.acceptance(sh.cls, false);
             std::fprintf(stderr, "k=%d tree=%d win=%d off=%d depth=%d cls=%d t1=%.1f c2=%.1f c4=%.1f c7=%.1f c13=%.1f p=", plan.k, plan.tree, plan.window, plan.off, sh.depth, sh.cls,
                          im.ctl.costs.cost(1), im.ctl.costs.cost(2), im.ctl.costs.cost(4), im.ctl.costs.cost(7), im.ctl.costs.cost(13));
-            for (int i = 0; i < sh.depth; ++i) std::fprintf(stderr, "%.2f ", A.p(i));
+            for (int i = 0; i < sh.depth; ++i) std::fprintf(stderr, "%.2f ", im.ctl.p(sh.cls, plan.tree, i));
             std::fprintf(stderr, "\n");
         }
         if (plan.k <= 0) {

@@ -38,7 +38,7 @@ struct Draft {
     std::vector<Token>   aux_tokens;
     std::vector<int32_t> aux_parent;
     std::vector<uint8_t> aux_output;
-    // The speculator's class of this draft, 0-3 (prompt lookup: how long a
+    // The speculator's class of this draft, 0-7 (prompt lookup: how long a
     // suffix matched): the draft-length controller keeps acceptance per class.
     int32_t cls = 0;
 
