@@ -1,13 +1,12 @@
 // What a speculative verification costs against one plain decode step on this
 // machine: decode_tree() of a k-node chain with all k output rows or with one,
-// and the output head alone for n rows: cpu::matmul, and spec::small_batch_matmul
-// (2-4 rows; cpu::matmul otherwise), which the Context uses.
+// and the output head alone for n rows: cpu::matmul (small-batch kernels for
+// 2..16 rows, as the Context runs it), and the same with those kernels off.
 // Interleaved repetitions, medians of wall time, ratios to decode(1).
 //   bench_spec_cost MODEL [--threads 2] [--ctx 200] [--kmax 16] [--reps 5] [--head-only 1]
 #include "arch/arch.h"
 #include "cpu/matmul.h"
 #include "cpu/thread_pool.h"
-#include "spec/small_batch.h"
 #include "glassbox/model.h"
 
 #include <algorithm>
@@ -122,7 +121,9 @@ int main(int argc, char ** argv) {
             cpu::matmul(head, x.data(), k, y.data(), pool);
             t_head[size_t(k)].push_back(now_ms() - t0);
             t0 = now_ms();
-            if (!spec::small_batch_matmul(head, x.data(), k, y2.data(), pool)) cpu::matmul(head, x.data(), k, y2.data(), pool);
+            cpu::set_small_batch_kernels(false);
+            cpu::matmul(head, x.data(), k, y2.data(), pool);
+            cpu::set_small_batch_kernels(true);
             t_small[size_t(k)].push_back(now_ms() - t0);
             if (std::memcmp(y.data(), y2.data(), sizeof(float) * size_t(k) * size_t(n_vocab)) != 0) std::printf("MISMATCH k=%d\n", k);
         }
@@ -130,7 +131,7 @@ int main(int argc, char ** argv) {
     const double p = median(t_plain);
     std::printf("model %s, %d threads, context %d, %d reps; plain decode(1) median %.1f ms\n", m->description().c_str(), threads,
                 base, reps, p);
-    std::printf("| k | tree all rows ms | ratio | tree 1 row ms | ratio | head k rows ms | ratio to head 1 | head via small_batch_matmul ms | ratio |\n|---|---|---|---|---|---|---|---|---|\n");
+    std::printf("| k | tree all rows ms | ratio | tree 1 row ms | ratio | head k rows ms | ratio to head 1 | head, small-batch kernels off, ms | ratio |\n|---|---|---|---|---|---|---|---|---|\n");
     const double h1 = median(t_head[1]);
     for (int k = 1; k <= kmax; ++k) {
         const double a = median(t_all[size_t(k)]), o = median(t_one[size_t(k)]), h = median(t_head[size_t(k)]);

@@ -9,7 +9,6 @@
 #include "forward_ops.h"
 #include "kv/paged_attention.h"  // [kv]
 #include "quants.h"
-#include "spec/small_batch.h"  // [spec]
 
 #include <algorithm>
 #include <atomic>
@@ -64,15 +63,10 @@ class ContextImpl final : public Context {
     template <typename F> void for_rows(int64_t n, int64_t cost_per_row, F && fn);
     void matmul(const arch::Matrix & w, const float * x, int64_t n, float * y) {
         if (m_observer) m_observer(m_cur_layer, w.t->name.c_str(), x, n, w.t->ne[0]);  // [quantlab]
-        if (spec::small_batch_matmul(w.view(), x, n, y, *m_pool)) return;  // [spec] 2-4 rows (verification)
         cpu::matmul(w.view(), x, n, y, *m_pool);
     }
     // Several weights applied to the same input x (q/k/v, gate/up).
     void matmul_shared(std::initializer_list<std::pair<const arch::Matrix *, float *>> items, const float * x, int64_t n) {
-        if (n >= 2 && n <= 4) {  // [spec] one at a time (matmul_group fuses decode steps only)
-            for (const auto & [w, y] : items) matmul(*w, x, n, y);
-            return;
-        }
         cpu::WeightView ws[4];
         float * ys[4];
         int n_w = 0;

@@ -243,6 +243,8 @@ class TstMatmul : public QObject {
     void groupMatchesSingle();
     void decodeRowKernels_data();
     void decodeRowKernels();
+    void smallBatchKernels_data();
+    void smallBatchKernels();
     void poolRunEveryThreadOnce();
     void poolParallelForCoverage();
     void poolWakesAfterSleep();
@@ -526,6 +528,92 @@ void TstMatmul::decodeRowKernels() {
                 k.rows(n_cols, w.data() + r0 * rb, rb, cnt, act.data(), out.data());
                 QVERIFY2(same(out.data(), r0, cnt, "rows"), "see warning");
             }
+        }
+    }
+}
+
+void TstMatmul::smallBatchKernels_data() {
+    QTest::addColumn<int>("type");
+    for (TensorType t : k_types) QTest::newRow(gb::type_name(t)) << int(t);
+}
+
+// The small-batch kernels (vec_dot.h MultiKernels: 2..16 tokens, each weight
+// row read once), called directly: every (row, token) output bit-identical to
+// the scalar one-row kernel on the same activation bytes, for every token count
+// 1..16, row counts 0..9, 13, 17 and the rest from offsets 0 and 3 (4-row
+// groups and tails), rows longer than one decode chunk, nothing written
+// outside [nt rows of ldo) x [cnt); then through cpu::matmul for 1..16 tokens
+// on 1-3 threads against the one-token (decode) matmul.
+void TstMatmul::smallBatchKernels() {
+    QFETCH(int, type);
+    const TensorType t = TensorType(type);
+    if (!use_path(SimdPath::Avx512Vnni)) QSKIP("AVX512-VNNI not available on this CPU");
+    gb::cpu::MultiKernels m;
+    gb::cpu::TypeKernels sk, k;
+    QVERIFY(gb::cpu::scalar_kernels(t, &sk));
+    QVERIFY(gb::cpu::avx512vnni_kernels(t, &k));
+    const bool have = gb::cpu::avx512vnni_multi(t, &m);
+    if (t == TensorType::Q4_0 || t == TensorType::Q5_0 || t == TensorType::Q8_0 || t == TensorType::Q4_K || t == TensorType::Q6_K) {
+        QVERIFY2(have, "the real model's weight types must have a small-batch kernel");
+    }
+    std::mt19937 rng(777 + type);
+    const int64_t n_rows = 41, n_cols = is_float_type(t) ? 771 : 2304;  // 72 32-blocks: > one decode chunk
+    const size_t rb = gb::row_size(t, n_cols);
+    const std::vector<uint8_t> w = make_weights(t, n_rows, n_cols, true, rng);
+    const int n_max = gb::cpu::k_multi_max_tokens;
+    const std::vector<float> x = make_activations(n_max, n_cols, rng);
+    if (have) {
+        QCOMPARE(int(k.act_type), int(sk.act_type));
+        const size_t arb = gb::row_size(sk.act_type, n_cols);
+        std::vector<uint8_t> act(arb * size_t(n_max));
+        for (int tk = 0; tk < n_max; ++tk) sk.quantize(x.data() + tk * n_cols, act.data() + size_t(tk) * arb, n_cols);
+        std::vector<float> ref(size_t(n_max * n_rows));
+        for (int tk = 0; tk < n_max; ++tk)
+            for (int64_t r = 0; r < n_rows; ++r) sk.dot1(n_cols, w.data() + r * rb, act.data() + size_t(tk) * arb, 0, &ref[size_t(tk * n_rows + r)]);
+        std::vector<uint8_t> prep_buf;
+        for (int nt = 1; nt <= n_max; ++nt) {
+            prep_buf.assign(m.prep_bytes(n_cols, nt) + 64, 0xcd);
+            uint8_t * prep = prep_buf.data() + ((64 - reinterpret_cast<uintptr_t>(prep_buf.data()) % 64) % 64);
+            m.prep(act.data(), arb, nt, n_cols, prep);
+            for (int64_t r0 : {0, 3}) {
+                for (int64_t cnt : {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 17, -1}) {
+                    if (cnt < 0) cnt = n_rows - r0;
+                    const size_t ldo = size_t(cnt) + 2;
+                    std::vector<float> out(size_t(nt) * ldo + 1, std::nanf(""));
+                    m.run(n_cols, w.data() + r0 * rb, rb, cnt, prep, nt, out.data(), ldo);
+                    for (int tk = 0; tk < nt; ++tk) {
+                        for (size_t i = 0; i < ldo; ++i) {
+                            const float got = out[size_t(tk) * ldo + i];
+                            if (int64_t(i) >= cnt) {
+                                QVERIFY2(std::isnan(got), qPrintable(QString("nt %1 rows [%2, +%3): written past the rows").arg(nt).arg(r0).arg(cnt)));
+                                continue;
+                            }
+                            const float want = ref[size_t(tk * n_rows + r0 + int64_t(i))];
+                            if (std::memcmp(&got, &want, sizeof(float)) != 0) {
+                                QFAIL(qPrintable(QString("nt %1 rows [%2, +%3): row %4 token %5: %6 vs scalar %7").arg(nt).arg(r0).arg(cnt)
+                                                     .arg(r0 + int64_t(i)).arg(tk).arg(double(got), 0, 'g', 9).arg(double(want), 0, 'g', 9)));
+                            }
+                        }
+                    }
+                    QVERIFY(std::isnan(out.back()));
+                }
+            }
+        }
+    }
+    // through cpu::matmul (any type: the kernels or the fallback paths)
+    for (int threads : {1, 2, 3}) {
+        gb::cpu::ThreadPool pool(threads);
+        std::vector<float> one(size_t(n_max * n_rows));
+        for (int tk = 0; tk < n_max; ++tk) {
+            const std::vector<float> x1(x.begin() + tk * n_cols, x.begin() + (tk + 1) * n_cols);
+            const std::vector<float> y1 = run_matmul(t, w, n_rows, n_cols, x1, 1, pool);
+            std::memcpy(one.data() + tk * n_rows, y1.data(), y1.size() * sizeof(float));
+        }
+        for (int64_t nt = 2; nt <= n_max; ++nt) {
+            const std::vector<float> xn(x.begin(), x.begin() + nt * n_cols);
+            const std::vector<float> y = run_matmul(t, w, n_rows, n_cols, xn, nt, pool);
+            QVERIFY2(std::memcmp(y.data(), one.data(), y.size() * sizeof(float)) == 0,
+                     qPrintable(QString("cpu::matmul, %1 tokens, %2 threads").arg(nt).arg(threads)));
         }
     }
 }

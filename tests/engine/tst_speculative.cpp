@@ -13,7 +13,6 @@
 #include "glassbox/synth.h"
 #include "cpu/matmul.h"
 #include "cpu/thread_pool.h"
-#include "spec/small_batch.h"
 #include "spec/target_dist.h"
 
 #include <QTemporaryDir>
@@ -51,7 +50,6 @@ class TstSpeculative : public QObject {
     void skipLayersContext();
     void statsJson();
     void sessionIntegration();
-    void smallBatchMatmulBitExact();
 
   private:
     QTemporaryDir m_dir;
@@ -1055,43 +1053,4 @@ void TstSpeculative::sessionIntegration() {
 }
 
 QTEST_APPLESS_MAIN(TstSpeculative)
-// The 2-4 row matmul the Context uses for verification gives cpu::matmul's bits
-// for every type with a 4-token kernel, on 1 and 2 threads, with a row count
-// that is not a multiple of 4.
-void TstSpeculative::smallBatchMatmulBitExact() {
-    std::mt19937 rng(11);
-    std::normal_distribution<float> nd(0.0f, 1.0f);
-    int used = 0;
-    for (TensorType t : {TensorType::Q8_0, TensorType::Q5_0, TensorType::Q4_0, TensorType::Q4_K, TensorType::Q6_K,
-                         TensorType::Q5_K, TensorType::F16, TensorType::F32}) {
-        const int64_t n_cols = 512, n_rows = 301;
-        const size_t rb = row_size(t, n_cols);
-        std::vector<uint8_t> w(rb * size_t(n_rows));
-        std::vector<float> row(static_cast<size_t>(n_cols));
-        for (int64_t r = 0; r < n_rows; ++r) {
-            for (float & v : row) v = 0.05f * nd(rng);
-            QVERIFY(quantize_row_ref(t, row.data(), w.data() + size_t(r) * rb, n_cols));
-        }
-        cpu::WeightView view;
-        view.type = t;
-        view.n_cols = n_cols;
-        view.n_rows = n_rows;
-        view.row_bytes = rb;
-        view.data = w.data();
-        std::vector<float> x(size_t(4 * n_cols));
-        for (float & v : x) v = nd(rng);
-        for (int threads : {1, 2}) {
-            cpu::ThreadPool pool(threads);
-            for (int64_t n = 2; n <= 4; ++n) {
-                std::vector<float> want(size_t(n * n_rows)), got(size_t(n * n_rows), -1.0f);
-                cpu::matmul(view, x.data(), n, want.data(), pool);
-                if (!spec::small_batch_matmul(view, x.data(), n, got.data(), pool)) continue;
-                ++used;
-                QVERIFY2(same_bits(want, got), qPrintable(QString("%1 n=%2 threads=%3").arg(type_name(t)).arg(n).arg(threads)));
-            }
-        }
-    }
-    QVERIFY(used >= 12);  // at least the 32-block types ran through it
-}
-
 #include "tst_speculative.moc"

@@ -63,6 +63,7 @@ struct KernelTables {
     static constexpr int k_n_paths = 3;
     TypeKernels table[k_n_paths][k_n_ids];
     GemmKernels gemm[k_n_ids];  // AVX512-VNNI path only
+    MultiKernels multi[k_n_ids];  // AVX512-VNNI path only
     bool ok[k_n_paths][k_n_ids] = {};
     KernelTables() {
         for (uint32_t id = 0; id < k_n_ids; ++id) {
@@ -92,6 +93,8 @@ struct KernelTables {
                     if (g.prep_act == quantize_row_q8_K_act && table[2][id].act_type == TensorType::Q8_K) g.prep_act = table[2][id].quantize;
                     gemm[id] = g;
                 }
+                MultiKernels m;
+                if (ok[2][id] && avx512vnni_multi(t, &m)) multi[id] = m;
             }
         }
     }
@@ -134,6 +137,17 @@ const GemmKernels * gemm_for(TensorType t) {
     if (current_path() != SimdPath::Avx512Vnni || id >= KernelTables::k_n_ids) return nullptr;
     const GemmKernels & g = tables().gemm[id];
     return g.run != nullptr ? &g : nullptr;
+}
+
+std::atomic<bool> g_multi_on{true};
+
+// nullptr where the current path has no small-batch kernel for t
+const MultiKernels * multi_for(TensorType t) {
+    const uint32_t id = static_cast<uint32_t>(t);
+    if (!g_multi_on.load(std::memory_order_relaxed) || current_path() != SimdPath::Avx512Vnni || id >= KernelTables::k_n_ids)
+        return nullptr;
+    const MultiKernels & m = tables().multi[id];
+    return m.run != nullptr ? &m : nullptr;
 }
 
 // Below this many weight bytes a matvec runs on the caller alone: waking the
@@ -224,6 +238,38 @@ void matmul_gemm(const GemmKernels & g, const WeightView & w, const float * x, i
 }
 
 
+// Small batch (2..k_multi_max_tokens tokens) through a MultiKernels set:
+// activations quantized and laid out once, then chunks of rows over the pool,
+// each weight row read once for all tokens. y: [n_tokens, n_rows].
+void matmul_multi(const MultiKernels & m, const TypeKernels & k, const WeightView & w, const float * x, int64_t n_tokens, float * y,
+                  ThreadPool & pool, int64_t (*chunk_rows)(int64_t, int)) {
+    const int64_t n_cols = w.n_cols, n_rows = w.n_rows;
+    const int nt = static_cast<int>(n_tokens);
+    const size_t arb = row_size(k.act_type, n_cols);
+    thread_local std::vector<uint8_t> act_buf, prep_buf;
+    if (act_buf.size() < arb * size_t(nt)) act_buf.resize(arb * size_t(nt));
+    for (int t = 0; t < nt; ++t) k.quantize(x + t * n_cols, act_buf.data() + size_t(t) * arb, n_cols);
+    const size_t need = m.prep_bytes(n_cols, nt) + 64;
+    if (prep_buf.size() < need) prep_buf.resize(need);
+    uint8_t * prep = prep_buf.data() + ((64 - reinterpret_cast<uintptr_t>(prep_buf.data()) % 64) % 64);
+    m.prep(act_buf.data(), arb, nt, n_cols, prep);
+    const int nth = pool.size();
+    if (nth == 1 || w.row_bytes * size_t(n_rows) < k_min_parallel_bytes) {
+        m.run(n_cols, w.data, w.row_bytes, n_rows, prep, nt, y, size_t(n_rows));
+        return;
+    }
+    const int64_t chunk = chunk_rows(n_rows, nth);
+    const int64_t n_chunks = (n_rows + chunk - 1) / chunk;
+    std::atomic<int64_t> next{0};
+    auto rows = [&] {
+        for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < n_chunks; c = next.fetch_add(1, std::memory_order_relaxed)) {
+            const int64_t r0 = c * chunk;
+            m.run(n_cols, w.data + r0 * w.row_bytes, w.row_bytes, std::min(chunk, n_rows - r0), prep, nt, y + r0, size_t(n_rows));
+        }
+    };
+    pool.run([f = &rows](int, int) { (*f)(); });
+}
+
 // y[r] = dot(W[r], act) for r in [r0, r1): the path's whole-range kernel, else
 // 4 rows at a time where it has a 4-row kernel (same results)
 void matvec_rows(const TypeKernels & k, const WeightView & w, const uint8_t * act, float * y, int64_t r0, int64_t r1) {
@@ -267,6 +313,8 @@ bool force_simd_path(SimdPath p) {
 
 void force_scalar(bool on) { force_simd_path(on ? SimdPath::Scalar : SimdPath::Auto); }
 
+void set_small_batch_kernels(bool on) { g_multi_on.store(on, std::memory_order_relaxed); }
+
 void set_llamacpp_order(bool on) { g_llamacpp_order.store(on, std::memory_order_relaxed); }
 bool llamacpp_order() { return g_llamacpp_order.load(std::memory_order_relaxed); }
 
@@ -280,7 +328,14 @@ void matmul(const WeightView & w, const float * x, int64_t n_tokens, float * y, 
     const int nth = pool.size();
     // llama.cpp's order (matmul.h): its kernels, no GEMM, no 4-row decode
     TypeKernels llama_k;
-    if (const LlamaCppKernels * lk = llamacpp_kernels_for(w.type); lk != nullptr) {
+    const LlamaCppKernels * lk = llamacpp_kernels_for(w.type);
+    if (lk == nullptr && n_tokens >= 2 && n_tokens <= k_multi_max_tokens) {
+        if (const MultiKernels * m = multi_for(w.type); m != nullptr) {
+            matmul_multi(*m, *k, w, x, n_tokens, y, pool, matvec_chunk);
+            return;
+        }
+    }
+    if (lk != nullptr) {
         const bool wide = n_tokens >= k_wide_tokens && lk->dot1_wide != nullptr;
         llama_k.act_type = lk->act_type;
         llama_k.quantize = lk->quantize;

@@ -47,6 +47,9 @@ const char * simd_path_name(SimdPath p);
 bool force_simd_path(SimdPath p);
 // Force the scalar path (on) or go back to Auto (off).
 void force_scalar(bool on);
+// Small-batch kernels for 2..16 tokens (on by default; off: the prefill paths,
+// same results). For A/B benchmarks.
+void set_small_batch_kernels(bool on);
 
 // llama.cpp numerics mode (off by default). On: the quantized types of
 // gemma-3 Q4_K_M files (Q5_0, Q8_0, Q4_K, Q6_K) use kernels that sum in the

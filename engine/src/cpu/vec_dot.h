@@ -65,6 +65,21 @@ struct TypeKernels {
     MatvecFn      rows = nullptr;              // optional: n_rows weight rows x 1 activation row
 };
 
+// Small batches (2..k_multi_max_tokens activation rows, e.g. speculative
+// verification) with each weight row read once (multi_avx512vnni.cpp):
+// prep turns nt quantized activation rows (the TypeKernels format, stride bytes
+// apart) into the kernel's layout (prep_bytes(n_cols, nt) bytes, 64-byte aligned);
+// run: out[t * ldo + r] = dot(w + r * row_bytes, x_t) for r < n_rows, t < nt,
+// bit-identical to the decode kernels (vec_dot.h's canonical order).
+constexpr int k_multi_max_tokens = 16;
+struct MultiKernels {
+    size_t (*prep_bytes)(int64_t n_cols, int nt) = nullptr;
+    void (*prep)(const uint8_t * act, size_t stride, int nt, int64_t n_cols, void * dst) = nullptr;
+    void (*run)(int64_t n_cols, const void * w, size_t row_bytes, int64_t n_rows, const void * prep, int nt, float * out,
+                size_t ldo) = nullptr;
+};
+bool avx512vnni_multi(TensorType t, MultiKernels * m);
+
 // Fill k for weight type t; false if the path has no kernel for t
 // (the AVX2 table then falls back to the scalar one per entry).
 bool scalar_kernels(TensorType t, TypeKernels * k);

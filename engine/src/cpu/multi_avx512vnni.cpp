@@ -1,0 +1,405 @@
+// Small-batch matmul kernels (2..16 activation rows, e.g. a speculative
+// verification pass) for the AVX512-VNNI path: each weight row is read once and
+// dotted with every activation row while it is in L1. Lanes are tokens: a weight
+// dword (4 unsigned bytes u = q + B) is broadcast and one vpdpbusd per 4 columns
+// advances all tokens, so no horizontal sums are needed; the float steps are
+// vec_dot.h's canonical chains per token lane (bit-identical to the decode kernels).
+// Compiled with -mavx512f -mavx512bw -mavx512vl -mavx512vnni; matmul.cpp calls it
+// only when the CPU has them. NOTE: anonymous namespace, no inline library templates.
+#include "cpu/vec_dot.h"
+#include "quants.h"
+#include "cpu/avx2_helpers.h"
+
+#include <immintrin.h>
+
+#include <cstring>
+#include <type_traits>
+
+namespace gb::cpu {
+
+namespace {
+
+// V int32 / float lanes (8: ymm, 16: zmm), one per token.
+template <int V> struct Lanes;
+template <> struct Lanes<8> {
+    using I = __m256i;
+    using F = __m256;
+    static GB_AVX2_INLINE I load(const void * p) { return _mm256_load_si256(static_cast<const __m256i *>(p)); }
+    static GB_AVX2_INLINE F loadf(const void * p) { return _mm256_load_ps(static_cast<const float *>(p)); }
+    static GB_AVX2_INLINE I bcast(const uint8_t * p) {
+        int32_t v;
+        std::memcpy(&v, p, 4);
+        return _mm256_set1_epi32(v);
+    }
+    static GB_AVX2_INLINE I dp(I acc, I u, I s) { return _mm256_dpbusd_epi32(acc, u, s); }
+    static GB_AVX2_INLINE I dpw(I acc, I a, I b) { return _mm256_dpwssd_epi32(acc, a, b); }
+    static GB_AVX2_INLINE I add(I a, I b) { return _mm256_add_epi32(a, b); }
+    static GB_AVX2_INLINE I sub(I a, I b) { return _mm256_sub_epi32(a, b); }
+    static GB_AVX2_INLINE I mul(I a, int32_t s) { return _mm256_mullo_epi32(a, _mm256_set1_epi32(s)); }
+    static GB_AVX2_INLINE I slli(I a, int s) { return _mm256_slli_epi32(a, s); }
+    static GB_AVX2_INLINE I zero() { return _mm256_setzero_si256(); }
+    static GB_AVX2_INLINE I set1(int32_t v) { return _mm256_set1_epi32(v); }
+    static GB_AVX2_INLINE F zerof() { return _mm256_setzero_ps(); }
+    static GB_AVX2_INLINE F cvt(I a) { return _mm256_cvtepi32_ps(a); }
+    static GB_AVX2_INLINE F mulf(F a, float s) { return _mm256_mul_ps(a, _mm256_set1_ps(s)); }
+    static GB_AVX2_INLINE F fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+    static GB_AVX2_INLINE F fnma(F a, F b, F c) { return _mm256_fnmadd_ps(a, b, c); }
+    static GB_AVX2_INLINE void storef(float * p, F v) { _mm256_store_ps(p, v); }
+};
+template <> struct Lanes<16> {
+    using I = __m512i;
+    using F = __m512;
+    static GB_AVX2_INLINE I load(const void * p) { return _mm512_load_si512(p); }
+    static GB_AVX2_INLINE F loadf(const void * p) { return _mm512_load_ps(p); }
+    static GB_AVX2_INLINE I bcast(const uint8_t * p) {
+        int32_t v;
+        std::memcpy(&v, p, 4);
+        return _mm512_set1_epi32(v);
+    }
+    static GB_AVX2_INLINE I dp(I acc, I u, I s) { return _mm512_dpbusd_epi32(acc, u, s); }
+    static GB_AVX2_INLINE I dpw(I acc, I a, I b) { return _mm512_dpwssd_epi32(acc, a, b); }
+    static GB_AVX2_INLINE I add(I a, I b) { return _mm512_add_epi32(a, b); }
+    static GB_AVX2_INLINE I sub(I a, I b) { return _mm512_sub_epi32(a, b); }
+    static GB_AVX2_INLINE I mul(I a, int32_t s) { return _mm512_mullo_epi32(a, _mm512_set1_epi32(s)); }
+    static GB_AVX2_INLINE I slli(I a, int s) { return _mm512_slli_epi32(a, static_cast<unsigned>(s)); }
+    static GB_AVX2_INLINE I zero() { return _mm512_setzero_si512(); }
+    static GB_AVX2_INLINE I set1(int32_t v) { return _mm512_set1_epi32(v); }
+    static GB_AVX2_INLINE F zerof() { return _mm512_setzero_ps(); }
+    static GB_AVX2_INLINE F cvt(I a) { return _mm512_cvtepi32_ps(a); }
+    static GB_AVX2_INLINE F mulf(F a, float s) { return _mm512_mul_ps(a, _mm512_set1_ps(s)); }
+    static GB_AVX2_INLINE F fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+    static GB_AVX2_INLINE F fnma(F a, F b, F c) { return _mm512_fnmadd_ps(a, b, c); }
+    static GB_AVX2_INLINE void storef(float * p, F v) { _mm512_store_ps(p, v); }
+};
+
+constexpr int k_rows = 4;          // weight rows in flight
+constexpr int64_t k_chunk_blocks = 32;  // 32-blocks decoded at a time (4 rows x 1 KiB)
+
+// lanes for nt tokens
+GB_AVX2_INLINE int lanes_for(int nt) { return nt <= 8 ? 8 : 16; }
+
+// ---- 32-element blocks: Q4_0 / Q5_0 / Q8_0 x Q8_0 -----------------------------
+// Prepared activations, per block b (V lanes each, 64-byte aligned):
+//   X[c], c < 8: lane t = dword c of token t's qs; NB: lane t = -B * sum(qs_t);
+//   DX: lane t = float(d_t). Lanes t >= nt are 0.
+size_t prep_bytes_32(int64_t n_cols, int nt) { return size_t(n_cols / 32) * 10 * size_t(lanes_for(nt)) * 4; }
+
+void prep_32(const uint8_t * act, size_t stride, int nt, int64_t n_cols, int bias, void * dst) {
+    const int V = lanes_for(nt);
+    const int64_t nb = n_cols / 32;
+    int32_t * o = static_cast<int32_t *>(dst);
+    std::memset(o, 0, prep_bytes_32(n_cols, nt));
+    for (int t = 0; t < nt; ++t) {
+        const block_q8_0 * xb = reinterpret_cast<const block_q8_0 *>(act + size_t(t) * stride);
+        for (int64_t b = 0; b < nb; ++b) {
+            int32_t * ob = o + b * 10 * V;
+            int32_t s = 0;
+            for (int k = 0; k < 32; ++k) s += xb[b].qs[k];
+            for (int c = 0; c < 8; ++c) std::memcpy(&ob[c * V + t], xb[b].qs + 4 * c, 4);
+            ob[8 * V + t] = -bias * s;
+            const float d = h2f(xb[b].d);
+            std::memcpy(&ob[9 * V + t], &d, 4);
+        }
+    }
+}
+
+// u = q + B as 32 bytes
+GB_AVX2_INLINE __m256i dec_u_q4_0(const uint8_t * b) { return nibbles32(reinterpret_cast<const block_q4_0 *>(b)->qs); }
+GB_AVX2_INLINE __m256i dec_u_q5_0(const uint8_t * b) {
+    const block_q5_0 * q = reinterpret_cast<const block_q5_0 *>(b);
+    uint32_t hb;
+    std::memcpy(&hb, q->qh, 4);
+    const __m256i nib = nibbles32(q->qs);
+    return _mm256_mask_add_epi8(nib, static_cast<__mmask32>(hb), nib, _mm256_set1_epi8(16));
+}
+GB_AVX2_INLINE __m256i dec_u_q8_0(const uint8_t * b) {
+    const block_q8_0 * q = reinterpret_cast<const block_q8_0 *>(b);
+    return _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(q->qs)), _mm256_set1_epi8(static_cast<char>(0x80)));
+}
+
+// R rows starting at w (row_bytes apart) x the prepared tokens; out[t * ldo + i] for i < R, t < nt.
+template <int V, int R, size_t BlockBytes, __m256i (*Dec)(const uint8_t *)>
+GB_AVX2_INLINE void rows_32(int64_t nb, const uint8_t * w, size_t rb, const int32_t * px, int nt, float * out, size_t ldo) {
+    using L = Lanes<V>;
+    alignas(64) uint8_t wq[R][k_chunk_blocks * 32];
+    alignas(64) float dw[R][k_chunk_blocks];
+    typename L::F acc[R];
+    for (int i = 0; i < R; ++i) acc[i] = L::zerof();
+    const char * pf = reinterpret_cast<const char *>(w) + 2 * k_rows * rb;  // the row group after next
+    for (int64_t b0 = 0; b0 < nb; b0 += k_chunk_blocks) {
+        const int64_t nbc = nb - b0 < k_chunk_blocks ? nb - b0 : k_chunk_blocks;
+        for (int i = 0; i < R; ++i) {
+            const uint8_t * row = w + i * rb + b0 * BlockBytes;
+            for (int64_t b = 0; b < nbc; ++b) {
+                _mm_prefetch(pf + i * rb + (b0 + b) * BlockBytes, _MM_HINT_T0);
+                _mm256_store_si256(reinterpret_cast<__m256i *>(wq[i] + 32 * b), Dec(row + b * BlockBytes));
+                uint16_t d;
+                std::memcpy(&d, row + b * BlockBytes, 2);
+                dw[i][b] = h2f(d);
+            }
+        }
+        for (int64_t b = 0; b < nbc; ++b) {
+            const int32_t * pb = px + (b0 + b) * 10 * V;
+            typename L::I xc[8];
+            for (int c = 0; c < 8; ++c) xc[c] = L::load(pb + c * V);
+            const typename L::I nbias = L::load(pb + 8 * V);
+            const typename L::F dx = L::loadf(pb + 9 * V);
+            for (int i = 0; i < R; ++i) {
+                const uint8_t * u = wq[i] + 32 * b;
+                typename L::I s0 = nbias, s1 = L::zero();
+                for (int c = 0; c < 4; ++c) {
+                    s0 = L::dp(s0, L::bcast(u + 4 * c), xc[c]);
+                    s1 = L::dp(s1, L::bcast(u + 16 + 4 * c), xc[c + 4]);
+                }
+                // acc = fmaf(float(isum_b), d_w * d_x, acc)
+                acc[i] = L::fma(L::cvt(L::add(s0, s1)), L::mulf(dx, dw[i][b]), acc[i]);
+            }
+        }
+    }
+    alignas(64) float res[V];
+    for (int i = 0; i < R; ++i) {
+        L::storef(res, acc[i]);
+        for (int t = 0; t < nt; ++t) out[size_t(t) * ldo + i] = res[t];
+    }
+}
+
+template <int V, size_t BlockBytes, __m256i (*Dec)(const uint8_t *)>
+void run_32v(int64_t n, const uint8_t * w, size_t rb, int64_t n_rows, const int32_t * px, int nt, float * out, size_t ldo) {
+    int64_t r = 0;
+    for (; r + k_rows <= n_rows; r += k_rows) rows_32<V, k_rows, BlockBytes, Dec>(n / 32, w + r * rb, rb, px, nt, out + r, ldo);
+    for (; r < n_rows; ++r) rows_32<V, 1, BlockBytes, Dec>(n / 32, w + r * rb, rb, px, nt, out + r, ldo);
+}
+
+template <size_t BlockBytes, __m256i (*Dec)(const uint8_t *)>
+void run_32(int64_t n, const void * w, size_t rb, int64_t n_rows, const void * prep, int nt, float * out, size_t ldo) {
+    const uint8_t * wb = static_cast<const uint8_t *>(w);
+    const int32_t * px = static_cast<const int32_t *>(prep);
+    if (nt <= 8) run_32v<8, BlockBytes, Dec>(n, wb, rb, n_rows, px, nt, out, ldo);
+    else run_32v<16, BlockBytes, Dec>(n, wb, rb, n_rows, px, nt, out, ldo);
+}
+
+void prep_q4_0(const uint8_t * act, size_t stride, int nt, int64_t n_cols, void * dst) { prep_32(act, stride, nt, n_cols, 8, dst); }
+void prep_q5_0(const uint8_t * act, size_t stride, int nt, int64_t n_cols, void * dst) { prep_32(act, stride, nt, n_cols, 16, dst); }
+void prep_q8_0(const uint8_t * act, size_t stride, int nt, int64_t n_cols, void * dst) { prep_32(act, stride, nt, n_cols, 128, dst); }
+
+// ---- k-quants x Q8_K: Q4_K / Q5_K / Q6_K ---------------------------------------
+// Prepared activations, per superblock b (V lanes each): X[c], c < 64: lane t =
+// dword c of token t's qs; then NS pair vectors (int16 pairs, lane t): Q4_K/Q5_K
+// (NS = 4): (bsum32_2i, bsum32_2i+1), bsum32_g = bsums[2g] + bsums[2g+1];
+// Q6_K (NS = 8): (bsums[2i], bsums[2i+1]); then DX: lane t = d_t.
+// Integer superblock sums are exact (so equal to the decode kernels' whatever
+// the order); the float steps are vec_dot.h's, per token lane.
+template <int NS>
+size_t prep_bytes_k(int64_t n_cols, int nt) { return size_t(n_cols / 256) * (64 + NS + 1) * size_t(lanes_for(nt)) * 4; }
+
+template <int NS>
+void prep_k(const uint8_t * act, size_t stride, int nt, int64_t n_cols, void * dst) {
+    const int V = lanes_for(nt);
+    const int64_t nb = n_cols / 256;
+    int32_t * o = static_cast<int32_t *>(dst);
+    std::memset(o, 0, prep_bytes_k<NS>(n_cols, nt));
+    for (int t = 0; t < nt; ++t) {
+        const block_q8_K * xb = reinterpret_cast<const block_q8_K *>(act + size_t(t) * stride);
+        for (int64_t b = 0; b < nb; ++b) {
+            int32_t * ob = o + b * (64 + NS + 1) * V;
+            for (int c = 0; c < 64; ++c) std::memcpy(&ob[c * V + t], xb[b].qs + 4 * c, 4);
+            for (int i = 0; i < NS; ++i) {
+                int16_t pair[2];
+                if constexpr (NS == 4) {
+                    pair[0] = int16_t(xb[b].bsums[4 * i] + xb[b].bsums[4 * i + 1]);
+                    pair[1] = int16_t(xb[b].bsums[4 * i + 2] + xb[b].bsums[4 * i + 3]);
+                } else {
+                    pair[0] = xb[b].bsums[2 * i];
+                    pair[1] = xb[b].bsums[2 * i + 1];
+                }
+                std::memcpy(&ob[(64 + i) * V + t], pair, 4);
+            }
+            std::memcpy(&ob[(64 + NS) * V + t], &xb[b].d, 4);
+        }
+    }
+}
+
+GB_AVX2_INLINE void prefetch_block(const char * p, size_t bytes) {
+    for (size_t k = 0; k < bytes; k += 64) _mm_prefetch(p + k, _MM_HINT_T0);
+    _mm_prefetch(p + bytes - 1, _MM_HINT_T0);
+}
+
+// Q4_K / Q5_K: isum = sum_g sc_g * sum_g(u*q8), summs = sum_g m_g * bsum32_g;
+// acc = fmaf(float(isum), d_w * d_x, acc); acc = fmaf(-(dmin_w * d_x), float(summs), acc)
+template <int V, int R, bool Five>
+GB_AVX2_INLINE void rows_q45_K(int64_t nb, const uint8_t * w, size_t rb, const int32_t * px, int nt, float * out, size_t ldo) {
+    using L = Lanes<V>;
+    using Block = std::conditional_t<Five, block_q5_K, block_q4_K>;
+    constexpr int NS = 4, PV = 64 + NS + 1;
+    alignas(64) uint8_t wq[R][256];
+    alignas(64) int32_t sc[R][8], mp[R][4];
+    float dw[R], dm[R];
+    typename L::F acc[R];
+    for (int i = 0; i < R; ++i) acc[i] = L::zerof();
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    const __m256i m1 = _mm256_set1_epi8(1);
+    const char * pf = reinterpret_cast<const char *>(w) + 2 * k_rows * rb;
+    for (int64_t b = 0; b < nb; ++b) {
+        for (int i = 0; i < R; ++i) {
+            const Block & bw = reinterpret_cast<const Block *>(w + i * rb)[b];
+            prefetch_block(pf + i * rb + b * sizeof(Block), sizeof(Block));
+            __m256i hbits = _mm256_setzero_si256();
+            if constexpr (Five) hbits = load256(bw.qh);
+            for (int j = 0; j < 4; ++j) {
+                const __m256i bits = load256(bw.qs + 32 * j);
+                __m256i ql = _mm256_and_si256(bits, m4);
+                __m256i qh = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+                if constexpr (Five) {
+                    ql = _mm256_or_si256(ql, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j), m1), 4));
+                    qh = _mm256_or_si256(qh, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j + 1), m1), 4));
+                }
+                _mm256_store_si256(reinterpret_cast<__m256i *>(wq[i] + 64 * j), ql);
+                _mm256_store_si256(reinterpret_cast<__m256i *>(wq[i] + 64 * j + 32), qh);
+            }
+            // 8 scales, 8 mins (6-bit), unpacked as in the decode kernels
+            const __m256i smw = q4k_mins_scales(bw.scales);  // int16: 0-7 scales, 8-15 mins
+            alignas(32) int16_t sm[16];
+            _mm256_store_si256(reinterpret_cast<__m256i *>(sm), smw);
+            for (int g = 0; g < 8; ++g) sc[i][g] = sm[g];
+            std::memcpy(mp[i], sm + 8, 16);
+            dw[i] = h2f(bw.d);
+            dm[i] = h2f(bw.dmin);
+        }
+        const int32_t * pb = px + b * PV * V;
+        typename L::I isum[R];
+        for (int i = 0; i < R; ++i) isum[i] = L::zero();
+        for (int g = 0; g < 8; ++g) {
+            typename L::I xc[8];
+            for (int c = 0; c < 8; ++c) xc[c] = L::load(pb + (8 * g + c) * V);
+            for (int i = 0; i < R; ++i) {
+                const uint8_t * u = wq[i] + 32 * g;
+                typename L::I s0 = L::zero(), s1 = L::zero();
+                for (int c = 0; c < 4; ++c) {
+                    s0 = L::dp(s0, L::bcast(u + 4 * c), xc[c]);
+                    s1 = L::dp(s1, L::bcast(u + 16 + 4 * c), xc[c + 4]);
+                }
+                isum[i] = L::add(isum[i], L::mul(L::add(s0, s1), sc[i][g]));
+            }
+        }
+        const typename L::F dx = L::loadf(pb + (64 + NS) * V);
+        for (int i = 0; i < R; ++i) {
+            typename L::I summs = L::zero();
+            for (int q = 0; q < NS; ++q) summs = L::dpw(summs, L::bcast(reinterpret_cast<const uint8_t *>(&mp[i][q])), L::load(pb + (64 + q) * V));
+            acc[i] = L::fma(L::cvt(isum[i]), L::mulf(dx, dw[i]), acc[i]);
+            acc[i] = L::fnma(L::mulf(dx, dm[i]), L::cvt(summs), acc[i]);
+        }
+    }
+    alignas(64) float res[V];
+    for (int i = 0; i < R; ++i) {
+        L::storef(res, acc[i]);
+        for (int t = 0; t < nt; ++t) out[size_t(t) * ldo + i] = res[t];
+    }
+}
+
+// Q6_K: u = q + 32 (6 bits); isum = sum_g sc_g * sum_g(u*q8) - 32 * sum_g sc_g * bsum16_g;
+// acc = fmaf(float(isum), d_w * d_x, acc)
+template <int V, int R>
+GB_AVX2_INLINE void rows_q6_K(int64_t nb, const uint8_t * w, size_t rb, const int32_t * px, int nt, float * out, size_t ldo) {
+    using L = Lanes<V>;
+    constexpr int NS = 8, PV = 64 + NS + 1;
+    alignas(64) uint8_t wq[R][256];
+    alignas(64) int32_t sc[R][16], sp[R][8];
+    float dw[R];
+    typename L::F acc[R];
+    for (int i = 0; i < R; ++i) acc[i] = L::zerof();
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    const __m256i m2 = _mm256_set1_epi8(3);
+    const char * pf = reinterpret_cast<const char *>(w) + 2 * k_rows * rb;
+    for (int64_t b = 0; b < nb; ++b) {
+        for (int i = 0; i < R; ++i) {
+            const block_q6_K & bw = reinterpret_cast<const block_q6_K *>(w + i * rb)[b];
+            prefetch_block(pf + i * rb + b * sizeof(block_q6_K), sizeof(block_q6_K));
+            for (int h = 0; h < 2; ++h) {
+                const __m256i l0 = load256(bw.ql + 64 * h);
+                const __m256i l1 = load256(bw.ql + 64 * h + 32);
+                const __m256i hb = load256(bw.qh + 32 * h);
+                uint8_t * d = wq[i] + 128 * h;
+                _mm256_store_si256(reinterpret_cast<__m256i *>(d), _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4)));
+                _mm256_store_si256(reinterpret_cast<__m256i *>(d + 32),
+                                   _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4)));
+                _mm256_store_si256(reinterpret_cast<__m256i *>(d + 64),
+                                   _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4)));
+                _mm256_store_si256(reinterpret_cast<__m256i *>(d + 96),
+                                   _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4)));
+            }
+            for (int g = 0; g < 16; ++g) sc[i][g] = bw.scales[g];
+            for (int q = 0; q < 8; ++q) {
+                const int16_t pair[2] = {int16_t(bw.scales[2 * q]), int16_t(bw.scales[2 * q + 1])};
+                std::memcpy(&sp[i][q], pair, 4);
+            }
+            dw[i] = h2f(bw.d);
+        }
+        const int32_t * pb = px + b * PV * V;
+        typename L::I isum[R];
+        for (int i = 0; i < R; ++i) isum[i] = L::zero();
+        for (int g2 = 0; g2 < 8; ++g2) {  // two groups of 16
+            typename L::I xc[8];
+            for (int c = 0; c < 8; ++c) xc[c] = L::load(pb + (8 * g2 + c) * V);
+            for (int i = 0; i < R; ++i) {
+                const uint8_t * u = wq[i] + 32 * g2;
+                typename L::I s0 = L::zero(), s1 = L::zero();
+                for (int c = 0; c < 4; ++c) {
+                    s0 = L::dp(s0, L::bcast(u + 4 * c), xc[c]);
+                    s1 = L::dp(s1, L::bcast(u + 16 + 4 * c), xc[c + 4]);
+                }
+                isum[i] = L::add(isum[i], L::add(L::mul(s0, sc[i][2 * g2]), L::mul(s1, sc[i][2 * g2 + 1])));
+            }
+        }
+        const typename L::F dx = L::loadf(pb + (64 + NS) * V);
+        for (int i = 0; i < R; ++i) {
+            typename L::I corr = L::zero();
+            for (int q = 0; q < NS; ++q) corr = L::dpw(corr, L::bcast(reinterpret_cast<const uint8_t *>(&sp[i][q])), L::load(pb + (64 + q) * V));
+            const typename L::I is = L::sub(isum[i], L::slli(corr, 5));
+            acc[i] = L::fma(L::cvt(is), L::mulf(dx, dw[i]), acc[i]);
+        }
+    }
+    alignas(64) float res[V];
+    for (int i = 0; i < R; ++i) {
+        L::storef(res, acc[i]);
+        for (int t = 0; t < nt; ++t) out[size_t(t) * ldo + i] = res[t];
+    }
+}
+
+template <int V, int R, int Kind>  // Kind: 4 = Q4_K, 5 = Q5_K, 6 = Q6_K
+GB_AVX2_INLINE void rows_k(int64_t nb, const uint8_t * w, size_t rb, const int32_t * px, int nt, float * out, size_t ldo) {
+    if constexpr (Kind == 6) rows_q6_K<V, R>(nb, w, rb, px, nt, out, ldo);
+    else rows_q45_K<V, R, Kind == 5>(nb, w, rb, px, nt, out, ldo);
+}
+
+template <int V, int Kind, size_t BlockBytes>
+void run_kv(int64_t n, const uint8_t * w, size_t rb, int64_t n_rows, const int32_t * px, int nt, float * out, size_t ldo) {
+    int64_t r = 0;
+    for (; r + k_rows <= n_rows; r += k_rows) rows_k<V, k_rows, Kind>(n / 256, w + r * rb, rb, px, nt, out + r, ldo);
+    for (; r < n_rows; ++r) rows_k<V, 1, Kind>(n / 256, w + r * rb, rb, px, nt, out + r, ldo);
+}
+
+template <int Kind, size_t BlockBytes>
+void run_k(int64_t n, const void * w, size_t rb, int64_t n_rows, const void * prep, int nt, float * out, size_t ldo) {
+    const uint8_t * wb = static_cast<const uint8_t *>(w);
+    const int32_t * px = static_cast<const int32_t *>(prep);
+    if (nt <= 8) run_kv<8, Kind, BlockBytes>(n, wb, rb, n_rows, px, nt, out, ldo);
+    else run_kv<16, Kind, BlockBytes>(n, wb, rb, n_rows, px, nt, out, ldo);
+}
+
+}  // namespace
+
+bool avx512vnni_multi(TensorType t, MultiKernels * m) {
+    switch (t) {
+        case TensorType::Q4_0: *m = {prep_bytes_32, prep_q4_0, run_32<sizeof(block_q4_0), dec_u_q4_0>}; return true;
+        case TensorType::Q5_0: *m = {prep_bytes_32, prep_q5_0, run_32<sizeof(block_q5_0), dec_u_q5_0>}; return true;
+        case TensorType::Q8_0: *m = {prep_bytes_32, prep_q8_0, run_32<sizeof(block_q8_0), dec_u_q8_0>}; return true;
+        case TensorType::Q4_K: *m = {prep_bytes_k<4>, prep_k<4>, run_k<4, sizeof(block_q4_K)>}; return true;
+        case TensorType::Q5_K: *m = {prep_bytes_k<4>, prep_k<4>, run_k<5, sizeof(block_q5_K)>}; return true;
+        case TensorType::Q6_K: *m = {prep_bytes_k<8>, prep_k<8>, run_k<6, sizeof(block_q6_K)>}; return true;
+        default: return false;
+    }
+}
+
+}  // namespace gb::cpu
