@@ -138,7 +138,8 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
         }
         im.ctl.shadow_start(draft);
         plan = im.ctl.choose(m_cfg, spec::shape_of(draft), k_max, false);
-        if (std::getenv("GB_SPEC_TRACE")) {
+        static const bool trace = std::getenv("GB_SPEC_TRACE") != nullptr;  // diagnostics: each step's plan on stderr
+        if (trace) {
             const spec::DraftShape sh = spec::shape_of(draft);
             std::fprintf(stderr, "k=%d tree=%d win=%d off=%d depth=%d cls=%d t1=%.1f c2=%.1f c4=%.1f c7=%.1f c13=%.1f p=", plan.k, plan.tree, plan.window, plan.off, sh.depth, sh.cls,
                          im.ctl.costs.cost(1), im.ctl.costs.cost(2), im.ctl.costs.cost(4), im.ctl.costs.cost(7), im.ctl.costs.cost(13));
