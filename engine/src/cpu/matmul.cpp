@@ -238,38 +238,6 @@ void matmul_gemm(const GemmKernels & g, const WeightView & w, const float * x, i
 }
 
 
-// Small batch (2..k_multi_max_tokens tokens) through a MultiKernels set:
-// activations quantized and laid out once, then chunks of rows over the pool,
-// each weight row read once for all tokens. y: [n_tokens, n_rows].
-void matmul_multi(const MultiKernels & m, const TypeKernels & k, const WeightView & w, const float * x, int64_t n_tokens, float * y,
-                  ThreadPool & pool, int64_t (*chunk_rows)(int64_t, int)) {
-    const int64_t n_cols = w.n_cols, n_rows = w.n_rows;
-    const int nt = static_cast<int>(n_tokens);
-    const size_t arb = row_size(k.act_type, n_cols);
-    thread_local std::vector<uint8_t> act_buf, prep_buf;
-    if (act_buf.size() < arb * size_t(nt)) act_buf.resize(arb * size_t(nt));
-    for (int t = 0; t < nt; ++t) k.quantize(x + t * n_cols, act_buf.data() + size_t(t) * arb, n_cols);
-    const size_t need = m.prep_bytes(n_cols, nt) + 64;
-    if (prep_buf.size() < need) prep_buf.resize(need);
-    uint8_t * prep = prep_buf.data() + ((64 - reinterpret_cast<uintptr_t>(prep_buf.data()) % 64) % 64);
-    m.prep(act_buf.data(), arb, nt, n_cols, prep);
-    const int nth = pool.size();
-    if (nth == 1 || w.row_bytes * size_t(n_rows) < k_min_parallel_bytes) {
-        m.run(n_cols, w.data, w.row_bytes, n_rows, prep, nt, y, size_t(n_rows));
-        return;
-    }
-    const int64_t chunk = chunk_rows(n_rows, nth);
-    const int64_t n_chunks = (n_rows + chunk - 1) / chunk;
-    std::atomic<int64_t> next{0};
-    auto rows = [&] {
-        for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < n_chunks; c = next.fetch_add(1, std::memory_order_relaxed)) {
-            const int64_t r0 = c * chunk;
-            m.run(n_cols, w.data + r0 * w.row_bytes, w.row_bytes, std::min(chunk, n_rows - r0), prep, nt, y + r0, size_t(n_rows));
-        }
-    };
-    pool.run([f = &rows](int, int) { (*f)(); });
-}
-
 // y[r] = dot(W[r], act) for r in [r0, r1): the path's whole-range kernel, else
 // 4 rows at a time where it has a 4-row kernel (same results)
 void matvec_rows(const TypeKernels & k, const WeightView & w, const uint8_t * act, float * y, int64_t r0, int64_t r1) {
@@ -287,6 +255,38 @@ void matvec_rows(const TypeKernels & k, const WeightView & w, const uint8_t * ac
 // (the 8-row decode kernels).
 int64_t matvec_chunk(int64_t n_rows, int nth) {
     return (std::max<int64_t>(8, (n_rows + 8 * nth - 1) / (8 * nth)) + 7) / 8 * 8;
+}
+
+// Small batch (2..k_multi_max_tokens tokens) through a MultiKernels set:
+// activations quantized and laid out once, then chunks of rows over the pool,
+// each weight row read once for all tokens. y: [n_tokens, n_rows].
+void matmul_multi(const MultiKernels & m, const TypeKernels & k, const WeightView & w, const float * x, int64_t n_tokens, float * y,
+                  ThreadPool & pool) {
+    const int64_t n_cols = w.n_cols, n_rows = w.n_rows;
+    const int nt = static_cast<int>(n_tokens);
+    const size_t arb = row_size(k.act_type, n_cols);
+    thread_local std::vector<uint8_t> act_buf, prep_buf;
+    if (act_buf.size() < arb * size_t(nt)) act_buf.resize(arb * size_t(nt));
+    for (int t = 0; t < nt; ++t) k.quantize(x + t * n_cols, act_buf.data() + size_t(t) * arb, n_cols);
+    const size_t need = m.prep_bytes(n_cols, nt) + 64;
+    if (prep_buf.size() < need) prep_buf.resize(need);
+    uint8_t * prep = prep_buf.data() + ((64 - reinterpret_cast<uintptr_t>(prep_buf.data()) % 64) % 64);
+    m.prep(act_buf.data(), arb, nt, n_cols, prep);
+    const int nth = pool.size();
+    if (nth == 1 || w.row_bytes * size_t(n_rows) < k_min_parallel_bytes) {
+        m.run(n_cols, w.data, w.row_bytes, n_rows, prep, nt, y, size_t(n_rows));
+        return;
+    }
+    const int64_t chunk = matvec_chunk(n_rows, nth);
+    const int64_t n_chunks = (n_rows + chunk - 1) / chunk;
+    std::atomic<int64_t> next{0};
+    auto rows = [&] {
+        for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < n_chunks; c = next.fetch_add(1, std::memory_order_relaxed)) {
+            const int64_t r0 = c * chunk;
+            m.run(n_cols, w.data + r0 * w.row_bytes, w.row_bytes, std::min(chunk, n_rows - r0), prep, nt, y + r0, size_t(n_rows));
+        }
+    };
+    pool.run([f = &rows](int, int) { (*f)(); });
 }
 
 }  // namespace
@@ -331,7 +331,7 @@ void matmul(const WeightView & w, const float * x, int64_t n_tokens, float * y, 
     const LlamaCppKernels * lk = llamacpp_kernels_for(w.type);
     if (lk == nullptr && n_tokens >= 2 && n_tokens <= k_multi_max_tokens) {
         if (const MultiKernels * m = multi_for(w.type); m != nullptr) {
-            matmul_multi(*m, *k, w, x, n_tokens, y, pool, matvec_chunk);
+            matmul_multi(*m, *k, w, x, n_tokens, y, pool);
             return;
         }
     }

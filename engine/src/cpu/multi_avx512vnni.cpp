@@ -31,6 +31,25 @@ template <> struct Lanes<8> {
         std::memcpy(&v, p, 4);
         return _mm256_set1_epi32(v);
     }
+    // J dwords at p in every group of J lanes
+    template <int J> static GB_AVX2_INLINE I bcastj(const uint8_t * p) {
+        if constexpr (J == 1) return bcast(p);
+        else if constexpr (J == 2) {
+            long long v;
+            std::memcpy(&v, p, 8);
+            return _mm256_set1_epi64x(v);
+        } else {
+            static_assert(J == 4);
+            return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p)));
+        }
+    }
+    // lane J*t = the sum of lanes J*t .. J*t+J-1 (other lanes: partial sums)
+    template <int J> static GB_AVX2_INLINE I reduce(I v) {
+        if constexpr (J == 1) return v;
+        v = _mm256_add_epi32(v, _mm256_srli_epi64(v, 32));
+        if constexpr (J == 4) v = _mm256_add_epi32(v, _mm256_bsrli_epi128(v, 8));
+        return v;
+    }
     static GB_AVX2_INLINE I dp(I acc, I u, I s) { return _mm256_dpbusd_epi32(acc, u, s); }
     static GB_AVX2_INLINE I dpw(I acc, I a, I b) { return _mm256_dpwssd_epi32(acc, a, b); }
     static GB_AVX2_INLINE I add(I a, I b) { return _mm256_add_epi32(a, b); }
@@ -56,6 +75,14 @@ template <> struct Lanes<16> {
         std::memcpy(&v, p, 4);
         return _mm512_set1_epi32(v);
     }
+    template <int J> static GB_AVX2_INLINE I bcastj(const uint8_t * p) {
+        static_assert(J == 1);
+        return bcast(p);
+    }
+    template <int J> static GB_AVX2_INLINE I reduce(I v) {
+        static_assert(J == 1);
+        return v;
+    }
     static GB_AVX2_INLINE I dp(I acc, I u, I s) { return _mm512_dpbusd_epi32(acc, u, s); }
     static GB_AVX2_INLINE I dpw(I acc, I a, I b) { return _mm512_dpwssd_epi32(acc, a, b); }
     static GB_AVX2_INLINE I add(I a, I b) { return _mm512_add_epi32(a, b); }
@@ -73,32 +100,42 @@ template <> struct Lanes<16> {
 };
 
 constexpr int k_rows = 4;          // weight rows in flight
+constexpr int k_pf_groups = 2;     // software prefetch: the row group this many groups ahead
 constexpr int64_t k_chunk_blocks = 32;  // 32-blocks decoded at a time (4 rows x 1 KiB)
 
-// lanes for nt tokens
-GB_AVX2_INLINE int lanes_for(int nt) { return nt <= 8 ? 8 : 16; }
+// Vector shape for nt tokens: V lanes, J consecutive dwords of the activations
+// per token (lanes J*t .. J*t+J-1; a broadcast of J weight dwords feeds them), so
+// fewer tokens take fewer vpdpbusd per weight block: 8/J per 32 columns.
+struct Shape {
+    int V, J;
+};
+GB_AVX2_INLINE Shape shape_for(int nt) { return nt <= 2 ? Shape{8, 4} : nt <= 4 ? Shape{8, 2} : nt <= 8 ? Shape{8, 1} : Shape{16, 1}; }
 
 // ---- 32-element blocks: Q4_0 / Q5_0 / Q8_0 x Q8_0 -----------------------------
-// Prepared activations, per block b (V lanes each, 64-byte aligned):
-//   X[c], c < 8: lane t = dword c of token t's qs; NB: lane t = -B * sum(qs_t);
-//   DX: lane t = float(d_t). Lanes t >= nt are 0.
-size_t prep_bytes_32(int64_t n_cols, int nt) { return size_t(n_cols / 32) * 10 * size_t(lanes_for(nt)) * 4; }
+// Prepared activations, per block b (V lanes each, 64-byte aligned): X[e],
+// e < 8/J: lane J*t + j = dword J*e + j of token t's qs; NB: lane J*t =
+// -B * sum(qs_t); DX: lane J*t = float(d_t). All other lanes are 0.
+size_t prep_bytes_32(int64_t n_cols, int nt) {
+    const Shape sh = shape_for(nt);
+    return size_t(n_cols / 32) * size_t(8 / sh.J + 2) * size_t(sh.V) * 4;
+}
 
 void prep_32(const uint8_t * act, size_t stride, int nt, int64_t n_cols, int bias, void * dst) {
-    const int V = lanes_for(nt);
+    const Shape sh = shape_for(nt);
+    const int V = sh.V, J = sh.J, NX = 8 / J;
     const int64_t nb = n_cols / 32;
     int32_t * o = static_cast<int32_t *>(dst);
     std::memset(o, 0, prep_bytes_32(n_cols, nt));
     for (int t = 0; t < nt; ++t) {
         const block_q8_0 * xb = reinterpret_cast<const block_q8_0 *>(act + size_t(t) * stride);
         for (int64_t b = 0; b < nb; ++b) {
-            int32_t * ob = o + b * 10 * V;
+            int32_t * ob = o + b * (NX + 2) * V;
             int32_t s = 0;
             for (int k = 0; k < 32; ++k) s += xb[b].qs[k];
-            for (int c = 0; c < 8; ++c) std::memcpy(&ob[c * V + t], xb[b].qs + 4 * c, 4);
-            ob[8 * V + t] = -bias * s;
+            for (int c = 0; c < 8; ++c) std::memcpy(&ob[(c / J) * V + J * t + c % J], xb[b].qs + 4 * c, 4);
+            ob[NX * V + J * t] = -bias * s;
             const float d = h2f(xb[b].d);
-            std::memcpy(&ob[9 * V + t], &d, 4);
+            std::memcpy(&ob[(NX + 1) * V + J * t], &d, 4);
         }
     }
 }
@@ -118,14 +155,14 @@ GB_AVX2_INLINE __m256i dec_u_q8_0(const uint8_t * b) {
 }
 
 // R rows starting at w (row_bytes apart) x the prepared tokens; out[t * ldo + i] for i < R, t < nt.
-template <int V, int R, size_t BlockBytes, __m256i (*Dec)(const uint8_t *)>
+template <int V, int J, int R, size_t BlockBytes, __m256i (*Dec)(const uint8_t *)>
 GB_AVX2_INLINE void rows_32(int64_t nb, const uint8_t * w, size_t rb, const int32_t * px, int nt, float * out, size_t ldo) {
     using L = Lanes<V>;
     alignas(64) uint8_t wq[R][k_chunk_blocks * 32];
     alignas(64) float dw[R][k_chunk_blocks];
     typename L::F acc[R];
     for (int i = 0; i < R; ++i) acc[i] = L::zerof();
-    const char * pf = reinterpret_cast<const char *>(w) + 2 * k_rows * rb;  // the row group after next
+    const char * pf = reinterpret_cast<const char *>(w) + k_pf_groups * k_rows * rb;
     for (int64_t b0 = 0; b0 < nb; b0 += k_chunk_blocks) {
         const int64_t nbc = nb - b0 < k_chunk_blocks ? nb - b0 : k_chunk_blocks;
         for (int i = 0; i < R; ++i) {
@@ -139,43 +176,47 @@ GB_AVX2_INLINE void rows_32(int64_t nb, const uint8_t * w, size_t rb, const int3
             }
         }
         for (int64_t b = 0; b < nbc; ++b) {
-            const int32_t * pb = px + (b0 + b) * 10 * V;
-            typename L::I xc[8];
-            for (int c = 0; c < 8; ++c) xc[c] = L::load(pb + c * V);
-            const typename L::I nbias = L::load(pb + 8 * V);
-            const typename L::F dx = L::loadf(pb + 9 * V);
+            constexpr int NX = 8 / J;
+            const int32_t * pb = px + (b0 + b) * (NX + 2) * V;
+            typename L::I xc[NX];
+            for (int e = 0; e < NX; ++e) xc[e] = L::load(pb + e * V);
+            const typename L::I nbias = L::load(pb + NX * V);
+            const typename L::F dx = L::loadf(pb + (NX + 1) * V);
             for (int i = 0; i < R; ++i) {
                 const uint8_t * u = wq[i] + 32 * b;
                 typename L::I s0 = nbias, s1 = L::zero();
-                for (int c = 0; c < 4; ++c) {
-                    s0 = L::dp(s0, L::bcast(u + 4 * c), xc[c]);
-                    s1 = L::dp(s1, L::bcast(u + 16 + 4 * c), xc[c + 4]);
+                for (int e = 0; e < NX; e += 2) {
+                    s0 = L::dp(s0, L::template bcastj<J>(u + 4 * J * e), xc[e]);
+                    if (e + 1 < NX) s1 = L::dp(s1, L::template bcastj<J>(u + 4 * J * (e + 1)), xc[e + 1]);
                 }
-                // acc = fmaf(float(isum_b), d_w * d_x, acc)
-                acc[i] = L::fma(L::cvt(L::add(s0, s1)), L::mulf(dx, dw[i][b]), acc[i]);
+                // lane J*t: acc = fmaf(float(isum_b), d_w * d_x, acc)
+                acc[i] = L::fma(L::cvt(L::template reduce<J>(L::add(s0, s1))), L::mulf(dx, dw[i][b]), acc[i]);
             }
         }
     }
     alignas(64) float res[V];
     for (int i = 0; i < R; ++i) {
         L::storef(res, acc[i]);
-        for (int t = 0; t < nt; ++t) out[size_t(t) * ldo + i] = res[t];
+        for (int t = 0; t < nt; ++t) out[size_t(t) * ldo + i] = res[J * t];
     }
 }
 
-template <int V, size_t BlockBytes, __m256i (*Dec)(const uint8_t *)>
+template <int V, int J, size_t BlockBytes, __m256i (*Dec)(const uint8_t *)>
 void run_32v(int64_t n, const uint8_t * w, size_t rb, int64_t n_rows, const int32_t * px, int nt, float * out, size_t ldo) {
     int64_t r = 0;
-    for (; r + k_rows <= n_rows; r += k_rows) rows_32<V, k_rows, BlockBytes, Dec>(n / 32, w + r * rb, rb, px, nt, out + r, ldo);
-    for (; r < n_rows; ++r) rows_32<V, 1, BlockBytes, Dec>(n / 32, w + r * rb, rb, px, nt, out + r, ldo);
+    for (; r + k_rows <= n_rows; r += k_rows) rows_32<V, J, k_rows, BlockBytes, Dec>(n / 32, w + r * rb, rb, px, nt, out + r, ldo);
+    for (; r < n_rows; ++r) rows_32<V, J, 1, BlockBytes, Dec>(n / 32, w + r * rb, rb, px, nt, out + r, ldo);
 }
 
 template <size_t BlockBytes, __m256i (*Dec)(const uint8_t *)>
 void run_32(int64_t n, const void * w, size_t rb, int64_t n_rows, const void * prep, int nt, float * out, size_t ldo) {
     const uint8_t * wb = static_cast<const uint8_t *>(w);
     const int32_t * px = static_cast<const int32_t *>(prep);
-    if (nt <= 8) run_32v<8, BlockBytes, Dec>(n, wb, rb, n_rows, px, nt, out, ldo);
-    else run_32v<16, BlockBytes, Dec>(n, wb, rb, n_rows, px, nt, out, ldo);
+    const Shape sh = shape_for(nt);
+    if (sh.J == 4) run_32v<8, 4, BlockBytes, Dec>(n, wb, rb, n_rows, px, nt, out, ldo);
+    else if (sh.J == 2) run_32v<8, 2, BlockBytes, Dec>(n, wb, rb, n_rows, px, nt, out, ldo);
+    else if (sh.V == 8) run_32v<8, 1, BlockBytes, Dec>(n, wb, rb, n_rows, px, nt, out, ldo);
+    else run_32v<16, 1, BlockBytes, Dec>(n, wb, rb, n_rows, px, nt, out, ldo);
 }
 
 void prep_q4_0(const uint8_t * act, size_t stride, int nt, int64_t n_cols, void * dst) { prep_32(act, stride, nt, n_cols, 8, dst); }
@@ -183,26 +224,30 @@ void prep_q5_0(const uint8_t * act, size_t stride, int nt, int64_t n_cols, void 
 void prep_q8_0(const uint8_t * act, size_t stride, int nt, int64_t n_cols, void * dst) { prep_32(act, stride, nt, n_cols, 128, dst); }
 
 // ---- k-quants x Q8_K: Q4_K / Q5_K / Q6_K ---------------------------------------
-// Prepared activations, per superblock b (V lanes each): X[c], c < 64: lane t =
-// dword c of token t's qs; then NS pair vectors (int16 pairs, lane t): Q4_K/Q5_K
-// (NS = 4): (bsum32_2i, bsum32_2i+1), bsum32_g = bsums[2g] + bsums[2g+1];
-// Q6_K (NS = 8): (bsums[2i], bsums[2i+1]); then DX: lane t = d_t.
+// Prepared activations, per superblock b (V lanes each): X[e], e < 64/J: lane
+// J*t + j = dword J*e + j of token t's qs; then NS pair vectors (int16 pairs,
+// lane J*t): Q4_K/Q5_K (NS = 4): (bsum32_2i, bsum32_2i+1), bsum32_g = bsums[2g] +
+// bsums[2g+1]; Q6_K (NS = 8): (bsums[2i], bsums[2i+1]); then DX: lane J*t = d_t.
 // Integer superblock sums are exact (so equal to the decode kernels' whatever
 // the order); the float steps are vec_dot.h's, per token lane.
 template <int NS>
-size_t prep_bytes_k(int64_t n_cols, int nt) { return size_t(n_cols / 256) * (64 + NS + 1) * size_t(lanes_for(nt)) * 4; }
+size_t prep_bytes_k(int64_t n_cols, int nt) {
+    const Shape sh = shape_for(nt);
+    return size_t(n_cols / 256) * size_t(64 / sh.J + NS + 1) * size_t(sh.V) * 4;
+}
 
 template <int NS>
 void prep_k(const uint8_t * act, size_t stride, int nt, int64_t n_cols, void * dst) {
-    const int V = lanes_for(nt);
+    const Shape sh = shape_for(nt);
+    const int V = sh.V, J = sh.J, NX = 64 / J;
     const int64_t nb = n_cols / 256;
     int32_t * o = static_cast<int32_t *>(dst);
     std::memset(o, 0, prep_bytes_k<NS>(n_cols, nt));
     for (int t = 0; t < nt; ++t) {
         const block_q8_K * xb = reinterpret_cast<const block_q8_K *>(act + size_t(t) * stride);
         for (int64_t b = 0; b < nb; ++b) {
-            int32_t * ob = o + b * (64 + NS + 1) * V;
-            for (int c = 0; c < 64; ++c) std::memcpy(&ob[c * V + t], xb[b].qs + 4 * c, 4);
+            int32_t * ob = o + b * (NX + NS + 1) * V;
+            for (int c = 0; c < 64; ++c) std::memcpy(&ob[(c / J) * V + J * t + c % J], xb[b].qs + 4 * c, 4);
             for (int i = 0; i < NS; ++i) {
                 int16_t pair[2];
                 if constexpr (NS == 4) {
@@ -212,9 +257,9 @@ void prep_k(const uint8_t * act, size_t stride, int nt, int64_t n_cols, void * d
                     pair[0] = xb[b].bsums[2 * i];
                     pair[1] = xb[b].bsums[2 * i + 1];
                 }
-                std::memcpy(&ob[(64 + i) * V + t], pair, 4);
+                std::memcpy(&ob[(NX + i) * V + J * t], pair, 4);
             }
-            std::memcpy(&ob[(64 + NS) * V + t], &xb[b].d, 4);
+            std::memcpy(&ob[(NX + NS) * V + J * t], &xb[b].d, 4);
         }
     }
 }
@@ -226,11 +271,11 @@ GB_AVX2_INLINE void prefetch_block(const char * p, size_t bytes) {
 
 // Q4_K / Q5_K: isum = sum_g sc_g * sum_g(u*q8), summs = sum_g m_g * bsum32_g;
 // acc = fmaf(float(isum), d_w * d_x, acc); acc = fmaf(-(dmin_w * d_x), float(summs), acc)
-template <int V, int R, bool Five>
+template <int V, int J, int R, bool Five>
 GB_AVX2_INLINE void rows_q45_K(int64_t nb, const uint8_t * w, size_t rb, const int32_t * px, int nt, float * out, size_t ldo) {
     using L = Lanes<V>;
     using Block = std::conditional_t<Five, block_q5_K, block_q4_K>;
-    constexpr int NS = 4, PV = 64 + NS + 1;
+    constexpr int NS = 4, NX = 64 / J, PV = NX + NS + 1;
     alignas(64) uint8_t wq[R][256];
     alignas(64) int32_t sc[R][8], mp[R][4];
     float dw[R], dm[R];
@@ -238,7 +283,7 @@ GB_AVX2_INLINE void rows_q45_K(int64_t nb, const uint8_t * w, size_t rb, const i
     for (int i = 0; i < R; ++i) acc[i] = L::zerof();
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     const __m256i m1 = _mm256_set1_epi8(1);
-    const char * pf = reinterpret_cast<const char *>(w) + 2 * k_rows * rb;
+    const char * pf = reinterpret_cast<const char *>(w) + k_pf_groups * k_rows * rb;
     for (int64_t b = 0; b < nb; ++b) {
         for (int i = 0; i < R; ++i) {
             const Block & bw = reinterpret_cast<const Block *>(w + i * rb)[b];
@@ -269,39 +314,40 @@ GB_AVX2_INLINE void rows_q45_K(int64_t nb, const uint8_t * w, size_t rb, const i
         typename L::I isum[R];
         for (int i = 0; i < R; ++i) isum[i] = L::zero();
         for (int g = 0; g < 8; ++g) {
-            typename L::I xc[8];
-            for (int c = 0; c < 8; ++c) xc[c] = L::load(pb + (8 * g + c) * V);
+            constexpr int NG = 8 / J;  // X vectors per group of 32
+            typename L::I xc[NG];
+            for (int e = 0; e < NG; ++e) xc[e] = L::load(pb + (NG * g + e) * V);
             for (int i = 0; i < R; ++i) {
                 const uint8_t * u = wq[i] + 32 * g;
                 typename L::I s0 = L::zero(), s1 = L::zero();
-                for (int c = 0; c < 4; ++c) {
-                    s0 = L::dp(s0, L::bcast(u + 4 * c), xc[c]);
-                    s1 = L::dp(s1, L::bcast(u + 16 + 4 * c), xc[c + 4]);
+                for (int e = 0; e < NG; e += 2) {
+                    s0 = L::dp(s0, L::template bcastj<J>(u + 4 * J * e), xc[e]);
+                    if (e + 1 < NG) s1 = L::dp(s1, L::template bcastj<J>(u + 4 * J * (e + 1)), xc[e + 1]);
                 }
                 isum[i] = L::add(isum[i], L::mul(L::add(s0, s1), sc[i][g]));
             }
         }
-        const typename L::F dx = L::loadf(pb + (64 + NS) * V);
+        const typename L::F dx = L::loadf(pb + (NX + NS) * V);
         for (int i = 0; i < R; ++i) {
             typename L::I summs = L::zero();
-            for (int q = 0; q < NS; ++q) summs = L::dpw(summs, L::bcast(reinterpret_cast<const uint8_t *>(&mp[i][q])), L::load(pb + (64 + q) * V));
-            acc[i] = L::fma(L::cvt(isum[i]), L::mulf(dx, dw[i]), acc[i]);
+            for (int q = 0; q < NS; ++q) summs = L::dpw(summs, L::bcast(reinterpret_cast<const uint8_t *>(&mp[i][q])), L::load(pb + (NX + q) * V));
+            acc[i] = L::fma(L::cvt(L::template reduce<J>(isum[i])), L::mulf(dx, dw[i]), acc[i]);
             acc[i] = L::fnma(L::mulf(dx, dm[i]), L::cvt(summs), acc[i]);
         }
     }
     alignas(64) float res[V];
     for (int i = 0; i < R; ++i) {
         L::storef(res, acc[i]);
-        for (int t = 0; t < nt; ++t) out[size_t(t) * ldo + i] = res[t];
+        for (int t = 0; t < nt; ++t) out[size_t(t) * ldo + i] = res[J * t];
     }
 }
 
 // Q6_K: u = q + 32 (6 bits); isum = sum_g sc_g * sum_g(u*q8) - 32 * sum_g sc_g * bsum16_g;
 // acc = fmaf(float(isum), d_w * d_x, acc)
-template <int V, int R>
+template <int V, int J, int R>
 GB_AVX2_INLINE void rows_q6_K(int64_t nb, const uint8_t * w, size_t rb, const int32_t * px, int nt, float * out, size_t ldo) {
     using L = Lanes<V>;
-    constexpr int NS = 8, PV = 64 + NS + 1;
+    constexpr int NS = 8, NX = 64 / J, PV = NX + NS + 1;
     alignas(64) uint8_t wq[R][256];
     alignas(64) int32_t sc[R][16], sp[R][8];
     float dw[R];
@@ -309,7 +355,7 @@ GB_AVX2_INLINE void rows_q6_K(int64_t nb, const uint8_t * w, size_t rb, const in
     for (int i = 0; i < R; ++i) acc[i] = L::zerof();
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     const __m256i m2 = _mm256_set1_epi8(3);
-    const char * pf = reinterpret_cast<const char *>(w) + 2 * k_rows * rb;
+    const char * pf = reinterpret_cast<const char *>(w) + k_pf_groups * k_rows * rb;
     for (int64_t b = 0; b < nb; ++b) {
         for (int i = 0; i < R; ++i) {
             const block_q6_K & bw = reinterpret_cast<const block_q6_K *>(w + i * rb)[b];
@@ -340,52 +386,56 @@ GB_AVX2_INLINE void rows_q6_K(int64_t nb, const uint8_t * w, size_t rb, const in
         typename L::I isum[R];
         for (int i = 0; i < R; ++i) isum[i] = L::zero();
         for (int g2 = 0; g2 < 8; ++g2) {  // two groups of 16
-            typename L::I xc[8];
-            for (int c = 0; c < 8; ++c) xc[c] = L::load(pb + (8 * g2 + c) * V);
+            constexpr int NG = 8 / J;  // X vectors per 32 columns: the first half is group 2*g2
+            typename L::I xc[NG];
+            for (int e = 0; e < NG; ++e) xc[e] = L::load(pb + (NG * g2 + e) * V);
             for (int i = 0; i < R; ++i) {
                 const uint8_t * u = wq[i] + 32 * g2;
                 typename L::I s0 = L::zero(), s1 = L::zero();
-                for (int c = 0; c < 4; ++c) {
-                    s0 = L::dp(s0, L::bcast(u + 4 * c), xc[c]);
-                    s1 = L::dp(s1, L::bcast(u + 16 + 4 * c), xc[c + 4]);
+                for (int e = 0; e < NG / 2; ++e) {
+                    s0 = L::dp(s0, L::template bcastj<J>(u + 4 * J * e), xc[e]);
+                    s1 = L::dp(s1, L::template bcastj<J>(u + 16 + 4 * J * e), xc[NG / 2 + e]);
                 }
                 isum[i] = L::add(isum[i], L::add(L::mul(s0, sc[i][2 * g2]), L::mul(s1, sc[i][2 * g2 + 1])));
             }
         }
-        const typename L::F dx = L::loadf(pb + (64 + NS) * V);
+        const typename L::F dx = L::loadf(pb + (NX + NS) * V);
         for (int i = 0; i < R; ++i) {
             typename L::I corr = L::zero();
-            for (int q = 0; q < NS; ++q) corr = L::dpw(corr, L::bcast(reinterpret_cast<const uint8_t *>(&sp[i][q])), L::load(pb + (64 + q) * V));
-            const typename L::I is = L::sub(isum[i], L::slli(corr, 5));
+            for (int q = 0; q < NS; ++q) corr = L::dpw(corr, L::bcast(reinterpret_cast<const uint8_t *>(&sp[i][q])), L::load(pb + (NX + q) * V));
+            const typename L::I is = L::sub(L::template reduce<J>(isum[i]), L::slli(corr, 5));
             acc[i] = L::fma(L::cvt(is), L::mulf(dx, dw[i]), acc[i]);
         }
     }
     alignas(64) float res[V];
     for (int i = 0; i < R; ++i) {
         L::storef(res, acc[i]);
-        for (int t = 0; t < nt; ++t) out[size_t(t) * ldo + i] = res[t];
+        for (int t = 0; t < nt; ++t) out[size_t(t) * ldo + i] = res[J * t];
     }
 }
 
-template <int V, int R, int Kind>  // Kind: 4 = Q4_K, 5 = Q5_K, 6 = Q6_K
+template <int V, int J, int R, int Kind>  // Kind: 4 = Q4_K, 5 = Q5_K, 6 = Q6_K
 GB_AVX2_INLINE void rows_k(int64_t nb, const uint8_t * w, size_t rb, const int32_t * px, int nt, float * out, size_t ldo) {
-    if constexpr (Kind == 6) rows_q6_K<V, R>(nb, w, rb, px, nt, out, ldo);
-    else rows_q45_K<V, R, Kind == 5>(nb, w, rb, px, nt, out, ldo);
+    if constexpr (Kind == 6) rows_q6_K<V, J, R>(nb, w, rb, px, nt, out, ldo);
+    else rows_q45_K<V, J, R, Kind == 5>(nb, w, rb, px, nt, out, ldo);
 }
 
-template <int V, int Kind, size_t BlockBytes>
+template <int V, int J, int Kind>
 void run_kv(int64_t n, const uint8_t * w, size_t rb, int64_t n_rows, const int32_t * px, int nt, float * out, size_t ldo) {
     int64_t r = 0;
-    for (; r + k_rows <= n_rows; r += k_rows) rows_k<V, k_rows, Kind>(n / 256, w + r * rb, rb, px, nt, out + r, ldo);
-    for (; r < n_rows; ++r) rows_k<V, 1, Kind>(n / 256, w + r * rb, rb, px, nt, out + r, ldo);
+    for (; r + k_rows <= n_rows; r += k_rows) rows_k<V, J, k_rows, Kind>(n / 256, w + r * rb, rb, px, nt, out + r, ldo);
+    for (; r < n_rows; ++r) rows_k<V, J, 1, Kind>(n / 256, w + r * rb, rb, px, nt, out + r, ldo);
 }
 
-template <int Kind, size_t BlockBytes>
+template <int Kind>
 void run_k(int64_t n, const void * w, size_t rb, int64_t n_rows, const void * prep, int nt, float * out, size_t ldo) {
     const uint8_t * wb = static_cast<const uint8_t *>(w);
     const int32_t * px = static_cast<const int32_t *>(prep);
-    if (nt <= 8) run_kv<8, Kind, BlockBytes>(n, wb, rb, n_rows, px, nt, out, ldo);
-    else run_kv<16, Kind, BlockBytes>(n, wb, rb, n_rows, px, nt, out, ldo);
+    const Shape sh = shape_for(nt);
+    if (sh.J == 4) run_kv<8, 4, Kind>(n, wb, rb, n_rows, px, nt, out, ldo);
+    else if (sh.J == 2) run_kv<8, 2, Kind>(n, wb, rb, n_rows, px, nt, out, ldo);
+    else if (sh.V == 8) run_kv<8, 1, Kind>(n, wb, rb, n_rows, px, nt, out, ldo);
+    else run_kv<16, 1, Kind>(n, wb, rb, n_rows, px, nt, out, ldo);
 }
 
 }  // namespace
@@ -395,9 +445,9 @@ bool avx512vnni_multi(TensorType t, MultiKernels * m) {
         case TensorType::Q4_0: *m = {prep_bytes_32, prep_q4_0, run_32<sizeof(block_q4_0), dec_u_q4_0>}; return true;
         case TensorType::Q5_0: *m = {prep_bytes_32, prep_q5_0, run_32<sizeof(block_q5_0), dec_u_q5_0>}; return true;
         case TensorType::Q8_0: *m = {prep_bytes_32, prep_q8_0, run_32<sizeof(block_q8_0), dec_u_q8_0>}; return true;
-        case TensorType::Q4_K: *m = {prep_bytes_k<4>, prep_k<4>, run_k<4, sizeof(block_q4_K)>}; return true;
-        case TensorType::Q5_K: *m = {prep_bytes_k<4>, prep_k<4>, run_k<5, sizeof(block_q5_K)>}; return true;
-        case TensorType::Q6_K: *m = {prep_bytes_k<8>, prep_k<8>, run_k<6, sizeof(block_q6_K)>}; return true;
+        case TensorType::Q4_K: *m = {prep_bytes_k<4>, prep_k<4>, run_k<4>}; return true;
+        case TensorType::Q5_K: *m = {prep_bytes_k<4>, prep_k<4>, run_k<5>}; return true;
+        case TensorType::Q6_K: *m = {prep_bytes_k<8>, prep_k<8>, run_k<6>}; return true;
         default: return false;
     }
 }
