@@ -99,6 +99,9 @@ void TstSpecController::costModel() {
     // EMA per size
     m.observe(5, 40.0);
     QCOMPARE(m.cost(5), 0.7 * 30.0 + 0.3 * 40.0);
+    // a reading above n plain steps is load noise: clamped to n plain steps
+    m.observe(2, 1000.0);
+    QCOMPARE(m.cost(2), 20.0);
     // a size not measured for a while is explored again (optimistic)
     for (int i = 0; i < CostModel::kStale + 1; ++i) m.observe(1, 10.0);
     QCOMPARE(m.estimate(5), 0.7 * 30.0 + 0.3 * 40.0);

@@ -38,6 +38,10 @@ double Controller::expected(int32_t cls, bool tree, int32_t k) const {
 void CostModel::observe(int32_t n, double t_ms) {
     if (n < 1 || t_ms <= 0.0) return;
     n = std::min(n, kMaxN);
+    // One forward over n tokens is never dearer than n plain steps: a larger
+    // reading is the machine's noise (another process had the cores), clamped
+    // so one spike does not rule a size out until it goes stale.
+    if (n > 1 && ms[1] > 0.0) t_ms = std::min(t_ms, double(n) * ms[1]);
     ms[n] = n_obs[n] == 0 ? t_ms : 0.7 * ms[n] + 0.3 * t_ms;
     ++n_obs[n];
     last_obs[n] = ++clock;

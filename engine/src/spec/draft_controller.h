@@ -32,7 +32,8 @@ struct DepthAcceptance {
 
 // Milliseconds of one target forward pass over n tokens (n = 1: a plain step;
 // a verification: pending token + draft nodes + lookahead window nodes),
-// measured online: EMA per n, linear between measured sizes, beyond the
+// measured online: EMA per n (a reading above n plain steps clamped to that:
+// load noise), linear between measured sizes, beyond the
 // largest with the mean slope from n = 1 (a prior slope before any verification);
 // a size not measured yet (or not for a while: load changes) is taken
 // optimistically until it is (exploration).
