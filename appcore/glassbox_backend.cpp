@@ -1,7 +1,8 @@
 // GlassboxBackend: EngineBackend over the in-process engine: gb::Model with
 // either the continuous-batching gb::kv::BatchEngine (paged KV cache, prefix
-// tree; CPU, no speculation) or the one-sequence gb::Session (CUDA,
-// speculative decoding, batching off); KV cache type, requantize on load (a
+// tree; on the CPU, or on the GPU through gb::cuda::create_batch_forward when
+// every layer is on the GPU; no speculation) or the one-sequence gb::Session
+// (speculative decoding, partial GPU offload, batching off); KV cache type, requantize on load (a
 // cached requantized copy of the file, made in the background with progress
 // and cancellation). Kept in its own file so tests that use a fake engine do
 // not need the engine's model code.
@@ -166,12 +167,20 @@ public:
         if (!sp)
             return sp.error();
         gb::Result<std::unique_ptr<gb::Session>> session = gb::Session::create(model.value(), sp.value());
-        if (!session)
-            return session.error();
+        std::unique_ptr<gb::kv::BatchEngine> batch;
+        if (!session) {
+            // The GPU BatchEngine may take what the CUDA Context refuses (a Q8_0 KV cache).
+            gb::Result<std::unique_ptr<gb::kv::BatchEngine>> engine = gpuBatchInstead(model.value(), config);
+            if (!engine)
+                return session.error();
+            batch = std::move(engine.value());
+        }
         // Only now drop the previous model: a failed load keeps it.
         dropBatchEngine();
-        m_session = std::move(session.value());
+        m_session = session ? std::move(session.value()) : nullptr;
         m_model = model.value();
+        if (batch)
+            installBatchEngine(std::move(batch));
         makeTemplate(config);
         m_path = path;
         m_config = config;
@@ -190,6 +199,12 @@ public:
         dropBatchEngine();
         gb::Result<std::unique_ptr<gb::Session>> session = gb::Session::create(m_model, sp.value());
         if (!session) {
+            if (gb::Result<std::unique_ptr<gb::kv::BatchEngine>> engine = gpuBatchInstead(m_model, config)) {
+                m_config = config;
+                makeTemplate(config);
+                installBatchEngine(std::move(engine.value()));
+                return gb::Status::success();
+            }
             gb::Result<gb::SessionParams> oldParams = sessionParams(m_config);
             if (oldParams)
                 if (gb::Result<std::unique_ptr<gb::Session>> old = gb::Session::create(m_model, oldParams.value()))
@@ -372,10 +387,13 @@ private:
         }
     }
 
+    // CUDA batches when every layer is on the GPU (allLayersOnGpu). Partial
+    // offload (some layers and their KV cache on the CPU) stays on the Session
+    // path: the GPU BatchForward keeps every layer's pages on the device.
     bool batchEligible(const gb::GenerateParams &params) const
     {
-        return m_model && m_request.batching && m_config.backend == QLatin1String("cpu") &&
-               params.spec.method == gb::SpecMethod::None;
+        return m_model && m_request.batching && params.spec.method == gb::SpecMethod::None &&
+               (m_config.backend == QLatin1String("cpu") || allLayersOnGpu(*m_model, m_config));
     }
 
     // Ends the requests that are done (in request order): frees their pages,
@@ -419,28 +437,60 @@ private:
         gb::Result<gb::SessionParams> sp = sessionParams(m_config);
         if (!sp)
             return sp.error();
+        const bool hadBatch = m_batch != nullptr;
         dropBatchEngine();  // one KV cache at a time
         gb::Result<std::unique_ptr<gb::Session>> session = gb::Session::create(m_model, sp.value());
-        if (!session)
+        if (!session) {
+            if (hadBatch)  // keep the batched replies working (e.g. a Q8_0 KV cache the CUDA Context refuses)
+                if (gb::Result<std::unique_ptr<gb::kv::BatchEngine>> engine = gpuBatchInstead(m_model, m_config))
+                    installBatchEngine(std::move(engine.value()));
             return session.error();
+        }
         m_session = std::move(session.value());
         return gb::Status::success();
+    }
+
+    static gb::kv::BatchEngineParams batchParams(const gb::Model &model, const EngineConfig &config, bool prefixCache)
+    {
+        gb::kv::BatchEngineParams p;
+        p.n_threads = config.threads;
+        const bool q8 = config.kvCacheType == QLatin1String("q8_0");
+        p.kv_type = q8 ? gb::kv::KvType::Q8_0 : gb::kv::KvType::F16;
+        p.page_size = kPageSize;
+        p.n_ctx = std::min(config.contextLength, model.hparams().n_ctx_train);
+        p.n_pages = (p.n_ctx + kPageSize - 1) / kPageSize;
+        p.max_tokens_per_step = std::clamp(config.batchSize, 16, 2048);
+        p.max_running = 16;
+        p.prefix_cache = prefixCache;
+        if (config.backend == QLatin1String("cuda"))
+            p.make_forward = [](std::shared_ptr<const gb::Model> m, const gb::kv::BatchForwardParams &fp) {
+                return gb::cuda::create_batch_forward(std::move(m), fp);
+            };
+        return p;
+    }
+
+    static bool allLayersOnGpu(const gb::Model &model, const EngineConfig &config)
+    {
+        return config.backend == QLatin1String("cuda") &&
+               (config.gpuLayers < 0 || config.gpuLayers >= model.hparams().n_layer);
+    }
+
+    // When the Session cannot be made for a CUDA config with every layer on
+    // the GPU (its Context refuses a Q8_0 KV cache), the GPU BatchEngine
+    // (prefix cache on) serves the batched replies; an error otherwise.
+    static gb::Result<std::unique_ptr<gb::kv::BatchEngine>> gpuBatchInstead(const std::shared_ptr<const gb::Model> &model,
+                                                                           const EngineConfig &config)
+    {
+        if (!allLayersOnGpu(*model, config))
+            return gb::make_error(gb::ErrorCode::Unsupported, "not a GPU batching configuration");
+        return gb::kv::BatchEngine::create(model, batchParams(*model, config, true));
     }
 
     gb::Status ensureBatchEngine(bool prefixCache)
     {
         if (m_batch && m_batch->params().prefix_cache == prefixCache)
             return gb::Status::success();
-        gb::kv::BatchEngineParams p;
-        p.n_threads = m_config.threads;
-        const bool q8 = m_config.kvCacheType == QLatin1String("q8_0");
-        p.kv_type = q8 ? gb::kv::KvType::Q8_0 : gb::kv::KvType::F16;
-        p.page_size = kPageSize;
-        p.n_ctx = batchContext();
-        p.n_pages = (p.n_ctx + kPageSize - 1) / kPageSize;
-        p.max_tokens_per_step = std::clamp(m_config.batchSize, 16, 2048);
-        p.max_running = 16;
-        p.prefix_cache = prefixCache;
+        const gb::kv::BatchEngineParams p = batchParams(*m_model, m_config, prefixCache);
         dropBatchEngine();
         m_session.reset();  // one KV cache at a time
         gb::Result<std::unique_ptr<gb::kv::BatchEngine>> engine = gb::kv::BatchEngine::create(m_model, p);
@@ -448,12 +498,17 @@ private:
             (void)ensureSession();  // keep the app usable on the Session path
             return engine.error();
         }
-        m_batch = std::move(engine.value());
+        installBatchEngine(std::move(engine.value()));
+        return gb::Status::success();
+    }
+
+    void installBatchEngine(std::unique_ptr<gb::kv::BatchEngine> engine)
+    {
+        m_batch = std::move(engine);
         m_batch->set_listener([this](const gb::kv::EngineEvent &ev) { onEngineEvent(ev); });
         m_batch->set_sample_observer(
             [this](gb::kv::RequestId id, std::span<const float> logits, gb::Token t) { onSample(id, logits, t); });
         attachObserver();
-        return gb::Status::success();
     }
 
     void dropBatchEngine()

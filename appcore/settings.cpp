@@ -69,11 +69,14 @@ const QList<Settings::Descriptor> &Settings::descriptors()
     return table;
 }
 
-QString Settings::batchingUnavailableReason(const QString &backend, const QString &specMethod)
+QString Settings::batchingUnavailableReason(const QString &backend, const QString &specMethod, int gpuLayers)
 {
-    if (backend != QLatin1String("cpu"))
-        return tr("The CUDA backend has no paged KV cache or batching engine yet: replies run one at a time "
-                  "on the one-sequence engine (its prefix reuse covers the last request only).");
+    if (backend == QLatin1String("cuda") && gpuLayers >= 0)
+        return tr("Partial offload (GPU layers set to %1): when the model has more layers than that, the layers "
+                  "left on the CPU keep their KV cache in host memory, which the GPU batching engine does not "
+                  "handle, so replies run one at a time on the one-sequence engine (its prefix reuse covers the "
+                  "last request only). Set GPU layers to \"all\" for batching and the prefix tree on the GPU.")
+            .arg(gpuLayers);
     if (!specMethod.isEmpty() && specMethod != QLatin1String("none"))
         return tr("Speculative decoding runs on the one-sequence engine: while it is on, replies do not use "
                   "the batching engine or its prefix tree.");

@@ -50,7 +50,7 @@ public:
         SpecAdaptive,   // bool
         SpecDraftModel, // GGUF path (method "draft")
         PrefixCache,    // bool
-        Batching,       // bool: the continuous-batching engine (CPU backend, no speculation); live
+        Batching,       // bool: the continuous-batching engine (CPU, or CUDA with all layers on the GPU; no speculation); live
     };
     Q_ENUM(Key)
 
@@ -69,8 +69,9 @@ public:
     static QStringList weightFormats(bool perClass);
     static bool needsReload(Key key) { return descriptor(key).needsReload; }
     // Why replies cannot run on the continuous-batching engine with this
-    // backend and speculative method ("" : they can).
-    static QString batchingUnavailableReason(const QString &backend, const QString &specMethod);
+    // backend, speculative method and GPU layer count ("" : they can; CUDA
+    // batches on the GPU when every layer is there, -1 = all).
+    static QString batchingUnavailableReason(const QString &backend, const QString &specMethod, int gpuLayers = -1);
 
     // store may be null (values then live in memory only).
     explicit Settings(ChatStore *store = nullptr, QObject *parent = nullptr);

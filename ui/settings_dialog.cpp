@@ -62,7 +62,8 @@ SettingsDialog::SettingsDialog(Settings *settings, EngineWorker *engine, QWidget
     kv->setToolTip(tr("Type of the keys and values kept for the context. Q8_0 halves its memory; "
                       "an engine without quantized KV support refuses it with a message."));
     ef->addRow(tr("KV cache type"), kv);
-    // Batching is live (applies to the next reply, no reload); unavailable on CUDA.
+    // Batching is live (applies to the next reply, no reload); with partial
+    // GPU offload or speculation the note says why replies bypass it.
     auto *batching = qobject_cast<QCheckBox *>(makeEditor(K::Batching));
     batching->setText(tr("Continuous batching with a paged KV cache and prefix tree (next reply)"));
     auto *batchingNote = new QLabel(engineBox);
@@ -73,9 +74,8 @@ SettingsDialog::SettingsDialog(Settings *settings, EngineWorker *engine, QWidget
     ef->addRow(batchingNote);
     auto batchingAvailability = [this, batching, batchingNote] {
         const QString why = Settings::batchingUnavailableReason(m_settings->backend(),
-                                                                m_settings->value(Settings::Key::SpecMethod).toString());
-        const bool cuda = m_settings->backend() != QLatin1String("cpu");
-        batching->setEnabled(!cuda);
+                                                                m_settings->value(Settings::Key::SpecMethod).toString(),
+                                                                m_settings->value(Settings::Key::GpuLayers).toInt());
         const QString tip = why.isEmpty() ? tr("Replies run on the continuous-batching engine: every shared prompt "
                                                "prefix (earlier turns, other chats, edited branches) is reused.")
                                           : why;
@@ -86,7 +86,7 @@ SettingsDialog::SettingsDialog(Settings *settings, EngineWorker *engine, QWidget
     };
     batchingAvailability();
     connect(m_settings, &Settings::changed, batching, [batchingAvailability](Settings::Key key) {
-        if (key == Settings::Key::Backend || key == Settings::Key::SpecMethod)
+        if (key == Settings::Key::Backend || key == Settings::Key::SpecMethod || key == Settings::Key::GpuLayers)
             batchingAvailability();
     });
     columns->addWidget(engineBox);

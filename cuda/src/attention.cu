@@ -1,8 +1,9 @@
 // Attention over the f16 KV cache, flash style (online softmax, no score
 // matrix): block (split, head, query) = 4 warps, each warp walks every 4th key
-// of the split's range; lane l holds head dims [l*DPL, l*DPL+DPL). Partial
-// (max, sum, acc) per split are merged by a second kernel, so decode spreads
-// one query over many blocks (split-K flash-decoding). GQA: head h reads KV
+// of the split's range, two keys a step; lane l holds head dims [l*DPL,
+// l*DPL+DPL). Partial (max, sum, acc) per split are merged by a second kernel,
+// or (AttnArgs::counters) by the last of the head's split blocks to finish,
+// so decode spreads one query over many blocks (split-K flash-decoding). GQA: head h reads KV
 // head h / (n_head / n_head_kv). Sliding windows bound the key range.
 #include "kernels.h"
 #include "pdl.cuh"
@@ -38,6 +39,34 @@ __device__ __forceinline__ void load_h(const __half * p, float * v) {
     }
 }
 
+// Merges the n_split partials of (head h, token t) into out (and its q8);
+// any block size. The partials come through L2 (__ldcg): in the fused path
+// other blocks of the same launch wrote them.
+__device__ __forceinline__ void combine_head(const AttnArgs & a, int n_split, int h, int t) {
+    const int hd = a.hd;
+    const size_t base = (size_t(t) * a.n_head + h) * n_split;
+    float M = -INFINITY;
+    for (int s = 0; s < n_split; ++s) M = fmaxf(M, __ldcg(a.part_ml + 2 * (base + s)));
+    float L = 0.0f;
+    for (int s = 0; s < n_split; ++s) {
+        const float ms = __ldcg(a.part_ml + 2 * (base + s));
+        if (ms != -INFINITY) L += expf(ms - M) * __ldcg(a.part_ml + 2 * (base + s) + 1);
+    }
+    const float inv = L > 0.0f ? 1.0f / L : 0.0f;
+    // With q8 output (hd % 32 == 0): each warp's 32 consecutive d values form
+    // one q8 block; warps past hd skip whole.
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float v = 0.0f;
+        for (int s = 0; s < n_split; ++s) {
+            const float ms = __ldcg(a.part_ml + 2 * (base + s));
+            if (ms != -INFINITY) v += expf(ms - M) * __ldcg(a.part_acc + (base + s) * hd + d);
+        }
+        const size_t o = size_t(t) * a.n_head * hd + size_t(h) * hd + d;
+        a.out[o] = v * inv;
+        if (a.q8.q) q8_quant_warp(v * inv, int64_t(o / 32), a.q8);
+    }
+}
+
 template <int DPL>
 __global__ void __launch_bounds__(kAttnWarps * 32) attn_partial_kernel(const AttnArgs a, const int * __restrict__ pos0, int n_split) {
     __shared__ float s_m[kAttnWarps], s_l[kAttnWarps];
@@ -66,11 +95,44 @@ __global__ void __launch_bounds__(kAttnWarps * 32) attn_partial_kernel(const Att
     float m = -INFINITY, l = 0.0f;
     const __half * kb = a.k + size_t(g) * hd + d0;
     const __half * vb = a.v + size_t(g) * hd + d0;
-    for (int j = s0 + warp; j < s1; j += kAttnWarps) {
-        float kv[DPL];
+    // Two keys (j, j + kAttnWarps) a step: both keys' K and V loads are in
+    // flight before the first score is reduced; an odd last key goes alone.
+    int j = s0 + warp;
+    for (; j + kAttnWarps < s1; j += 2 * kAttnWarps) {
+        float k0[DPL], v0[DPL], k1[DPL], v1[DPL];
+        float sa = 0.0f, sb = 0.0f;
+        if (active) {
+            load_h<DPL>(kb + size_t(j) * n_kv_row, k0);
+            load_h<DPL>(kb + size_t(j + kAttnWarps) * n_kv_row, k1);
+            load_h<DPL>(vb + size_t(j) * n_kv_row, v0);
+            load_h<DPL>(vb + size_t(j + kAttnWarps) * n_kv_row, v1);
+#pragma unroll
+            for (int i = 0; i < DPL; ++i) {
+                sa = fmaf(q[i], k0[i], sa);
+                sb = fmaf(q[i], k1[i], sb);
+            }
+        }
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) {
+            sa += __shfl_xor_sync(0xffffffffu, sa, o);
+            sb += __shfl_xor_sync(0xffffffffu, sb, o);
+        }
+        const float m_new = fmaxf(m, fmaxf(sa, sb));
+        const float corr = expf(m - m_new);
+        const float pa = expf(sa - m_new), pb = expf(sb - m_new);
+        l = l * corr + pa + pb;
+        if (active) {
+#pragma unroll
+            for (int i = 0; i < DPL; ++i) acc[i] = acc[i] * corr + pa * v0[i] + pb * v1[i];
+        }
+        m = m_new;
+    }
+    if (j < s1) {
+        float kv[DPL], vv[DPL];
         float s = 0.0f;
         if (active) {
             load_h<DPL>(kb + size_t(j) * n_kv_row, kv);
+            load_h<DPL>(vb + size_t(j) * n_kv_row, vv);
 #pragma unroll
             for (int i = 0; i < DPL; ++i) s = fmaf(q[i], kv[i], s);
         }
@@ -81,9 +143,8 @@ __global__ void __launch_bounds__(kAttnWarps * 32) attn_partial_kernel(const Att
         const float p = expf(s - m_new);
         l = l * corr + p;
         if (active) {
-            load_h<DPL>(vb + size_t(j) * n_kv_row, kv);
 #pragma unroll
-            for (int i = 0; i < DPL; ++i) acc[i] = acc[i] * corr + p * kv[i];
+            for (int i = 0; i < DPL; ++i) acc[i] = acc[i] * corr + p * vv[i];
         }
         m = m_new;
     }
@@ -108,34 +169,29 @@ __global__ void __launch_bounds__(kAttnWarps * 32) attn_partial_kernel(const Att
         a.part_acc[part * hd + d] = v;
     }
     if (threadIdx.x == 0) { a.part_ml[2 * part] = M; a.part_ml[2 * part + 1] = L; }
+    if (!a.counters) return;
+    // Fused combine: the last of the n_split blocks of (h, t) to finish merges
+    // them (its partials and the others' are in L2 after the fences) and
+    // resets the counter for the next launch.
+    __shared__ int s_last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int * c = a.counters + size_t(t) * a.n_head + h;
+        s_last = atomicAdd(c, 1) == n_split - 1;
+        if (s_last) atomicExch(c, 0);
+    }
+    __syncthreads();
+    if (!s_last) return;
+    __threadfence();
+    combine_head(a, n_split, h, t);
 }
 
 // grid (n_head, n_tok), block 128
 __global__ void attn_combine_kernel(const AttnArgs a, int n_split) {
     pdl_trigger();
     pdl_wait();
-    const int h = blockIdx.x, t = blockIdx.y, hd = a.hd;
-    const size_t base = (size_t(t) * a.n_head + h) * n_split;
-    float M = -INFINITY;
-    for (int s = 0; s < n_split; ++s) M = fmaxf(M, a.part_ml[2 * (base + s)]);
-    float L = 0.0f;
-    for (int s = 0; s < n_split; ++s) {
-        const float ms = a.part_ml[2 * (base + s)];
-        if (ms != -INFINITY) L += expf(ms - M) * a.part_ml[2 * (base + s) + 1];
-    }
-    const float inv = L > 0.0f ? 1.0f / L : 0.0f;
-    // With q8 output (hd % 32 == 0): each warp's 32 consecutive d values form
-    // one q8 block; warps past hd skip whole.
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-        float v = 0.0f;
-        for (int s = 0; s < n_split; ++s) {
-            const float ms = a.part_ml[2 * (base + s)];
-            if (ms != -INFINITY) v += expf(ms - M) * a.part_acc[(base + s) * hd + d];
-        }
-        const size_t o = size_t(t) * a.n_head * hd + size_t(h) * hd + d;
-        a.out[o] = v * inv;
-        if (a.q8.q) q8_quant_warp(v * inv, int64_t(o / 32), a.q8);
-    }
+    combine_head(a, n_split, blockIdx.x, blockIdx.y);
 }
 
 }  // namespace
@@ -154,7 +210,7 @@ Status attention(const AttnArgs & a, const int * pos0, int n_tok, int n_split, c
     else if (a.hd <= 64) GB_CU(launch_pdl(attn_partial_kernel<2>, grid, dim3(threads), 0, s, a, pos0, n_split));
     else if (a.hd <= 128) GB_CU(launch_pdl(attn_partial_kernel<4>, grid, dim3(threads), 0, s, a, pos0, n_split));
     else GB_CU(launch_pdl(attn_partial_kernel<8>, grid, dim3(threads), 0, s, a, pos0, n_split));
-    GB_CU(launch_pdl(attn_combine_kernel, dim3(a.n_head, n_tok), dim3(128), 0, s, a, n_split));
+    if (!a.counters) GB_CU(launch_pdl(attn_combine_kernel, dim3(a.n_head, n_tok), dim3(128), 0, s, a, n_split));
     return {};
 }
 

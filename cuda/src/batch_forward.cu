@@ -1,5 +1,5 @@
-// The GPU BatchForward: K/V pages in device memory (F16, the CPU storage's
-// page ids and layout: per layer [n_pages, page_size, n_head_kv * head_dim]),
+// The GPU BatchForward: K/V pages in device memory (F16 or Q8_0, the CPU
+// storage's page ids; per layer [n_pages, page_size] slots, batch_kernels.h),
 // and one forward pass over a batch of sequences (decode tokens and prefill
 // chunks, each at its own positions through its own page table), mirroring
 // cuda_context.cu's layer code. Rows are reordered internally: the rows of
@@ -8,8 +8,10 @@
 // GB_CUDA_BATCH_MV_OUT rows, default 16), the rest through the tensor-core
 // GEMM; attention splits each row's keys by the row's own length. So a
 // sequence's numbers depend only on its own tokens and on that path choice,
-// not on the rest of the batch. The weight upload repeats cuda_context.cu's
-// (known debt, as BatchForward repeats Context on the CPU).
+// not on the rest of the batch. A batch of decode rows only (every row on the
+// matvec path) is captured once per shape (rows, logit rows) in a CUDA graph
+// and replayed: the tokens, positions, slots and page tables travel through
+// a device metadata buffer, so a new page table needs no new capture.
 #include "batch_kernels.h"
 #include "batch_test_api.h"
 #include "glassbox/cuda_backend.h"
@@ -22,6 +24,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <vector>
 
 namespace gb::cuda {
@@ -46,17 +49,19 @@ class CudaKvStorage final : public kv::KvStorage {
     explicit CudaKvStorage(const kv::KvShape & s) : kv::KvStorage(s) {}
     void copy(const PageCopy & c) override {
         if (!m_status.ok()) return;
-        Status st = page_copy(m_k, m_v, m_shape.n_layer, layer_elems(), row_elems(), m_shape.page_size, c.src, c.dst, c.n_tokens,
-                              m_stream);
+        Status st = page_copy(m_k, m_v, m_shape.n_layer, layer_bytes(), int(slot_bytes()), m_shape.page_size, c.src, c.dst,
+                              c.n_tokens, m_stream);
         if (!st.ok()) m_status = st;
     }
+    bool q8() const { return m_shape.type == kv::KvType::Q8_0; }
     size_t row_elems() const { return size_t(m_shape.n_head_kv) * size_t(m_shape.head_dim_k); }
-    size_t layer_elems() const { return size_t(m_shape.n_pages) * size_t(m_shape.page_size) * row_elems(); }
-    __half * k_layer(int il) const { return m_k + size_t(il) * layer_elems(); }
-    __half * v_layer(int il) const { return m_v + size_t(il) * layer_elems(); }
+    size_t slot_bytes() const { return kv_slot_bytes(q8(), int64_t(row_elems())); }
+    size_t layer_bytes() const { return size_t(m_shape.n_pages) * size_t(m_shape.page_size) * slot_bytes(); }
+    uint8_t * k_layer(int il) const { return m_k + size_t(il) * layer_bytes(); }
+    uint8_t * v_layer(int il) const { return m_v + size_t(il) * layer_bytes(); }
 
-    __half * m_k = nullptr;
-    __half * m_v = nullptr;
+    uint8_t * m_k = nullptr;
+    uint8_t * m_v = nullptr;
     cudaStream_t m_stream = nullptr;
     Status m_status;  // first failed copy (reported by the next run())
 };
@@ -70,7 +75,7 @@ class CudaBatchForward final : public kv::BatchForward {
   public:
     CudaBatchForward(std::shared_ptr<const Model> model, const kv::BatchForwardParams & p, int device)
         : m_model(std::move(model)), m_hp(m_model->hparams()), m_device(device), m_nb(p.max_batch_tokens),
-          m_kv(kv::kv_shape_for(*m_model, p.n_pages, p.page_size, kv::KvType::F16)) {
+          m_kv(kv::kv_shape_for(*m_model, p.n_pages, p.page_size, p.kv_type)) {
         m_max_pos = int32_t(std::min<int64_t>(int64_t(p.n_pages) * p.page_size, m_hp.n_ctx_train));
         if (m_hp.arch == Arch::Qwen2) m_flags.qkv_bias = true;
         if (m_hp.arch == Arch::Gemma3) { m_flags.qk_norm = m_flags.post_norms = m_flags.scale_q = true; m_flags.act = 1; }
@@ -106,6 +111,9 @@ class CudaBatchForward final : public kv::BatchForward {
     CudaKvStorage & kv_storage() { return m_kv; }
     cudaStream_t stream() const { return m_stream; }
     int device() const { return m_device; }
+    void set_use_graph(bool on) { m_use_graph = on; }
+    int graphs_captured() const { return m_graphs_captured; }
+    int64_t graph_replays() const { return m_graph_replays; }
 
   private:
     struct Layer {
@@ -131,6 +139,10 @@ class CudaBatchForward final : public kv::BatchForward {
     Status upload_rope();
     Status linear(const MatvecJob * jobs, int n_jobs, const float * x, const Q8Act & xq, int n, int mv);
     Status forward(int n, int mv, int n_out, int mv_out);
+    int m_n_dec = 0;  // one-token rows of this run (the first rows)
+    Status forward_and_argmax(int n, int mv, int n_out, int mv_out);
+    Status run_graph(int n, int n_out, int mv_out);
+    void drop_graphs();
 
     std::shared_ptr<const Model> m_model;
     const HParams & m_hp;
@@ -140,7 +152,18 @@ class CudaBatchForward final : public kv::BatchForward {
     int64_t m_E, m_hd, m_F, m_V, m_nq, m_nkv;
     int m_mv_max, m_mv_out_max;
     bool m_fuse_glu = env_int("GB_CUDA_GLU", 1) != 0;
+    bool m_use_graph = env_int("GB_CUDA_BATCH_GRAPH", 1) != 0;
     CudaKvStorage m_kv;
+    // Captured decode-only steps, key (rows, logit rows, matvec logit rows).
+    struct GraphKey {
+        int n, n_out, mv_out;
+        bool operator<(const GraphKey & o) const {
+            return n != o.n ? n < o.n : (n_out != o.n_out ? n_out < o.n_out : mv_out < o.mv_out);
+        }
+    };
+    std::map<GraphKey, cudaGraphExec_t> m_graphs;
+    int m_graphs_captured = 0;
+    int64_t m_graph_replays = 0;
 
     std::vector<void *> m_allocs;
     cudaStream_t m_stream = nullptr;
@@ -157,6 +180,7 @@ class CudaBatchForward final : public kv::BatchForward {
     int * m_argmax_d = nullptr;     // [nb] argmax of each logit row
     int * m_argmax_h = nullptr;     // pinned
     int32_t m_n_out = 0;
+    bool m_out_identity = false;    // logit row i is batch row i for every i (set by run_impl)
     mutable bool m_logits_on_host = false;
     Q8Act m_q8, m_q8b;
     GemmScratch m_gemm;
@@ -170,14 +194,18 @@ class CudaBatchForward final : public kv::BatchForward {
     bool m_profile = env_int("GB_CUDA_BATCH_PROFILE", 0) != 0;
     int64_t m_prof_runs = 0, m_prof_rows = 0, m_prof_out = 0;
     double m_prof_ms = 0.0;
+    double m_prof_host_ms = 0.0;  // of which on the host before the final wait (checks, metadata, launches)
+    std::chrono::steady_clock::time_point m_prof_wait;
 };
 
 CudaBatchForward::~CudaBatchForward() {
     if (m_profile && m_prof_runs > 0)
-        std::fprintf(stderr, "cuda batch forward: %lld runs, %lld rows, %lld logit rows, %.1f ms in run() (%.3f ms per run)\n",
-                     (long long)m_prof_runs, (long long)m_prof_rows, (long long)m_prof_out, m_prof_ms, m_prof_ms / double(m_prof_runs));
+        std::fprintf(stderr, "cuda batch forward: %lld runs, %lld rows, %lld logit rows, %.1f ms in run() (%.3f ms per run, %.3f before the wait)\n",
+                     (long long)m_prof_runs, (long long)m_prof_rows, (long long)m_prof_out, m_prof_ms, m_prof_ms / double(m_prof_runs),
+                     m_prof_host_ms / double(m_prof_runs));
     cudaSetDevice(m_device);
     if (m_stream) cudaStreamSynchronize(m_stream);
+    drop_graphs();
     if (m_stream) cudaStreamDestroy(m_stream);
     for (void * p : m_allocs) cudaFree(p);
     if (m_logits_d) cudaFree(m_logits_d);
@@ -238,9 +266,9 @@ Status CudaBatchForward::init() {
             GB_ASSIGN(l.post_ffn, upload_vector(lname(il, "post_ffw_norm.weight"), m_E));
         }
     }
-    const size_t kv_elems = size_t(m_hp.n_layer) * m_kv.layer_elems();
-    GB_ASSIGN(m_kv.m_k, alloc<__half>(kv_elems));
-    GB_ASSIGN(m_kv.m_v, alloc<__half>(kv_elems));
+    const size_t kv_bytes = size_t(m_hp.n_layer) * m_kv.layer_bytes();
+    GB_ASSIGN(m_kv.m_k, alloc<uint8_t>(kv_bytes));
+    GB_ASSIGN(m_kv.m_v, alloc<uint8_t>(kv_bytes));
     const size_t nb = size_t(m_nb);
     GB_ASSIGN(m_x, alloc<float>(nb * m_E));
     GB_ASSIGN(m_xn, alloc<float>(nb * m_E));
@@ -305,7 +333,8 @@ Status CudaBatchForward::forward(int n, int mv, int n_out, int mv_out) {
         GB_TRY_STATUS(linear(qkv, 3, m_xn, q8, n, mv));
         PagedQkv qp{m_q, m_k, m_v, l.bq, l.bk, l.bv, l.q_norm, l.k_norm, m_inv_freq[m_hp.layer_is_swa[size_t(il)] ? 1 : 0],
                     m_hp.rope_style == RopeStyle::Neox, m_flags.scale_q ? attn_scale : 1.0f, m_hp.rms_eps,
-                    int(m_hp.n_head), int(m_hp.n_head_kv), int(m_hd), m_kv.k_layer(il), m_kv.v_layer(il), m_pos_d, m_slot_d};
+                    int(m_hp.n_head), int(m_hp.n_head_kv), int(m_hd), m_kv.k_layer(il), m_kv.v_layer(il), m_pos_d, m_slot_d,
+                    int(m_kv.slot_bytes()), m_kv.q8()};
         GB_TRY_STATUS(paged_qkv_post(qp, n, s));
         const bool fuse_q = mv > 0 && m_hd % 32 == 0;
         for (int r0 = 0; r0 < n; r0 += kAttnRowChunk) {
@@ -313,6 +342,9 @@ Status CudaBatchForward::forward(int n, int mv, int n_out, int mv_out) {
             PagedAttn aa{m_q + int64_t(r0) * m_nq, m_kv.k_layer(il), m_kv.v_layer(il), m_pos_d + r0, m_tab_d + r0, m_pages_d,
                          m_kv.shape().page_size, int(m_hp.n_head), int(m_hp.n_head_kv), int(m_hd), swa ? m_hp.sliding_window : 0,
                          m_flags.scale_q ? 1.0f : attn_scale, m_attn + int64_t(r0) * m_nq, m_part_acc, m_part_ml};
+            aa.slot_bytes = int(m_kv.slot_bytes());
+            aa.kv_q8 = m_kv.q8();
+            aa.n_decode_rows = std::max(0, m_n_dec - r0);
             if (fuse_q && r0 < mv) {
                 aa.q8 = Q8Act{m_q8.q + int64_t(r0) * m_nq, m_q8.d + int64_t(r0) * m_nq / 32, m_q8.s + int64_t(r0) * m_nq / 16};
                 aa.n_q8_rows = mv - r0;
@@ -345,10 +377,18 @@ Status CudaBatchForward::forward(int n, int mv, int n_out, int mv_out) {
         pend = m_proj;
         pend_post = l.post_ffn;
     }
-    GB_TRY_STATUS(add_norm(m_x, pend, pend_post, m_output_norm, m_hp.rms_eps, int(m_E), n, m_xn, Q8Act{}, s));
+    // Every row's logits, in row order, all through the matvec (decode steps):
+    // the final norm quantizes for the output matvec itself, no row gather.
+    const bool direct = n_out == n && mv_out == n_out && m_out_identity;
+    GB_TRY_STATUS(add_norm(m_x, pend, pend_post, m_output_norm, m_hp.rms_eps, int(m_E), n, m_xn, direct ? m_q8 : Q8Act{}, s));
     if (n_out == 0) return {};
-    GB_TRY_STATUS(gather_rows(m_xn, m_outrow_d, n_out, int(m_E), m_xo, s));
     const MatvecJob out{m_output, m_logits_d, nullptr};
+    if (direct) {
+        GB_TRY_STATUS(matvec(&out, 1, m_q8, m_xn, n_out, s));
+        if (m_hp.final_logit_softcap > 0.0f) GB_TRY_STATUS(softcap(m_logits_d, int64_t(n_out) * m_V, m_hp.final_logit_softcap, s));
+        return {};
+    }
+    GB_TRY_STATUS(gather_rows(m_xn, m_outrow_d, n_out, int(m_E), m_xo, s));
     if (mv_out > 0) {
         GB_TRY_STATUS(act_quant(m_xo, nullptr, 0, int64_t(mv_out) * m_E, m_q8, s));
         GB_TRY_STATUS(matvec(&out, 1, m_q8, m_xo, mv_out, s));
@@ -362,8 +402,10 @@ Status CudaBatchForward::forward(int n, int mv, int n_out, int mv_out) {
 Status CudaBatchForward::run(std::span<const BatchSeq> seqs, std::span<const PageCopy> copies) {
     if (!m_profile) return run_impl(seqs, copies);
     const auto t0 = std::chrono::steady_clock::now();
+    m_prof_wait = t0;
     Status st = run_impl(seqs, copies);
     m_prof_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    m_prof_host_ms += std::chrono::duration<double, std::milli>(m_prof_wait - t0).count();
     ++m_prof_runs;
     for (const BatchSeq & q : seqs) {
         m_prof_rows += int64_t(q.tokens.size());
@@ -380,23 +422,23 @@ Status CudaBatchForward::run_impl(std::span<const BatchSeq> seqs, std::span<cons
     int64_t n = 0, n_out = 0, n_tab = 0;
     for (size_t s = 0; s < seqs.size(); ++s) {
         const BatchSeq & q = seqs[s];
-        const std::string where = "batch sequence " + std::to_string(s) + ": ";
-        if (q.tokens.empty()) return make_error(ErrorCode::InvalidArgument, where + "no tokens");
+        const auto where = [s] { return "batch sequence " + std::to_string(s) + ": "; };  // built only on error
+        if (q.tokens.empty()) return make_error(ErrorCode::InvalidArgument, where() + "no tokens");
         const int64_t end = int64_t(q.first_pos) + int64_t(q.tokens.size());
         if (q.first_pos < 0 || end > m_max_pos)
-            return make_error(ErrorCode::OutOfRange, where + "positions " + std::to_string(q.first_pos) + ".." + std::to_string(end - 1) +
+            return make_error(ErrorCode::OutOfRange, where() + "positions " + std::to_string(q.first_pos) + ".." + std::to_string(end - 1) +
                                                          " outside [0, " + std::to_string(m_max_pos) + ")");
         if (int64_t(q.pages.size()) * ps < end)
-            return make_error(ErrorCode::InvalidArgument, where + std::to_string(q.pages.size()) + " pages do not hold " +
+            return make_error(ErrorCode::InvalidArgument, where() + std::to_string(q.pages.size()) + " pages do not hold " +
                                                               std::to_string(end) + " positions");
         const int64_t np = (end + ps - 1) / ps;
         for (int64_t p = 0; p < np; ++p) {
             if (q.pages[p] < 0 || q.pages[p] >= n_pages)
-                return make_error(ErrorCode::InvalidArgument, where + "page id " + std::to_string(q.pages[p]) + " out of range");
+                return make_error(ErrorCode::InvalidArgument, where() + "page id " + std::to_string(q.pages[p]) + " out of range");
         }
         for (size_t i = 0; i < q.tokens.size(); ++i) {
             if (q.tokens[i] < 0 || q.tokens[i] >= m_hp.n_vocab)
-                return make_error(ErrorCode::InvalidArgument, where + "token " + std::to_string(q.tokens[i]) + " outside the vocabulary");
+                return make_error(ErrorCode::InvalidArgument, where() + "token " + std::to_string(q.tokens[i]) + " outside the vocabulary");
         }
         n += int64_t(q.tokens.size());
         n_out += q.all_logits ? int64_t(q.tokens.size()) : (q.logits ? 1 : 0);
@@ -422,6 +464,7 @@ Status CudaBatchForward::run_impl(std::span<const BatchSeq> seqs, std::span<cons
     }
     if (n_out > m_logits_rows) {
         GB_CU(cudaStreamSynchronize(m_stream));
+        drop_graphs();  // they hold the old logits buffer
         if (m_logits_d) { GB_CU(cudaFree(m_logits_d)); m_logits_d = nullptr; }
         if (m_logits_h) { GB_CU(cudaFreeHost(m_logits_h)); m_logits_h = nullptr; }
         m_logits_rows = 0;
@@ -435,6 +478,7 @@ Status CudaBatchForward::run_impl(std::span<const BatchSeq> seqs, std::span<cons
     order.reserve(seqs.size());
     for (size_t s = 0; s < seqs.size(); ++s) if (seqs[s].tokens.size() == 1) order.push_back(int32_t(s));
     const int n_dec = int(order.size());
+    m_n_dec = n_dec;
     for (size_t s = 0; s < seqs.size(); ++s) if (seqs[s].tokens.size() != 1) order.push_back(int32_t(s));
     const int mv = n_dec <= m_mv_max ? n_dec : 0;
 
@@ -469,6 +513,8 @@ Status CudaBatchForward::run_impl(std::span<const BatchSeq> seqs, std::span<cons
         tab_n += np;
     }
     if (mv_out > m_mv_out_max) mv_out = 0;
+    m_out_identity = n_o == int(n);
+    for (int i = 0; m_out_identity && i < n_o; ++i) m_out_identity = outrow[i] == i;
     m_tokens_d = m_meta_d;
     m_pos_d = m_meta_d + nb;
     m_slot_d = m_meta_d + 2 * nb;
@@ -478,13 +524,57 @@ Status CudaBatchForward::run_impl(std::span<const BatchSeq> seqs, std::span<cons
     GB_CU(cudaMemcpyAsync(m_meta_d, m_meta_h, (5 * nb + size_t(tab_n)) * sizeof(int), cudaMemcpyHostToDevice, m_stream));
     m_n_out = n_o;
     m_logits_on_host = false;
-    GB_TRY_STATUS(forward(int(n), mv, n_o, mv_out));
-    if (n_o > 0) {
-        GB_TRY_STATUS(argmax_rows(m_logits_d, int(m_V), n_o, m_argmax_d, m_stream));
-        GB_CU(cudaMemcpyAsync(m_argmax_h, m_argmax_d, size_t(n_o) * sizeof(int), cudaMemcpyDeviceToHost, m_stream));
-    }
+    if (m_use_graph && mv == int(n))  // decode rows only, all on the matvec path
+        GB_TRY_STATUS(run_graph(int(n), n_o, mv_out));
+    else
+        GB_TRY_STATUS(forward_and_argmax(int(n), mv, n_o, mv_out));
+    if (m_profile) m_prof_wait = std::chrono::steady_clock::now();
     GB_CU(cudaStreamSynchronize(m_stream));
     return {};
+}
+
+Status CudaBatchForward::forward_and_argmax(int n, int mv, int n_out, int mv_out) {
+    GB_TRY_STATUS(forward(n, mv, n_out, mv_out));
+    if (n_out > 0) {
+        GB_TRY_STATUS(argmax_rows(m_logits_d, int(m_V), n_out, m_argmax_d, m_stream));
+        GB_CU(cudaMemcpyAsync(m_argmax_h, m_argmax_d, size_t(n_out) * sizeof(int), cudaMemcpyDeviceToHost, m_stream));
+    }
+    return {};
+}
+
+// The forward pass of n decode rows as a graph: every launch reads its
+// per-step data (tokens, positions, slots, page tables) from m_meta_d, which
+// run_impl refreshed on the stream just before, so one capture per shape serves
+// every later step of that shape. A failed capture falls back to the eager path.
+Status CudaBatchForward::run_graph(int n, int n_out, int mv_out) {
+    const GraphKey key{n, n_out, mv_out};
+    auto it = m_graphs.find(key);
+    if (it == m_graphs.end()) {
+        GB_CU(cudaStreamBeginCapture(m_stream, cudaStreamCaptureModeThreadLocal));
+        Status st = forward_and_argmax(n, n, n_out, mv_out);
+        cudaGraph_t g = nullptr;
+        const cudaError_t e = cudaStreamEndCapture(m_stream, &g);
+        if (!st.ok() || e != cudaSuccess) {
+            if (g) cudaGraphDestroy(g);
+            (void)cudaGetLastError();
+            if (!st.ok()) return st;
+            GB_CU(e);
+        }
+        cudaGraphExec_t exec = nullptr;
+        const cudaError_t ie = cudaGraphInstantiate(&exec, g, 0);
+        cudaGraphDestroy(g);
+        GB_CU(ie);
+        it = m_graphs.emplace(key, exec).first;
+        ++m_graphs_captured;
+    }
+    GB_CU(cudaGraphLaunch(it->second, m_stream));
+    ++m_graph_replays;
+    return {};
+}
+
+void CudaBatchForward::drop_graphs() {
+    for (auto & [k, g] : m_graphs) cudaGraphExecDestroy(g);
+    m_graphs.clear();
 }
 
 }  // namespace
@@ -494,14 +584,15 @@ Result<std::unique_ptr<kv::BatchForward>> create_batch_forward(std::shared_ptr<c
     if (!model) return make_error(ErrorCode::InvalidArgument, "CUDA create_batch_forward: no model");
     if (params.max_batch_tokens < 1) return make_error(ErrorCode::InvalidArgument, "max_batch_tokens must be positive");
     if (params.n_pages < 1 || params.page_size < 1) return make_error(ErrorCode::InvalidArgument, "n_pages and page_size must be positive");
-    if (params.kv_type != kv::KvType::F16)
-        return make_error(ErrorCode::Unsupported, "CUDA: the paged KV cache is F16 only on the GPU so far (Q8_0 KV runs on the CPU backend)");
     const DeviceReport rep = probe();
     if (!rep.available) return make_error(ErrorCode::Unsupported, rep.message);
     const HParams & hp = model->hparams();
     if (hp.head_dim_k != hp.head_dim_v || hp.head_dim_k > 256 || hp.n_embd % 32 != 0 || hp.n_ff % 32 != 0 ||
         (int64_t(hp.n_head) * hp.head_dim_k) % 32 != 0 || hp.n_head % hp.n_head_kv != 0)
         return make_error(ErrorCode::Unsupported, "CUDA: this model's shapes are not supported (head size over 256, K/V head sizes differ, or widths not multiples of 32)");
+    if (params.kv_type == kv::KvType::Q8_0 && hp.head_dim_k % 32 != 0)
+        return make_error(ErrorCode::Unsupported, "CUDA: a Q8_0 KV cache needs a head size that is a multiple of 32 (this model's is " +
+                                                      std::to_string(hp.head_dim_k) + "); use F16");
     auto f = std::make_unique<CudaBatchForward>(std::move(model), params, device);
     GB_TRY_STATUS(f->init());
     return std::unique_ptr<kv::BatchForward>(std::move(f));
@@ -516,16 +607,61 @@ template <typename T> struct DevBuf {
     ~DevBuf() { if (p) cudaFree(p); }
     Status alloc(size_t n) { GB_CU(cudaMalloc(&p, std::max<size_t>(n, 1) * sizeof(T))); return {}; }
 };
+
+// x [n] (n % 32 == 0) -> Q8_0 by quantize_row_q8_0_ref's rule: q [n], d [n / 32].
+void quantize_q8_host(const float * x, int64_t n, int8_t * q, __half * d) {
+    for (int64_t b = 0; b < n / 32; ++b) {
+        float amax = 0.0f;
+        for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b * 32 + j]));
+        const float dd = amax / 127;
+        const float id = dd != 0.0f ? 1.0f / dd : 0.0f;
+        d[b] = __float2half_rn(dd);
+        for (int j = 0; j < 32; ++j) q[b * 32 + j] = static_cast<int8_t>(std::round(x[b * 32 + j] * id));
+    }
+}
+
+// f32 rows of n_kv values -> device slots (F16 or Q8_0) of slot_bytes.
+std::vector<uint8_t> pack_slots(const std::vector<float> & x, int64_t n_kv, bool q8) {
+    const size_t sb = kv_slot_bytes(q8, n_kv);
+    const size_t n_slots = x.size() / size_t(n_kv);
+    std::vector<uint8_t> out(n_slots * sb, 0);
+    for (size_t r = 0; r < n_slots; ++r) {
+        uint8_t * dst = out.data() + r * sb;
+        const float * src = x.data() + r * size_t(n_kv);
+        if (q8) {
+            quantize_q8_host(src, n_kv, reinterpret_cast<int8_t *>(dst), reinterpret_cast<__half *>(dst + n_kv));
+        } else {
+            for (int64_t i = 0; i < n_kv; ++i) reinterpret_cast<__half *>(dst)[i] = __float2half_rn(src[i]);
+        }
+    }
+    return out;
+}
+
+std::vector<float> unpack_slots(const std::vector<uint8_t> & b, int64_t n_kv, bool q8) {
+    const size_t sb = kv_slot_bytes(q8, n_kv);
+    const size_t n_slots = b.size() / sb;
+    std::vector<float> out(n_slots * size_t(n_kv));
+    for (size_t r = 0; r < n_slots; ++r) {
+        const uint8_t * src = b.data() + r * sb;
+        for (int64_t i = 0; i < n_kv; ++i) {
+            out[r * size_t(n_kv) + size_t(i)] =
+                q8 ? float(reinterpret_cast<const int8_t *>(src)[i]) * __half2float(reinterpret_cast<const __half *>(src + n_kv)[i / 32])
+                   : __half2float(reinterpret_cast<const __half *>(src)[i]);
+        }
+    }
+    return out;
+}
+
 }  // namespace
 
 Result<std::vector<float>> paged_attention(const PagedAttnIn & in, std::vector<float> * q8_out) {
     const int n_tok = int(in.pos.size());
     const size_t n_q = size_t(in.n_head) * in.hd;
-    std::vector<__half> kh(in.k.size()), vh(in.v.size());
-    for (size_t i = 0; i < in.k.size(); ++i) kh[i] = __float2half_rn(in.k[i]);
-    for (size_t i = 0; i < in.v.size(); ++i) vh[i] = __float2half_rn(in.v[i]);
+    const int64_t n_kv = int64_t(in.n_head_kv) * in.hd;
+    if (in.kv_q8 && in.hd % 32 != 0) return make_error(ErrorCode::InvalidArgument, "paged_attention hook: Q8_0 needs hd % 32 == 0");
+    const std::vector<uint8_t> kh = pack_slots(in.k, n_kv, in.kv_q8), vh = pack_slots(in.v, n_kv, in.kv_q8);
     DevBuf<float> q, out, acc, ml, q8d, q8s;
-    DevBuf<__half> k, v;
+    DevBuf<uint8_t> k, v;
     DevBuf<int> pos, tab, pages;
     DevBuf<int8_t> q8q;
     const size_t parts = size_t(n_tok) * in.n_head * kPagedMaxSplit;
@@ -542,8 +678,8 @@ Result<std::vector<float>> paged_attention(const PagedAttnIn & in, std::vector<f
     GB_TRY_STATUS(q8d.alloc(size_t(n_tok) * n_q / 32 + 1));
     GB_TRY_STATUS(q8s.alloc(size_t(n_tok) * n_q / 16 + 1));
     GB_CU(cudaMemcpy(q.p, in.q.data(), in.q.size() * 4, cudaMemcpyHostToDevice));
-    GB_CU(cudaMemcpy(k.p, kh.data(), kh.size() * 2, cudaMemcpyHostToDevice));
-    GB_CU(cudaMemcpy(v.p, vh.data(), vh.size() * 2, cudaMemcpyHostToDevice));
+    GB_CU(cudaMemcpy(k.p, kh.data(), kh.size(), cudaMemcpyHostToDevice));
+    GB_CU(cudaMemcpy(v.p, vh.data(), vh.size(), cudaMemcpyHostToDevice));
     GB_CU(cudaMemcpy(pos.p, in.pos.data(), in.pos.size() * 4, cudaMemcpyHostToDevice));
     GB_CU(cudaMemcpy(tab.p, in.tab.data(), in.tab.size() * 4, cudaMemcpyHostToDevice));
     GB_CU(cudaMemcpy(pages.p, in.pages.data(), in.pages.size() * 4, cudaMemcpyHostToDevice));
@@ -552,6 +688,9 @@ Result<std::vector<float>> paged_attention(const PagedAttnIn & in, std::vector<f
     GB_CU(cudaMemset(ml.p, 0xff, parts * 2 * 4));
     GB_CU(cudaMemset(q8d.p, 0xff, (size_t(n_tok) * n_q / 32 + 1) * 4));
     PagedAttn a{q.p, k.p, v.p, pos.p, tab.p, pages.p, in.page_size, in.n_head, in.n_head_kv, in.hd, in.window, in.scale, out.p, acc.p, ml.p};
+    a.slot_bytes = int(kv_slot_bytes(in.kv_q8, n_kv));
+    a.kv_q8 = in.kv_q8;
+    a.n_decode_rows = in.decode_rows;
     if (in.q8_rows > 0) {
         a.q8 = Q8Act{q8q.p, q8d.p, q8s.p};
         a.n_q8_rows = in.q8_rows;
@@ -573,15 +712,15 @@ Result<std::vector<float>> paged_attention(const PagedAttnIn & in, std::vector<f
 }
 
 namespace {
-Result<__half *> page_ptr(kv::BatchForward & f, int il, bool v, kv::PageId page, size_t * n, CudaBatchForward ** out) {
+Result<uint8_t *> page_ptr(kv::BatchForward & f, int il, bool v, kv::PageId page, size_t * bytes, CudaBatchForward ** out) {
     auto * c = dynamic_cast<CudaBatchForward *>(&f);
     if (!c) return make_error(ErrorCode::InvalidArgument, "kv_page: not a CUDA BatchForward");
     const kv::KvShape & sh = c->kv_storage().shape();
     if (il < 0 || il >= sh.n_layer || page < 0 || page >= sh.n_pages) return make_error(ErrorCode::OutOfRange, "kv_page: layer or page out of range");
-    *n = size_t(sh.page_size) * c->kv_storage().row_elems();
+    *bytes = size_t(sh.page_size) * c->kv_storage().slot_bytes();
     *out = c;
-    __half * base = v ? c->kv_storage().v_layer(il) : c->kv_storage().k_layer(il);
-    return base + size_t(page) * *n;
+    uint8_t * base = v ? c->kv_storage().v_layer(il) : c->kv_storage().k_layer(il);
+    return base + size_t(page) * *bytes;
 }
 }  // namespace
 
@@ -592,11 +731,9 @@ Result<std::vector<float>> kv_page(kv::BatchForward & f, int il, bool v, kv::Pag
     if (!p) return p.error();
     GB_CU(cudaSetDevice(c->device()));
     GB_CU(cudaStreamSynchronize(c->stream()));
-    std::vector<__half> h(n);
-    GB_CU(cudaMemcpy(h.data(), *p, n * 2, cudaMemcpyDeviceToHost));
-    std::vector<float> r(n);
-    for (size_t i = 0; i < n; ++i) r[i] = __half2float(h[i]);
-    return r;
+    std::vector<uint8_t> h(n);
+    GB_CU(cudaMemcpy(h.data(), *p, n, cudaMemcpyDeviceToHost));
+    return unpack_slots(h, int64_t(c->kv_storage().row_elems()), c->kv_storage().q8());
 }
 
 Status set_kv_page(kv::BatchForward & f, int il, bool v, kv::PageId page, const std::vector<float> & values) {
@@ -604,13 +741,26 @@ Status set_kv_page(kv::BatchForward & f, int il, bool v, kv::PageId page, const 
     CudaBatchForward * c = nullptr;
     auto p = page_ptr(f, il, v, page, &n, &c);
     if (!p) return p.error();
-    if (values.size() != n) return make_error(ErrorCode::InvalidArgument, "set_kv_page: wrong size");
-    std::vector<__half> h(n);
-    for (size_t i = 0; i < n; ++i) h[i] = __float2half_rn(values[i]);
+    const size_t n_kv = c->kv_storage().row_elems();
+    if (values.size() != size_t(c->kv_storage().shape().page_size) * n_kv) return make_error(ErrorCode::InvalidArgument, "set_kv_page: wrong size");
+    const std::vector<uint8_t> h = pack_slots(values, int64_t(n_kv), c->kv_storage().q8());
     GB_CU(cudaSetDevice(c->device()));
     GB_CU(cudaStreamSynchronize(c->stream()));
-    GB_CU(cudaMemcpy(*p, h.data(), n * 2, cudaMemcpyHostToDevice));
+    GB_CU(cudaMemcpy(*p, h.data(), n, cudaMemcpyHostToDevice));
     return {};
+}
+
+Status set_use_graph(kv::BatchForward & f, bool on) {
+    auto * c = dynamic_cast<CudaBatchForward *>(&f);
+    if (!c) return make_error(ErrorCode::InvalidArgument, "set_use_graph: not a CUDA BatchForward");
+    c->set_use_graph(on);
+    return {};
+}
+
+Result<GraphStats> graph_stats(const kv::BatchForward & f) {
+    auto * c = dynamic_cast<const CudaBatchForward *>(&f);
+    if (!c) return make_error(ErrorCode::InvalidArgument, "graph_stats: not a CUDA BatchForward");
+    return GraphStats{c->graphs_captured(), c->graph_replays()};
 }
 
 }  // namespace testing

@@ -137,6 +137,12 @@ class CudaContextImpl final : public Context {
     // Decode gate/up through the fused kernel (GB_CUDA_GLU=0: two matvecs +
     // the activation kernel, for comparison).
     bool  m_fuse_glu = [] { const char * e = std::getenv("GB_CUDA_GLU"); return !(e && e[0] == '0'); }();
+    // Decode q/k/v of llama-style models with RoPE and the KV-cache write in
+    // the matvec epilogue (GB_CUDA_ROPE=0: matvec + qkv_post, for comparison).
+    bool  m_fuse_rope = [] { const char * e = std::getenv("GB_CUDA_ROPE"); return !(e && e[0] == '0'); }();
+    // Decode attention: combine the split partials in the partial kernel's
+    // last block per head (GB_CUDA_ATTN_FUSE=0: the separate combine kernel).
+    bool  m_fuse_attn = [] { const char * e = std::getenv("GB_CUDA_ATTN_FUSE"); return !(e && e[0] == '0'); }();
     int32_t m_n_past = 0;
     // Partial offload: layers [0, m_gpu_layers) here, the rest and the head in
     // m_cpu (a CPU Context skipping the GPU's layers; its KV cache is on the
@@ -165,6 +171,7 @@ class CudaContextImpl final : public Context {
     int * m_tokens_d = nullptr;
     int * m_pos_d = nullptr;
     int * m_argmax_d = nullptr;
+    int * m_attn_counters = nullptr;  // [kMatvecMaxTok * n_head], see AttnArgs::counters
     int * m_tokens_h = nullptr;  // pinned
     int * m_pos_h = nullptr;     // pinned
 
@@ -284,6 +291,8 @@ Status CudaContextImpl::init() {
     GB_ASSIGN(m_tokens_d, alloc<int>(nb));
     GB_ASSIGN(m_pos_d, alloc<int>(1));
     GB_ASSIGN(m_argmax_d, alloc<int>(1));
+    GB_ASSIGN(m_attn_counters, alloc<int>(size_t(kMatvecMaxTok) * size_t(d.n_head)));
+    GB_CU(cudaMemset(m_attn_counters, 0, size_t(kMatvecMaxTok) * size_t(d.n_head) * sizeof(int)));
     GB_CU(cudaMallocHost(&m_tokens_h, nb * sizeof(int)));
     GB_CU(cudaMallocHost(&m_pos_h, sizeof(int)));
     GB_CU(cudaDeviceSynchronize());
@@ -312,18 +321,27 @@ Status CudaContextImpl::enqueue_forward(int32_t n, int32_t n_out) {
         const bool swa = m_hp.layer_is_swa[size_t(il)] && m_hp.sliding_window > 0;
         // xn = rmsnorm(x += pending) * attn_norm
         GB_TRY_STATUS(add_norm(m_x, pend, pend_post, l.attn_norm, m_hp.rms_eps, int(d.E), n, m_xn, q8, s));
-        const MatvecJob qkv[3] = {{l.wq, m_q, nullptr}, {l.wk, m_k, nullptr}, {l.wv, m_v, nullptr}};
-        GB_TRY_STATUS(linear(qkv, 3, m_xn, q8, n));
+        const MatvecJob qkv[3] = {{l.wq, m_q, l.bq}, {l.wk, m_k, l.bk}, {l.wv, m_v, l.bv}};
         __half * kc = m_k_cache + size_t(il) * d.n_ctx * d.n_kv;
         __half * vc = m_v_cache + size_t(il) * d.n_ctx * d.n_kv;
-        QkvPost qp{m_q, m_k, m_v, l.bq, l.bk, l.bv, l.q_norm, l.k_norm, m_inv_freq[m_hp.layer_is_swa[size_t(il)] ? 1 : 0],
-                   m_hp.rope_style == RopeStyle::Neox, m_flags.scale_q ? attn_scale : 1.0f, m_hp.rms_eps,
-                   int(d.n_head), int(d.n_head_kv), int(d.hd), kc, vc};
-        GB_TRY_STATUS(qkv_post(qp, m_pos_d, n, s));
+        const float * inv_freq = m_inv_freq[m_hp.layer_is_swa[size_t(il)] ? 1 : 0];
+        const float q_scale = m_flags.scale_q ? attn_scale : 1.0f;
+        if (mv && m_fuse_rope && !m_flags.qk_norm && m_hp.rope_style != RopeStyle::Neox &&
+            matvec_qkv_rope_supported(qkv, int(d.hd), q8, m_xn)) {
+            // decode, llama-style RoPE: rotation, q scale and the KV-cache write in the matvec's epilogue
+            GB_TRY_STATUS(matvec_qkv_rope(qkv, RopeEpilogue{m_pos_d, inv_freq, int(d.hd), q_scale, kc, vc}, q8, m_xn, n, s));
+        } else {
+            const MatvecJob nb_qkv[3] = {{l.wq, m_q, nullptr}, {l.wk, m_k, nullptr}, {l.wv, m_v, nullptr}};
+            GB_TRY_STATUS(linear(nb_qkv, 3, m_xn, q8, n));
+            QkvPost qp{m_q, m_k, m_v, l.bq, l.bk, l.bv, l.q_norm, l.k_norm, inv_freq, m_hp.rope_style == RopeStyle::Neox,
+                       q_scale, m_hp.rms_eps, int(d.n_head), int(d.n_head_kv), int(d.hd), kc, vc};
+            GB_TRY_STATUS(qkv_post(qp, m_pos_d, n, s));
+        }
         AttnArgs aa{m_q, kc, vc, int(d.n_head), int(d.n_head_kv), int(d.hd), swa ? m_hp.sliding_window : 0,
                     m_flags.scale_q ? 1.0f : attn_scale, m_attn, m_part_acc, m_part_ml};
         const bool fuse_q = mv && d.hd % 32 == 0;  // attention output quantized in its combine kernel
         if (fuse_q) aa.q8 = q8;
+        if (mv && m_fuse_attn) aa.counters = m_attn_counters;
         GB_TRY_STATUS(attention(aa, m_pos_d, n, mv ? d.dec_split : 1, s));
         if (mv && !fuse_q) GB_TRY_STATUS(act_quant(m_attn, nullptr, 0, int64_t(n) * d.n_q, q8, s));
         const MatvecJob wo{l.wo, m_proj, nullptr};

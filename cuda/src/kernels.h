@@ -17,6 +17,22 @@ struct MatvecJob {
 // Runs up to 8 jobs that share the input x (n_cols = jobs' n_cols). xq: q8 of
 // x (quantized types), xf: x in f32 (float types). n_tok rows of x.
 Status matvec(const MatvecJob * jobs, int n_jobs, const Q8Act & xq, const float * xf, int n_tok, cudaStream_t s);
+// Decode q/k/v with RoPE in the epilogue, for llama-style models (pairs
+// (2i, 2i+1) rotated inside a head, no per-head norm): qkv[0] = q -> its y
+// (f32, rotated, * q_scale), qkv[1] = k -> k_cache row *pos + t (f16,
+// rotated), qkv[2] = v -> v_cache row *pos + t (f16); biases added first.
+// One launch instead of matvec + qkv_post; same arithmetic as qkv_post.
+struct RopeEpilogue {
+    const int *   pos = nullptr;
+    const float * inv_freq = nullptr;  // [hd / 2]
+    int           hd = 0;
+    float         q_scale = 1.0f;
+    __half *      k_cache = nullptr;   // layer base, row stride = k rows
+    __half *      v_cache = nullptr;
+};
+bool matvec_qkv_rope_supported(const MatvecJob * qkv, int hd, const Q8Act & xq, const float * xf);
+Status matvec_qkv_rope(const MatvecJob * qkv, const RopeEpilogue & ep, const Q8Act & xq, const float * xf, int n_tok,
+                       cudaStream_t s);
 // y [n_tok, rows] = act(gate x) * (up x), and its q8 form in q_out when set
 // (act: 0 SiLU, 1 GELU-tanh). Supported for Q4_K/Q6_K/Q8_0/F16 weights with
 // rows % 32 == 0 (matvec_glu_supported).
@@ -77,6 +93,10 @@ struct AttnArgs {
     float * out;
     float * part_acc; float * part_ml;
     Q8Act q8{};  // when set (decode), out is also quantized to q8 (hd % 32 == 0)
+    // When set ([n_tok * n_head] ints, zero before the first launch; each
+    // launch leaves them zero): the last split block of each head merges the
+    // partials itself (no combine kernel).
+    int * counters = nullptr;
 };
 Status attention(const AttnArgs & a, const int * pos0, int n_tok, int n_split, cudaStream_t s);
 // ---- attention_tc.cu: the same on the tensor cores for prefill (n_split 1, no

@@ -367,6 +367,13 @@ Result<std::vector<float>> attention(const AttnIn & in) {
     GB_ASSIGN(a.part_ml, pool.get<float>(parts * 2));
     int * pos;
     GB_ASSIGN(pos, pool.put(std::vector<int>{in.pos0}));
+    if (in.fused) {
+        const size_t nc = size_t(in.n_tok) * in.n_head;
+        GB_ASSIGN(a.counters, pool.get<int>(nc, false));
+        GB_CU(cudaMemset(a.counters, 0, nc * sizeof(int)));
+        GB_TRY_STATUS(gb::cuda::attention(a, pos, in.n_tok, in.n_split, nullptr));
+        GB_CU(cudaMemset(a.out, 0xff, n_out * sizeof(float)));  // NaN: the second run must write every value
+    }
     GB_TRY_STATUS(gb::cuda::attention(a, pos, in.n_tok, in.n_split, nullptr));
     return fetch(a.out, n_out);
 }

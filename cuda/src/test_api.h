@@ -47,6 +47,9 @@ struct AttnIn {
     std::vector<float> q, k, v;
     int n_head = 0, n_head_kv = 0, hd = 0, window = 0, pos0 = 0, n_tok = 0, n_ctx = 0, n_split = 1;
     float scale = 1.0f;
+    // Combine fused into the split kernel (AttnArgs::counters): run twice,
+    // the output poisoned in between (the counters must be back at zero).
+    bool fused = false;
 };
 Result<std::vector<float>> attention(const AttnIn & in);
 Result<std::vector<int>> argmax_rows(const std::vector<float> & x, int n, int n_tok);

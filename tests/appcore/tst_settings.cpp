@@ -145,7 +145,11 @@ private slots:
         QCOMPARE(s.generationOptions().batching, false);
         QCOMPARE(s.generationOptions(QJsonObject{{"engine/batching", true}}).batching, true);
         QCOMPARE(Settings::batchingUnavailableReason(QStringLiteral("cpu"), QStringLiteral("none")), QString());
-        QVERIFY(Settings::batchingUnavailableReason(QStringLiteral("cuda"), QStringLiteral("none")).contains("CUDA"));
+        // CUDA batches on the GPU with every layer there; partial offload stays on the Session, with the reason.
+        QCOMPARE(Settings::batchingUnavailableReason(QStringLiteral("cuda"), QStringLiteral("none")), QString());
+        QCOMPARE(Settings::batchingUnavailableReason(QStringLiteral("cuda"), QStringLiteral("none"), -1), QString());
+        QVERIFY(Settings::batchingUnavailableReason(QStringLiteral("cuda"), QStringLiteral("none"), 4).contains("Partial offload"));
+        QCOMPARE(Settings::batchingUnavailableReason(QStringLiteral("cpu"), QStringLiteral("none"), 4), QString());
         QVERIFY(Settings::batchingUnavailableReason(QStringLiteral("cpu"), QStringLiteral("lookup")).contains("Speculative"));
     }
 

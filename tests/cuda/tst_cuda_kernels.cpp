@@ -178,13 +178,15 @@ class TstCudaKernels : public QObject {
         QTest::newRow("Q6_K/Q4_K gelu x3") << int(TensorType::Q6_K) << int(TensorType::Q4_K) << 1 << 3;
         QTest::newRow("Q8_0 silu x2") << int(TensorType::Q8_0) << int(TensorType::Q8_0) << 0 << 2;
         QTest::newRow("F16 gelu x1") << int(TensorType::F16) << int(TensorType::F16) << 1 << 1;
+        QTest::newRow("Q4_K silu x2, 4096 cols") << int(TensorType::Q4_K) << int(TensorType::Q4_K) << 0 << 1002;
     }
     void glu() {
         QFETCH(int, tg);
         QFETCH(int, tu);
         QFETCH(int, kind);
         QFETCH(int, n_tok);
-        const int64_t n_cols = 768, n_rows = 96;
+        const int64_t n_cols = n_tok > 1000 ? 4096 : 768, n_rows = 96;  // n_tok + 1000: long rows
+        if (n_tok > 1000) n_tok -= 1000;
         std::vector<uint8_t> bg, bu;
         std::vector<float> wg, wu;
         random_weight(TensorType(tg), n_cols, n_rows, &bg, &wg);
@@ -382,6 +384,10 @@ class TstCudaKernels : public QObject {
         QTest::newRow("decode hd256 window 32 split 16") << 256 << 32 << 1 << 16 << 300;
         QTest::newRow("decode hd16 split 32 (empty splits)") << 16 << 0 << 1 << 32 << 5;
         QTest::newRow("small batch hd64 split 4") << 64 << 0 << 3 << 4 << 77;
+        // combine fused into the split kernel (last block per head): n_split + 1000
+        QTest::newRow("fused decode hd128 split 32") << 128 << 0 << 1 << 1032 << 200;
+        QTest::newRow("fused decode hd16 split 32 (empty splits)") << 16 << 0 << 1 << 1032 << 5;
+        QTest::newRow("fused small batch hd256 window 32 split 16") << 256 << 32 << 3 << 1016 << 300;
         // n_tok >= 16 with one split: the tensor-core (flash) kernel; partial query and key tiles
         QTest::newRow("flash hd64 x100") << 64 << 0 << 100 << 1 << 0;
         QTest::newRow("flash hd128 x70 at 45") << 128 << 0 << 70 << 1 << 45;
@@ -395,6 +401,8 @@ class TstCudaKernels : public QObject {
         QFETCH(int, n_split);
         QFETCH(int, pos0);
         ct::AttnIn in;
+        in.fused = n_split > 1000;
+        if (in.fused) n_split -= 1000;
         const bool flash = n_split == 1 && n_tok >= 16;  // enough query tiles x heads for the flash kernel
         in.n_head = flash ? 48 : 8; in.n_head_kv = in.n_head / 4; in.hd = hd; in.window = window; in.pos0 = pos0; in.n_tok = n_tok;
         in.n_ctx = pos0 + n_tok; in.n_split = n_split; in.scale = float(1.0 / std::sqrt(double(hd)));

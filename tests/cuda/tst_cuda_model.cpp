@@ -9,12 +9,15 @@
 // agreement >= 99% on the decisive positions (reference top-1 margin >=
 // kMargin logits), and overall top-1 no worse than the CPU Context's minus
 // 3 points. Also partial offload (first N layers on the GPU, the rest on the
-// CPU) and the memory-estimate refusal that proposes the N that fits.
+// CPU) and the memory-estimate refusal that proposes the N that fits. And the
+// real gemma-3-270m (GB_REAL_MODEL or GLASSBOX_MODEL_DIR; skipped when absent):
+// CUDA Context vs CPU Context, teacher-forced on a fixed text.
 // Needs an NVIDIA GPU (label cuda).
 #include "glassbox/cuda_backend.h"
 #include "glassbox/model.h"
 #include "glassbox/synth.h"
 
+#include <QFileInfo>
 #include <QScopeGuard>
 #include <QTemporaryDir>
 #include <QtTest>
@@ -32,13 +35,43 @@ namespace {
 constexpr double kMaxKl = 2e-3;       // mean KL over positions (nats)
 constexpr double kMinTop1 = 0.99;     // on decisive positions
 constexpr double kMargin = 0.05;      // decisive: reference top-1 minus top-2 logit
+// Real model vs the CPU Context (teacher-forced, 298 tokens of kRealText).
+// Real text has many near-ties, so top-1 agreement over every position is
+// not a usable criterion: the CPU Context against itself in its two
+// summation orders (default order token by token vs llama.cpp's order as
+// one batch; both quantize activations to 8 bits, as the GPU does) agrees on
+// 95.6% of the positions, on 242 of 244 with a top-1 lead >= 0.25 and on
+// 204 of 204 with a lead >= 0.5, KL mean 5.5e-3, max 0.027 (measured on the
+// dev machine, 2026-11-27). Criteria: top-1 agreement >= 99% where the CPU
+// Context's top-1 leads by >= kRealMargin logits, overall top-1 >= 93%, and
+// mean KL(p_cpu || p_gpu) < kRealMaxKl (3.6x that CPU-vs-CPU figure).
+constexpr double kRealMinTop1 = 0.99;
+constexpr double kRealMargin = 0.5;
+constexpr double kRealMinTop1All = 0.93;
+constexpr double kRealMaxKl = 0.02;
+
+// About 300 tokens of plain English for the real-model test.
+constexpr const char * kRealText =
+    "The lighthouse keeper climbed the spiral stairs every evening at dusk, carrying a small tin of oil and a cloth "
+    "for the lens. For thirty years he had watched the ships pass the rocky point, some of them heavy with grain "
+    "from the southern farms, others light and fast, bound for the islands where the fishing fleets wintered. He "
+    "kept a ledger of every vessel he saw: its name when he could read it, the colour of its sails, the hour, and "
+    "the state of the sea. On stormy nights he did not sleep at all. He sat by the great lamp and listened to the "
+    "wind tearing at the shutters, and he thought about the sailors out there in the dark, trusting the light to "
+    "show them where the land began. In the spring a young woman from the town came to help him. She was a student "
+    "of astronomy, and she asked whether she might use the gallery at the top of the tower to watch the stars. He "
+    "agreed on the condition that she also learned to trim the wick and polish the brass. Over the summer they "
+    "became friends. She taught him the names of the constellations and how to find the pole star, and he taught "
+    "her how to read the weather from the shape of the clouds and the colour of the water at sunrise. When autumn "
+    "came she returned to the university, but she wrote to him every month, and in each letter she included a "
+    "small drawing of the sky as it would look from the lighthouse on the night the letter arrived.";
 
 struct Agreement {
     double top1 = 0.0, mean_kl = 0.0, max_kl = 0.0, top1_decisive = 1.0;
     int    n = 0, n_decisive = 0;
 };
 
-Agreement compare(std::span<const float> cpu, std::span<const float> gpu, int n_vocab) {
+Agreement compare(std::span<const float> cpu, std::span<const float> gpu, int n_vocab, double margin = kMargin) {
     Agreement a;
     const size_t n = cpu.size() / size_t(n_vocab);
     int same = 0, dec = 0, dec_same = 0;
@@ -50,7 +83,7 @@ Agreement compare(std::span<const float> cpu, std::span<const float> gpu, int n_
         same += ac == ag;
         float second = -INFINITY;
         for (int i = 0; i < n_vocab; ++i) if (i != ac) second = std::max(second, c[i]);
-        if (c[ac] - second >= kMargin) { ++dec; dec_same += ac == ag; }
+        if (c[ac] - second >= margin) { ++dec; dec_same += ac == ag; }
         double mc = -INFINITY, mg = -INFINITY;
         bool finite = true;
         for (int i = 0; i < n_vocab; ++i) {
@@ -294,6 +327,59 @@ class TstCudaModel : public QObject {
                       b.top1, b.mean_kl);
                 QVERIFY2(b.mean_kl < kMaxKl, "replay after truncate differs");
             }
+        }
+    }
+
+    // The real gemma-3-270m Q4_K_M (GB_REAL_MODEL=path, else
+    // GLASSBOX_MODEL_DIR/gemma-3-270m-q4_k_m.gguf; skipped when absent),
+    // teacher-forced on kRealText: the CPU Context's logits (one batch) are the
+    // oracle for the CUDA Context's prefill (GEMM + flash attention path) and
+    // token-by-token decode (CUDA graph, matvec path), with the criteria
+    // stated at kRealMinTop1.
+    void real_model() {
+        QString path = qEnvironmentVariable("GB_REAL_MODEL");
+        if (path.isEmpty()) path = QStringLiteral(GLASSBOX_MODEL_DIR "/gemma-3-270m-q4_k_m.gguf");
+        if (!QFileInfo::exists(path)) QSKIP(qPrintable("real model missing: " + path + " (set GB_REAL_MODEL)"));
+        auto lm = Model::load(path.toStdString());
+        QVERIFY2(lm.ok(), lm.ok() ? "" : lm.error().to_string().c_str());
+        std::shared_ptr<const Model> m = *lm;
+        const int V = m->hparams().n_vocab;
+        const std::vector<Token> toks = m->tokenizer().encode(kRealText, true, false);
+        QVERIFY(toks.size() > 200);
+        ContextParams cp;
+        cp.n_ctx = 512;
+        cp.n_batch = 512;
+        cp.n_threads = 0;
+        auto cpu = Context::create(m, cp);
+        QVERIFY(cpu.ok());
+        QVERIFY((*cpu)->decode(toks, true).ok());
+        const std::vector<float> ref((*cpu)->logits().begin(), (*cpu)->logits().end());
+        QCOMPARE(ref.size(), toks.size() * size_t(V));
+        auto check = [&](const Agreement & a, const char * what) {
+            qInfo("gemma-3-270m (%zu tokens) %s vs CPU Context: top-1 %.4f (lead >= %.2g: %.4f of %d), KL mean %.3g max %.3g",
+                  toks.size(), what, a.top1, kRealMargin, a.top1_decisive, a.n_decisive, a.mean_kl, a.max_kl);
+            return a.top1_decisive >= kRealMinTop1 && a.top1 >= kRealMinTop1All && a.mean_kl < kRealMaxKl;
+        };
+        cuda::CudaContextParams gp;
+        gp.context = cp;
+        {
+            auto g = cuda::create_context(m, gp);
+            QVERIFY2(g.ok(), g.ok() ? "" : g.error().to_string().c_str());
+            QVERIFY((*g)->decode(toks, true).ok());
+            QVERIFY2(check(compare(ref, (*g)->logits(), V, kRealMargin), "GPU prefill"), "real-model prefill disagrees with the CPU Context");
+        }
+        {
+            auto g = cuda::create_context(m, gp);
+            QVERIFY(g.ok());
+            std::vector<float> got;
+            got.reserve(ref.size());
+            for (size_t i = 0; i < toks.size(); ++i) {
+                QVERIFY((*g)->decode(std::span<const Token>(toks).subspan(i, 1), false).ok());
+                const auto l = (*g)->logits();
+                QCOMPARE(l.size(), size_t(V));
+                got.insert(got.end(), l.begin(), l.end());
+            }
+            QVERIFY2(check(compare(ref, got, V, kRealMargin), "GPU decode"), "real-model decode disagrees with the CPU Context");
         }
     }
 

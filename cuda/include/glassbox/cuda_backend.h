@@ -56,9 +56,9 @@ Result<MemoryEstimate> estimate_memory(const Model & model, const CudaContextPar
 Result<std::unique_ptr<Context>> create_context(std::shared_ptr<const Model> model, const CudaContextParams & params);
 
 // A BatchForward (continuous batching over the paged KV cache) whose K/V pages
-// (F16, same page ids and page size as the CPU storage) and forward pass live
-// on the GPU; for BatchEngineParams::make_forward. n_threads is unused; Q8_0
-// KV is refused (F16 only on the GPU so far).
+// (F16 or Q8_0, same page ids and page size as the CPU storage) and forward
+// pass live on the GPU; for BatchEngineParams::make_forward. n_threads is
+// unused. Decode-only steps replay CUDA graphs (GB_CUDA_BATCH_GRAPH=0: off).
 Result<std::unique_ptr<kv::BatchForward>> create_batch_forward(std::shared_ptr<const Model> model, const kv::BatchForwardParams & params,
                                                                int32_t device = 0);
 
