@@ -37,9 +37,10 @@ struct SpecConfig {
     SpecMethod method = SpecMethod::None;
     int32_t draft_max = 12;         // longest draft (tree depth); the controller picks up to this
     int32_t draft_min = 1;          // adaptive length never goes below this while speculating
-    bool    adaptive = true;        // adapt the draft length to recent acceptance
+    bool    adaptive = true;        // adapt the draft length (and chain/tree, lookahead window) to acceptance and measured cost
     bool    auto_off = true;        // fall back to plain steps while speculation would be slower
-    int32_t probe_interval = 16;    // while off, try one speculative step every N plain steps
+    int32_t probe_interval = 16;    // model drafters, while off: one full-depth probe every N plain steps
+                                    // (doubling while probes fail; lookup/lookahead learn for free from shadow drafts)
 
     // DraftModel: a loaded model (preferred) or a path loaded on first use.
     std::shared_ptr<const Model> draft_model;
