@@ -5,6 +5,8 @@
 // or (AttnArgs::counters) by the last of the head's split blocks to finish,
 // so decode spreads one query over many blocks (split-K flash-decoding). GQA: head h reads KV
 // head h / (n_head / n_head_kv). Sliding windows bound the key range.
+// [spec] Token trees: a query's keys at positions past the committed ones are
+// read from its ancestors' cache rows (AttnArgs::tree_rows).
 #include "kernels.h"
 #include "pdl.cuh"
 #include "quant_decode.cuh"
@@ -77,7 +79,9 @@ __global__ void __launch_bounds__(kAttnWarps * 32) attn_partial_kernel(const Att
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int hd = a.hd, group = a.n_head / a.n_head_kv, g = h / group;
     const int n_kv_row = a.n_head_kv * hd;
-    const int pos = *pos0 + t;
+    const int n_past = *pos0;
+    const int pos = a.tree_rows ? a.tree_pos[t] : n_past + t;
+    const int * anc = a.tree_rows ? a.tree_rows + size_t(t) * a.tree_stride - n_past : nullptr;  // anc[p]: row of position p >= n_past
     const int lo = a.window > 0 ? max(0, pos - a.window + 1) : 0;
     const int len = pos + 1 - lo;
     const int chunk = (len + n_split - 1) / n_split;
@@ -102,10 +106,12 @@ __global__ void __launch_bounds__(kAttnWarps * 32) attn_partial_kernel(const Att
         float k0[DPL], v0[DPL], k1[DPL], v1[DPL];
         float sa = 0.0f, sb = 0.0f;
         if (active) {
-            load_h<DPL>(kb + size_t(j) * n_kv_row, k0);
-            load_h<DPL>(kb + size_t(j + kAttnWarps) * n_kv_row, k1);
-            load_h<DPL>(vb + size_t(j) * n_kv_row, v0);
-            load_h<DPL>(vb + size_t(j + kAttnWarps) * n_kv_row, v1);
+            const int ra = anc && j >= n_past ? anc[j] : j;  // cache rows ([spec] tree ancestors past n_past)
+            const int rb = anc && j + kAttnWarps >= n_past ? anc[j + kAttnWarps] : j + kAttnWarps;
+            load_h<DPL>(kb + size_t(ra) * n_kv_row, k0);
+            load_h<DPL>(kb + size_t(rb) * n_kv_row, k1);
+            load_h<DPL>(vb + size_t(ra) * n_kv_row, v0);
+            load_h<DPL>(vb + size_t(rb) * n_kv_row, v1);
 #pragma unroll
             for (int i = 0; i < DPL; ++i) {
                 sa = fmaf(q[i], k0[i], sa);
@@ -130,9 +136,10 @@ __global__ void __launch_bounds__(kAttnWarps * 32) attn_partial_kernel(const Att
     if (j < s1) {
         float kv[DPL], vv[DPL];
         float s = 0.0f;
+        const int row = anc && j >= n_past ? anc[j] : j;
         if (active) {
-            load_h<DPL>(kb + size_t(j) * n_kv_row, kv);
-            load_h<DPL>(vb + size_t(j) * n_kv_row, vv);
+            load_h<DPL>(kb + size_t(row) * n_kv_row, kv);
+            load_h<DPL>(vb + size_t(row) * n_kv_row, vv);
 #pragma unroll
             for (int i = 0; i < DPL; ++i) s = fmaf(q[i], kv[i], s);
         }
@@ -199,7 +206,7 @@ __global__ void attn_combine_kernel(const AttnArgs a, int n_split) {
 Status attention(const AttnArgs & a, const int * pos0, int n_tok, int n_split, cudaStream_t s) {
     if (n_tok == 0) return {};
     if (a.hd > 256 || a.n_head % a.n_head_kv != 0) return make_error(ErrorCode::Unsupported, "CUDA attention: head size over 256 or uneven GQA");
-    if (n_split == 1 && !a.q8.q && n_tok >= kFlashMinTok) {
+    if (n_split == 1 && !a.q8.q && !a.tree_rows && n_tok >= kFlashMinTok) {
         const int mode = attention_flash_mode(a.hd);
         if (mode == 1 || (mode == 0 && (n_tok + 63) / 64 * a.n_head >= kFlashMinBlocks)) return attention_flash(a, pos0, n_tok, s);
     }

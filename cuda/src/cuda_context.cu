@@ -8,6 +8,15 @@
 // Partial offload (n_gpu_layers < n_layer): the embedding and the first
 // layers run here; the hidden state goes through a pinned host buffer to a
 // CPU Context (host KV cache) that runs the other layers and the head.
+// [spec] Token trees (decode_tree): every node in one pass, rotated at its
+// depth, attending to the committed K/V plus its ancestors (ancestor row
+// lists, attention.cu); commit_tree compacts the accepted path's K/V. Up to
+// kMatvecMaxTok (32) tokens go through the decode step's own matvec kernels
+// (one token per grid row), so each node gets the bits of a one-token step
+// and verifying a tree gives plain decoding's greedy tokens. (A matvec that
+// reads the weights once for up to 8 tokens measured slower on an H200 than
+// these kernels at every n >= 2: bench/NOTES.md.) ContextParams::skip_layers
+// (self-draft) skips layers in the forward pass.
 #include "glassbox/cuda_backend.h"
 #include "context_hidden.h"  // engine/src: the CPU Context fed hidden states
 #include "kernels.h"
@@ -22,7 +31,7 @@
 namespace gb::cuda {
 namespace {
 
-constexpr int kMatvecMaxTok = 4;
+constexpr int kMatvecMaxTok = 32;  // verification trees up to 32 nodes: bit-identical to decode steps (more: GEMM)
 constexpr size_t kGemmW16Elems = size_t(32) << 20;  // 64 MiB of f16 weight slab
 constexpr uint64_t kMargin = uint64_t(512) << 20;   // kept free for the runtime, graphs, fragmentation
 
@@ -59,7 +68,7 @@ uint64_t scratch_bytes(const Dims & d, bool head_on_gpu = true) {
     b += f * d.nb * (3 * d.E + 2 * d.n_q + 2 * d.n_kv + 2 * d.F);  // x xn proj q attn k v gate up
     if (head_on_gpu) b += f * d.nb * d.V;                           // logits
     b += uint64_t(d.nb) * d.max_in() * (1 + 4 / 32.0 + 4 / 16.0) + 64;  // q8
-    b += uint64_t(kMatvecMaxTok) * d.F * (1 + 4 / 32.0 + 4 / 16.0) + 64;  // second q8 (decode gate/up output)
+    b += uint64_t(kMatvecMaxTok) * std::max(d.F, d.E) * (1 + 4 / 32.0 + 4 / 16.0) + 64;  // second q8 (decode gate/up output; tree head rows)
     const int64_t parts = std::max<int64_t>(d.nb * d.n_head, int64_t(kMatvecMaxTok) * d.n_head * d.dec_split);
     b += f * parts * (d.hd + 2);
     b += 2 * uint64_t(d.nb) * d.max_in() + 2 * kGemmW16Elems;
@@ -81,7 +90,10 @@ class CudaContextImpl final : public Context {
         : m_model(std::move(model)), m_hp(m_model->hparams()), m_flags(flags_of(m_hp.arch)),
           m_d(dims_of(m_hp, n_ctx, n_batch)), m_device(p.device), m_use_graph(p.use_graph),
           m_gpu_layers(p.n_gpu_layers < 0 ? m_hp.n_layer : std::min(p.n_gpu_layers, m_hp.n_layer)),
-          m_cpu_params(p.context) {}
+          m_cpu_params(p.context) {
+        m_skip.assign(size_t(m_hp.n_layer), false);
+        for (int32_t l : p.context.skip_layers) m_skip[size_t(l)] = true;
+    }
     ~CudaContextImpl() override;
 
     Status init();
@@ -91,11 +103,19 @@ class CudaContextImpl final : public Context {
     int32_t n_past() const override { return m_n_past; }
     int32_t n_ctx() const override { return int32_t(m_d.n_ctx); }
     void    truncate(int32_t n_past) override {
+        m_tree_n = 0;
         m_n_past = std::clamp(n_past, 0, m_n_past);
         if (m_cpu) m_cpu->truncate(m_n_past);
     }
     const Model & model() const override { return *m_model; }
     size_t  kv_bytes() const override { return size_t(2 * m_d.n_layer * m_d.n_ctx * m_d.n_kv * 2); }
+
+    // [spec] token trees (every layer on the GPU only)
+    bool   supports_tree() const override { return !partial(); }
+    Status decode_tree(std::span<const Token> tokens, std::span<const int32_t> parents, std::span<const int32_t> out_nodes,
+                       const std::atomic<bool> * cancel) override;
+    Status tree_logits(std::span<const int32_t> nodes) override;
+    Status commit_tree(std::span<const int32_t> path) override;
 
     Result<Token> greedy() const;
     bool partial() const { return m_gpu_layers < m_d.n_layer; }
@@ -144,6 +164,20 @@ class CudaContextImpl final : public Context {
     // last block per head (GB_CUDA_ATTN_FUSE=0: the separate combine kernel).
     bool  m_fuse_attn = [] { const char * e = std::getenv("GB_CUDA_ATTN_FUSE"); return !(e && e[0] == '0'); }();
     int32_t m_n_past = 0;
+    std::vector<bool> m_skip;  // [n_layer] layers not run (ContextParams::skip_layers)
+    // [spec] The pending token tree (m_tree_n > 0 after decode_tree()): node i
+    // in cache row m_n_past + i; m_xn / m_q8 keep the nodes' normed last
+    // hidden states until tree_logits(). m_tree_rows_d [n, stride]: each
+    // node's ancestor rows by depth; m_tree_pos_d [n]: positions.
+    bool    m_tree_active = false;  // enqueue_forward() is running a tree
+    int32_t m_tree_n = 0, m_tree_stride = 0;
+    std::vector<int32_t> m_tree_parent;
+    int *   m_tree_rows_d = nullptr;  // own allocation (grows)
+    size_t  m_tree_rows_cap = 0;
+    int *   m_tree_pos_d = nullptr;   // [nb]
+    int *   m_tree_idx_d = nullptr;   // [nb] out nodes / path
+    float * m_logits_pin = nullptr;   // pinned [kMatvecMaxTok + 1, V]: tree logits
+    bool    m_logits_in_pin = false;  // logits() reads m_logits_pin
     // Partial offload: layers [0, m_gpu_layers) here, the rest and the head in
     // m_cpu (a CPU Context skipping the GPU's layers; its KV cache is on the
     // host), fed m_hidden_h (pinned, [nb, E]).
@@ -192,6 +226,8 @@ CudaContextImpl::~CudaContextImpl() {
     if (m_tokens_h) cudaFreeHost(m_tokens_h);
     if (m_pos_h) cudaFreeHost(m_pos_h);
     if (m_hidden_h) cudaFreeHost(m_hidden_h);
+    if (m_logits_pin) cudaFreeHost(m_logits_pin);
+    if (m_tree_rows_d) cudaFree(m_tree_rows_d);
 }
 
 Result<DevMat> CudaContextImpl::upload_matrix(const std::string & name, int64_t ne0, int64_t ne1, bool required) {
@@ -227,6 +263,9 @@ Status CudaContextImpl::init() {
         cp.n_batch = int32_t(d.nb);
         cp.skip_layers.clear();
         for (int32_t il = 0; il < m_gpu_layers; ++il) cp.skip_layers.push_back(il);
+        for (int32_t il = m_gpu_layers; il < m_hp.n_layer; ++il) {
+            if (m_skip[size_t(il)]) cp.skip_layers.push_back(il);
+        }
         auto c = Context::create(m_model, cp);
         if (!c) return make_error(c.error().code, "CUDA partial offload: the CPU part (layers " + std::to_string(m_gpu_layers) +
                                                       ".." + std::to_string(d.n_layer - 1) + "): " + c.error().message);
@@ -278,7 +317,7 @@ Status CudaContextImpl::init() {
     GB_ASSIGN(m_q8.q, alloc<int8_t>(mi));
     GB_ASSIGN(m_q8.d, alloc<float>(mi / 32));
     GB_ASSIGN(m_q8.s, alloc<float>(mi / 16));
-    const size_t mi_b = size_t(kMatvecMaxTok) * size_t(d.F);
+    const size_t mi_b = size_t(kMatvecMaxTok) * size_t(std::max(d.F, d.E));
     GB_ASSIGN(m_q8b.q, alloc<int8_t>(mi_b));
     GB_ASSIGN(m_q8b.d, alloc<float>(mi_b / 32));
     GB_ASSIGN(m_q8b.s, alloc<float>(mi_b / 16));
@@ -295,6 +334,9 @@ Status CudaContextImpl::init() {
     GB_CU(cudaMemset(m_attn_counters, 0, size_t(kMatvecMaxTok) * size_t(d.n_head) * sizeof(int)));
     GB_CU(cudaMallocHost(&m_tokens_h, nb * sizeof(int)));
     GB_CU(cudaMallocHost(&m_pos_h, sizeof(int)));
+    GB_ASSIGN(m_tree_pos_d, alloc<int>(nb));
+    GB_ASSIGN(m_tree_idx_d, alloc<int>(nb));
+    if (!partial()) GB_CU(cudaMallocHost(&m_logits_pin, size_t(kMatvecMaxTok + 1) * size_t(d.V) * sizeof(float)));
     GB_CU(cudaDeviceSynchronize());
     return {};
 }
@@ -317,6 +359,7 @@ Status CudaContextImpl::enqueue_forward(int32_t n, int32_t n_out) {
     const float * pend_post = nullptr;
     const float attn_scale = m_hp.attn_scale > 0.0f ? m_hp.attn_scale : 1.0f / std::sqrt(float(m_hp.head_dim_k));
     for (int il = 0; il < m_gpu_layers; ++il) {
+        if (m_skip[size_t(il)]) continue;  // residual passes through (pending output carried to the next layer)
         const Layer & l = m_layers[size_t(il)];
         const bool swa = m_hp.layer_is_swa[size_t(il)] && m_hp.sliding_window > 0;
         // xn = rmsnorm(x += pending) * attn_norm
@@ -326,15 +369,19 @@ Status CudaContextImpl::enqueue_forward(int32_t n, int32_t n_out) {
         __half * vc = m_v_cache + size_t(il) * d.n_ctx * d.n_kv;
         const float * inv_freq = m_inv_freq[m_hp.layer_is_swa[size_t(il)] ? 1 : 0];
         const float q_scale = m_flags.scale_q ? attn_scale : 1.0f;
+        const int * rope_pos = m_tree_active ? m_tree_pos_d : nullptr;  // [spec] tree nodes rotate at their depth
         if (mv && m_fuse_rope && !m_flags.qk_norm && m_hp.rope_style != RopeStyle::Neox &&
             matvec_qkv_rope_supported(qkv, int(d.hd), q8, m_xn)) {
             // decode, llama-style RoPE: rotation, q scale and the KV-cache write in the matvec's epilogue
-            GB_TRY_STATUS(matvec_qkv_rope(qkv, RopeEpilogue{m_pos_d, inv_freq, int(d.hd), q_scale, kc, vc}, q8, m_xn, n, s));
+            RopeEpilogue ep{m_pos_d, inv_freq, int(d.hd), q_scale, kc, vc};
+            ep.rope_pos = rope_pos;
+            GB_TRY_STATUS(matvec_qkv_rope(qkv, ep, q8, m_xn, n, s));
         } else {
             const MatvecJob nb_qkv[3] = {{l.wq, m_q, nullptr}, {l.wk, m_k, nullptr}, {l.wv, m_v, nullptr}};
             GB_TRY_STATUS(linear(nb_qkv, 3, m_xn, q8, n));
             QkvPost qp{m_q, m_k, m_v, l.bq, l.bk, l.bv, l.q_norm, l.k_norm, inv_freq, m_hp.rope_style == RopeStyle::Neox,
                        q_scale, m_hp.rms_eps, int(d.n_head), int(d.n_head_kv), int(d.hd), kc, vc};
+            qp.rope_pos = rope_pos;
             GB_TRY_STATUS(qkv_post(qp, m_pos_d, n, s));
         }
         AttnArgs aa{m_q, kc, vc, int(d.n_head), int(d.n_head_kv), int(d.hd), swa ? m_hp.sliding_window : 0,
@@ -342,6 +389,11 @@ Status CudaContextImpl::enqueue_forward(int32_t n, int32_t n_out) {
         const bool fuse_q = mv && d.hd % 32 == 0;  // attention output quantized in its combine kernel
         if (fuse_q) aa.q8 = q8;
         if (mv && m_fuse_attn) aa.counters = m_attn_counters;
+        if (m_tree_active) {
+            aa.tree_rows = m_tree_rows_d;
+            aa.tree_pos = m_tree_pos_d;
+            aa.tree_stride = m_tree_stride;
+        }
         GB_TRY_STATUS(attention(aa, m_pos_d, n, mv ? d.dec_split : 1, s));
         if (mv && !fuse_q) GB_TRY_STATUS(act_quant(m_attn, nullptr, 0, int64_t(n) * d.n_q, q8, s));
         const MatvecJob wo{l.wo, m_proj, nullptr};
@@ -421,9 +473,11 @@ Status CudaContextImpl::decode(std::span<const Token> tokens, bool all_logits, c
         }
     }
     GB_CU(cudaSetDevice(m_device));
+    m_tree_n = 0;
     const size_t V = size_t(m_d.V);
     m_n_logits = (all_logits ? size_t(n) : 1) * V;
     m_logits_pending = false;
+    m_logits_in_pin = false;
     if (all_logits && m_logits.size() < m_n_logits) m_logits.resize(m_n_logits);
     for (int64_t start = 0; start < n; start += m_d.nb) {
         if (cancel && cancel->load(std::memory_order_relaxed)) return make_error(ErrorCode::Cancelled, "decode cancelled");
@@ -460,7 +514,134 @@ std::span<const float> CudaContextImpl::logits() const {
         if (e != cudaSuccess) std::fill(m_logits.begin(), m_logits.begin() + V, NAN);
         m_logits_pending = false;
     }
+    if (m_logits_in_pin) return {m_logits_pin, m_n_logits};
     return {m_logits.data(), m_n_logits};
+}
+
+// ---- [spec] token trees ---------------------------------------------------------
+
+Status CudaContextImpl::decode_tree(std::span<const Token> tokens, std::span<const int32_t> parents,
+                                    std::span<const int32_t> out_nodes, const std::atomic<bool> * cancel) {
+    m_tree_n = 0;
+    const int32_t n = int32_t(tokens.size());
+    if (n == 0) return make_error(ErrorCode::InvalidArgument, "decode_tree: empty tree");
+    if (!supports_tree()) {
+        return make_error(ErrorCode::Unsupported, "CUDA decode_tree: token trees need every layer on the GPU (partial offload verifies chains)");
+    }
+    if (parents.size() != tokens.size()) {
+        return make_error(ErrorCode::InvalidArgument, "decode_tree: " + std::to_string(tokens.size()) + " tokens but " +
+                                                          std::to_string(parents.size()) + " parents");
+    }
+    if (n > m_d.nb) {
+        return make_error(ErrorCode::InvalidArgument, "decode_tree: " + std::to_string(n) + " nodes exceed n_batch " + std::to_string(m_d.nb));
+    }
+    if (m_n_past + n > m_d.n_ctx) {
+        return make_error(ErrorCode::OutOfRange, "decode_tree: " + std::to_string(n) + " nodes at position " + std::to_string(m_n_past) +
+                                                     " do not fit the context of " + std::to_string(m_d.n_ctx));
+    }
+    if (cancel && cancel->load(std::memory_order_relaxed)) return make_error(ErrorCode::Cancelled, "decode cancelled");
+    // position per node (parents first), then each node's ancestor rows by depth
+    std::vector<int32_t> pos(static_cast<size_t>(n));
+    int32_t max_depth = 0;
+    for (int32_t i = 0; i < n; ++i) {
+        const int32_t p = parents[size_t(i)];
+        if (p < -1 || p >= i) {
+            return make_error(ErrorCode::InvalidArgument, "decode_tree: node " + std::to_string(i) + " has parent " + std::to_string(p) +
+                                                              " (must be -1 or an earlier node)");
+        }
+        if (tokens[size_t(i)] < 0 || tokens[size_t(i)] >= m_hp.n_vocab) {
+            return make_error(ErrorCode::InvalidArgument, "decode_tree: token " + std::to_string(tokens[size_t(i)]) + " is outside the vocabulary");
+        }
+        pos[size_t(i)] = p < 0 ? m_n_past : pos[size_t(p)] + 1;
+        max_depth = std::max(max_depth, pos[size_t(i)] - m_n_past);
+    }
+    const int32_t stride = max_depth + 1;
+    std::vector<int32_t> rows(size_t(n) * size_t(stride), -1);
+    for (int32_t i = 0; i < n; ++i) {
+        int32_t * r = rows.data() + size_t(i) * size_t(stride);
+        for (int32_t a = i; a >= 0; a = parents[size_t(a)]) r[pos[size_t(a)] - m_n_past] = m_n_past + a;
+    }
+    GB_CU(cudaSetDevice(m_device));
+    if (rows.size() > m_tree_rows_cap) {
+        if (m_tree_rows_d) GB_CU(cudaFree(m_tree_rows_d));
+        m_tree_rows_d = nullptr;
+        m_tree_rows_cap = 0;
+        GB_CU(cudaMalloc(&m_tree_rows_d, rows.size() * sizeof(int)));
+        m_tree_rows_cap = rows.size();
+    }
+    GB_CU(cudaMemcpyAsync(m_tree_rows_d, rows.data(), rows.size() * sizeof(int), cudaMemcpyHostToDevice, m_stream));
+    GB_CU(cudaMemcpyAsync(m_tree_pos_d, pos.data(), pos.size() * sizeof(int), cudaMemcpyHostToDevice, m_stream));
+    m_tree_parent.assign(parents.begin(), parents.end());
+    m_tree_stride = stride;
+    // every layer for every node, no head (tree_logits() computes the rows asked for)
+    m_tree_active = true;
+    const Status st = run_chunk(tokens.data(), n, 0);
+    m_tree_active = false;
+    GB_TRY_STATUS(st);
+    m_tree_n = n;
+    return tree_logits(out_nodes);
+}
+
+Status CudaContextImpl::tree_logits(std::span<const int32_t> nodes) {
+    const int32_t n_out = int32_t(nodes.size());
+    if (n_out > m_d.nb) {
+        return make_error(ErrorCode::InvalidArgument, "tree_logits: " + std::to_string(n_out) + " rows exceed n_batch " + std::to_string(m_d.nb));
+    }
+    for (int32_t node : nodes) {
+        if (node < 0 || node >= m_tree_n) {
+            return make_error(ErrorCode::InvalidArgument, "tree_logits: node " + std::to_string(node) + " is not in the pending tree of " +
+                                                              std::to_string(m_tree_n) + " nodes");
+        }
+    }
+    const Dims & d = m_d;
+    const size_t V = size_t(d.V);
+    m_logits_pending = false;
+    m_logits_in_pin = false;
+    m_n_logits = size_t(n_out) * V;
+    m_last_n_out = n_out;
+    if (n_out == 0) return {};
+    GB_CU(cudaSetDevice(m_device));
+    const cudaStream_t s = m_stream;
+    // rows of the nodes' normed hidden states (and their q8, as the plain head reads) -> head
+    GB_CU(cudaMemcpyAsync(m_tree_idx_d, nodes.data(), size_t(n_out) * sizeof(int), cudaMemcpyHostToDevice, s));
+    const bool mv = n_out <= kMatvecMaxTok;
+    GB_TRY_STATUS(gather_rows(m_xn, m_tree_idx_d, n_out, int(d.E), m_proj, mv ? m_q8 : Q8Act{}, mv ? m_q8b : Q8Act{}, s));
+    const MatvecJob out{m_output, m_logits_d, nullptr};
+    GB_TRY_STATUS(linear(&out, 1, m_proj, m_q8b, n_out));
+    if (m_hp.final_logit_softcap > 0.0f) GB_TRY_STATUS(softcap(m_logits_d, int64_t(n_out) * d.V, m_hp.final_logit_softcap, s));
+    if (n_out <= kMatvecMaxTok + 1 && m_logits_pin) {
+        GB_CU(cudaMemcpyAsync(m_logits_pin, m_logits_d, m_n_logits * sizeof(float), cudaMemcpyDeviceToHost, s));
+        m_logits_in_pin = true;
+    } else {
+        if (m_logits.size() < m_n_logits) m_logits.resize(m_n_logits);
+        GB_CU(cudaMemcpyAsync(m_logits.data(), m_logits_d, m_n_logits * sizeof(float), cudaMemcpyDeviceToHost, s));
+    }
+    GB_CU(cudaStreamSynchronize(s));
+    return {};
+}
+
+Status CudaContextImpl::commit_tree(std::span<const int32_t> path) {
+    const int32_t n = int32_t(path.size());
+    if (n == 0) {
+        m_tree_n = 0;
+        return {};
+    }
+    for (int32_t k = 0; k < n; ++k) {
+        const int32_t node = path[size_t(k)];
+        const int32_t want_parent = k == 0 ? -1 : path[size_t(k) - 1];
+        if (node < 0 || node >= m_tree_n || m_tree_parent[size_t(node)] != want_parent) {
+            m_tree_n = 0;
+            return make_error(ErrorCode::InvalidArgument, "commit_tree: entry " + std::to_string(k) + " (node " + std::to_string(node) +
+                                                              ") does not continue a root path of the pending tree");
+        }
+    }
+    m_tree_n = 0;
+    GB_CU(cudaSetDevice(m_device));
+    GB_CU(cudaMemcpyAsync(m_tree_idx_d, path.data(), size_t(n) * sizeof(int), cudaMemcpyHostToDevice, m_stream));
+    GB_TRY_STATUS(kv_compact(m_k_cache, m_v_cache, m_gpu_layers, m_d.n_ctx, m_d.n_kv, m_n_past, m_tree_idx_d, n, m_stream));
+    GB_CU(cudaStreamSynchronize(m_stream));
+    m_n_past += n;
+    return {};
 }
 
 Result<Token> CudaContextImpl::greedy() const {
@@ -572,8 +753,15 @@ Result<std::unique_ptr<Context>> create_context(std::shared_ptr<const Model> mod
     if (params.context.kv_type != kv::KvType::F16) {
         return make_error(ErrorCode::Unsupported, "CUDA: the KV cache is F16 only on the GPU so far (Q8_0 KV runs on the CPU backend)");
     }
-    if (!params.context.skip_layers.empty()) {
-        return make_error(ErrorCode::Unsupported, "CUDA: skipping layers (self-draft) runs on the CPU backend only so far");
+    {  // [spec] skip_layers: the same checks as the CPU Context
+        std::vector<int32_t> uniq(params.context.skip_layers);
+        for (int32_t l : uniq) {
+            if (l < 0 || l >= hp.n_layer) {
+                return make_error(ErrorCode::InvalidArgument, "skip layer " + std::to_string(l) + " outside 0.." + std::to_string(hp.n_layer - 1));
+            }
+        }
+        std::sort(uniq.begin(), uniq.end());
+        if (std::unique(uniq.begin(), uniq.end()) - uniq.begin() >= hp.n_layer) return make_error(ErrorCode::InvalidArgument, "cannot skip every layer");
     }
     if (hp.head_dim_k != hp.head_dim_v || hp.head_dim_k > 256 || hp.n_embd % 32 != 0 || hp.n_ff % 32 != 0 ||
         (int64_t(hp.n_head) * hp.head_dim_k) % 32 != 0) {

@@ -29,6 +29,9 @@ struct RopeEpilogue {
     float         q_scale = 1.0f;
     __half *      k_cache = nullptr;   // layer base, row stride = k rows
     __half *      v_cache = nullptr;
+    // [spec] token trees: when set, row t is rotated at position rope_pos[t]
+    // (its K/V still go to cache row *pos + t), as QkvPost::rope_pos.
+    const int *   rope_pos = nullptr;
 };
 bool matvec_qkv_rope_supported(const MatvecJob * qkv, int hd, const Q8Act & xq, const float * xf);
 Status matvec_qkv_rope(const MatvecJob * qkv, const RopeEpilogue & ep, const Q8Act & xq, const float * xf, int n_tok,
@@ -74,6 +77,9 @@ struct QkvPost {
     bool neox; float q_scale; float eps;
     int n_head, n_head_kv, hd;
     __half * k_cache; __half * v_cache;
+    // [spec] token trees: when set, row t is rotated at position rope_pos[t]
+    // (its K/V still go to cache row *pos + t).
+    const int * rope_pos = nullptr;
 };
 Status qkv_post(const QkvPost & a, const int * pos, int n_tok, cudaStream_t s);
 // logits = cap * tanh(logits / cap)
@@ -93,6 +99,15 @@ struct AttnArgs {
     float * out;
     float * part_acc; float * part_ml;
     Q8Act q8{};  // when set (decode), out is also quantized to q8 (hd % 32 == 0)
+    // [spec] Token trees (tree_rows set): query t sits at position tree_pos[t]
+    // and sees positions [lo, tree_pos[t]]: those below *pos0 (the committed
+    // sequence) in their own cache rows, position *pos0 + i in cache row
+    // tree_rows[t * tree_stride + i] (its ancestor at depth i). The split of
+    // the key range is the same as for plain decoding at that position, so a
+    // root path gives the bits of decoding it as a sequence.
+    const int * tree_rows = nullptr;
+    const int * tree_pos  = nullptr;
+    int tree_stride = 0;
     // When set ([n_tok * n_head] ints, zero before the first launch; each
     // launch leaves them zero): the last split block of each head merges the
     // partials itself (no combine kernel).
@@ -108,5 +123,14 @@ Status attention(const AttnArgs & a, const int * pos0, int n_tok, int n_split, c
 constexpr int kFlashMinTok = 16, kFlashMinBlocks = 48;
 int attention_flash_mode(int hd);
 Status attention_flash(const AttnArgs & a, const int * pos0, int n_tok, cudaStream_t s);
+
+// ---- tree.cu: [spec] token trees on the Context --------------------------------
+// dst row r [n] = src row nodes[r] (nodes on the device); the q8 rows too when
+// q_src.q is set (n % 32 == 0).
+Status gather_rows(const float * src, const int * nodes, int n_out, int n, float * dst, const Q8Act & q_src, const Q8Act & q_dst,
+                   cudaStream_t s);
+// Per layer of the [n_layer][n_ctx][n_kv] f16 K and V caches: row base + d =
+// row base + path[d] for d = 0 .. n-1 in order (path on the device, path[d] >= d).
+Status kv_compact(__half * k, __half * v, int n_layer, int64_t n_ctx, int64_t n_kv, int base, const int * path, int n, cudaStream_t s);
 
 }  // namespace gb::cuda

@@ -458,10 +458,11 @@ struct FastJobs {
 __device__ __forceinline__ void rope_store(const FastJobs & jobs, int j, int row0, int tok, float v0, float v1) {
     const RopeEpilogue & e = jobs.ep;
     const int n_rows = int(jobs.w[j].n_rows);
-    const int pos = *e.pos + tok;
+    const int row = *e.pos + tok;                        // cache row
+    const int pos = e.rope_pos ? e.rope_pos[tok] : row;  // rotary position ([spec] tree nodes: their depth)
     if (jobs.bias[j]) { v0 += jobs.bias[j][row0]; v1 += jobs.bias[j][row0 + 1]; }
     if (j == 2) {
-        *reinterpret_cast<__half2 *>(e.v_cache + size_t(pos) * n_rows + row0) = __floats2half2_rn(v0, v1);
+        *reinterpret_cast<__half2 *>(e.v_cache + size_t(row) * n_rows + row0) = __floats2half2_rn(v0, v1);
         return;
     }
     float sn, cs;
@@ -470,7 +471,7 @@ __device__ __forceinline__ void rope_store(const FastJobs & jobs, int j, int row
     if (j == 0) {
         *reinterpret_cast<float2 *>(jobs.y[0] + size_t(tok) * n_rows + row0) = make_float2(y0 * e.q_scale, y1 * e.q_scale);
     } else {
-        *reinterpret_cast<__half2 *>(e.k_cache + size_t(pos) * n_rows + row0) = __floats2half2_rn(y0, y1);
+        *reinterpret_cast<__half2 *>(e.k_cache + size_t(row) * n_rows + row0) = __floats2half2_rn(y0, y1);
     }
 }
 

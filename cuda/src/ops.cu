@@ -162,7 +162,8 @@ __global__ void qkv_post_kernel(const QkvPost a, const int * __restrict__ pos0) 
     pdl_wait();
     const int t = blockIdx.x, h = blockIdx.y, hd = a.hd;
     const int n_q = a.n_head * hd, n_k = a.n_head_kv * hd;
-    const int pos = *pos0 + t;
+    const int row = *pos0 + t;                           // cache row
+    const int pos = a.rope_pos ? a.rope_pos[t] : row;    // rotary position
     int kind, hh;  // 0 q, 1 k, 2 v
     if (h < a.n_head) { kind = 0; hh = h; }
     else if (h < a.n_head + a.n_head_kv) { kind = 1; hh = h - a.n_head; }
@@ -173,7 +174,7 @@ __global__ void qkv_post_kernel(const QkvPost a, const int * __restrict__ pos0) 
     for (int i = threadIdx.x; i < hd; i += blockDim.x) buf[i] = src[i] + (bias ? bias[hh * hd + i] : 0.0f);
     __syncthreads();
     if (kind == 2) {
-        __half * dst = a.v_cache + size_t(pos) * n_k + hh * hd;
+        __half * dst = a.v_cache + size_t(row) * n_k + hh * hd;
         for (int i = threadIdx.x; i < hd; i += blockDim.x) dst[i] = __float2half_rn(buf[i]);
         return;
     }
@@ -199,7 +200,7 @@ __global__ void qkv_post_kernel(const QkvPost a, const int * __restrict__ pos0) 
             float * dst = a.q + size_t(t) * n_q + hh * hd;
             dst[ia] = y0; dst[ib] = y1;
         } else {
-            __half * dst = a.k_cache + size_t(pos) * n_k + hh * hd;
+            __half * dst = a.k_cache + size_t(row) * n_k + hh * hd;
             dst[ia] = __float2half_rn(y0); dst[ib] = __float2half_rn(y1);
         }
     }

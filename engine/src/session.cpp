@@ -251,7 +251,18 @@ Result<GenerateResult> Session::generate(std::vector<Token> prompt, const Genera
                                 std::to_string(reinterpret_cast<uintptr_t>(params.spec.draft_model.get())) + "|" +
                                 std::to_string(params.sampling.temperature);
         if (!m_spec || key != m_spec_key) {
-            auto sp = make_speculator(m_model, params.spec, params.sampling, n_ctx, m_params.context.n_threads);
+            // The drafter's Context on this session's backend (e.g. the GPU); where
+            // that fails (no room for a second context there), on the CPU.
+            SpecConfig cfg = params.spec;
+            if (!cfg.context_factory && m_params.context_factory) {
+                cfg.context_factory = [f = m_params.context_factory](std::shared_ptr<const Model> m,
+                                                                      const ContextParams & cp) -> Result<std::unique_ptr<Context>> {
+                    auto c = f(m, cp);
+                    if (c) return c;
+                    return Context::create(std::move(m), cp);
+                };
+            }
+            auto sp = make_speculator(m_model, cfg, params.sampling, n_ctx, m_params.context.n_threads);
             if (!sp) return sp.error();
             m_spec = std::shared_ptr<Speculator>(std::move(sp.value()));
             m_spec_key = key;

@@ -24,6 +24,7 @@ struct BatchEngine::SpecState {
     SpecStats stats;
     std::mt19937_64 rng;
     CandidateArray cand;
+    spec::Plan plan;             // the controller's plan for the current step
     int32_t k = 0;               // draft length chosen for the current step
     double t_draft_ms = 0.0;     // drafting time of the current step
     int32_t last_draft_len = 0;  // draft tokens verified by the last step
@@ -268,21 +269,27 @@ void BatchEngine::propose_drafts() {
         sp->t_draft_ms = 0.0;
         if (!m_sched->is_decoding(id)) continue;
         const RequestInfo * info = m_sched->request(id);
-        // Draft length: adaptive (as the single-stream decoder), capped by the request.
+        // The plan as in the single-stream decoder: the speculator (prompt
+        // lookup / lookahead, both cheap) proposes at full depth every step;
+        // the proposal is the controller's shadow; the batched forward
+        // verifies chains (no tree mask, no lookahead window).
         const int32_t k_max = std::min(sp->cfg.draft_max, info->params.max_new_tokens - int32_t(info->generated.size()) - 1);
-        bool off = false;
-        sp->ctl.probing = false;
-        sp->k = sp->ctl.choose(sp->cfg, k_max, &off);
-        if (off) ++sp->stats.off_steps;
-        if (sp->k <= 0) continue;
+        if (k_max <= 0) continue;
         const auto t0 = Clock::now();
         Draft draft;
-        if (!sp->spec->propose(m_sched->history(id), sp->k, draft, nullptr)) continue;
-        spec::prune_depth(draft, sp->k);
-        spec::keep_first_chain(draft);  // the batched forward verifies chains (no tree mask)
+        if (!sp->spec->propose(m_sched->history(id), k_max, draft, nullptr)) continue;
+        spec::keep_first_chain(draft);
+        spec::prune_depth(draft, k_max);
+        draft.aux_tokens.clear();
+        draft.aux_parent.clear();
+        draft.aux_output.clear();
         sp->t_draft_ms = ms_between(t0, Clock::now());
-        if (draft.empty()) continue;
-        spec::Controller::ema(sp->ctl.t_draft, sp->t_draft_ms / double(draft.size()));
+        sp->ctl.shadow_start(draft);
+        sp->plan = sp->ctl.choose(sp->cfg, spec::shape_of(draft), k_max, false);
+        sp->k = sp->plan.k;
+        if (sp->plan.off) ++sp->stats.off_steps;
+        if (sp->k <= 0) continue;
+        spec::prune_depth(draft, sp->k);
         (void)m_sched->set_draft(id, std::move(draft.tokens));
     }
 }
@@ -362,6 +369,7 @@ Result<SampledToken> BatchEngine::verify(const SeqWork & w, std::span<const floa
         break;
     }
     out.n_accepted = a;
+    for (size_t i = h.size(); i < hist.size(); ++i) sp.ctl.on_emitted(hist[i]);  // the shadow walks
 
     // Statistics (as SpecDecoder keeps them).
     SpecStep ss;
@@ -387,23 +395,12 @@ Result<SampledToken> BatchEngine::verify(const SeqWork & w, std::span<const floa
     st.per_step.push_back(ss);
     sp.last_draft_len = k;
 
-    // Controller: acceptance per position; cost of a plain step and of the
-    // verification overhead (the step's forward time, shared with the batch).
+    // Controller: the cost of a forward pass with this request's chunk of
+    // k + 1 tokens (the step's time, shared with the batch); acceptance comes
+    // from the shadow walks (on_emitted below).
     spec::Controller & c = sp.ctl;
-    if (!w.is_prefill) {
-        if (k == 0) {
-            spec::Controller::ema(c.t_plain, m_last_fwd_ms);
-        } else {
-            for (int32_t i = 0; i < a; ++i) c.alpha = 0.85 * c.alpha + 0.15;
-            if (last == SpecOrigin::Correction) c.alpha = 0.85 * c.alpha;
-            if (c.probing) {
-                const int32_t base = std::max(1, sp.cfg.probe_interval);
-                c.probe_every = a == 0 ? std::min(c.probe_every * 2, base * 16) : base;
-            }
-            if (c.t_plain > 0.0) c.observe_verify(double(k), m_last_fwd_ms - c.t_plain);
-        }
-    }
-    st.plain_step_ms = c.t_plain;
+    if (!w.is_prefill) c.costs.observe(k + 1, m_last_fwd_ms);
+    st.plain_step_ms = c.costs.t_plain();
 
     SpecObservation obs;
     obs.tokens = hist;

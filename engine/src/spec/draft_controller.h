@@ -1,135 +1,136 @@
-// The adaptive draft-length controller and draft pruning helpers of the
-// speculative decoder, shared by SpecDecoder (single stream) and
-// kv::BatchEngine (speculation per request inside continuous batching).
+// The speculation policy shared by SpecDecoder (single stream) and
+// kv::BatchEngine (per request): acceptance per draft depth learned from
+// "shadow" walks of full-depth proposals, verification cost per batch size
+// measured online, and the plan (draft depth, chain or tree, lookahead window
+// or not, or a plain step) with the most expected tokens per millisecond.
+// Plus the draft pruning helpers.
 #pragma once
 
 #include "glassbox/spec/speculator.h"
 
-#include <algorithm>
 #include <cstdint>
+#include <deque>
+#include <span>
 #include <vector>
 
 namespace gb::spec {
 
-// Draft length controller. Expected tokens per step with draft depth k and
-// per-depth acceptance a: E(k) = 1 + a + ... + a^k. Cost: a plain step
-// t_plain, verification's overhead over it t_fixed + k t_extra (fitted to the
-// measured (depth, overhead) pairs: the output head's cost is nearly flat in
-// rows, the body's grows per node), each drafted depth t_draft.
-// k maximises E(k) / C(k); k = 0 means a plain step is the better deal.
-struct Controller {
-    double alpha = 0.7;           // EMA of per-depth acceptance (kept for BatchEngine; SpecDecoder uses acc[])
-    // Conditional acceptance per depth (the target accepts depth d + 1 given it
-    // accepted depth d): prompt lookup is nearly all-or-nothing, which one
-    // geometric rate reads as "long drafts rarely pay".
+// Conditional acceptance per depth (the target accepts a token at depth d
+// given it accepted every one above): decayed counts with a Beta prior, so a
+// few observations move it and old ones fade.
+struct DepthAcceptance {
     static constexpr int32_t kMaxDepth = 64;
-    double acc[kMaxDepth] = {};
-    bool   per_depth = false;     // observe_depth() was called: expected() uses acc[]
-    void observe_depth(int32_t d, bool accepted) {  // d: 0-based depth the walk offered a token at
-        if (!per_depth) { std::fill(acc, acc + kMaxDepth, alpha); per_depth = true; }
-        if (d < kMaxDepth) acc[d] = 0.85 * acc[d] + (accepted ? 0.15 : 0.0);
-    }
-    double t_plain = 0.0;         // ms, EMA (0 = not measured yet)
-    double t_fixed = 0.0;         // ms of verification overhead independent of depth
-    double t_extra = 0.0;         // ms per unit of draft depth
-    double t_draft = 0.0;         // ms per drafted depth
-    bool   have_extra = false;
-    double s0 = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;  // decayed sums of (depth, overhead)
+    static constexpr double kKeep = 0.85;    // decay per observation at a depth (~7 recent ones count)
+    static constexpr double kPrior = 0.5;    // prior acceptance ...
+    static constexpr double kPriorW = 0.5;   // ... worth half an observation
+    double hit[kMaxDepth] = {};
+    double seen[kMaxDepth] = {};
+    void add(int32_t d, bool ok);
+    double p(int32_t d) const;                               // with the Beta(kPrior) prior
+    double p(int32_t d, double prior, double prior_w) const;  // with a given prior
+};
 
-    // One verification: draft depth x, overhead y = t_verify - t_plain (ms).
-    void observe_verify(double x, double y) {
-        constexpr double keep = 0.85;
-        s0 = keep * s0 + 1; sx = keep * sx + x; sy = keep * sy + y; sxx = keep * sxx + x * x; sxy = keep * sxy + x * y;
-        const double mx = sx / s0, my = sy / s0, var = sxx / s0 - mx * mx;
-        t_extra = var > 0.25 ? (sxy / s0 - mx * my) / var : 0.0;
-        t_fixed = my - t_extra * mx;
-        if (t_extra < 0.0 || t_fixed < 0.0 || var <= 0.25) {  // one depth seen (or a bad fit): proportional
-            t_fixed = 0.0;
-            t_extra = std::max(0.0, sxy / std::max(1e-9, sxx));
-        }
-        have_extra = true;
-    }
-    int32_t plain_run = 0;        // consecutive plain steps chosen by auto-off
-    int32_t probe_every = 0;      // current probe interval (doubles while probes fail)
-    bool    probing = false;      // the step being run is a probe
+// Milliseconds of one target forward pass over n tokens (n = 1: a plain step;
+// a verification: pending token + draft nodes + lookahead window nodes),
+// measured online: EMA per n (a reading above n plain steps clamped to that:
+// load noise), linear between measured sizes, beyond the
+// largest with the mean slope from n = 1 (a prior slope before any verification);
+// a size not measured yet (or not for a while: load changes) is taken
+// optimistically until it is (exploration).
+struct CostModel {
+    static constexpr int32_t kMaxN = 160;
+    static constexpr double kPriorSlope = 0.25;  // extra plain steps per token before any measurement
+    double ms[kMaxN + 1] = {};
+    int32_t n_obs[kMaxN + 1] = {};
+    int64_t last_obs[kMaxN + 1] = {};  // clock of the latest observation per size
+    int64_t clock = 0;                 // observations so far
+    static constexpr int64_t kStale = 48;  // a size not measured for this many observations is explored again
+    void observe(int32_t n, double t_ms);
+    static constexpr double kExploreSlope = 0.1;  // unmeasured sizes: optimistic extra plain steps per token
+    double cost(int32_t n) const;       // what choices use: estimate(), optimistic where not measured; 0 while no plain step is measured
+    double estimate(int32_t n) const;   // measured, else interpolated / extrapolated
+    double t_plain() const { return ms[1]; }
+};
 
+// What a proposal looks like to the controller.
+struct DraftShape {
+    int32_t depth = 0;                 // longest branch
+    int32_t chain_depth = 0;           // the first-child chain's length
+    int32_t cls = 0;                   // Draft::cls
+    int32_t n_aux = 0;                 // lookahead window nodes
+    bool    branched = false;          // more than one continuation somewhere
+    std::vector<int32_t> nodes_upto;   // [k]: tree nodes at depth <= k (k = 0 .. depth)
+};
+DraftShape shape_of(const Draft & d);
+
+struct Plan {
+    int32_t k = 0;         // draft depth (0 = plain step)
+    bool tree = false;     // verify the whole (pruned) tree, else its first-child chain
+    bool window = false;   // keep the lookahead window (aux nodes)
+    bool off = false;      // a plain step because speculation would be slower
+    bool probe = false;    // speculating to learn (model drafters only)
+};
+
+class Controller {
+  public:
+    static constexpr int32_t kClasses = 8;
+    // A plan must beat a plain step's tokens per ms by this factor.
+    static constexpr double kMargin = 1.05;
+    // The lookahead window is kept while it adds at most this share to the step's cost.
+    static constexpr double kWindowShare = 0.10;
+
+    // --- acceptance ---
+    // Cheap speculators (prompt lookup, lookahead): the step's full-depth
+    // proposal, walked on the tokens emitted from now on (speculating or not).
+    // For greedy decoding that walk is exactly what verification would
+    // accept; for sampling with deterministic drafts it has the same
+    // distribution (a drafted child is accepted with probability p(x)).
+    void shadow_start(const Draft & d);
+    void on_emitted(Token t);
+    // Model drafters (no free proposal): the verification walk's outcome at depth d.
+    void observe_walk(int32_t cls, int32_t d, bool ok);
+    // Acceptance at depth d of drafts of class cls: the class's counts with
+    // the all-classes estimate as their prior (worth kClassPriorW
+    // observations), so a class seen a few times is not taken at its word.
+    static constexpr double kClassPriorW = 2.0;
+    double p(int32_t cls, bool tree, int32_t d) const;
+    // Expected tokens emitted by a step drafting k depths: 1 + p0 + p0 p1 + ...
+    double expected(int32_t cls, bool tree, int32_t k) const;
+
+    // --- cost ---
+    CostModel costs;
+    double t_draft = 0.0;  // ms per drafted depth (model drafters; EMA)
+
+    // --- the plan ---
+    // s: the full-depth proposal's shape (model drafters: a chain of k_max);
+    // model_cost: drafting costs t_draft per depth and there is no shadow.
+    Plan choose(const SpecConfig & cfg, const DraftShape & s, int32_t k_max, bool model_cost);
+    // The expected tokens per ms of a plan (for tests and stats).
+    double rate(const DraftShape & s, int32_t k, bool tree, bool window, bool model_cost) const;
+    // Model drafters: a probe's outcome (a useless one doubles the interval, up to 16x).
+    void probe_done(const SpecConfig & cfg, bool useful);
+
+    int32_t last_k = 0;
     static void ema(double & v, double x, double w = 0.3) { v = v == 0.0 ? x : (1 - w) * v + w * x; }
 
-    double expected(int32_t k) const {
-        double e = 0.0, ak = 1.0;
-        for (int32_t i = 0; i <= k; ++i) {
-            e += ak;
-            ak *= per_depth ? acc[std::min(i, kMaxDepth - 1)] : alpha;
-        }
-        return e;
-    }
-    // A floor under the fitted overhead (fits from wall times on a loaded
-    // machine come out low now and then): on the dev machine a 1-deep
-    // verification costs >= ~1.2 plain steps and each further depth >= ~4%
-    // (bench_spec_cost, bench/NOTES.md).
-    static constexpr double kMinFixed = 0.15, kMinPerDepth = 0.04;
-    double cost(int32_t k) const {
-        return t_plain + std::max(t_fixed + k * t_extra, t_plain * (kMinFixed + kMinPerDepth * k)) + k * t_draft;
-    }
-
-    // Returns the draft length for the next step; *off: auto-off chose plain.
-    int32_t choose(const SpecConfig & cfg, int32_t k_max, bool * off) {
-        *off = false;
-        if (k_max <= 0) return 0;
-        if (!cfg.adaptive && !cfg.auto_off) return k_max;
-        if (t_plain == 0.0) return 0;  // measure one plain step first
-        int32_t best = 0;
-        double best_rate = 1.0 / t_plain;
-        for (int32_t k = 1; k <= k_max; ++k) {
-            const double rate = expected(k) / std::max(1e-6, cost(k));
-            if (rate > best_rate * 1.0001) { best_rate = rate; best = k; }
-        }
-        if (!have_extra) best = std::max(best, std::min(k_max, 2));  // no verify cost measured yet: probe
-        if (!cfg.adaptive) best = best > 0 ? k_max : 0;
-        if (best == 0) {
-            if (!cfg.auto_off) return std::max(1, std::min(cfg.draft_min, k_max));
-            if (probe_every == 0) probe_every = std::max(1, cfg.probe_interval);
-            if (++plain_run >= probe_every) {  // probe: acceptance may have changed
-                plain_run = 0;
-                probing = true;
-                return std::max(1, std::min(cfg.draft_min, k_max));
-            }
-            *off = true;
-            return 0;
-        }
-        plain_run = 0;
-        return std::max(best, std::min(cfg.draft_min, k_max));
-    }
+  private:
+    static int32_t clamp_cls(int32_t c) { return c < 0 ? 0 : c >= kClasses ? kClasses - 1 : c; }
+    struct Walk {
+        std::vector<Token> tokens;
+        std::vector<int32_t> first_child, next_sibling;
+        int32_t root_first = -1;
+        int32_t cls = 0;
+        int32_t chain_node = -2, tree_node = -2;  // -1 = at the root, -2 = finished
+        int32_t depth = 0;
+    };
+    DepthAcceptance m_chain[kClasses], m_tree[kClasses], m_chain_all, m_tree_all;
+    std::deque<Walk> m_walks;
+    int32_t m_plain_run = 0, m_probe_every = 0;
 };
 
 // Keeps only nodes at depth <= k (parents precede children).
-inline void prune_depth(Draft & d, int32_t k) {
-    std::vector<int32_t> depth(d.size()), remap(d.size(), -1);
-    Draft out;
-    for (size_t i = 0; i < d.size(); ++i) {
-        const int32_t p = d.parent[i];
-        depth[i] = p < 0 ? 1 : depth[size_t(p)] + 1;
-        if (depth[i] > k || (p >= 0 && remap[size_t(p)] < 0)) continue;
-        remap[i] = out.add(p < 0 ? -1 : remap[size_t(p)], d.tokens[i]);
-        if (!d.q.empty()) out.q.push_back(std::move(d.q[i]));
-    }
-    out.aux_tokens = std::move(d.aux_tokens);  // the lookahead window is not a draft node
-    out.aux_parent = std::move(d.aux_parent);
-    out.aux_output = std::move(d.aux_output);
-    d = std::move(out);
-}
-
-// Keeps only the first-child chain (parents precede children).
-inline void keep_first_chain(Draft & d) {
-    Draft out;
-    int32_t want_parent = -1, last = -1;
-    for (size_t i = 0; i < d.size(); ++i) {
-        if (d.parent[i] != want_parent) continue;
-        last = out.add(last, d.tokens[i]);
-        if (!d.q.empty()) out.q.push_back(std::move(d.q[i]));
-        want_parent = int32_t(i);
-    }
-    d = std::move(out);
-}
+void prune_depth(Draft & d, int32_t k);
+// Keeps only the first-child chain (parents precede children); aux nodes too.
+void keep_first_chain(Draft & d);
 
 }  // namespace gb::spec

@@ -133,7 +133,7 @@ Result<std::unique_ptr<Speculator>> make_draft_model_speculator(const Model & ta
     ContextParams cp;
     cp.n_ctx = n_ctx;
     cp.n_threads = cfg.draft_threads > 0 ? cfg.draft_threads : n_threads;
-    auto ctx = Context::create(draft, cp);
+    auto ctx = cfg.context_factory ? cfg.context_factory(draft, cp) : Context::create(draft, cp);
     if (!ctx) return ctx.error();
     return std::unique_ptr<Speculator>(
         new spec::DraftModelSpeculator(std::move(draft), std::move(ctx.value()), sampling, "draft"));

@@ -16,6 +16,14 @@
 //  - Verification branch: up to G pool n-grams starting with the pending
 //    token, merged into a token tree and checked in the same pass (none in
 //    the pool: the window's first column, a Jacobi guess chain).
+//  - Text n-grams of any length (lookahead_seed_prompt): the pool's n-grams
+//    from the prompt and the committed text are at most N - 1 tokens long and
+//    keyed by one token, which ranks them poorly; so the text part of the
+//    pool is searched as prompt lookup does (longest suffix match, full
+//    draft depth) and its continuations come first in the tree, the Jacobi
+//    pool's n-grams after them. The draft's class (Draft::cls) tells the
+//    controller which source led: prompt lookup's classes 0-3 (match
+//    length), 4 = pool n-grams only, 5 = the window's first column.
 // As in the paper, the window is not re-aligned when a step accepts several
 // tokens (its guesses are only guesses); the first N - 2 steps fill it.
 #include "glassbox/spec/speculator.h"
@@ -32,7 +40,13 @@ class LookaheadSpeculator final : public Speculator {
   public:
     explicit LookaheadSpeculator(const SpecConfig & cfg)
         : m_window(std::max(1, cfg.lookahead_window)), m_n(std::max(2, cfg.lookahead_ngram)),
-          m_candidates(std::max(1, cfg.lookahead_candidates)), m_seed_prompt(cfg.lookahead_seed_prompt) {}
+          m_candidates(std::max(1, cfg.lookahead_candidates)), m_seed_prompt(cfg.lookahead_seed_prompt) {
+        if (m_seed_prompt) {
+            SpecConfig text = cfg;
+            text.max_branches = std::max(1, cfg.lookahead_candidates);
+            m_text = make_prompt_lookup_speculator(text);
+        }
+    }
     const char * name() const override { return "lookahead"; }
 
     void reset() override {
@@ -55,6 +69,14 @@ class LookaheadSpeculator final : public Speculator {
         }
         if (m_levels.empty()) init_window(t);
 
+        // Text n-grams by longest suffix match (full depth), then the pool's.
+        if (m_text) {
+            GB_TRY_STATUS(m_text->propose(t, max_len, out, nullptr));
+            out.aux_tokens.clear();
+            out.aux_parent.clear();
+            out.aux_output.clear();
+        }
+        const bool from_text = !out.empty();
         // Verification branch: pool n-grams that continue the pending token.
         auto it = m_pool.find(t.back());
         if (it != m_pool.end()) {
@@ -64,6 +86,7 @@ class LookaheadSpeculator final : public Speculator {
                 const size_t len = std::min(cont.size(), size_t(std::max(0, max_len)));
                 if (len > 0 && out.add_branch(std::span<const Token>(cont.data(), len)) > 0) ++branches;
             }
+            if (!from_text && !out.empty()) out.cls = 4;
         }
 
         // No pool n-gram: the window's first column (a chain of Jacobi guesses for
@@ -73,6 +96,7 @@ class LookaheadSpeculator final : public Speculator {
             std::vector<Token> col;
             for (int32_t l = 0; l < n_levels && l < max_len; ++l) col.push_back(m_levels[size_t(l)][0]);
             out.add_branch(col);
+            out.cls = 5;  // a Jacobi guess chain, not a pool n-gram: its own acceptance class
         }
 
         // Lookahead branch: level by level (parents first), outputs of the last level.
@@ -156,6 +180,7 @@ class LookaheadSpeculator final : public Speculator {
     static constexpr size_t kPerKey = 8;
     int32_t m_window, m_n, m_candidates;
     bool    m_seed_prompt;
+    std::unique_ptr<Speculator> m_text;  // longest-suffix search of the prompt + committed text
     bool    m_seeded = false;
     bool    m_window_sent = false;  // the last propose() sent the window as aux nodes
     size_t  m_added_until = 0;

@@ -55,7 +55,11 @@ class PromptLookupSpeculator final : public Speculator {
                 while (idx >= n) idx -= p;
                 seq.push_back(t[size_t(idx)]);
             }
-            if (out.add_branch(seq) > 0) ++branches;
+            if (out.add_branch(seq) > 0) {
+                // the draft's class: how long a suffix the best candidate matched
+                if (branches == 0) out.cls = c.len >= 6 ? 3 : c.len >= 3 ? 2 : c.len >= 2 ? 1 : 0;
+                ++branches;
+            }
         }
         return {};
     }

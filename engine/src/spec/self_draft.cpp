@@ -97,7 +97,7 @@ Result<std::unique_ptr<Speculator>> make_self_draft_speculator(std::shared_ptr<c
     cp.n_ctx = n_ctx;
     cp.n_threads = cfg.draft_threads > 0 ? cfg.draft_threads : n_threads;
     cp.skip_layers = std::move(skip);
-    auto ctx = Context::create(target, cp);
+    auto ctx = cfg.context_factory ? cfg.context_factory(target, cp) : Context::create(target, cp);
     if (!ctx) return Error{ctx.error().code, "self-draft: " + ctx.error().message};
     return std::unique_ptr<Speculator>(
         new spec::DraftModelSpeculator(std::move(target), std::move(ctx.value()), sampling, "selfdraft"));

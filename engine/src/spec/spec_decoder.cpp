@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cmath>
 #include <random>
 #include <unordered_map>
@@ -31,7 +33,6 @@ struct SpecDecoder::Impl {
     Controller ctl;
     std::mt19937_64 rng;
     CandidateArray cand;
-    bool probing = false;
     double p_leave = 0.3;  // EMA: how often the greedy walk leaves the first-child chain
 };
 
@@ -47,9 +48,7 @@ SpecDecoder::SpecDecoder(Context & target, std::shared_ptr<Speculator> spec, con
 SpecDecoder::~SpecDecoder() = default;
 
 int32_t SpecDecoder::draft_len() const {
-    bool off = false;
-    Controller c = m_impl->ctl;
-    return m_spec ? c.choose(m_cfg, m_cfg.draft_max, &off) : 0;
+    return m_spec ? m_impl->ctl.last_k : 0;
 }
 
 void SpecDecoder::begin(std::span<const Token> tokens) {
@@ -75,6 +74,7 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
         }
         out.push_back(std::move(t));
         m_tokens.push_back(id);
+        im.ctl.on_emitted(id);
         m_stats.origins.push_back(origin);
         ++m_stats.emitted;
         ++st.emitted;
@@ -95,7 +95,7 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
         m_stats.t_draft_ms += st.t_draft_ms;
         m_stats.t_verify_ms += st.t_verify_ms;
         m_stats.t_total_ms += ms_between(t_step0, Clock::now());
-        m_stats.plain_step_ms = im.ctl.t_plain;
+        m_stats.plain_step_ms = im.ctl.costs.t_plain();
         ++m_stats.steps;
         m_stats.per_step.push_back(st);
     };
@@ -114,35 +114,76 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
     }
     const Token pending = m_tokens.back();
 
-    // Draft length: adaptive, capped by the request and the context.
+    // The plan: draft depth (adaptive, capped by the request and the context),
+    // chain or tree, lookahead window or not, or a plain step.
     int32_t k_max = std::min(m_cfg.draft_max, max_new - 1);
     k_max = std::min(k_max, m_target.n_ctx() - n_past - 1);
-    bool off = false;
-    im.ctl.probing = false;
-    const int32_t k = m_spec ? im.ctl.choose(m_cfg, k_max, &off) : 0;
-    st.draft_len = k;
-    if (off) ++m_stats.off_steps;
-
-    Draft draft;
-    if (k > 0) {
-        const auto t0 = Clock::now();
-        GB_TRY_STATUS(m_spec->propose(m_tokens, k, draft, cancel));
-        prune_depth(draft, k);
-        st.t_draft_ms = ms_between(t0, Clock::now());
-        if (!draft.empty()) Controller::ema(im.ctl.t_draft, st.t_draft_ms / double(draft.depth()));
-    }
-
     const bool tree_backend = m_target.supports_tree();
-    if (!tree_backend) {  // a chain only: aux nodes cannot be decoded
-        draft.aux_tokens.clear();
-        draft.aux_parent.clear();
-        draft.aux_output.clear();
+    const bool model_cost = m_spec && m_spec->has_model_cost();
+    spec::Plan plan;
+    Draft draft;
+    if (m_spec && k_max > 0 && !model_cost) {
+        // A cheap speculator proposes at full depth every step: the proposal is
+        // the controller's shadow (what verification would accept, learned from
+        // the tokens this and the next steps emit, speculating or not).
+        const auto t0 = Clock::now();
+        GB_TRY_STATUS(m_spec->propose(m_tokens, k_max, draft, cancel));
+        prune_depth(draft, k_max);
+        st.t_draft_ms = ms_between(t0, Clock::now());
+        if (!tree_backend) {  // a chain only: aux nodes cannot be decoded
+            draft.aux_tokens.clear();
+            draft.aux_parent.clear();
+            draft.aux_output.clear();
+            keep_first_chain(draft);
+        }
+        im.ctl.shadow_start(draft);
+        plan = im.ctl.choose(m_cfg, spec::shape_of(draft), k_max, false);
+        static const bool trace = std::getenv("GB_SPEC_TRACE") != nullptr;  // diagnostics: each step's plan on stderr
+        if (trace) {
+            const spec::DraftShape sh = spec::shape_of(draft);
+            std::fprintf(stderr, "k=%d tree=%d win=%d off=%d depth=%d cls=%d p0_chain=%.2f p0_tree=%.2f t1=%.1f c2=%.1f c4=%.1f c7=%.1f c13=%.1f p=", plan.k, plan.tree, plan.window, plan.off, sh.depth, sh.cls, im.ctl.p(sh.cls, false, 0), im.ctl.p(sh.cls, true, 0),
+                         im.ctl.costs.cost(1), im.ctl.costs.cost(2), im.ctl.costs.cost(4), im.ctl.costs.cost(7), im.ctl.costs.cost(13));
+            for (int i = 0; i < sh.depth; ++i) std::fprintf(stderr, "%.2f ", im.ctl.p(sh.cls, plan.tree, i));
+            std::fprintf(stderr, "\n");
+        }
+        if (plan.k <= 0) {
+            draft.clear();
+        } else {
+            if (!plan.tree) keep_first_chain(draft);
+            prune_depth(draft, plan.k);
+            if (!plan.window) {
+                draft.aux_tokens.clear();
+                draft.aux_parent.clear();
+                draft.aux_output.clear();
+            }
+        }
+    } else if (m_spec && k_max > 0) {
+        // A model drafter: drafting costs compute, so the plan comes first (a
+        // chain of k_max as the shape; probes at full depth while off).
+        spec::DraftShape s;
+        s.depth = s.chain_depth = k_max;
+        s.nodes_upto.resize(size_t(k_max) + 1);
+        for (int32_t i = 0; i <= k_max; ++i) s.nodes_upto[size_t(i)] = i;
+        plan = im.ctl.choose(m_cfg, s, k_max, true);
+        if (plan.k > 0) {
+            const auto t0 = Clock::now();
+            GB_TRY_STATUS(m_spec->propose(m_tokens, plan.k, draft, cancel));
+            prune_depth(draft, plan.k);
+            st.t_draft_ms = ms_between(t0, Clock::now());
+            if (!draft.empty()) Controller::ema(im.ctl.t_draft, st.t_draft_ms / double(draft.depth()));
+            draft.aux_tokens.clear();
+            draft.aux_parent.clear();
+            draft.aux_output.clear();
+        }
     }
+    st.draft_len = plan.k;
+    if (plan.off) ++m_stats.off_steps;
+
     if (draft.empty() && draft.aux_tokens.empty()) {  // plain step: decode the pending token, sample the next
         const Token one[1] = {pending};
         const auto t0 = Clock::now();
         GB_TRY_STATUS(m_target.decode(one, false, cancel));
-        Controller::ema(im.ctl.t_plain, ms_between(t0, Clock::now()));
+        im.ctl.costs.observe(1, ms_between(t0, Clock::now()));
         const std::span<const float> row = m_target.logits();
         emit(sample_plain(row), SpecOrigin::Target, row);
         st.decode_calls = 1;
@@ -203,7 +244,6 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
         batch.push_back(draft.aux_tokens[size_t(j)]);
         parents.push_back(ap < 0 ? 0 : n_nodes + 1 + ap);
     }
-    const int32_t draft_depth = draft.depth();
     auto chain_from = [&](int32_t node) {  // node and its first-child chain (node -1 = the root)
         std::fill(row_of.begin(), row_of.end(), -1);
         out_nodes.clear();
@@ -329,7 +369,7 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
             if (chosen < 0) target_tok = spec::draw(pcur, im.rng);
         }
 
-        if (kid0 >= 0) im.ctl.observe_depth(depth_here, chosen >= 0);
+        if (kid0 >= 0 && model_cost) im.ctl.observe_walk(draft.cls, depth_here, chosen >= 0);
         if (chosen < 0) {  // correction (some child rejected) or bonus (leaf reached)
             emit(target_tok, kid0 >= 0 ? SpecOrigin::Correction : n_nodes > 0 ? SpecOrigin::Bonus : SpecOrigin::Target, row);
             break;
@@ -366,13 +406,11 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
     if (tree_backend) GB_TRY_STATUS(m_target.commit_tree(accepted_path));
     else m_target.truncate(n_past + 1 + d);
 
-    // Controller: acceptance per position, cost per extra verified token.
+    // Controller: the cost of a forward pass over this many tokens; a model
+    // drafter's probe outcome.
     if (n_nodes + 1 > int32_t(draft.depth()) + 1) im.p_leave = 0.9 * im.p_leave + (left_chain ? 0.1 : 0.0);  // trees only
-    if (im.ctl.probing) {  // a failed probe backs off (up to 16x), a useful one resets the interval
-        const int32_t base = std::max(1, m_cfg.probe_interval);
-        im.ctl.probe_every = d == 0 ? std::min(im.ctl.probe_every * 2, base * 16) : base;
-    }
-    if (im.ctl.t_plain > 0.0 && draft_depth > 0) im.ctl.observe_verify(double(draft_depth), st.t_verify_ms - im.ctl.t_plain);
+    if (plan.probe) im.ctl.probe_done(m_cfg, d > 0);
+    im.ctl.costs.observe(int32_t(batch.size()), st.t_verify_ms);
     finish();
     obs.tokens = m_tokens;
     obs.n_accepted = d;

@@ -3,9 +3,11 @@
 // Kept small and Qt-free so session.h can include it.
 #pragma once
 
+#include "glassbox/result.h"
 #include "glassbox/tokenizer.h"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -14,6 +16,8 @@
 namespace gb {
 
 class Model;
+class Context;
+struct ContextParams;
 
 enum class SpecMethod { None, DraftModel, PromptLookup, Lookahead, SelfDraft };
 const char * spec_method_name(SpecMethod m);  // "none" "draft" "lookup" "lookahead" "selfdraft"
@@ -33,9 +37,10 @@ struct SpecConfig {
     SpecMethod method = SpecMethod::None;
     int32_t draft_max = 12;         // longest draft (tree depth); the controller picks up to this
     int32_t draft_min = 1;          // adaptive length never goes below this while speculating
-    bool    adaptive = true;        // adapt the draft length to recent acceptance
+    bool    adaptive = true;        // adapt the draft length (and chain/tree, lookahead window) to acceptance and measured cost
     bool    auto_off = true;        // fall back to plain steps while speculation would be slower
-    int32_t probe_interval = 16;    // while off, try one speculative step every N plain steps
+    int32_t probe_interval = 16;    // model drafters, while off: one full-depth probe every N plain steps
+                                    // (doubling while probes fail; lookup/lookahead learn for free from shadow drafts)
 
     // DraftModel: a loaded model (preferred) or a path loaded on first use.
     std::shared_ptr<const Model> draft_model;
@@ -57,6 +62,10 @@ struct SpecConfig {
 
     // SelfDraft: layers of the target skipped by the drafter (empty: a default set).
     std::vector<int32_t> skip_layers;
+
+    // Makes the drafter's Context (draft model, self-draft), e.g. on the GPU;
+    // empty = Context::create (CPU). Session fills it with its own context_factory.
+    std::function<Result<std::unique_ptr<Context>>(std::shared_ptr<const Model>, const ContextParams &)> context_factory;
 };
 
 // One verification step.

@@ -38,10 +38,13 @@ struct Draft {
     std::vector<Token>   aux_tokens;
     std::vector<int32_t> aux_parent;
     std::vector<uint8_t> aux_output;
+    // The speculator's class of this draft, 0-7 (prompt lookup: how long a
+    // suffix matched): the draft-length controller keeps acceptance per class.
+    int32_t cls = 0;
 
     size_t size() const { return tokens.size(); }
     bool   empty() const { return tokens.empty(); }
-    void   clear() { tokens.clear(); parent.clear(); q.clear(); aux_tokens.clear(); aux_parent.clear(); aux_output.clear(); }
+    void   clear() { tokens.clear(); parent.clear(); q.clear(); aux_tokens.clear(); aux_parent.clear(); aux_output.clear(); cls = 0; }
     int32_t add_aux(int32_t aux_parent_node, Token t, bool want_output) {
         aux_tokens.push_back(t);
         aux_parent.push_back(aux_parent_node);

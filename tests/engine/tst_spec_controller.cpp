@@ -1,0 +1,405 @@
+// The speculation controller (spec/draft_controller.h) with scripted
+// acceptance and injected costs, no timing: it turns speculation on once the
+// free shadow walks show drafts being accepted and off when they are not, the
+// draft depth follows the acceptance pattern and the measured cost curve,
+// trees and the lookahead window are used only when they pay, model drafters
+// probe at full depth with back-off, and the cost model interpolates and
+// explores as documented.
+#include "spec/draft_controller.h"
+#include "glassbox/spec/speculator.h"
+
+#include <QtTest>
+#include <algorithm>
+#include <functional>
+
+using namespace gb;
+using namespace gb::spec;
+
+class TstSpecController : public QObject {
+    Q_OBJECT
+  private slots:
+    void costModel();
+    void shadowTurnsOnThenOff();
+    void depthFollowsAcceptance();
+    void depthFollowsCost_data();
+    void depthFollowsCost();
+    void treeOnlyWhenItPays();
+    void lookaheadWindowByCost();
+    void modelDrafterProbesAtFullDepth();
+    void fixedConfig();
+    void lookupDraftClass();
+    void classBorrowsPooledAcceptance();
+};
+
+namespace {
+
+Draft chain(std::initializer_list<Token> toks) {
+    Draft d;
+    int32_t p = -1;
+    for (Token t : toks) p = d.add(p, t);
+    return d;
+}
+
+Draft chain_n(Token first, int32_t n) {
+    Draft d;
+    int32_t p = -1;
+    for (int32_t i = 0; i < n; ++i) p = d.add(p, first + i);
+    return d;
+}
+
+// Injected costs: a plain step t1 ms, a forward over n tokens f(n) ms.
+void inject(Controller & c, double t1, const std::function<double(int32_t)> & f, int32_t n_max) {
+    c.costs.observe(1, t1);
+    for (int32_t n = 2; n <= n_max; ++n) c.costs.observe(n, f(n));
+}
+
+// One step of a scripted generation: the step's proposal is shadowed, then
+// `emitted` tokens come out (whatever the plan was: greedy output does not
+// depend on it).
+Plan step(Controller & c, const SpecConfig & cfg, const Draft & d, int32_t k_max, std::initializer_list<Token> emitted) {
+    c.shadow_start(d);
+    const Plan p = c.choose(cfg, shape_of(d), k_max, false);
+    for (Token t : emitted) c.on_emitted(t);
+    return p;
+}
+
+// Oracle: the k in [1, k_max] maximising (1 + sum_{d<k} prod_{i<=d} p_i) / cost(1 + k).
+int32_t best_k(const Controller & c, int32_t cls, int32_t k_max, double * best_rate) {
+    int32_t best = 0;
+    *best_rate = 1.0 / c.costs.cost(1);
+    for (int32_t k = 1; k <= k_max; ++k) {
+        double e = 1.0, reach = 1.0;
+        for (int32_t d = 0; d < k; ++d) {
+            reach *= c.p(cls, false, d);
+            e += reach;
+        }
+        const double r = e / c.costs.cost(1 + k);
+        if (r > *best_rate) { *best_rate = r; best = k; }
+    }
+    return best;
+}
+
+}  // namespace
+
+void TstSpecController::costModel() {
+    CostModel m;
+    QCOMPARE(m.cost(3), 0.0);  // nothing measured
+    m.observe(1, 10.0);
+    // before any verification: the prior slope (estimate), optimistic for choices
+    QCOMPARE(m.estimate(5), 10.0 + 4 * CostModel::kPriorSlope * 10.0);
+    QCOMPARE(m.cost(5), 10.0 + 4 * CostModel::kExploreSlope * 10.0);
+    m.observe(5, 30.0);
+    QCOMPARE(m.cost(5), 30.0);
+    QCOMPARE(m.estimate(3), 20.0);                               // linear between 1 and 5
+    QCOMPARE(m.cost(3), 10.0 + 2 * CostModel::kExploreSlope * 10);  // not measured: optimistic
+    QCOMPARE(m.estimate(9), 30.0 + 4 * 5.0);                     // beyond: mean slope (30 - 10) / 4
+    m.observe(3, 25.0);
+    QCOMPARE(m.cost(3), 25.0);
+    QCOMPARE(m.cost(4), std::min(27.5, 25.0 + CostModel::kExploreSlope * 10));
+    // EMA per size
+    m.observe(5, 40.0);
+    QCOMPARE(m.cost(5), 0.7 * 30.0 + 0.3 * 40.0);
+    // a reading above n plain steps is load noise: clamped to n plain steps
+    m.observe(2, 1000.0);
+    QCOMPARE(m.cost(2), 20.0);
+    // a size not measured for a while is explored again (optimistic)
+    for (int i = 0; i < CostModel::kStale + 1; ++i) m.observe(1, 10.0);
+    QCOMPARE(m.estimate(5), 0.7 * 30.0 + 0.3 * 40.0);
+    QCOMPARE(m.cost(5), 25.0 + 2 * CostModel::kExploreSlope * 10.0);
+}
+
+void TstSpecController::shadowTurnsOnThenOff() {
+    Controller c;
+    SpecConfig cfg;  // adaptive + auto-off
+    cfg.max_branches = 1;
+    // Verification of n tokens costs 10 + 2 (n - 1) ms, a plain step 10 ms.
+    inject(c, 10.0, [](int32_t n) { return 10.0 + 2.0 * (n - 1); }, 20);
+    // First the drafts fail: the draft proposes 100..107, the text goes 0, 1, 2, ...
+    for (int i = 0; i < 20; ++i) step(c, cfg, chain_n(100, 8), 8, {Token(i)});
+    QVERIFY(c.p(0, false, 0) < 0.1);
+    // Off now, and it stays off while the shadows keep failing.
+    Plan p = step(c, cfg, chain_n(100, 8), 8, {Token(1)});
+    QVERIFY(p.off);
+    QCOMPARE(p.k, 0);
+    // The text now follows the drafts: every plain step emits the draft's first
+    // token, so the shadow walks (overlapping) accept. Speculation turns on
+    // without ever having speculated.
+    int32_t first_on = -1;
+    for (int i = 0; i < 40 && first_on < 0; ++i) {
+        const Token base = Token(1000 + i);
+        c.shadow_start(chain_n(base, 8));
+        const Plan q = c.choose(cfg, shape_of(chain_n(base, 8)), 8, false);
+        if (q.k > 0) first_on = i;
+        c.on_emitted(base);  // a plain step's token: the proposal's first
+        // later steps' tokens continue the same chain only for this walk; the
+        // next proposal starts at base + 1, which the next emitted token matches
+    }
+    QVERIFY2(first_on >= 0, "speculation never turned on although every shadow draft token was accepted");
+    QVERIFY(first_on < 10);
+    // Full acceptance, verification cheap: (nearly) the whole draft, as the oracle says.
+    for (int i = 0; i < 30; ++i) {
+        p = step(c, cfg, chain_n(2000, 8), 8, {2000, 2001, 2002, 2003, 2004, 2005, 2006, 2007, 9999});
+    }
+    p = c.choose(cfg, shape_of(chain_n(2000, 8)), 8, false);
+    double r = 0;
+    QCOMPARE(p.k, best_k(c, 0, 8, &r));
+    QVERIFY(p.k >= 6);
+    QVERIFY(!p.tree && !p.off);
+    // Drafts start failing: off again, within a handful of steps.
+    int32_t steps_to_off = -1;
+    for (int i = 0; i < 30 && steps_to_off < 0; ++i) {
+        p = step(c, cfg, chain_n(3000, 8), 8, {Token(5)});
+        if (p.off) steps_to_off = i;
+    }
+    QVERIFY(steps_to_off >= 0);
+    QVERIFY(steps_to_off < 15);
+}
+
+void TstSpecController::depthFollowsAcceptance() {
+    // Every draft is right for its first 3 tokens and wrong at the 4th: the
+    // plan drafts 3 (a 4th would cost without ever being accepted).
+    Controller c;
+    SpecConfig cfg;
+    inject(c, 10.0, [](int32_t n) { return 10.0 + 1.0 * (n - 1); }, 20);
+    Plan p;
+    for (int i = 0; i < 30; ++i) {
+        const Token b = Token(100 * i);
+        p = step(c, cfg, chain_n(b, 10), 10, {b, Token(b + 1), Token(b + 2), Token(b + 50)});
+    }
+    QCOMPARE(p.k, 3);
+    double r = 0;
+    QCOMPARE(p.k, best_k(c, 0, 10, &r));
+}
+
+void TstSpecController::depthFollowsCost_data() {
+    QTest::addColumn<double>("slope");  // ms per extra token of a verification (plain step 10 ms)
+    QTest::addColumn<double>("fixed");  // ms of any verification over a plain step
+    QTest::newRow("flat") << 0.2 << 0.0;
+    QTest::newRow("head-like") << 0.5 << 5.0;
+    QTest::newRow("steep") << 4.0 << 2.0;
+    QTest::newRow("too-steep") << 12.0 << 5.0;
+}
+
+void TstSpecController::depthFollowsCost() {
+    QFETCH(double, slope);
+    QFETCH(double, fixed);
+    // Acceptance 0.8 at every depth (each draft is accepted for exactly j
+    // tokens with probability proportional to 0.8^j 0.2, scripted in a fixed
+    // rotation), costs injected: the plan is the oracle's argmax, and speculation
+    // is off exactly when no depth beats a plain step.
+    Controller c;
+    SpecConfig cfg;
+    const int32_t k_max = 12;
+    inject(c, 10.0, [&](int32_t n) { return 10.0 + fixed + slope * (n - 1); }, 40);
+    const int accept_len[] = {0, 4, 1, 8, 2, 12, 3, 6, 0, 5, 2, 9, 1, 4, 7, 3};
+    Plan p;
+    for (int i = 0; i < 64; ++i) {
+        const Token b = Token(1000 * (i + 1));
+        const int a = accept_len[i % 16];
+        c.shadow_start(chain_n(b, k_max));
+        p = c.choose(cfg, shape_of(chain_n(b, k_max)), k_max, false);
+        for (int j = 0; j < a; ++j) c.on_emitted(Token(b + j));
+        c.on_emitted(Token(b + 500));  // the correction
+    }
+    p = c.choose(cfg, shape_of(chain_n(99, k_max)), k_max, false);
+    double best_rate = 0;
+    const int32_t want = best_k(c, 0, k_max, &best_rate);
+    const bool pays = best_rate > Controller::kMargin / c.costs.cost(1);
+    QCOMPARE(p.off, !pays);
+    if (pays) QCOMPARE(p.k, want);
+    if (slope == 0.2) QVERIFY(p.k >= 8);       // cheap verification: long drafts
+    if (slope == 12.0) QVERIFY(p.off);         // each token costs more than a plain step
+}
+
+void TstSpecController::treeOnlyWhenItPays() {
+    // A tree with two children at the root: the first child is always wrong,
+    // the second right (and its chain accepted for 5 tokens).
+    auto tree = [](Token b) {
+        Draft d;
+        d.add(-1, b + 900);  // first child (wrong), with a chain below
+        d.add(0, b + 901);
+        int32_t p = d.add(-1, b);  // second child
+        for (int i = 1; i < 6; ++i) p = d.add(p, Token(b + i));
+        return d;
+    };
+    for (int branches : {1, 3}) {
+        Controller c;
+        SpecConfig cfg;
+        cfg.max_branches = branches;
+        inject(c, 10.0, [](int32_t n) { return 10.0 + 1.0 * (n - 1); }, 20);
+        Plan p;
+        for (int i = 0; i < 30; ++i) {
+            const Token b = Token(100 * (i + 1));
+            c.shadow_start(tree(b));
+            p = c.choose(cfg, shape_of(tree(b)), 6, false);
+            for (int j = 0; j < 6; ++j) c.on_emitted(Token(b + j));
+            c.on_emitted(Token(b + 50));
+        }
+        QVERIFY(c.p(0, false, 0) < 0.1);  // the chain walk fails at once
+        QVERIFY(c.p(0, true, 0) > 0.9);   // the tree walk takes the second child
+        if (branches == 1) {
+            QVERIFY(p.off);  // chain only: nothing pays
+        } else {
+            QVERIFY(p.tree);
+            QCOMPARE(p.k, 6);
+        }
+    }
+    // The same tree when its first child is the right one: the chain is enough
+    // (the tree's extra nodes cost without adding accepted tokens).
+    Controller c;
+    SpecConfig cfg;
+    inject(c, 10.0, [](int32_t n) { return 10.0 + 1.0 * (n - 1); }, 20);
+    Plan p;
+    for (int i = 0; i < 30; ++i) {
+        const Token b = Token(100 * (i + 1));
+        Draft d;
+        int32_t q = d.add(-1, b);
+        d.add(-1, b + 77);  // an alternative that is never taken
+        for (int j = 1; j < 6; ++j) q = d.add(q, Token(b + j));
+        c.shadow_start(d);
+        p = c.choose(cfg, shape_of(d), 6, false);
+        for (int j = 0; j < 6; ++j) c.on_emitted(Token(b + j));
+        c.on_emitted(Token(b + 50));
+    }
+    QVERIFY(!p.off);
+    QVERIFY(!p.tree);
+    QCOMPARE(p.k, 6);
+}
+
+void TstSpecController::lookaheadWindowByCost() {
+    auto with_window = [](Token b) {
+        Draft d = chain_n(b, 4);
+        for (int j = 0; j < 15; ++j) d.add_aux(j == 0 ? -1 : j - 1, Token(7), true);
+        return d;
+    };
+    for (double slope : {0.02, 1.0}) {  // ms per token: the window's 15 nodes cost 0.3 ms (3%) or 15 ms
+        Controller c;
+        SpecConfig cfg;
+        inject(c, 10.0, [&](int32_t n) { return 10.0 + 2.0 + slope * (n - 1); }, 40);
+        Plan p;
+        for (int i = 0; i < 30; ++i) {
+            const Token b = Token(100 * (i + 1));
+            c.shadow_start(with_window(b));
+            p = c.choose(cfg, shape_of(with_window(b)), 4, false);
+            for (int j = 0; j < 4; ++j) c.on_emitted(Token(b + j));
+            c.on_emitted(Token(b + 50));
+        }
+        QCOMPARE(p.k, 4);
+        QCOMPARE(p.window, slope < 0.1);
+    }
+}
+
+void TstSpecController::modelDrafterProbesAtFullDepth() {
+    Controller c;
+    SpecConfig cfg;
+    cfg.probe_interval = 4;
+    inject(c, 10.0, [](int32_t n) { return 10.0 + 1.0 * (n - 1); }, 20);
+    c.t_draft = 3.0;
+    DraftShape s;
+    s.depth = s.chain_depth = 8;
+    for (int32_t i = 0; i <= 8; ++i) s.nodes_upto.push_back(i);
+    // The drafter's tokens are always rejected at depth 0.
+    for (int i = 0; i < 20; ++i) c.observe_walk(0, 0, false);
+    std::vector<int32_t> probes;
+    for (int i = 0; i < 60; ++i) {
+        const Plan p = c.choose(cfg, s, 8, true);
+        if (p.k > 0) {
+            QVERIFY(p.probe);
+            QCOMPARE(p.k, 8);  // full depth
+            probes.push_back(i);
+            c.observe_walk(0, 0, false);
+            c.probe_done(cfg, false);
+        } else {
+            QVERIFY(p.off);
+        }
+    }
+    // intervals 4, 8, 16, 32: a useless probe doubles it (up to 16x the base)
+    QVERIFY(probes.size() >= 3);
+    QCOMPARE(probes[0], 3);
+    QCOMPARE(probes[1] - probes[0], 8);
+    QCOMPARE(probes[2] - probes[1], 16);
+    // A good drafter: on, and the plan weighs drafting time (3 ms per depth).
+    Controller g;
+    inject(g, 10.0, [](int32_t n) { return 10.0 + 1.0 * (n - 1); }, 20);
+    g.t_draft = 3.0;
+    for (int i = 0; i < 30; ++i) {
+        for (int d = 0; d < 8; ++d) g.observe_walk(0, d, true);
+    }
+    const Plan p = g.choose(cfg, s, 8, true);
+    QVERIFY(!p.off && !p.probe);
+    QVERIFY(p.k >= 3);
+}
+
+void TstSpecController::fixedConfig() {
+    Controller c;
+    SpecConfig cfg;
+    cfg.adaptive = cfg.auto_off = false;
+    Draft d = chain_n(5, 6);
+    d.add(-1, 99);  // a second branch
+    const Plan p = c.choose(cfg, shape_of(d), 4, false);  // even with nothing measured
+    QCOMPARE(p.k, 4);
+    QVERIFY(p.tree && !p.off);
+    // adaptive off, auto-off on, drafts useless: off; useful: the whole draft
+    cfg.auto_off = true;
+    cfg.max_branches = 1;
+    inject(c, 10.0, [](int32_t n) { return 10.0 + 1.0 * (n - 1); }, 20);
+    for (int i = 0; i < 20; ++i) step(c, cfg, chain_n(100, 6), 6, {Token(1)});
+    QVERIFY(c.choose(cfg, shape_of(chain_n(100, 6)), 6, false).off);
+    for (int i = 0; i < 40; ++i) step(c, cfg, chain_n(200, 6), 6, {200, 201, 202, 203, 204, 205, 1});
+    const Plan q = c.choose(cfg, shape_of(chain_n(300, 6)), 6, false);
+    QCOMPARE(q.k, 6);
+}
+
+void TstSpecController::lookupDraftClass() {
+    // The class of a prompt-lookup draft is how long a suffix matched.
+    SpecConfig cfg;
+    cfg.max_branches = 1;
+    auto lk = make_prompt_lookup_speculator(cfg);
+    Draft d;
+    // ... 1 2 3 4 5 6 7 | 9 ... 1 2 3 4 5 6 7 -> match of 7 tokens: class 3
+    std::vector<Token> t = {1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 1, 2, 3, 4, 5, 6, 7};
+    QVERIFY(lk->propose(t, 4, d, nullptr).ok());
+    QCOMPARE(d.tokens[0], Token(9));
+    QCOMPARE(d.cls, 3);
+    // only the last token matches: class 0
+    t = {1, 2, 3, 20, 21, 3};
+    QVERIFY(lk->propose(t, 4, d, nullptr).ok());
+    QCOMPARE(d.tokens[0], Token(20));
+    QCOMPARE(d.cls, 0);
+    // two tokens: class 1
+    t = {1, 2, 3, 20, 21, 2, 3};
+    QVERIFY(lk->propose(t, 4, d, nullptr).ok());
+    QCOMPARE(d.cls, 1);
+}
+
+void TstSpecController::classBorrowsPooledAcceptance() {
+    // Class 0 drafts always fail; one class-2 draft succeeds once: class 2's
+    // estimate stays near the pooled one (no speculation on one lucky guess);
+    // after ten successes it is trusted.
+    Controller c;
+    SpecConfig cfg;
+    inject(c, 10.0, [](int32_t n) { return 15.0 + 1.0 * (n - 1); }, 20);
+    for (int i = 0; i < 30; ++i) step(c, cfg, chain_n(100, 4), 4, {Token(1)});
+    Draft good = chain_n(500, 4);
+    good.cls = 2;
+    c.shadow_start(good);
+    c.on_emitted(500);
+    QVERIFY(c.p(2, false, 0) < 0.5);
+    QVERIFY(c.choose(cfg, shape_of(good), 4, false).off);
+    for (int i = 0; i < 10; ++i) {
+        Draft g = chain_n(Token(600 + 10 * i), 4);
+        g.cls = 2;
+        c.shadow_start(g);
+        for (int j = 0; j < 4; ++j) c.on_emitted(Token(600 + 10 * i + j));
+        c.on_emitted(9999);
+    }
+    QVERIFY(c.p(2, false, 0) > 0.8);
+    QVERIFY(c.p(0, false, 0) < 0.2);
+    const Plan p = c.choose(cfg, shape_of(good), 4, false);
+    QVERIFY(!p.off);
+    QCOMPARE(p.k, 4);
+    QVERIFY(c.choose(cfg, shape_of(chain_n(100, 4)), 4, false).off);  // class 0 still off
+}
+
+QTEST_GUILESS_MAIN(TstSpecController)
+#include "tst_spec_controller.moc"
