@@ -3,7 +3,7 @@
 // results against the contiguous single-sequence Context (bit-exact), prefix
 // cache on/off, preemption, impossible requests, cancellation, Q8_0 KV.
 #include "forward_ops.h"
-#include "synth_model.h"
+#include "batch_engine_fixture.h"
 #include "glassbox/kv/batch_engine.h"
 #include "glassbox/tensor_type.h"
 #include "kv/paged_attention.h"
@@ -23,49 +23,15 @@
 
 using namespace gb;
 using namespace gb::kv;
+using namespace gb::test;
 
-namespace {
-
-SamplerParams greedy() {
-    SamplerParams p;
-    p.temperature = 0.0f;
-    p.repeat_penalty = 1.0f;
-    return p;
-}
-
-SamplerParams seeded(uint64_t seed) {
-    SamplerParams p;
-    p.temperature = 0.9f;
-    p.top_k = 40;
-    p.seed = seed;
-    return p;
-}
-
-bool same_bits(std::span<const float> a, std::span<const float> b) {
-    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
-
-}  // namespace
-
-class TstBatchEngine : public QObject {
+class TstBatchEngine : public PresetModelTest {
     Q_OBJECT
 
+  public:
+    TstBatchEngine() : PresetModelTest(77, 1234) {}
+
   private:
-    QTemporaryDir m_dir;
-    std::mt19937  m_rng{1234};
-    std::map<std::string, std::shared_ptr<const Model>> m_models;
-
-    std::shared_ptr<const Model> model(const std::string & preset) {
-        if (auto it = m_models.find(preset); it != m_models.end()) return it->second;
-        auto spec = synth_preset(preset);
-        if (!spec) qFatal("%s", spec.error().to_string().c_str());
-        spec->seed = 77 + std::hash<std::string>{}(preset);
-        const std::string path = m_dir.filePath(QString::fromStdString(preset + ".gguf")).toStdString();
-        return m_models[preset] = gb::test::write_and_load(*spec, path, 1);
-    }
-
-    std::vector<Token> random_tokens(const Model & m, int n) { return gb::test::random_tokens(m, n, m_rng); }
-
     // Oracle: the contiguous single-sequence Context, one request alone.
     static std::vector<Token> generate_alone(std::shared_ptr<const Model> m, const GenRequest & r) {
         ContextParams cp;
@@ -87,44 +53,8 @@ class TstBatchEngine : public QObject {
         return out;
     }
 
-    static std::unique_ptr<BatchEngine> engine(std::shared_ptr<const Model> m, BatchEngineParams p) {
-        if (p.n_threads == 0) p.n_threads = 2;
-        auto e = BatchEngine::create(std::move(m), p);
-        if (!e) qFatal("%s", e.error().to_string().c_str());
-        return std::move(*e);
-    }
-
-    // Runs all requests concurrently; returns each one's generated tokens.
-    static std::vector<std::vector<Token>> run_all(BatchEngine & e, const std::vector<GenRequest> & reqs, int * n_preempt = nullptr,
-                                                   int * prefix_hits = nullptr) {
-        std::vector<RequestId> ids;
-        for (const auto & r : reqs) {
-            auto a = e.submit(r);
-            if (a.verdict == Admission::Impossible) qFatal("unexpected impossible: %s", a.reason.c_str());
-            ids.push_back(a.id);
-        }
-        int preempt = 0, hits = 0, listener_hits = 0;
-        e.set_listener([&](const EngineEvent & ev) {
-            if (ev.kind == EngineEvent::Kind::Admitted) listener_hits += ev.prefix_hit_tokens;
-        });
-        Status st = e.run_to_completion([&](const StepReport & rep) {
-            preempt += int(rep.metrics.preempted.size());
-            for (const auto & a : rep.metrics.admitted) hits += a.prefix_hit_tokens;
-            if (!e.scheduler().check_invariants()) qFatal("invariants");
-        });
-        if (!st) qFatal("%s", st.error().to_string().c_str());
-        e.set_listener({});
-        // the listener sees the same hits as the step reports (first admissions)
-        if (preempt == 0 && listener_hits != hits) qFatal("listener prefix hits %d != reported %d", listener_hits, hits);
-        if (n_preempt) *n_preempt = preempt;
-        if (prefix_hits) *prefix_hits = hits;
-        std::vector<std::vector<Token>> out;
-        for (RequestId id : ids) out.push_back(e.request(id)->generated);
-        return out;
-    }
-
   private slots:
-    void initTestCase() { QVERIFY(m_dir.isValid()); }
+    void initTestCase() { QVERIFY(model.valid()); }
 
     // One batch holding prefill chunks and decode tokens of several sequences
     // on scattered pages: each sequence's logits equal, bit for bit, those of the
@@ -225,12 +155,7 @@ class TstBatchEngine : public QObject {
     void concurrent_equals_alone() {
         QFETCH(QString, preset);
         auto m = model(preset.toStdString());
-        BatchEngineParams p;
-        p.page_size = 8;
-        p.n_pages = 128;
-        p.max_tokens_per_step = 24;
-        p.max_running = 6;
-        auto e = engine(m, p);
+        auto e = engine(m, engine_params(8, 128, 24, 6));
         std::vector<GenRequest> reqs;
         const std::vector<Token> shared = random_tokens(*m, 20);
         for (int i = 0; i < 6; ++i) {
@@ -260,10 +185,7 @@ class TstBatchEngine : public QObject {
         std::vector<std::vector<Token>> users;
         for (int t = 0; t < 4; ++t) users.push_back(random_tokens(*m, 3 + 2 * t));
         for (int on = 0; on < 2; ++on) {
-            BatchEngineParams p;
-            p.page_size = 8;
-            p.n_pages = 96;
-            p.max_tokens_per_step = 32;
+            BatchEngineParams p = engine_params(8, 96, 32);
             p.prefix_cache = on == 1;
             auto e = engine(m, p);
             std::vector<Token> history = system;
@@ -273,8 +195,9 @@ class TstBatchEngine : public QObject {
                 r.prompt = history;
                 r.max_new_tokens = 6;
                 r.sampling = greedy();
-                int h = 0;
-                auto out = run_all(*e, {r}, nullptr, &h);
+                RunLog log;
+                auto out = run_all(*e, {r}, &log);
+                const int h = log.prefix_hits;
                 if (on) {  // every full page computed in the previous turn (its last reply token never was)
                     const int prev = t == 0 ? 0 : int(history.size() - users[t].size()) - 1;
                     QCOMPARE(h, std::min(prev / 8 * 8, (int(history.size()) - 1) / 8 * 8));
@@ -310,11 +233,7 @@ class TstBatchEngine : public QObject {
     void preempted_equals_uninterrupted() {
         QFETCH(bool, cache);
         auto m = model("tiny-llama");
-        BatchEngineParams p;
-        p.page_size = 4;
-        p.n_pages = 24;  // 96 tokens for 4 requests that grow to ~40 each
-        p.max_tokens_per_step = 32;
-        p.max_running = 4;
+        BatchEngineParams p = engine_params(4, 24, 32, 4);  // 96 tokens for 4 requests that grow to ~40 each
         p.prefix_cache = cache;
         auto e = engine(m, p);
         std::vector<GenRequest> reqs;
@@ -325,20 +244,16 @@ class TstBatchEngine : public QObject {
             r.sampling = i == 3 ? seeded(9) : greedy();
             reqs.push_back(r);
         }
-        int n_preempt = 0;
-        const auto got = run_all(*e, reqs, &n_preempt);
-        QVERIFY2(n_preempt > 0, "the workload was meant to preempt");
+        RunLog log;
+        const auto got = run_all(*e, reqs, &log);
+        QVERIFY2(log.n_preempted > 0, "the workload was meant to preempt");
         for (size_t i = 0; i < reqs.size(); ++i) QVERIFY2(got[i] == generate_alone(m, reqs[i]), qPrintable(QString::number(i)));
     }
 
     // A request that can never fit is refused with the reason; the others run on.
     void impossible_request_others_continue() {
         auto m = model("tiny-qwen2");
-        BatchEngineParams p;
-        p.page_size = 8;
-        p.n_pages = 16;  // 128 tokens
-        p.max_tokens_per_step = 32;
-        auto e = engine(m, p);
+        auto e = engine(m, engine_params(8, 16, 32));  // 128 tokens
         GenRequest ok1, ok2, huge, bad_tok;
         ok1.prompt = random_tokens(*m, 12);
         ok1.max_new_tokens = 10;
@@ -368,10 +283,7 @@ class TstBatchEngine : public QObject {
     // Cancel frees a running request's pages at once; the others are unaffected.
     void cancel_frees_pages() {
         auto m = model("tiny-llama");
-        BatchEngineParams p;
-        p.page_size = 4;
-        p.n_pages = 64;
-        p.max_tokens_per_step = 64;
+        BatchEngineParams p = engine_params(4, 64, 64);
         p.prefix_cache = false;
         auto e = engine(m, p);
         GenRequest a, b;

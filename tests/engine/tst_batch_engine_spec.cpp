@@ -2,7 +2,8 @@
 // the system prompt's pages reused, Error answering impossible) and speculative
 // decoding per request inside continuous batching (greedy equality with plain
 // decoding, K/V after rejections, prefix cache without rejected tokens).
-#include "synth_model.h"
+#include "batch_engine_fixture.h"
+#include "dist_oracle.h"
 #include "glassbox/kv/batch_engine.h"
 #include "glassbox/session.h"
 #include "glassbox/spec/spec_decoder.h"
@@ -17,101 +18,15 @@
 
 using namespace gb;
 using namespace gb::kv;
+using namespace gb::test;
 
-namespace {
-
-SamplerParams greedy() {
-    SamplerParams p;
-    p.temperature = 0.0f;
-    p.repeat_penalty = 1.0f;
-    return p;
-}
-
-SamplerParams seeded(uint64_t seed) {
-    SamplerParams p;
-    p.temperature = 0.9f;
-    p.top_k = 40;
-    p.seed = seed;
-    return p;
-}
-
-// Fixed draft length (no timing-driven adaptation), so tests are deterministic.
-SpecConfig fixed_spec(SpecMethod m, int32_t draft_max) {
-    SpecConfig c;
-    c.method = m;
-    c.draft_max = draft_max;
-    c.adaptive = false;
-    c.auto_off = false;
-    return c;
-}
-
-// Regularized upper incomplete gamma Q(a, x): the chi-square p-value.
-double gamma_q(double a, double x) {
-    if (x <= 0) return 1.0;
-    const double lg = std::lgamma(a);
-    if (x < a + 1) {
-        double sum = 1.0 / a, term = sum;
-        for (int n = 1; n < 1000; ++n) {
-            term *= x / (a + n);
-            sum += term;
-            if (term < sum * 1e-15) break;
-        }
-        return 1.0 - sum * std::exp(-x + a * std::log(x) - lg);
-    }
-    double b = x + 1 - a, c = 1e300, d = 1 / b, h = d;
-    for (int i = 1; i < 1000; ++i) {
-        const double an = -i * (i - a);
-        b += 2;
-        d = an * d + b;
-        if (std::fabs(d) < 1e-300) d = 1e-300;
-        c = b + an / c;
-        if (std::fabs(c) < 1e-300) c = 1e-300;
-        d = 1 / d;
-        const double del = d * c;
-        h *= del;
-        if (std::fabs(del - 1) < 1e-15) break;
-    }
-    return std::exp(-x + a * std::log(x) - lg) * h;
-}
-
-// Independent oracle for top-k + temperature 1 sampling: softmax over the k largest logits.
-std::vector<std::pair<Token, double>> top_k_dist(std::span<const float> logits, int k) {
-    std::vector<Token> idx(logits.size());
-    for (size_t i = 0; i < idx.size(); ++i) idx[i] = Token(i);
-    std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](Token a, Token b) {
-        return logits[size_t(a)] > logits[size_t(b)] || (logits[size_t(a)] == logits[size_t(b)] && a < b);
-    });
-    double z = 0.0;
-    std::vector<std::pair<Token, double>> out;
-    for (int i = 0; i < k; ++i) {
-        const double e = std::exp(double(logits[size_t(idx[i])]) - logits[size_t(idx[0])]);
-        out.emplace_back(idx[i], e);
-        z += e;
-    }
-    for (auto & pr : out) pr.second /= z;
-    return out;
-}
-
-}  // namespace
-
-class TstBatchEngineSpec : public QObject {
+class TstBatchEngineSpec : public PresetModelTest {
     Q_OBJECT
 
+  public:
+    TstBatchEngineSpec() : PresetModelTest(91, 4321) {}
+
   private:
-    QTemporaryDir m_dir;
-    std::mt19937 m_rng{4321};
-    std::map<std::string, std::shared_ptr<const Model>> m_models;
-
-    std::shared_ptr<const Model> model(const std::string & preset) {
-        if (auto it = m_models.find(preset); it != m_models.end()) return it->second;
-        auto spec = synth_preset(preset);
-        if (!spec) qFatal("%s", spec.error().to_string().c_str());
-        spec->seed = 91 + std::hash<std::string>{}(preset);
-        const std::string path = m_dir.filePath(QString::fromStdString(preset + ".gguf")).toStdString();
-        return m_models[preset] = gb::test::write_and_load(*spec, path, 1);
-    }
-
-    std::vector<Token> random_tokens(const Model & m, int n) { return gb::test::random_tokens(m, n, m_rng); }
     // A prompt with repeated segments (prompt lookup finds matches).
     std::vector<Token> repetitive(const Model & m, int n_seg, int seg_len, int reps) {
         std::vector<std::vector<Token>> segs;
@@ -125,46 +40,14 @@ class TstBatchEngineSpec : public QObject {
         return out;
     }
 
-    static std::unique_ptr<BatchEngine> engine(std::shared_ptr<const Model> m, BatchEngineParams p) {
-        if (p.n_threads == 0) p.n_threads = 2;
-        auto e = BatchEngine::create(std::move(m), p);
-        if (!e) qFatal("%s", e.error().to_string().c_str());
-        return std::move(*e);
-    }
-
-    static std::vector<std::vector<Token>> run_all(BatchEngine & e, const std::vector<GenRequest> & reqs,
-                                                   std::vector<RequestId> * ids_out = nullptr,
-                                                   std::vector<EngineEvent> * events = nullptr) {
-        std::vector<RequestId> ids;
-        for (const auto & r : reqs) {
-            auto a = e.submit(r);
-            if (a.verdict == Admission::Impossible) qFatal("unexpected impossible: %s", a.reason.c_str());
-            ids.push_back(a.id);
-        }
-        Status st = e.run_to_completion([&](const StepReport & rep) {
-            if (!e.scheduler().check_invariants()) qFatal("invariants: %s", e.scheduler().check_invariants().error().message.c_str());
-            if (rep.metrics.n_decode_tokens + rep.metrics.n_prefill_tokens > e.params().max_tokens_per_step) qFatal("over budget");
-            if (events) events->insert(events->end(), rep.events.begin(), rep.events.end());
-        });
-        if (!st) qFatal("%s", st.error().to_string().c_str());
-        std::vector<std::vector<Token>> out;
-        for (RequestId id : ids) out.push_back(e.request(id)->generated);
-        if (ids_out) *ids_out = ids;
-        return out;
-    }
-
     static std::vector<Token> alone(std::shared_ptr<const Model> m, GenRequest r) {
-        BatchEngineParams p;
-        p.page_size = 8;
-        p.n_pages = 128;
-        p.max_tokens_per_step = 64;
-        auto e = engine(std::move(m), p);
+        auto e = engine(std::move(m), engine_params(8, 128, 64));
         r.spec = SpecConfig{};
         return run_all(*e, {r})[0];
     }
 
   private slots:
-    void initTestCase() { QVERIFY(m_dir.isValid()); }
+    void initTestCase() { QVERIFY(model.valid()); }
 
     // ---- context overflow ----
 
@@ -203,11 +86,7 @@ class TstBatchEngineSpec : public QObject {
         const std::vector<Token> session_prompt((*session)->cached_tokens().begin(),
                                                 (*session)->cached_tokens().begin() + sr->n_prompt_tokens);
 
-        BatchEngineParams p;
-        p.page_size = 8;
-        p.n_pages = limit / 8;
-        p.max_tokens_per_step = 32;
-        auto e = engine(m, p);
+        auto e = engine(m, engine_params(8, limit / 8, 32));
         QCOMPARE(e->max_seq_tokens(), limit);
         GenRequest r;
         r.prompt = cp->tokens;
@@ -244,11 +123,7 @@ class TstBatchEngineSpec : public QObject {
     // cache; the reply is capped to the room left.
     void drop_oldest_turns_reuses_system_pages() {
         auto m = model("tiny-qwen2");
-        BatchEngineParams p;
-        p.page_size = 8;
-        p.n_pages = 16;  // 128 positions per sequence
-        p.max_tokens_per_step = 32;
-        auto e = engine(m, p);
+        auto e = engine(m, engine_params(8, 16, 32));  // 128 positions per sequence
         const std::vector<Token> system = random_tokens(*m, 45);  // 5 full pages + 5 tokens
         GenRequest first;
         first.prompt = system;
@@ -299,11 +174,7 @@ class TstBatchEngineSpec : public QObject {
     // Error policy (or nothing left to drop): impossible with the reason, the others run on.
     void overflow_error_impossible_others_continue() {
         auto m = model("tiny-llama");
-        BatchEngineParams p;
-        p.page_size = 8;
-        p.n_pages = 16;
-        p.max_tokens_per_step = 32;
-        auto e = engine(m, p);
+        auto e = engine(m, engine_params(8, 16, 32));
         GenRequest ok;
         ok.prompt = random_tokens(*m, 20);
         ok.max_new_tokens = 10;
@@ -343,12 +214,7 @@ class TstBatchEngineSpec : public QObject {
     void spec_concurrent_equals_alone() {
         QFETCH(QString, preset);
         auto m = model(preset.toStdString());
-        BatchEngineParams p;
-        p.page_size = 4;
-        p.n_pages = 256;
-        p.max_tokens_per_step = 24;
-        p.max_running = 6;
-        auto e = engine(m, p);
+        auto e = engine(m, engine_params(4, 256, 24, 6));
         std::vector<GenRequest> reqs;
         for (int i = 0; i < 6; ++i) {
             GenRequest r;
@@ -360,9 +226,9 @@ class TstBatchEngineSpec : public QObject {
             if (i == 5) r.spec = fixed_spec(SpecMethod::PromptLookup, 4);
             reqs.push_back(r);
         }
-        std::vector<RequestId> ids;
-        std::vector<EngineEvent> evs;
-        const auto got = run_all(*e, reqs, &ids, &evs);
+        RunLog log;
+        const auto got = run_all(*e, reqs, &log);
+        const std::vector<RequestId> & ids = log.ids;
         int64_t proposed = 0, accepted = 0, corrections = 0;
         for (size_t i = 0; i < reqs.size(); ++i) {
             QCOMPARE(got[i].size(), size_t(reqs[i].max_new_tokens));
@@ -377,7 +243,7 @@ class TstBatchEngineSpec : public QObject {
             corrections += st->n_correction;
             // Per-token origins in the events match the statistics.
             std::vector<SpecOrigin> origins;
-            for (const auto & ev : evs) if (ev.kind == EngineEvent::Kind::Token && ev.id == ids[i]) origins.push_back(ev.origin);
+            for (const auto & ev : log.events) if (ev.kind == EngineEvent::Kind::Token && ev.id == ids[i]) origins.push_back(ev.origin);
             QCOMPARE(origins, st->origins);
         }
         qInfo("proposed %lld accepted %lld corrections %lld", (long long)proposed, (long long)accepted, (long long)corrections);
@@ -391,10 +257,7 @@ class TstBatchEngineSpec : public QObject {
     // plain decoding's too (no page holding rejected tokens was cached).
     void spec_rollback_kv_equals_plain() {
         auto m = model("tiny-llama");
-        BatchEngineParams p;
-        p.page_size = 4;
-        p.n_pages = 128;
-        p.max_tokens_per_step = 32;
+        BatchEngineParams p = engine_params(4, 128, 32);
         auto es = engine(m, p);
         auto ep = engine(m, p);
         GenRequest r;
@@ -476,35 +339,13 @@ class TstBatchEngineSpec : public QObject {
         const auto cont = alone(m, g);
         p.insert(p.end(), cont.begin(), cont.end());
         const int K = 4;
-        std::map<std::vector<Token>, double> expect;
-        {
-            ContextParams cp;
-            cp.n_ctx = 128;
-            cp.n_threads = 2;
-            auto ctx = Context::create(m, cp);
-            QVERIFY(ctx.ok());
-            Context & c = **ctx;
-            QVERIFY(c.decode(p, false));
-            const std::vector<float> l0(c.logits().begin(), c.logits().end());
-            for (auto [t1, p1] : top_k_dist(l0, K)) {
-                c.truncate(int32_t(p.size()));
-                const Token a[1] = {t1};
-                QVERIFY(c.decode(a, false));
-                const std::vector<float> l1(c.logits().begin(), c.logits().end());
-                for (auto [t2, p2] : top_k_dist(l1, K)) {
-                    c.truncate(int32_t(p.size()) + 1);
-                    const Token b[1] = {t2};
-                    QVERIFY(c.decode(b, false));
-                    for (auto [t3, p3] : top_k_dist(c.logits(), K)) expect[{t1, t2, t3}] = p1 * p2 * p3;
-                }
-            }
-        }
-        BatchEngineParams bp;
-        bp.page_size = 8;
-        bp.n_pages = 512;
-        bp.max_tokens_per_step = 128;
-        bp.max_running = 32;
-        auto e = engine(m, bp);
+        ContextParams cp;
+        cp.n_ctx = 128;
+        cp.n_threads = 2;
+        auto ctx = Context::create(m, cp);
+        QVERIFY(ctx.ok());
+        const std::map<std::vector<Token>, double> expect = first_three_dist(**ctx, p, K);
+        auto e = engine(m, engine_params(8, 512, 128, 32));
         e->set_accept_rule(AcceptRule(rule));
         const int n = 2000;
         SamplerParams sp;
@@ -534,24 +375,8 @@ class TstBatchEngineSpec : public QObject {
             proposed += e->spec_stats(id)->proposed;
             accepted += e->spec_stats(id)->accepted;
         }
-        double stat = 0.0, pooled_e = 0.0, pooled_o = 0.0;
-        int bins = 0, counted = 0;
-        for (const auto & [k, pr] : expect) {
-            const double ex = pr * n;
-            auto it = seen.find(k);
-            const double o = it == seen.end() ? 0.0 : it->second;
-            counted += int(o);
-            if (ex < 5) { pooled_e += ex; pooled_o += o; continue; }
-            stat += (o - ex) * (o - ex) / ex;
-            ++bins;
-        }
-        pooled_o += n - counted;  // outcomes the oracle calls impossible
-        if (pooled_e > 0 || pooled_o > 0) {
-            const double ex = std::max(pooled_e, 1e-9);
-            stat += (pooled_o - ex) * (pooled_o - ex) / ex;
-            ++bins;
-        }
-        const double pv = gamma_q((bins - 1) / 2.0, stat / 2.0);
+        int bins = 0;
+        const double pv = chi_square_p(expect, seen, n, &bins);
         qInfo("rule %d: chi-square p = %.3g over %d bins, proposed %lld accepted %lld", rule, pv, bins, (long long)proposed,
               (long long)accepted);
         QVERIFY2(proposed >= n / 2 && accepted > n / 10, "drafts were meant to be proposed and accepted");
@@ -564,12 +389,7 @@ class TstBatchEngineSpec : public QObject {
     // token per running stream, no draft fits and everything still completes.
     void spec_draft_tokens_within_budget() {
         auto m = model("tiny-qwen2");
-        BatchEngineParams p;
-        p.page_size = 4;
-        p.n_pages = 128;
-        p.max_tokens_per_step = 3;
-        p.max_running = 3;
-        auto e = engine(m, p);
+        auto e = engine(m, engine_params(4, 128, 3, 3));
         std::vector<GenRequest> reqs;
         for (int i = 0; i < 3; ++i) {
             GenRequest r;

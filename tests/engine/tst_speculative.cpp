@@ -5,6 +5,8 @@
 // equals plain decoding's; incompatible drafts are refused with the reason;
 // Context::decode_tree gives each node the bits of its path decoded alone and
 // commit_tree leaves the K/V of plain decoding; skip_layers = zeroed layers.
+#include "batch_engine_fixture.h"
+#include "dist_oracle.h"
 #include "glassbox/gguf.h"
 #include "glassbox/model.h"
 #include "glassbox/sampler.h"
@@ -24,6 +26,9 @@
 #include <random>
 
 using namespace gb;
+using gb::test::chi_square_p;
+using gb::test::fixed_spec;
+using gb::test::same_bits;
 
 class TstSpeculative : public QObject {
     Q_OBJECT
@@ -58,14 +63,6 @@ class TstSpeculative : public QObject {
 };
 
 namespace {
-
-std::shared_ptr<const Model> write_and_load(const SynthSpec & spec, const std::string & path) {
-    Status st = write_synthetic_model(spec, path, {}, 1);
-    if (!st) qFatal("write_synthetic_model: %s", st.error().message.c_str());
-    auto m = Model::load(path);
-    if (!m) qFatal("load %s: %s", path.c_str(), m.error().message.c_str());
-    return std::move(m.value());
-}
 
 std::unique_ptr<Context> make_ctx(std::shared_ptr<const Model> m, int32_t n_ctx = 512) {
     ContextParams cp;
@@ -109,16 +106,6 @@ std::unique_ptr<Speculator> make_spec(const std::string & method, std::shared_pt
     return std::move(s.value());
 }
 
-SpecConfig fixed_cfg(int32_t draft_max, int32_t branches) {
-    SpecConfig cfg;
-    cfg.draft_max = draft_max;
-    cfg.max_branches = branches;
-    cfg.lookahead_candidates = branches;
-    cfg.adaptive = false;
-    cfg.auto_off = false;
-    return cfg;
-}
-
 // Prompts: repetitive (lookup matches), varied, and a short one.
 std::vector<Token> prompt_of(int which) {
     switch (which) {
@@ -131,77 +118,6 @@ std::vector<Token> prompt_of(int which) {
         }
         default: return {1, 270};
     }
-}
-
-// Regularized upper incomplete gamma Q(a, x) (series / continued fraction).
-double gamma_q(double a, double x) {
-    if (x <= 0) return 1.0;
-    const double lg = std::lgamma(a);
-    if (x < a + 1) {
-        double sum = 1.0 / a, term = sum;
-        for (int n = 1; n < 1000; ++n) {
-            term *= x / (a + n);
-            sum += term;
-            if (term < sum * 1e-15) break;
-        }
-        return 1.0 - sum * std::exp(-x + a * std::log(x) - lg);
-    }
-    double b = x + 1 - a, c = 1e300, d = 1 / b, h = d;
-    for (int i = 1; i < 1000; ++i) {
-        const double an = -i * (i - a);
-        b += 2;
-        d = an * d + b;
-        if (std::fabs(d) < 1e-300) d = 1e-300;
-        c = b + an / c;
-        if (std::fabs(c) < 1e-300) c = 1e-300;
-        d = 1 / d;
-        const double del = d * c;
-        h *= del;
-        if (std::fabs(del - 1) < 1e-15) break;
-    }
-    return std::exp(-x + a * std::log(x) - lg) * h;
-}
-
-// Chi-square goodness of fit; cells with expected count < 5 are pooled.
-double chi_square_p(const std::map<std::vector<Token>, double> & expected_p, const std::map<std::vector<Token>, int> & observed,
-                    int n) {
-    double stat = 0.0, pooled_e = 0.0, pooled_o = 0.0;
-    int bins = 0;
-    int seen = 0;
-    for (const auto & [k, p] : expected_p) {
-        const double e = p * n;
-        auto it = observed.find(k);
-        const double o = it == observed.end() ? 0.0 : it->second;
-        seen += int(o);
-        if (e < 5) { pooled_e += e; pooled_o += o; continue; }
-        stat += (o - e) * (o - e) / e;
-        ++bins;
-    }
-    pooled_o += n - seen;  // outcomes the oracle says are impossible
-    if (pooled_e > 0 || pooled_o > 0) {
-        const double e = std::max(pooled_e, 1e-9);
-        stat += (pooled_o - e) * (pooled_o - e) / e;
-        ++bins;
-    }
-    return gamma_q((bins - 1) / 2.0, stat / 2.0);
-}
-
-// Independent oracle for top-k + temperature sampling: softmax over the k largest logits.
-std::vector<std::pair<Token, double>> oracle_dist(std::span<const float> logits, int k, float temp) {
-    std::vector<Token> idx(logits.size());
-    for (size_t i = 0; i < idx.size(); ++i) idx[i] = Token(i);
-    std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](Token a, Token b) {
-        return logits[size_t(a)] > logits[size_t(b)] || (logits[size_t(a)] == logits[size_t(b)] && a < b);
-    });
-    double z = 0.0;
-    std::vector<std::pair<Token, double>> out;
-    for (int i = 0; i < k; ++i) {
-        const double e = std::exp((double(logits[size_t(idx[i])]) - logits[size_t(idx[0])]) / temp);
-        out.emplace_back(idx[i], e);
-        z += e;
-    }
-    for (auto & pr : out) pr.second /= z;
-    return out;
 }
 
 // gguf copy with edited metadata (for incompatible-vocabulary drafts).
@@ -244,10 +160,6 @@ void zeroed_layers_copy(const std::string & src, const std::string & dst, const 
     if (!w.write(dst)) qFatal("write");
 }
 
-bool same_bits(std::span<const float> a, std::span<const float> b) {
-    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
-
 // A random token tree of n nodes (parents first); deep chains when chain_bias is high.
 void random_tree(std::mt19937 & rng, int32_t n, double chain_bias, std::vector<Token> & tok, std::vector<int32_t> & par) {
     tok.clear();
@@ -271,9 +183,9 @@ void TstSpeculative::initTestCase() {
         SynthSpec s = *synth_preset(preset);
         s.n_layer = 3;
         s.weight_std = 0.25f;  // peaky next-token distributions (repetitive greedy text)
-        m_models[std::string(preset)] = write_and_load(s, d + "/" + preset + ".gguf");
+        m_models[std::string(preset)] = gb::test::write_and_load(s, d + "/" + preset + ".gguf", 1);
         s.seed = 99;  // same vocabulary, other weights: a draft that disagrees often
-        m_models[std::string(preset) + "-draft"] = write_and_load(s, d + "/" + preset + "-draft.gguf");
+        m_models[std::string(preset) + "-draft"] = gb::test::write_and_load(s, d + "/" + preset + "-draft.gguf", 1);
     }
     {
         const Status st = write_layer_skipped_copy(*m_models["tiny-llama"], {2}, d + "/tiny-llama-skip2.gguf");
@@ -282,10 +194,10 @@ void TstSpeculative::initTestCase() {
     }
     SynthSpec g6 = *synth_preset("tiny-gemma3");
     g6.n_layer = 6;
-    m_models["tiny-gemma3-6"] = write_and_load(g6, d + "/tiny-gemma3-6.gguf");
+    m_models["tiny-gemma3-6"] = gb::test::write_and_load(g6, d + "/tiny-gemma3-6.gguf", 1);
     SynthSpec s = *synth_preset("tiny-llama");
     s.n_vocab = 600;
-    m_models["tiny-llama-600"] = write_and_load(s, d + "/tiny-llama-600.gguf");
+    m_models["tiny-llama-600"] = gb::test::write_and_load(s, d + "/tiny-llama-600.gguf", 1);
 }
 
 void TstSpeculative::targetDistMatchesSampler_data() {
@@ -362,8 +274,8 @@ void TstSpeculative::greedyEqualsPlain() {
     const int32_t n = 32;
     auto ctx = make_ctx(target);
     const std::vector<Token> want = plain_generate(*ctx, p, n, sp);
-    auto r = speculative_generate(*ctx, make_spec(m, target, draft, fixed_cfg(draft_max, branches), sp), p, n,
-                                  fixed_cfg(draft_max, branches), sp, false);
+    auto r = speculative_generate(*ctx, make_spec(m, target, draft, fixed_spec(SpecMethod::None, draft_max, branches), sp), p, n,
+                                  fixed_spec(SpecMethod::None, draft_max, branches), sp, false);
     QVERIFY2(r.ok(), r.ok() ? "" : r.error().message.c_str());
     QCOMPARE(r->tokens, want);
     QCOMPARE(int64_t(r->tokens.size()), r->stats.emitted);
@@ -416,7 +328,7 @@ void TstSpeculative::treeIsExercised() {
         for (int k : {5, 8}) {
             for (int right : {1, 3, 5}) {
                 auto r = speculative_generate(*ctx, std::make_unique<OracleTreeSpeculator>(full, right), p, 40,
-                                              fixed_cfg(k, 3), sp, false);
+                                              fixed_spec(SpecMethod::None, k, 3), sp, false);
                 QVERIFY(r.ok());
                 QCOMPARE(r->tokens, want);
                 // Branch 1 is wrong at its first token, so every accepted token
@@ -439,7 +351,7 @@ void TstSpeculative::treeIsExercised() {
         }
     }
     // Lookup offers several continuations as a tree: check the tree shape.
-    SpecConfig cfg = fixed_cfg(4, 3);
+    SpecConfig cfg = fixed_spec(SpecMethod::None, 4, 3);
     auto lk = make_prompt_lookup_speculator(cfg);
     Draft d;
     const std::vector<Token> ctxt = prompt_of(0);  // ends with "300 301"; seen before 302, 302, 305
@@ -494,7 +406,7 @@ void TstSpeculative::lookaheadWindowGreedy() {
     auto target = model(arch.toStdString());
     SamplerParams sp;
     sp.temperature = 0.0f;
-    SpecConfig cfg = fixed_cfg(draft_max, verify);
+    SpecConfig cfg = fixed_spec(SpecMethod::None, draft_max, verify);
     cfg.lookahead_window = window;
     cfg.lookahead_ngram = ngram;
     auto ctx = make_ctx(target);
@@ -544,7 +456,7 @@ void TstSpeculative::lookaheadJacobiWindow() {
         auto target = model(arch);
         SamplerParams sp;
         sp.temperature = 0.0f;
-        SpecConfig cfg = fixed_cfg(3, 2);
+        SpecConfig cfg = fixed_spec(SpecMethod::None, 3, 2);
         cfg.lookahead_window = W;
         cfg.lookahead_ngram = N;
         auto la = make_spec("lookahead", target, nullptr, cfg, sp);
@@ -659,27 +571,10 @@ void TstSpeculative::distribution() {
     const int K = 4;
     auto ctx = make_ctx(target);
     // Exact joint distribution of (t1, t2, t3) by enumeration with an independent top-k softmax.
-    std::map<std::vector<Token>, double> expect;
-    {
-        ctx->truncate(0);
-        QVERIFY(ctx->decode(p, false));
-        const std::vector<float> l0(ctx->logits().begin(), ctx->logits().end());
-        for (auto [t1, p1] : oracle_dist(l0, K, 1.0f)) {
-            ctx->truncate(int32_t(p.size()));
-            const Token a[1] = {t1};
-            QVERIFY(ctx->decode(a, false));
-            const std::vector<float> l1(ctx->logits().begin(), ctx->logits().end());
-            for (auto [t2, p2] : oracle_dist(l1, K, 1.0f)) {
-                ctx->truncate(int32_t(p.size()) + 1);
-                const Token b[1] = {t2};
-                QVERIFY(ctx->decode(b, false));
-                for (auto [t3, p3] : oracle_dist(ctx->logits(), K, 1.0f)) expect[{t1, t2, t3}] = p1 * p2 * p3;
-            }
-        }
-    }
+    const std::map<std::vector<Token>, double> expect = gb::test::first_three_dist(*ctx, p, K);
     const int n = 2000;
     std::map<std::vector<Token>, int> seen;
-    SpecConfig cfg = fixed_cfg(3, 2);
+    SpecConfig cfg = fixed_spec(SpecMethod::None, 3, 2);
     int64_t proposed = 0, accepted = 0;
     std::unique_ptr<Speculator> shared;
     sp.seed = 4999;
@@ -730,7 +625,7 @@ void TstSpeculative::rollbackMatchesPlainKv() {
     sp.temperature = temp;
     sp.seed = 11;
     const std::vector<Token> p = prompt_of(1);
-    SpecConfig cfg = fixed_cfg(5, 2);
+    SpecConfig cfg = fixed_spec(SpecMethod::None, 5, 2);
     auto ctx = make_ctx(target);
     auto spec = make_spec(method.toStdString(), target, model("tiny-llama-draft"), cfg, sp);
     auto r = speculative_generate(*ctx, std::move(spec), p, 45, cfg, sp, false);
@@ -989,8 +884,8 @@ void TstSpeculative::statsJson() {
     SamplerParams sp;
     sp.temperature = 0.0f;
     auto ctx = make_ctx(target);
-    auto r = speculative_generate(*ctx, make_spec("lookup", target, nullptr, fixed_cfg(4, 1), sp), prompt_of(0), 30,
-                                  fixed_cfg(4, 1), sp, false);
+    auto r = speculative_generate(*ctx, make_spec("lookup", target, nullptr, fixed_spec(SpecMethod::None, 4, 1), sp), prompt_of(0), 30,
+                                  fixed_spec(SpecMethod::None, 4, 1), sp, false);
     QVERIFY(r.ok());
     const SpecStats & s = r->stats;
     int64_t att = 0, acc = 0;
@@ -1024,7 +919,7 @@ void TstSpeculative::sessionIntegration() {
     gp.n_logprobs = 2;
     std::vector<TokenEvent> a, b;
     for (const char * method : {"lookup", "lookahead", "draft"}) {
-        gp.spec = fixed_cfg(4, 2);
+        gp.spec = fixed_spec(SpecMethod::None, 4, 2);
         QVERIFY(parse_spec_method(method, &gp.spec.method));
         gp.spec.draft_model = model("tiny-qwen2-draft");
         for (int pr = 0; pr < 3; ++pr) {  // the second request reuses cached prefixes

@@ -99,6 +99,25 @@ const Q8Kernels & q8_kernels() {
 
 }  // namespace
 
+PagedHead paged_head(const CpuKvStorage & kv, int il, int32_t g, const PageId * pages) {
+    const KvShape & s = kv.shape();
+    const bool q8 = s.type == KvType::Q8_0;
+    // bytes of one KV head inside a slot
+    const size_t k_head_bytes = q8 ? size_t(s.head_dim_k / 32) * sizeof(block_q8_0) : size_t(s.head_dim_k) * 2;
+    const size_t v_head_bytes = q8 ? size_t(s.head_dim_v / 32) * sizeof(block_q8_0) : size_t(s.head_dim_v) * 2;
+    PagedHead h;
+    h.type = s.type;
+    h.pages = pages;
+    h.page_size = s.page_size;
+    h.k = kv.k_layer(il) + size_t(g) * k_head_bytes;
+    h.v = kv.v_layer(il) + size_t(g) * v_head_bytes;
+    h.k_page_bytes = kv.page_bytes_k();
+    h.k_slot_bytes = kv.slot_bytes_k();
+    h.v_page_bytes = kv.page_bytes_v();
+    h.v_slot_bytes = kv.slot_bytes_v();
+    return h;
+}
+
 void attend_paged(float * out, const float * q, const PagedHead & kv, int32_t lo, int32_t hi, int32_t head_dim_k,
                   int32_t head_dim_v, float scale, float * scratch) {
     attend_paged_group(out, 0, q, 0, 1, kv, lo, hi, head_dim_k, head_dim_v, scale, scratch);

@@ -26,6 +26,9 @@ struct PagedHead {
     }
 };
 
+// KV head g of layer il in kv, read through the page table pages.
+PagedHead paged_head(const CpuKvStorage & kv, int il, int32_t g, const PageId * pages);
+
 // out[head_dim_v] = softmax(scale * q . k_j) v over key positions [lo, hi).
 // scratch: ops::attend_scratch_floats(hi, head_dim_k, head_dim_v) floats.
 void attend_paged(float * out, const float * q, const PagedHead & kv, int32_t lo, int32_t hi, int32_t head_dim_k,
