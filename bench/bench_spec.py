@@ -35,6 +35,8 @@ def run(cli, model, prompt, variant, args):
     spec = parts[0]
     cmd = [cli, "generate", "-m", model, "-p", prompt, "-n", str(args.n), "--greedy", "-t", str(args.threads),
            "--ignore-eos", "--stats", "--spec", spec]
+    if args.backend != "cpu":
+        cmd += ["--backend", args.backend]
     if args.draft_max and not any(o.startswith("k") for o in parts[1:]):
         cmd += ["--draft-max", str(args.draft_max)]
     for opt in parts[1:]:
@@ -81,6 +83,7 @@ def main():
     ap.add_argument("--model", default="models/gemma-3-270m-q4_k_m.gguf")
     ap.add_argument("--draft-model", default="")
     ap.add_argument("-t", "--threads", type=int, default=2)
+    ap.add_argument("--backend", default="cpu", choices=["cpu", "cuda"], help="glassbox-cli generate --backend")
     ap.add_argument("-n", type=int, default=96)
     ap.add_argument("--draft-max", type=int, default=0)
     ap.add_argument("--methods", default="lookup,lookahead,selfdraft",

@@ -112,6 +112,7 @@ class CudaContextImpl final : public Context {
 
     // [spec] token trees (every layer on the GPU only)
     bool   supports_tree() const override { return !partial(); }
+    int32_t max_tree_nodes() const override { return kMatvecMaxTok; }  // more nodes run the GEMM path: close, not plain-step bits
     Status decode_tree(std::span<const Token> tokens, std::span<const int32_t> parents, std::span<const int32_t> out_nodes,
                        const std::atomic<bool> * cancel) override;
     Status tree_logits(std::span<const int32_t> nodes) override;

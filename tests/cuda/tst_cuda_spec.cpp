@@ -345,7 +345,7 @@ class TstCudaSpec : public QObject {
         if (oracle) cfg.method = SpecMethod::PromptLookup;  // the speculator is ours
         cfg.draft_max = 8;
         cfg.max_branches = 3;
-        cfg.auto_off = false;  // speculate every step (timing-free)
+        cfg.adaptive = cfg.auto_off = false;  // the full draft every step (timing-free: no measured costs)
         cfg.context_factory = gpu_context;
         if (cfg.method == SpecMethod::SelfDraft && default_skip_layers(*m).empty()) {
             cfg.skip_layers = {m->hparams().n_layer / 2};  // tiny gemma3: fewer layers than one local/global group

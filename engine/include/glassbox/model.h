@@ -109,6 +109,9 @@ class Context {
     // not move. At most n_batch nodes. logits() then holds the rows of
     // out_nodes, in that order ([out_nodes.size(), n_vocab]).
     virtual bool   supports_tree() const { return false; }
+    // The most nodes (the pending token included) one verification pass gives
+    // plain-step bits for; speculation keeps its trees within it.
+    virtual int32_t max_tree_nodes() const { return INT32_MAX; }
     virtual Status decode_tree(std::span<const Token> tokens, std::span<const int32_t> parents,
                                std::span<const int32_t> out_nodes, const std::atomic<bool> * cancel = nullptr);
     // Logits of more nodes of the last decode_tree() (replaces logits()).

@@ -176,6 +176,20 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
             draft.aux_output.clear();
         }
     }
+    // The backend verifies at most max_tree_nodes() nodes (pending included)
+    // with plain-step bits (CUDA: its decode matvecs); beyond that greedy output
+    // could differ, so shed the lookahead window, then branches, then depth.
+    const size_t node_cap = size_t(std::max(1, m_target.max_tree_nodes()));
+    if (1 + draft.size() + draft.aux_tokens.size() > node_cap) {
+        draft.aux_tokens.clear();
+        draft.aux_parent.clear();
+        draft.aux_output.clear();
+    }
+    if (1 + draft.size() > node_cap) keep_first_chain(draft);
+    if (1 + draft.size() > node_cap) {
+        prune_depth(draft, int32_t(node_cap) - 1);
+        plan.k = std::min(plan.k, draft.depth());
+    }
     st.draft_len = plan.k;
     if (plan.off) ++m_stats.off_steps;
 
