@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cmath>
 #include <random>
+#include "test_seed.h"
 
 using namespace gb;
 namespace ct = gb::cuda::testing;
@@ -60,9 +61,7 @@ class TstCudaKernels : public QObject {
     void initTestCase() {
         std::string why;
         if (!ct::device_available(&why)) QSKIP(qPrintable(QString::fromStdString("no usable CUDA device: " + why)));
-        uint64_t seed = uint64_t(std::chrono::system_clock::now().time_since_epoch().count());
-        if (qEnvironmentVariableIsSet("GLASSBOX_TEST_SEED")) seed = qEnvironmentVariable("GLASSBOX_TEST_SEED").toULongLong();
-        qInfo("seed %llu (GLASSBOX_TEST_SEED to repeat)", static_cast<unsigned long long>(seed));
+        uint64_t seed = gb::test::run_seed();
         m_rng.seed(uint32_t(seed));
     }
 

@@ -19,6 +19,7 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include "test_seed.h"
 
 using namespace gb;
 
@@ -142,9 +143,7 @@ class TstCudaSpec : public QObject {
         const cuda::DeviceReport r = cuda::probe();
         if (!r.available) QSKIP(qPrintable(QString::fromStdString("no usable CUDA device: " + r.message)));
         QVERIFY(m_dir.isValid());
-        m_seed = uint64_t(std::chrono::system_clock::now().time_since_epoch().count());
-        if (qEnvironmentVariableIsSet("GLASSBOX_TEST_SEED")) m_seed = qEnvironmentVariable("GLASSBOX_TEST_SEED").toULongLong();
-        qInfo("seed %llu (GLASSBOX_TEST_SEED to repeat)", static_cast<unsigned long long>(m_seed));
+        m_seed = gb::test::run_seed();
         m_rng.seed(uint32_t(m_seed));
     }
 

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <map>
 #include <random>
+#include "test_seed.h"
 
 using namespace gb;
 
@@ -92,9 +93,7 @@ class TstForward : public QObject {
   private slots:
     void initTestCase() {
         QVERIFY(m_dir.isValid());
-        m_seed = uint64_t(std::chrono::system_clock::now().time_since_epoch().count());
-        if (qEnvironmentVariableIsSet("GLASSBOX_TEST_SEED")) m_seed = qEnvironmentVariable("GLASSBOX_TEST_SEED").toULongLong();
-        qInfo("seed = %llu (set GLASSBOX_TEST_SEED to reproduce)", static_cast<unsigned long long>(m_seed));
+        m_seed = gb::test::run_seed();
         m_rng.seed(uint32_t(m_seed));
     }
 
