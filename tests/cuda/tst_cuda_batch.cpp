@@ -27,6 +27,8 @@
 #include <numeric>
 #include <cstring>
 #include <random>
+#include "logit_agreement.h"
+#include "synth_model.h"
 #include "test_seed.h"
 
 using namespace gb;
@@ -42,41 +44,9 @@ constexpr double kMargin = 0.05;
 // one run on the H200 had 35 of 36 decisive positions agree, seed 1795754340935883838).
 constexpr double kMarginQ8 = 0.2;
 
-struct Agreement {
-    double top1 = 0.0, mean_kl = 0.0, top1_decisive = 1.0;
-    int n = 0, n_decisive = 0;
-};
-
+using gb::test::Agreement;
 Agreement compare(std::span<const float> ref, std::span<const float> got, int V, double margin = kMargin) {
-    Agreement a;
-    const size_t n = ref.size() / size_t(V);
-    int same = 0, dec = 0, dec_same = 0;
-    for (size_t t = 0; t < n; ++t) {
-        const float * c = ref.data() + t * V;
-        const float * g = got.data() + t * V;
-        const int ac = int(std::max_element(c, c + V) - c), ag = int(std::max_element(g, g + V) - g);
-        same += ac == ag;
-        float second = -INFINITY;
-        for (int i = 0; i < V; ++i) if (i != ac) second = std::max(second, c[i]);
-        if (c[ac] - second >= margin) { ++dec; dec_same += ac == ag; }
-        double mc = -INFINITY, mg = -INFINITY;
-        bool finite = true;
-        for (int i = 0; i < V; ++i) { mc = std::max(mc, double(c[i])); mg = std::max(mg, double(g[i])); finite = finite && std::isfinite(g[i]); }
-        double zc = 0, zg = 0;
-        for (int i = 0; i < V; ++i) { zc += std::exp(c[i] - mc); zg += std::exp(g[i] - mg); }
-        double kl = 0;
-        for (int i = 0; i < V; ++i) {
-            const double lp = c[i] - mc - std::log(zc), lq = g[i] - mg - std::log(zg);
-            kl += std::exp(lp) * (lp - lq);
-        }
-        a.mean_kl += finite ? kl : INFINITY;
-    }
-    a.n = int(n);
-    a.n_decisive = dec;
-    a.top1_decisive = dec ? double(dec_same) / dec : 1.0;
-    a.top1 = n ? double(same) / double(n) : 0.0;
-    a.mean_kl = n ? a.mean_kl / double(n) : 0.0;
-    return a;
+    return gb::test::compare_logits(ref, got, V, margin);
 }
 
 }  // namespace
@@ -89,18 +59,7 @@ class TstCudaBatch : public QObject {
     std::mt19937 m_rng;
 
     std::shared_ptr<const Model> model(const std::string & preset, const std::string & ftype) {
-        auto spec = synth_preset(preset);
-        if (!spec) qFatal("%s", spec.error().to_string().c_str());
-        auto types = synth_types(ftype);
-        if (!types) qFatal("%s", types.error().to_string().c_str());
-        spec->types = *types;
-        spec->seed = m_seed + std::hash<std::string>{}(preset + ftype);
-        const std::string path = m_dir.filePath(QString::fromStdString(preset + "-" + ftype + ".gguf")).toStdString();
-        Status st = write_synthetic_model(*spec, path, {}, 0);
-        if (!st) qFatal("%s", st.error().to_string().c_str());
-        auto m = Model::load(path);
-        if (!m) qFatal("%s", m.error().to_string().c_str());
-        return *m;
+        return gb::test::preset_model(m_dir.path().toStdString(), preset, ftype, m_seed);
     }
 
     static kv::BatchEngineParams cuda_engine_params() {

@@ -19,6 +19,7 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include "synth_model.h"
 #include "test_seed.h"
 
 using namespace gb;
@@ -99,20 +100,7 @@ class TstCudaSpec : public QObject {
     // seed_type: the weights of that type's model (another type: the same
     // weights quantized differently)
     std::shared_ptr<const Model> model(const std::string & preset, const std::string & ftype, const std::string & seed_type = {}) {
-        auto spec = synth_preset(preset);
-        if (!spec) qFatal("%s", spec.error().to_string().c_str());
-        auto types = synth_types(ftype);
-        if (!types) qFatal("%s", types.error().to_string().c_str());
-        spec->types = *types;
-        spec->seed = m_seed + std::hash<std::string>{}(preset + (seed_type.empty() ? ftype : seed_type));
-        const std::string path = m_dir.filePath(QString::fromStdString(preset + "-" + ftype + "-" + seed_type + ".gguf")).toStdString();
-        if (!QFile::exists(QString::fromStdString(path))) {
-            Status st = write_synthetic_model(*spec, path, {}, 0);
-            if (!st) qFatal("%s", st.error().to_string().c_str());
-        }
-        auto m = Model::load(path);
-        if (!m) qFatal("%s", m.error().to_string().c_str());
-        return *m;
+        return gb::test::preset_model(m_dir.path().toStdString(), preset, ftype, m_seed, seed_type);
     }
     std::vector<Token> random_tokens(const Model & m, int n) {
         std::uniform_int_distribution<int> d(3, m.hparams().n_vocab - 1);
