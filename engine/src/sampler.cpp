@@ -1,6 +1,8 @@
 // Sampler chain stages and the chain itself.
 #include "glassbox/sampler.h"
 
+#include "cpu/row_ops.h"
+
 #include <algorithm>
 #include <cassert>
 #include <cmath>
@@ -159,24 +161,9 @@ Sampler::Sampler(const SamplerParams & params) : m_params(params) {
 }
 
 namespace {
-// Index of the first maximum (as std::max_element), with 16 independent
-// running maxima so the scan vectorizes: a 262k vocabulary per token is
-// otherwise a visible share of a GPU decode step.
-Token first_argmax(std::span<const float> x) {
-    constexpr size_t kLanes = 16;
-    float lane[kLanes];
-    for (float & l : lane) l = -INFINITY;
-    const size_t n = x.size();
-    size_t i = 0;
-    for (; i + kLanes <= n; i += kLanes)
-        for (size_t l = 0; l < kLanes; ++l) lane[l] = x[i + l] > lane[l] ? x[i + l] : lane[l];
-    float m = -INFINITY;
-    for (float l : lane) m = l > m ? l : m;
-    for (; i < n; ++i) m = x[i] > m ? x[i] : m;
-    for (size_t j = 0; j < n; ++j)
-        if (x[j] == m) return Token(j);
-    return Token(std::max_element(x.begin(), x.end()) - x.begin());  // all NaN / -inf
-}
+// Index of the first maximum (as std::max_element), vectorized (cpu/row_ops):
+// a 262k vocabulary per token is otherwise a visible share of a decode step.
+Token first_argmax(std::span<const float> x) { return Token(cpu::row_argmax(x.data(), int64_t(x.size()))); }
 }  // namespace
 
 Token Sampler::sample(std::span<const float> logits) {
@@ -225,11 +212,7 @@ std::string Sampler::describe() const {
 }
 
 static double log_sum_exp(std::span<const float> logits, float * max_out) {
-    const float mx = *std::max_element(logits.begin(), logits.end());
-    double sum = 0.0;
-    for (float l : logits) sum += std::exp(double(l) - mx);
-    *max_out = mx;
-    return std::log(sum);
+    return cpu::row_log_sum_exp(logits.data(), int64_t(logits.size()), max_out);
 }
 
 std::vector<TokenLogprob> Sampler::top_logprobs(std::span<const float> logits, int n) {

@@ -5,6 +5,7 @@
 #include "glassbox/kv/batch_forward.h"
 
 #include "arch/arch.h"
+#include "cpu/row_ops.h"
 #include "cpu/thread_pool.h"
 #include "forward_ops.h"
 #include "kv/paged_attention.h"
@@ -216,7 +217,7 @@ Token BatchForward::greedy_token(size_t seq_index) const {
     const size_t n = size_t(model().hparams().n_vocab);
     if (l.size() < n || n == 0) return -1;
     const float * row = l.data() + (l.size() - n);
-    return Token(std::max_element(row, row + n) - row);
+    return Token(cpu::row_argmax(row, int64_t(n)));
 }
 
 Result<std::unique_ptr<BatchForward>> BatchForward::create(std::shared_ptr<const Model> model, const BatchForwardParams & params) {

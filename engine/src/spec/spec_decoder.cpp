@@ -53,6 +53,11 @@ int32_t SpecDecoder::draft_len() const {
 
 void SpecDecoder::begin(std::span<const Token> tokens) {
     m_tokens.assign(tokens.begin(), tokens.end());
+    if (std::getenv("GB_SPEC_TRACE_IDS")) {  // diagnostics: the prompt's ids, then every emitted id (offline policy studies)
+        std::fprintf(stderr, "ids-prompt");
+        for (Token t : m_tokens) std::fprintf(stderr, " %d", int(t));
+        std::fprintf(stderr, "\n");
+    }
     if (m_spec) m_spec->reset();
 }
 
@@ -74,6 +79,8 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
         }
         out.push_back(std::move(t));
         m_tokens.push_back(id);
+        static const bool trace_ids = std::getenv("GB_SPEC_TRACE_IDS") != nullptr;
+        if (trace_ids) std::fprintf(stderr, "ids-emit %d\n", int(id));
         im.ctl.on_emitted(id);
         m_stats.origins.push_back(origin);
         ++m_stats.emitted;
@@ -122,6 +129,7 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
     const bool model_cost = m_spec && m_spec->has_model_cost();
     spec::Plan plan;
     Draft draft;
+    static const bool trace = std::getenv("GB_SPEC_TRACE") != nullptr;  // diagnostics: each step's plan on stderr
     if (m_spec && k_max > 0 && !model_cost) {
         // A cheap speculator proposes at full depth every step: the proposal is
         // the controller's shadow (what verification would accept, learned from
@@ -138,7 +146,6 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
         }
         im.ctl.shadow_start(draft);
         plan = im.ctl.choose(m_cfg, spec::shape_of(draft), k_max, false);
-        static const bool trace = std::getenv("GB_SPEC_TRACE") != nullptr;  // diagnostics: each step's plan on stderr
         if (trace) {
             const spec::DraftShape sh = spec::shape_of(draft);
             std::fprintf(stderr, "k=%d tree=%d win=%d off=%d depth=%d cls=%d p0_chain=%.2f p0_tree=%.2f t1=%.1f c2=%.1f c4=%.1f c7=%.1f c13=%.1f p=", plan.k, plan.tree, plan.window, plan.off, sh.depth, sh.cls, im.ctl.p(sh.cls, false, 0), im.ctl.p(sh.cls, true, 0),
@@ -304,6 +311,10 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
         GB_TRY_STATUS(m_target.decode(batch, true, cancel));
         for (size_t r = 0; r < row_of.size(); ++r) row_of[r] = int32_t(r);
     }
+    // What the cost model learns: the target's forward passes only (as the
+    // plain step's reading), not the walk (argmax, log-probabilities and
+    // bookkeeping per emitted token: a per-token cost a plain step pays too).
+    double t_fwd_ms = ms_between(t_verify0, Clock::now());
     bool left_chain = false;  // the walk took a node that is not its parent's first child
     int32_t d = 0;       // depth of the current (accepted) node
     int32_t node = -1;   // current node (-1 = root)
@@ -401,7 +412,9 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
             // (its hidden states are already computed).
             chain_from(chosen);
             ++st.decode_calls;
+            const auto t_head0 = Clock::now();
             GB_TRY_STATUS(m_target.tree_logits(out_nodes));
+            t_fwd_ms += ms_between(t_head0, Clock::now());
         }
     }
     st.t_verify_ms = ms_between(t_verify0, Clock::now());
@@ -424,7 +437,8 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
     // drafter's probe outcome.
     if (n_nodes + 1 > int32_t(draft.depth()) + 1) im.p_leave = 0.9 * im.p_leave + (left_chain ? 0.1 : 0.0);  // trees only
     if (plan.probe) im.ctl.probe_done(m_cfg, d > 0);
-    im.ctl.costs.observe(int32_t(batch.size()), st.t_verify_ms);
+    im.ctl.costs.observe(int32_t(batch.size()), t_fwd_ms);
+    if (trace) std::fprintf(stderr, "  verify n=%d rows=%d accepted=%d calls=%d fwd %.1f ms, %.1f ms (%.2f plain)\n", int(batch.size()), int(out_nodes.size()), d, st.decode_calls, t_fwd_ms, st.t_verify_ms, st.t_verify_ms / std::max(1e-9, im.ctl.costs.t_plain()));
     finish();
     obs.tokens = m_tokens;
     obs.n_accepted = d;

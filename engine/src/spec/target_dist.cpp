@@ -2,6 +2,8 @@
 // draw. tst_speculative checks it draws exactly what Sampler draws for equal seeds.
 #include "spec/target_dist.h"
 
+#include "cpu/row_ops.h"
+
 #include <algorithm>
 #include <cmath>
 #include <unordered_map>
@@ -92,11 +94,7 @@ Token greedy_token(std::span<const float> logits, const SamplerParams & p, std::
 }
 
 Token argmax(std::span<const float> logits) {
-    size_t best = 0;
-    for (size_t i = 1; i < logits.size(); ++i) {
-        if (logits[i] > logits[best]) best = i;
-    }
-    return Token(best);
+    return logits.empty() ? Token(0) : Token(cpu::row_argmax(logits.data(), int64_t(logits.size())));
 }
 
 Token draw(const CandidateArray & dist, std::mt19937_64 & rng) {
