@@ -19,6 +19,7 @@ class TstSpecController : public QObject {
     Q_OBJECT
   private slots:
     void costModel();
+    void loadSpikeDoesNotStick();
     void shadowTurnsOnThenOff();
     void depthFollowsAcceptance();
     void depthFollowsCost_data();
@@ -51,6 +52,8 @@ Draft chain_n(Token first, int32_t n) {
 void inject(Controller & c, double t1, const std::function<double(int32_t)> & f, int32_t n_max) {
     c.costs.observe(1, t1);
     for (int32_t n = 2; n <= n_max; ++n) c.costs.observe(n, f(n));
+    // all injected sizes count as just measured (none stale yet)
+    for (int32_t n = 1; n <= n_max; ++n) c.costs.last_obs[n] = c.costs.clock;
 }
 
 // One step of a scripted generation: the step's proposal is shadowed, then
@@ -96,16 +99,41 @@ void TstSpecController::costModel() {
     m.observe(3, 25.0);
     QCOMPARE(m.cost(3), 25.0);
     QCOMPARE(m.cost(4), std::min(27.5, 25.0 + CostModel::kExploreSlope * 10));
-    // EMA per size
+    // per size: the lower median of the last 3 readings
     m.observe(5, 40.0);
-    QCOMPARE(m.cost(5), 0.7 * 30.0 + 0.3 * 40.0);
+    QCOMPARE(m.cost(5), 30.0);  // two readings: the lower
+    m.observe(5, 34.0);
+    QCOMPARE(m.cost(5), 34.0);  // 30, 40, 34: the median
     // a reading above n plain steps is load noise: clamped to n plain steps
     m.observe(2, 1000.0);
     QCOMPARE(m.cost(2), 20.0);
     // a size not measured for a while is explored again (optimistic)
     for (int i = 0; i < CostModel::kStale + 1; ++i) m.observe(1, 10.0);
-    QCOMPARE(m.estimate(5), 0.7 * 30.0 + 0.3 * 40.0);
+    QCOMPARE(m.estimate(5), 34.0);
     QCOMPARE(m.cost(5), 25.0 + 2 * CostModel::kExploreSlope * 10.0);
+}
+
+void TstSpecController::loadSpikeDoesNotStick() {
+    // A verify size read once while another process had the cores (a spike of
+    // 3.5 plain steps where the size costs 1.8): the controller drafts less
+    // deep, then re-explores the size once its reading is stale, and one
+    // normal reading puts the depth back: the spike does not outlive it.
+    Controller c;
+    SpecConfig cfg;
+    cfg.draft_max = 7;
+    inject(c, 10.0, [](int32_t n) { return 10.0 + 1.0 * (n - 1); }, 7);  // 1 + 0.1 (n - 1) plain steps
+    c.costs.observe(8, 35.0);  // the spike at n = 8 (7-token drafts)
+    for (int i = 0; i < 6; ++i) step(c, cfg, chain_n(100, 7), 7, {100, 101, 102, 103, 104, 105, 106});  // all accepted
+    Plan p = step(c, cfg, chain_n(100, 7), 7, {100, 101, 102, 103, 104, 105, 106});
+    QVERIFY2(p.k < 7, "the spike makes depth 7 look dear");
+    // other sizes are measured meanwhile (the spike's size is not): it goes stale
+    for (int i = 0; i <= CostModel::kStale; ++i) c.costs.observe(p.k + 1, 10.0 + 1.0 * p.k);
+    p = step(c, cfg, chain_n(100, 7), 7, {100, 101, 102, 103, 104, 105, 106});
+    QCOMPARE(p.k, 7);  // explored again (optimistic while stale)
+    c.costs.observe(8, 17.0);  // a normal reading at n = 8
+    QCOMPARE(c.costs.cost(8), 17.0);  // the lower of 35 and 17
+    p = step(c, cfg, chain_n(100, 7), 7, {100, 101, 102, 103, 104, 105, 106});
+    QCOMPARE(p.k, 7);
 }
 
 void TstSpecController::shadowTurnsOnThenOff() {

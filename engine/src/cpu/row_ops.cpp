@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -122,7 +123,8 @@ const RowKernels & kernels() {
         RowKernels r;
 #ifdef GB_ROW_X86
         __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        const char * force = std::getenv("GB_ROW_OPS_SCALAR");  // A/B measurements: the scalar loops
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !(force && *force == '1')) {
             r.max = row_max_avx2;
             r.first_equal = first_equal_avx2;
             r.sum_exp = sum_exp_avx2;

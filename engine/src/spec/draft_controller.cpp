@@ -42,8 +42,13 @@ void CostModel::observe(int32_t n, double t_ms) {
     // reading is the machine's noise (another process had the cores), clamped
     // so one spike does not rule a size out until it goes stale.
     if (n > 1 && ms[1] > 0.0) t_ms = std::min(t_ms, double(n) * ms[1]);
-    ms[n] = n_obs[n] == 0 ? t_ms : 0.7 * ms[n] + 0.3 * t_ms;
+    readings[n][n_obs[n] % kReadings] = t_ms;
     ++n_obs[n];
+    const int32_t k = std::min(n_obs[n], kReadings);
+    double r[kReadings];
+    std::copy(readings[n], readings[n] + k, r);
+    std::sort(r, r + k);
+    ms[n] = r[(k - 1) / 2];  // 1 reading: it; 2: the lower; 3: the median
     last_obs[n] = ++clock;
 }
 

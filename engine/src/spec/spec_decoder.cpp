@@ -23,6 +23,15 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
     return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
+// Chains verify only the head rows the walk is likely to need (GB_SPEC_LAZY_HEAD=0: every row, for A/B runs).
+bool lazy_head_enabled() {
+    static const bool on = [] {
+        const char * e = std::getenv("GB_SPEC_LAZY_HEAD");
+        return !(e && *e == '0');
+    }();
+    return on;
+}
+
 using spec::Controller;
 using spec::keep_first_chain;
 using spec::prune_depth;
@@ -278,6 +287,7 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
         return m_target.logits().subspan(size_t(row_of[size_t(node) + 1]) * size_t(n_vocab), size_t(n_vocab));
     };
 
+    bool lazy_rows = false;  // the chain's deeper head rows are left for a second head call
     const auto t_verify0 = Clock::now();
     st.decode_calls = 1;
     std::vector<Token> aux_next;
@@ -292,6 +302,26 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
                     row_of[size_t(i)] = int32_t(out_nodes.size());
                     out_nodes.push_back(i);
                 }
+            }
+        } else if (n_other == 0 && n_chain > 2 && lazy_head_enabled()) {
+            // A chain: rows only as deep as the walk is likely to get. Rows
+            // 0..m-1 check draft depths 0..m-1; row m onwards comes in one more
+            // head call (tree_logits, below) when all m are accepted. Pick the m
+            // with the least expected head cost, head_cost(m) + reach(m) *
+            // head_cost(n_chain - m), reach(m) = p0 p1 ... p(m-1) from the
+            // controller (e.g. a 1-token prompt match whose first token is
+            // rarely right: one row instead of 13).
+            double best = head_cost(n_chain), reach = 1.0;
+            int32_t m_best = n_chain;
+            for (int32_t m = 1; m < n_chain; ++m) {
+                reach *= im.ctl.p(draft.cls, false, m - 1);
+                const double c = head_cost(m) + reach * head_cost(n_chain - m);
+                if (c < best) { best = c; m_best = m; }
+            }
+            if (m_best < n_chain) {
+                for (int32_t r = m_best; r < n_chain; ++r) row_of[size_t(out_nodes[size_t(r)])] = -1;
+                out_nodes.resize(size_t(m_best));
+                lazy_rows = true;
             }
         }
         const size_t first_aux_row = out_nodes.size();
@@ -427,6 +457,7 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
     // after each (its rows are computed: the current chain contains it).
     SpecObservation obs;
     for (int32_t c = node < 0 ? root_first : first_child[size_t(node)]; c >= 0; c = first_child[size_t(c)]) {
+        if (row_of[size_t(c) + 1] < 0) break;  // a row left out (lazy head rows): the tail ends here
         obs.tail_tokens.push_back(draft.tokens[size_t(c)]);
         obs.tail_next.push_back(spec::argmax(row_at(c)));
     }
@@ -437,8 +468,10 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
     // drafter's probe outcome.
     if (n_nodes + 1 > int32_t(draft.depth()) + 1) im.p_leave = 0.9 * im.p_leave + (left_chain ? 0.1 : 0.0);  // trees only
     if (plan.probe) im.ctl.probe_done(m_cfg, d > 0);
-    im.ctl.costs.observe(int32_t(batch.size()), t_fwd_ms);
-    if (trace) std::fprintf(stderr, "  verify n=%d rows=%d accepted=%d calls=%d fwd %.1f ms, %.1f ms (%.2f plain)\n", int(batch.size()), int(out_nodes.size()), d, st.decode_calls, t_fwd_ms, st.t_verify_ms, st.t_verify_ms / std::max(1e-9, im.ctl.costs.t_plain()));
+    // (A verify with head rows left out is not a reading of cost(n): the
+    // controller plans with full verifies, which lazy rows only make cheaper.)
+    if (!lazy_rows) im.ctl.costs.observe(int32_t(batch.size()), t_fwd_ms);
+    if (trace) std::fprintf(stderr, "  verify n=%d rows=%d%s accepted=%d calls=%d fwd %.1f ms, %.1f ms (%.2f plain)\n", int(batch.size()), int(out_nodes.size()), lazy_rows ? " (lazy)" : "", d, st.decode_calls, t_fwd_ms, st.t_verify_ms, st.t_verify_ms / std::max(1e-9, im.ctl.costs.t_plain()));
     finish();
     obs.tokens = m_tokens;
     obs.n_accepted = d;
