@@ -18,7 +18,7 @@ Replay:
 
 Policies: fixed depth k (always draft k when there is a match), a port of
 spec::Controller's chain plan (shadow acceptance per depth and match class,
-pooled prior, most expected tokens per cost, 5% margin, plain step otherwise;
+pooled prior inherited from the depth above, most expected tokens per cost, 5% margin, plain step otherwise;
 no trees, no lookahead window) and the oracle (dynamic programming with the
 future known: an upper bound for any policy with these drafts and costs).
 """
@@ -99,8 +99,12 @@ def replay(prompt, emitted, n, k_max, cost, overhead, policy):
                 alive.append((start, d, c))
         walks = alive
 
-    def p(c, d):  # class estimate with the pooled one as prior (2 obs), pooled with Beta(0.5) (0.5 obs)
-        pa = (pooled.hit[d] + 0.25) / (pooled.seen[d] + 0.5)
+    def p(c, d):
+        # the class's estimate with the pooled one as prior (2 observations); the pooled
+        # one at depth d with depth d - 1's as prior (0.5 observations; depth 0: 0.5)
+        pa = 0.5
+        for i in range(d + 1):
+            pa = (pooled.hit[i] + 0.5 * pa) / (pooled.seen[i] + 0.5)
         return (per_cls[c].hit[d] + 2.0 * pa) / (per_cls[c].seen[d] + 2.0)
 
     emit(0)  # the first token comes from the prefill

@@ -20,6 +20,7 @@ class TstSpecController : public QObject {
   private slots:
     void costModel();
     void loadSpikeDoesNotStick();
+    void deepDepthsInheritTheDepthAbove();
     void shadowTurnsOnThenOff();
     void depthFollowsAcceptance();
     void depthFollowsCost_data();
@@ -134,6 +135,28 @@ void TstSpecController::loadSpikeDoesNotStick() {
     QCOMPARE(c.costs.cost(8), 17.0);  // the lower of 35 and 17
     p = step(c, cfg, chain_n(100, 7), 7, {100, 101, 102, 103, 104, 105, 106});
     QCOMPARE(p.k, 7);
+}
+
+void TstSpecController::deepDepthsInheritTheDepthAbove() {
+    // Two 3-token drafts, both accepted whole (the walks end at their leaves):
+    // depths 0-2 are seen accepted, deeper ones never. A deeper depth takes
+    // the estimate of the deepest seen one (not the 0.5 prior), so the next
+    // 12-token proposal is drafted deep, not at 3-4 tokens.
+    Controller c;
+    SpecConfig cfg;
+    inject(c, 10.0, [](int32_t n) { return 10.0 + 1.0 * (n - 1); }, 13);
+    step(c, cfg, chain_n(100, 3), 3, {100, 101, 102, 9});
+    step(c, cfg, chain_n(200, 3), 3, {200, 201, 202, 9});
+    const double p2 = c.pooled(false, 2);
+    QVERIFY(p2 > 0.8);
+    for (int32_t d = 3; d < 12; ++d) {
+        QCOMPARE(c.pooled(false, d), p2);
+        QCOMPARE(c.p(0, false, d), p2);  // no class counts there either
+    }
+    const Plan p = step(c, cfg, chain_n(300, 12), 12, {300});
+    double r = 0;
+    QCOMPARE(p.k, best_k(c, 0, 12, &r));
+    QVERIFY(p.k >= 8);
 }
 
 void TstSpecController::shadowTurnsOnThenOff() {

@@ -20,10 +20,20 @@ double DepthAcceptance::p(int32_t d, double prior, double prior_w) const {
     return (hit[d] + prior * prior_w) / (seen[d] + prior_w);
 }
 
-double Controller::p(int32_t cls, bool tree, int32_t d) const {
+double Controller::pooled(bool tree, int32_t d) const {
+    // Depth d's prior is depth d - 1's estimate (depth 0: kPrior): a depth
+    // seen rarely (deep ones) is taken to be like the one above it, not a coin
+    // flip, so a run that has seen long drafts accepted drafts long at once.
     const DepthAcceptance & all = tree ? m_tree_all : m_chain_all;
+    d = std::clamp(d, 0, DepthAcceptance::kMaxDepth - 1);
+    double est = DepthAcceptance::kPrior;
+    for (int32_t i = 0; i <= d; ++i) est = all.p(i, est, DepthAcceptance::kPriorW);
+    return est;
+}
+
+double Controller::p(int32_t cls, bool tree, int32_t d) const {
     const DepthAcceptance & one = tree ? m_tree[clamp_cls(cls)] : m_chain[clamp_cls(cls)];
-    return one.p(d, all.p(d), kClassPriorW);
+    return one.p(d, pooled(tree, d), kClassPriorW);
 }
 
 double Controller::expected(int32_t cls, bool tree, int32_t k) const {

@@ -21,7 +21,7 @@ namespace gb::spec {
 struct DepthAcceptance {
     static constexpr int32_t kMaxDepth = 64;
     static constexpr double kKeep = 0.85;    // decay per observation at a depth (~7 recent ones count)
-    static constexpr double kPrior = 0.5;    // prior acceptance ...
+    static constexpr double kPrior = 0.5;    // prior acceptance (Controller: at depth 0; deeper, the depth above's estimate) ...
     static constexpr double kPriorW = 0.5;   // ... worth half an observation
     double hit[kMaxDepth] = {};
     double seen[kMaxDepth] = {};
@@ -97,6 +97,8 @@ class Controller {
     // observations), so a class seen a few times is not taken at its word.
     static constexpr double kClassPriorW = 2.0;
     double p(int32_t cls, bool tree, int32_t d) const;
+    // The all-classes estimate at depth d, with depth d - 1's as its prior.
+    double pooled(bool tree, int32_t d) const;
     // Expected tokens emitted by a step drafting k depths: 1 + p0 + p0 p1 + ...
     double expected(int32_t cls, bool tree, int32_t k) const;
 
