@@ -100,25 +100,27 @@ void TstSpecController::costModel() {
     m.observe(3, 25.0);
     QCOMPARE(m.cost(3), 25.0);
     QCOMPARE(m.cost(4), std::min(27.5, 25.0 + CostModel::kExploreSlope * 10));
-    // per size: the lower median of the last 3 readings
+    // per size: the median of the last 3 readings
     m.observe(5, 40.0);
-    QCOMPARE(m.cost(5), 30.0);  // two readings: the lower
+    QCOMPARE(m.cost(5), 35.0);  // two readings: their mean
     m.observe(5, 34.0);
     QCOMPARE(m.cost(5), 34.0);  // 30, 40, 34: the median
+    m.observe(5, 90.0);
+    QCOMPARE(m.cost(5), 40.0);  // 40, 34, 90: a spike does not count
     // a reading above n plain steps is load noise: clamped to n plain steps
     m.observe(2, 1000.0);
     QCOMPARE(m.cost(2), 20.0);
     // a size not measured for a while is explored again (optimistic)
     for (int i = 0; i < CostModel::kStale + 1; ++i) m.observe(1, 10.0);
-    QCOMPARE(m.estimate(5), 34.0);
+    QCOMPARE(m.estimate(5), 40.0);
     QCOMPARE(m.cost(5), 25.0 + 2 * CostModel::kExploreSlope * 10.0);
 }
 
 void TstSpecController::loadSpikeDoesNotStick() {
     // A verify size read once while another process had the cores (a spike of
-    // 3.5 plain steps where the size costs 1.8): the controller drafts less
-    // deep, then re-explores the size once its reading is stale, and one
-    // normal reading puts the depth back: the spike does not outlive it.
+    // 3.5 plain steps where the size costs 1.7): the controller drafts less
+    // deep, then re-explores the size once its reading is stale, and two
+    // normal readings put the depth back: the spike does not outlive them.
     Controller c;
     SpecConfig cfg;
     cfg.draft_max = 7;
@@ -131,8 +133,9 @@ void TstSpecController::loadSpikeDoesNotStick() {
     for (int i = 0; i <= CostModel::kStale; ++i) c.costs.observe(p.k + 1, 10.0 + 1.0 * p.k);
     p = step(c, cfg, chain_n(100, 7), 7, {100, 101, 102, 103, 104, 105, 106});
     QCOMPARE(p.k, 7);  // explored again (optimistic while stale)
-    c.costs.observe(8, 17.0);  // a normal reading at n = 8
-    QCOMPARE(c.costs.cost(8), 17.0);  // the lower of 35 and 17
+    c.costs.observe(8, 17.0);  // normal readings at n = 8
+    c.costs.observe(8, 17.0);
+    QCOMPARE(c.costs.cost(8), 17.0);  // the median of 35, 17, 17
     p = step(c, cfg, chain_n(100, 7), 7, {100, 101, 102, 103, 104, 105, 106});
     QCOMPARE(p.k, 7);
 }

@@ -58,7 +58,7 @@ void CostModel::observe(int32_t n, double t_ms) {
     double r[kReadings];
     std::copy(readings[n], readings[n] + k, r);
     std::sort(r, r + k);
-    ms[n] = r[(k - 1) / 2];  // 1 reading: it; 2: the lower; 3: the median
+    ms[n] = k == 2 ? 0.5 * (r[0] + r[1]) : r[k / 2];  // 1 reading: it; 2: their mean; 3: the median
     last_obs[n] = ++clock;
 }
 

@@ -32,9 +32,11 @@ struct DepthAcceptance {
 
 // Milliseconds of one target forward pass over n tokens (n = 1: a plain step;
 // a verification: pending token + draft nodes + lookahead window nodes),
-// measured online: per n the lower median of the last 3 readings (machine
-// load only ever adds time, so one slow reading does not outlive the next;
-// a reading above n plain steps is clamped to that), linear between measured sizes, beyond the
+// measured online: per n the median of the last 3 readings (the mean of the
+// first two; one slow reading under machine load does not outlive two more;
+// not the lower median: biased low, it made 2-token verifies look as cheap
+// as a plain step on open prompts; a reading above n plain steps is clamped
+// to that), linear between measured sizes, beyond the
 // largest with the mean slope from n = 1 (a prior slope before any verification);
 // a size not measured yet (or not for a while: load changes) is taken
 // optimistically until it is (exploration).
@@ -42,12 +44,12 @@ struct CostModel {
     static constexpr int32_t kMaxN = 160;
     static constexpr double kPriorSlope = 0.25;  // extra plain steps per token before any measurement
     static constexpr int32_t kReadings = 3;  // readings kept per size
-    double ms[kMaxN + 1] = {};                // the estimate per size (lower median of the readings)
+    double ms[kMaxN + 1] = {};                // the estimate per size (median of the readings)
     double readings[kMaxN + 1][kReadings] = {};
     int32_t n_obs[kMaxN + 1] = {};
     int64_t last_obs[kMaxN + 1] = {};  // clock of the latest observation per size
     int64_t clock = 0;                 // observations so far
-    static constexpr int64_t kStale = 16;  // a size not measured for this many observations is explored again
+    static constexpr int64_t kStale = 48;  // a size not measured for this many observations is explored again
     void observe(int32_t n, double t_ms);
     static constexpr double kExploreSlope = 0.1;  // unmeasured sizes: optimistic extra plain steps per token
     double cost(int32_t n) const;       // what choices use: estimate(), optimistic where not measured; 0 while no plain step is measured
