@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -117,6 +118,7 @@ class CudaContextImpl final : public Context {
                        const std::atomic<bool> * cancel) override;
     Status tree_logits(std::span<const int32_t> nodes) override;
     Status commit_tree(std::span<const int32_t> path) override;
+    std::span<const RowSummary> row_summaries() const override;
 
     Result<Token> greedy() const;
     bool partial() const { return m_gpu_layers < m_d.n_layer; }
@@ -179,6 +181,18 @@ class CudaContextImpl final : public Context {
     int *   m_tree_idx_d = nullptr;   // [nb] out nodes / path
     float * m_logits_pin = nullptr;   // pinned [kMatvecMaxTok + 1, V]: tree logits
     bool    m_logits_in_pin = false;  // logits() reads m_logits_pin
+    mutable bool m_tree_rows_pending = false;  // tree_logits() rows still only on the device (copied by logits())
+    // [spec] Rows of logits() that are on the device: m_dev_rows rows from
+    // m_logits_d + m_dev_row0 * V (0: none, e.g. all_logits chunks, partial
+    // offload). Their summaries (row_summaries()) are computed on first use.
+    int32_t m_dev_row0 = 0, m_dev_rows = 0;
+    mutable bool m_summ_valid = false;
+    mutable std::vector<RowSummary> m_summ;
+    RowPart * m_row_parts_d = nullptr;  // [nb * kRowPartsMax]
+    RowSum *  m_row_sum_d = nullptr;    // [nb]
+    RowSum *  m_row_sum_h = nullptr;    // pinned [nb]
+    // GB_CUDA_HEAD_MULTI=0: the tree head runs the one-token matvec per node (for comparison).
+    bool  m_head_multi = [] { const char * e = std::getenv("GB_CUDA_HEAD_MULTI"); return !(e && e[0] == '0'); }();
     // Partial offload: layers [0, m_gpu_layers) here, the rest and the head in
     // m_cpu (a CPU Context skipping the GPU's layers; its KV cache is on the
     // host), fed m_hidden_h (pinned, [nb, E]).
@@ -228,6 +242,7 @@ CudaContextImpl::~CudaContextImpl() {
     if (m_pos_h) cudaFreeHost(m_pos_h);
     if (m_hidden_h) cudaFreeHost(m_hidden_h);
     if (m_logits_pin) cudaFreeHost(m_logits_pin);
+    if (m_row_sum_h) cudaFreeHost(m_row_sum_h);
     if (m_tree_rows_d) cudaFree(m_tree_rows_d);
 }
 
@@ -338,6 +353,9 @@ Status CudaContextImpl::init() {
     GB_ASSIGN(m_tree_pos_d, alloc<int>(nb));
     GB_ASSIGN(m_tree_idx_d, alloc<int>(nb));
     if (!partial()) GB_CU(cudaMallocHost(&m_logits_pin, size_t(kMatvecMaxTok + 1) * size_t(d.V) * sizeof(float)));
+    GB_ASSIGN(m_row_parts_d, alloc<RowPart>(nb * kRowPartsMax));
+    GB_ASSIGN(m_row_sum_d, alloc<RowSum>(nb));
+    GB_CU(cudaMallocHost(&m_row_sum_h, nb * sizeof(RowSum)));
     GB_CU(cudaDeviceSynchronize());
     return {};
 }
@@ -479,6 +497,7 @@ Status CudaContextImpl::decode(std::span<const Token> tokens, bool all_logits, c
     m_n_logits = (all_logits ? size_t(n) : 1) * V;
     m_logits_pending = false;
     m_logits_in_pin = false;
+    m_tree_rows_pending = false;
     if (all_logits && m_logits.size() < m_n_logits) m_logits.resize(m_n_logits);
     for (int64_t start = 0; start < n; start += m_d.nb) {
         if (cancel && cancel->load(std::memory_order_relaxed)) return make_error(ErrorCode::Cancelled, "decode cancelled");
@@ -502,6 +521,9 @@ Status CudaContextImpl::decode(std::span<const Token> tokens, bool all_logits, c
         }
     }
     m_logits_pending = !all_logits && !partial();
+    m_summ_valid = false;
+    m_dev_row0 = m_logits_pending ? m_last_n_out - 1 : 0;
+    m_dev_rows = m_logits_pending ? 1 : 0;
     return {};
 }
 
@@ -515,8 +537,32 @@ std::span<const float> CudaContextImpl::logits() const {
         if (e != cudaSuccess) std::fill(m_logits.begin(), m_logits.begin() + V, NAN);
         m_logits_pending = false;
     }
+    if (m_tree_rows_pending) {  // [spec] tree rows: copied on first use
+        m_tree_rows_pending = false;
+        cudaSetDevice(m_device);
+        const cudaError_t e = cudaMemcpy(m_logits_pin, m_logits_d, m_n_logits * sizeof(float), cudaMemcpyDeviceToHost);
+        if (e != cudaSuccess) std::fill(m_logits_pin, m_logits_pin + m_n_logits, NAN);
+    }
     if (m_logits_in_pin) return {m_logits_pin, m_n_logits};
     return {m_logits.data(), m_n_logits};
+}
+
+std::span<const RowSummary> CudaContextImpl::row_summaries() const {
+    static_assert(sizeof(RowSum) == sizeof(RowSummary) && offsetof(RowSummary, lse) == 8, "RowSum mirrors gb::RowSummary");
+    if (m_dev_rows <= 0 || m_n_logits == 0) return {};
+    if (!m_summ_valid) {
+        cudaSetDevice(m_device);
+        const size_t V = size_t(m_d.V);
+        const Status st = summarize_rows(m_logits_d + size_t(m_dev_row0) * V, int(V), m_dev_rows, m_row_parts_d, m_row_sum_d, m_stream);
+        cudaError_t e = st.ok() ? cudaMemcpyAsync(m_row_sum_h, m_row_sum_d, size_t(m_dev_rows) * sizeof(RowSum), cudaMemcpyDeviceToHost, m_stream)
+                                : cudaErrorUnknown;
+        if (e == cudaSuccess) e = cudaStreamSynchronize(m_stream);
+        if (e != cudaSuccess) return {};  // callers fall back to logits()
+        m_summ.resize(size_t(m_dev_rows));
+        std::memcpy(m_summ.data(), m_row_sum_h, size_t(m_dev_rows) * sizeof(RowSum));
+        m_summ_valid = true;
+    }
+    return {m_summ.data(), m_summ.size()};
 }
 
 // ---- [spec] token trees ---------------------------------------------------------
@@ -598,6 +644,9 @@ Status CudaContextImpl::tree_logits(std::span<const int32_t> nodes) {
     const size_t V = size_t(d.V);
     m_logits_pending = false;
     m_logits_in_pin = false;
+    m_tree_rows_pending = false;
+    m_summ_valid = false;
+    m_dev_rows = 0;
     m_n_logits = size_t(n_out) * V;
     m_last_n_out = n_out;
     if (n_out == 0) return {};
@@ -608,11 +657,16 @@ Status CudaContextImpl::tree_logits(std::span<const int32_t> nodes) {
     const bool mv = n_out <= kMatvecMaxTok;
     GB_TRY_STATUS(gather_rows(m_xn, m_tree_idx_d, n_out, int(d.E), m_proj, mv ? m_q8 : Q8Act{}, mv ? m_q8b : Q8Act{}, s));
     const MatvecJob out{m_output, m_logits_d, nullptr};
-    GB_TRY_STATUS(linear(&out, 1, m_proj, m_q8b, n_out));
+    // the head once for all rows (each head row read once per 16 nodes; bits of a one-token step)
+    if (mv && m_head_multi) GB_TRY_STATUS(matvec_multi(out, m_q8b, m_proj, n_out, s));
+    else GB_TRY_STATUS(linear(&out, 1, m_proj, m_q8b, n_out));
     if (m_hp.final_logit_softcap > 0.0f) GB_TRY_STATUS(softcap(m_logits_d, int64_t(n_out) * d.V, m_hp.final_logit_softcap, s));
     if (n_out <= kMatvecMaxTok + 1 && m_logits_pin) {
-        GB_CU(cudaMemcpyAsync(m_logits_pin, m_logits_d, m_n_logits * sizeof(float), cudaMemcpyDeviceToHost, s));
+        // rows stay on the device: row_summaries() or logits() (which copies them) next
         m_logits_in_pin = true;
+        m_tree_rows_pending = true;
+        m_dev_row0 = 0;
+        m_dev_rows = n_out;
     } else {
         if (m_logits.size() < m_n_logits) m_logits.resize(m_n_logits);
         GB_CU(cudaMemcpyAsync(m_logits.data(), m_logits_d, m_n_logits * sizeof(float), cudaMemcpyDeviceToHost, s));
