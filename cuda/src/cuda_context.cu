@@ -148,6 +148,7 @@ class CudaContextImpl final : public Context {
     Status upload_rope();
 
     Status run_chunk(const Token * tokens, int32_t n, int32_t n_out);
+    Status launch_graph(cudaGraphExec_t & g, int32_t n, int32_t n_out);  // captures enqueue_forward(n, n_out) on first use
     Status enqueue_forward(int32_t n, int32_t n_out);
     Status linear(const MatvecJob * jobs, int n_jobs, const float * x, const Q8Act & xq, int n);
 
@@ -177,6 +178,13 @@ class CudaContextImpl final : public Context {
     std::vector<int32_t> m_tree_parent;
     int *   m_tree_rows_d = nullptr;  // own allocation (grows)
     size_t  m_tree_rows_cap = 0;
+    // Trees of up to kMatvecMaxTok nodes replay a CUDA graph per node count
+    // (GB_CUDA_TREE_GRAPH=0: launched one kernel at a time, for comparison);
+    // their ancestor rows use this fixed buffer with stride kMatvecMaxTok.
+    bool    m_tree_graph_on = [] { const char * e = std::getenv("GB_CUDA_TREE_GRAPH"); return !(e && e[0] == '0'); }();
+    int *   m_tree_rows_g = nullptr;  // [kMatvecMaxTok * kMatvecMaxTok]
+    const int * m_tree_rows_cur = nullptr;  // what enqueue_forward() passes to attention
+    cudaGraphExec_t m_tree_graph[kMatvecMaxTok + 1] = {};
     int *   m_tree_pos_d = nullptr;   // [nb]
     int *   m_tree_idx_d = nullptr;   // [nb] out nodes / path
     float * m_logits_pin = nullptr;   // pinned [kMatvecMaxTok + 1, V]: tree logits
@@ -236,6 +244,7 @@ CudaContextImpl::~CudaContextImpl() {
     cudaSetDevice(m_device);
     if (m_stream) cudaStreamSynchronize(m_stream);
     if (m_graph) cudaGraphExecDestroy(m_graph);
+    for (cudaGraphExec_t g : m_tree_graph) if (g) cudaGraphExecDestroy(g);
     if (m_stream) cudaStreamDestroy(m_stream);
     for (void * p : m_allocs) cudaFree(p);
     if (m_tokens_h) cudaFreeHost(m_tokens_h);
@@ -351,6 +360,7 @@ Status CudaContextImpl::init() {
     GB_CU(cudaMallocHost(&m_tokens_h, nb * sizeof(int)));
     GB_CU(cudaMallocHost(&m_pos_h, sizeof(int)));
     GB_ASSIGN(m_tree_pos_d, alloc<int>(nb));
+    GB_ASSIGN(m_tree_rows_g, alloc<int>(size_t(kMatvecMaxTok) * kMatvecMaxTok));
     GB_ASSIGN(m_tree_idx_d, alloc<int>(nb));
     if (!partial()) GB_CU(cudaMallocHost(&m_logits_pin, size_t(kMatvecMaxTok + 1) * size_t(d.V) * sizeof(float)));
     GB_ASSIGN(m_row_parts_d, alloc<RowPart>(nb * kRowPartsMax));
@@ -409,7 +419,7 @@ Status CudaContextImpl::enqueue_forward(int32_t n, int32_t n_out) {
         if (fuse_q) aa.q8 = q8;
         if (mv && m_fuse_attn) aa.counters = m_attn_counters;
         if (m_tree_active) {
-            aa.tree_rows = m_tree_rows_d;
+            aa.tree_rows = m_tree_rows_cur;
             aa.tree_pos = m_tree_pos_d;
             aa.tree_stride = m_tree_stride;
         }
@@ -452,25 +462,33 @@ Status CudaContextImpl::enqueue_forward(int32_t n, int32_t n_out) {
     return {};
 }
 
+Status CudaContextImpl::launch_graph(cudaGraphExec_t & graph, int32_t n, int32_t n_out) {
+    if (!graph) {
+        GB_CU(cudaStreamBeginCapture(m_stream, cudaStreamCaptureModeThreadLocal));
+        Status st = enqueue_forward(n, n_out);
+        cudaGraph_t g = nullptr;
+        const cudaError_t e = cudaStreamEndCapture(m_stream, &g);
+        if (!st.ok()) {
+            if (g) cudaGraphDestroy(g);
+            return st;
+        }
+        GB_CU(e);
+        const cudaError_t ie = cudaGraphInstantiate(&graph, g, 0);
+        cudaGraphDestroy(g);
+        GB_CU(ie);
+    }
+    GB_CU(cudaGraphLaunch(graph, m_stream));
+    return {};
+}
+
 Status CudaContextImpl::run_chunk(const Token * tokens, int32_t n, int32_t n_out) {
     std::memcpy(m_tokens_h, tokens, size_t(n) * sizeof(int));
     *m_pos_h = m_n_past;
-    if (m_use_graph && n == 1 && n_out == 1) {
-        if (!m_graph) {
-            GB_CU(cudaStreamBeginCapture(m_stream, cudaStreamCaptureModeThreadLocal));
-            Status st = enqueue_forward(1, 1);
-            cudaGraph_t g = nullptr;
-            const cudaError_t e = cudaStreamEndCapture(m_stream, &g);
-            if (!st.ok()) {
-                if (g) cudaGraphDestroy(g);
-                return st;
-            }
-            GB_CU(e);
-            const cudaError_t ie = cudaGraphInstantiate(&m_graph, g, 0);
-            cudaGraphDestroy(g);
-            GB_CU(ie);
-        }
-        GB_CU(cudaGraphLaunch(m_graph, m_stream));
+    if (m_tree_active && m_use_graph && m_tree_graph_on && n <= kMatvecMaxTok && n_out == 0) {
+        // [spec] a tree of n nodes: the same kernels every time (positions, ancestor rows in device buffers)
+        GB_TRY_STATUS(launch_graph(m_tree_graph[n], n, 0));
+    } else if (m_use_graph && n == 1 && n_out == 1) {
+        GB_TRY_STATUS(launch_graph(m_graph, 1, 1));
     } else {
         GB_TRY_STATUS(enqueue_forward(n, n_out));
     }
@@ -602,21 +620,23 @@ Status CudaContextImpl::decode_tree(std::span<const Token> tokens, std::span<con
         pos[size_t(i)] = p < 0 ? m_n_past : pos[size_t(p)] + 1;
         max_depth = std::max(max_depth, pos[size_t(i)] - m_n_past);
     }
-    const int32_t stride = max_depth + 1;
+    const bool graph = m_use_graph && m_tree_graph_on && n <= kMatvecMaxTok;
+    const int32_t stride = graph ? kMatvecMaxTok : max_depth + 1;  // a graph's kernels take the stride by value
     std::vector<int32_t> rows(size_t(n) * size_t(stride), -1);
     for (int32_t i = 0; i < n; ++i) {
         int32_t * r = rows.data() + size_t(i) * size_t(stride);
         for (int32_t a = i; a >= 0; a = parents[size_t(a)]) r[pos[size_t(a)] - m_n_past] = m_n_past + a;
     }
     GB_CU(cudaSetDevice(m_device));
-    if (rows.size() > m_tree_rows_cap) {
+    if (!graph && rows.size() > m_tree_rows_cap) {
         if (m_tree_rows_d) GB_CU(cudaFree(m_tree_rows_d));
         m_tree_rows_d = nullptr;
         m_tree_rows_cap = 0;
         GB_CU(cudaMalloc(&m_tree_rows_d, rows.size() * sizeof(int)));
         m_tree_rows_cap = rows.size();
     }
-    GB_CU(cudaMemcpyAsync(m_tree_rows_d, rows.data(), rows.size() * sizeof(int), cudaMemcpyHostToDevice, m_stream));
+    m_tree_rows_cur = graph ? m_tree_rows_g : m_tree_rows_d;
+    GB_CU(cudaMemcpyAsync(const_cast<int *>(m_tree_rows_cur), rows.data(), rows.size() * sizeof(int), cudaMemcpyHostToDevice, m_stream));
     GB_CU(cudaMemcpyAsync(m_tree_pos_d, pos.data(), pos.size() * sizeof(int), cudaMemcpyHostToDevice, m_stream));
     m_tree_parent.assign(parents.begin(), parents.end());
     m_tree_stride = stride;
@@ -670,6 +690,8 @@ Status CudaContextImpl::tree_logits(std::span<const int32_t> nodes) {
     } else {
         if (m_logits.size() < m_n_logits) m_logits.resize(m_n_logits);
         GB_CU(cudaMemcpyAsync(m_logits.data(), m_logits_d, m_n_logits * sizeof(float), cudaMemcpyDeviceToHost, s));
+        m_dev_row0 = 0;  // the rows stay on the device too (summaries)
+        m_dev_rows = n_out;
     }
     GB_CU(cudaStreamSynchronize(s));
     return {};
