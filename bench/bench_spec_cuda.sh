@@ -38,7 +38,7 @@ if [ "${GB_SKIP_TESTS:-0}" != 1 ]; then
   timeout 120 compute-sanitizer --tool memcheck --error-exitcode 3 "$BIN/tst_cuda_spec" "treeMatchesPlain:tiny-gemma3 Q4_K_M" \
     "specGreedyEqualsPlain:tiny-llama Q4_K_M lookahead" > "$OUT/memcheck_spec.log" 2>&1
   log "memcheck tst_cuda_spec rc=$? $(grep -E 'ERROR SUMMARY|^Totals' "$OUT/memcheck_spec.log" | tr '\n' ' ')"
-  timeout 120 compute-sanitizer --tool memcheck --error-exitcode 3 "$BIN/tst_cuda_kernels" "headMulti:Q8_0 k640" "headMulti:Q6_K k4352" \
+  timeout 120 compute-sanitizer --tool memcheck --error-exitcode 3 "$BIN/tst_cuda_kernels" "headMulti:Q8_0 k768" "headMulti:Q6_K k4352" \
     rowSummaries > "$OUT/memcheck_kernels.log" 2>&1
   log "memcheck tst_cuda_kernels rc=$? $(grep -E 'ERROR SUMMARY|^Totals' "$OUT/memcheck_kernels.log" | tr '\n' ' ')"
 fi
