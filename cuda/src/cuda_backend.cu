@@ -1,6 +1,7 @@
 // CUDA backend: device discovery and a self-test kernel. Runs on machines with
 // no driver (static runtime): probe() reports why CUDA is unavailable.
 #include "glassbox/cuda_backend.h"
+#include "cublas_dl.h"
 
 #include <cuda_runtime.h>
 
@@ -72,7 +73,8 @@ DeviceReport probe() {
         return r;
     }
     r.available = true;
-    r.message = std::to_string(count) + " CUDA device(s)";
+    // Which library the prefill GEMMs of F16/BF16 weights use (loaded once).
+    r.message = std::to_string(count) + " CUDA device(s); prefill GEMM: " + blas::describe();
     return r;
 }
 

@@ -1,6 +1,7 @@
 // Test harnesses for single kernels (see test_api.h). Every output buffer is
 // filled with 0xFF bytes (NaN) before the kernel runs.
 #include "glassbox/cuda_backend.h"
+#include "cublas_dl.h"
 #include "kernels.h"
 #include "test_api.h"
 
@@ -129,6 +130,9 @@ Result<double> time_kernel(const char * what, TensorType t, int64_t n_cols, int6
     GB_ASSIGN(q, q8_buffers(pool, nx));
     GB_ASSIGN(qo, q8_buffers(pool, nx));
     GB_TRY_STATUS(act_quant(x, nullptr, 0, int64_t(n_cols), q, nullptr));
+    int * counters;  // matvec_glu's split-K form
+    GB_ASSIGN(counters, pool.get<int>(nx / 32 + 1, false));
+    GB_CU(cudaMemset(counters, 0, (nx / 32 + 1) * sizeof(int)));
     GB_CU(cudaDeviceSynchronize());
     cudaStream_t st;
     GB_CU(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
@@ -138,7 +142,7 @@ Result<double> time_kernel(const char * what, TensorType t, int64_t n_cols, int6
             const MatvecJob job{mats[size_t(i % copies)], y, nullptr};
             return matvec(&job, 1, q, x, 1, st);
         }
-        if (w == "glu") return matvec_glu(mats[size_t(2 * (i % copies))], mats[size_t(2 * (i % copies) + 1)], 0, q, x, 1, y, qo, st);
+        if (w == "glu") return matvec_glu(mats[size_t(2 * (i % copies))], mats[size_t(2 * (i % copies) + 1)], 0, q, x, 1, y, qo, st, counters);
         if (w == "add_norm") return add_norm(x, p, nullptr, nw, 1e-5f, int(n_cols), 1, y, qo, st);
         return make_error(ErrorCode::InvalidArgument, "time_kernel: unknown kernel " + w);
     };
@@ -173,6 +177,9 @@ Result<double> time_kernel(const char * what, TensorType t, int64_t n_cols, int6
     return ts[ts.size() / 2];
 }
 
+bool gemm_uses_cublas(TensorType t) { return cuda::gemm_uses_cublas(t); }
+std::string cublas_describe() { return blas::describe(); }
+
 bool device_available(std::string * why) {
     const DeviceReport r = probe();
     if (why) *why = r.message;
@@ -180,8 +187,10 @@ bool device_available(std::string * why) {
 }
 
 Result<std::vector<float>> linear(TensorType t, const std::vector<uint8_t> & w, int64_t n_cols, int64_t n_rows,
-                                  const std::vector<float> & x, int n_tok, bool use_gemm) {
+                                  const std::vector<float> & x, int n_tok, bool use_gemm, const std::vector<float> & bias) {
     Pool pool;
+    const float * bias_d = nullptr;
+    if (!bias.empty()) GB_ASSIGN(bias_d, pool.put(bias));
     DevMat m;
     GB_ASSIGN(m, upload(pool, t, w, n_cols, n_rows));
     float * xf;
@@ -193,12 +202,12 @@ Result<std::vector<float>> linear(TensorType t, const std::vector<uint8_t> & w, 
         GB_ASSIGN(s.x16, pool.get<__half>(size_t(n_tok) * n_cols));
         s.w16_elems = size_t(256) * size_t(n_cols);  // 256-row slabs: exercises the slab loop
         GB_ASSIGN(s.w16, pool.get<__half>(s.w16_elems));
-        GB_TRY_STATUS(gemm(m, xf, n_tok, y, nullptr, s, nullptr));
+        GB_TRY_STATUS(gemm(m, xf, n_tok, y, bias_d, s, nullptr));
     } else {
         Q8Act q;
         GB_ASSIGN(q, q8_buffers(pool, size_t(n_tok) * n_cols));
         GB_TRY_STATUS(act_quant(xf, nullptr, 0, int64_t(n_tok) * n_cols, q, nullptr));
-        const MatvecJob job{m, y, nullptr};
+        const MatvecJob job{m, y, bias_d};
         GB_TRY_STATUS(matvec(&job, 1, q, xf, n_tok, nullptr));
     }
     return fetch(y, size_t(n_tok) * n_rows);
@@ -248,7 +257,18 @@ Result<std::vector<float>> glu(TensorType tg, const std::vector<uint8_t> & wg, T
     GB_TRY_STATUS(act_quant(xf, nullptr, 0, int64_t(n_tok) * n_cols, q, nullptr));
     float * y;
     GB_ASSIGN(y, pool.get<float>(size_t(n_tok) * n_rows));
-    GB_TRY_STATUS(matvec_glu(g, u, act, q, xf, n_tok, y, qo, nullptr));
+    int * counters;  // matvec_glu's split-K form: zero before, and checked zero after
+    const size_t n_counters = size_t(n_tok) * size_t(n_rows / 32);
+    GB_ASSIGN(counters, pool.get<int>(n_counters, false));
+    GB_CU(cudaMemset(counters, 0, std::max<size_t>(n_counters, 1) * sizeof(int)));
+    GB_TRY_STATUS(matvec_glu(g, u, act, q, xf, n_tok, y, qo, nullptr, counters));
+    GB_TRY_STATUS(matvec_glu(g, u, act, q, xf, n_tok, y, qo, nullptr, counters));  // twice: the counters were left zero
+    {
+        std::vector<int> c(n_counters);
+        if (n_counters) GB_CU(cudaMemcpy(c.data(), counters, n_counters * sizeof(int), cudaMemcpyDeviceToHost));
+        for (int v : c)
+            if (v != 0) return make_error(ErrorCode::Internal, "matvec_glu left a counter non-zero");
+    }
     if (q8_out) {
         auto r = q8_roundtrip(qo, size_t(n_tok) * n_rows);
         if (!r) return r.error();

@@ -84,6 +84,17 @@ class TstCudaKernels : public QObject {
             QTest::newRow(qPrintable(QString("%1 gemm x130 slab").arg(type_name(t)))) << int(t) << 130 << true << false
                                                                                       << QString("slab");
         }
+        // cuBLAS (loaded at run time): F16/BF16 weights straight, the others
+        // dequantized to f16 slabs first (256-row slabs here: the slab loop);
+        // bias rows check the epilogue kernel. Skipped when cuBLAS is absent.
+        for (TensorType t : {TensorType::F16, TensorType::BF16, TensorType::Q4_K, TensorType::Q6_K, TensorType::Q8_0}) {
+            QTest::newRow(qPrintable(QString("%1 gemm x130 cublas").arg(type_name(t)))) << int(t) << 130 << true << false
+                                                                                        << QString("cublas");
+        }
+        for (TensorType t : {TensorType::F16, TensorType::BF16, TensorType::Q4_K}) {
+            QTest::newRow(qPrintable(QString("%1 gemm x37 cublas bias").arg(type_name(t)))) << int(t) << 37 << true << false
+                                                                                            << QString("cublas bias");
+        }
         // Rows of 32 * odd values: the fused kernel needs multiples of 64, so the slab path runs.
         for (TensorType t : {TensorType::Q8_0, TensorType::Q4_0, TensorType::F16}) {
             QTest::newRow(qPrintable(QString("%1 gemm x37 k800").arg(type_name(t)))) << int(t) << 37 << true << false << QString("k800");
@@ -92,6 +103,10 @@ class TstCudaKernels : public QObject {
         for (TensorType t : {TensorType::Q4_K, TensorType::Q6_K, TensorType::Q8_0, TensorType::F16}) {
             QTest::newRow(qPrintable(QString("%1 matvec x1 long rows").arg(type_name(t)))) << int(t) << 1 << false << true << QString();
             QTest::newRow(qPrintable(QString("%1 matvec x2 long rows").arg(type_name(t)))) << int(t) << 2 << false << true << QString();
+            // split-K matvec (GB_CUDA_MV_KS): 2 or 4 warps per row pair
+            QTest::newRow(qPrintable(QString("%1 matvec x2 long rows ks2").arg(type_name(t)))) << int(t) << 2 << false << true << QString("ks2");
+            QTest::newRow(qPrintable(QString("%1 matvec x1 long rows ks4").arg(type_name(t)))) << int(t) << 1 << false << true << QString("ks4");
+            QTest::newRow(qPrintable(QString("%1 matvec x3 ks4").arg(type_name(t)))) << int(t) << 3 << false << false << QString("ks4");
         }
     }
     // y = x W^T. Bounds: decode path with q8 activations 1.5e-2 (q8 rounding
@@ -105,26 +120,34 @@ class TstCudaKernels : public QObject {
         const TensorType t = TensorType(type);
         // odd rows: tile and row-group edges; 301 > 256-row slabs
         const int64_t n_cols = long_rows ? 4352 : (gemm_mode == "k800" ? 800 : 768), n_rows = gemm ? 301 : 67;
+        const bool want_cublas = gemm_mode.startsWith("cublas"), with_bias = gemm_mode.endsWith("bias");
         if (gemm_mode == "128" || gemm_mode == "slab") qputenv("GB_CUDA_GEMM", gemm_mode.toUtf8());
+        else if (want_cublas) qputenv("GB_CUDA_GEMM", "cublas");
         else qunsetenv("GB_CUDA_GEMM");
         auto reset_mode = qScopeGuard([] { qunsetenv("GB_CUDA_GEMM"); });
+        if (gemm_mode.startsWith("ks")) qputenv("GB_CUDA_MV_KS", gemm_mode.mid(2).toUtf8());
+        else qunsetenv("GB_CUDA_MV_KS");
+        auto reset_ks = qScopeGuard([] { qunsetenv("GB_CUDA_MV_KS"); });
+        if (want_cublas && !ct::gemm_uses_cublas(t)) QSKIP(qPrintable(QString::fromStdString(ct::cublas_describe())));
         std::vector<uint8_t> bytes;
         std::vector<float> w;
         random_weight(t, n_cols, n_rows, &bytes, &w);
         const std::vector<float> x = randn(size_t(n_tok * n_cols));
+        const std::vector<float> bias = with_bias ? randn(size_t(n_rows)) : std::vector<float>{};
         std::vector<double> ref(size_t(n_tok * n_rows));
         for (int tk = 0; tk < n_tok; ++tk)
             for (int64_t r = 0; r < n_rows; ++r) {
-                double a = 0.0;
+                double a = with_bias ? double(bias[size_t(r)]) : 0.0;
                 for (int64_t c = 0; c < n_cols; ++c) a += double(w[r * n_cols + c]) * x[tk * n_cols + c];
                 ref[tk * n_rows + r] = a;
             }
-        auto y = ct::linear(t, bytes, n_cols, n_rows, x, n_tok, gemm);
+        auto y = ct::linear(t, bytes, n_cols, n_rows, x, n_tok, gemm, bias);
         QVERIFY2(y.ok(), y.ok() ? "" : y.error().to_string().c_str());
         const double err = rel_err(*y, ref);
         const bool is_float = t == TensorType::F32 || t == TensorType::F16 || t == TensorType::BF16;
         const double bound = gemm ? 5e-3 : (is_float ? 1e-5 : 1.5e-2);
-        qInfo("%s n_tok %d %s: relative error %.3g (bound %.1g)", type_name(t), n_tok, gemm ? "gemm" : "matvec", err, bound);
+        qInfo("%s n_tok %d %s: relative error %.3g (bound %.1g)", type_name(t), n_tok,
+              gemm ? (ct::gemm_uses_cublas(t) ? "gemm (cuBLAS)" : "gemm (ours)") : "matvec", err, bound);
         QVERIFY2(err < bound, qPrintable(QString("relative error %1").arg(err)));
     }
 
@@ -173,17 +196,29 @@ class TstCudaKernels : public QObject {
         QTest::addColumn<int>("tu");
         QTest::addColumn<int>("kind");
         QTest::addColumn<int>("n_tok");
-        QTest::newRow("Q4_K silu x1") << int(TensorType::Q4_K) << int(TensorType::Q4_K) << 0 << 1;
-        QTest::newRow("Q6_K/Q4_K gelu x3") << int(TensorType::Q6_K) << int(TensorType::Q4_K) << 1 << 3;
-        QTest::newRow("Q8_0 silu x2") << int(TensorType::Q8_0) << int(TensorType::Q8_0) << 0 << 2;
-        QTest::newRow("F16 gelu x1") << int(TensorType::F16) << int(TensorType::F16) << 1 << 1;
-        QTest::newRow("Q4_K silu x2, 4096 cols") << int(TensorType::Q4_K) << int(TensorType::Q4_K) << 0 << 1002;
+        QTest::addColumn<int>("ks");  // GB_CUDA_GLU_KS: warps per row group (split-K kernel for 2, 4)
+        QTest::newRow("Q4_K silu x1") << int(TensorType::Q4_K) << int(TensorType::Q4_K) << 0 << 1 << 1;
+        QTest::newRow("Q6_K/Q4_K gelu x3") << int(TensorType::Q6_K) << int(TensorType::Q4_K) << 1 << 3 << 1;
+        QTest::newRow("Q8_0 silu x2") << int(TensorType::Q8_0) << int(TensorType::Q8_0) << 0 << 2 << 1;
+        QTest::newRow("F16 gelu x1") << int(TensorType::F16) << int(TensorType::F16) << 1 << 1 << 1;
+        QTest::newRow("Q4_K silu x2, 4096 cols") << int(TensorType::Q4_K) << int(TensorType::Q4_K) << 0 << 1002 << 1;
+        for (int ks : {2, 4}) {
+            QTest::newRow(qPrintable(QString("Q4_K silu x2, 4096 cols, ks%1").arg(ks))) << int(TensorType::Q4_K) << int(TensorType::Q4_K) << 0 << 1002 << ks;
+            QTest::newRow(qPrintable(QString("Q4_K silu x3 ks%1").arg(ks))) << int(TensorType::Q4_K) << int(TensorType::Q4_K) << 0 << 3 << ks;
+            QTest::newRow(qPrintable(QString("Q6_K gelu x1 ks%1").arg(ks))) << int(TensorType::Q6_K) << int(TensorType::Q6_K) << 1 << 1 << ks;
+            QTest::newRow(qPrintable(QString("Q8_0 silu x2 ks%1").arg(ks))) << int(TensorType::Q8_0) << int(TensorType::Q8_0) << 0 << 2 << ks;
+            QTest::newRow(qPrintable(QString("F16 gelu x1 ks%1").arg(ks))) << int(TensorType::F16) << int(TensorType::F16) << 1 << 1 << ks;
+        }
     }
     void glu() {
         QFETCH(int, tg);
         QFETCH(int, tu);
         QFETCH(int, kind);
         QFETCH(int, n_tok);
+        QFETCH(int, ks);
+        if (ks > 1) qputenv("GB_CUDA_GLU_KS", QByteArray::number(ks));
+        else qunsetenv("GB_CUDA_GLU_KS");
+        auto reset_ks = qScopeGuard([] { qunsetenv("GB_CUDA_GLU_KS"); });
         const int64_t n_cols = n_tok > 1000 ? 4096 : 768, n_rows = 96;  // n_tok + 1000: long rows
         if (n_tok > 1000) n_tok -= 1000;
         std::vector<uint8_t> bg, bu;
