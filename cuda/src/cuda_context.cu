@@ -71,7 +71,6 @@ uint64_t scratch_bytes(const Dims & d, bool head_on_gpu = true) {
     b += uint64_t(kMatvecMaxTok) * std::max(d.F, d.E) * (1 + 4 / 32.0 + 4 / 16.0) + 64;  // second q8 (decode gate/up output; tree head rows)
     const int64_t parts = std::max<int64_t>(d.nb * d.n_head, int64_t(kMatvecMaxTok) * d.n_head * d.dec_split);
     b += f * parts * (d.hd + 2);
-    b += 4 * uint64_t(kMatvecMaxTok) * uint64_t(d.F / 32 + 1);  // glu counters
     b += 2 * uint64_t(d.nb) * d.max_in() + 2 * kGemmW16Elems;
     return b;
 }
@@ -208,7 +207,6 @@ class CudaContextImpl final : public Context {
     int * m_pos_d = nullptr;
     int * m_argmax_d = nullptr;
     int * m_attn_counters = nullptr;  // [kMatvecMaxTok * n_head], see AttnArgs::counters
-    int * m_glu_counters = nullptr;   // [kMatvecMaxTok * n_ff / 32], see matvec_glu
     int * m_tokens_h = nullptr;  // pinned
     int * m_pos_h = nullptr;     // pinned
 
@@ -335,9 +333,6 @@ Status CudaContextImpl::init() {
     GB_ASSIGN(m_argmax_d, alloc<int>(1));
     GB_ASSIGN(m_attn_counters, alloc<int>(size_t(kMatvecMaxTok) * size_t(d.n_head)));
     GB_CU(cudaMemset(m_attn_counters, 0, size_t(kMatvecMaxTok) * size_t(d.n_head) * sizeof(int)));
-    const size_t glu_counters = size_t(kMatvecMaxTok) * size_t(d.F / 32 + 1);
-    GB_ASSIGN(m_glu_counters, alloc<int>(glu_counters));
-    GB_CU(cudaMemset(m_glu_counters, 0, glu_counters * sizeof(int)));
     GB_CU(cudaMallocHost(&m_tokens_h, nb * sizeof(int)));
     GB_CU(cudaMallocHost(&m_pos_h, sizeof(int)));
     GB_ASSIGN(m_tree_pos_d, alloc<int>(nb));
@@ -409,7 +404,7 @@ Status CudaContextImpl::enqueue_forward(int32_t n, int32_t n_out) {
         if (mv && m_fuse_glu && matvec_glu_supported(l.gate, l.up)) {
             // gate/up + activation + q8 in one kernel; its q8 goes to a second
             // buffer (the kernel still reads the first).
-            GB_TRY_STATUS(matvec_glu(l.gate, l.up, m_flags.act, q8, m_xn, n, m_gate, m_q8b, s, m_glu_counters));
+            GB_TRY_STATUS(matvec_glu(l.gate, l.up, m_flags.act, q8, m_xn, n, m_gate, m_q8b, s));
             const MatvecJob dn{l.down, m_proj, nullptr};
             GB_TRY_STATUS(linear(&dn, 1, m_gate, m_q8b, n));
         } else {

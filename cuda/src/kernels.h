@@ -40,12 +40,8 @@ Status matvec_qkv_rope(const MatvecJob * qkv, const RopeEpilogue & ep, const Q8A
 // (act: 0 SiLU, 1 GELU-tanh). Supported for Q4_K/Q6_K/Q8_0/F16 weights with
 // rows % 32 == 0 (matvec_glu_supported).
 bool matvec_glu_supported(const DevMat & gate, const DevMat & up);
-// counters: [n_tok * rows / 32] ints, zero before the first launch (each launch
-// leaves them zero); when set (or q_out unset), GB_CUDA_GLU_KS=2/4 selects the
-// split-K kernel (32 / KS rows a block; the last block of each 32-row group
-// writes its q8).
 Status matvec_glu(const DevMat & gate, const DevMat & up, int act, const Q8Act & xq, const float * xf, int n_tok, float * y,
-                  const Q8Act & q_out, cudaStream_t s, int * counters = nullptr);
+                  const Q8Act & q_out, cudaStream_t s);
 
 // ---- gemm.cu: prefill-path Y = X W^T on tensor cores (f16 in, f32 out) ------
 struct GemmScratch {
@@ -59,9 +55,9 @@ Status gemm(const DevMat & w, const float * x, int n_tok, float * y, const float
 // out [n_rows_out, n_cols] (f16) = rows [row0, row0 + n) of W dequantized
 Status dequant_f16(const DevMat & w, int64_t row0, int64_t n, __half * out, cudaStream_t s);
 Status f32_to_f16(const float * x, int64_t n, __half * y, cudaStream_t s);
-// Whether gemm() sends weights of type t through cuBLAS (cublas_dl.h): F16/BF16
-// when the library is loaded, every type under GB_CUDA_GEMM=cublas.
-bool gemm_uses_cublas(TensorType t);
+// Whether gemm() of n_tok rows sends weights of type t through cuBLAS
+// (cublas_dl.h; the rule is in gemm.cu).
+bool gemm_uses_cublas(TensorType t, int n_tok);
 
 // ---- ops.cu ------------------------------------------------------------------
 // out[t] = scale * W[tokens[t]]  (f32 [n_tok, n_cols])

@@ -377,10 +377,10 @@ __device__ __forceinline__ void rows_dot(const DevMat & w, int row0, const XView
 }
 
 // Gate and up rows of one type in one loop: 2R rows' loads in flight, x loaded once.
-// Units u0, u0 + step, ... of each row (u0 = lane, step 32: the whole row per warp).
 template <class F, int R>
 __device__ __forceinline__ void rows_dot2(const DevMat & wg, const DevMat & wu, int row0, const XView & x, float (&g)[R],
-                                          float (&up)[R], int u0, int step) {
+                                          float (&up)[R]) {
+    const int lane = threadIdx.x & 31;
     const uint8_t * rg[R];
     const uint8_t * ru[R];
 #pragma unroll
@@ -389,7 +389,7 @@ __device__ __forceinline__ void rows_dot2(const DevMat & wg, const DevMat & wu, 
         ru[r] = wu.data + size_t(min(row0 + r, int(wu.n_rows) - 1)) * wu.stride;
     }
     const int n_units = F::units(wg.n_cols);
-    for (int u = u0; u < n_units; u += step) {
+    for (int u = lane; u < n_units; u += 32) {
         typename F::W a[R], b[R];
 #pragma unroll
         for (int r = 0; r < R; ++r) {
@@ -513,8 +513,8 @@ __global__ void __launch_bounds__(kFastWarps * 32) matvec_fast_kernel(const Fast
 
 // Split-K form of matvec_fast_kernel (KS = 2 or 4 warps share each row pair,
 // every KS-th stretch of 32 U units each; partial sums added in shared memory):
-// 8 / KS rows a block. For the 8B q/k/v (6144 rows = 768 blocks of 8 rows on
-// ~4 x 132 resident slots, 1.45 waves) and the 512-block attn_output/ffn_down.
+// 8 / KS rows a block. For the 8B q/k/v: 6144 rows = 768 blocks of 8 rows on
+// 4 x 132 resident slots (104 registers) = 1.45 waves; see mv_ksplit.
 template <int TI, bool BIG, int KS>
 __global__ void __launch_bounds__(kFastWarps * 32) matvec_fast_ks_kernel(const FastJobs jobs, const int8_t * __restrict__ xq,
                                                                         const float * __restrict__ xd, const float * __restrict__ xs,
@@ -560,12 +560,23 @@ __global__ void __launch_bounds__(kFastWarps * 32) matvec_fast_ks_kernel(const F
     if (row < w.n_rows) jobs.y[j][size_t(blockIdx.y) * w.n_rows + row] = v + (jobs.bias[j] ? jobs.bias[j][row] : 0.0f);
 }
 
-// GB_CUDA_MV_KS: 1 (a warp per row pair), 2 or 4 (matvec_fast_ks_kernel) for
-// launches of at most 16384 rows (not the output head); read at each launch.
-int mv_ksplit() {
-    const char * e = std::getenv("GB_CUDA_MV_KS");
-    const int v = e ? std::atoi(e) : 1;
-    return v == 2 || v == 4 ? v : 1;
+// Warps per row pair for a fast launch (read at each launch; decode steps
+// replay a graph). Measured on an H200 (h5/cudaperf, bench_cuda_kernels):
+// KS = 2 took the 8B q/k/v-sized Q4_K matvec (4096 x 6144) from 8.07 to 6.34
+// us but the 14336-column ffn_down from 11.96 to 13.12 (Q4_K) and 16.6 to
+// 21.6 us (Q6_K); KS = 4 lost on all. So by default KS = 2 only for rows of
+// 4096-6144 values in launches of >= GB_CUDA_MV_KS_ROWS rows (default 6144:
+// the 8B q/k/v); GB_CUDA_MV_KS=1/2/4 forces one value for launches of at
+// most 16384 rows (never the output head).
+int mv_ksplit(int64_t n_cols, int64_t total_rows) {
+    if (total_rows > 16384) return 1;
+    if (const char * e = std::getenv("GB_CUDA_MV_KS"); e && *e) {
+        const int v = std::atoi(e);
+        return v == 2 || v == 4 ? v : 1;
+    }
+    const char * r = std::getenv("GB_CUDA_MV_KS_ROWS");
+    const int64_t min_rows = r && *r ? std::atoll(r) : 6144;
+    return n_cols >= 4096 && n_cols <= 6144 && total_rows >= min_rows ? 2 : 1;
 }
 
 constexpr int kGluWarps = 8;
@@ -591,7 +602,7 @@ __global__ void __launch_bounds__(kGluWarps * 32) matvec_glu_kernel(const DevMat
     const XView x = x_of(xq, xd, xs, xf, gate.n_cols, blockIdx.y);
     float g[kGluRows] = {}, u[kGluRows] = {};
     if constexpr (TI >= 0) {
-        rows_dot2<Fast<TensorType(TI)>, kGluRows>(gate, up, row0, x, g, u, lane, 32);
+        rows_dot2<Fast<TensorType(TI)>, kGluRows>(gate, up, row0, x, g, u);
     } else {
         dot_any<-1, kGluRows, false>(gate, row0, x, g);
         dot_any<-1, kGluRows, false>(up, row0, x, u);
@@ -610,82 +621,13 @@ __global__ void __launch_bounds__(kGluWarps * 32) matvec_glu_kernel(const DevMat
     }
 }
 
-// Split-K form of the fused gate/up (KS = 2 or 4 warps per 4-row group, each
-// summing every KS-th 32-unit stretch of the rows): 32 / KS rows a block, so
-// KS times as many, shorter blocks. The 8B gate/up has 448 blocks of 32 rows
-// for 264 resident slots (132 SMs x 2): 1.7 waves, the second one 70% full;
-// with KS = 4, 1792 blocks = 6.8 waves. The q8 block of 32 outputs spans KS
-// blocks: each writes y, and the last of the KS to finish (counter per token
-// and 32-row group, reset by that block: zero before and after each launch)
-// quantizes the 32 values from L2.
-template <int TI, int KS>
-__global__ void __launch_bounds__(kGluWarps * 32) matvec_glu_ks_kernel(const DevMat gate, const DevMat up, int act,
-                                                                      const int8_t * __restrict__ xq, const float * __restrict__ xd,
-                                                                      const float * __restrict__ xs, const float * __restrict__ xf,
-                                                                      float * __restrict__ y, Q8Act q, int * __restrict__ counters) {
-    static_assert(TI >= 0 && (KS == 2 || KS == 4), "one weight type; 2 or 4 warps per row group");
-    constexpr int RB = kGluWarps / KS * kGluRows;  // rows a block
-    __shared__ float pg[kGluWarps][kGluRows], pu[kGluWarps][kGluRows];
-    __shared__ int last;
-    pdl_trigger();
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int grp = warp / KS, part = warp % KS;
-    const int row0 = blockIdx.x * RB + grp * kGluRows;
-    if (blockIdx.y == 0 && part == 0) {
-        prefetch_any<kGluRows, false>(gate, row0);
-        prefetch_any<kGluRows, false>(up, row0);
-    }
-    pdl_wait();
-    const XView x = x_of(xq, xd, xs, xf, gate.n_cols, blockIdx.y);
-    float g[kGluRows] = {}, u[kGluRows] = {};
-    rows_dot2<Fast<TensorType(TI)>, kGluRows>(gate, up, row0, x, g, u, 32 * part + lane, 32 * KS);
-#pragma unroll
-    for (int r = 0; r < kGluRows; ++r) {
-        const float gv = warp_sum(g[r]), uv = warp_sum(u[r]);
-        if (lane == r) { pg[warp][r] = gv; pu[warp][r] = uv; }
-    }
-    __syncthreads();
-    const size_t base = size_t(blockIdx.y) * gate.n_rows;
-    if (threadIdx.x < RB) {
-        const int gi = threadIdx.x / kGluRows, r = threadIdx.x % kGluRows;
-        float gv = 0.0f, uv = 0.0f;
-#pragma unroll
-        for (int k = 0; k < KS; ++k) { gv += pg[gi * KS + k][r]; uv += pu[gi * KS + k][r]; }
-        y[base + size_t(blockIdx.x) * RB + threadIdx.x] = glu_act(act, gv) * uv;
-    }
-    if (!q.q) return;
-    __syncthreads();
-    const int group = int(blockIdx.x) / KS;  // 32-row group
-    int * cnt = counters + size_t(blockIdx.y) * (gate.n_rows / 32) + group;
-    if (threadIdx.x == 0) {
-        __threadfence();  // this block's y before the count
-        const int seen = atomicAdd(cnt, 1);
-        last = seen == KS - 1;
-        if (last) *cnt = 0;  // for the next launch
-    }
-    __syncthreads();
-    if (last && warp == 0) {
-        __threadfence();
-        const size_t o = base + size_t(group) * 32 + lane;
-        q8_quant_warp(__ldcg(y + o), int64_t(o / 32), q);
-    }
-}
-
-// GB_CUDA_GLU_KS: 1 (one warp per row group), 2 or 4; read at each launch
-// (decode steps replay a graph) so tests can switch it.
-int glu_ksplit() {
-    const char * e = std::getenv("GB_CUDA_GLU_KS");
-    const int v = e ? std::atoi(e) : 1;
-    return v == 2 || v == 4 ? v : 1;
-}
-
 Status launch_fast(const MatvecJob * jobs, int n, const Q8Act & xq, const float * xf, int n_tok, cudaStream_t s,
                    const RopeEpilogue * ep = nullptr) {
     FastJobs a{};
     if (ep) { a.rope = 1; a.ep = *ep; }
     int64_t total_rows = 0;
     for (int i = 0; i < n; ++i) total_rows += jobs[i].w.n_rows;
-    const int ks = total_rows <= 16384 ? mv_ksplit() : 1;
+    const int ks = mv_ksplit(jobs[0].w.n_cols, total_rows);
     int blocks = 0;
     const int rows_per_block = kFastWarps * kFastRows / ks;
     for (int i = 0; i < n; ++i) {
@@ -800,32 +742,19 @@ bool matvec_glu_supported(const DevMat & gate, const DevMat & up) {
 }
 
 Status matvec_glu(const DevMat & gate, const DevMat & up, int act, const Q8Act & xq, const float * xf, int n_tok, float * y,
-                  const Q8Act & q_out, cudaStream_t s, int * counters) {
+                  const Q8Act & q_out, cudaStream_t s) {
     if (!matvec_glu_supported(gate, up)) return make_error(ErrorCode::Unsupported, "CUDA matvec_glu: unsupported types or shapes");
     const bool need_q = gate.type != TensorType::F16 || up.type != TensorType::F16;
     const bool need_f = gate.type == TensorType::F16 || up.type == TensorType::F16;
     if ((need_q && !xq.q) || (need_f && !xf)) return make_error(ErrorCode::InvalidArgument, "CUDA matvec_glu: missing activations");
     if (n_tok == 0) return {};
+    // (Split-K forms of this kernel, 2 or 4 warps per 4-row group, 16 or 8 rows a
+    // block, the q8 written by the last block of each 32-row group, measured
+    // slower on the 8B gate/up despite 3.4 / 6.8 waves instead of 1.7: 30.5 /
+    // 35.0 vs 26.5 us, H200, h5/cudaperf.)
     // (Q4_K keeps the 16-byte unit here: the matvec's 32-byte unit needs 159
     // registers with 8 rows in flight, one block per SM, and measured 21% slower
     // on the 8B gate/up: 33.5 vs 26.4 us, H200, h4/cudadec.)
-    const int ks = glu_ksplit();
-    if (ks > 1 && gate.type == up.type && (counters || !q_out.q)) {
-        auto * kk = matvec_glu_ks_kernel<int(TensorType::Q4_K), 2>;
-        bool have = true;
-        switch (gate.type) {
-            case TensorType::Q4_K: kk = ks == 2 ? matvec_glu_ks_kernel<int(TensorType::Q4_K), 2> : matvec_glu_ks_kernel<int(TensorType::Q4_K), 4>; break;
-            case TensorType::Q6_K: kk = ks == 2 ? matvec_glu_ks_kernel<int(TensorType::Q6_K), 2> : matvec_glu_ks_kernel<int(TensorType::Q6_K), 4>; break;
-            case TensorType::Q8_0: kk = ks == 2 ? matvec_glu_ks_kernel<int(TensorType::Q8_0), 2> : matvec_glu_ks_kernel<int(TensorType::Q8_0), 4>; break;
-            case TensorType::F16:  kk = ks == 2 ? matvec_glu_ks_kernel<int(TensorType::F16), 2> : matvec_glu_ks_kernel<int(TensorType::F16), 4>; break;
-            default: have = false; break;
-        }
-        if (have) {
-            GB_CU(launch_pdl(kk, dim3(unsigned(gate.n_rows / 32 * ks), n_tok), dim3(kGluWarps * 32), 0, s, gate, up, act, xq.q,
-                             xq.d, xq.s, xf, y, q_out, counters));
-            return {};
-        }
-    }
     auto * k = matvec_glu_kernel<-1>;
     if (gate.type == up.type) {
         switch (gate.type) {

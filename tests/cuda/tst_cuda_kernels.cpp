@@ -128,7 +128,7 @@ class TstCudaKernels : public QObject {
         if (gemm_mode.startsWith("ks")) qputenv("GB_CUDA_MV_KS", gemm_mode.mid(2).toUtf8());
         else qunsetenv("GB_CUDA_MV_KS");
         auto reset_ks = qScopeGuard([] { qunsetenv("GB_CUDA_MV_KS"); });
-        if (want_cublas && !ct::gemm_uses_cublas(t)) QSKIP(qPrintable(QString::fromStdString(ct::cublas_describe())));
+        if (want_cublas && !ct::gemm_uses_cublas(t, n_tok)) QSKIP(qPrintable(QString::fromStdString(ct::cublas_describe())));
         std::vector<uint8_t> bytes;
         std::vector<float> w;
         random_weight(t, n_cols, n_rows, &bytes, &w);
@@ -147,7 +147,7 @@ class TstCudaKernels : public QObject {
         const bool is_float = t == TensorType::F32 || t == TensorType::F16 || t == TensorType::BF16;
         const double bound = gemm ? 5e-3 : (is_float ? 1e-5 : 1.5e-2);
         qInfo("%s n_tok %d %s: relative error %.3g (bound %.1g)", type_name(t), n_tok,
-              gemm ? (ct::gemm_uses_cublas(t) ? "gemm (cuBLAS)" : "gemm (ours)") : "matvec", err, bound);
+              gemm ? (ct::gemm_uses_cublas(t, n_tok) ? "gemm (cuBLAS)" : "gemm (ours)") : "matvec", err, bound);
         QVERIFY2(err < bound, qPrintable(QString("relative error %1").arg(err)));
     }
 
@@ -196,29 +196,17 @@ class TstCudaKernels : public QObject {
         QTest::addColumn<int>("tu");
         QTest::addColumn<int>("kind");
         QTest::addColumn<int>("n_tok");
-        QTest::addColumn<int>("ks");  // GB_CUDA_GLU_KS: warps per row group (split-K kernel for 2, 4)
-        QTest::newRow("Q4_K silu x1") << int(TensorType::Q4_K) << int(TensorType::Q4_K) << 0 << 1 << 1;
-        QTest::newRow("Q6_K/Q4_K gelu x3") << int(TensorType::Q6_K) << int(TensorType::Q4_K) << 1 << 3 << 1;
-        QTest::newRow("Q8_0 silu x2") << int(TensorType::Q8_0) << int(TensorType::Q8_0) << 0 << 2 << 1;
-        QTest::newRow("F16 gelu x1") << int(TensorType::F16) << int(TensorType::F16) << 1 << 1 << 1;
-        QTest::newRow("Q4_K silu x2, 4096 cols") << int(TensorType::Q4_K) << int(TensorType::Q4_K) << 0 << 1002 << 1;
-        for (int ks : {2, 4}) {
-            QTest::newRow(qPrintable(QString("Q4_K silu x2, 4096 cols, ks%1").arg(ks))) << int(TensorType::Q4_K) << int(TensorType::Q4_K) << 0 << 1002 << ks;
-            QTest::newRow(qPrintable(QString("Q4_K silu x3 ks%1").arg(ks))) << int(TensorType::Q4_K) << int(TensorType::Q4_K) << 0 << 3 << ks;
-            QTest::newRow(qPrintable(QString("Q6_K gelu x1 ks%1").arg(ks))) << int(TensorType::Q6_K) << int(TensorType::Q6_K) << 1 << 1 << ks;
-            QTest::newRow(qPrintable(QString("Q8_0 silu x2 ks%1").arg(ks))) << int(TensorType::Q8_0) << int(TensorType::Q8_0) << 0 << 2 << ks;
-            QTest::newRow(qPrintable(QString("F16 gelu x1 ks%1").arg(ks))) << int(TensorType::F16) << int(TensorType::F16) << 1 << 1 << ks;
-        }
+        QTest::newRow("Q4_K silu x1") << int(TensorType::Q4_K) << int(TensorType::Q4_K) << 0 << 1;
+        QTest::newRow("Q6_K/Q4_K gelu x3") << int(TensorType::Q6_K) << int(TensorType::Q4_K) << 1 << 3;
+        QTest::newRow("Q8_0 silu x2") << int(TensorType::Q8_0) << int(TensorType::Q8_0) << 0 << 2;
+        QTest::newRow("F16 gelu x1") << int(TensorType::F16) << int(TensorType::F16) << 1 << 1;
+        QTest::newRow("Q4_K silu x2, 4096 cols") << int(TensorType::Q4_K) << int(TensorType::Q4_K) << 0 << 1002;
     }
     void glu() {
         QFETCH(int, tg);
         QFETCH(int, tu);
         QFETCH(int, kind);
         QFETCH(int, n_tok);
-        QFETCH(int, ks);
-        if (ks > 1) qputenv("GB_CUDA_GLU_KS", QByteArray::number(ks));
-        else qunsetenv("GB_CUDA_GLU_KS");
-        auto reset_ks = qScopeGuard([] { qunsetenv("GB_CUDA_GLU_KS"); });
         const int64_t n_cols = n_tok > 1000 ? 4096 : 768, n_rows = 96;  // n_tok + 1000: long rows
         if (n_tok > 1000) n_tok -= 1000;
         std::vector<uint8_t> bg, bu;
