@@ -1,5 +1,7 @@
-// Prefill-path matrix products on the tensor cores (wmma 16x16x16, f32
-// accumulation) with the f16-rounded activations: Y [n_tok, n_rows] = X [n_tok, K] W^T.
+// Prefill-path matrix products Y [n_tok, n_rows] = X [n_tok, K] W^T with the
+// f16-rounded activations: through cuBLAS when libcublas is present (loaded at
+// run time, cublas_dl.h; rule at gemm_mode), else on our wmma kernels below
+// (16x16x16, f32 accumulation).
 // Fused path (rows of a multiple of 64 values): weight tiles decoded into
 // shared memory as f16 inside the GEMM. Otherwise (or GB_CUDA_GEMM=slab) the
 // weight is dequantized in row slabs to global f16 first, then the f16 GEMM
@@ -356,12 +358,13 @@ int sm_count() {
 // "128" (fused, that token tile), "cublas" (cuBLAS for every type and size),
 // unset = cuBLAS when it is loaded (cublas_dl.h): F16/BF16 weights straight,
 // quantized weights dequantized to f16 slabs first when n_tok >=
-// GB_CUDA_CUBLAS_MIN_TOK (default 128: the slab costs ~4.6 bytes of traffic a
-// weight whatever n_tok is, our fused kernel ~2 n_tok / 150e12 s a weight,
-// cuBLAS a quarter of that); otherwise our fused kernel with the tile chosen by
-// size. Any other setting forces our kernels. Measured on an H200 at pp512
-// (h5/cudaperf): 1B F16 49.3k -> 100.0k t/s, 1B Q4_K_M 41.1k -> 77.0k, 1B Q8_0
-// 45.4k -> 76.4k, 8B Q4_K_M 9.48k -> 17.24k.
+// GB_CUDA_CUBLAS_MIN_TOK (default 0: always); otherwise our fused kernel with
+// the tile chosen by size. Any other setting forces our kernels. Measured on
+// an H200 (h5/cudaperf), pp512: 1B F16 49.3k -> 100.0k t/s, 1B Q4_K_M 41.1k ->
+// 77.0k, 1B Q8_0 45.4k -> 76.4k, 8B Q4_K_M 9.48k -> 17.24k; 1B Q4_K_M pp128
+// 16.6k -> 32.8k, pp64 8.4k -> 18.2k; 8B pp128 4.25k -> 6.65k. (Below 64
+// tokens the fused kernel runs one 64-token tile whatever n_tok is, while the
+// slab's cost stays and cuBLAS's shrinks, so cuBLAS stays ahead there too.)
 constexpr int kModeAuto = 0, kModeSlab = -1, kModeCublas = -2;
 int gemm_mode() {
     const char * e = std::getenv("GB_CUDA_GEMM");
@@ -405,7 +408,7 @@ bool gemm_uses_cublas(TensorType t, int n_tok) {
     if (t == TensorType::F16 || t == TensorType::BF16) return true;
     static const int min_tok = [] {
         const char * e = std::getenv("GB_CUDA_CUBLAS_MIN_TOK");
-        return e && *e ? std::atoi(e) : 128;
+        return e && *e ? std::atoi(e) : 0;
     }();
     return n_tok >= min_tok;
 }

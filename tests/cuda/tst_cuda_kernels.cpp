@@ -70,7 +70,7 @@ class TstCudaKernels : public QObject {
         QTest::addColumn<int>("n_tok");
         QTest::addColumn<bool>("gemm");
         QTest::addColumn<bool>("long_rows");
-        QTest::addColumn<QString>("gemm_mode");  // GB_CUDA_GEMM: "" auto (fused), "128" fused 128-token tile, "slab"
+        QTest::addColumn<QString>("gemm_mode");  // GB_CUDA_GEMM: "" auto (cuBLAS when loaded), "64"/"128" fused tiles, "slab", "cublas"
         const TensorType types[] = {TensorType::F32, TensorType::F16, TensorType::BF16, TensorType::Q4_0, TensorType::Q4_1,
                                     TensorType::Q5_0, TensorType::Q5_1, TensorType::Q8_0, TensorType::Q2_K, TensorType::Q3_K,
                                     TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K};
@@ -83,6 +83,9 @@ class TstCudaKernels : public QObject {
                                                                                           << QString("128");
             QTest::newRow(qPrintable(QString("%1 gemm x130 slab").arg(type_name(t)))) << int(t) << 130 << true << false
                                                                                       << QString("slab");
+            // our fused kernel's 64-token tile (the default path when cuBLAS is absent)
+            QTest::newRow(qPrintable(QString("%1 gemm x37 tile64").arg(type_name(t)))) << int(t) << 37 << true << false
+                                                                                       << QString("64");
         }
         // cuBLAS (loaded at run time): F16/BF16 weights straight, the others
         // dequantized to f16 slabs first (256-row slabs here: the slab loop);
@@ -121,7 +124,7 @@ class TstCudaKernels : public QObject {
         // odd rows: tile and row-group edges; 301 > 256-row slabs
         const int64_t n_cols = long_rows ? 4352 : (gemm_mode == "k800" ? 800 : 768), n_rows = gemm ? 301 : 67;
         const bool want_cublas = gemm_mode.startsWith("cublas"), with_bias = gemm_mode.endsWith("bias");
-        if (gemm_mode == "128" || gemm_mode == "slab") qputenv("GB_CUDA_GEMM", gemm_mode.toUtf8());
+        if (gemm_mode == "64" || gemm_mode == "128" || gemm_mode == "slab") qputenv("GB_CUDA_GEMM", gemm_mode.toUtf8());
         else if (want_cublas) qputenv("GB_CUDA_GEMM", "cublas");
         else qunsetenv("GB_CUDA_GEMM");
         auto reset_mode = qScopeGuard([] { qunsetenv("GB_CUDA_GEMM"); });
