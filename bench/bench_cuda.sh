@@ -14,45 +14,20 @@
 # env: GB_DEADLINE (seconds, default 560), GB_MODELS (space-separated
 #      shape:type list), GB_SKIP_CHECKS=1, GB_SKIP_LCPP=1
 set -u
-W=${1:-.cudawork}
-W=$(cd "$W" && pwd)
-OUT=${OUT:-/tmp/gb_out}
-mkdir -p "$OUT"
-T0=$(date +%s)
-DEADLINE=${GB_DEADLINE:-560}
-if [ -f "$W/lib.tgz" ]; then tar xzf "$W/lib.tgz" -C /tmp; export LD_LIBRARY_PATH="/tmp/gblib:${LD_LIBRARY_PATH:-}"; fi
-[ -d "$W/lib" ] && export LD_LIBRARY_PATH="$W/lib:${LD_LIBRARY_PATH:-}"
-BIN=$W/bin
-M=/tmp/gb_models
-mkdir -p "$M"
-elapsed() { echo $(( $(date +%s) - T0 )); }
-left() { echo $(( DEADLINE - $(elapsed) )); }
-log() { echo "[$(elapsed)s] $*" | tee -a "$OUT/summary.log"; }
-
-nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem --format=csv | tee "$OUT/gpu.txt"
+. "$(dirname "$0")/cuda_kit.sh"
+kit_init "${1:-.cudawork}" 560
+kit_gpu_info
 nproc
 
 # ---- llama.cpp build (background) -------------------------------------------
 LCPP_PID=
-if [ "${GB_SKIP_LCPP:-0}" != 1 ] && [ -f "$W/lcpp.tgz" ]; then
-  tar xzf "$W/lcpp.tgz" -C /tmp
-  ( cmake -S /tmp/lcpp -B /tmp/lcpp/build -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
-      -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF \
-      -DLLAMA_OPENSSL=OFF -DGGML_NATIVE=ON \
-    && nice cmake --build /tmp/lcpp/build --target llama-bench -j 12 ) > "$OUT/lcpp_build.log" 2>&1 &
-  LCPP_PID=$!
-  log "llama.cpp build started"
-fi
+[ "${GB_SKIP_LCPP:-0}" != 1 ] && kit_lcpp_build 12
 
 # ---- models (8B in the background: it takes minutes) -------------------------
 MODELS=${GB_MODELS:-"gemma3-270m:Q4_K_M llama-1b:Q4_K_M llama-1b:Q8_0 llama-1b:F16 llama-8b:Q4_K_M"}
-synth() {  # shape type
-  local f="$M/$1-$2.gguf"
-  [ -f "$f" ] || "$BIN/glassbox-cli" synth --shape "$1" --type "$2" -o "$f" -t "${3:-4}" >> "$OUT/synth.log" 2>&1
-}
 BIG_PID=
 for mt in $MODELS; do
-  case $mt in llama-8b:*) ( synth "${mt%%:*}" "${mt##*:}" 4 ) & BIG_PID="$BIG_PID $!";; esac
+  case $mt in llama-8b:*) ( kit_synth "${mt%%:*}" "${mt##*:}" 4 ) & BIG_PID="$BIG_PID $!";; esac
 done
 
 # ---- checks ---------------------------------------------------------------------
@@ -105,7 +80,7 @@ run_lcpp() {
 for mt in $MODELS; do
   case $mt in llama-8b:*) continue;; esac
   [ "$(left)" -lt 60 ] && { log "deadline: skipping $mt"; continue; }
-  synth "${mt%%:*}" "${mt##*:}" 16
+  kit_synth "${mt%%:*}" "${mt##*:}" 16
   run_ours "$M/${mt%%:*}-${mt##*:}.gguf" "${mt%%:*}-${mt##*:}"
 done
 log "waiting for the 8B file / llama.cpp build"

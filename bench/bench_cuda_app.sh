@@ -13,28 +13,15 @@
 # env: GB_DEADLINE (seconds, default 300), GB_MODELS, GB_SKIP_CHECKS=1, GB_SKIP_SERVE=1,
 #      GB_TESTS (tst_cuda_batch arguments), GB_SKIP_SANITIZERS=1, GB_NCU=1 (per-kernel times)
 set -u
-W=${1:-.cudawork-cudaapp}
-W=$(cd "$W" && pwd)
-RES=${OUT:-/tmp/gb_out}   # gets summary.log, the test logs and serve_all.md at the end
+. "$(dirname "$0")/cuda_kit.sh"
+kit_init "${1:-.cudawork-cudaapp}" 300
+RES=$OUT                  # gets summary.log, the test logs and serve_all.md at the end
 OUT=/tmp/gb_logs          # everything
-mkdir -p "$OUT" "$RES"
-T0=$(date +%s)
-DEADLINE=${GB_DEADLINE:-300}
-if [ -f "$W/lib.tgz" ]; then tar xzf "$W/lib.tgz" -C /tmp; export LD_LIBRARY_PATH="/tmp/gblib:${LD_LIBRARY_PATH:-}"; fi
-BIN=$W/bin
-M=/tmp/gb_models
-mkdir -p "$M"
-elapsed() { echo $(( $(date +%s) - T0 )); }
-left() { echo $(( DEADLINE - $(elapsed) )); }
-log() { echo "[$(elapsed)s] $*" | tee -a "$OUT/summary.log"; }
-
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$OUT/summary.log"
+mkdir -p "$OUT"
+kit_gpu_info
 
 MODELS=${GB_MODELS:-"gemma3-270m:Q4_K_M llama-1b:Q4_K_M"}
-( for mt in $MODELS; do
-    f="$M/${mt%%:*}-${mt##*:}.gguf"
-    [ -f "$f" ] || "$BIN/glassbox-cli" synth --shape "${mt%%:*}" --type "${mt##*:}" -o "$f" -t 8 >> "$OUT/synth.log" 2>&1
-  done ) &
+( for mt in $MODELS; do kit_synth "${mt%%:*}" "${mt##*:}" 8; done ) &
 SYNTH_PID=$!
 
 if [ "${GB_SKIP_CHECKS:-0}" != 1 ]; then

@@ -6,28 +6,14 @@
 # usage: bench/bench_cuda_dec.sh WORKDIR (WORKDIR/bin: glassbox-cli, glassbox-cli-main = a baseline build,
 #   tst_cuda_kernels, tst_cuda_model; WORKDIR/lib.tgz: the Qt libraries)   env: GB_DEADLINE (s), GB_LCPP=1 to build/time llama.cpp
 set -u
-W=$(cd "${1:-.cudawork-cudadec}" && pwd)
-OUT=${OUT:-/tmp/gb_out}; mkdir -p "$OUT"
-T0=$(date +%s); DEADLINE=${GB_DEADLINE:-540}
-elapsed() { echo $(( $(date +%s) - T0 )); }
-left() { echo $(( DEADLINE - $(elapsed) )); }
-log() { echo "[$(elapsed)s] $*" | tee -a "$OUT/summary.log"; }
-tar xzf "$W/lib.tgz" -C /tmp; export LD_LIBRARY_PATH="/tmp/gblib:${LD_LIBRARY_PATH:-}"
-BIN=$W/bin; M=/tmp/gb_models; mkdir -p "$M"
-nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem --format=csv | tee "$OUT/gpu.txt"
+. "$(dirname "$0")/cuda_kit.sh"
+kit_init "${1:-.cudawork-cudadec}" 540
+kit_gpu_info
 LCPP_PID=
-if [ "${GB_LCPP:-0}" = 1 ] && [ -f "$W/lcpp.tgz" ]; then
-  tar xzf "$W/lcpp.tgz" -C /tmp
-  ( cmake -S /tmp/lcpp -B /tmp/lcpp/build -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
-      -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF \
-      -DLLAMA_OPENSSL=OFF -DGGML_NATIVE=ON \
-    && nice cmake --build /tmp/lcpp/build --target llama-bench -j 10 ) > "$OUT/lcpp_build.log" 2>&1 &
-  LCPP_PID=$!
-fi
-synth() { local f="$M/$1-$2.gguf"; [ -f "$f" ] || "$BIN/glassbox-cli" synth --shape "$1" --type "$2" -o "$f" -t "$3" >> "$OUT/synth.log" 2>&1; }
-( synth llama-8b Q4_K_M 6 ) & P8=$!
-( synth llama-1b Q4_K_M 2 ) & P1=$!
-( synth gemma3-270m Q4_K_M 2 ) & PG=$!
+[ "${GB_LCPP:-0}" = 1 ] && kit_lcpp_build 10
+( kit_synth llama-8b Q4_K_M 6 ) & P8=$!
+( kit_synth llama-1b Q4_K_M 2 ) & P1=$!
+( kit_synth gemma3-270m Q4_K_M 2 ) & PG=$!
 log "tests"
 "$BIN/tst_cuda_kernels" > "$OUT/tst_cuda_kernels.log" 2>&1; log "tst_cuda_kernels rc=$? $(grep -E '^Totals' "$OUT/tst_cuda_kernels.log")"
 grep -E "FAIL" -A3 "$OUT/tst_cuda_kernels.log" | head -20

@@ -12,35 +12,17 @@
 #      GB_NCU_MODELS (shape:type list: per-kernel device times of one pp512 under ncu),
 #      GB_FLASH_COMPARE=1 (also pp512 with GB_CUDA_FLASH=0), GB_SKIP_PARTIAL=1
 set -u
-W=$(cd "${1:-.cudawork}" && pwd)
-OUT=${OUT:-/tmp/gb_out}
-mkdir -p "$OUT"
+. "$(dirname "$0")/cuda_kit.sh"
+kit_init "${1:-.cudawork}" 540
 FINAL_OUT=$OUT
 OUT=/tmp/gb_logs  # everything is packed into $FINAL_OUT/logs.tgz at the end (the device returns 8 files at most)
 mkdir -p "$OUT"
-T0=$(date +%s)
-DEADLINE=${GB_DEADLINE:-540}
-elapsed() { echo $(( $(date +%s) - T0 )); }
-left() { echo $(( DEADLINE - $(elapsed) )); }
-log() { echo "[$(elapsed)s] $*" | tee -a "$OUT/summary.log"; }
-if [ -f "$W/lib.tgz" ]; then tar xzf "$W/lib.tgz" -C /tmp; export LD_LIBRARY_PATH="/tmp/gblib:${LD_LIBRARY_PATH:-}"; fi
-BIN=$W/bin
-M=/tmp/gb_models
-mkdir -p "$M"
-nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem --format=csv | tee -a "$OUT/summary.log"
+kit_gpu_info
 
 LCPP_PID=
-if [ "${GB_SKIP_LCPP:-0}" != 1 ] && [ -f "$W/lcpp.tgz" ]; then
-  tar xzf "$W/lcpp.tgz" -C /tmp
-  ( cmake -S /tmp/lcpp -B /tmp/lcpp/build -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
-      -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF \
-      -DLLAMA_OPENSSL=OFF -DGGML_NATIVE=ON \
-    && nice cmake --build /tmp/lcpp/build --target llama-bench -j 10 ) > "$OUT/lcpp_build.log" 2>&1 &
-  LCPP_PID=$!
-fi
+[ "${GB_SKIP_LCPP:-0}" != 1 ] && kit_lcpp_build 10
 MODELS=${GB_MODELS:-"gemma3-270m:Q4_K_M llama-1b:Q4_K_M llama-1b:Q8_0 llama-1b:F16 llama-8b:Q4_K_M"}
-synth() { local f="$M/$1-$2.gguf"; [ -f "$f" ] || "$BIN/glassbox-cli" synth --shape "$1" --type "$2" -o "$f" -t "$3" >> "$OUT/synth.log" 2>&1; }
-( synth llama-8b Q4_K_M 6 ) & BIG_PID=$!
+( kit_synth llama-8b Q4_K_M 6 ) & BIG_PID=$!
 
 if [ "${GB_SKIP_CHECKS:-0}" != 1 ]; then
   "$BIN/tst_cuda_kernels" > "$OUT/tst_kernels.log" 2>&1; log "tst_cuda_kernels rc=$? $(grep -E '^Totals' "$OUT/tst_kernels.log")"
@@ -65,7 +47,7 @@ pp() {  # file tag env...
 for mt in $MODELS; do
   [ "$(left)" -lt 60 ] && { log "deadline: skip $mt"; continue; }
   s=${mt%%:*}; t=${mt##*:}; f="$M/$s-$t.gguf"
-  if [ "$s" = llama-8b ]; then while kill -0 $BIG_PID 2>/dev/null && [ "$(left)" -gt 60 ]; do sleep 2; done; else synth "$s" "$t" 12; fi
+  if [ "$s" = llama-8b ]; then while kill -0 $BIG_PID 2>/dev/null && [ "$(left)" -gt 60 ]; do sleep 2; done; else kit_synth "$s" "$t" 12; fi
   [ -f "$f" ] || continue
   pp "$f" "fused_$s-$t" GB_CUDA_GEMM=
   pp "$f" "slab_$s-$t" GB_CUDA_GEMM=slab

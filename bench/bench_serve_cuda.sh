@@ -12,27 +12,12 @@
 # env: GB_DEADLINE (seconds, default 420), GB_MODELS (shape:type list),
 #      GB_SKIP_CHECKS=1, GB_SERVE_ARGS (extra bench-serve arguments)
 set -u
-W=${1:-.cudawork-cudab}
-W=$(cd "$W" && pwd)
-OUT=${OUT:-/tmp/gb_out}
-mkdir -p "$OUT"
-T0=$(date +%s)
-DEADLINE=${GB_DEADLINE:-420}
-if [ -f "$W/lib.tgz" ]; then tar xzf "$W/lib.tgz" -C /tmp; export LD_LIBRARY_PATH="/tmp/gblib:${LD_LIBRARY_PATH:-}"; fi
-BIN=$W/bin
-M=/tmp/gb_models
-mkdir -p "$M"
-elapsed() { echo $(( $(date +%s) - T0 )); }
-left() { echo $(( DEADLINE - $(elapsed) )); }
-log() { echo "[$(elapsed)s] $*" | tee -a "$OUT/summary.log"; }
-
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$OUT/summary.log"
+. "$(dirname "$0")/cuda_kit.sh"
+kit_init "${1:-.cudawork-cudab}" 420
+kit_gpu_info
 
 MODELS=${GB_MODELS:-"gemma3-270m:Q4_K_M llama-1b:Q4_K_M"}
-( for mt in $MODELS; do
-    f="$M/${mt%%:*}-${mt##*:}.gguf"
-    [ -f "$f" ] || "$BIN/glassbox-cli" synth --shape "${mt%%:*}" --type "${mt##*:}" -o "$f" -t 12 >> "$OUT/synth.log" 2>&1
-  done ) &
+( for mt in $MODELS; do kit_synth "${mt%%:*}" "${mt##*:}" 12; done ) &
 SYNTH_PID=$!
 
 if [ "${GB_SKIP_CHECKS:-0}" != 1 ]; then

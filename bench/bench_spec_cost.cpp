@@ -5,6 +5,7 @@
 // Interleaved repetitions, medians of wall time, ratios to decode(1).
 //   bench_spec_cost MODEL [--threads 2] [--ctx 200] [--kmax 16] [--reps 5] [--head-only 1]
 #include "arch/arch.h"
+#include "bench_util.h"
 #include "cpu/matmul.h"
 #include "cpu/thread_pool.h"
 #include "glassbox/model.h"
@@ -20,17 +21,10 @@
 #include <vector>
 
 using namespace gb;
+using bench::median;
+using bench::now_ms;
 
 namespace {
-
-double now_ms() {
-    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0.0 : (v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]));
-}
 
 }  // namespace
 
@@ -40,21 +34,10 @@ int main(int argc, char ** argv) {
         return 2;
     }
     int threads = 2, n_ctx_fill = 200, kmax = 16, reps = 5, head_only = 0;
-    for (int i = 2; i + 1 < argc; i += 2) {
-        const std::string a = argv[i];
-        const int v = std::atoi(argv[i + 1]);
-        if (a == "--threads") threads = v;
-        else if (a == "--ctx") n_ctx_fill = v;
-        else if (a == "--kmax") kmax = v;
-        else if (a == "--reps") reps = v;
-        else if (a == "--head-only") head_only = v;
-    }
-    auto model = Model::load(argv[1]);
-    if (!model) {
-        std::fprintf(stderr, "%s\n", model.error().message.c_str());
-        return 1;
-    }
-    std::shared_ptr<const Model> m = std::move(model.value());
+    if (!bench::int_options(argc, argv, 2, {{"--threads", &threads}, {"--ctx", &n_ctx_fill}, {"--kmax", &kmax},
+                                              {"--reps", &reps}, {"--head-only", &head_only}})) return 2;
+    const std::shared_ptr<const Model> m = bench::load_model(argv[1]);
+    if (!m) return 1;
     ContextParams cp;
     cp.n_ctx = n_ctx_fill + kmax + 64;
     cp.n_threads = threads;

@@ -13,24 +13,15 @@
 #   WORKDIR/lib.tgz (-> /tmp/gblib): the Qt libraries the test binaries need
 # env: GB_SHAPES (default "llama-1b llama-8b"), GB_SKIP_TESTS=1
 set -u
-W=$(cd "${1:-.cudawork}" && pwd)
-OUT=${OUT:-/tmp/gb_out}
-mkdir -p "$OUT"
-T0=$(date +%s)
-log() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a "$OUT/summary.log"; }
-if [ -f "$W/lib.tgz" ]; then tar xzf "$W/lib.tgz" -C /tmp; export LD_LIBRARY_PATH="/tmp/gblib:${LD_LIBRARY_PATH:-}"; fi
-BIN=$W/bin
-if [ -f "$W/bin.tgz" ]; then mkdir -p /tmp/gbspec && tar xzf "$W/bin.tgz" -C /tmp/gbspec && BIN=/tmp/gbspec/bin; fi
-M=/tmp/gb_models
-mkdir -p "$M"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
+. "$(dirname "$0")/cuda_kit.sh"
+kit_init "${1:-.cudawork}" 540
+kit_gpu_info
 
 # draft models: llama-1b's own weights in Q2_K; for llama-8b the llama-1b Q4_K_M file
 SHAPES=${GB_SHAPES:-"llama-1b llama-8b"}
 draft_of() { case $1 in llama-8b) echo "$M/llama-1b-Q4_K_M.gguf";; *) echo "$M/$1-Q2_K.gguf";; esac; }
 ( for f in llama-1b:Q4_K_M llama-1b:Q2_K $(for s in $SHAPES; do echo "$s:Q4_K_M"; done); do
-    g="$M/${f%%:*}-${f##*:}.gguf"
-    [ -f "$g" ] || "$BIN/glassbox-cli" synth --shape "${f%%:*}" --type "${f##*:}" -o "$g" -t 12 >> "$OUT/synth.log" 2>&1
+    kit_synth "${f%%:*}" "${f##*:}" 12
   done ) &
 SYNTH=$!
 

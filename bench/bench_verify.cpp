@@ -6,6 +6,7 @@
 // also the same with the small-batch kernels off (the prefill paths), interleaved.
 //   bench_verify MODEL [--threads 2] [--nmax 16] [--reps 5] [--ab 0|1]
 #include "arch/arch.h"
+#include "bench_util.h"
 #include "cpu/matmul.h"
 #include "cpu/thread_pool.h"
 #include "glassbox/model.h"
@@ -21,22 +22,15 @@
 #include <vector>
 
 using namespace gb;
+using bench::median;
+using bench::now_ms;
 
 namespace {
-
-double now_ms() {
-    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 double cpu_ms() {
     timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return double(ts.tv_sec) * 1e3 + double(ts.tv_nsec) * 1e-6;
-}
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0.0 : (v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]));
 }
 
 }  // namespace
@@ -47,20 +41,9 @@ int main(int argc, char ** argv) {
         return 2;
     }
     int threads = 2, nmax = 16, reps = 5, ab = 0;
-    for (int i = 2; i + 1 < argc; i += 2) {
-        const std::string a = argv[i];
-        const int v = std::atoi(argv[i + 1]);
-        if (a == "--threads") threads = v;
-        else if (a == "--nmax") nmax = v;
-        else if (a == "--reps") reps = v;
-        else if (a == "--ab") ab = v;
-    }
-    auto model = Model::load(argv[1]);
-    if (!model) {
-        std::fprintf(stderr, "%s\n", model.error().message.c_str());
-        return 1;
-    }
-    std::shared_ptr<const Model> m = std::move(model.value());
+    if (!bench::int_options(argc, argv, 2, {{"--threads", &threads}, {"--nmax", &nmax}, {"--reps", &reps}, {"--ab", &ab}})) return 2;
+    const std::shared_ptr<const Model> m = bench::load_model(argv[1]);
+    if (!m) return 1;
     const arch::Weights & w = arch::weights_of(*m);
     std::vector<cpu::WeightView> layer_ws;
     for (const arch::LayerWeights & l : w.layers) {
