@@ -87,7 +87,7 @@ Lib & lib() {
         t.get_property(2, &patch);
         L->ok = true;
         L->line = "cuBLAS " + std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(patch) + " (" + used +
-                  ") for F16/BF16 prefill GEMMs";
+                  ")";
         return L;
     }();
     return *l;

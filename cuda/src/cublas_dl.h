@@ -1,6 +1,6 @@
 // cuBLAS loaded at run time (dlopen of libcublas.so.13), never linked: the
-// app starts without it, and the prefill GEMMs of F16/BF16 weights (and,
-// where it measured faster, dequantized slabs) use it when it is present.
+// app starts without it, and the prefill GEMMs use it when it is present
+// (F16/BF16 weights straight, quantized ones through dequantized f16 slabs).
 // GB_CUDA_CUBLAS=0 forces our own kernels (A/B runs, tests of the fallback).
 #pragma once
 
@@ -13,7 +13,7 @@ namespace gb::cuda::blas {
 // Loads the library on first use (thread-safe; one attempt per process).
 bool available();
 // One line for logs and the backend report: "cuBLAS 130100 (libcublas.so.13)"
-// or why it is not used ("not found: ...", "off (GB_CUDA_CUBLAS=0)").
+// or why it is not used ("cuBLAS not found (...): our wmma kernels", "cuBLAS off ...").
 const std::string & describe();
 
 enum class Operand { F16, BF16 };

@@ -73,8 +73,8 @@ DeviceReport probe() {
         return r;
     }
     r.available = true;
-    // Which library the prefill GEMMs of F16/BF16 weights use (loaded once).
-    r.message = std::to_string(count) + " CUDA device(s); prefill GEMM: " + blas::describe();
+    // Which library the prefill GEMMs use (loaded once): "cuBLAS 13.1.0 (libcublas.so.13)" or why not.
+    r.message = std::to_string(count) + " CUDA device(s); prefill GEMMs: " + blas::describe();
     return r;
 }
 
