@@ -5,26 +5,23 @@
 # glassbox-cli bench A/B on synthetic files against main's binary in the same
 # call: prefill cuBLAS vs our kernels (GB_CUDA_CUBLAS=0, GB_CUDA_CUBLAS_MIN_TOK)
 # and 8B decode with the split-K q/k/v matvec (GB_CUDA_MV_KS*).
-# usage: bench_cuda_perf.sh WORKDIR (bin.tgz: glassbox-cli glassbox-cli-main
-#        tst_cuda_kernels tst_cuda_model bench_cuda_kernels; lib.tgz: Qt libs)
+# usage: bench/bench_cuda_perf.sh WORKDIR (cuda_kit.sh: WORKDIR/bin or bin.tgz's
+#        bin/ with glassbox-cli, glassbox-cli-main (main's, the baseline),
+#        tst_cuda_kernels, tst_cuda_model; WORKDIR/lib.tgz: the Qt libraries)
 # env: GB_DEADLINE (s, default 215). Logs: $OUT/logs.tgz, summary in $OUT/summary.log.
+# (h5/cudaperf's call 2 ran this logic standalone, before cuda_kit.sh was merged.)
 set -u
-W=$(cd "${1:-.cudawork-cudaperf}" && pwd)
-FINAL_OUT=${OUT:-/tmp/gb_final}; OUT=/tmp/gb_out; mkdir -p "$OUT" "$FINAL_OUT"
-T0=$(date +%s); DEADLINE=${GB_DEADLINE:-215}
-elapsed() { echo $(( $(date +%s) - T0 )); }
-left() { echo $(( DEADLINE - $(elapsed) )); }
-log() { echo "[$(elapsed)s] $*" | tee -a "$OUT/summary.log"; }
+. "$(dirname "$0")/cuda_kit.sh"
+# Everything is written under /tmp/gb_out and packed into $OUT/logs.tgz at exit
+# (a device call returns at most 8 files).
+FINAL_OUT=${OUT:-/tmp/gb_final}; OUT=/tmp/gb_out; mkdir -p "$FINAL_OUT"
+kit_init "${1:-.cudawork-cudaperf}" 215
 finish() { cp "$OUT/summary.log" "$FINAL_OUT/"; (cd "$OUT" && tar czf "$FINAL_OUT/logs.tgz" .); }
 trap finish EXIT
-tar xzf "$W/lib.tgz" -C /tmp; export LD_LIBRARY_PATH="/tmp/gblib:${LD_LIBRARY_PATH:-}"
-mkdir -p /tmp/gbbin; tar xzf "$W/bin.tgz" -C /tmp/gbbin; BIN=/tmp/gbbin
-M=/tmp/gb_models; mkdir -p "$M"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
+kit_gpu_info
 "$BIN/glassbox-cli" devices 2>&1 | head -2 | tee -a "$OUT/summary.log"
-synth() { local f="$M/$1-$2.gguf"; [ -f "$f" ] || "$BIN/glassbox-cli" synth --shape "$1" --type "$2" -o "$f" -t "$3" >> "$OUT/synth.log" 2>&1; }
-( synth llama-8b Q4_K_M 8 ) & P8=$!
-( synth llama-1b F16 2; synth llama-1b Q4_K_M 2 ) & P1=$!
+( kit_synth llama-8b Q4_K_M 8 ) & P8=$!
+( kit_synth llama-1b F16 2; kit_synth llama-1b Q4_K_M 2 ) & P1=$!
 timeout 60 "$BIN/tst_cuda_kernels" > "$OUT/tst_cuda_kernels.log" 2>&1; log "tst_cuda_kernels rc=$? $(grep -E '^Totals' "$OUT/tst_cuda_kernels.log")"
 grep -E "^FAIL" -A2 "$OUT/tst_cuda_kernels.log" | head -20
 NEWROWS=("linear:F16 gemm x130 cublas" "linear:BF16 gemm x130 cublas" "linear:Q4_K gemm x130" "linear:Q6_K gemm x130 cublas" "linear:F16 gemm x37 cublas bias" "linear:Q4_K matvec x2 long rows ks2" "linear:Q6_K matvec x1 long rows ks4" "linear:Q8_0 matvec x3 ks4" "linear:F16 matvec x2 long rows ks2")
