@@ -6,6 +6,7 @@
 
 #include <dlfcn.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -42,6 +43,7 @@ struct Lib {
     std::mutex  mu;
     Handle      handle[kMaxDevices] = {};
     void *      workspace[kMaxDevices] = {};
+    bool        failed[kMaxDevices] = {};  // handle or workspace could not be made: our kernels there
 };
 
 Lib & lib() {
@@ -93,9 +95,40 @@ Lib & lib() {
     return *l;
 }
 
+// The current device's handle, made on first use (under L.mu). A device where
+// that fails (old driver for this cuBLAS, no memory) says so once on stderr and
+// keeps our kernels.
+Handle device_handle(Lib & L, int * dev_out) {
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kMaxDevices) return nullptr;
+    *dev_out = dev;
+    if (L.handle[dev] || L.failed[dev]) return L.handle[dev];
+    Handle h = nullptr;
+    void * ws = nullptr;
+    const StatusT st = L.f.create(&h);
+    cudaError_t e = cudaSuccess;
+    if (st == 0) e = cudaMalloc(&ws, kWorkspace);
+    if (st != 0 || e != cudaSuccess) {
+        std::fprintf(stderr, "glassbox: cuBLAS unusable on device %d (%s): our GEMM kernels there\n", dev,
+                     st != 0 ? L.f.status_string(st) : cudaGetErrorString(e));
+        L.failed[dev] = true;
+        (void)cudaGetLastError();
+        return nullptr;  // (a handle made before a failed workspace is kept: cuBLAS handles are cheap)
+    }
+    L.handle[dev] = h;
+    L.workspace[dev] = ws;
+    return h;
+}
+
 }  // namespace
 
-bool available() { return lib().ok; }
+bool available() {
+    Lib & L = lib();
+    if (!L.ok) return false;
+    std::lock_guard<std::mutex> lock(L.mu);
+    int dev = 0;
+    return device_handle(L, &dev) != nullptr;
+}
 const std::string & describe() { return lib().line; }
 
 Status gemm_xwT(Operand t, const void * w, int64_t ldw, const void * x, int64_t ldx, float * y, int64_t ldy, int M, int N,
@@ -104,25 +137,15 @@ Status gemm_xwT(Operand t, const void * w, int64_t ldw, const void * x, int64_t 
     if (!L.ok) return make_error(ErrorCode::Unsupported, "cuBLAS gemm: " + L.line);
     if (ldw > INT32_MAX || ldx > INT32_MAX || ldy > INT32_MAX)
         return make_error(ErrorCode::Unsupported, "cuBLAS gemm: leading dimension over 2^31");
-    int dev = 0;
-    GB_CU(cudaGetDevice(&dev));
-    if (dev < 0 || dev >= kMaxDevices) return make_error(ErrorCode::Unsupported, "cuBLAS gemm: device index out of range");
     std::lock_guard<std::mutex> lock(L.mu);
     auto check = [&](StatusT st, const char * what) -> Status {
         if (st == 0) return {};
         return make_error(ErrorCode::Internal, std::string("cuBLAS: ") + what + " failed: " + L.f.status_string(st) + " (" +
                                                    std::to_string(st) + ")");
     };
-    if (!L.handle[dev]) {
-        Handle h = nullptr;
-        GB_TRY_STATUS(check(L.f.create(&h), "cublasCreate"));
-        void * ws = nullptr;
-        const cudaError_t e = cudaMalloc(&ws, kWorkspace);
-        if (e != cudaSuccess) return cuda_error(e, "cudaMalloc(cuBLAS workspace)", __FILE__, __LINE__);
-        L.handle[dev] = h;
-        L.workspace[dev] = ws;
-    }
-    const Handle h = L.handle[dev];
+    int dev = 0;
+    const Handle h = device_handle(L, &dev);
+    if (!h) return make_error(ErrorCode::Unsupported, "cuBLAS gemm: no handle on this device");
     // Stream first: setting it resets the workspace to cuBLAS's own pool.
     GB_TRY_STATUS(check(L.f.set_stream(h, s), "cublasSetStream"));
     GB_TRY_STATUS(check(L.f.set_workspace(h, L.workspace[dev], kWorkspace), "cublasSetWorkspace"));
