@@ -1,6 +1,7 @@
 // Speculative decoding on the CUDA Context: (1) what verifying n tokens costs
 // against one plain decode step (decode_tree of an n-node chain with every
-// output row, logits copied to the host, as SpecDecoder reads them), and (2)
+// output row, then either the rows' device summaries (argmax + log-sum-exp:
+// what greedy SpecDecoder reads now) or all rows copied to the host), and (2)
 // generation tokens/s of plain greedy decoding against each method on a
 // grounded (repetitive) prompt. Synthetic weights make text garbage, so real
 // acceptance is meaningless here: the "oracle" rows force it (the draft is the
@@ -138,8 +139,8 @@ int main(int argc, char ** argv) {
         for (auto & t : prompt) t = pick(rng);
         if (auto st = ctx.decode(prompt, false); !st.ok()) die("prefill", st.error());
         const int ns[] = {1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 40, 64};
-        std::vector<std::vector<double>> t_tree(std::size(ns)), t_chain(std::size(ns));
-        std::vector<double> t_plain;
+        std::vector<std::vector<double>> t_tree(std::size(ns)), t_chain(std::size(ns)), t_tree_sum(std::size(ns));
+        std::vector<double> t_plain, t_plain_sum;
         for (int r = 0; r < reps + 2; ++r) {  // 2 warm-up rounds, interleaved
             {
                 const Token one = pick(rng);
@@ -148,6 +149,11 @@ int main(int argc, char ** argv) {
                 volatile float sink = ctx.logits()[0];  // the row SpecDecoder reads
                 (void)sink;
                 if (r >= 2) t_plain.push_back(now_ms() - t0);
+                ctx.truncate(fill);
+                const double t1 = now_ms();
+                if (auto st = ctx.decode(std::span<const Token>(&one, 1), false); !st.ok()) die("decode", st.error());
+                if (ctx.row_summaries().empty()) die("row_summaries", Error{ErrorCode::Internal, "none after decode"});
+                if (r >= 2) t_plain_sum.push_back(now_ms() - t1);
                 ctx.truncate(fill);
             }
             for (size_t k = 0; k < std::size(ns); ++k) {
@@ -162,6 +168,13 @@ int main(int argc, char ** argv) {
                 if (auto st = ctx.commit_tree(std::span<const int32_t>(out).subspan(0, size_t(n) / 2)); !st.ok()) die("commit_tree", st.error());
                 if (r >= 2) t_tree[k].push_back(now_ms() - t0);
                 ctx.truncate(fill);
+                // the same with the rows' device summaries only (greedy verification)
+                t0 = now_ms();
+                if (auto st = ctx.decode_tree(tok, par, out); !st.ok()) die("decode_tree", st.error());
+                if (ctx.row_summaries().size() != size_t(n)) die("row_summaries", Error{ErrorCode::Internal, "wrong count"});
+                if (auto st = ctx.commit_tree(std::span<const int32_t>(out).subspan(0, size_t(n) / 2)); !st.ok()) die("commit_tree", st.error());
+                if (r >= 2) t_tree_sum[k].push_back(now_ms() - t0);
+                ctx.truncate(fill);
                 // the same tokens as a plain chunk with every row (the chain verification of a backend without trees)
                 t0 = now_ms();
                 if (auto st = ctx.decode(tok, true); !st.ok()) die("decode chain", st.error());
@@ -170,13 +183,17 @@ int main(int argc, char ** argv) {
                 ctx.truncate(fill);
             }
         }
-        const double plain = median(t_plain);
-        std::printf("verification cost at context %d (median of %d; decode step = decode(1) + its logits row)\n\n", fill, reps);
-        std::printf("| n tokens | decode_tree + commit, ms | / decode step | decode(n, all logits), ms | / decode step |\n|---:|---:|---:|---:|---:|\n");
-        std::printf("| decode step | %.3f | 1.00 | | |\n", plain);
+        const double plain = median(t_plain), plain_sum = median(t_plain_sum);
+        std::printf("verification cost at context %d (median of %d; head for all nodes in one pass: %s). Summaries: decode step = "
+                    "decode(1) + its row's device summary, tree = decode_tree + every row's summary + commit. Rows: decode step = "
+                    "decode(1) + its logits row on the host, tree = decode_tree + every row on the host + commit.\n\n",
+                    fill, reps, std::getenv("GB_CUDA_HEAD_MULTI") && std::getenv("GB_CUDA_HEAD_MULTI")[0] == '0' ? "off" : "on");
+        std::printf("| n tokens | tree, summaries, ms | / step (summary) | tree, rows, ms | / step (row) | decode(n, all logits), ms | / step (row) |\n"
+                    "|---:|---:|---:|---:|---:|---:|---:|\n");
+        std::printf("| decode step | %.3f | 1.00 | %.3f | 1.00 | | |\n", plain_sum, plain);
         for (size_t k = 0; k < std::size(ns); ++k) {
-            const double a = median(t_tree[k]), b = median(t_chain[k]);
-            std::printf("| %d | %.3f | %.2f | %.3f | %.2f |\n", ns[k], a, a / plain, b, b / plain);
+            const double a = median(t_tree[k]), b = median(t_chain[k]), c = median(t_tree_sum[k]);
+            std::printf("| %d | %.3f | %.2f | %.3f | %.2f | %.3f | %.2f |\n", ns[k], c, c / plain_sum, a, a / plain, b, b / plain);
         }
         std::printf("\n");
     }

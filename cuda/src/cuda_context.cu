@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -117,6 +118,7 @@ class CudaContextImpl final : public Context {
                        const std::atomic<bool> * cancel) override;
     Status tree_logits(std::span<const int32_t> nodes) override;
     Status commit_tree(std::span<const int32_t> path) override;
+    std::span<const RowSummary> row_summaries() const override;
 
     Result<Token> greedy() const;
     bool partial() const { return m_gpu_layers < m_d.n_layer; }
@@ -146,6 +148,7 @@ class CudaContextImpl final : public Context {
     Status upload_rope();
 
     Status run_chunk(const Token * tokens, int32_t n, int32_t n_out);
+    Status launch_graph(cudaGraphExec_t & g, int32_t n, int32_t n_out);  // captures enqueue_forward(n, n_out) on first use
     Status enqueue_forward(int32_t n, int32_t n_out);
     Status linear(const MatvecJob * jobs, int n_jobs, const float * x, const Q8Act & xq, int n);
 
@@ -175,10 +178,29 @@ class CudaContextImpl final : public Context {
     std::vector<int32_t> m_tree_parent;
     int *   m_tree_rows_d = nullptr;  // own allocation (grows)
     size_t  m_tree_rows_cap = 0;
+    // Trees of up to kMatvecMaxTok nodes replay a CUDA graph per node count
+    // (GB_CUDA_TREE_GRAPH=0: launched one kernel at a time, for comparison);
+    // their ancestor rows use this fixed buffer with stride kMatvecMaxTok.
+    bool    m_tree_graph_on = [] { const char * e = std::getenv("GB_CUDA_TREE_GRAPH"); return !(e && e[0] == '0'); }();
+    int *   m_tree_rows_g = nullptr;  // [kMatvecMaxTok * kMatvecMaxTok]
+    const int * m_tree_rows_cur = nullptr;  // what enqueue_forward() passes to attention
+    cudaGraphExec_t m_tree_graph[kMatvecMaxTok + 1] = {};
     int *   m_tree_pos_d = nullptr;   // [nb]
     int *   m_tree_idx_d = nullptr;   // [nb] out nodes / path
     float * m_logits_pin = nullptr;   // pinned [kMatvecMaxTok + 1, V]: tree logits
     bool    m_logits_in_pin = false;  // logits() reads m_logits_pin
+    mutable bool m_tree_rows_pending = false;  // tree_logits() rows still only on the device (copied by logits())
+    // [spec] Rows of logits() that are on the device: m_dev_rows rows from
+    // m_logits_d + m_dev_row0 * V (0: none, e.g. all_logits chunks, partial
+    // offload). Their summaries (row_summaries()) are computed on first use.
+    int32_t m_dev_row0 = 0, m_dev_rows = 0;
+    mutable bool m_summ_valid = false;
+    mutable std::vector<RowSummary> m_summ;
+    RowPart * m_row_parts_d = nullptr;  // [nb * kRowPartsMax]
+    RowSum *  m_row_sum_d = nullptr;    // [nb]
+    RowSum *  m_row_sum_h = nullptr;    // pinned [nb]
+    // GB_CUDA_HEAD_MULTI=0: the tree head runs the one-token matvec per node (for comparison).
+    bool  m_head_multi = [] { const char * e = std::getenv("GB_CUDA_HEAD_MULTI"); return !(e && e[0] == '0'); }();
     // Partial offload: layers [0, m_gpu_layers) here, the rest and the head in
     // m_cpu (a CPU Context skipping the GPU's layers; its KV cache is on the
     // host), fed m_hidden_h (pinned, [nb, E]).
@@ -222,12 +244,14 @@ CudaContextImpl::~CudaContextImpl() {
     cudaSetDevice(m_device);
     if (m_stream) cudaStreamSynchronize(m_stream);
     if (m_graph) cudaGraphExecDestroy(m_graph);
+    for (cudaGraphExec_t g : m_tree_graph) if (g) cudaGraphExecDestroy(g);
     if (m_stream) cudaStreamDestroy(m_stream);
     for (void * p : m_allocs) cudaFree(p);
     if (m_tokens_h) cudaFreeHost(m_tokens_h);
     if (m_pos_h) cudaFreeHost(m_pos_h);
     if (m_hidden_h) cudaFreeHost(m_hidden_h);
     if (m_logits_pin) cudaFreeHost(m_logits_pin);
+    if (m_row_sum_h) cudaFreeHost(m_row_sum_h);
     if (m_tree_rows_d) cudaFree(m_tree_rows_d);
 }
 
@@ -336,8 +360,12 @@ Status CudaContextImpl::init() {
     GB_CU(cudaMallocHost(&m_tokens_h, nb * sizeof(int)));
     GB_CU(cudaMallocHost(&m_pos_h, sizeof(int)));
     GB_ASSIGN(m_tree_pos_d, alloc<int>(nb));
+    GB_ASSIGN(m_tree_rows_g, alloc<int>(size_t(kMatvecMaxTok) * kMatvecMaxTok));
     GB_ASSIGN(m_tree_idx_d, alloc<int>(nb));
     if (!partial()) GB_CU(cudaMallocHost(&m_logits_pin, size_t(kMatvecMaxTok + 1) * size_t(d.V) * sizeof(float)));
+    GB_ASSIGN(m_row_parts_d, alloc<RowPart>(nb * kRowPartsMax));
+    GB_ASSIGN(m_row_sum_d, alloc<RowSum>(nb));
+    GB_CU(cudaMallocHost(&m_row_sum_h, nb * sizeof(RowSum)));
     GB_CU(cudaDeviceSynchronize());
     return {};
 }
@@ -391,7 +419,7 @@ Status CudaContextImpl::enqueue_forward(int32_t n, int32_t n_out) {
         if (fuse_q) aa.q8 = q8;
         if (mv && m_fuse_attn) aa.counters = m_attn_counters;
         if (m_tree_active) {
-            aa.tree_rows = m_tree_rows_d;
+            aa.tree_rows = m_tree_rows_cur;
             aa.tree_pos = m_tree_pos_d;
             aa.tree_stride = m_tree_stride;
         }
@@ -434,25 +462,33 @@ Status CudaContextImpl::enqueue_forward(int32_t n, int32_t n_out) {
     return {};
 }
 
+Status CudaContextImpl::launch_graph(cudaGraphExec_t & graph, int32_t n, int32_t n_out) {
+    if (!graph) {
+        GB_CU(cudaStreamBeginCapture(m_stream, cudaStreamCaptureModeThreadLocal));
+        Status st = enqueue_forward(n, n_out);
+        cudaGraph_t g = nullptr;
+        const cudaError_t e = cudaStreamEndCapture(m_stream, &g);
+        if (!st.ok()) {
+            if (g) cudaGraphDestroy(g);
+            return st;
+        }
+        GB_CU(e);
+        const cudaError_t ie = cudaGraphInstantiate(&graph, g, 0);
+        cudaGraphDestroy(g);
+        GB_CU(ie);
+    }
+    GB_CU(cudaGraphLaunch(graph, m_stream));
+    return {};
+}
+
 Status CudaContextImpl::run_chunk(const Token * tokens, int32_t n, int32_t n_out) {
     std::memcpy(m_tokens_h, tokens, size_t(n) * sizeof(int));
     *m_pos_h = m_n_past;
-    if (m_use_graph && n == 1 && n_out == 1) {
-        if (!m_graph) {
-            GB_CU(cudaStreamBeginCapture(m_stream, cudaStreamCaptureModeThreadLocal));
-            Status st = enqueue_forward(1, 1);
-            cudaGraph_t g = nullptr;
-            const cudaError_t e = cudaStreamEndCapture(m_stream, &g);
-            if (!st.ok()) {
-                if (g) cudaGraphDestroy(g);
-                return st;
-            }
-            GB_CU(e);
-            const cudaError_t ie = cudaGraphInstantiate(&m_graph, g, 0);
-            cudaGraphDestroy(g);
-            GB_CU(ie);
-        }
-        GB_CU(cudaGraphLaunch(m_graph, m_stream));
+    if (m_tree_active && m_use_graph && m_tree_graph_on && n <= kMatvecMaxTok && n_out == 0) {
+        // [spec] a tree of n nodes: the same kernels every time (positions, ancestor rows in device buffers)
+        GB_TRY_STATUS(launch_graph(m_tree_graph[n], n, 0));
+    } else if (m_use_graph && n == 1 && n_out == 1) {
+        GB_TRY_STATUS(launch_graph(m_graph, 1, 1));
     } else {
         GB_TRY_STATUS(enqueue_forward(n, n_out));
     }
@@ -479,6 +515,7 @@ Status CudaContextImpl::decode(std::span<const Token> tokens, bool all_logits, c
     m_n_logits = (all_logits ? size_t(n) : 1) * V;
     m_logits_pending = false;
     m_logits_in_pin = false;
+    m_tree_rows_pending = false;
     if (all_logits && m_logits.size() < m_n_logits) m_logits.resize(m_n_logits);
     for (int64_t start = 0; start < n; start += m_d.nb) {
         if (cancel && cancel->load(std::memory_order_relaxed)) return make_error(ErrorCode::Cancelled, "decode cancelled");
@@ -502,6 +539,9 @@ Status CudaContextImpl::decode(std::span<const Token> tokens, bool all_logits, c
         }
     }
     m_logits_pending = !all_logits && !partial();
+    m_summ_valid = false;
+    m_dev_row0 = m_logits_pending ? m_last_n_out - 1 : 0;
+    m_dev_rows = m_logits_pending ? 1 : 0;
     return {};
 }
 
@@ -515,8 +555,32 @@ std::span<const float> CudaContextImpl::logits() const {
         if (e != cudaSuccess) std::fill(m_logits.begin(), m_logits.begin() + V, NAN);
         m_logits_pending = false;
     }
+    if (m_tree_rows_pending) {  // [spec] tree rows: copied on first use
+        m_tree_rows_pending = false;
+        cudaSetDevice(m_device);
+        const cudaError_t e = cudaMemcpy(m_logits_pin, m_logits_d, m_n_logits * sizeof(float), cudaMemcpyDeviceToHost);
+        if (e != cudaSuccess) std::fill(m_logits_pin, m_logits_pin + m_n_logits, NAN);
+    }
     if (m_logits_in_pin) return {m_logits_pin, m_n_logits};
     return {m_logits.data(), m_n_logits};
+}
+
+std::span<const RowSummary> CudaContextImpl::row_summaries() const {
+    static_assert(sizeof(RowSum) == sizeof(RowSummary) && offsetof(RowSummary, lse) == 8, "RowSum mirrors gb::RowSummary");
+    if (m_dev_rows <= 0 || m_n_logits == 0) return {};
+    if (!m_summ_valid) {
+        cudaSetDevice(m_device);
+        const size_t V = size_t(m_d.V);
+        const Status st = summarize_rows(m_logits_d + size_t(m_dev_row0) * V, int(V), m_dev_rows, m_row_parts_d, m_row_sum_d, m_stream);
+        cudaError_t e = st.ok() ? cudaMemcpyAsync(m_row_sum_h, m_row_sum_d, size_t(m_dev_rows) * sizeof(RowSum), cudaMemcpyDeviceToHost, m_stream)
+                                : cudaErrorUnknown;
+        if (e == cudaSuccess) e = cudaStreamSynchronize(m_stream);
+        if (e != cudaSuccess) return {};  // callers fall back to logits()
+        m_summ.resize(size_t(m_dev_rows));
+        std::memcpy(m_summ.data(), m_row_sum_h, size_t(m_dev_rows) * sizeof(RowSum));
+        m_summ_valid = true;
+    }
+    return {m_summ.data(), m_summ.size()};
 }
 
 // ---- [spec] token trees ---------------------------------------------------------
@@ -556,21 +620,23 @@ Status CudaContextImpl::decode_tree(std::span<const Token> tokens, std::span<con
         pos[size_t(i)] = p < 0 ? m_n_past : pos[size_t(p)] + 1;
         max_depth = std::max(max_depth, pos[size_t(i)] - m_n_past);
     }
-    const int32_t stride = max_depth + 1;
+    const bool graph = m_use_graph && m_tree_graph_on && n <= kMatvecMaxTok;
+    const int32_t stride = graph ? kMatvecMaxTok : max_depth + 1;  // a graph's kernels take the stride by value
     std::vector<int32_t> rows(size_t(n) * size_t(stride), -1);
     for (int32_t i = 0; i < n; ++i) {
         int32_t * r = rows.data() + size_t(i) * size_t(stride);
         for (int32_t a = i; a >= 0; a = parents[size_t(a)]) r[pos[size_t(a)] - m_n_past] = m_n_past + a;
     }
     GB_CU(cudaSetDevice(m_device));
-    if (rows.size() > m_tree_rows_cap) {
+    if (!graph && rows.size() > m_tree_rows_cap) {
         if (m_tree_rows_d) GB_CU(cudaFree(m_tree_rows_d));
         m_tree_rows_d = nullptr;
         m_tree_rows_cap = 0;
         GB_CU(cudaMalloc(&m_tree_rows_d, rows.size() * sizeof(int)));
         m_tree_rows_cap = rows.size();
     }
-    GB_CU(cudaMemcpyAsync(m_tree_rows_d, rows.data(), rows.size() * sizeof(int), cudaMemcpyHostToDevice, m_stream));
+    m_tree_rows_cur = graph ? m_tree_rows_g : m_tree_rows_d;
+    GB_CU(cudaMemcpyAsync(const_cast<int *>(m_tree_rows_cur), rows.data(), rows.size() * sizeof(int), cudaMemcpyHostToDevice, m_stream));
     GB_CU(cudaMemcpyAsync(m_tree_pos_d, pos.data(), pos.size() * sizeof(int), cudaMemcpyHostToDevice, m_stream));
     m_tree_parent.assign(parents.begin(), parents.end());
     m_tree_stride = stride;
@@ -598,6 +664,9 @@ Status CudaContextImpl::tree_logits(std::span<const int32_t> nodes) {
     const size_t V = size_t(d.V);
     m_logits_pending = false;
     m_logits_in_pin = false;
+    m_tree_rows_pending = false;
+    m_summ_valid = false;
+    m_dev_rows = 0;
     m_n_logits = size_t(n_out) * V;
     m_last_n_out = n_out;
     if (n_out == 0) return {};
@@ -608,14 +677,21 @@ Status CudaContextImpl::tree_logits(std::span<const int32_t> nodes) {
     const bool mv = n_out <= kMatvecMaxTok;
     GB_TRY_STATUS(gather_rows(m_xn, m_tree_idx_d, n_out, int(d.E), m_proj, mv ? m_q8 : Q8Act{}, mv ? m_q8b : Q8Act{}, s));
     const MatvecJob out{m_output, m_logits_d, nullptr};
-    GB_TRY_STATUS(linear(&out, 1, m_proj, m_q8b, n_out));
+    // the head once for all rows (each head row read once per 16 nodes; bits of a one-token step)
+    if (mv && m_head_multi) GB_TRY_STATUS(matvec_multi(out, m_q8b, m_proj, n_out, s));
+    else GB_TRY_STATUS(linear(&out, 1, m_proj, m_q8b, n_out));
     if (m_hp.final_logit_softcap > 0.0f) GB_TRY_STATUS(softcap(m_logits_d, int64_t(n_out) * d.V, m_hp.final_logit_softcap, s));
     if (n_out <= kMatvecMaxTok + 1 && m_logits_pin) {
-        GB_CU(cudaMemcpyAsync(m_logits_pin, m_logits_d, m_n_logits * sizeof(float), cudaMemcpyDeviceToHost, s));
+        // rows stay on the device: row_summaries() or logits() (which copies them) next
         m_logits_in_pin = true;
+        m_tree_rows_pending = true;
+        m_dev_row0 = 0;
+        m_dev_rows = n_out;
     } else {
         if (m_logits.size() < m_n_logits) m_logits.resize(m_n_logits);
         GB_CU(cudaMemcpyAsync(m_logits.data(), m_logits_d, m_n_logits * sizeof(float), cudaMemcpyDeviceToHost, s));
+        m_dev_row0 = 0;  // the rows stay on the device too (summaries)
+        m_dev_rows = n_out;
     }
     GB_CU(cudaStreamSynchronize(s));
     return {};

@@ -17,6 +17,10 @@ struct MatvecJob {
 // Runs up to 8 jobs that share the input x (n_cols = jobs' n_cols). xq: q8 of
 // x (quantized types), xf: x in f32 (float types). n_tok rows of x.
 Status matvec(const MatvecJob * jobs, int n_jobs, const Q8Act & xq, const float * xf, int n_tok, cudaStream_t s);
+// [spec] One job (no bias) for n_tok tokens, each weight read once per up to 16
+// tokens; every token's row has matvec()'s bits. For the output head of a
+// verification tree (a matrix larger than L2). Other types: matvec().
+Status matvec_multi(const MatvecJob & job, const Q8Act & xq, const float * xf, int n_tok, cudaStream_t s);
 // Decode q/k/v with RoPE in the epilogue, for llama-style models (pairs
 // (2i, 2i+1) rotated inside a head, no per-head norm): qkv[0] = q -> its y
 // (f32, rotated, * q_scale), qkv[1] = k -> k_cache row *pos + t (f16,
@@ -135,5 +139,13 @@ Status gather_rows(const float * src, const int * nodes, int n_out, int n, float
 // Per layer of the [n_layer][n_ctx][n_kv] f16 K and V caches: row base + d =
 // row base + path[d] for d = 0 .. n-1 in order (path on the device, path[d] >= d).
 Status kv_compact(__half * k, __half * v, int n_layer, int64_t n_ctx, int64_t n_kv, int base, const int * path, int n, cudaStream_t s);
+// Summaries of rows x [n_rows, n]: argmax (lowest index among the maxima),
+// max, lse = log(sum exp(l - max)) (double). parts: [n_rows *
+// row_summary_parts(n_rows)] scratch (kRowPartsMax per row at most).
+struct RowPart { float max; int idx; double sum; };
+struct RowSum  { int argmax; float max; double lse; };  // the layout of gb::RowSummary
+constexpr int kRowPartsMax = 64;
+int row_summary_parts(int n_rows);
+Status summarize_rows(const float * x, int n, int n_rows, RowPart * parts, RowSum * out, cudaStream_t s);
 
 }  // namespace gb::cuda

@@ -671,6 +671,93 @@ Status launch_fast(const MatvecJob * jobs, int n, const Q8Act & xq, const float 
     return {};
 }
 
+// ---- [spec] several tokens per weight read, for the output head ----------------
+// As matvec_fast_kernel, but a block computes its rows for up to NT tokens:
+// each weight load is dotted with every token's activations in turn, so a
+// matrix that does not fit L2 (the head: gemma-3-270m 262144 x 640 Q8_0,
+// 178 MB) is read once per NT tokens instead of once per token. Each token's
+// sum runs in the one-token kernel's order (same units, same passes, same
+// warp reduction), so every row has the one-token kernel's bits. (For the
+// small layer matrices this measured slower than per-token grids: h4/cudaspec.)
+struct XBase {
+    const int8_t * q; const float * d; const float * s; const float * f;
+    int64_t n_cols;
+    __device__ __forceinline__ XView at(int tok) const { return x_of(q, d, s, f, n_cols, tok); }
+};
+
+template <class F, int R, bool BIG, int NT>
+__device__ __forceinline__ void rows_dot_multi(const DevMat & w, int row0, const XBase & xb, int t0, int nt, float (&acc)[NT][R]) {
+    constexpr int U = BIG ? F::U : 1;
+    const int lane = threadIdx.x & 31;
+    const uint8_t * rows[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) rows[r] = w.data + size_t(min(row0 + r, int(w.n_rows) - 1)) * w.stride;
+    const int n_units = F::units(w.n_cols);
+    for (int u0 = lane; u0 < n_units; u0 += 32 * U) {
+        typename F::W wv[U][R];
+#pragma unroll
+        for (int k = 0; k < U; ++k) {
+            const int u = min(u0 + 32 * k, n_units - 1);
+#pragma unroll
+            for (int r = 0; r < R; ++r) wv[k][r] = F::load_w(rows[r], w.d_off, u);
+        }
+#pragma unroll
+        for (int k = 0; k < U; ++k) {
+            const int u = u0 + 32 * k;
+            if (u < n_units) {
+#pragma unroll
+                for (int tt = 0; tt < NT; ++tt) {
+                    if (tt < nt) {
+                        const typename F::X xv = F::load_x(xb.at(t0 + tt), u);
+#pragma unroll
+                        for (int r = 0; r < R; ++r) acc[tt][r] += F::dot(wv[k][r], xv, u);
+                    }
+                }
+            }
+        }
+    }
+}
+
+// grid (row blocks, ceil(n_tok / NT)), block kFastWarps warps; one job of type T.
+template <TensorType T, bool BIG, int NT>
+__global__ void __launch_bounds__(kFastWarps * 32) matvec_multi_kernel(const DevMat w, float * __restrict__ y, const XBase xb, int n_tok) {
+    using F = typename MvOf<T>::type;
+    pdl_trigger();
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int row0 = int(blockIdx.x) * (kFastWarps * kFastRows) + warp * kFastRows;
+    if (blockIdx.y == 0) prefetch_rows<F, kFastRows>(w, row0);
+    pdl_wait();
+    const int t0 = int(blockIdx.y) * NT, nt = min(NT, n_tok - t0);
+    float acc[NT][kFastRows] = {};
+    rows_dot_multi<F, kFastRows, BIG, NT>(w, row0, xb, t0, nt, acc);
+#pragma unroll
+    for (int tt = 0; tt < NT; ++tt) {
+        if (tt < nt) {
+#pragma unroll
+            for (int r = 0; r < kFastRows; ++r) {
+                const float v = warp_sum(acc[tt][r]);
+                const int row = row0 + r;
+                if (lane == r && row < w.n_rows) y[size_t(t0 + tt) * w.n_rows + row] = v + 0.0f;
+            }
+        }
+    }
+}
+
+template <TensorType T, int NT> Status launch_multi_nt(const DevMat & w, float * y, const XBase & xb, int n_tok, cudaStream_t s) {
+    constexpr int rows_per_block = kFastWarps * kFastRows;
+    const dim3 grid(unsigned((w.n_rows + rows_per_block - 1) / rows_per_block), unsigned((n_tok + NT - 1) / NT));
+    const bool big = w.n_cols >= (T == TensorType::F16 ? 2048 : 4096);  // as launch_fast
+    auto * k = big ? matvec_multi_kernel<T, true, NT> : matvec_multi_kernel<T, false, NT>;
+    GB_CU(launch_pdl(k, grid, dim3(kFastWarps * 32), 0, s, w, y, xb, n_tok));
+    return {};
+}
+
+template <TensorType T> Status launch_multi(const DevMat & w, float * y, const XBase & xb, int n_tok, cudaStream_t s) {
+    if (n_tok <= 4) return launch_multi_nt<T, 4>(w, y, xb, n_tok, s);
+    if (n_tok <= 8) return launch_multi_nt<T, 8>(w, y, xb, n_tok, s);
+    return launch_multi_nt<T, 16>(w, y, xb, n_tok, s);
+}
+
 Status launch_group(const MatvecJob * jobs, int n, const Q8Act & xq, const float * xf, int n_tok, cudaStream_t s) {
     JobsArg a{};
     int groups = 0;
@@ -719,6 +806,21 @@ Status matvec(const MatvecJob * jobs, int n_jobs, const Q8Act & xq, const float 
         i = e;
     }
     return {};
+}
+
+Status matvec_multi(const MatvecJob & job, const Q8Act & xq, const float * xf, int n_tok, cudaStream_t s) {
+    const DevMat & w = job.w;
+    const bool fast = fast_type(w.type) && (w.type == TensorType::F16 ? xf != nullptr : xq.q != nullptr) && !job.bias;
+    if (!fast || w.n_cols % 32 != 0 || n_tok <= 1) return matvec(&job, 1, xq, xf, n_tok, s);
+    if (n_tok == 0) return {};
+    const XBase xb{xq.q, xq.d, xq.s, xf, w.n_cols};
+    switch (w.type) {
+        case TensorType::Q4_K: return launch_multi<TensorType::Q4_K>(w, job.y, xb, n_tok, s);
+        case TensorType::Q6_K: return launch_multi<TensorType::Q6_K>(w, job.y, xb, n_tok, s);
+        case TensorType::Q8_0: return launch_multi<TensorType::Q8_0>(w, job.y, xb, n_tok, s);
+        case TensorType::F16:  return launch_multi<TensorType::F16>(w, job.y, xb, n_tok, s);
+        default: return matvec(&job, 1, xq, xf, n_tok, s);
+    }
 }
 
 bool matvec_qkv_rope_supported(const MatvecJob * qkv, int hd, const Q8Act & xq, const float * xf) {

@@ -394,6 +394,40 @@ Result<std::vector<int>> argmax_rows(const std::vector<float> & x, int n, int n_
     return fetch(out, size_t(n_tok));
 }
 
+Result<std::vector<float>> linear_multi(TensorType t, const std::vector<uint8_t> & w, int64_t n_cols, int64_t n_rows,
+                                        const std::vector<float> & x, int n_tok) {
+    Pool pool;
+    DevMat m;
+    GB_ASSIGN(m, upload(pool, t, w, n_cols, n_rows));
+    float * xf;
+    GB_ASSIGN(xf, pool.put(x));
+    float * y;
+    GB_ASSIGN(y, pool.get<float>(size_t(n_tok) * n_rows));
+    Q8Act q;
+    GB_ASSIGN(q, q8_buffers(pool, size_t(n_tok) * n_cols));
+    GB_TRY_STATUS(act_quant(xf, nullptr, 0, int64_t(n_tok) * n_cols, q, nullptr));
+    const MatvecJob job{m, y, nullptr};
+    GB_TRY_STATUS(matvec_multi(job, q, xf, n_tok, nullptr));
+    return fetch(y, size_t(n_tok) * n_rows);
+}
+
+Result<std::vector<RowSummaryOut>> row_summaries(const std::vector<float> & x, int n, int n_rows) {
+    static_assert(sizeof(RowSummaryOut) == sizeof(RowSum), "same layout");
+    Pool pool;
+    float * dx;
+    GB_ASSIGN(dx, pool.put(x));
+    RowPart * parts;
+    GB_ASSIGN(parts, pool.get<RowPart>(size_t(n_rows) * kRowPartsMax));
+    RowSum * out;
+    GB_ASSIGN(out, pool.get<RowSum>(size_t(n_rows)));  // poisoned: every summary must be written
+    GB_TRY_STATUS(summarize_rows(dx, n, n_rows, parts, out, nullptr));
+    auto h = fetch(out, size_t(n_rows));
+    if (!h) return h.error();
+    std::vector<RowSummaryOut> r(static_cast<size_t>(n_rows));
+    std::memcpy(r.data(), h->data(), r.size() * sizeof(RowSum));
+    return r;
+}
+
 Result<std::vector<float>> softcap(const std::vector<float> & x, float cap) {
     Pool pool;
     float * dx;

@@ -60,6 +60,13 @@ struct AttnIn {
 };
 Result<std::vector<float>> attention(const AttnIn & in);
 Result<std::vector<int>> argmax_rows(const std::vector<float> & x, int n, int n_tok);
+// [spec] y [n_tok, n_rows] through matvec_multi (each weight read once per up
+// to 16 tokens; the output head of a verification tree).
+Result<std::vector<float>> linear_multi(TensorType t, const std::vector<uint8_t> & w, int64_t n_cols, int64_t n_rows,
+                                        const std::vector<float> & x, int n_tok);
+// [spec] summarize_rows over x [n_rows, n]: per row argmax, max, log-sum-exp.
+struct RowSummaryOut { int argmax; float max; double lse; };
+Result<std::vector<RowSummaryOut>> row_summaries(const std::vector<float> & x, int n, int n_rows);
 Result<std::vector<float>> softcap(const std::vector<float> & x, float cap);
 // Timing (bench/bench_cuda_kernels, not tests): device microseconds per call
 // (median of 5 graph replays of `iters` calls each, rotating over enough

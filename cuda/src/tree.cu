@@ -1,7 +1,11 @@
 // [spec] Token-tree helpers of the CUDA Context: gathering the rows of chosen
-// tree nodes (hidden states and their q8 form) for the output head, and
-// compacting the accepted root path's K/V into consecutive cache rows.
+// tree nodes (hidden states and their q8 form) for the output head,
+// compacting the accepted root path's K/V into consecutive cache rows, and
+// summarising logits rows on the device (argmax, max, log-sum-exp) so greedy
+// verification copies a few bytes per row instead of the whole vocabulary.
 #include "kernels.h"
+
+#include <algorithm>
 
 namespace gb::cuda {
 namespace {
@@ -38,7 +42,90 @@ __global__ void kv_compact_kernel(uint32_t * __restrict__ k, uint32_t * __restri
     }
 }
 
+// grid (n_rows, n_part), block kSumThreads: part p of row r (a contiguous
+// slice) -> its maximum, the lowest index holding it, and sum exp(l - max)
+// over the slice in double.
+constexpr int kSumThreads = 256;
+__global__ void row_part_kernel(const float * __restrict__ x, int n, int part_len, RowPart * __restrict__ parts) {
+    __shared__ float sv[kSumThreads / 32];
+    __shared__ int si[kSumThreads / 32];
+    __shared__ double ss[kSumThreads / 32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const float * r = x + size_t(blockIdx.x) * n;
+    const int b = blockIdx.y * part_len, e = min(n, b + part_len);
+    float best = -INFINITY;
+    int idx = 0x7fffffff;
+    for (int i = b + threadIdx.x; i < e; i += blockDim.x) {
+        const float v = r[i];
+        if (v > best) { best = v; idx = i; }  // first index on ties within a thread
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        const float ov = __shfl_xor_sync(0xffffffffu, best, o);
+        const int oi = __shfl_xor_sync(0xffffffffu, idx, o);
+        if (ov > best || (ov == best && oi < idx)) { best = ov; idx = oi; }
+    }
+    if (lane == 0) { sv[warp] = best; si[warp] = idx; }
+    __syncthreads();
+    best = sv[0];
+    idx = si[0];
+    for (int w = 1; w < kSumThreads / 32; ++w) {
+        if (sv[w] > best || (sv[w] == best && si[w] < idx)) { best = sv[w]; idx = si[w]; }
+    }
+    double sum = 0.0;
+    if (best > -INFINITY) {
+        for (int i = b + threadIdx.x; i < e; i += blockDim.x) sum += exp(double(r[i]) - double(best));
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    if (lane == 0) ss[warp] = sum;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        double t = 0.0;
+        for (int w = 0; w < kSumThreads / 32; ++w) t += ss[w];
+        parts[size_t(blockIdx.x) * gridDim.y + blockIdx.y] = RowPart{best, idx, t};
+    }
+}
+
+// grid (n_rows), block 32: the parts of row r -> its summary (max over the
+// parts, lowest index on ties; sum of each part's sum rescaled to the row max).
+__global__ void row_combine_kernel(const RowPart * __restrict__ parts, int n_part, RowSum * __restrict__ out) {
+    const RowPart * p = parts + size_t(blockIdx.x) * n_part;
+    const int lane = threadIdx.x;
+    float best = -INFINITY;
+    int idx = 0x7fffffff;
+    for (int i = lane; i < n_part; i += 32) {
+        if (p[i].max > best || (p[i].max == best && p[i].idx < idx)) { best = p[i].max; idx = p[i].idx; }
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        const float ov = __shfl_xor_sync(0xffffffffu, best, o);
+        const int oi = __shfl_xor_sync(0xffffffffu, idx, o);
+        if (ov > best || (ov == best && oi < idx)) { best = ov; idx = oi; }
+    }
+    double sum = 0.0;
+    for (int i = lane; i < n_part; i += 32) {
+        if (p[i].max > -INFINITY) sum += p[i].sum * exp(double(p[i].max) - double(best));
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    if (lane == 0) out[blockIdx.x] = RowSum{idx == 0x7fffffff ? 0 : idx, best, log(sum)};
+}
+
 }  // namespace
+
+int row_summary_parts(int n_rows) { return std::clamp(512 / std::max(1, n_rows), 8, 64); }
+
+Status summarize_rows(const float * x, int n, int n_rows, RowPart * parts, RowSum * out, cudaStream_t s) {
+    if (n_rows == 0) return {};
+    const int n_part = row_summary_parts(n_rows);
+    const int part_len = (n + n_part - 1) / n_part;
+    row_part_kernel<<<dim3(unsigned(n_rows), unsigned(n_part)), kSumThreads, 0, s>>>(x, n, part_len, parts);
+    GB_CU_LAUNCH("row_part");
+    row_combine_kernel<<<unsigned(n_rows), 32, 0, s>>>(parts, n_part, out);
+    GB_CU_LAUNCH("row_combine");
+    return {};
+}
 
 Status gather_rows(const float * src, const int * nodes, int n_out, int n, float * dst, const Q8Act & q_src, const Q8Act & q_dst,
                    cudaStream_t s) {

@@ -275,6 +275,13 @@ Result<GenerateResult> Session::generate(std::vector<Token> prompt, const Genera
     StopMatcher stops(params.stop);
     bool stop_hit = false;
     const SpecToken * spec_tok = nullptr;  // [spec] the token being emitted, when speculating
+    // Greedy without penalties or top-n log-probabilities: where the backend
+    // summarises logits rows on its device (the GPU), the token and its
+    // log-probability come from that summary and no row reaches the host.
+    const SamplerParams & smp = params.sampling;
+    const bool use_summary = smp.temperature <= 0.0f && params.n_logprobs <= 0 &&
+                             !(smp.penalty_last_n > 0 && (smp.repeat_penalty != 1.0f || smp.frequency_penalty != 0.0f || smp.presence_penalty != 0.0f));
+    const RowSummary * row_sum = nullptr;  // the summary of the token being emitted (plain decoding)
     auto emit = [&](Token id, std::string text, const std::span<const float> logits) -> bool {
         TokenEvent ev;
         ev.id = id;
@@ -283,6 +290,8 @@ Result<GenerateResult> Session::generate(std::vector<Token> prompt, const Genera
             ev.origin = spec_tok->origin;
             ev.logprob = spec_tok->logprob;
             ev.top = spec_tok->top;
+        } else if (row_sum && row_sum->argmax == id) {
+            ev.logprob = float(double(row_sum->max) - double(row_sum->max) - row_sum->lse);
         } else if (!logits.empty()) {
             ev.logprob = Sampler::logprob_of(logits, id);
             if (params.n_logprobs > 0) ev.top = Sampler::top_logprobs(logits, params.n_logprobs);
@@ -314,8 +323,14 @@ Result<GenerateResult> Session::generate(std::vector<Token> prompt, const Genera
             spec_tok = &spec_queue[spec_next++];
             id = spec_tok->id;
         } else {
-            logits = m_ctx->logits();
-            id = sampler.sample(logits);
+            const std::span<const RowSummary> sums = use_summary ? m_ctx->row_summaries() : std::span<const RowSummary>{};
+            row_sum = sums.empty() ? nullptr : &sums.back();
+            if (row_sum) {
+                id = row_sum->argmax;
+            } else {
+                logits = m_ctx->logits();
+                id = sampler.sample(logits);
+            }
             sampler.accept(id);
         }
         ++res.n_generated;

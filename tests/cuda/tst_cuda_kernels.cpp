@@ -8,8 +8,10 @@
 #include <QScopeGuard>
 #include <QtTest>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include "test_seed.h"
 
@@ -465,6 +467,86 @@ class TstCudaKernels : public QObject {
         const double bound = flash ? 5e-3 : 1e-4;
         qInfo("attention hd %d n_tok %d: relative error %.3g (bound %.1g)", hd, n_tok, err, bound);
         QVERIFY2(err < bound, qPrintable(QString("relative error %1").arg(err)));
+    }
+
+    // [spec] matvec_multi (the output head of a verification tree, each weight
+    // read once per up to 16 tokens): every token's row bit-identical to a
+    // one-token matvec of that token (the decode step's kernel), output
+    // poisoned first; short rows (768, one pass) and long rows (4352, several
+    // passes in flight), token counts across the 4/8/16-token variants and
+    // several 16-token slices; Q5_0 takes the generic fallback.
+    void headMulti_data() {
+        QTest::addColumn<int>("type");
+        QTest::addColumn<int>("n_cols");
+        for (TensorType t : {TensorType::Q8_0, TensorType::Q6_K, TensorType::Q4_K, TensorType::F16, TensorType::Q5_0}) {
+            for (int nc : {768, 4352}) QTest::newRow(qPrintable(QString("%1 k%2").arg(type_name(t)).arg(nc))) << int(t) << nc;
+        }
+    }
+    void headMulti() {
+        QFETCH(int, type);
+        QFETCH(int, n_cols);
+        const TensorType t = TensorType(type);
+        const int64_t n_rows = 1003;  // not a multiple of the 8 rows a block
+        std::vector<uint8_t> bytes;
+        std::vector<float> w;
+        random_weight(t, n_cols, n_rows, &bytes, &w);
+        for (int n_tok : {2, 3, 5, 8, 11, 16, 23, 33}) {
+            const std::vector<float> x = randn(size_t(n_tok) * size_t(n_cols));
+            auto y = ct::linear_multi(t, bytes, n_cols, n_rows, x, n_tok);
+            QVERIFY2(y.ok(), y.ok() ? "" : y.error().to_string().c_str());
+            QCOMPARE(y->size(), size_t(n_tok) * size_t(n_rows));
+            int same = 0;
+            for (int tk = 0; tk < n_tok; ++tk) {
+                const std::vector<float> xt(x.begin() + size_t(tk) * n_cols, x.begin() + size_t(tk + 1) * n_cols);
+                auto one = ct::linear(t, bytes, n_cols, n_rows, xt, 1, false);
+                QVERIFY(one.ok());
+                same += std::memcmp(one->data(), y->data() + size_t(tk) * n_rows, size_t(n_rows) * sizeof(float)) == 0;
+            }
+            QCOMPARE(same, n_tok);
+        }
+    }
+
+    // [spec] summarize_rows against a double-precision host oracle: argmax =
+    // the lowest index among the maxima (a tie at two random places, most
+    // often in different parts of the split row), the maximum itself, lse =
+    // log(sum exp(l - max)) to 1e-11; rows with -inf entries and a constant
+    // row (lse = log n); the output poisoned first.
+    void rowSummaries() {
+        for (int n : {262144, 1000, 128256}) {
+            for (int n_rows : {1, 3, 33}) {
+                std::vector<float> x = randn(size_t(n) * size_t(n_rows), 0.0f, 3.0f);
+                std::uniform_int_distribution<int> pick(0, n - 1);
+                for (int r = 0; r < n_rows; ++r) {
+                    float * row = x.data() + size_t(r) * n;
+                    if (r % 3 == 0) {  // a tie: the same maximum at two places
+                        const int a = pick(m_rng), b = pick(m_rng);
+                        row[a] = row[b] = 40.0f;
+                    } else if (r % 3 == 1) {
+                        for (int i = 0; i < n; i += 7) row[i] = -INFINITY;
+                        row[n - 1] = 25.0f;  // the last entry the maximum
+                    } else if (r == 2) {
+                        std::fill(row, row + n, 1.5f);  // constant: argmax 0, lse = log n
+                    }
+                }
+                auto got = ct::row_summaries(x, n, n_rows);
+                QVERIFY2(got.ok(), got.ok() ? "" : got.error().to_string().c_str());
+                QCOMPARE(int(got->size()), n_rows);
+                for (int r = 0; r < n_rows; ++r) {
+                    const float * row = x.data() + size_t(r) * n;
+                    int best = 0;
+                    for (int i = 1; i < n; ++i) if (row[i] > row[best]) best = i;
+                    // long double: a double running sum of 262144 terms drifts by ~1e-12
+                    long double sum = 0.0L;
+                    for (int i = 0; i < n; ++i) sum += std::exp((long double)(row[i]) - (long double)(row[best]));
+                    const double lse = double(std::log(sum));
+                    const auto & g = (*got)[size_t(r)];
+                    QCOMPARE(g.argmax, best);
+                    QCOMPARE(g.max, row[best]);
+                    QVERIFY2(std::fabs(g.lse - lse) <= 1e-11 * std::max(1.0, std::fabs(lse)),
+                             qPrintable(QString("row %1 of %2 (n %3): lse %4 vs %5").arg(r).arg(n_rows).arg(n).arg(g.lse, 0, 'g', 17).arg(lse, 0, 'g', 17)));
+                }
+            }
+        }
     }
 
     void argmax_softcap() {

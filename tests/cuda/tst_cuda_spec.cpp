@@ -8,6 +8,7 @@
 // repeats one). Needs an NVIDIA GPU (label cuda).
 #include "glassbox/cuda_backend.h"
 #include "glassbox/model.h"
+#include "glassbox/sampler.h"
 #include "glassbox/spec/spec_decoder.h"
 #include "glassbox/spec/speculator.h"
 #include "glassbox/synth.h"
@@ -230,6 +231,60 @@ class TstCudaSpec : public QObject {
                 }
             }
         }
+    }
+
+    // Context::row_summaries (greedy verification and plain greedy decoding read
+    // these instead of the rows): after a plain step, a tree (asked before
+    // logits(), which then copies the rows) and a tree_logits() subset, each
+    // summary against its row on the host: argmax (lowest id among the
+    // maxima), max, log-sum-exp (long double oracle) and the argmax's
+    // log-probability against Sampler::logprob_of; none after an all-logits decode.
+    void rowSummaries_data() {
+        QTest::addColumn<QString>("preset");
+        QTest::newRow("tiny-llama") << "tiny-llama";
+        QTest::newRow("tiny-gemma3") << "tiny-gemma3";  // final logit soft-capping
+    }
+    void rowSummaries() {
+        QFETCH(QString, preset);
+        auto m = model(preset.toStdString(), "Q4_K_M");
+        const int V = m->hparams().n_vocab;
+        auto check = [&](Context & c, int n_rows, const char * what) {
+            const std::span<const RowSummary> sums = c.row_summaries();
+            QCOMPARE(int(sums.size()), n_rows);
+            const std::vector<RowSummary> kept(sums.begin(), sums.end());  // before logits() copies the rows
+            const std::span<const float> l = c.logits();
+            QCOMPARE(l.size(), size_t(n_rows) * size_t(V));
+            for (int r = 0; r < n_rows; ++r) {
+                const std::span<const float> row = l.subspan(size_t(r) * V, size_t(V));
+                const int best = int(std::max_element(row.begin(), row.end()) - row.begin());  // the first maximum
+                long double sum = 0.0L;
+                for (float v : row) sum += std::exp((long double)v - (long double)row[size_t(best)]);
+                const double lse = double(std::log(sum));
+                const RowSummary & g = kept[size_t(r)];
+                QVERIFY2(g.argmax == best, qPrintable(QString("%1 row %2: argmax %3 vs %4").arg(what).arg(r).arg(g.argmax).arg(best)));
+                QCOMPARE(g.max, row[size_t(best)]);
+                QVERIFY2(std::fabs(g.lse - lse) <= 1e-11 * std::max(1.0, std::fabs(lse)), what);
+                QVERIFY(std::fabs(float(-g.lse) - Sampler::logprob_of(row, best)) <= 1e-5f);
+            }
+        };
+        auto g = gpu_context(m, params());
+        QVERIFY(g.ok());
+        const std::vector<Token> prompt = random_tokens(*m, 29);
+        QVERIFY((*g)->decode(prompt, false).ok());
+        check(**g, 1, "prefill");
+        const Token one = random_tokens(*m, 1)[0];
+        QVERIFY((*g)->decode(std::span<const Token>(&one, 1), false).ok());
+        check(**g, 1, "decode step");
+        const std::vector<Token> tok = random_tokens(*m, 9);
+        const std::vector<int32_t> par = {-1, 0, 1, 0, 3, -1, 5, 2, 7};
+        const std::vector<int32_t> out = {8, 0, 4, 2, 6, 1, 7, 3, 5};
+        QVERIFY((*g)->decode_tree(tok, par, out).ok());
+        check(**g, 9, "tree");
+        QVERIFY((*g)->tree_logits(std::vector<int32_t>{5, 6}).ok());
+        check(**g, 2, "tree_logits");
+        QVERIFY((*g)->commit_tree(std::vector<int32_t>{0, 1, 2}).ok());
+        QVERIFY((*g)->decode(random_tokens(*m, 3), true).ok());
+        QVERIFY((*g)->row_summaries().empty());  // all_logits rows are on the host only
     }
 
     // An empty commit drops the tree: the next decode continues after the prompt.

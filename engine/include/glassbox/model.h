@@ -81,6 +81,16 @@ struct ContextParams {
     std::vector<int32_t> skip_layers;
 };
 
+// [spec] One logits row summarised where it was computed (the GPU): its
+// argmax (the lowest id among the maxima), the maximum, and
+// lse = log(sum_i exp(l_i - max)) in double, so the argmax token's
+// log-probability is float(-lse) (Sampler::logprob_of up to summation order).
+struct RowSummary {
+    Token  argmax = -1;
+    float  max = 0.0f;
+    double lse = 0.0;
+};
+
 // One sequence's state. Not thread-safe; one thread drives it.
 class Context {
   public:
@@ -121,6 +131,10 @@ class Context {
     // everything else of the tree is forgotten. An empty path drops the tree.
     // decode() and truncate() also drop a pending tree.
     virtual Status commit_tree(std::span<const int32_t> path);
+    // [spec] A summary of each row logits() would return, computed on the
+    // device that holds them; the rows are then copied to the host only if
+    // logits() is called. Empty where not available (the CPU: read logits()).
+    virtual std::span<const RowSummary> row_summaries() const { return {}; }
 };
 
 // Summation orders of the CPU backend (process-wide).

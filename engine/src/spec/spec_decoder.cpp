@@ -63,12 +63,24 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
     const bool greedy = m_sampling.temperature <= 0.0f;
     const int32_t n_vocab = m_target.model().hparams().n_vocab;
     SpecStep st;
+    // Greedy without penalties or top-n log-probabilities needs from a row only
+    // its argmax and that token's log-probability: where the backend summarises
+    // rows on its device (Context::row_summaries(), the GPU), no row is copied
+    // or scanned on the host.
+    const bool penalties = m_sampling.penalty_last_n > 0 && (m_sampling.repeat_penalty != 1.0f || m_sampling.frequency_penalty != 0.0f ||
+                                                             m_sampling.presence_penalty != 0.0f);
+    const bool summaries_do = greedy && !penalties && n_logprobs <= 0;
+    std::span<const RowSummary> sums;  // of the rows logits() holds now (empty: read the rows)
+    auto refresh_sums = [&]() { sums = summaries_do ? m_target.row_summaries() : std::span<const RowSummary>{}; };
 
-    auto emit = [&](Token id, SpecOrigin origin, std::span<const float> row) {
+    // row: the token's logits row (may be empty when sum is given); sum: its summary
+    auto emit = [&](Token id, SpecOrigin origin, std::span<const float> row, const RowSummary * sum = nullptr) {
         SpecToken t;
         t.id = id;
         t.origin = origin;
-        if (!row.empty()) {
+        if (sum && sum->argmax == id && n_logprobs <= 0) {
+            t.logprob = float(double(sum->max) - double(sum->max) - sum->lse);
+        } else if (!row.empty()) {
             t.logprob = Sampler::logprob_of(row, id);
             if (n_logprobs > 0) t.top = Sampler::top_logprobs(row, n_logprobs);
         }
@@ -103,8 +115,13 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
     const int32_t n_past = m_target.n_past();
     // Right after prefill: the first token comes from the prefill logits.
     if (size_t(n_past) == m_tokens.size()) {
-        const std::span<const float> row = m_target.logits().subspan(m_target.logits().size() - size_t(n_vocab));
-        emit(sample_plain(row), SpecOrigin::Target, row);
+        refresh_sums();
+        if (!sums.empty()) {
+            emit(sums.back().argmax, SpecOrigin::Target, {}, &sums.back());
+        } else {
+            const std::span<const float> row = m_target.logits().subspan(m_target.logits().size() - size_t(n_vocab));
+            emit(sample_plain(row), SpecOrigin::Target, row);
+        }
         finish();
         return {};
     }
@@ -197,9 +214,16 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
         const Token one[1] = {pending};
         const auto t0 = Clock::now();
         GB_TRY_STATUS(m_target.decode(one, false, cancel));
-        im.ctl.costs.observe(1, ms_between(t0, Clock::now()));
-        const std::span<const float> row = m_target.logits();
-        emit(sample_plain(row), SpecOrigin::Target, row);
+        refresh_sums();
+        if (!sums.empty()) {
+            // the step's whole cost (the summary's launch and copy included), as verification readings have theirs
+            im.ctl.costs.observe(1, ms_between(t0, Clock::now()));
+            emit(sums.back().argmax, SpecOrigin::Target, {}, &sums.back());
+        } else {
+            im.ctl.costs.observe(1, ms_between(t0, Clock::now()));
+            const std::span<const float> row = m_target.logits();
+            emit(sample_plain(row), SpecOrigin::Target, row);
+        }
         st.decode_calls = 1;
         finish();
         if (m_spec) {
@@ -270,6 +294,10 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
     auto row_at = [&](int32_t node) {
         return m_target.logits().subspan(size_t(row_of[size_t(node) + 1]) * size_t(n_vocab), size_t(n_vocab));
     };
+    auto sum_at = [&](int32_t node) -> const RowSummary * {  // nullptr: read row_at(node)
+        return sums.empty() ? nullptr : &sums[size_t(row_of[size_t(node) + 1])];
+    };
+    auto argmax_at = [&](int32_t node) { const RowSummary * s = sum_at(node); return s ? s->argmax : spec::argmax(row_at(node)); };
 
     const auto t_verify0 = Clock::now();
     st.decode_calls = 1;
@@ -292,16 +320,19 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
             if (draft.aux_output[size_t(j)]) out_nodes.push_back(n_nodes + 1 + j);
         }
         GB_TRY_STATUS(m_target.decode_tree(batch, parents, out_nodes, cancel));
+        refresh_sums();
         if (n_aux > 0) {  // Jacobi outputs, before a later head call replaces logits()
             aux_next.assign(size_t(n_aux), -1);
             size_t r = first_aux_row;
             for (int32_t j = 0; j < n_aux; ++j) {
                 if (!draft.aux_output[size_t(j)]) continue;
-                aux_next[size_t(j)] = spec::argmax(m_target.logits().subspan(r++ * size_t(n_vocab), size_t(n_vocab)));
+                aux_next[size_t(j)] = !sums.empty() ? sums[r].argmax : spec::argmax(m_target.logits().subspan(r * size_t(n_vocab), size_t(n_vocab)));
+                ++r;
             }
         }
     } else {  // a chain: every row
         GB_TRY_STATUS(m_target.decode(batch, true, cancel));
+        refresh_sums();
         for (size_t r = 0; r < row_of.size(); ++r) row_of[r] = int32_t(r);
     }
     bool left_chain = false;  // the walk took a node that is not its parent's first child
@@ -311,7 +342,8 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
     std::vector<std::pair<Token, float>> pcur;  // sampling: current target distribution (sparse)
     std::unordered_map<Token, float> pmap;
     for (;;) {
-        const std::span<const float> row = row_at(node);
+        const RowSummary * sum = sum_at(node);
+        const std::span<const float> row = sum ? std::span<const float>{} : row_at(node);
         const int32_t kid0 = node < 0 ? root_first : first_child[size_t(node)];
         if (kid0 >= 0) {
             if (size_t(d) >= m_stats.attempted_at.size()) {
@@ -325,7 +357,7 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
         Token target_tok = -1;
         if (greedy) {
             // Greedy: the target's token is fixed; accept the child that equals it.
-            target_tok = spec::greedy_token(row, m_sampling, m_tokens);
+            target_tok = sum ? sum->argmax : spec::greedy_token(row, m_sampling, m_tokens);
             for (int32_t c = kid0; c >= 0; c = next_sibling[size_t(c)]) {
                 if (draft.tokens[size_t(c)] == target_tok) { chosen = c; break; }
             }
@@ -385,13 +417,15 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
 
         if (kid0 >= 0 && model_cost) im.ctl.observe_walk(draft.cls, depth_here, chosen >= 0);
         if (chosen < 0) {  // correction (some child rejected) or bonus (leaf reached)
-            emit(target_tok, kid0 >= 0 ? SpecOrigin::Correction : n_nodes > 0 ? SpecOrigin::Bonus : SpecOrigin::Target, row);
+            emit(target_tok, kid0 >= 0 ? SpecOrigin::Correction : n_nodes > 0 ? SpecOrigin::Bonus : SpecOrigin::Target,
+                 row.empty() && sum->argmax != target_tok ? row_at(node) : row, sum);
             break;
         }
         // accepted
         ++m_stats.accepted_at[size_t(d)];
         ++st.accepted;
-        emit(draft.tokens[size_t(chosen)], SpecOrigin::Draft, row);
+        const Token acc_tok = draft.tokens[size_t(chosen)];
+        emit(acc_tok, SpecOrigin::Draft, row.empty() && sum->argmax != acc_tok ? row_at(node) : row, sum);
         ++d;
         if (chosen != kid0) left_chain = true;
         node = chosen;
@@ -402,6 +436,7 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
             chain_from(chosen);
             ++st.decode_calls;
             GB_TRY_STATUS(m_target.tree_logits(out_nodes));
+            refresh_sums();
         }
     }
     st.t_verify_ms = ms_between(t_verify0, Clock::now());
@@ -415,7 +450,7 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
     SpecObservation obs;
     for (int32_t c = node < 0 ? root_first : first_child[size_t(node)]; c >= 0; c = first_child[size_t(c)]) {
         obs.tail_tokens.push_back(draft.tokens[size_t(c)]);
-        obs.tail_next.push_back(spec::argmax(row_at(c)));
+        obs.tail_next.push_back(argmax_at(c));
     }
     if (tree_backend) GB_TRY_STATUS(m_target.commit_tree(accepted_path));
     else m_target.truncate(n_past + 1 + d);
