@@ -811,7 +811,9 @@ Status matvec(const MatvecJob * jobs, int n_jobs, const Q8Act & xq, const float 
 Status matvec_multi(const MatvecJob & job, const Q8Act & xq, const float * xf, int n_tok, cudaStream_t s) {
     const DevMat & w = job.w;
     const bool fast = fast_type(w.type) && (w.type == TensorType::F16 ? xf != nullptr : xq.q != nullptr) && !job.bias;
-    if (!fast || w.n_cols % 32 != 0 || n_tok <= 1) return matvec(&job, 1, xq, xf, n_tok, s);
+    // (a matrix the one-token matvec splits over warps (mv_ksplit) sums in another
+    // order than this kernel: matvec() itself, so the bits stay the one-token ones)
+    if (!fast || w.n_cols % 32 != 0 || n_tok <= 1 || mv_ksplit(w.n_cols, w.n_rows) > 1) return matvec(&job, 1, xq, xf, n_tok, s);
     if (n_tok == 0) return {};
     const XBase xb{xq.q, xq.d, xq.s, xf, w.n_cols};
     switch (w.type) {
