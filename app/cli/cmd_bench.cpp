@@ -107,6 +107,9 @@ int cmd_bench(int argc, char ** argv) {
             for (int32_t i = 0; i < n_gen; ++i) {
                 gb::Status st = ctx->decode(std::span<const gb::Token>(&toks[size_t(i)], 1), false);
                 if (!st) return fail(st.error().message);
+                // what a greedy step hands the host: the row's summary (argmax, log-sum-exp:
+                // CUDA, from the decode graph) or the logits row (CPU: already in host memory)
+                if (ctx->row_summaries().empty()) (void)ctx->logits();
             }
             const double s = std::chrono::duration<double>(Clock::now() - t0).count();
             if (r >= 0) tg_tps.push_back(n_gen / s);

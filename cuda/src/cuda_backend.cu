@@ -1,6 +1,7 @@
 // CUDA backend: device discovery and a self-test kernel. Runs on machines with
 // no driver (static runtime): probe() reports why CUDA is unavailable.
 #include "glassbox/cuda_backend.h"
+#include "cublas_dl.h"
 
 #include <cuda_runtime.h>
 
@@ -72,7 +73,8 @@ DeviceReport probe() {
         return r;
     }
     r.available = true;
-    r.message = std::to_string(count) + " CUDA device(s)";
+    // Which library the prefill GEMMs use (loaded once): "cuBLAS 13.1.0 (libcublas.so.13)" or why not.
+    r.message = std::to_string(count) + " CUDA device(s); prefill GEMMs: " + blas::describe();
     return r;
 }
 

@@ -148,7 +148,9 @@ class CudaContextImpl final : public Context {
     Status upload_rope();
 
     Status run_chunk(const Token * tokens, int32_t n, int32_t n_out);
-    Status launch_graph(cudaGraphExec_t & g, int32_t n, int32_t n_out);  // captures enqueue_forward(n, n_out) on first use
+    // Captures enqueue_forward(n, n_out) on first use (with summary: then also the
+    // summary of logits row 0 and its copy to m_row_sum_h[0]) and replays it.
+    Status launch_graph(cudaGraphExec_t & g, int32_t n, int32_t n_out, bool summary = false);
     Status enqueue_forward(int32_t n, int32_t n_out);
     Status linear(const MatvecJob * jobs, int n_jobs, const float * x, const Q8Act & xq, int n);
 
@@ -199,6 +201,11 @@ class CudaContextImpl final : public Context {
     RowPart * m_row_parts_d = nullptr;  // [nb * kRowPartsMax]
     RowSum *  m_row_sum_d = nullptr;    // [nb]
     RowSum *  m_row_sum_h = nullptr;    // pinned [nb]
+    // The one-token decode graph also summarises its logits row and copies the
+    // 16 bytes to m_row_sum_h[0] (no second launch or sync for greedy steps);
+    // GB_CUDA_GRAPH_SUMMARY=0: summaries on demand only, for comparison.
+    bool  m_graph_summary = [] { const char * e = std::getenv("GB_CUDA_GRAPH_SUMMARY"); return !(e && e[0] == '0'); }();
+    bool  m_step_summarised = false;  // the last run_chunk() left its row summary in m_row_sum_h[0]
     // GB_CUDA_HEAD_MULTI=0: the tree head runs the one-token matvec per node (for comparison).
     bool  m_head_multi = [] { const char * e = std::getenv("GB_CUDA_HEAD_MULTI"); return !(e && e[0] == '0'); }();
     // Partial offload: layers [0, m_gpu_layers) here, the rest and the head in
@@ -462,10 +469,17 @@ Status CudaContextImpl::enqueue_forward(int32_t n, int32_t n_out) {
     return {};
 }
 
-Status CudaContextImpl::launch_graph(cudaGraphExec_t & graph, int32_t n, int32_t n_out) {
+Status CudaContextImpl::launch_graph(cudaGraphExec_t & graph, int32_t n, int32_t n_out, bool summary) {
     if (!graph) {
         GB_CU(cudaStreamBeginCapture(m_stream, cudaStreamCaptureModeThreadLocal));
         Status st = enqueue_forward(n, n_out);
+        if (st.ok() && summary) {
+            st = summarize_rows(m_logits_d, int(m_d.V), 1, m_row_parts_d, m_row_sum_d, m_stream);
+            if (st.ok()) {
+                const cudaError_t ce = cudaMemcpyAsync(m_row_sum_h, m_row_sum_d, sizeof(RowSum), cudaMemcpyDeviceToHost, m_stream);
+                if (ce != cudaSuccess) st = make_error(ErrorCode::Internal, std::string("CUDA graph summary copy: ") + cudaGetErrorString(ce));
+            }
+        }
         cudaGraph_t g = nullptr;
         const cudaError_t e = cudaStreamEndCapture(m_stream, &g);
         if (!st.ok()) {
@@ -482,17 +496,21 @@ Status CudaContextImpl::launch_graph(cudaGraphExec_t & graph, int32_t n, int32_t
 }
 
 Status CudaContextImpl::run_chunk(const Token * tokens, int32_t n, int32_t n_out) {
+    bool step_summary = false;
+    m_step_summarised = false;
     std::memcpy(m_tokens_h, tokens, size_t(n) * sizeof(int));
     *m_pos_h = m_n_past;
     if (m_tree_active && m_use_graph && m_tree_graph_on && n <= kMatvecMaxTok && n_out == 0) {
         // [spec] a tree of n nodes: the same kernels every time (positions, ancestor rows in device buffers)
         GB_TRY_STATUS(launch_graph(m_tree_graph[n], n, 0));
     } else if (m_use_graph && n == 1 && n_out == 1) {
-        GB_TRY_STATUS(launch_graph(m_graph, 1, 1));
+        GB_TRY_STATUS(launch_graph(m_graph, 1, 1, m_graph_summary && !partial()));
+        step_summary = m_graph_summary && !partial();
     } else {
         GB_TRY_STATUS(enqueue_forward(n, n_out));
     }
     GB_CU(cudaStreamSynchronize(m_stream));
+    m_step_summarised = step_summary;
     return {};
 }
 
@@ -542,6 +560,12 @@ Status CudaContextImpl::decode(std::span<const Token> tokens, bool all_logits, c
     m_summ_valid = false;
     m_dev_row0 = m_logits_pending ? m_last_n_out - 1 : 0;
     m_dev_rows = m_logits_pending ? 1 : 0;
+    if (m_logits_pending && m_step_summarised && m_dev_row0 == 0) {  // the decode graph summarised the row already
+        static_assert(sizeof(RowSum) == sizeof(RowSummary), "RowSum mirrors gb::RowSummary");
+        m_summ.resize(1);
+        std::memcpy(m_summ.data(), m_row_sum_h, sizeof(RowSum));
+        m_summ_valid = true;
+    }
     return {};
 }
 

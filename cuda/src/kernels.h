@@ -59,6 +59,9 @@ Status gemm(const DevMat & w, const float * x, int n_tok, float * y, const float
 // out [n_rows_out, n_cols] (f16) = rows [row0, row0 + n) of W dequantized
 Status dequant_f16(const DevMat & w, int64_t row0, int64_t n, __half * out, cudaStream_t s);
 Status f32_to_f16(const float * x, int64_t n, __half * y, cudaStream_t s);
+// Whether gemm() of n_tok rows sends weights of type t through cuBLAS
+// (cublas_dl.h; the rule is in gemm.cu).
+bool gemm_uses_cublas(TensorType t, int n_tok);
 
 // ---- ops.cu ------------------------------------------------------------------
 // out[t] = scale * W[tokens[t]]  (f32 [n_tok, n_cols])

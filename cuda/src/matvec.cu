@@ -11,6 +11,8 @@
 #include "pdl.cuh"
 #include "quant_decode.cuh"
 
+#include <cstdlib>
+
 namespace gb::cuda {
 namespace {
 
@@ -344,15 +346,17 @@ __device__ __forceinline__ void prefetch_rows(const DevMat & w, int row0) {
 // clamp to the last row; their results are not stored). The loads of F::U
 // passes x R rows are issued before any of them is used (U = 1 for short
 // rows, where the extra passes would only be clamped duplicates).
+// (ks > 1: this warp is part `part` of ks warps sharing the rows, taking every
+// ks-th stretch of 32 U units.)
 template <class F, int R, bool BIG>
-__device__ __forceinline__ void rows_dot(const DevMat & w, int row0, const XView & x, float (&acc)[R]) {
+__device__ __forceinline__ void rows_dot(const DevMat & w, int row0, const XView & x, float (&acc)[R], int part = 0, int ks = 1) {
     constexpr int U = BIG ? F::U : 1;
     const int lane = threadIdx.x & 31;
     const uint8_t * rows[R];
 #pragma unroll
     for (int r = 0; r < R; ++r) rows[r] = w.data + size_t(min(row0 + r, int(w.n_rows) - 1)) * w.stride;
     const int n_units = F::units(w.n_cols);
-    for (int u0 = lane; u0 < n_units; u0 += 32 * U) {
+    for (int u0 = lane + 32 * U * part; u0 < n_units; u0 += 32 * U * ks) {
         typename F::W wv[U][R];
 #pragma unroll
         for (int k = 0; k < U; ++k) {
@@ -419,15 +423,16 @@ template <int R, bool MV> __device__ __forceinline__ void prefetch_any(const Dev
 template <TensorType T> struct MvOf { using type = Fast<T>; };
 template <> struct MvOf<TensorType::Q4_K> { using type = Q4K32; };
 
-template <int TI, int R, bool BIG> __device__ __forceinline__ void dot_any(const DevMat & w, int row0, const XView & x, float (&acc)[R]) {
+template <int TI, int R, bool BIG>
+__device__ __forceinline__ void dot_any(const DevMat & w, int row0, const XView & x, float (&acc)[R], int part = 0, int ks = 1) {
     if constexpr (TI >= 0) {
-        rows_dot<typename MvOf<TensorType(TI)>::type, R, BIG>(w, row0, x, acc);
+        rows_dot<typename MvOf<TensorType(TI)>::type, R, BIG>(w, row0, x, acc, part, ks);
     } else {
         switch (w.type) {
-            case TensorType::Q4_K: rows_dot<Q4K32, R, BIG>(w, row0, x, acc); break;
-            case TensorType::Q6_K: rows_dot<Fast<TensorType::Q6_K>, R, BIG>(w, row0, x, acc); break;
-            case TensorType::Q8_0: rows_dot<Fast<TensorType::Q8_0>, R, BIG>(w, row0, x, acc); break;
-            case TensorType::F16:  rows_dot<Fast<TensorType::F16>, R, BIG>(w, row0, x, acc); break;
+            case TensorType::Q4_K: rows_dot<Q4K32, R, BIG>(w, row0, x, acc, part, ks); break;
+            case TensorType::Q6_K: rows_dot<Fast<TensorType::Q6_K>, R, BIG>(w, row0, x, acc, part, ks); break;
+            case TensorType::Q8_0: rows_dot<Fast<TensorType::Q8_0>, R, BIG>(w, row0, x, acc, part, ks); break;
+            case TensorType::F16:  rows_dot<Fast<TensorType::F16>, R, BIG>(w, row0, x, acc, part, ks); break;
             default: break;
         }
     }
@@ -506,6 +511,74 @@ __global__ void __launch_bounds__(kFastWarps * 32) matvec_fast_kernel(const Fast
     }
 }
 
+// Split-K form of matvec_fast_kernel (KS = 2 or 4 warps share each row pair,
+// every KS-th stretch of 32 U units each; partial sums added in shared memory):
+// 8 / KS rows a block. For the 8B q/k/v: 6144 rows = 768 blocks of 8 rows on
+// 4 x 132 resident slots (104 registers) = 1.45 waves; see mv_ksplit.
+template <int TI, bool BIG, int KS>
+__global__ void __launch_bounds__(kFastWarps * 32) matvec_fast_ks_kernel(const FastJobs jobs, const int8_t * __restrict__ xq,
+                                                                        const float * __restrict__ xd, const float * __restrict__ xs,
+                                                                        const float * __restrict__ xf, int n_cols) {
+    static_assert(KS == 2 || KS == 4, "2 or 4 warps per row pair");
+    constexpr int RB = kFastWarps / KS * kFastRows;
+    __shared__ float part_sum[kFastWarps][kFastRows];
+    pdl_trigger();
+    int j = 0;
+    while (j < jobs.n && int(blockIdx.x) >= jobs.block_end[j]) ++j;
+    if (j >= jobs.n) { pdl_wait(); return; }
+    const DevMat & w = jobs.w[j];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int grp = warp / KS, part = warp % KS;
+    const int row0 = (int(blockIdx.x) - (j ? jobs.block_end[j - 1] : 0)) * RB + grp * kFastRows;
+    if (blockIdx.y == 0 && part == 0) prefetch_any<kFastRows, true>(w, row0);
+    pdl_wait();
+    const XView x = x_of(xq, xd, xs, xf, n_cols, blockIdx.y);
+    float acc[kFastRows] = {};
+    dot_any<TI, kFastRows, BIG>(w, row0, x, acc, part, KS);
+#pragma unroll
+    for (int r = 0; r < kFastRows; ++r) {
+        const float v = warp_sum(acc[r]);
+        if (lane == r) part_sum[warp][r] = v;
+    }
+    __syncthreads();
+    const int t = threadIdx.x;
+    if (jobs.rope) {  // thread t < RB / 2: row pair of group t
+        if (t >= RB / kFastRows) return;
+        float v0 = 0.0f, v1 = 0.0f;
+#pragma unroll
+        for (int k = 0; k < KS; ++k) { v0 += part_sum[t * KS + k][0]; v1 += part_sum[t * KS + k][1]; }
+        const int r0 = row0 - grp * kFastRows + t * kFastRows;
+        if (r0 < w.n_rows) rope_store(jobs, j, r0, int(blockIdx.y), v0, v1);
+        return;
+    }
+    if (t >= RB) return;
+    const int gi = t / kFastRows, r = t % kFastRows;
+    float v = 0.0f;
+#pragma unroll
+    for (int k = 0; k < KS; ++k) v += part_sum[gi * KS + k][r];
+    const int row = row0 - grp * kFastRows + t;
+    if (row < w.n_rows) jobs.y[j][size_t(blockIdx.y) * w.n_rows + row] = v + (jobs.bias[j] ? jobs.bias[j][row] : 0.0f);
+}
+
+// Warps per row pair for a fast launch (read at each launch; decode steps
+// replay a graph). Measured on an H200 (h5/cudaperf, bench_cuda_kernels):
+// KS = 2 took the 8B q/k/v-sized Q4_K matvec (4096 x 6144) from 8.07 to 6.34
+// us but the 14336-column ffn_down from 11.96 to 13.12 (Q4_K) and 16.6 to
+// 21.6 us (Q6_K); KS = 4 lost on all. So by default KS = 2 only for rows of
+// 4096-6144 values in launches of >= GB_CUDA_MV_KS_ROWS rows (default 6144:
+// the 8B q/k/v); GB_CUDA_MV_KS=1/2/4 forces one value for launches of at
+// most 16384 rows (never the output head).
+int mv_ksplit(int64_t n_cols, int64_t total_rows) {
+    if (total_rows > 16384) return 1;
+    if (const char * e = std::getenv("GB_CUDA_MV_KS"); e && *e) {
+        const int v = std::atoi(e);
+        return v == 2 || v == 4 ? v : 1;
+    }
+    const char * r = std::getenv("GB_CUDA_MV_KS_ROWS");
+    const int64_t min_rows = r && *r ? std::atoll(r) : 6144;
+    return n_cols >= 4096 && n_cols <= 6144 && total_rows >= min_rows ? 2 : 1;
+}
+
 constexpr int kGluWarps = 8;
 constexpr int kGluRows  = 4;  // rows of gate and of up per warp; 32 rows a block
 
@@ -552,8 +625,11 @@ Status launch_fast(const MatvecJob * jobs, int n, const Q8Act & xq, const float 
                    const RopeEpilogue * ep = nullptr) {
     FastJobs a{};
     if (ep) { a.rope = 1; a.ep = *ep; }
+    int64_t total_rows = 0;
+    for (int i = 0; i < n; ++i) total_rows += jobs[i].w.n_rows;
+    const int ks = mv_ksplit(jobs[0].w.n_cols, total_rows);
     int blocks = 0;
-    constexpr int rows_per_block = kFastWarps * kFastRows;
+    const int rows_per_block = kFastWarps * kFastRows / ks;
     for (int i = 0; i < n; ++i) {
         a.w[i]    = jobs[i].w;
         a.y[i]    = jobs[i].y;
@@ -576,6 +652,20 @@ Status launch_fast(const MatvecJob * jobs, int n, const Q8Act & xq, const float 
             case TensorType::F16:  k = big ? matvec_fast_kernel<int(TensorType::F16), true> : matvec_fast_kernel<int(TensorType::F16), false>; break;
             default: break;
         }
+    }
+    if (ks > 1) {  // U = 1 here: the KS warps split the passes
+        const int ti = same ? int(jobs[0].w.type) : -1;
+        auto pick = [&]<int TI>() { return ks == 2 ? matvec_fast_ks_kernel<TI, false, 2> : matvec_fast_ks_kernel<TI, false, 4>; };
+        auto * kk = pick.template operator()<-1>();
+        switch (ti) {
+            case int(TensorType::Q4_K): kk = pick.template operator()<int(TensorType::Q4_K)>(); break;
+            case int(TensorType::Q6_K): kk = pick.template operator()<int(TensorType::Q6_K)>(); break;
+            case int(TensorType::Q8_0): kk = pick.template operator()<int(TensorType::Q8_0)>(); break;
+            case int(TensorType::F16):  kk = pick.template operator()<int(TensorType::F16)>(); break;
+            default: break;
+        }
+        GB_CU(launch_pdl(kk, dim3(blocks, n_tok), dim3(kFastWarps * 32), 0, s, a, xq.q, xq.d, xq.s, xf, int(jobs[0].w.n_cols)));
+        return {};
     }
     GB_CU(launch_pdl(k, dim3(blocks, n_tok), dim3(kFastWarps * 32), 0, s, a, xq.q, xq.d, xq.s, xf, int(jobs[0].w.n_cols)));
     return {};
@@ -721,7 +811,9 @@ Status matvec(const MatvecJob * jobs, int n_jobs, const Q8Act & xq, const float 
 Status matvec_multi(const MatvecJob & job, const Q8Act & xq, const float * xf, int n_tok, cudaStream_t s) {
     const DevMat & w = job.w;
     const bool fast = fast_type(w.type) && (w.type == TensorType::F16 ? xf != nullptr : xq.q != nullptr) && !job.bias;
-    if (!fast || w.n_cols % 32 != 0 || n_tok <= 1) return matvec(&job, 1, xq, xf, n_tok, s);
+    // (a matrix the one-token matvec splits over warps (mv_ksplit) sums in another
+    // order than this kernel: matvec() itself, so the bits stay the one-token ones)
+    if (!fast || w.n_cols % 32 != 0 || n_tok <= 1 || mv_ksplit(w.n_cols, w.n_rows) > 1) return matvec(&job, 1, xq, xf, n_tok, s);
     if (n_tok == 0) return {};
     const XBase xb{xq.q, xq.d, xq.s, xf, w.n_cols};
     switch (w.type) {
@@ -760,6 +852,10 @@ Status matvec_glu(const DevMat & gate, const DevMat & up, int act, const Q8Act &
     const bool need_f = gate.type == TensorType::F16 || up.type == TensorType::F16;
     if ((need_q && !xq.q) || (need_f && !xf)) return make_error(ErrorCode::InvalidArgument, "CUDA matvec_glu: missing activations");
     if (n_tok == 0) return {};
+    // (Split-K forms of this kernel, 2 or 4 warps per 4-row group, 16 or 8 rows a
+    // block, the q8 written by the last block of each 32-row group, measured
+    // slower on the 8B gate/up despite 3.4 / 6.8 waves instead of 1.7: 30.5 /
+    // 35.0 vs 26.5 us, H200, h5/cudaperf.)
     // (Q4_K keeps the 16-byte unit here: the matvec's 32-byte unit needs 159
     // registers with 8 rows in flight, one block per SM, and measured 21% slower
     // on the 8B gate/up: 33.5 vs 26.4 us, H200, h4/cudadec.)

@@ -1,6 +1,7 @@
 // Test harnesses for single kernels (see test_api.h). Every output buffer is
 // filled with 0xFF bytes (NaN) before the kernel runs.
 #include "glassbox/cuda_backend.h"
+#include "cublas_dl.h"
 #include "kernels.h"
 #include "test_api.h"
 
@@ -173,6 +174,9 @@ Result<double> time_kernel(const char * what, TensorType t, int64_t n_cols, int6
     return ts[ts.size() / 2];
 }
 
+bool gemm_uses_cublas(TensorType t, int n_tok) { return cuda::gemm_uses_cublas(t, n_tok); }
+std::string cublas_describe() { return blas::describe(); }
+
 bool device_available(std::string * why) {
     const DeviceReport r = probe();
     if (why) *why = r.message;
@@ -180,8 +184,10 @@ bool device_available(std::string * why) {
 }
 
 Result<std::vector<float>> linear(TensorType t, const std::vector<uint8_t> & w, int64_t n_cols, int64_t n_rows,
-                                  const std::vector<float> & x, int n_tok, bool use_gemm) {
+                                  const std::vector<float> & x, int n_tok, bool use_gemm, const std::vector<float> & bias) {
     Pool pool;
+    const float * bias_d = nullptr;
+    if (!bias.empty()) GB_ASSIGN(bias_d, pool.put(bias));
     DevMat m;
     GB_ASSIGN(m, upload(pool, t, w, n_cols, n_rows));
     float * xf;
@@ -193,12 +199,12 @@ Result<std::vector<float>> linear(TensorType t, const std::vector<uint8_t> & w, 
         GB_ASSIGN(s.x16, pool.get<__half>(size_t(n_tok) * n_cols));
         s.w16_elems = size_t(256) * size_t(n_cols);  // 256-row slabs: exercises the slab loop
         GB_ASSIGN(s.w16, pool.get<__half>(s.w16_elems));
-        GB_TRY_STATUS(gemm(m, xf, n_tok, y, nullptr, s, nullptr));
+        GB_TRY_STATUS(gemm(m, xf, n_tok, y, bias_d, s, nullptr));
     } else {
         Q8Act q;
         GB_ASSIGN(q, q8_buffers(pool, size_t(n_tok) * n_cols));
         GB_TRY_STATUS(act_quant(xf, nullptr, 0, int64_t(n_tok) * n_cols, q, nullptr));
-        const MatvecJob job{m, y, nullptr};
+        const MatvecJob job{m, y, bias_d};
         GB_TRY_STATUS(matvec(&job, 1, q, xf, n_tok, nullptr));
     }
     return fetch(y, size_t(n_tok) * n_rows);

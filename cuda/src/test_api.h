@@ -6,14 +6,21 @@
 #include "glassbox/tensor_type.h"
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace gb::cuda::testing {
 
-// y [n_tok, n_rows] = x [n_tok, n_cols] . W^T, W in GGUF bytes. gemm = true
-// runs the prefill (tensor-core) path, else the decode (matvec) path.
+// y [n_tok, n_rows] = x [n_tok, n_cols] . W^T (+ bias [n_rows] when not
+// empty), W in GGUF bytes. gemm = true runs the prefill (tensor-core) path,
+// else the decode (matvec) path.
 Result<std::vector<float>> linear(TensorType t, const std::vector<uint8_t> & w, int64_t n_cols, int64_t n_rows,
-                                  const std::vector<float> & x, int n_tok, bool gemm);
+                                  const std::vector<float> & x, int n_tok, bool gemm, const std::vector<float> & bias = {});
+// Whether the prefill GEMM of type t and n_tok rows goes through cuBLAS now
+// (loaded, and chosen by GB_CUDA_GEMM / the type / n_tok), and the loader's
+// one-line description.
+bool gemm_uses_cublas(TensorType t, int n_tok);
+std::string cublas_describe();
 // Several matrices sharing x in one matvec call (types may differ: the fast
 // path mixes them in one launch); outputs concatenated job after job.
 Result<std::vector<float>> linear_jobs(const std::vector<TensorType> & types, const std::vector<std::vector<uint8_t>> & ws,

@@ -72,7 +72,7 @@ class TstCudaKernels : public QObject {
         QTest::addColumn<int>("n_tok");
         QTest::addColumn<bool>("gemm");
         QTest::addColumn<bool>("long_rows");
-        QTest::addColumn<QString>("gemm_mode");  // GB_CUDA_GEMM: "" auto (fused), "128" fused 128-token tile, "slab"
+        QTest::addColumn<QString>("gemm_mode");  // GB_CUDA_GEMM: "" auto (cuBLAS when loaded), "64"/"128" fused tiles, "slab", "cublas"
         const TensorType types[] = {TensorType::F32, TensorType::F16, TensorType::BF16, TensorType::Q4_0, TensorType::Q4_1,
                                     TensorType::Q5_0, TensorType::Q5_1, TensorType::Q8_0, TensorType::Q2_K, TensorType::Q3_K,
                                     TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K};
@@ -85,6 +85,20 @@ class TstCudaKernels : public QObject {
                                                                                           << QString("128");
             QTest::newRow(qPrintable(QString("%1 gemm x130 slab").arg(type_name(t)))) << int(t) << 130 << true << false
                                                                                       << QString("slab");
+            // our fused kernel's 64-token tile (the default path when cuBLAS is absent)
+            QTest::newRow(qPrintable(QString("%1 gemm x37 tile64").arg(type_name(t)))) << int(t) << 37 << true << false
+                                                                                       << QString("64");
+        }
+        // cuBLAS (loaded at run time): F16/BF16 weights straight, the others
+        // dequantized to f16 slabs first (256-row slabs here: the slab loop);
+        // bias rows check the epilogue kernel. Skipped when cuBLAS is absent.
+        for (TensorType t : {TensorType::F16, TensorType::BF16, TensorType::Q4_K, TensorType::Q6_K, TensorType::Q8_0}) {
+            QTest::newRow(qPrintable(QString("%1 gemm x130 cublas").arg(type_name(t)))) << int(t) << 130 << true << false
+                                                                                        << QString("cublas");
+        }
+        for (TensorType t : {TensorType::F16, TensorType::BF16, TensorType::Q4_K}) {
+            QTest::newRow(qPrintable(QString("%1 gemm x37 cublas bias").arg(type_name(t)))) << int(t) << 37 << true << false
+                                                                                            << QString("cublas bias");
         }
         // Rows of 32 * odd values: the fused kernel needs multiples of 64, so the slab path runs.
         for (TensorType t : {TensorType::Q8_0, TensorType::Q4_0, TensorType::F16}) {
@@ -94,6 +108,10 @@ class TstCudaKernels : public QObject {
         for (TensorType t : {TensorType::Q4_K, TensorType::Q6_K, TensorType::Q8_0, TensorType::F16}) {
             QTest::newRow(qPrintable(QString("%1 matvec x1 long rows").arg(type_name(t)))) << int(t) << 1 << false << true << QString();
             QTest::newRow(qPrintable(QString("%1 matvec x2 long rows").arg(type_name(t)))) << int(t) << 2 << false << true << QString();
+            // split-K matvec (GB_CUDA_MV_KS): 2 or 4 warps per row pair
+            QTest::newRow(qPrintable(QString("%1 matvec x2 long rows ks2").arg(type_name(t)))) << int(t) << 2 << false << true << QString("ks2");
+            QTest::newRow(qPrintable(QString("%1 matvec x1 long rows ks4").arg(type_name(t)))) << int(t) << 1 << false << true << QString("ks4");
+            QTest::newRow(qPrintable(QString("%1 matvec x3 ks4").arg(type_name(t)))) << int(t) << 3 << false << false << QString("ks4");
         }
     }
     // y = x W^T. Bounds: decode path with q8 activations 1.5e-2 (q8 rounding
@@ -107,26 +125,34 @@ class TstCudaKernels : public QObject {
         const TensorType t = TensorType(type);
         // odd rows: tile and row-group edges; 301 > 256-row slabs
         const int64_t n_cols = long_rows ? 4352 : (gemm_mode == "k800" ? 800 : 768), n_rows = gemm ? 301 : 67;
-        if (gemm_mode == "128" || gemm_mode == "slab") qputenv("GB_CUDA_GEMM", gemm_mode.toUtf8());
+        const bool want_cublas = gemm_mode.startsWith("cublas"), with_bias = gemm_mode.endsWith("bias");
+        if (gemm_mode == "64" || gemm_mode == "128" || gemm_mode == "slab") qputenv("GB_CUDA_GEMM", gemm_mode.toUtf8());
+        else if (want_cublas) qputenv("GB_CUDA_GEMM", "cublas");
         else qunsetenv("GB_CUDA_GEMM");
         auto reset_mode = qScopeGuard([] { qunsetenv("GB_CUDA_GEMM"); });
+        if (gemm_mode.startsWith("ks")) qputenv("GB_CUDA_MV_KS", gemm_mode.mid(2).toUtf8());
+        else qunsetenv("GB_CUDA_MV_KS");
+        auto reset_ks = qScopeGuard([] { qunsetenv("GB_CUDA_MV_KS"); });
+        if (want_cublas && !ct::gemm_uses_cublas(t, n_tok)) QSKIP(qPrintable(QString::fromStdString(ct::cublas_describe())));
         std::vector<uint8_t> bytes;
         std::vector<float> w;
         random_weight(t, n_cols, n_rows, &bytes, &w);
         const std::vector<float> x = randn(size_t(n_tok * n_cols));
+        const std::vector<float> bias = with_bias ? randn(size_t(n_rows)) : std::vector<float>{};
         std::vector<double> ref(size_t(n_tok * n_rows));
         for (int tk = 0; tk < n_tok; ++tk)
             for (int64_t r = 0; r < n_rows; ++r) {
-                double a = 0.0;
+                double a = with_bias ? double(bias[size_t(r)]) : 0.0;
                 for (int64_t c = 0; c < n_cols; ++c) a += double(w[r * n_cols + c]) * x[tk * n_cols + c];
                 ref[tk * n_rows + r] = a;
             }
-        auto y = ct::linear(t, bytes, n_cols, n_rows, x, n_tok, gemm);
+        auto y = ct::linear(t, bytes, n_cols, n_rows, x, n_tok, gemm, bias);
         QVERIFY2(y.ok(), y.ok() ? "" : y.error().to_string().c_str());
         const double err = rel_err(*y, ref);
         const bool is_float = t == TensorType::F32 || t == TensorType::F16 || t == TensorType::BF16;
         const double bound = gemm ? 5e-3 : (is_float ? 1e-5 : 1.5e-2);
-        qInfo("%s n_tok %d %s: relative error %.3g (bound %.1g)", type_name(t), n_tok, gemm ? "gemm" : "matvec", err, bound);
+        qInfo("%s n_tok %d %s: relative error %.3g (bound %.1g)", type_name(t), n_tok,
+              gemm ? (ct::gemm_uses_cublas(t, n_tok) ? "gemm (cuBLAS)" : "gemm (ours)") : "matvec", err, bound);
         QVERIFY2(err < bound, qPrintable(QString("relative error %1").arg(err)));
     }
 
