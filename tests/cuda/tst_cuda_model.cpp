@@ -8,7 +8,8 @@
 // near-ties), so the criteria are: mean KL(p_ref || p_gpu) < kMaxKl, top-1
 // agreement >= 99% on the decisive positions (reference top-1 margin >=
 // kMargin logits), and overall top-1 no worse than the CPU Context's minus
-// 3 points. Also partial offload (first N layers on the GPU, the rest on the
+// 3 points or 3 positions, whichever is more (top1_slack: one near-tie flip is
+// 2 points of the 48-position gemma3-270m row). Also partial offload (first N layers on the GPU, the rest on the
 // CPU) and the memory-estimate refusal that proposes the N that fits. And the
 // real gemma-3-270m (GB_REAL_MODEL or GLASSBOX_MODEL_DIR; skipped when absent):
 // CUDA Context vs CPU Context, teacher-forced on a fixed text.
@@ -37,6 +38,8 @@ namespace {
 
 constexpr double kMaxKl = 2e-3;       // mean KL over positions (nats)
 constexpr double kMinTop1 = 0.99;     // on decisive positions
+// How far overall top-1 may fall below the CPU Context's: 3 points or 3 positions.
+double top1_slack(int n_positions) { return std::max(0.03, 3.0 / std::max(1, n_positions)); }
 constexpr double kMargin = 0.05;      // decisive: reference top-1 minus top-2 logit
 // Real model vs the CPU Context (teacher-forced, 298 tokens of kRealText).
 // Real text has many near-ties, so top-1 agreement over every position is
@@ -134,7 +137,7 @@ class TstCudaModel : public QObject {
         auto check = [&](const Agreement & a, const char * what) {
             qInfo("%s %s vs reference: top-1 %.4f (decisive %.4f of %d), KL mean %.3g max %.3g", qPrintable(preset + " " + ftype),
                   what, a.top1, a.top1_decisive, a.n_decisive, a.mean_kl, a.max_kl);
-            return a.mean_kl < kMaxKl && a.top1_decisive >= kMinTop1 && a.top1 >= ca.top1 - 0.03;
+            return a.mean_kl < kMaxKl && a.top1_decisive >= kMinTop1 && a.top1 >= ca.top1 - top1_slack(a.n);
         };
 
         cuda::CudaContextParams gp;
@@ -233,7 +236,7 @@ class TstCudaModel : public QObject {
             qInfo("%s %s vs reference: top-1 %.4f (decisive %.4f of %d), KL mean %.3g max %.3g (CPU Context top-1 %.4f, decisive %.4f)",
                   qPrintable(preset + " " + ftype), what.c_str(), a.top1, a.top1_decisive, a.n_decisive, a.mean_kl, a.max_kl, ca.top1,
                   ca.top1_decisive);
-            return a.mean_kl < kMaxKl && a.top1_decisive >= std::min(kMinTop1, ca.top1_decisive) && a.top1 >= ca.top1 - 0.03;
+            return a.mean_kl < kMaxKl && a.top1_decisive >= std::min(kMinTop1, ca.top1_decisive) && a.top1 >= ca.top1 - top1_slack(a.n);
         };
         for (int n_gpu : std::set<int>{0, 1, L / 2, L - 1}) {
             cuda::CudaContextParams gp;
