@@ -3,7 +3,7 @@
 // free shadow walks show drafts being accepted and off when they are not, the
 // draft depth follows the acceptance pattern and the measured cost curve,
 // trees and the lookahead window are used only when they pay, model drafters
-// probe at full depth with back-off, and the cost model interpolates and
+// probe with back-off at a depth that follows their acceptance, and the cost model interpolates and
 // explores as documented.
 #include "spec/draft_controller.h"
 #include "glassbox/spec/speculator.h"
@@ -27,7 +27,7 @@ class TstSpecController : public QObject {
     void depthFollowsCost();
     void treeOnlyWhenItPays();
     void lookaheadWindowByCost();
-    void modelDrafterProbesAtFullDepth();
+    void modelDrafterProbesAtTheDepthCap();
     void fixedConfig();
     void lookupDraftClass();
     void classBorrowsPooledAcceptance();
@@ -343,7 +343,7 @@ void TstSpecController::lookaheadWindowByCost() {
     }
 }
 
-void TstSpecController::modelDrafterProbesAtFullDepth() {
+void TstSpecController::modelDrafterProbesAtTheDepthCap() {
     Controller c;
     SpecConfig cfg;
     cfg.probe_interval = 4;
@@ -354,12 +354,13 @@ void TstSpecController::modelDrafterProbesAtFullDepth() {
     for (int32_t i = 0; i <= 8; ++i) s.nodes_upto.push_back(i);
     // The drafter's tokens are always rejected at depth 0.
     for (int i = 0; i < 20; ++i) c.observe_walk(0, 0, false);
+    QCOMPARE(c.model_depth_cap(), 1);
     std::vector<int32_t> probes;
     for (int i = 0; i < 60; ++i) {
         const Plan p = c.choose(cfg, s, 8, true);
         if (p.k > 0) {
             QVERIFY(p.probe);
-            QCOMPARE(p.k, 8);  // full depth
+            QCOMPARE(p.k, 1);  // a rejected drafter drafts one token a probe, not 8
             probes.push_back(i);
             c.observe_walk(0, 0, false);
             c.probe_done(cfg, false);
@@ -372,6 +373,22 @@ void TstSpecController::modelDrafterProbesAtFullDepth() {
     QCOMPARE(probes[0], 3);
     QCOMPARE(probes[1] - probes[0], 8);
     QCOMPARE(probes[2] - probes[1], 16);
+    // The drafter starts being accepted: the cap doubles with the depths accepted.
+    c.observe_walk(0, 0, true);
+    QCOMPARE(c.model_depth_cap(), 2);
+    c.observe_walk(0, 1, true);
+    QCOMPARE(c.model_depth_cap(), 4);
+    // Fixed drafts (not adaptive) keep full-depth probes.
+    Controller f;
+    SpecConfig fixed_off = cfg;
+    fixed_off.adaptive = false;
+    inject(f, 10.0, [](int32_t n) { return 10.0 + 1.0 * (n - 1); }, 20);
+    f.t_draft = 3.0;
+    for (int i = 0; i < 20; ++i) f.observe_walk(0, 0, false);
+    for (int i = 0; i < 8; ++i) {
+        const Plan p = f.choose(fixed_off, s, 8, true);
+        if (p.k > 0) QCOMPARE(p.k, 8);
+    }
     // A good drafter: on, and the plan weighs drafting time (3 ms per depth).
     Controller g;
     inject(g, 10.0, [](int32_t n) { return 10.0 + 1.0 * (n - 1); }, 20);
@@ -379,6 +396,7 @@ void TstSpecController::modelDrafterProbesAtFullDepth() {
     for (int i = 0; i < 30; ++i) {
         for (int d = 0; d < 8; ++d) g.observe_walk(0, d, true);
     }
+    QCOMPARE(g.model_depth_cap(), 16);
     const Plan p = g.choose(cfg, s, 8, true);
     QVERIFY(!p.off && !p.probe);
     QVERIFY(p.k >= 3);

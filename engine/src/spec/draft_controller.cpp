@@ -213,13 +213,14 @@ Plan Controller::choose(const SpecConfig & cfg, const DraftShape & s, int32_t k_
     const double plain_rate = rate(s, 0, false, false, model_cost);
     double best_rate = 0.0;
     const int32_t k_lo = cfg.adaptive ? 1 : kmax;
-    for (int32_t k = k_lo; k <= kmax; ++k) {
+    const int32_t k_hi = model_cost && cfg.adaptive ? std::min(kmax, model_depth_cap()) : kmax;
+    for (int32_t k = k_lo; k <= k_hi; ++k) {
         for (int tree = 0; tree <= (can_tree ? 1 : 0); ++tree) {
             const double r = rate(s, k, tree != 0, false, model_cost);
             if (r > best_rate) { best_rate = r; best.k = k; best.tree = tree != 0; }
         }
     }
-    if (cfg.adaptive) best.k = std::max(best.k, std::min(kmax, std::max(1, cfg.draft_min)));
+    if (cfg.adaptive) best.k = std::max(best.k, std::min(k_hi, std::max(1, cfg.draft_min)));
     if (has_window) {
         // The window's value (future pool n-grams) is not in the rate: keep it
         // while it costs at most kWindowShare more than the step without it.
@@ -233,13 +234,14 @@ Plan Controller::choose(const SpecConfig & cfg, const DraftShape & s, int32_t k_
         return best;
     }
     // Speculation would be slower. Cheap speculators keep learning from their
-    // shadow walks at no cost; model drafters probe at full depth now and then.
+    // shadow walks at no cost; model drafters probe now and then, at the depth
+    // cap (full depth while the drafter is accepted, one token while it is not).
     if (model_cost) {
         if (m_probe_every == 0) m_probe_every = std::max(1, cfg.probe_interval);
         if (++m_plain_run >= m_probe_every) {
             m_plain_run = 0;
             Plan p;
-            p.k = kmax;
+            p.k = cfg.adaptive ? std::min(kmax, model_depth_cap()) : kmax;
             p.probe = true;
             last_k = p.k;
             return p;
@@ -248,6 +250,12 @@ Plan Controller::choose(const SpecConfig & cfg, const DraftShape & s, int32_t k_
     Plan off;
     off.off = true;
     return off;
+}
+
+int32_t Controller::model_reach() const {
+    int32_t d = 0;
+    while (d < DepthAcceptance::kMaxDepth && m_chain_all.hit[d] >= 0.5) ++d;  // about one recent acceptance at each
+    return d;
 }
 
 void Controller::probe_done(const SpecConfig & cfg, bool useful) {

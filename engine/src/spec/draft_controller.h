@@ -8,6 +8,7 @@
 
 #include "glassbox/spec/speculator.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <span>
@@ -116,6 +117,12 @@ class Controller {
     double rate(const DraftShape & s, int32_t k, bool tree, bool window, bool model_cost) const;
     // Model drafters: a probe's outcome (a useless one doubles the interval, up to 16x).
     void probe_done(const SpecConfig & cfg, bool useful);
+    // Model drafters (adaptive): the deepest plan or probe is twice the depths
+    // recently accepted from the top (2 x model_reach(), at least 1), so a
+    // drafter whose tokens are rejected costs one drafted token a probe, not
+    // k_max, and a good one reaches full depth in a few steps (1, 2, 4, ...).
+    int32_t model_reach() const;
+    int32_t model_depth_cap() const { return std::max(1, 2 * model_reach()); }
 
     int32_t last_k = 0;
     static void ema(double & v, double x, double w = 0.3) { v = v == 0.0 ? x : (1 - w) * v + w * x; }
