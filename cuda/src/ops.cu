@@ -2,6 +2,7 @@
 // residual add + RMSNorm (+ q8 quantization of the result), gated activation
 // + quantization, Q/K/V post-processing (bias, per-head norm, RoPE, KV-cache
 // write), logit soft-capping and argmax.
+#include "argmax.cuh"
 #include "kernels.h"
 #include "pdl.cuh"
 #include "quant_decode.cuh"
@@ -219,18 +220,10 @@ __global__ void argmax_kernel(const float * __restrict__ x, int n, int * __restr
     pdl_trigger();
     pdl_wait();
     const float * r = x + size_t(blockIdx.x) * n;
-    float best = -INFINITY;
-    int idx = 0x7fffffff;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) {
-        const float v = r[i];
-        if (v > best) { best = v; idx = i; }  // first index on ties within a thread
-    }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-        const float ov = __shfl_xor_sync(0xffffffffu, best, o);
-        const int oi = __shfl_xor_sync(0xffffffffu, idx, o);
-        if (ov > best || (ov == best && oi < idx)) { best = ov; idx = oi; }
-    }
+    float best;
+    int idx;
+    argmax_scan(r, 0, n, best, idx);
+    argmax_warp(best, idx);
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     if (lane == 0) { bv[warp] = best; bi[warp] = idx; }
     __syncthreads();
@@ -238,12 +231,7 @@ __global__ void argmax_kernel(const float * __restrict__ x, int n, int * __restr
         const int nw = blockDim.x >> 5;
         best = lane < nw ? bv[lane] : -INFINITY;
         idx = lane < nw ? bi[lane] : 0x7fffffff;
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) {
-            const float ov = __shfl_xor_sync(0xffffffffu, best, o);
-            const int oi = __shfl_xor_sync(0xffffffffu, idx, o);
-            if (ov > best || (ov == best && oi < idx)) { best = ov; idx = oi; }
-        }
+        argmax_warp(best, idx);
         if (lane == 0) out[blockIdx.x] = idx;
     }
 }

@@ -3,6 +3,7 @@
 // compacting the accepted root path's K/V into consecutive cache rows, and
 // summarising logits rows on the device (argmax, max, log-sum-exp) so greedy
 // verification copies a few bytes per row instead of the whole vocabulary.
+#include "argmax.cuh"
 #include "kernels.h"
 
 #include <algorithm>
@@ -53,18 +54,10 @@ __global__ void row_part_kernel(const float * __restrict__ x, int n, int part_le
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const float * r = x + size_t(blockIdx.x) * n;
     const int b = blockIdx.y * part_len, e = min(n, b + part_len);
-    float best = -INFINITY;
-    int idx = 0x7fffffff;
-    for (int i = b + threadIdx.x; i < e; i += blockDim.x) {
-        const float v = r[i];
-        if (v > best) { best = v; idx = i; }  // first index on ties within a thread
-    }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-        const float ov = __shfl_xor_sync(0xffffffffu, best, o);
-        const int oi = __shfl_xor_sync(0xffffffffu, idx, o);
-        if (ov > best || (ov == best && oi < idx)) { best = ov; idx = oi; }
-    }
+    float best;
+    int idx;
+    argmax_scan(r, b, e, best, idx);
+    argmax_warp(best, idx);
     if (lane == 0) { sv[warp] = best; si[warp] = idx; }
     __syncthreads();
     best = sv[0];
