@@ -28,6 +28,7 @@ class TstSpecController : public QObject {
     void treeOnlyWhenItPays();
     void lookaheadWindowByCost();
     void modelDrafterProbesAtTheDepthCap();
+    void modelDrafterThatCannotPay();
     void fixedConfig();
     void lookupDraftClass();
     void classBorrowsPooledAcceptance();
@@ -400,6 +401,24 @@ void TstSpecController::modelDrafterProbesAtTheDepthCap() {
     const Plan p = g.choose(cfg, s, 8, true);
     QVERIFY(!p.off && !p.probe);
     QVERIFY(p.k >= 3);
+}
+
+void TstSpecController::modelDrafterThatCannotPay() {
+    // Plain step 10 ms, a verify of n tokens 10 + 1 (n - 1) ms: with every
+    // drafted token accepted, depth k at t ms a drafted token gives
+    // (k + 1) / (10 + k + k t) tokens a ms against 0.1 for a plain step.
+    Controller c;
+    QVERIFY(c.model_can_pay(8));  // nothing measured yet
+    inject(c, 10.0, [](int32_t n) { return 10.0 + 1.0 * (n - 1); }, 20);
+    QVERIFY(c.model_can_pay(8));  // no drafting time yet
+    c.t_draft = 3.0;              // k = 8: 9 / 42 = 0.214 a ms
+    QVERIFY(c.model_can_pay(8));
+    QVERIFY(c.model_can_pay(1));  // 2 / 14 = 0.143
+    c.t_draft = 8.5;              // k = 1: 2 / 19.5 = 0.1026, under 0.105; deeper is worse
+    QVERIFY(!c.model_can_pay(8));
+    c.t_draft = 8.0;              // k = 1: 2 / 19 = 0.1053, just over
+    QVERIFY(c.model_can_pay(8));
+    QVERIFY(!c.model_can_pay(0));  // no depth to draft
 }
 
 void TstSpecController::fixedConfig() {

@@ -252,6 +252,15 @@ Plan Controller::choose(const SpecConfig & cfg, const DraftShape & s, int32_t k_
     return off;
 }
 
+bool Controller::model_can_pay(int32_t k_max) const {
+    const double t1 = costs.t_plain();
+    if (t1 <= 0.0 || t_draft <= 0.0) return true;
+    for (int32_t k = 1; k <= k_max; ++k) {
+        if (double(k + 1) / (costs.estimate(k + 1) + double(k) * t_draft) > kMargin / t1) return true;
+    }
+    return false;
+}
+
 int32_t Controller::model_reach() const {
     int32_t d = 0;
     while (d < DepthAcceptance::kMaxDepth && m_chain_all.hit[d] >= 0.5) ++d;  // about one recent acceptance at each

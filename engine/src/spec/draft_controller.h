@@ -123,6 +123,11 @@ class Controller {
     // k_max, and a good one reaches full depth in a few steps (1, 2, 4, ...).
     int32_t model_reach() const;
     int32_t model_depth_cap() const { return std::max(1, 2 * model_reach()); }
+    // Model drafters: whether drafting at t_draft ms a token could beat a plain
+    // step by kMargin at some depth 1..k_max even with every drafted token
+    // accepted (verify costs as measured, else interpolated / extrapolated).
+    // True while no plain step or drafting time is known.
+    bool model_can_pay(int32_t k_max) const;
 
     int32_t last_k = 0;
     static void ema(double & v, double x, double w = 0.3) { v = v == 0.0 ? x : (1 - w) * v + w * x; }

@@ -7,6 +7,7 @@
 #include "spec/target_dist.h"
 
 #include <algorithm>
+#include <chrono>
 #include <random>
 
 namespace gb {
@@ -128,6 +129,24 @@ Status DraftModelSpeculator::propose(std::span<const Token> tokens, int32_t max_
         m_tokens.push_back(t);
     }
     return {};
+}
+
+Result<double> DraftModelSpeculator::step_ms(const std::atomic<bool> * cancel) {
+    // The faster of two one-token steps from an empty cache (the first pays
+    // for cold weights, a GPU's graph capture): a decode and its greedy pick.
+    const Token one[1] = {Token(0)};
+    double best = 0.0;
+    for (int i = 0; i < 2; ++i) {
+        m_ctx->truncate(0);
+        const auto t0 = std::chrono::steady_clock::now();
+        GB_TRY_STATUS(m_ctx->decode(one, false, cancel));
+        if (m_ctx->row_summaries().empty()) (void)argmax(m_ctx->logits());
+        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        best = i == 0 ? ms : std::min(best, ms);
+    }
+    m_ctx->truncate(0);
+    m_tokens.clear();
+    return best;
 }
 
 }  // namespace spec

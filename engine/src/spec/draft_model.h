@@ -14,6 +14,7 @@ class DraftModelSpeculator : public Speculator {
     const char * name() const override { return m_name; }
     Status propose(std::span<const Token> tokens, int32_t max_len, Draft & out, const std::atomic<bool> * cancel) override;
     bool has_model_cost() const override { return true; }
+    Result<double> step_ms(const std::atomic<bool> * cancel) override;
     Context & context() { return *m_ctx; }
     const std::vector<Token> & cached_tokens() const { return m_tokens; }
 

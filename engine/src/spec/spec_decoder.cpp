@@ -43,6 +43,8 @@ struct SpecDecoder::Impl {
     std::mt19937_64 rng;
     CandidateArray cand;
     double p_leave = 0.3;  // EMA: how often the greedy walk leaves the first-child chain
+    bool drafter_timed = false;     // model drafters: one step timed before the first prefill
+    bool drafter_useless = false;   // ... and it cannot pay even if always accepted: never started
 };
 
 SpecDecoder::SpecDecoder(Context & target, std::shared_ptr<Speculator> spec, const SpecConfig & cfg,
@@ -197,7 +199,25 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
         s.depth = s.chain_depth = k_max;
         s.nodes_upto.resize(size_t(k_max) + 1);
         for (int32_t i = 0; i <= k_max; ++i) s.nodes_upto[size_t(i)] = i;
-        plan = im.ctl.choose(m_cfg, s, k_max, true);
+        if (!im.drafter_timed && m_cfg.auto_off && im.ctl.costs.n_obs[1] >= 3) {
+            // Before the drafter prefills the prompt (and after three plain steps,
+            // the first of which pays for cold caches): time one of its steps; a
+            // drafter that could not pay even if every token were accepted is
+            // never started (its prefill alone would make the reply slower).
+            im.drafter_timed = true;
+            auto ms = m_spec->step_ms(cancel);
+            if (!ms) return ms.error();
+            if (*ms > 0.0) {
+                Controller::ema(im.ctl.t_draft, *ms);
+                im.drafter_useless = !im.ctl.model_can_pay(k_max);
+                if (trace) std::fprintf(stderr, "drafter step %.2f ms, plain %.2f ms: %s\n", *ms, im.ctl.costs.t_plain(), im.drafter_useless ? "cannot pay, not started" : "may pay");
+            }
+        }
+        if (m_cfg.auto_off && (!im.drafter_timed || im.drafter_useless)) {
+            plan.off = true;
+        } else {
+            plan = im.ctl.choose(m_cfg, s, k_max, true);
+        }
         if (plan.k > 0) {
             const auto t0 = Clock::now();
             GB_TRY_STATUS(m_spec->propose(m_tokens, plan.k, draft, cancel));
@@ -504,7 +524,14 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
     // Controller: the cost of a forward pass over this many tokens; a model
     // drafter's probe outcome.
     if (n_nodes + 1 > int32_t(draft.depth()) + 1) im.p_leave = 0.9 * im.p_leave + (left_chain ? 0.1 : 0.0);  // trees only
-    if (plan.probe) im.ctl.probe_done(m_cfg, d > 0);
+    if (plan.probe) {
+        // A probe was worth it if its tokens per ms (the drafter's catch-up and
+        // drafting, then the verification) beat a plain step's; else the probes
+        // back off, so a drafter that is accepted but too slow stops costing.
+        const double t1 = im.ctl.costs.t_plain();
+        const double step_ms = st.t_draft_ms + t_fwd_ms;
+        im.ctl.probe_done(m_cfg, t1 > 0.0 && step_ms > 0.0 && double(d + 1) / step_ms > 1.0 / t1);
+    }
     // (A verify with head rows left out is not a reading of cost(n): the
     // controller plans with full verifies, which lazy rows only make cheaper.)
     if (!lazy_rows) im.ctl.costs.observe(int32_t(batch.size()), t_fwd_ms);

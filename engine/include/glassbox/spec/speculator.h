@@ -90,6 +90,10 @@ class Speculator {
     // Whether propose() costs model compute (draft model): the controller then
     // weighs draft time against verify savings; lookup methods are ~free.
     virtual bool has_model_cost() const { return false; }
+    // Model drafters: milliseconds of one drafting step, timed on a one-token
+    // context before the drafter's first prefill of the prompt (so a drafter
+    // that cannot pay is never started); 0 for the ~free methods.
+    virtual Result<double> step_ms(const std::atomic<bool> * /*cancel*/) { return 0.0; }
 };
 
 // Why a draft model cannot speculate for a target: vocab size, differing token
