@@ -10,6 +10,7 @@
 // real methods run on a prompt that repeats the model's own continuation.
 //   bench_spec_cuda MODEL [--draft FILE] [--fill 256] [--reps 15] [--gen 128 (0: verification cost only)]
 // Prints markdown tables; medians of wall time over reps (verify) or 3 runs (gen).
+#include "bench_util.h"
 #include "glassbox/cuda_backend.h"
 #include "glassbox/model.h"
 #include "glassbox/spec/spec_decoder.h"
@@ -25,15 +26,10 @@
 #include <vector>
 
 using namespace gb;
+using bench::median;
+using bench::now_ms;
 
 namespace {
-
-double now_ms() { return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0.0 : (v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]));
-}
 
 void die(const std::string & what, const Error & e) {
     std::fprintf(stderr, "bench_spec_cuda: %s: %s\n", what.c_str(), e.message.c_str());
