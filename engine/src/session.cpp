@@ -278,9 +278,7 @@ Result<GenerateResult> Session::generate(std::vector<Token> prompt, const Genera
     // Greedy without penalties or top-n log-probabilities: where the backend
     // summarises logits rows on its device (the GPU), the token and its
     // log-probability come from that summary and no row reaches the host.
-    const SamplerParams & smp = params.sampling;
-    const bool use_summary = smp.temperature <= 0.0f && params.n_logprobs <= 0 &&
-                             !(smp.penalty_last_n > 0 && (smp.repeat_penalty != 1.0f || smp.frequency_penalty != 0.0f || smp.presence_penalty != 0.0f));
+    const bool use_summary = params.sampling.greedy_argmax() && params.n_logprobs <= 0;
     const RowSummary * row_sum = nullptr;  // the summary of the token being emitted (plain decoding)
     auto emit = [&](Token id, std::string text, const std::span<const float> logits) -> bool {
         TokenEvent ev;

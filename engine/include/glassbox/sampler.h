@@ -25,6 +25,13 @@ struct SamplerParams {
     float    presence_penalty = 0.0f;
     int32_t  penalty_last_n = 64;   // history window for penalties
     uint64_t seed = 0;              // 0: random seed from the OS
+
+    // A penalty is set and has a window of history to count in.
+    bool has_penalties() const {
+        return penalty_last_n > 0 && (repeat_penalty != 1.0f || frequency_penalty != 0.0f || presence_penalty != 0.0f);
+    }
+    // Greedy with no penalties: the next token is the logits row's argmax.
+    bool greedy_argmax() const { return temperature <= 0.0f && !has_penalties(); }
 };
 
 struct Candidate {

@@ -100,11 +100,9 @@ Status DraftModelSpeculator::propose(std::span<const Token> tokens, int32_t max_
     const bool greedy = m_sampling.temperature <= 0.0f;
     // Greedy without penalties needs only each row's argmax: a drafter on the
     // GPU summarises its row there (Context::row_summaries) instead of copying it.
-    const bool penalties = m_sampling.penalty_last_n > 0 && (m_sampling.repeat_penalty != 1.0f || m_sampling.frequency_penalty != 0.0f ||
-                                                             m_sampling.presence_penalty != 0.0f);
     std::vector<Token> hist(tokens.begin(), tokens.end());
     for (int32_t i = 0; i < max_len; ++i) {
-        const std::span<const RowSummary> sums = greedy && !penalties ? m_ctx->row_summaries() : std::span<const RowSummary>{};
+        const std::span<const RowSummary> sums = m_sampling.greedy_argmax() ? m_ctx->row_summaries() : std::span<const RowSummary>{};
         const std::span<const float> row = sums.empty() ? m_ctx->logits() : std::span<const float>{};
         Token t;
         if (!sums.empty()) {

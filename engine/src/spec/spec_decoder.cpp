@@ -83,9 +83,7 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
     // its argmax and that token's log-probability: where the backend summarises
     // rows on its device (Context::row_summaries(), the GPU), no row is copied
     // or scanned on the host.
-    const bool penalties = m_sampling.penalty_last_n > 0 && (m_sampling.repeat_penalty != 1.0f || m_sampling.frequency_penalty != 0.0f ||
-                                                             m_sampling.presence_penalty != 0.0f);
-    const bool summaries_do = greedy && !penalties && n_logprobs <= 0;
+    const bool summaries_do = m_sampling.greedy_argmax() && n_logprobs <= 0;
     std::span<const RowSummary> sums;  // of the rows logits() holds now (empty: read the rows)
     auto refresh_sums = [&]() { sums = summaries_do ? m_target.row_summaries() : std::span<const RowSummary>{}; };
 

@@ -11,13 +11,9 @@
 namespace gb::spec {
 namespace {
 
-bool has_penalties(const SamplerParams & p) {
-    return p.repeat_penalty != 1.0f || p.frequency_penalty != 0.0f || p.presence_penalty != 0.0f;
-}
-
 // Penalty stage: counts over the last penalty_last_n tokens of history.
 void apply_penalties(CandidateArray & cur, const SamplerParams & p, std::span<const Token> history) {
-    if (!has_penalties(p) || p.penalty_last_n <= 0 || history.empty()) return;
+    if (!p.has_penalties() || history.empty()) return;
     const size_t n = std::min(history.size(), size_t(p.penalty_last_n));
     std::unordered_map<Token, int32_t> counts;
     for (size_t i = history.size() - n; i < history.size(); ++i) ++counts[history[i]];
@@ -83,7 +79,7 @@ void target_dist(std::span<const float> logits, const SamplerParams & p, std::sp
 }
 
 Token greedy_token(std::span<const float> logits, const SamplerParams & p, std::span<const Token> history) {
-    if (!has_penalties(p) || p.penalty_last_n <= 0) return argmax(logits);
+    if (!p.has_penalties()) return argmax(logits);
     CandidateArray cur;
     fill(cur, logits);
     apply_penalties(cur, p, history);
