@@ -19,7 +19,7 @@ const std::set<std::string> k_generate_options = {
     "--drop-old-turns", "--stats", "--template", "--backend", "-ngl", "--llamacpp-numerics",
     // [spec] speculative decoding
     "--spec", "--draft-model", "--draft-max", "--ngram", "--spec-branches", "--spec-skip-layers", "--spec-fixed",
-    "--lookahead-window", "--lookahead-ngram", "--lookahead-verify"};
+    "--lookahead-window", "--lookahead-ngram", "--lookahead-verify", "--draft-window", "--probe-budget"};
 
 std::shared_ptr<const gb::Model> load_model(const std::string & path) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -104,6 +104,7 @@ void read_generate_options(Args & args, gb::SessionParams * sp, gb::GeneratePara
 // [spec] --spec none|draft|lookup|lookahead|selfdraft [--draft-model FILE] [--draft-max N]
 // [--ngram N] [--spec-branches N] [--spec-skip-layers 6,7,8|6-11] [--spec-fixed]
 // [--lookahead-window W] [--lookahead-ngram N] [--lookahead-verify G]
+// [--draft-window N (0: whole context)] [--probe-budget F (<= 0: no bound)]
 void read_spec_options(Args & args, gb::SpecConfig * sc) {
     if (auto m = args.get("--spec")) {
         if (!gb::parse_spec_method(*m, &sc->method)) {
@@ -116,6 +117,9 @@ void read_spec_options(Args & args, gb::SpecConfig * sc) {
         if (!args.get("--spec")) sc->method = gb::SpecMethod::DraftModel;
     }
     sc->draft_max = int32_t(args.get_int("--draft-max", sc->draft_max));
+    // model drafters: a probe's catch-up bound and the share of the reply's time probes may lose
+    sc->draft_window = std::max(0, int32_t(args.get_int("--draft-window", sc->draft_window)));
+    sc->probe_budget = args.get_float("--probe-budget", sc->probe_budget);
     if (args.get("--ngram")) {
         sc->ngram_max = int32_t(args.get_int("--ngram", sc->ngram_max));
         sc->lookahead_ngram = std::max(2, sc->ngram_max);

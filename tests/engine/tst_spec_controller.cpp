@@ -29,6 +29,8 @@ class TstSpecController : public QObject {
     void lookaheadWindowByCost();
     void modelDrafterProbesAtTheDepthCap();
     void modelDrafterThatCannotPay();
+    void modelDrafterProbeBudget();
+    void modelDrafterOverBudgetWaits();
     void fixedConfig();
     void lookupDraftClass();
     void classBorrowsPooledAcceptance();
@@ -348,6 +350,7 @@ void TstSpecController::modelDrafterProbesAtTheDepthCap() {
     Controller c;
     SpecConfig cfg;
     cfg.probe_interval = 4;
+    cfg.probe_budget = 0.0;  // the interval and the depth cap alone (modelDrafterProbeBudget: the budget)
     inject(c, 10.0, [](int32_t n) { return 10.0 + 1.0 * (n - 1); }, 20);
     c.t_draft = 3.0;
     DraftShape s;
@@ -419,6 +422,106 @@ void TstSpecController::modelDrafterThatCannotPay() {
     c.t_draft = 8.0;              // k = 1: 2 / 19 = 0.1053, just over
     QVERIFY(c.model_can_pay(8));
     QVERIFY(!c.model_can_pay(0));  // no depth to draft
+}
+
+namespace {
+
+DraftShape model_chain(int32_t k) {
+    DraftShape s;
+    s.depth = s.chain_depth = k;
+    for (int32_t i = 0; i <= k; ++i) s.nodes_upto.push_back(i);
+    return s;
+}
+
+}  // namespace
+
+void TstSpecController::modelDrafterProbeBudget() {
+    // Plain step 10 ms. Each probe of this drafter counts as useful (the
+    // interval stays at its base of 4) but costs 30 ms for its one token (a
+    // window restart's prefill): 2 plain steps lost a probe. Its timing cost
+    // 2 plain steps. With a budget of 3%, what probing loses stays within 3%
+    // of the tokens' plain time plus one probe; without one it does not.
+    auto run = [](double budget, int64_t n_tokens, int * n_probes, double * worst_over) {
+        SpecConfig cfg;
+        cfg.probe_interval = 4;
+        cfg.probe_budget = budget;
+        Controller c;
+        inject(c, 10.0, [](int32_t n) { return 10.0 + 1.0 * (n - 1); }, 20);
+        c.t_draft = 9.0;  // no plan pays: k = 1 gives 1.5 / (11 + 9) tokens a ms against 0.1
+        const DraftShape s = model_chain(8);
+        c.model_spent(20.0, 0, false);
+        *n_probes = 0;
+        *worst_over = -1e9;
+        while (c.emitted() < n_tokens) {
+            const Plan p = c.choose(cfg, s, 8, true);
+            if (p.k > 0) {
+                if (!p.probe) return false;
+                ++*n_probes;
+                c.observe_walk(0, 0, false);
+                c.model_spent(30.0, 1, true);
+                c.probe_done(cfg, true);
+            } else if (!p.off) {
+                return false;
+            }
+            c.on_emitted(1);
+            *worst_over = std::max(*worst_over, c.debt() - budget * double(c.emitted()));
+        }
+        return true;
+    };
+    int probes = 0;
+    double over = 0.0;
+    QVERIFY(run(0.03, 2000, &probes, &over));
+    // 2000 tokens x 3% = 60 plain steps, minus the timing's 2: at most 29 probes of 2
+    QVERIFY2(probes >= 20 && probes <= 30, qPrintable(QString("probes %1").arg(probes)));
+    QVERIFY2(over <= 2.0 + 1e-9, qPrintable(QString("over budget by %1 plain steps").arg(over)));
+    // No budget: the interval alone (every 5th step) probes ~400 times, losing ~800 plain steps.
+    QVERIFY(run(0.0, 2000, &probes, &over));
+    QVERIFY2(probes > 300, qPrintable(QString("probes %1").arg(probes)));
+    // Before any probe its loss is estimated: 2 drafting steps + a 2-token verify - 1 token.
+    Controller e;
+    inject(e, 10.0, [](int32_t n) { return 10.0 + 1.0 * (n - 1); }, 20);
+    e.t_draft = 9.0;
+    QCOMPARE(e.probe_loss_estimate(), (2 * 9.0 + 11.0) / 10.0 - 1.0);
+    e.model_spent(50.0, 1, true);  // 4 lost
+    QCOMPARE(e.probe_loss_estimate(), 4.0);
+    e.model_spent(5.0, 2, true);   // a gain counts as 0 in the estimate (the mean with 4: 2), not in the debt
+    QCOMPARE(e.probe_loss_estimate(), 2.0);
+    QCOMPARE(e.debt(), 4.0 - 1.5);
+}
+
+void TstSpecController::modelDrafterOverBudgetWaits() {
+    // A drafter the controller thinks pays (every token accepted, 3 ms a
+    // drafted token), whose steps in fact lose time (the readings were wrong):
+    // once its debt exceeds the budget it is off until the budget has grown.
+    SpecConfig cfg;
+    cfg.probe_budget = 0.03;
+    Controller g;
+    inject(g, 10.0, [](int32_t n) { return 10.0 + 1.0 * (n - 1); }, 20);
+    g.t_draft = 3.0;
+    for (int i = 0; i < 30; ++i) {
+        for (int d = 0; d < 8; ++d) g.observe_walk(0, d, true);
+    }
+    const DraftShape s = model_chain(8);
+    for (int i = 0; i < 100; ++i) g.on_emitted(1);  // budget 3 plain steps
+    Plan p = g.choose(cfg, s, 8, true);
+    QVERIFY(!p.off && p.k > 0);
+    g.model_spent(60.0, 2, false);  // 4 plain steps lost: over the budget
+    for (int i = 0; i < 2; ++i) g.on_emitted(1);
+    p = g.choose(cfg, s, 8, true);
+    QVERIFY(p.off);
+    QCOMPARE(p.k, 0);
+    // the same with no budget: on
+    SpecConfig unbounded = cfg;
+    unbounded.probe_budget = 0.0;
+    QVERIFY(!g.choose(unbounded, s, 8, true).off);
+    // 40 more tokens: budget 0.03 x 142 = 4.26 >= 4
+    for (int i = 0; i < 40; ++i) g.on_emitted(1);
+    p = g.choose(cfg, s, 8, true);
+    QVERIFY(!p.off && p.k > 0);
+    // A drafter whose steps gain (negative debt) is never held back by it.
+    g.model_spent(10.0, 9, false);
+    QVERIFY(g.debt() < 0.0);
+    QVERIFY(g.affordable(cfg, 0.0));
 }
 
 void TstSpecController::fixedConfig() {

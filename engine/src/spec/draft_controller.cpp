@@ -139,6 +139,7 @@ void Controller::shadow_start(const Draft & d) {
 }
 
 void Controller::on_emitted(Token t) {
+    ++m_emitted;
     for (Walk & w : m_walks) {
         // tree: any child equal to t (what the greedy walk over a token tree accepts)
         if (w.tree_node != -2) {
@@ -227,7 +228,10 @@ Plan Controller::choose(const SpecConfig & cfg, const DraftShape & s, int32_t k_
         const double with = rate(s, best.k, best.tree, true, model_cost);
         best.window = with * (1.0 + kWindowShare) >= best_rate;
     }
-    const bool pays = best_rate > plain_rate * kMargin;
+    // A model drafter whose speculating has already lost its budget (debt
+    // above cfg.probe_budget of the tokens emitted: its estimates were wrong,
+    // e.g. verify costs read under load) waits until the budget has grown.
+    const bool pays = best_rate > plain_rate * kMargin && (!model_cost || affordable(cfg, 0.0));
     if (pays || !cfg.auto_off) {
         m_plain_run = 0;
         last_k = best.k;
@@ -238,7 +242,7 @@ Plan Controller::choose(const SpecConfig & cfg, const DraftShape & s, int32_t k_
     // cap (full depth while the drafter is accepted, one token while it is not).
     if (model_cost) {
         if (m_probe_every == 0) m_probe_every = std::max(1, cfg.probe_interval);
-        if (++m_plain_run >= m_probe_every) {
+        if (++m_plain_run >= m_probe_every && probe_affordable(cfg)) {
             m_plain_run = 0;
             Plan p;
             p.k = cfg.adaptive ? std::min(kmax, model_depth_cap()) : kmax;
@@ -271,6 +275,28 @@ void Controller::probe_done(const SpecConfig & cfg, bool useful) {
     const int32_t base = std::max(1, cfg.probe_interval);
     m_probe_every = useful ? base : std::min(std::max(base, m_probe_every) * 2, base * 16);
 }
+
+void Controller::model_spent(double ms, int32_t emitted, bool probe) {
+    const double t1 = costs.t_plain();
+    if (t1 <= 0.0 || ms < 0.0) return;
+    const double loss = ms / t1 - double(emitted);
+    m_debt += loss;
+    if (probe) m_probe_loss = m_probe_loss < 0.0 ? std::max(0.0, loss) : 0.5 * m_probe_loss + 0.5 * std::max(0.0, loss);
+}
+
+double Controller::probe_loss_estimate() const {
+    if (m_probe_loss >= 0.0) return m_probe_loss;
+    const double t1 = costs.t_plain();
+    if (t1 <= 0.0) return 0.0;
+    return std::max(0.0, (2.0 * t_draft + costs.estimate(2)) / t1 - 1.0);
+}
+
+bool Controller::affordable(const SpecConfig & cfg, double steps) const {
+    if (cfg.probe_budget <= 0.0) return true;
+    return m_debt + steps <= cfg.probe_budget * double(m_emitted);
+}
+
+bool Controller::probe_affordable(const SpecConfig & cfg) const { return affordable(cfg, probe_loss_estimate()); }
 
 void prune_depth(Draft & d, int32_t k) {
     std::vector<int32_t> depth(d.size()), remap(d.size(), -1);

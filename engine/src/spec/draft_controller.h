@@ -129,6 +129,26 @@ class Controller {
     // True while no plain step or drafting time is known.
     bool model_can_pay(int32_t k_max) const;
 
+    // Model drafters: what speculating has cost, in plain steps. Every
+    // speculative step of a model drafter (probe or not) and the drafter's
+    // timing add (ms / t_plain - tokens emitted) to debt() (negative: time
+    // gained). A probe is taken only while debt() plus the next probe's
+    // expected loss stays within cfg.probe_budget of the tokens emitted so far
+    // (on_emitted), so probes of a drafter that does not pay cost at most that
+    // share of the reply (plus one probe's misestimate); and while the debt is
+    // above that share, no plan speculates either (a drafter that pays has a
+    // negative debt: its steps gain time).
+    void model_spent(double ms, int32_t emitted, bool probe);
+    double debt() const { return m_debt; }
+    // The next probe's expected loss in plain steps: the recent probes' (each
+    // at least 0), before any probe two drafting steps and a 2-token verify.
+    double probe_loss_estimate() const;
+    bool probe_affordable(const SpecConfig & cfg) const;
+    // Whether a cost of `steps` plain steps (e.g. the drafter's catch-up on
+    // the whole context) fits the budget now.
+    bool affordable(const SpecConfig & cfg, double steps) const;
+    int64_t emitted() const { return m_emitted; }
+
     int32_t last_k = 0;
     static void ema(double & v, double x, double w = 0.3) { v = v == 0.0 ? x : (1 - w) * v + w * x; }
 
@@ -145,6 +165,9 @@ class Controller {
     DepthAcceptance m_chain[kClasses], m_tree[kClasses], m_chain_all, m_tree_all;
     std::deque<Walk> m_walks;
     int32_t m_plain_run = 0, m_probe_every = 0;
+    double m_debt = 0.0;         // model_spent
+    double m_probe_loss = -1.0;  // EMA of the probes' losses (>= 0); -1: no probe yet
+    int64_t m_emitted = 0;       // on_emitted calls
 };
 
 // Keeps only nodes at depth <= k (parents precede children).

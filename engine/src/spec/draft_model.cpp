@@ -1,6 +1,7 @@
 // Method 1, draft model: a smaller model with a compatible vocabulary drafts a
 // chain autoregressively in its own Context, which rolls back with truncate()
-// to the committed prefix at the next proposal. Also the vocabulary check.
+// to the committed prefix at the next proposal (or restarts on a window of the
+// sequence when the catch-up would be longer). Also the vocabulary check.
 #include "glassbox/spec/speculator.h"
 
 #include "spec/draft_model.h"
@@ -83,19 +84,50 @@ DraftModelSpeculator::DraftModelSpeculator(std::shared_ptr<const Model> draft, s
 Status DraftModelSpeculator::propose(std::span<const Token> tokens, int32_t max_len, Draft & out,
                                      const std::atomic<bool> * cancel) {
     out.clear();
+    m_ingested = 0;
     if (tokens.empty() || max_len <= 0) return {};
-    // Reuse the drafter's K/V for the common prefix (at least one token is
-    // decoded so its logits are fresh).
-    size_t common = 0;
-    while (common < m_tokens.size() && common < tokens.size() && m_tokens[common] == tokens[common]) ++common;
-    common = std::min(common, tokens.size() - 1);
-    m_ctx->truncate(int32_t(common));
-    m_tokens.assign(tokens.begin(), tokens.begin() + long(common));
-    const int32_t room = m_ctx->n_ctx() - int32_t(tokens.size());
+    // The drafter holds m_tokens: the sequence from m_start (after its first
+    // token, an attention sink, when m_start > 0). Reuse the K/V of the part
+    // that still matches (at least one token is decoded so its logits are
+    // fresh); a catch-up longer than the window restarts the drafter on the
+    // first token + the last m_window tokens, and with no window a windowed
+    // drafter catches up on the whole sequence.
+    const int32_t n = int32_t(tokens.size());
+    const int32_t sink = m_start > 0 ? 1 : 0;
+    int32_t common = 0;  // held tokens after the sink that match the sequence from m_start
+    if (m_start < n && (sink == 0 || (!m_tokens.empty() && m_tokens[0] == tokens[0]))) {
+        while (sink + common < int32_t(m_tokens.size()) && m_start + common < n &&
+               m_tokens[size_t(sink + common)] == tokens[size_t(m_start + common)]) {
+            ++common;
+        }
+        common = std::min(common, n - m_start - 1);
+    } else {
+        common = -1;  // nothing usable
+    }
+    const int32_t catch_up = common < 0 ? n : n - m_start - common;
+    int32_t start = m_start;
+    int32_t keep = sink + common;    // held tokens kept
+    int32_t from = m_start + common; // first sequence index decoded after them
+    if (common < 0 || (m_window > 0 && catch_up > m_window) || (m_window == 0 && m_start > 0)) {
+        // restart: the whole sequence, or its first token + the last m_window
+        start = m_window > 0 && n - m_window > 1 ? n - m_window : 0;
+        keep = 0;
+        from = start;
+    }
+    const int32_t held = (start > 0 ? 1 : 0) + (n - start);  // after the catch-up
+    const int32_t room = m_ctx->n_ctx() - held;
     if (room <= 1) return {};
     max_len = std::min(max_len, room - 1);
-    GB_TRY_STATUS(m_ctx->decode(tokens.subspan(common), false, cancel));
-    m_tokens.assign(tokens.begin(), tokens.end());
+    // (If the decode fails, the next call truncates back to these kept tokens.)
+    m_ctx->truncate(keep);
+    m_tokens.resize(size_t(keep));
+    m_start = start;
+    std::vector<Token> feed;  // one decode call (one output-head row) for the sink and the rest
+    if (keep == 0 && start > 0) feed.push_back(tokens[0]);
+    feed.insert(feed.end(), tokens.begin() + from, tokens.end());
+    GB_TRY_STATUS(m_ctx->decode(feed, false, cancel));
+    m_tokens.insert(m_tokens.end(), feed.begin(), feed.end());
+    m_ingested = int32_t(feed.size());
 
     const bool greedy = m_sampling.temperature <= 0.0f;
     // Greedy without penalties needs only each row's argmax: a drafter on the
@@ -144,6 +176,7 @@ Result<double> DraftModelSpeculator::step_ms(const std::atomic<bool> * cancel) {
     }
     m_ctx->truncate(0);
     m_tokens.clear();
+    m_start = 0;
     return best;
 }
 

@@ -45,6 +45,7 @@ struct SpecDecoder::Impl {
     double p_leave = 0.3;  // EMA: how often the greedy walk leaves the first-child chain
     bool drafter_timed = false;     // model drafters: one step timed before the first prefill
     bool drafter_useless = false;   // ... and it cannot pay even if always accepted: never started
+    double ingest_ms = 0.0;         // model drafters: EMA of ms per token of a catch-up (0: not measured)
 };
 
 SpecDecoder::SpecDecoder(Context & target, std::shared_ptr<Speculator> spec, const SpecConfig & cfg,
@@ -203,9 +204,11 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
             // drafter that could not pay even if every token were accepted is
             // never started (its prefill alone would make the reply slower).
             im.drafter_timed = true;
+            const auto t_time0 = Clock::now();
             auto ms = m_spec->step_ms(cancel);
             if (!ms) return ms.error();
             if (*ms > 0.0) {
+                im.ctl.model_spent(ms_between(t_time0, Clock::now()), 0, false);  // the timing is a cost of the method too
                 Controller::ema(im.ctl.t_draft, *ms);
                 im.drafter_useless = !im.ctl.model_can_pay(k_max);
                 if (trace) std::fprintf(stderr, "drafter step %.2f ms, plain %.2f ms: %s\n", *ms, im.ctl.costs.t_plain(), im.drafter_useless ? "cannot pay, not started" : "may pay");
@@ -215,13 +218,42 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
             plan.off = true;
         } else {
             plan = im.ctl.choose(m_cfg, s, k_max, true);
+            if (trace && plan.k > 0) std::fprintf(stderr, "model plan k=%d probe=%d cap=%d p0=%.2f p1=%.2f t1=%.1f c2=%.1f c3=%.1f t_draft=%.1f rate %.4f vs plain %.4f\n", plan.k, plan.probe, im.ctl.model_depth_cap(), im.ctl.p(0, false, 0), im.ctl.p(0, false, 1), im.ctl.costs.t_plain(), im.ctl.costs.cost(2), im.ctl.costs.cost(3), im.ctl.t_draft, im.ctl.rate(s, plan.k, false, false, true), 1.0 / std::max(1e-9, im.ctl.costs.t_plain()));
         }
         if (plan.k > 0) {
+            // How much of the context the drafter may catch up on: a probe (the
+            // drafter has not shown it pays) at most cfg.draft_window tokens, a
+            // restart on the sequence's end when it is further behind; a plan
+            // that pays the whole context once its catch-up (estimated at the
+            // measured ms per caught-up token, or a drafting step each) fits
+            // the budget that bounds what speculating may lose, else it keeps
+            // the window it has (which grows with the sequence while it is on).
+            // Fixed configurations (no auto-off) always see the whole context.
+            int32_t window = 0;
+            if (m_cfg.auto_off && m_cfg.draft_window > 0) {
+                const double t1 = im.ctl.costs.t_plain();
+                const double per_tok = im.ingest_ms > 0.0 ? im.ingest_ms : im.ctl.t_draft;
+                const double full_steps = t1 > 0.0 ? double(m_tokens.size()) * per_tok / t1 : 0.0;
+                window = plan.probe || !im.ctl.affordable(m_cfg, full_steps) ? m_cfg.draft_window : 0;
+            }
+            m_spec->set_ingest_window(window);
             const auto t0 = Clock::now();
             GB_TRY_STATUS(m_spec->propose(m_tokens, plan.k, draft, cancel));
             prune_depth(draft, plan.k);
             st.t_draft_ms = ms_between(t0, Clock::now());
-            if (!draft.empty()) Controller::ema(im.ctl.t_draft, st.t_draft_ms / double(draft.depth()));
+            st.ingested = m_spec->last_ingested();
+            st.probe = plan.probe;
+            m_stats.drafter_ingested += st.ingested;
+            if (plan.probe) ++m_stats.probes;
+            // Drafting cost per depth from steady steps only (a catch-up of a
+            // token or two, as while speculating); a longer catch-up gives the
+            // cost per caught-up token instead (its one drafting step included).
+            if (!draft.empty() && st.ingested <= 2) {
+                Controller::ema(im.ctl.t_draft, st.t_draft_ms / double(draft.depth()));
+            } else if (!draft.empty()) {
+                const double rest = std::max(0.0, st.t_draft_ms - double(draft.depth() - 1) * im.ctl.t_draft);
+                Controller::ema(im.ingest_ms, rest / double(st.ingested));
+            }
             draft.aux_tokens.clear();
             draft.aux_parent.clear();
             draft.aux_output.clear();
@@ -522,18 +554,27 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
     // Controller: the cost of a forward pass over this many tokens; a model
     // drafter's probe outcome.
     if (n_nodes + 1 > int32_t(draft.depth()) + 1) im.p_leave = 0.9 * im.p_leave + (left_chain ? 0.1 : 0.0);  // trees only
+    if (model_cost) {
+        // What the step cost against plain steps for its tokens (the drafter's
+        // catch-up included): the budget that gates probes.
+        im.ctl.model_spent(st.t_draft_ms + t_fwd_ms, d + 1, plan.probe);
+    }
     if (plan.probe) {
-        // A probe was worth it if its tokens per ms (the drafter's catch-up and
-        // drafting, then the verification) beat a plain step's; else the probes
-        // back off, so a drafter that is accepted but too slow stops costing.
+        // A probe was worth it if its tokens per ms beat a plain step's with
+        // drafting as it costs while speculating (a catch-up of one or two
+        // tokens: a window restart's prefill is a probe's own cost, which the
+        // budget above accounts); else the probes back off, so a drafter that
+        // is accepted but too slow stops costing.
         const double t1 = im.ctl.costs.t_plain();
-        const double step_ms = st.t_draft_ms + t_fwd_ms;
+        const double draft_ms = st.ingested <= 2 ? st.t_draft_ms : im.ctl.t_draft * double(std::max(1, draft.depth()));
+        const double step_ms = draft_ms + t_fwd_ms;
         im.ctl.probe_done(m_cfg, t1 > 0.0 && step_ms > 0.0 && double(d + 1) / step_ms > 1.0 / t1);
     }
     // (A verify with head rows left out is not a reading of cost(n): the
     // controller plans with full verifies, which lazy rows only make cheaper.)
     if (!lazy_rows) im.ctl.costs.observe(int32_t(batch.size()), t_fwd_ms);
     if (trace) std::fprintf(stderr, "  verify n=%d rows=%d%s accepted=%d calls=%d fwd %.1f ms, %.1f ms (%.2f plain)\n", int(batch.size()), int(out_nodes.size()), lazy_rows ? " (lazy)" : "", d, st.decode_calls, t_fwd_ms, st.t_verify_ms, st.t_verify_ms / std::max(1e-9, im.ctl.costs.t_plain()));
+    if (trace && model_cost) std::fprintf(stderr, "  drafter%s: ingested %d, draft %.1f ms, t_draft %.2f ms, ingest %.2f ms/token, debt %.2f plain steps of budget %.2f\n", plan.probe ? " probe" : "", st.ingested, st.t_draft_ms, im.ctl.t_draft, im.ingest_ms, im.ctl.debt(), m_cfg.probe_budget * double(im.ctl.emitted()));
     finish();
     obs.tokens = m_tokens;
     obs.n_accepted = d;

@@ -57,6 +57,7 @@ std::string SpecStats::to_json(bool with_steps) const {
     s += "\"method\":\"" + method + "\"";
     s += ",\"steps\":" + num(double(steps)) + ",\"spec_steps\":" + num(double(spec_steps));
     s += ",\"off_steps\":" + num(double(off_steps));
+    s += ",\"probes\":" + num(double(probes)) + ",\"drafter_ingested\":" + num(double(drafter_ingested));
     s += ",\"proposed\":" + num(double(proposed)) + ",\"accepted\":" + num(double(accepted));
     s += ",\"emitted\":" + num(double(emitted));
     s += ",\"acceptance_rate\":" + num(acceptance_rate());
@@ -75,7 +76,8 @@ std::string SpecStats::to_json(bool with_steps) const {
             const SpecStep & p = per_step[i];
             s += std::string(i ? "," : "") + "{\"k\":" + num(p.draft_len) + ",\"proposed\":" + num(p.proposed) +
                  ",\"accepted\":" + num(p.accepted) + ",\"emitted\":" + num(p.emitted) + ",\"calls\":" +
-                 num(p.decode_calls) + ",\"t_draft_ms\":" + num(p.t_draft_ms) + ",\"t_verify_ms\":" + num(p.t_verify_ms) + "}";
+                 num(p.decode_calls) + ",\"t_draft_ms\":" + num(p.t_draft_ms) + ",\"t_verify_ms\":" + num(p.t_verify_ms) +
+                 ",\"ingested\":" + num(p.ingested) + ",\"probe\":" + (p.probe ? "true" : "false") + "}";
         }
         s += "],\"token_origins\":\"";
         for (SpecOrigin o : origins) s += "TDCB"[int(o)];

@@ -41,6 +41,10 @@ struct SpecConfig {
     bool    auto_off = true;        // fall back to plain steps while speculation would be slower
     int32_t probe_interval = 16;    // model drafters, while off: one full-depth probe every N plain steps
                                     // (doubling while probes fail; lookup/lookahead learn for free from shadow drafts)
+    int32_t draft_window = 16;      // model drafters (adaptive + auto-off): a probe feeds the drafter at most this many
+                                    // tokens (+ the first as an attention sink); 0 = the whole context
+    double  probe_budget = 0.03;    // model drafters: probes (and the drafter's timing) may lose at most this share of
+                                    // the plain-step time of the tokens emitted so far; <= 0: no bound
 
     // DraftModel: a loaded model (preferred) or a path loaded on first use.
     std::shared_ptr<const Model> draft_model;
@@ -77,6 +81,8 @@ struct SpecStep {
     int32_t decode_calls = 0;   // target calls: 1 decode_tree + 1 output-head batch per branch switch
     double  t_draft_ms = 0.0;
     double  t_verify_ms = 0.0;
+    int32_t ingested = 0;       // model drafters: tokens the drafter decoded to catch up before drafting
+    bool    probe = false;      // model drafters: a probe taken while speculation was off
 };
 
 struct SpecStats {
@@ -88,6 +94,8 @@ struct SpecStats {
     int64_t emitted = 0;
     int64_t n_target = 0, n_draft = 0, n_correction = 0, n_bonus = 0;  // emitted tokens by origin
     int64_t off_steps = 0;          // plain steps taken because auto-off judged speculation slower
+    int64_t probes = 0;             // model drafters: speculative steps taken as probes while off
+    int64_t drafter_ingested = 0;   // model drafters: tokens decoded to catch up (prefill / window restarts), not drafting
     std::vector<int64_t> attempted_at;  // [d]: steps whose draft reached depth d (offered a token there)
     std::vector<int64_t> accepted_at;   // [d]: ... and the target accepted a token at depth d
     double t_draft_ms = 0.0, t_verify_ms = 0.0, t_total_ms = 0.0;

@@ -94,6 +94,15 @@ class Speculator {
     // context before the drafter's first prefill of the prompt (so a drafter
     // that cannot pay is never started); 0 for the ~free methods.
     virtual Result<double> step_ms(const std::atomic<bool> * /*cancel*/) { return 0.0; }
+    // Model drafters: the most tokens the next propose() may feed the drafter to
+    // catch up with the sequence (0 = no bound). A larger catch-up restarts the
+    // drafter on the sequence's first token (an attention sink) + its last
+    // `tokens` tokens, so a probe costs at most that much prefill whatever the
+    // context's length; verification does not depend on it (lossless either way).
+    virtual void set_ingest_window(int32_t /*tokens*/) {}
+    // Model drafters: tokens the last propose() decoded before its first draft
+    // token (its catch-up, or the whole window after a restart); 0 otherwise.
+    virtual int32_t last_ingested() const { return 0; }
 };
 
 // Why a draft model cannot speculate for a target: vocab size, differing token
