@@ -91,10 +91,14 @@ def main():
     ap.add_argument("--prompts", default="")
     ap.add_argument("--reps", type=int, default=1, help="interleaved repetitions (plain, variants, plain, ...)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--cli-b", default="",
+                    help="a second glassbox-cli: every method also runs with it (as METHOD@b), interleaved (A/B of two builds)")
     args = ap.parse_args()
     methods = [m for m in args.methods.split(",") if m]
     if args.draft_model and "draft" not in methods:
         methods.append("draft")
+    if args.cli_b:
+        methods += [m + "@b" for m in methods]
     rows = []
     for name, prompt in PROMPTS.items():
         if args.prompts and not any(s in name for s in args.prompts.split(",")):
@@ -108,22 +112,27 @@ def main():
         # CPU seconds of loading + prefill + the first token (a 1-token run, best
         # of 2): subtracted to get the CPU time of generation, which the machine's
         # load disturbs far less than wall time (the pool's threads sleep when idle).
+        # Per variant: a draft model's loading and Context are in its own baseline.
         n_saved = args.n
         args.n = 1
-        base_cpu = []
-        for _ in range(2):
-            run(args.cli, args.model, prompt, "none", args)
-            base_cpu.append(run.cpu_s)
+        base_cpu = {}
+        for variant in ["none"] + methods:
+            cli = args.cli_b if variant.endswith("@b") else args.cli
+            xs = []
+            for _ in range(2):
+                run(cli, args.model, prompt, variant.removesuffix("@b"), args)
+                xs.append(run.cpu_s)
+            base_cpu[variant] = min(xs)
         args.n = n_saved
-        base_cpu = min(base_cpu)
         plain_cpu, spec_cpu = [], {m: [] for m in methods}
         load0 = os.getloadavg()[0]
         for rep in range(args.reps):
             order = ["none"] + methods
             k = rep % len(order)
             for variant in order[k:] + order[:k]:
-                out, tps, st = run(args.cli, args.model, prompt, variant, args)
-                cpu_tok = 1000.0 * max(0.0, run.cpu_s - base_cpu) / max(1, args.n - 1)  # CPU ms per generated token
+                cli = args.cli_b if variant.endswith("@b") else args.cli
+                out, tps, st = run(cli, args.model, prompt, variant.removesuffix("@b"), args)
+                cpu_tok = 1000.0 * max(0.0, run.cpu_s - base_cpu[variant]) / max(1, args.n - 1)  # CPU ms per generated token
                 if variant == "none":
                     plain_tps.append(tps)
                     plain_cpu.append(cpu_tok)
@@ -154,7 +163,8 @@ def main():
                   f"same={r['same']}  acc={st['acceptance_rate'] if st else 0:.2f}  "
                   f"mean_len={st['mean_accepted_len'] if st else 0:.2f}  tok/step={st['tokens_per_step'] if st else 0:.2f}  "
                   f"step_cost={r['step_cost']:.2f}  cpu_ms/tok {r['plain_cpu_ms']:.1f}->{r['spec_cpu_ms']:.1f} (x{r['cpu_speedup']:.2f})  "
-                  f"off={st['off_steps'] if st else 0}  by_pos={[round(a, 2) for a in acc]}  "
+                  f"off={st['off_steps'] if st else 0}  probes={st.get('probes', '-') if st else 0}  "
+                  f"drafter_fed={st.get('drafter_ingested', '-') if st else 0}  by_pos={[round(a, 2) for a in acc]}  "
                   f"load={r['load']}  "
                   f"plain_all={[round(x, 1) for x in plain_tps]} spec_all={[round(x, 1) for x in spec_tps[method]]}", flush=True)
     if args.json:

@@ -211,7 +211,7 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
                 im.ctl.model_spent(ms_between(t_time0, Clock::now()), 0, false);  // the timing is a cost of the method too
                 Controller::ema(im.ctl.t_draft, *ms);
                 im.drafter_useless = !im.ctl.model_can_pay(k_max);
-                if (trace) std::fprintf(stderr, "drafter step %.2f ms, plain %.2f ms: %s\n", *ms, im.ctl.costs.t_plain(), im.drafter_useless ? "cannot pay, not started" : "may pay");
+                if (trace) std::fprintf(stderr, "drafter step %.2f ms (timing took %.1f ms), plain %.2f ms: %s\n", *ms, ms_between(t_time0, Clock::now()), im.ctl.costs.t_plain(), im.drafter_useless ? "cannot pay, not started" : "may pay");
             }
         }
         if (m_cfg.auto_off && (!im.drafter_timed || im.drafter_useless)) {

@@ -43,8 +43,9 @@ struct SpecConfig {
                                     // (doubling while probes fail; lookup/lookahead learn for free from shadow drafts)
     int32_t draft_window = 16;      // model drafters (adaptive + auto-off): a probe feeds the drafter at most this many
                                     // tokens (+ the first as an attention sink); 0 = the whole context
-    double  probe_budget = 0.03;    // model drafters: probes (and the drafter's timing) may lose at most this share of
-                                    // the plain-step time of the tokens emitted so far; <= 0: no bound
+    double  probe_budget = 0.03;    // model drafters: what speculating may lose (timing, probes, speculative steps,
+                                    // in plain steps) as a share of the tokens emitted so far; over it, plain steps
+                                    // only until the share has grown; <= 0: no bound
 
     // DraftModel: a loaded model (preferred) or a path loaded on first use.
     std::shared_ptr<const Model> draft_model;
