@@ -510,14 +510,24 @@ void TstSpecController::modelDrafterOverBudgetWaits() {
     p = g.choose(cfg, s, 8, true);
     QVERIFY(p.off);
     QCOMPARE(p.k, 0);
-    // the same with no budget: on
+    // the same with no budget: on (turning on after a plain step: as a probe)
     SpecConfig unbounded = cfg;
     unbounded.probe_budget = 0.0;
-    QVERIFY(!g.choose(unbounded, s, 8, true).off);
-    // 40 more tokens: budget 0.03 x 142 = 4.26 >= 4
+    Controller u = g;
+    p = u.choose(unbounded, s, 8, true);
+    QVERIFY(!p.off && p.probe);
+    // 40 more tokens: budget 0.03 x 142 = 4.26 >= the debt of 4, but turning on
+    // again costs a catch-up like a probe (estimated (2 x 3 + 11) / 10 - 1 = 0.7): not yet
     for (int i = 0; i < 40; ++i) g.on_emitted(1);
+    QVERIFY(g.affordable(cfg, 0.0));
+    QVERIFY(!g.probe_affordable(cfg));
+    QVERIFY(g.choose(cfg, s, 8, true).off);
+    // 20 more: 0.03 x 162 = 4.86 >= 4.7: on, as a probe; the next step plainly on
+    for (int i = 0; i < 20; ++i) g.on_emitted(1);
     p = g.choose(cfg, s, 8, true);
-    QVERIFY(!p.off && p.k > 0);
+    QVERIFY(!p.off && p.k > 0 && p.probe);
+    p = g.choose(cfg, s, 8, true);
+    QVERIFY(!p.off && p.k > 0 && !p.probe);
     // A drafter whose steps gain (negative debt) is never held back by it.
     g.model_spent(10.0, 9, false);
     QVERIFY(g.debt() < 0.0);

@@ -231,9 +231,15 @@ Plan Controller::choose(const SpecConfig & cfg, const DraftShape & s, int32_t k_
     // A model drafter whose speculating has already lost its budget (debt
     // above cfg.probe_budget of the tokens emitted: its estimates were wrong,
     // e.g. verify costs read under load) waits until the budget has grown.
-    const bool pays = best_rate > plain_rate * kMargin && (!model_cost || affordable(cfg, 0.0));
+    bool pays = best_rate > plain_rate * kMargin && (!model_cost || affordable(cfg, 0.0));
+    // A model drafter turning speculation on after plain steps first catches
+    // up on what it missed (a restart on its window): like a probe it waits
+    // for the budget and counts as one (its loss goes into the estimate).
+    const bool entry = pays && model_cost && cfg.auto_off && m_plain_run > 0;
+    if (entry && !probe_affordable(cfg)) pays = false;
     if (pays || !cfg.auto_off) {
         m_plain_run = 0;
+        best.probe = entry;
         last_k = best.k;
         return best;
     }

@@ -74,7 +74,7 @@ struct Plan {
     bool tree = false;     // verify the whole (pruned) tree, else its first-child chain
     bool window = false;   // keep the lookahead window (aux nodes)
     bool off = false;      // a plain step because speculation would be slower
-    bool probe = false;    // speculating to learn (model drafters only)
+    bool probe = false;    // speculating to learn, or turning on again after plain steps (model drafters only)
 };
 
 class Controller {
@@ -137,7 +137,8 @@ class Controller {
     // (on_emitted), so probes of a drafter that does not pay cost at most that
     // share of the reply (plus one probe's misestimate); and while the debt is
     // above that share, no plan speculates either (a drafter that pays has a
-    // negative debt: its steps gain time).
+    // negative debt: its steps gain time). A plan that turns a model drafter
+    // on after plain steps is a probe too (Plan::probe): it pays a catch-up.
     void model_spent(double ms, int32_t emitted, bool probe);
     double debt() const { return m_debt; }
     // The next probe's expected loss in plain steps: the recent probes' (each
