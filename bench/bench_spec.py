@@ -57,18 +57,39 @@ def run(cli, model, prompt, variant, args):
     if spec == "draft":
         cmd += ["--draft-model", args.draft_model]
     c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    p = subprocess.run(cmd, capture_output=True, text=True)
+    # The process's CPU time when its first output byte arrives (loading, the
+    # draft model's too, prefill and the first token are behind it) and at the
+    # end: run.gen_cpu_s is the CPU time of generating the rest.
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        err_chunks = []
+        import threading
+        t_err = threading.Thread(target=lambda: err_chunks.append(proc.stderr.read()))
+        t_err.start()
+        first = proc.stdout.read(1)
+        at_first = None
+        try:
+            with open(f"/proc/{proc.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            at_first = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+        except (OSError, IndexError, ValueError):
+            pass
+        rest = proc.stdout.read()
+        proc.wait()
+        t_err.join()
     c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     run.cpu_s = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
-    if p.returncode != 0:
-        sys.exit(f"failed: {' '.join(cmd[:4])} ... --spec {variant}\n{p.stderr}")
-    m = re.search(r"generated (\d+) tokens ([\d.]+) tok/s", p.stderr)
+    run.gen_cpu_s = run.cpu_s - at_first if at_first is not None else None
+    stdout = (first + rest).decode("utf-8", "replace")
+    stderr = b"".join(err_chunks).decode("utf-8", "replace")
+    if proc.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd[:4])} ... --spec {variant}\n{stderr}")
+    m = re.search(r"generated (\d+) tokens ([\d.]+) tok/s", stderr)
     tps = float(m.group(2)) if m else 0.0
     stats = None
-    for line in p.stderr.splitlines():
+    for line in stderr.splitlines():
         if line.startswith("{\"method\""):
             stats = json.loads(line)
-    return p.stdout, tps, stats
+    return stdout, tps, stats
 
 
 def median(xs):
@@ -109,14 +130,16 @@ def main():
         # The order rotates from rep to rep (no variant always runs first).
         base_out = None
         outs, cost = {}, {}
-        # CPU seconds of loading + prefill + the first token (a 1-token run, best
-        # of 2): subtracted to get the CPU time of generation, which the machine's
-        # load disturbs far less than wall time (the pool's threads sleep when idle).
+        # CPU seconds of generation (the machine's load disturbs them far less
+        # than wall time: the pool's threads sleep when idle): from /proc, the
+        # process's CPU time at its first output byte to its end; without /proc,
+        # the whole run's minus a 1-token run's (best of 2: loading + prefill +
+        # the first token).
         # Per variant: a draft model's loading and Context are in its own baseline.
         n_saved = args.n
         args.n = 1
         base_cpu = {}
-        for variant in ["none"] + methods:
+        for variant in ([] if os.path.exists("/proc/self/stat") else ["none"] + methods):  # else run.gen_cpu_s
             cli = args.cli_b if variant.endswith("@b") else args.cli
             xs = []
             for _ in range(2):
@@ -132,7 +155,10 @@ def main():
             for variant in order[k:] + order[:k]:
                 cli = args.cli_b if variant.endswith("@b") else args.cli
                 out, tps, st = run(cli, args.model, prompt, variant.removesuffix("@b"), args)
-                cpu_tok = 1000.0 * max(0.0, run.cpu_s - base_cpu[variant]) / max(1, args.n - 1)  # CPU ms per generated token
+                if run.gen_cpu_s is not None:  # CPU ms per generated token
+                    cpu_tok = 1000.0 * max(0.0, run.gen_cpu_s) / max(1, args.n - 1)
+                else:
+                    cpu_tok = 1000.0 * max(0.0, run.cpu_s - base_cpu[variant]) / max(1, args.n - 1)
                 if variant == "none":
                     plain_tps.append(tps)
                     plain_cpu.append(cpu_tok)
