@@ -15,6 +15,7 @@
 #include <random>
 #include "test_seed.h"
 
+
 using namespace gb;
 namespace ct = gb::cuda::testing;
 
@@ -326,6 +327,50 @@ class TstCudaKernels : public QObject {
         }
         QVERIFY2(rel_err(*got, ref) < 1e-5, qPrintable(QString("error %1").arg(rel_err(*got, ref))));
         QVERIFY2(rel_err(q8, ref) < 1e-2, qPrintable(QString("q8 error %1").arg(rel_err(q8, ref))));
+    }
+
+    // The decode path's activation quantizer (q8_quant_warp, the one place
+    // it is defined) against its rule computed on the host: per 32 values
+    // amax = max |v|, d = amax / 127 (f32), q = round_half_even(v / d) (0 where
+    // amax = 0), s = d * sum(q) per half block; bit for bit, including
+    // half-way values (v / d exactly k + 0.5), all-zero blocks, a single
+    // non-zero value and tiny values.
+    void q8Quantizer() {
+        const size_t n_blocks = 512;
+        std::vector<float> x = randn(32 * n_blocks, 0.0f, 2.0f);
+        std::uniform_int_distribution<int> pick(-126, 126);
+        for (size_t b = 0; b < 64; ++b) {  // blocks of exact ties: amax 127 * 2^k, d = 2^k, values (j + 0.5) * 2^k
+            float * v = x.data() + 32 * b;
+            v[0] = (b & 1) ? -127.0f : 127.0f;
+            for (int j = 1; j < 32; ++j) v[j] = float(pick(m_rng)) + (j & 1 ? 0.5f : -0.5f);
+            for (int j = 0; j < 32; ++j) v[j] *= std::ldexp(1.0f, int(b % 9) - 4);
+        }
+        std::fill(x.begin() + 32 * 64, x.begin() + 32 * 66, 0.0f);
+        x[32 * 65 + 5] = -3.0f;
+        for (size_t i = 32 * 66; i < 32 * 67; ++i) x[i] *= 1e-30f;
+        auto got = ct::q8_quantize(x);
+        QVERIFY2(got.ok(), got.ok() ? "" : got.error().to_string().c_str());
+        QCOMPARE(got->q.size(), x.size());
+        int bad = 0, ties = 0;
+        for (size_t b = 0; b < n_blocks; ++b) {
+            const float * v = x.data() + 32 * b;
+            float amax = 0.0f;
+            for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(v[j]));
+            const float d = amax / 127.0f;
+            int sum[2] = {0, 0};
+            bool same = got->d[b] == d;
+            for (int j = 0; j < 32; ++j) {
+                const float r = d > 0.0f ? v[j] / d : 0.0f;
+                ties += r - std::floor(r) == 0.5f;
+                const int q = int(std::nearbyint(r));
+                sum[j / 16] += q;
+                same = same && got->q[32 * b + size_t(j)] == q;
+            }
+            same = same && got->s[2 * b] == d * float(sum[0]) && got->s[2 * b + 1] == d * float(sum[1]);
+            if (!same && ++bad <= 3) qWarning("block %zu differs from the rule", b);
+        }
+        QVERIFY(ties > 1000);
+        QCOMPARE(bad, 0);
     }
 
     void qkv_post_data() {
