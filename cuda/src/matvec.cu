@@ -11,7 +11,11 @@
 #include "pdl.cuh"
 #include "quant_decode.cuh"
 
+#include <algorithm>
 #include <cstdlib>
+#include <map>
+#include <mutex>
+#include <utility>
 
 namespace gb::cuda {
 namespace {
@@ -342,6 +346,35 @@ __device__ __forceinline__ void prefetch_rows(const DevMat & w, int row0) {
     }
 }
 
+// Bulk L2 prefetch (Hopper: one instruction, the copy engine streams it) of
+// the 16-byte-aligned part of [p, p + n); a hint, weights only.
+__device__ __forceinline__ void prefetch_bulk_l2(const uint8_t * p, size_t n) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    const uintptr_t a = (reinterpret_cast<uintptr_t>(p) + 15) & ~uintptr_t(15);
+    const uintptr_t e = (reinterpret_cast<uintptr_t>(p) + n) & ~uintptr_t(15);
+    if (e > a) {
+        asm volatile("{\n\t.reg .u64 g;\n\tcvta.to.global.u64 g, %0;\n\tcp.async.bulk.prefetch.L2.global [g], %1;\n\t}"
+                     ::"l"(uint64_t(a)), "r"(uint32_t(e - a)) : "memory");
+    }
+#endif
+}
+
+// Before pdl_wait, a warp's weights: pf > 0: the first pf bytes of rows
+// [row0, row0 + R) (contiguous) in one bulk prefetch by lane 0, so the rows
+// stream into L2 while the previous kernel finishes and the warp's own
+// latency-bound loop then reads them from L2; pf == 0: the first pass only,
+// one line per lane (the earlier form).
+template <class F, int R>
+__device__ __forceinline__ void prefetch_warp(const DevMat & w, int row0, int pf) {
+    if (pf > 0) {
+        if ((threadIdx.x & 31) != 0 || row0 >= w.n_rows) return;
+        const int nr = min(R, int(w.n_rows) - row0);
+        prefetch_bulk_l2(w.data + size_t(row0) * w.stride, min(size_t(nr) * w.stride, size_t(pf)));
+        return;
+    }
+    prefetch_rows<F, R>(w, row0);
+}
+
 // acc[r] += row (row0 + r) . x over this lane's units (rows past the end
 // clamp to the last row; their results are not stored). The loads of F::U
 // passes x R rows are issued before any of them is used (U = 1 for short
@@ -405,15 +438,15 @@ __device__ __forceinline__ void rows_dot2(const DevMat & wg, const DevMat & wu, 
     }
 }
 
-template <int R, bool MV> __device__ __forceinline__ void prefetch_any(const DevMat & w, int row0) {
+template <int R, bool MV> __device__ __forceinline__ void prefetch_any(const DevMat & w, int row0, int pf = 0) {
     switch (w.type) {
         case TensorType::Q4_K:
-            if constexpr (MV) prefetch_rows<Q4K32, R>(w, row0);
-            else prefetch_rows<Fast<TensorType::Q4_K>, R>(w, row0);
+            if constexpr (MV) prefetch_warp<Q4K32, R>(w, row0, pf);
+            else prefetch_warp<Fast<TensorType::Q4_K>, R>(w, row0, pf);
             break;
-        case TensorType::Q6_K: prefetch_rows<Fast<TensorType::Q6_K>, R>(w, row0); break;
-        case TensorType::Q8_0: prefetch_rows<Fast<TensorType::Q8_0>, R>(w, row0); break;
-        case TensorType::F16:  prefetch_rows<Fast<TensorType::F16>, R>(w, row0); break;
+        case TensorType::Q6_K: prefetch_warp<Fast<TensorType::Q6_K>, R>(w, row0, pf); break;
+        case TensorType::Q8_0: prefetch_warp<Fast<TensorType::Q8_0>, R>(w, row0, pf); break;
+        case TensorType::F16:  prefetch_warp<Fast<TensorType::F16>, R>(w, row0, pf); break;
         default: break;
     }
 }
@@ -454,6 +487,7 @@ struct FastJobs {
     int           block_end[kMaxJobs];  // cumulative blocks (kFastWarps * kFastRows rows each)
     int           n;
     int           rope;  // 1: jobs are q, k, v with the RoPE epilogue ep (matvec_qkv_rope)
+    int           pf;    // bytes of its rows a warp prefetches before pdl_wait (prefetch_warp)
     RopeEpilogue  ep;
 };
 
@@ -492,7 +526,7 @@ __global__ void __launch_bounds__(kFastWarps * 32) matvec_fast_kernel(const Fast
     const DevMat & w = jobs.w[j];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int row0 = (int(blockIdx.x) - (j ? jobs.block_end[j - 1] : 0)) * (kFastWarps * kFastRows) + warp * kFastRows;
-    if (blockIdx.y == 0) prefetch_any<kFastRows, true>(w, row0);
+    if (blockIdx.y == 0) prefetch_any<kFastRows, true>(w, row0, jobs.pf);
     pdl_wait();
     const XView x = x_of(xq, xd, xs, xf, n_cols, blockIdx.y);
     float acc[kFastRows] = {};
@@ -508,6 +542,46 @@ __global__ void __launch_bounds__(kFastWarps * 32) matvec_fast_kernel(const Fast
         const float v = warp_sum(acc[r]);
         const int row = row0 + r;
         if (lane == r && row < w.n_rows) jobs.y[j][size_t(blockIdx.y) * w.n_rows + row] = v + (jobs.bias[j] ? jobs.bias[j][row] : 0.0f);
+    }
+}
+
+// The output head (one job of > 16384 rows; launch_fast): a grid of one wave
+// of resident blocks whose warps walk the row pairs with a stride of all the
+// grid's warps. Before computing a pair, lane 0 bulk-prefetches into L2 the
+// pair the warp takes `ahead` strides later, so the DRAM stream runs ahead of
+// the warps instead of waiting for block launches (16032 blocks of 8 rows on
+// the 8B head). Each pair's sum is matvec_fast_kernel's (same units, passes
+// and reduction), so the rows have its bits.
+template <int TI, bool BIG>
+__global__ void __launch_bounds__(kFastWarps * 32) matvec_stream_kernel(const FastJobs jobs, const int8_t * __restrict__ xq,
+                                                                       const float * __restrict__ xd, const float * __restrict__ xs,
+                                                                       const float * __restrict__ xf, int n_cols, int ahead) {
+    pdl_trigger();
+    const DevMat & w = jobs.w[0];
+    const int lane = threadIdx.x & 31;
+    const int n_pairs = int((w.n_rows + kFastRows - 1) / kFastRows);
+    const int stride = int(gridDim.x) * kFastWarps;
+    int p = int(blockIdx.x) * kFastWarps + (threadIdx.x >> 5);
+    const size_t pair_bytes = size_t(kFastRows) * w.stride;
+    if (blockIdx.y == 0) {  // weights only: before pdl_wait
+        for (int k = 0; k <= ahead; ++k) {
+            if (p + k * stride < n_pairs) prefetch_warp<Fast<TensorType::Q8_0>, kFastRows>(w, (p + k * stride) * kFastRows, int(pair_bytes));
+        }
+    }
+    pdl_wait();
+    const XView x = x_of(xq, xd, xs, xf, n_cols, blockIdx.y);
+    for (; p < n_pairs; p += stride) {
+        const int row0 = p * kFastRows;
+        if (blockIdx.y == 0 && ahead > 0 && p + (ahead + 1) * stride < n_pairs)
+            prefetch_warp<Fast<TensorType::Q8_0>, kFastRows>(w, (p + (ahead + 1) * stride) * kFastRows, int(pair_bytes));
+        float acc[kFastRows] = {};
+        dot_any<TI, kFastRows, BIG>(w, row0, x, acc);
+#pragma unroll
+        for (int r = 0; r < kFastRows; ++r) {
+            const float v = warp_sum(acc[r]);
+            const int row = row0 + r;
+            if (lane == r && row < w.n_rows) jobs.y[0][size_t(blockIdx.y) * w.n_rows + row] = v + (jobs.bias[0] ? jobs.bias[0][row] : 0.0f);
+        }
     }
 }
 
@@ -530,7 +604,7 @@ __global__ void __launch_bounds__(kFastWarps * 32) matvec_fast_ks_kernel(const F
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int grp = warp / KS, part = warp % KS;
     const int row0 = (int(blockIdx.x) - (j ? jobs.block_end[j - 1] : 0)) * RB + grp * kFastRows;
-    if (blockIdx.y == 0 && part == 0) prefetch_any<kFastRows, true>(w, row0);
+    if (blockIdx.y == 0 && part == 0) prefetch_any<kFastRows, true>(w, row0, jobs.pf);
     pdl_wait();
     const XView x = x_of(xq, xd, xs, xf, n_cols, blockIdx.y);
     float acc[kFastRows] = {};
@@ -579,6 +653,54 @@ int mv_ksplit(int64_t n_cols, int64_t total_rows) {
     return n_cols >= 4096 && n_cols <= 6144 && total_rows >= min_rows ? 2 : 1;
 }
 
+// Bytes of its rows each warp of a fast matvec / gate-up launch prefetches
+// into L2 before pdl_wait (prefetch_warp; read at each launch: decode steps
+// replay a graph). GB_CUDA_PF_KB: KiB a warp, 0 = the first pass only.
+// Measured on an H200 (h6/cudadec call 1, whole rows): the output head 136.3
+// -> 127.2 us, but the gate/up 26.6 -> 32.4 us and ffn_down Q6_K 16.6 -> 19.7
+// (tens of MB of prefetches in flight at once), so by default only launches of
+// > 16384 rows (the head; GB_CUDA_PF_HEAD_KB, default 64) prefetch this way.
+// Per class: GB_CUDA_PF_HEAD_KB (> 16384 rows), GB_CUDA_PF_GLU_KB (gate/up),
+// GB_CUDA_PF_LONG_KB (rows of > 8192 values: ffn_down), GB_CUDA_PF_KB (the
+// others, and the default of the glu and long classes).
+int prefetch_bytes(int64_t total_rows, int64_t n_cols, bool glu) {
+    auto env_kb = [](const char * name, int dflt) {
+        const char * e = std::getenv(name);
+        return e && *e ? std::atoi(e) : dflt;
+    };
+    const int base = env_kb("GB_CUDA_PF_KB", 0);
+    int kb = base;
+    if (glu) kb = env_kb("GB_CUDA_PF_GLU_KB", base);
+    else if (total_rows > 16384) kb = env_kb("GB_CUDA_PF_HEAD_KB", 64);
+    else if (n_cols > 8192) kb = env_kb("GB_CUDA_PF_LONG_KB", base);
+    return kb > 0 ? kb * 1024 : 0;
+}
+
+// The head's stream kernel (matvec_stream_kernel): GB_CUDA_HEAD_STREAM=0 turns
+// it off; GB_CUDA_HEAD_AHEAD strides of look-ahead (default 1).
+int head_stream_ahead() {
+    const char * e = std::getenv("GB_CUDA_HEAD_STREAM");
+    if (e && e[0] == '0') return -1;
+    const char * a = std::getenv("GB_CUDA_HEAD_AHEAD");
+    return a && *a ? std::max(0, std::atoi(a)) : 1;
+}
+
+// Blocks of kernel k (128 threads) resident on the whole device at once.
+int resident_blocks(const void * k) {
+    static std::mutex mu;
+    static std::map<std::pair<int, const void *>, int> cache;
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess) return 0;
+    std::lock_guard<std::mutex> lock(mu);
+    const auto key = std::make_pair(dev, k);
+    if (auto it = cache.find(key); it != cache.end()) return it->second;
+    int per_sm = 0, sms = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, kFastWarps * 32, 0) != cudaSuccess ||
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+        return 0;
+    return cache[key] = per_sm * sms;
+}
+
 constexpr int kGluWarps = 8;
 constexpr int kGluRows  = 4;  // rows of gate and of up per warp; 32 rows a block
 
@@ -589,14 +711,14 @@ template <int TI>
 __global__ void __launch_bounds__(kGluWarps * 32) matvec_glu_kernel(const DevMat gate, const DevMat up, int act,
                                                                    const int8_t * __restrict__ xq, const float * __restrict__ xd,
                                                                    const float * __restrict__ xs, const float * __restrict__ xf,
-                                                                   float * __restrict__ y, Q8Act q) {
+                                                                   float * __restrict__ y, Q8Act q, int pf) {
     __shared__ float vals[kGluWarps * kGluRows];
     pdl_trigger();
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int row0 = blockIdx.x * (kGluWarps * kGluRows) + warp * kGluRows;
     if (blockIdx.y == 0) {
-        prefetch_any<kGluRows, false>(gate, row0);
-        prefetch_any<kGluRows, false>(up, row0);
+        prefetch_any<kGluRows, false>(gate, row0, pf);
+        prefetch_any<kGluRows, false>(up, row0, pf);
     }
     pdl_wait();
     const XView x = x_of(xq, xd, xs, xf, gate.n_cols, blockIdx.y);
@@ -625,8 +747,10 @@ Status launch_fast(const MatvecJob * jobs, int n, const Q8Act & xq, const float 
                    const RopeEpilogue * ep = nullptr) {
     FastJobs a{};
     if (ep) { a.rope = 1; a.ep = *ep; }
+
     int64_t total_rows = 0;
     for (int i = 0; i < n; ++i) total_rows += jobs[i].w.n_rows;
+    a.pf = prefetch_bytes(total_rows, jobs[0].w.n_cols, false);
     const int ks = mv_ksplit(jobs[0].w.n_cols, total_rows);
     int blocks = 0;
     const int rows_per_block = kFastWarps * kFastRows / ks;
@@ -651,6 +775,24 @@ Status launch_fast(const MatvecJob * jobs, int n, const Q8Act & xq, const float 
             case TensorType::Q8_0: k = big ? matvec_fast_kernel<int(TensorType::Q8_0), true> : matvec_fast_kernel<int(TensorType::Q8_0), false>; break;
             case TensorType::F16:  k = big ? matvec_fast_kernel<int(TensorType::F16), true> : matvec_fast_kernel<int(TensorType::F16), false>; break;
             default: break;
+        }
+    }
+    if (n == 1 && !ep && total_rows > 16384 && fast_type(jobs[0].w.type)) {
+        if (const int ahead = head_stream_ahead(); ahead >= 0) {
+            auto * ks_ = big ? matvec_stream_kernel<-1, true> : matvec_stream_kernel<-1, false>;
+            switch (jobs[0].w.type) {
+                case TensorType::Q4_K: ks_ = big ? matvec_stream_kernel<int(TensorType::Q4_K), true> : matvec_stream_kernel<int(TensorType::Q4_K), false>; break;
+                case TensorType::Q6_K: ks_ = big ? matvec_stream_kernel<int(TensorType::Q6_K), true> : matvec_stream_kernel<int(TensorType::Q6_K), false>; break;
+                case TensorType::Q8_0: ks_ = big ? matvec_stream_kernel<int(TensorType::Q8_0), true> : matvec_stream_kernel<int(TensorType::Q8_0), false>; break;
+                case TensorType::F16:  ks_ = big ? matvec_stream_kernel<int(TensorType::F16), true> : matvec_stream_kernel<int(TensorType::F16), false>; break;
+                default: break;
+            }
+            const int res = resident_blocks(reinterpret_cast<const void *>(ks_));
+            if (res > 0) {
+                const int grid = std::min(blocks, res);
+                GB_CU(launch_pdl(ks_, dim3(grid, n_tok), dim3(kFastWarps * 32), 0, s, a, xq.q, xq.d, xq.s, xf, int(jobs[0].w.n_cols), ahead));
+                return {};
+            }
         }
     }
     if (ks > 1) {  // U = 1 here: the KS warps split the passes
@@ -870,7 +1012,7 @@ Status matvec_glu(const DevMat & gate, const DevMat & up, int act, const Q8Act &
         }
     }
     GB_CU(launch_pdl(k, dim3(unsigned(gate.n_rows / 32), n_tok), dim3(kGluWarps * 32), 0, s, gate, up, act, xq.q, xq.d, xq.s,
-                     xf, y, q_out));
+                     xf, y, q_out, prefetch_bytes(gate.n_rows, gate.n_cols, true)));
     return {};
 }
 

@@ -112,6 +112,9 @@ class TstCudaKernels : public QObject {
             QTest::newRow(qPrintable(QString("%1 matvec x2 long rows ks2").arg(type_name(t)))) << int(t) << 2 << false << true << QString("ks2");
             QTest::newRow(qPrintable(QString("%1 matvec x1 long rows ks4").arg(type_name(t)))) << int(t) << 1 << false << true << QString("ks4");
             QTest::newRow(qPrintable(QString("%1 matvec x3 ks4").arg(type_name(t)))) << int(t) << 3 << false << false << QString("ks4");
+            // > 16384 rows: the output head's stream kernel (one wave of blocks walking the rows)
+            QTest::newRow(qPrintable(QString("%1 matvec x1 stream").arg(type_name(t)))) << int(t) << 1 << false << false << QString("stream");
+            QTest::newRow(qPrintable(QString("%1 matvec x2 long rows stream").arg(type_name(t)))) << int(t) << 2 << false << true << QString("stream");
         }
     }
     // y = x W^T. Bounds: decode path with q8 activations 1.5e-2 (q8 rounding
@@ -124,7 +127,8 @@ class TstCudaKernels : public QObject {
         QFETCH(QString, gemm_mode);
         const TensorType t = TensorType(type);
         // odd rows: tile and row-group edges; 301 > 256-row slabs
-        const int64_t n_cols = long_rows ? 4352 : (gemm_mode == "k800" ? 800 : 768), n_rows = gemm ? 301 : 67;
+        const int64_t n_cols = long_rows ? 4352 : (gemm_mode == "k800" ? 800 : 768);
+        const int64_t n_rows = gemm ? 301 : (gemm_mode == "stream" ? 20011 : 67);
         const bool want_cublas = gemm_mode.startsWith("cublas"), with_bias = gemm_mode.endsWith("bias");
         if (gemm_mode == "64" || gemm_mode == "128" || gemm_mode == "slab") qputenv("GB_CUDA_GEMM", gemm_mode.toUtf8());
         else if (want_cublas) qputenv("GB_CUDA_GEMM", "cublas");
@@ -478,15 +482,21 @@ class TstCudaKernels : public QObject {
     void headMulti_data() {
         QTest::addColumn<int>("type");
         QTest::addColumn<int>("n_cols");
+        QTest::addColumn<int>("n_rows");
         for (TensorType t : {TensorType::Q8_0, TensorType::Q6_K, TensorType::Q4_K, TensorType::F16, TensorType::Q5_0}) {
-            for (int nc : {768, 4352}) QTest::newRow(qPrintable(QString("%1 k%2").arg(type_name(t)).arg(nc))) << int(t) << nc;
+            // 1003: not a multiple of the 8 rows a block
+            for (int nc : {768, 4352}) QTest::newRow(qPrintable(QString("%1 k%2").arg(type_name(t)).arg(nc))) << int(t) << nc << 1003;
+        }
+        // > 16384 rows: the one-token kernel is the head's stream kernel
+        for (TensorType t : {TensorType::Q8_0, TensorType::Q6_K, TensorType::Q4_K}) {
+            QTest::newRow(qPrintable(QString("%1 k4352 stream").arg(type_name(t)))) << int(t) << 4352 << 20011;
         }
     }
     void headMulti() {
         QFETCH(int, type);
         QFETCH(int, n_cols);
+        QFETCH(int, n_rows);
         const TensorType t = TensorType(type);
-        const int64_t n_rows = 1003;  // not a multiple of the 8 rows a block
         std::vector<uint8_t> bytes;
         std::vector<float> w;
         random_weight(t, n_cols, n_rows, &bytes, &w);

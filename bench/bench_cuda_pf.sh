@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# h6/cudadec device call (build-free): checks (tst_cuda_kernels, tst_cuda_spec,
+# tst_cuda_batch, tst_cuda_model rows, memcheck on the matvec/glu rows), kernel
+# timings under env variants (GB_KVARIANTS), then 8B Q4_K_M
+# decode A/B against main's binary in the same call.
+# usage: bench/bench_cuda_pf.sh WORKDIR   (WORKDIR/bin: glassbox-cli, glassbox-cli-main,
+#        tst_cuda_*, bench_cuda_kernels; WORKDIR/lib.tgz). env: GB_DEADLINE (s), GB_VARIANTS
+#        (extra "tag:ENV=V,ENV=V" decode runs, after new/main; GB_VARIANTS_B after the
+#        second new/main), GB_KVARIANTS (kernel-timing runs, same form), GB_CHECKS=0 skips the checks.
+set -u
+. "$(dirname "$0")/cuda_kit.sh"
+FINAL_OUT=${OUT:-/tmp/gb_final}; OUT=/tmp/gb_out; mkdir -p "$FINAL_OUT"
+kit_init "${1:-.cudawork-cudadec}" 300
+finish() { cp "$OUT/summary.log" "$FINAL_OUT/"; (cd "$OUT" && tar czf "$FINAL_OUT/logs.tgz" .); }
+trap finish EXIT
+kit_gpu_info
+( kit_synth llama-8b Q4_K_M 14 ) & P8=$!
+if [ "${GB_CHECKS:-1}" = 1 ]; then
+  timeout 90 "$BIN/tst_cuda_kernels" > "$OUT/tst_cuda_kernels.log" 2>&1; log "tst_cuda_kernels rc=$? $(grep -E '^Totals' "$OUT/tst_cuda_kernels.log")"
+  grep -E "^FAIL" -A2 "$OUT/tst_cuda_kernels.log" | head -20
+  timeout 60 "$BIN/tst_cuda_spec" > "$OUT/tst_cuda_spec.log" 2>&1; log "tst_cuda_spec rc=$? $(grep -E '^Totals' "$OUT/tst_cuda_spec.log")"
+  grep -E "^FAIL" -A2 "$OUT/tst_cuda_spec.log" | head -10
+  timeout 60 "$BIN/tst_cuda_batch" > "$OUT/tst_cuda_batch.log" 2>&1; log "tst_cuda_batch rc=$? $(grep -E '^Totals' "$OUT/tst_cuda_batch.log")"
+  grep -E "^FAIL" -A2 "$OUT/tst_cuda_batch.log" | head -10
+  ROWS=("linear:Q6_K matvec x1 stream" "linear:Q4_K matvec x2 long rows stream" "headMulti:Q6_K k4352 stream" "linear:Q4_K matvec x1" "linear:Q6_K matvec x3" "linear:Q4_K matvec x2 long rows" "linear:Q6_K matvec x2 long rows ks2" "linear:Q8_0 matvec x3 ks4" "linear:F16 matvec x2 long rows" linear_mixed glu headMulti)
+  timeout 60 compute-sanitizer --tool memcheck --error-exitcode 3 "$BIN/tst_cuda_kernels" "${ROWS[@]}" > "$OUT/memcheck.log" 2>&1
+  log "memcheck matvec/glu rows rc=$? $(grep -E 'ERROR SUMMARY|^Totals' "$OUT/memcheck.log" | tr '\n' ' ')"
+  timeout 60 compute-sanitizer --tool racecheck --error-exitcode 3 "$BIN/tst_cuda_kernels" glu "linear:Q4_K matvec x2 long rows" > "$OUT/racecheck.log" 2>&1
+  log "racecheck glu/matvec rc=$? $(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY|^Totals' "$OUT/racecheck.log" | tr '\n' ' ')"
+  timeout 100 "$BIN/tst_cuda_model" "logits:tiny-llama Q4_K_M" "logits:tiny-llama F16" "logits:tiny-qwen2 Q4_K_M" "logits:tiny-gemma3 Q4_K_M" "partial:tiny-llama Q4_K_M" > "$OUT/tst_cuda_model.log" 2>&1
+  log "tst_cuda_model rows rc=$? $(grep -E '^Totals' "$OUT/tst_cuda_model.log")"
+  grep -E "^FAIL" -A3 "$OUT/tst_cuda_model.log" | cut -c1-200 | head -12
+fi
+# kernel timings: GB_KVARIANTS = "tag:ENV=V,ENV=V ..." (default: this build's defaults only)
+for v in ${GB_KVARIANTS:-default:X=1}; do
+  env $(echo "${v#*:}" | tr ',' ' ') "$BIN/bench_cuda_kernels" > "$OUT/kernels_${v%%:*}.log" 2>&1; log "kernels ${v}"
+  grep -E "${GB_KGREP:-8B|1B}" "$OUT/kernels_${v%%:*}.log" | tee -a "$OUT/summary.log"
+done
+bench() {  # tag binary env...
+  local tag=$1 b=$2; shift 2
+  [ "$(left)" -gt 12 ] || { log "$tag: skipped (deadline)"; return; }
+  env "$@" "$BIN/$b" bench -m "$F8" --backend cuda -p 512 -n 128 -r 3 --json > "$OUT/b_$tag.json" 2>> "$OUT/bench_err.log"
+  log "$tag: $(grep -o '"tg": {[^}]*}' "$OUT/b_$tag.json" | sed 's/, "cpu_ms_per_tok": [0-9.]*//g; s/"n": //g')"
+}
+while kill -0 $P8 2>/dev/null && [ "$(left)" -gt 60 ]; do sleep 2; done
+F8=$M/llama-8b-Q4_K_M.gguf
+if [ -f "$F8" ] && ! kill -0 $P8 2>/dev/null; then
+  bench new glassbox-cli X=1
+  bench main glassbox-cli-main X=1
+  for v in ${GB_VARIANTS:-}; do bench "${v%%:*}" glassbox-cli $(echo "${v#*:}" | tr ',' ' '); done
+  bench new_b glassbox-cli X=1
+  bench main_b glassbox-cli-main X=1
+  for v in ${GB_VARIANTS_B:-}; do bench "${v%%:*}" glassbox-cli $(echo "${v#*:}" | tr ',' ' '); done
+else log "8B synth not done: $(tail -2 $OUT/synth.log)"; fi
+log "done"
