@@ -14,20 +14,21 @@ kit_init "${1:-.cudawork-cudadec}" 300
 finish() { cp "$OUT/summary.log" "$FINAL_OUT/"; (cd "$OUT" && tar czf "$FINAL_OUT/logs.tgz" .); }
 trap finish EXIT
 kit_gpu_info
-( kit_synth llama-8b Q4_K_M 14 ) & P8=$!
+( kit_synth llama-8b Q4_K_M 12 ) & P8=$!
+( kit_synth llama-1b Q4_K_M 2 ) & P1=$!
 if [ "${GB_CHECKS:-1}" = 1 ]; then
-  timeout 90 "$BIN/tst_cuda_kernels" > "$OUT/tst_cuda_kernels.log" 2>&1; log "tst_cuda_kernels rc=$? $(grep -E '^Totals' "$OUT/tst_cuda_kernels.log")"
+  timeout 150 "$BIN/tst_cuda_kernels" > "$OUT/tst_cuda_kernels.log" 2>&1; log "tst_cuda_kernels rc=$? $(grep -E '^Totals' "$OUT/tst_cuda_kernels.log")"
   grep -E "^FAIL" -A2 "$OUT/tst_cuda_kernels.log" | head -20
   timeout 60 "$BIN/tst_cuda_spec" > "$OUT/tst_cuda_spec.log" 2>&1; log "tst_cuda_spec rc=$? $(grep -E '^Totals' "$OUT/tst_cuda_spec.log")"
   grep -E "^FAIL" -A2 "$OUT/tst_cuda_spec.log" | head -10
   timeout 60 "$BIN/tst_cuda_batch" > "$OUT/tst_cuda_batch.log" 2>&1; log "tst_cuda_batch rc=$? $(grep -E '^Totals' "$OUT/tst_cuda_batch.log")"
   grep -E "^FAIL" -A2 "$OUT/tst_cuda_batch.log" | head -10
-  ROWS=("linear:Q6_K matvec x1 stream" "linear:Q4_K matvec x2 long rows stream" "headMulti:Q6_K k4352 stream" "linear:Q4_K matvec x1" "linear:Q6_K matvec x3" "linear:Q4_K matvec x2 long rows" "linear:Q6_K matvec x2 long rows ks2" "linear:Q8_0 matvec x3 ks4" "linear:F16 matvec x2 long rows" linear_mixed glu headMulti)
-  timeout 60 compute-sanitizer --tool memcheck --error-exitcode 3 "$BIN/tst_cuda_kernels" "${ROWS[@]}" > "$OUT/memcheck.log" 2>&1
+  ROWS=("linear:Q6_K matvec x1 stream" "linear:Q4_K matvec x2 long rows stream" "headMulti:Q6_K k4352 stream" "headMulti:F16 k4352 stream" "linear:Q4_K matvec x1" "linear:Q6_K matvec x3" "linear:Q4_K matvec x2 long rows" "linear:Q6_K matvec x2 long rows ks2" "linear:Q8_0 matvec x3 ks4" "linear:F16 matvec x2 long rows" linear_mixed glu headMulti)
+  timeout 90 compute-sanitizer --tool memcheck --error-exitcode 3 "$BIN/tst_cuda_kernels" "${ROWS[@]}" > "$OUT/memcheck.log" 2>&1
   log "memcheck matvec/glu rows rc=$? $(grep -E 'ERROR SUMMARY|^Totals' "$OUT/memcheck.log" | tr '\n' ' ')"
-  timeout 60 compute-sanitizer --tool racecheck --error-exitcode 3 "$BIN/tst_cuda_kernels" glu "linear:Q4_K matvec x2 long rows" > "$OUT/racecheck.log" 2>&1
+  timeout 60 compute-sanitizer --tool racecheck --error-exitcode 3 "$BIN/tst_cuda_kernels" "glu:Q4_K silu x1" "glu:Q4_K silu x2, 4096 cols" "glu:Q6_K/Q4_K gelu x3" "linear:Q4_K matvec x2 long rows" > "$OUT/racecheck.log" 2>&1
   log "racecheck glu/matvec rc=$? $(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY|^Totals' "$OUT/racecheck.log" | tr '\n' ' ')"
-  timeout 100 "$BIN/tst_cuda_model" "logits:tiny-llama Q4_K_M" "logits:tiny-llama F16" "logits:tiny-qwen2 Q4_K_M" "logits:tiny-gemma3 Q4_K_M" "partial:tiny-llama Q4_K_M" > "$OUT/tst_cuda_model.log" 2>&1
+  timeout 120 "$BIN/tst_cuda_model" logits "partial:tiny-llama Q4_K_M" > "$OUT/tst_cuda_model.log" 2>&1
   log "tst_cuda_model rows rc=$? $(grep -E '^Totals' "$OUT/tst_cuda_model.log")"
   grep -E "^FAIL" -A3 "$OUT/tst_cuda_model.log" | cut -c1-200 | head -12
 fi
@@ -42,6 +43,14 @@ bench() {  # tag binary env...
   env "$@" "$BIN/$b" bench -m "$F8" --backend cuda -p 512 -n 128 -r 3 --json > "$OUT/b_$tag.json" 2>> "$OUT/bench_err.log"
   log "$tag: $(grep -o '"tg": {[^}]*}' "$OUT/b_$tag.json" | sed 's/, "cpu_ms_per_tok": [0-9.]*//g; s/"n": //g')"
 }
+wait $P1
+F1=$M/llama-1b-Q4_K_M.gguf
+if [ -f "$F1" ]; then
+  for b in glassbox-cli glassbox-cli-main; do
+    "$BIN/$b" bench -m "$F1" --backend cuda -p 512 -n 128 -r 3 --json > "$OUT/b1_$b.json" 2>> "$OUT/bench_err.log"
+    log "1B $b: $(grep -o '"tg": {[^}]*}' "$OUT/b1_$b.json" | sed 's/, "cpu_ms_per_tok": [0-9.]*//g; s/"n": //g')"
+  done
+fi
 while kill -0 $P8 2>/dev/null && [ "$(left)" -gt 60 ]; do sleep 2; done
 F8=$M/llama-8b-Q4_K_M.gguf
 if [ -f "$F8" ] && ! kill -0 $P8 2>/dev/null; then

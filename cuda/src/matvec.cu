@@ -11,6 +11,8 @@
 #include "pdl.cuh"
 #include "quant_decode.cuh"
 
+#include <cuda/atomic>
+
 #include <algorithm>
 #include <cstdlib>
 #include <map>
@@ -639,17 +641,20 @@ __global__ void __launch_bounds__(kFastWarps * 32) matvec_fast_ks_kernel(const F
 // KS = 2 took the 8B q/k/v-sized Q4_K matvec (4096 x 6144) from 8.07 to 6.34
 // us but the 14336-column ffn_down from 11.96 to 13.12 (Q4_K) and 16.6 to
 // 21.6 us (Q6_K); KS = 4 lost on all. So by default KS = 2 only for rows of
-// 4096-6144 values in launches of >= GB_CUDA_MV_KS_ROWS rows (default 6144:
-// the 8B q/k/v); GB_CUDA_MV_KS=1/2/4 forces one value for launches of at
-// most 16384 rows (never the output head).
+// 4096-6144 values in launches of >= GB_CUDA_MV_KS_ROWS rows (default 4096:
+// the 8B q/k/v and attn_output; h6/cudadec, H200: 8B tg128 +0.4% with the
+// attn_output split, 398.5 / 399.1 vs 396.9 / 397.5 t/s); GB_CUDA_MV_KS=1/2/4
+// forces one value for launches of at most 16384 rows (never the output head).
+int64_t head_rows();
+
 int mv_ksplit(int64_t n_cols, int64_t total_rows) {
-    if (total_rows > 16384) return 1;
+    if (total_rows > head_rows()) return 1;
     if (const char * e = std::getenv("GB_CUDA_MV_KS"); e && *e) {
         const int v = std::atoi(e);
         return v == 2 || v == 4 ? v : 1;
     }
     const char * r = std::getenv("GB_CUDA_MV_KS_ROWS");
-    const int64_t min_rows = r && *r ? std::atoll(r) : 6144;
+    const int64_t min_rows = r && *r ? std::atoll(r) : 4096;
     return n_cols >= 4096 && n_cols <= 6144 && total_rows >= min_rows ? 2 : 1;
 }
 
@@ -659,10 +664,17 @@ int mv_ksplit(int64_t n_cols, int64_t total_rows) {
 // Measured on an H200 (h6/cudadec call 1, whole rows): the output head 136.3
 // -> 127.2 us, but the gate/up 26.6 -> 32.4 us and ffn_down Q6_K 16.6 -> 19.7
 // (tens of MB of prefetches in flight at once), so by default only launches of
-// > 16384 rows (the head; GB_CUDA_PF_HEAD_KB, default 64) prefetch this way.
+// > head_rows() rows (the head; GB_CUDA_PF_HEAD_KB, default 64) prefetch this way.
 // Per class: GB_CUDA_PF_HEAD_KB (> 16384 rows), GB_CUDA_PF_GLU_KB (gate/up),
 // GB_CUDA_PF_LONG_KB (rows of > 8192 values: ffn_down), GB_CUDA_PF_KB (the
 // others, and the default of the glu and long classes).
+// Launches of more rows than this are "the head" (GB_CUDA_HEAD_ROWS, default
+// 16384; tests lower it to reach the head's kernel with small matrices).
+int64_t head_rows() {
+    const char * e = std::getenv("GB_CUDA_HEAD_ROWS");
+    return e && *e ? std::atoll(e) : 16384;
+}
+
 int prefetch_bytes(int64_t total_rows, int64_t n_cols, bool glu) {
     auto env_kb = [](const char * name, int dflt) {
         const char * e = std::getenv(name);
@@ -671,22 +683,24 @@ int prefetch_bytes(int64_t total_rows, int64_t n_cols, bool glu) {
     const int base = env_kb("GB_CUDA_PF_KB", 0);
     int kb = base;
     if (glu) kb = env_kb("GB_CUDA_PF_GLU_KB", base);
-    else if (total_rows > 16384) kb = env_kb("GB_CUDA_PF_HEAD_KB", 64);
+    else if (total_rows > head_rows()) kb = env_kb("GB_CUDA_PF_HEAD_KB", 64);
     else if (n_cols > 8192) kb = env_kb("GB_CUDA_PF_LONG_KB", base);
     return kb > 0 ? kb * 1024 : 0;
 }
 
 // The head's stream kernel (matvec_stream_kernel): GB_CUDA_HEAD_STREAM=0 turns
-// it off; GB_CUDA_HEAD_AHEAD strides of look-ahead (default 1).
+// it off; GB_CUDA_HEAD_AHEAD strides of look-ahead prefetch in the loop
+// (default 0: the first pair only; H200, 8B head Q6_K: 0 -> 111.7 us, 1 ->
+// 180.1, 2 -> 180.5, the fast kernel 136.0, the fast kernel + prefetch 127.0).
 int head_stream_ahead() {
     const char * e = std::getenv("GB_CUDA_HEAD_STREAM");
     if (e && e[0] == '0') return -1;
     const char * a = std::getenv("GB_CUDA_HEAD_AHEAD");
-    return a && *a ? std::max(0, std::atoi(a)) : 1;
+    return a && *a ? std::max(0, std::atoi(a)) : 0;
 }
 
 // Blocks of kernel k (128 threads) resident on the whole device at once.
-int resident_blocks(const void * k) {
+int resident_blocks(const void * k, int threads = kFastWarps * 32) {
     static std::mutex mu;
     static std::map<std::pair<int, const void *>, int> cache;
     int dev = 0;
@@ -695,7 +709,7 @@ int resident_blocks(const void * k) {
     const auto key = std::make_pair(dev, k);
     if (auto it = cache.find(key); it != cache.end()) return it->second;
     int per_sm = 0, sms = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, kFastWarps * 32, 0) != cudaSuccess ||
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, threads, 0) != cudaSuccess ||
         cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
         return 0;
     return cache[key] = per_sm * sms;
@@ -743,6 +757,92 @@ __global__ void __launch_bounds__(kGluWarps * 32) matvec_glu_kernel(const DevMat
     }
 }
 
+// The finish of one gate/up row o (= token * rows + row) whose value is in y:
+// a release-add on the counter of its q8 block; the warp that brings it to 32
+// reads the block's 32 values back from L2, quantizes them (q8_quant_warp, as
+// matvec_glu_kernel) and resets the counter for the next launch. Warp-uniform.
+__device__ __forceinline__ void glu_q8_finish(const float * y, int64_t o, int * counters, const Q8Act & q) {
+    const int lane = threadIdx.x & 31;
+    int last = 0;
+    if (lane == 0) {
+        ::cuda::atomic_ref<int, ::cuda::thread_scope_device> c(counters[o / 32]);
+        last = c.fetch_add(1, ::cuda::memory_order_acq_rel) == 31;
+    }
+    last = __shfl_sync(0xffffffffu, last, 0);
+    if (!last) return;
+    __threadfence();
+    const float v = __ldcg(y + (o / 32) * 32 + lane);
+    q8_quant_warp(v, o / 32, q);
+    if (lane == 0) counters[o / 32] = 0;
+}
+
+// Gate/up of one type with one row pair per warp task: a grid of one wave of
+// resident blocks whose warps walk rows [warp, +all warps, ...), each row's U
+// passes of units loaded at once (Q4_K 4096 values: the whole row). 14336
+// rows on 2112 resident warps (8B) are 6.8 rounds of tasks, where
+// matvec_glu_kernel's 448 blocks of 32 rows are 1.7 waves. The q8 of y comes
+// from the last row of each 32 to finish (glu_q8_finish, done while the warp's
+// next loads are in flight). Each row's sum runs in matvec_glu_kernel's order
+// (units ascending, same warp reduction), so y and its q8 have its bits.
+template <int TI, int U>
+__global__ void __launch_bounds__(kGluWarps * 32) matvec_glu_stream_kernel(const DevMat gate, const DevMat up, int act,
+                                                                          const int8_t * __restrict__ xq, const float * __restrict__ xd,
+                                                                          const float * __restrict__ xs, const float * __restrict__ xf,
+                                                                          float * __restrict__ y, Q8Act q, int * counters) {
+    using F = Fast<TensorType(TI)>;
+    pdl_trigger();
+    const int lane = threadIdx.x & 31;
+    const int n_rows = int(gate.n_rows);
+    const int stride = int(gridDim.x) * kGluWarps;
+    int row = int(blockIdx.x) * kGluWarps + int(threadIdx.x >> 5);
+    if (blockIdx.y == 0 && row < n_rows) {
+        prefetch_rows<F, 1>(gate, row);
+        prefetch_rows<F, 1>(up, row);
+    }
+    pdl_wait();
+    const XView x = x_of(xq, xd, xs, xf, gate.n_cols, blockIdx.y);
+    const int n_units = F::units(gate.n_cols);
+    int64_t pend = -1;  // the previous row, its q8 finish not yet done
+    for (; row < n_rows; row += stride) {
+        const uint8_t * rg = gate.data + size_t(row) * gate.stride;
+        const uint8_t * ru = up.data + size_t(row) * up.stride;
+        float g = 0.0f, u = 0.0f;
+        for (int base = 0; base < n_units; base += 32 * U) {
+            typename F::W a[U], b[U];
+#pragma unroll
+            for (int k = 0; k < U; ++k) {
+                const int uu = min(base + lane + 32 * k, n_units - 1);  // clamped: loads stay in the row, results dropped
+                a[k] = F::load_w(rg, gate.d_off, uu);
+                b[k] = F::load_w(ru, up.d_off, uu);
+            }
+            if (pend >= 0) {
+                glu_q8_finish(y, pend, counters, q);
+                pend = -1;
+            }
+#pragma unroll
+            for (int k = 0; k < U; ++k) {
+                const int uu = base + lane + 32 * k;
+                if (uu < n_units) {
+                    const typename F::X xv = F::load_x(x, uu);
+                    g += F::dot(a[k], xv, uu);
+                    u += F::dot(b[k], xv, uu);
+                }
+            }
+        }
+        const float gv = warp_sum(g), uv = warp_sum(u);
+        const int64_t o = int64_t(blockIdx.y) * n_rows + row;
+        if (lane == 0) y[o] = glu_act(act, gv) * uv;
+        if (q.q) pend = o;
+    }
+    if (pend >= 0) glu_q8_finish(y, pend, counters, q);
+}
+
+// GB_CUDA_GLU_STREAM=0: matvec_glu_kernel even where counters are given.
+bool glu_stream_on() {
+    const char * e = std::getenv("GB_CUDA_GLU_STREAM");
+    return !(e && e[0] == '0');
+}
+
 Status launch_fast(const MatvecJob * jobs, int n, const Q8Act & xq, const float * xf, int n_tok, cudaStream_t s,
                    const RopeEpilogue * ep = nullptr) {
     FastJobs a{};
@@ -777,7 +877,7 @@ Status launch_fast(const MatvecJob * jobs, int n, const Q8Act & xq, const float 
             default: break;
         }
     }
-    if (n == 1 && !ep && total_rows > 16384 && fast_type(jobs[0].w.type)) {
+    if (n == 1 && !ep && total_rows > head_rows() && fast_type(jobs[0].w.type)) {
         if (const int ahead = head_stream_ahead(); ahead >= 0) {
             auto * ks_ = big ? matvec_stream_kernel<-1, true> : matvec_stream_kernel<-1, false>;
             switch (jobs[0].w.type) {
@@ -988,7 +1088,7 @@ bool matvec_glu_supported(const DevMat & gate, const DevMat & up) {
 }
 
 Status matvec_glu(const DevMat & gate, const DevMat & up, int act, const Q8Act & xq, const float * xf, int n_tok, float * y,
-                  const Q8Act & q_out, cudaStream_t s) {
+                  const Q8Act & q_out, cudaStream_t s, int * counters) {
     if (!matvec_glu_supported(gate, up)) return make_error(ErrorCode::Unsupported, "CUDA matvec_glu: unsupported types or shapes");
     const bool need_q = gate.type != TensorType::F16 || up.type != TensorType::F16;
     const bool need_f = gate.type == TensorType::F16 || up.type == TensorType::F16;
@@ -1001,6 +1101,24 @@ Status matvec_glu(const DevMat & gate, const DevMat & up, int act, const Q8Act &
     // (Q4_K keeps the 16-byte unit here: the matvec's 32-byte unit needs 159
     // registers with 8 rows in flight, one block per SM, and measured 21% slower
     // on the 8B gate/up: 33.5 vs 26.4 us, H200, h4/cudadec.)
+    if (counters && gate.type == up.type && glu_stream_on()) {
+        auto * ks = matvec_glu_stream_kernel<int(TensorType::Q4_K), 4>;
+        const bool wide = gate.n_cols / 256 * 8 > 64;  // Q4_K units a row: > 2 passes of 32 lanes, else U = 2
+        switch (gate.type) {
+            case TensorType::Q4_K: ks = wide ? matvec_glu_stream_kernel<int(TensorType::Q4_K), 4> : matvec_glu_stream_kernel<int(TensorType::Q4_K), 2>; break;
+            case TensorType::Q6_K: ks = matvec_glu_stream_kernel<int(TensorType::Q6_K), 2>; break;
+            case TensorType::Q8_0: ks = matvec_glu_stream_kernel<int(TensorType::Q8_0), 2>; break;
+            case TensorType::F16:  ks = matvec_glu_stream_kernel<int(TensorType::F16), 4>; break;
+            default: ks = nullptr; break;
+        }
+        const int res = ks ? resident_blocks(reinterpret_cast<const void *>(ks), kGluWarps * 32) : 0;
+        if (res > 0) {
+            const int need = int((gate.n_rows + kGluWarps - 1) / kGluWarps);
+            GB_CU(launch_pdl(ks, dim3(unsigned(std::min(need, res)), n_tok), dim3(kGluWarps * 32), 0, s, gate, up, act, xq.q, xq.d,
+                             xq.s, xf, y, q_out, counters));
+            return {};
+        }
+    }
     auto * k = matvec_glu_kernel<-1>;
     if (gate.type == up.type) {
         switch (gate.type) {

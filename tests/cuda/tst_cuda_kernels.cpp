@@ -112,7 +112,8 @@ class TstCudaKernels : public QObject {
             QTest::newRow(qPrintable(QString("%1 matvec x2 long rows ks2").arg(type_name(t)))) << int(t) << 2 << false << true << QString("ks2");
             QTest::newRow(qPrintable(QString("%1 matvec x1 long rows ks4").arg(type_name(t)))) << int(t) << 1 << false << true << QString("ks4");
             QTest::newRow(qPrintable(QString("%1 matvec x3 ks4").arg(type_name(t)))) << int(t) << 3 << false << false << QString("ks4");
-            // > 16384 rows: the output head's stream kernel (one wave of blocks walking the rows)
+            // the output head's stream kernel (one wave of blocks walking the rows; 5003
+            // rows, more than one round, taken as a head with GB_CUDA_HEAD_ROWS=1000)
             QTest::newRow(qPrintable(QString("%1 matvec x1 stream").arg(type_name(t)))) << int(t) << 1 << false << false << QString("stream");
             QTest::newRow(qPrintable(QString("%1 matvec x2 long rows stream").arg(type_name(t)))) << int(t) << 2 << false << true << QString("stream");
         }
@@ -128,7 +129,9 @@ class TstCudaKernels : public QObject {
         const TensorType t = TensorType(type);
         // odd rows: tile and row-group edges; 301 > 256-row slabs
         const int64_t n_cols = long_rows ? 4352 : (gemm_mode == "k800" ? 800 : 768);
-        const int64_t n_rows = gemm ? 301 : (gemm_mode == "stream" ? 20011 : 67);
+        const int64_t n_rows = gemm ? 301 : (gemm_mode == "stream" ? 5003 : 67);
+        if (gemm_mode == "stream") qputenv("GB_CUDA_HEAD_ROWS", "1000");
+        auto reset_head = qScopeGuard([] { qunsetenv("GB_CUDA_HEAD_ROWS"); });
         const bool want_cublas = gemm_mode.startsWith("cublas"), with_bias = gemm_mode.endsWith("bias");
         if (gemm_mode == "64" || gemm_mode == "128" || gemm_mode == "slab") qputenv("GB_CUDA_GEMM", gemm_mode.toUtf8());
         else if (want_cublas) qputenv("GB_CUDA_GEMM", "cublas");
@@ -205,19 +208,29 @@ class TstCudaKernels : public QObject {
         QTest::addColumn<int>("tu");
         QTest::addColumn<int>("kind");
         QTest::addColumn<int>("n_tok");
-        QTest::newRow("Q4_K silu x1") << int(TensorType::Q4_K) << int(TensorType::Q4_K) << 0 << 1;
-        QTest::newRow("Q6_K/Q4_K gelu x3") << int(TensorType::Q6_K) << int(TensorType::Q4_K) << 1 << 3;
-        QTest::newRow("Q8_0 silu x2") << int(TensorType::Q8_0) << int(TensorType::Q8_0) << 0 << 2;
-        QTest::newRow("F16 gelu x1") << int(TensorType::F16) << int(TensorType::F16) << 1 << 1;
-        QTest::newRow("Q4_K silu x2, 4096 cols") << int(TensorType::Q4_K) << int(TensorType::Q4_K) << 0 << 1002;
+        QTest::addColumn<int>("n_cols");
+        QTest::addColumn<int>("n_rows");
+        const int q4 = int(TensorType::Q4_K), q6 = int(TensorType::Q6_K), q8 = int(TensorType::Q8_0), f16 = int(TensorType::F16);
+        QTest::newRow("Q4_K silu x1") << q4 << q4 << 0 << 1 << 768 << 96;
+        QTest::newRow("Q6_K/Q4_K gelu x3") << q6 << q4 << 1 << 3 << 768 << 96;
+        QTest::newRow("Q8_0 silu x2") << q8 << q8 << 0 << 2 << 768 << 96;
+        QTest::newRow("F16 gelu x1") << f16 << f16 << 1 << 1 << 768 << 96;
+        QTest::newRow("Q4_K silu x2, 4096 cols") << q4 << q4 << 0 << 2 << 4096 << 96;
+        // more rows than the row-task kernel has resident warps: each warp takes several rows
+        QTest::newRow("Q4_K silu x2, 4096 cols, 8192 rows") << q4 << q4 << 0 << 2 << 4096 << 8192;
+        QTest::newRow("Q6_K gelu x1, 1024 cols, 8192 rows") << q6 << q6 << 1 << 1 << 1024 << 8192;
+        QTest::newRow("Q8_0 silu x3, 512 cols, 6144 rows") << q8 << q8 << 0 << 3 << 512 << 6144;
+        QTest::newRow("F16 silu x1, 2048 cols, 4096 rows") << f16 << f16 << 0 << 1 << 2048 << 4096;
     }
+    // (gate and up of one type: the row-task kernel, whose y and q8 must also
+    // have the bits of the 32-row kernel, GB_CUDA_GLU_STREAM=0)
     void glu() {
         QFETCH(int, tg);
         QFETCH(int, tu);
         QFETCH(int, kind);
         QFETCH(int, n_tok);
-        const int64_t n_cols = n_tok > 1000 ? 4096 : 768, n_rows = 96;  // n_tok + 1000: long rows
-        if (n_tok > 1000) n_tok -= 1000;
+        QFETCH(int, n_cols);
+        QFETCH(int, n_rows);
         std::vector<uint8_t> bg, bu;
         std::vector<float> wg, wu;
         random_weight(TensorType(tg), n_cols, n_rows, &bg, &wg);
@@ -242,6 +255,17 @@ class TstCudaKernels : public QObject {
         qInfo("glu %s/%s: relative error %.3g, q8 %.3g", type_name(TensorType(tg)), type_name(TensorType(tu)), err, qerr);
         QVERIFY2(err < (f ? 1e-5 : 3e-2), qPrintable(QString("relative error %1").arg(err)));
         QVERIFY2(qerr < (f ? 2e-2 : 4e-2), qPrintable(QString("q8 relative error %1").arg(qerr)));
+        if (tg == tu) {
+            qputenv("GB_CUDA_GLU_STREAM", "0");
+            std::vector<float> q8_blocks;
+            auto y_blocks = ct::glu(TensorType(tg), bg, TensorType(tu), bu, n_cols, n_rows, x, n_tok, kind, &q8_blocks);
+            qunsetenv("GB_CUDA_GLU_STREAM");
+            QVERIFY(y_blocks.ok());
+            QCOMPARE(y_blocks->size(), y->size());
+            QVERIFY(std::memcmp(y_blocks->data(), y->data(), y->size() * sizeof(float)) == 0);
+            QCOMPARE(q8_blocks.size(), q8.size());
+            QVERIFY(std::memcmp(q8_blocks.data(), q8.data(), q8.size() * sizeof(float)) == 0);
+        }
     }
 
     void embed_data() {
@@ -487,9 +511,9 @@ class TstCudaKernels : public QObject {
             // 1003: not a multiple of the 8 rows a block
             for (int nc : {768, 4352}) QTest::newRow(qPrintable(QString("%1 k%2").arg(type_name(t)).arg(nc))) << int(t) << nc << 1003;
         }
-        // > 16384 rows: the one-token kernel is the head's stream kernel
-        for (TensorType t : {TensorType::Q8_0, TensorType::Q6_K, TensorType::Q4_K}) {
-            QTest::newRow(qPrintable(QString("%1 k4352 stream").arg(type_name(t)))) << int(t) << 4352 << 20011;
+        // the one-token kernel is the head's stream kernel (GB_CUDA_HEAD_ROWS=1000, 5003 rows)
+        for (TensorType t : {TensorType::Q8_0, TensorType::Q6_K, TensorType::Q4_K, TensorType::F16}) {
+            QTest::newRow(qPrintable(QString("%1 k4352 stream").arg(type_name(t)))) << int(t) << 4352 << 5003;
         }
     }
     void headMulti() {
@@ -500,7 +524,11 @@ class TstCudaKernels : public QObject {
         std::vector<uint8_t> bytes;
         std::vector<float> w;
         random_weight(t, n_cols, n_rows, &bytes, &w);
+        const bool stream = n_rows > 1003;
+        if (stream) qputenv("GB_CUDA_HEAD_ROWS", "1000");
+        auto reset_head = qScopeGuard([] { qunsetenv("GB_CUDA_HEAD_ROWS"); });
         for (int n_tok : {2, 3, 5, 8, 11, 16, 23, 33}) {
+            if (stream && n_tok != 3 && n_tok != 8) continue;
             const std::vector<float> x = randn(size_t(n_tok) * size_t(n_cols));
             auto y = ct::linear_multi(t, bytes, n_cols, n_rows, x, n_tok);
             QVERIFY2(y.ok(), y.ok() ? "" : y.error().to_string().c_str());
