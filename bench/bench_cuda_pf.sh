@@ -6,7 +6,8 @@
 # usage: bench/bench_cuda_pf.sh WORKDIR   (WORKDIR/bin: glassbox-cli, glassbox-cli-main,
 #        tst_cuda_*, bench_cuda_kernels; WORKDIR/lib.tgz). env: GB_DEADLINE (s), GB_VARIANTS
 #        (extra "tag:ENV=V,ENV=V" decode runs, after new/main; GB_VARIANTS_B after the
-#        second new/main), GB_KVARIANTS (kernel-timing runs, same form), GB_CHECKS=0 skips the checks.
+#        second new/main), GB_KVARIANTS (kernel-timing runs, same form), GB_CHECKS=0 skips the checks,
+#        GB_CHECK_ENV=ENV=V,... reruns tst_cuda_spec and tst_cuda_model logits under it.
 set -u
 . "$(dirname "$0")/cuda_kit.sh"
 FINAL_OUT=${OUT:-/tmp/gb_final}; OUT=/tmp/gb_out; mkdir -p "$FINAL_OUT"
@@ -31,6 +32,13 @@ if [ "${GB_CHECKS:-1}" = 1 ]; then
   timeout 120 "$BIN/tst_cuda_model" logits "partial:tiny-llama Q4_K_M" > "$OUT/tst_cuda_model.log" 2>&1
   log "tst_cuda_model rows rc=$? $(grep -E '^Totals' "$OUT/tst_cuda_model.log")"
   grep -E "^FAIL" -A3 "$OUT/tst_cuda_model.log" | cut -c1-200 | head -12
+  if [ -n "${GB_CHECK_ENV:-}" ]; then  # the spec and model checks again under an opt-in path (ENV=V,ENV=V)
+    env $(echo "$GB_CHECK_ENV" | tr ',' ' ') timeout 60 "$BIN/tst_cuda_spec" > "$OUT/tst_cuda_spec_env.log" 2>&1
+    log "tst_cuda_spec ($GB_CHECK_ENV) rc=$? $(grep -E '^Totals' "$OUT/tst_cuda_spec_env.log")"
+    env $(echo "$GB_CHECK_ENV" | tr ',' ' ') timeout 90 "$BIN/tst_cuda_model" logits > "$OUT/tst_cuda_model_env.log" 2>&1
+    log "tst_cuda_model logits ($GB_CHECK_ENV) rc=$? $(grep -E '^Totals' "$OUT/tst_cuda_model_env.log")"
+    grep -E "^FAIL" -A3 "$OUT/tst_cuda_spec_env.log" "$OUT/tst_cuda_model_env.log" | cut -c1-200 | head -12
+  fi
 fi
 # kernel timings: GB_KVARIANTS = "tag:ENV=V,ENV=V ..." (default: this build's defaults only)
 for v in ${GB_KVARIANTS:-default:X=1}; do

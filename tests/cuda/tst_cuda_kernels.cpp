@@ -112,8 +112,9 @@ class TstCudaKernels : public QObject {
             QTest::newRow(qPrintable(QString("%1 matvec x2 long rows ks2").arg(type_name(t)))) << int(t) << 2 << false << true << QString("ks2");
             QTest::newRow(qPrintable(QString("%1 matvec x1 long rows ks4").arg(type_name(t)))) << int(t) << 1 << false << true << QString("ks4");
             QTest::newRow(qPrintable(QString("%1 matvec x3 ks4").arg(type_name(t)))) << int(t) << 3 << false << false << QString("ks4");
-            // the output head's stream kernel (one wave of blocks walking the rows; 5003
-            // rows, more than one round, taken as a head with GB_CUDA_HEAD_ROWS=1000)
+            // the output head's stream kernel (one wave of blocks walking the rows), on
+            // 1503 rows taken as a head (GB_CUDA_HEAD_ROWS=1000) and a grid of 5 blocks
+            // (GB_CUDA_HEAD_GRID): each warp walks many row pairs
             QTest::newRow(qPrintable(QString("%1 matvec x1 stream").arg(type_name(t)))) << int(t) << 1 << false << false << QString("stream");
             QTest::newRow(qPrintable(QString("%1 matvec x2 long rows stream").arg(type_name(t)))) << int(t) << 2 << false << true << QString("stream");
         }
@@ -129,9 +130,12 @@ class TstCudaKernels : public QObject {
         const TensorType t = TensorType(type);
         // odd rows: tile and row-group edges; 301 > 256-row slabs
         const int64_t n_cols = long_rows ? 4352 : (gemm_mode == "k800" ? 800 : 768);
-        const int64_t n_rows = gemm ? 301 : (gemm_mode == "stream" ? 5003 : 67);
-        if (gemm_mode == "stream") qputenv("GB_CUDA_HEAD_ROWS", "1000");
-        auto reset_head = qScopeGuard([] { qunsetenv("GB_CUDA_HEAD_ROWS"); });
+        const int64_t n_rows = gemm ? 301 : (gemm_mode == "stream" ? 1503 : 67);
+        if (gemm_mode == "stream") {
+            qputenv("GB_CUDA_HEAD_ROWS", "1000");
+            qputenv("GB_CUDA_HEAD_GRID", "5");
+        }
+        auto reset_head = qScopeGuard([] { qunsetenv("GB_CUDA_HEAD_ROWS"); qunsetenv("GB_CUDA_HEAD_GRID"); });
         const bool want_cublas = gemm_mode.startsWith("cublas"), with_bias = gemm_mode.endsWith("bias");
         if (gemm_mode == "64" || gemm_mode == "128" || gemm_mode == "slab") qputenv("GB_CUDA_GEMM", gemm_mode.toUtf8());
         else if (want_cublas) qputenv("GB_CUDA_GEMM", "cublas");
@@ -216,14 +220,15 @@ class TstCudaKernels : public QObject {
         QTest::newRow("Q8_0 silu x2") << q8 << q8 << 0 << 2 << 768 << 96;
         QTest::newRow("F16 gelu x1") << f16 << f16 << 1 << 1 << 768 << 96;
         QTest::newRow("Q4_K silu x2, 4096 cols") << q4 << q4 << 0 << 2 << 4096 << 96;
-        // more rows than the row-task kernel has resident warps: each warp takes several rows
-        QTest::newRow("Q4_K silu x2, 4096 cols, 8192 rows") << q4 << q4 << 0 << 2 << 4096 << 8192;
-        QTest::newRow("Q6_K gelu x1, 1024 cols, 8192 rows") << q6 << q6 << 1 << 1 << 1024 << 8192;
-        QTest::newRow("Q8_0 silu x3, 512 cols, 6144 rows") << q8 << q8 << 0 << 3 << 512 << 6144;
-        QTest::newRow("F16 silu x1, 2048 cols, 4096 rows") << f16 << f16 << 0 << 1 << 2048 << 4096;
+        // >= 1024 rows: the row-task kernel on a grid of 7 blocks (GB_CUDA_GLU_GRID), so
+        // each warp takes many rows and finishes q8 blocks others started
+        QTest::newRow("Q4_K silu x2, 4096 cols, 1024 rows") << q4 << q4 << 0 << 2 << 4096 << 1024;
+        QTest::newRow("Q6_K gelu x1, 1024 cols, 1024 rows") << q6 << q6 << 1 << 1 << 1024 << 1024;
+        QTest::newRow("Q8_0 silu x3, 512 cols, 1024 rows") << q8 << q8 << 0 << 3 << 512 << 1024;
+        QTest::newRow("F16 silu x1, 2048 cols, 1024 rows") << f16 << f16 << 0 << 1 << 2048 << 1024;
     }
-    // (gate and up of one type: the row-task kernel, whose y and q8 must also
-    // have the bits of the 32-row kernel, GB_CUDA_GLU_STREAM=0)
+    // (gate and up of one type: the row-task kernel, GB_CUDA_GLU_STREAM=1, whose
+    // y and q8 must also have the bits of the 32-row kernel)
     void glu() {
         QFETCH(int, tg);
         QFETCH(int, tu);
@@ -237,7 +242,11 @@ class TstCudaKernels : public QObject {
         random_weight(TensorType(tu), n_cols, n_rows, &bu, &wu);
         const std::vector<float> x = randn(size_t(n_tok * n_cols), 0.0f, 0.1f);
         std::vector<float> q8;
+        if (tg == tu) qputenv("GB_CUDA_GLU_STREAM", "1");  // the row-task kernel, compared below with the 32-row one
+        if (n_rows >= 1024) qputenv("GB_CUDA_GLU_GRID", "7");
         auto y = ct::glu(TensorType(tg), bg, TensorType(tu), bu, n_cols, n_rows, x, n_tok, kind, &q8);
+        qunsetenv("GB_CUDA_GLU_STREAM");
+        qunsetenv("GB_CUDA_GLU_GRID");
         QVERIFY2(y.ok(), y.ok() ? "" : y.error().to_string().c_str());
         std::vector<double> ref(size_t(n_tok * n_rows));
         for (int tk = 0; tk < n_tok; ++tk)
@@ -511,9 +520,10 @@ class TstCudaKernels : public QObject {
             // 1003: not a multiple of the 8 rows a block
             for (int nc : {768, 4352}) QTest::newRow(qPrintable(QString("%1 k%2").arg(type_name(t)).arg(nc))) << int(t) << nc << 1003;
         }
-        // the one-token kernel is the head's stream kernel (GB_CUDA_HEAD_ROWS=1000, 5003 rows)
+        // the one-token kernel is the head's stream kernel (1503 rows; GB_CUDA_HEAD_ROWS=1000,
+        // GB_CUDA_HEAD_GRID=5: each warp walks many row pairs)
         for (TensorType t : {TensorType::Q8_0, TensorType::Q6_K, TensorType::Q4_K, TensorType::F16}) {
-            QTest::newRow(qPrintable(QString("%1 k4352 stream").arg(type_name(t)))) << int(t) << 4352 << 5003;
+            QTest::newRow(qPrintable(QString("%1 k4352 stream").arg(type_name(t)))) << int(t) << 4352 << 1503;
         }
     }
     void headMulti() {
@@ -525,8 +535,11 @@ class TstCudaKernels : public QObject {
         std::vector<float> w;
         random_weight(t, n_cols, n_rows, &bytes, &w);
         const bool stream = n_rows > 1003;
-        if (stream) qputenv("GB_CUDA_HEAD_ROWS", "1000");
-        auto reset_head = qScopeGuard([] { qunsetenv("GB_CUDA_HEAD_ROWS"); });
+        if (stream) {
+            qputenv("GB_CUDA_HEAD_ROWS", "1000");
+            qputenv("GB_CUDA_HEAD_GRID", "5");
+        }
+        auto reset_head = qScopeGuard([] { qunsetenv("GB_CUDA_HEAD_ROWS"); qunsetenv("GB_CUDA_HEAD_GRID"); });
         for (int n_tok : {2, 3, 5, 8, 11, 16, 23, 33}) {
             if (stream && n_tok != 3 && n_tok != 8) continue;
             const std::vector<float> x = randn(size_t(n_tok) * size_t(n_cols));
