@@ -236,7 +236,6 @@ class CudaContextImpl final : public Context {
     int * m_pos_d = nullptr;
     int * m_argmax_d = nullptr;
     int * m_attn_counters = nullptr;  // [kMatvecMaxTok * n_head], see AttnArgs::counters
-    int * m_glu_counters = nullptr;   // [kMatvecMaxTok * F / 32], see matvec_glu
     int * m_tokens_h = nullptr;  // pinned
     int * m_pos_h = nullptr;     // pinned
 
@@ -365,8 +364,6 @@ Status CudaContextImpl::init() {
     GB_ASSIGN(m_argmax_d, alloc<int>(1));
     GB_ASSIGN(m_attn_counters, alloc<int>(size_t(kMatvecMaxTok) * size_t(d.n_head)));
     GB_CU(cudaMemset(m_attn_counters, 0, size_t(kMatvecMaxTok) * size_t(d.n_head) * sizeof(int)));
-    GB_ASSIGN(m_glu_counters, alloc<int>(size_t(kMatvecMaxTok) * size_t(d.F) / 32 + 1));
-    GB_CU(cudaMemset(m_glu_counters, 0, (size_t(kMatvecMaxTok) * size_t(d.F) / 32 + 1) * sizeof(int)));
     GB_CU(cudaMallocHost(&m_tokens_h, nb * sizeof(int)));
     GB_CU(cudaMallocHost(&m_pos_h, sizeof(int)));
     GB_ASSIGN(m_tree_pos_d, alloc<int>(nb));
@@ -442,7 +439,7 @@ Status CudaContextImpl::enqueue_forward(int32_t n, int32_t n_out) {
         if (mv && m_fuse_glu && matvec_glu_supported(l.gate, l.up)) {
             // gate/up + activation + q8 in one kernel; its q8 goes to a second
             // buffer (the kernel still reads the first).
-            GB_TRY_STATUS(matvec_glu(l.gate, l.up, m_flags.act, q8, m_xn, n, m_gate, m_q8b, s, m_glu_counters));
+            GB_TRY_STATUS(matvec_glu(l.gate, l.up, m_flags.act, q8, m_xn, n, m_gate, m_q8b, s));
             const MatvecJob dn{l.down, m_proj, nullptr};
             GB_TRY_STATUS(linear(&dn, 1, m_gate, m_q8b, n));
         } else {

@@ -42,12 +42,10 @@ Status matvec_qkv_rope(const MatvecJob * qkv, const RopeEpilogue & ep, const Q8A
                        cudaStream_t s);
 // y [n_tok, rows] = act(gate x) * (up x), and its q8 form in q_out when set
 // (act: 0 SiLU, 1 GELU-tanh). Supported for Q4_K/Q6_K/Q8_0/F16 weights with
-// rows % 32 == 0 (matvec_glu_supported). counters: n_tok * rows / 32 ints,
-// zero before the first call (each launch leaves them zero): gate and up of one
-// type then take the row-task kernel (q8 blocks finished by counters; same bits).
+// rows % 32 == 0 (matvec_glu_supported).
 bool matvec_glu_supported(const DevMat & gate, const DevMat & up);
 Status matvec_glu(const DevMat & gate, const DevMat & up, int act, const Q8Act & xq, const float * xf, int n_tok, float * y,
-                  const Q8Act & q_out, cudaStream_t s, int * counters = nullptr);
+                  const Q8Act & q_out, cudaStream_t s);
 
 // ---- gemm.cu: prefill-path Y = X W^T on tensor cores (f16 in, f32 out) ------
 struct GemmScratch {

@@ -545,13 +545,14 @@ __global__ void __launch_bounds__(kFastWarps * 32) matvec_fast_kernel(const Fast
     }
 }
 
-// The output head (one job of > 16384 rows; launch_fast): a grid of one wave
-// of resident blocks whose warps walk the row pairs with a stride of all the
-// grid's warps. Before computing a pair, lane 0 bulk-prefetches into L2 the
-// pair the warp takes `ahead` strides later, so the DRAM stream runs ahead of
-// the warps instead of waiting for block launches (16032 blocks of 8 rows on
-// the 8B head). Each pair's sum is matvec_fast_kernel's (same units, passes
-// and reduction), so the rows have its bits.
+// The output head (one job of > head_rows() rows; launch_fast): a grid of one
+// wave of resident blocks whose warps walk the row pairs with a stride of all
+// the grid's warps, instead of 16032 blocks of 8 rows (8B head) that each
+// load one pass and exit. Before pdl_wait lane 0 bulk-prefetches the warp's
+// first pair into L2; `ahead` > 0 also prefetches, before each pair, the pair
+// `ahead` strides later (measured slower, see head_stream_ahead). Each pair's
+// sum is matvec_fast_kernel's (same units, passes and reduction), so the rows
+// have its bits (and matvec_multi's).
 template <int TI, bool BIG>
 __global__ void __launch_bounds__(kFastWarps * 32) matvec_stream_kernel(const FastJobs jobs, const int8_t * __restrict__ xq,
                                                                        const float * __restrict__ xd, const float * __restrict__ xs,
@@ -563,6 +564,7 @@ __global__ void __launch_bounds__(kFastWarps * 32) matvec_stream_kernel(const Fa
     const int stride = int(gridDim.x) * kFastWarps;
     int p = int(blockIdx.x) * kFastWarps + (threadIdx.x >> 5);
     const size_t pair_bytes = size_t(kFastRows) * w.stride;
+    // (prefetch_warp with pf > 0 does not use its unit type)
     if (blockIdx.y == 0) {  // weights only: before pdl_wait
         for (int k = 0; k <= ahead; ++k) {
             if (p + k * stride < n_pairs) prefetch_warp<Fast<TensorType::Q8_0>, kFastRows>(w, (p + k * stride) * kFastRows, int(pair_bytes));
@@ -656,16 +658,6 @@ int mv_ksplit(int64_t n_cols, int64_t total_rows) {
     return n_cols >= 4096 && n_cols <= 6144 && total_rows >= min_rows ? 2 : 1;
 }
 
-// Bytes of its rows each warp of a fast matvec / gate-up launch prefetches
-// into L2 before pdl_wait (prefetch_warp; read at each launch: decode steps
-// replay a graph). GB_CUDA_PF_KB: KiB a warp, 0 = the first pass only.
-// Measured on an H200 (h6/cudadec call 1, whole rows): the output head 136.3
-// -> 127.2 us, but the gate/up 26.6 -> 32.4 us and ffn_down Q6_K 16.6 -> 19.7
-// (tens of MB of prefetches in flight at once), so by default only launches of
-// > head_rows() rows (the head; GB_CUDA_PF_HEAD_KB, default 64) prefetch this way.
-// Per class: GB_CUDA_PF_HEAD_KB (> 16384 rows), GB_CUDA_PF_GLU_KB (gate/up),
-// GB_CUDA_PF_LONG_KB (rows of > 8192 values: ffn_down), GB_CUDA_PF_KB (the
-// others, and the default of the glu and long classes).
 // Launches of more rows than this are "the head" (GB_CUDA_HEAD_ROWS, default
 // 16384; tests lower it to reach the head's kernel with small matrices).
 int64_t head_rows() {
@@ -673,6 +665,17 @@ int64_t head_rows() {
     return e && *e ? std::atoll(e) : 16384;
 }
 
+// Bytes of its rows each warp of a fast matvec / gate-up launch prefetches
+// into L2 before pdl_wait (prefetch_warp; read at each launch: decode steps
+// replay a graph); 0 = the first pass only, one line per lane (as before).
+// KiB a warp per class: GB_CUDA_PF_HEAD_KB (> head_rows() rows, default 64;
+// only where the stream kernel is off), GB_CUDA_PF_GLU_KB (gate/up),
+// GB_CUDA_PF_LONG_KB (rows of > 8192 values: ffn_down), GB_CUDA_PF_KB (the
+// others, and the default of the glu and long classes; default 0). Measured on
+// an H200 (h6/cudadec, bench_cuda_kernels, whole rows): the output head 136.3
+// -> 127.2 us, but the gate/up 26.6 -> 32.4 and ffn_down Q6_K 16.6 -> 19.7
+// (tens of MB of prefetches in flight at once; 2-4 KiB a warp: gate/up 27.7 /
+// 29.3 us), and 8B tg128 lost with every class on but the head.
 int prefetch_bytes(int64_t total_rows, int64_t n_cols, bool glu) {
     auto env_kb = [](const char * name, int dflt) {
         const char * e = std::getenv(name);
@@ -697,7 +700,7 @@ int head_stream_ahead() {
     return a && *a ? std::max(0, std::atoi(a)) : 0;
 }
 
-// Blocks of kernel k (128 threads) resident on the whole device at once.
+// Blocks of kernel k (of `threads` threads) resident on the whole device at once.
 int resident_blocks(const void * k, int threads = kFastWarps * 32) {
     static std::mutex mu;
     static std::map<std::pair<int, const void *>, int> cache;
@@ -755,107 +758,10 @@ __global__ void __launch_bounds__(kGluWarps * 32) matvec_glu_kernel(const DevMat
     }
 }
 
-// The finish of one gate/up row o (= token * rows + row) whose value lane 0
-// stored to y: glu_q8_arrive (lane 0: fence, then an add on the counter of
-// o's q8 block; called once the warp's next loads are issued, so the fence
-// waits with them) and, after the warp's dot products, glu_q8_finish: the warp
-// whose add brought the counter to 32 reads the block's 32 values back from
-// L2, quantizes them (q8_quant_warp, as matvec_glu_kernel) and resets the
-// counter for the next launch. Warp-uniform.
-__device__ __forceinline__ int glu_q8_arrive(int64_t o, int * counters) {
-    int ticket = 0;
-    if ((threadIdx.x & 31) == 0) {
-        __threadfence();
-        ticket = atomicAdd(counters + o / 32, 1);
-    }
-    return ticket;
-}
-__device__ __forceinline__ void glu_q8_finish(const float * y, int64_t o, int ticket, int * counters, const Q8Act & q) {
-    const int lane = threadIdx.x & 31;
-    if (__shfl_sync(0xffffffffu, ticket, 0) != 31) return;
-    __threadfence();
-    const float v = __ldcg(y + (o / 32) * 32 + lane);
-    q8_quant_warp(v, o / 32, q);
-    if (lane == 0) counters[o / 32] = 0;
-}
-
-// Gate/up of one type with one row pair per warp task: a grid of one wave of
-// resident blocks whose warps walk rows [warp, +all warps, ...), each row's U
-// passes of units loaded at once (Q4_K 4096 values: the whole row). 14336
-// rows on 2112 resident warps (8B) are 6.8 rounds of tasks, where
-// matvec_glu_kernel's 448 blocks of 32 rows are 1.7 waves. The q8 of y comes
-// from the last row of each 32 to finish (glu_q8_finish, done while the warp's
-// next loads are in flight). Each row's sum runs in matvec_glu_kernel's order
-// (units ascending, same warp reduction), so y and its q8 have its bits.
-template <int TI, int U>
-__global__ void __launch_bounds__(kGluWarps * 32) matvec_glu_stream_kernel(const DevMat gate, const DevMat up, int act,
-                                                                          const int8_t * __restrict__ xq, const float * __restrict__ xd,
-                                                                          const float * __restrict__ xs, const float * __restrict__ xf,
-                                                                          float * __restrict__ y, Q8Act q, int * counters) {
-    using F = Fast<TensorType(TI)>;
-    pdl_trigger();
-    const int lane = threadIdx.x & 31;
-    const int n_rows = int(gate.n_rows);
-    const int stride = int(gridDim.x) * kGluWarps;
-    int row = int(blockIdx.x) * kGluWarps + int(threadIdx.x >> 5);
-    if (blockIdx.y == 0 && row < n_rows) {
-        prefetch_rows<F, 1>(gate, row);
-        prefetch_rows<F, 1>(up, row);
-    }
-    pdl_wait();
-    const XView x = x_of(xq, xd, xs, xf, gate.n_cols, blockIdx.y);
-    const int n_units = F::units(gate.n_cols);
-    int64_t pend = -1;  // the previous row, its q8 finish not yet done
-    for (; row < n_rows; row += stride) {
-        const uint8_t * rg = gate.data + size_t(row) * gate.stride;
-        const uint8_t * ru = up.data + size_t(row) * up.stride;
-        float g = 0.0f, u = 0.0f;
-        for (int base = 0; base < n_units; base += 32 * U) {
-            typename F::W a[U], b[U];
-#pragma unroll
-            for (int k = 0; k < U; ++k) {
-                const int uu = min(base + lane + 32 * k, n_units - 1);  // clamped: loads stay in the row, results dropped
-                a[k] = F::load_w(rg, gate.d_off, uu);
-                b[k] = F::load_w(ru, up.d_off, uu);
-            }
-            const int64_t fin = pend;  // the previous row: arrive now, finish after the dots
-            int ticket = 0;
-            if (fin >= 0) {
-                ticket = glu_q8_arrive(fin, counters);
-                pend = -1;
-            }
-#pragma unroll
-            for (int k = 0; k < U; ++k) {
-                const int uu = base + lane + 32 * k;
-                if (uu < n_units) {
-                    const typename F::X xv = F::load_x(x, uu);
-                    g += F::dot(a[k], xv, uu);
-                    u += F::dot(b[k], xv, uu);
-                }
-            }
-            if (fin >= 0) glu_q8_finish(y, fin, ticket, counters, q);
-        }
-        const float gv = warp_sum(g), uv = warp_sum(u);
-        const int64_t o = int64_t(blockIdx.y) * n_rows + row;
-        if (lane == 0) y[o] = glu_act(act, gv) * uv;
-        if (q.q) pend = o;
-    }
-    if (pend >= 0) glu_q8_finish(y, pend, glu_q8_arrive(pend, counters), counters, q);
-}
-
-// GB_CUDA_GLU_STREAM=1: the row-task kernel where counters are given (off by
-// default: with the counter add waited on before the next dots it measured
-// 38.3 vs 26.6 us on the 8B gate/up, H200, h6/cudadec call 3).
-bool glu_stream_on() {
-    const char * e = std::getenv("GB_CUDA_GLU_STREAM");
-    return e && e[0] == '1';
-}
-
 Status launch_fast(const MatvecJob * jobs, int n, const Q8Act & xq, const float * xf, int n_tok, cudaStream_t s,
                    const RopeEpilogue * ep = nullptr) {
     FastJobs a{};
     if (ep) { a.rope = 1; a.ep = *ep; }
-
     int64_t total_rows = 0;
     for (int i = 0; i < n; ++i) total_rows += jobs[i].w.n_rows;
     a.pf = prefetch_bytes(total_rows, jobs[0].w.n_cols, false);
@@ -887,19 +793,19 @@ Status launch_fast(const MatvecJob * jobs, int n, const Q8Act & xq, const float 
     }
     if (n == 1 && !ep && total_rows > head_rows() && fast_type(jobs[0].w.type)) {
         if (const int ahead = head_stream_ahead(); ahead >= 0) {
-            auto * ks_ = big ? matvec_stream_kernel<-1, true> : matvec_stream_kernel<-1, false>;
+            auto * sk = big ? matvec_stream_kernel<-1, true> : matvec_stream_kernel<-1, false>;
             switch (jobs[0].w.type) {
-                case TensorType::Q4_K: ks_ = big ? matvec_stream_kernel<int(TensorType::Q4_K), true> : matvec_stream_kernel<int(TensorType::Q4_K), false>; break;
-                case TensorType::Q6_K: ks_ = big ? matvec_stream_kernel<int(TensorType::Q6_K), true> : matvec_stream_kernel<int(TensorType::Q6_K), false>; break;
-                case TensorType::Q8_0: ks_ = big ? matvec_stream_kernel<int(TensorType::Q8_0), true> : matvec_stream_kernel<int(TensorType::Q8_0), false>; break;
-                case TensorType::F16:  ks_ = big ? matvec_stream_kernel<int(TensorType::F16), true> : matvec_stream_kernel<int(TensorType::F16), false>; break;
+                case TensorType::Q4_K: sk = big ? matvec_stream_kernel<int(TensorType::Q4_K), true> : matvec_stream_kernel<int(TensorType::Q4_K), false>; break;
+                case TensorType::Q6_K: sk = big ? matvec_stream_kernel<int(TensorType::Q6_K), true> : matvec_stream_kernel<int(TensorType::Q6_K), false>; break;
+                case TensorType::Q8_0: sk = big ? matvec_stream_kernel<int(TensorType::Q8_0), true> : matvec_stream_kernel<int(TensorType::Q8_0), false>; break;
+                case TensorType::F16:  sk = big ? matvec_stream_kernel<int(TensorType::F16), true> : matvec_stream_kernel<int(TensorType::F16), false>; break;
                 default: break;
             }
-            const int res = resident_blocks(reinterpret_cast<const void *>(ks_));
+            const int res = resident_blocks(reinterpret_cast<const void *>(sk));
             if (res > 0) {
                 int grid = std::min(blocks, res);
                 if (const char * e = std::getenv("GB_CUDA_HEAD_GRID"); e && *e) grid = std::max(1, std::min(grid, std::atoi(e)));  // tests: many pairs a warp
-                GB_CU(launch_pdl(ks_, dim3(grid, n_tok), dim3(kFastWarps * 32), 0, s, a, xq.q, xq.d, xq.s, xf, int(jobs[0].w.n_cols), ahead));
+                GB_CU(launch_pdl(sk, dim3(grid, n_tok), dim3(kFastWarps * 32), 0, s, a, xq.q, xq.d, xq.s, xf, int(jobs[0].w.n_cols), ahead));
                 return {};
             }
         }
@@ -1097,7 +1003,7 @@ bool matvec_glu_supported(const DevMat & gate, const DevMat & up) {
 }
 
 Status matvec_glu(const DevMat & gate, const DevMat & up, int act, const Q8Act & xq, const float * xf, int n_tok, float * y,
-                  const Q8Act & q_out, cudaStream_t s, int * counters) {
+                  const Q8Act & q_out, cudaStream_t s) {
     if (!matvec_glu_supported(gate, up)) return make_error(ErrorCode::Unsupported, "CUDA matvec_glu: unsupported types or shapes");
     const bool need_q = gate.type != TensorType::F16 || up.type != TensorType::F16;
     const bool need_f = gate.type == TensorType::F16 || up.type == TensorType::F16;
@@ -1107,28 +1013,14 @@ Status matvec_glu(const DevMat & gate, const DevMat & up, int act, const Q8Act &
     // block, the q8 written by the last block of each 32-row group, measured
     // slower on the 8B gate/up despite 3.4 / 6.8 waves instead of 1.7: 30.5 /
     // 35.0 vs 26.5 us, H200, h5/cudaperf.)
+    // (A row-task form, one gate/up row pair per warp task on a one-wave grid,
+    // 6.8 rounds of tasks instead of 1.7 waves of 32-row blocks, the q8 blocks
+    // finished by the last of their 32 rows through counters, measured 38.3-38.7
+    // vs 26.5 us on the 8B gate/up (1B: 16.8 vs 8.9), H200, h6/cudadec; likely
+    // cause, not measured: each x load serves 2 rows instead of 8.)
     // (Q4_K keeps the 16-byte unit here: the matvec's 32-byte unit needs 159
     // registers with 8 rows in flight, one block per SM, and measured 21% slower
     // on the 8B gate/up: 33.5 vs 26.4 us, H200, h4/cudadec.)
-    if (counters && gate.type == up.type && glu_stream_on()) {
-        auto * ks = matvec_glu_stream_kernel<int(TensorType::Q4_K), 4>;
-        const bool wide = gate.n_cols / 256 * 8 > 64;  // Q4_K units a row: > 2 passes of 32 lanes, else U = 2
-        switch (gate.type) {
-            case TensorType::Q4_K: ks = wide ? matvec_glu_stream_kernel<int(TensorType::Q4_K), 4> : matvec_glu_stream_kernel<int(TensorType::Q4_K), 2>; break;
-            case TensorType::Q6_K: ks = matvec_glu_stream_kernel<int(TensorType::Q6_K), 2>; break;
-            case TensorType::Q8_0: ks = matvec_glu_stream_kernel<int(TensorType::Q8_0), 2>; break;
-            case TensorType::F16:  ks = matvec_glu_stream_kernel<int(TensorType::F16), 4>; break;
-            default: ks = nullptr; break;
-        }
-        const int res = ks ? resident_blocks(reinterpret_cast<const void *>(ks), kGluWarps * 32) : 0;
-        if (res > 0) {
-            int grid = std::min(int((gate.n_rows + kGluWarps - 1) / kGluWarps), res);
-            if (const char * e = std::getenv("GB_CUDA_GLU_GRID"); e && *e) grid = std::max(1, std::min(grid, std::atoi(e)));  // tests: many rows a warp
-            GB_CU(launch_pdl(ks, dim3(unsigned(grid), n_tok), dim3(kGluWarps * 32), 0, s, gate, up, act, xq.q, xq.d,
-                             xq.s, xf, y, q_out, counters));
-            return {};
-        }
-    }
     auto * k = matvec_glu_kernel<-1>;
     if (gate.type == up.type) {
         switch (gate.type) {

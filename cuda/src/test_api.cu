@@ -129,9 +129,6 @@ Result<double> time_kernel(const char * what, TensorType t, int64_t n_cols, int6
     Q8Act q, qo;
     GB_ASSIGN(q, q8_buffers(pool, nx));
     GB_ASSIGN(qo, q8_buffers(pool, nx));
-    int * counters;  // matvec_glu's q8 counters
-    GB_ASSIGN(counters, pool.get<int>(nx / 32 + 1, false));
-    GB_CU(cudaMemset(counters, 0, (nx / 32 + 1) * sizeof(int)));
     GB_TRY_STATUS(act_quant(x, nullptr, 0, int64_t(n_cols), q, nullptr));
     GB_CU(cudaDeviceSynchronize());
     cudaStream_t st;
@@ -142,7 +139,7 @@ Result<double> time_kernel(const char * what, TensorType t, int64_t n_cols, int6
             const MatvecJob job{mats[size_t(i % copies)], y, nullptr};
             return matvec(&job, 1, q, x, 1, st);
         }
-        if (w == "glu") return matvec_glu(mats[size_t(2 * (i % copies))], mats[size_t(2 * (i % copies) + 1)], 0, q, x, 1, y, qo, st, counters);
+        if (w == "glu") return matvec_glu(mats[size_t(2 * (i % copies))], mats[size_t(2 * (i % copies) + 1)], 0, q, x, 1, y, qo, st);
         if (w == "add_norm") return add_norm(x, p, nullptr, nw, 1e-5f, int(n_cols), 1, y, qo, st);
         return make_error(ErrorCode::InvalidArgument, "time_kernel: unknown kernel " + w);
     };
@@ -257,17 +254,7 @@ Result<std::vector<float>> glu(TensorType tg, const std::vector<uint8_t> & wg, T
     GB_TRY_STATUS(act_quant(xf, nullptr, 0, int64_t(n_tok) * n_cols, q, nullptr));
     float * y;
     GB_ASSIGN(y, pool.get<float>(size_t(n_tok) * n_rows));
-    int * counters;  // the row-task kernel's q8 counters (zero; each launch leaves them zero)
-    GB_ASSIGN(counters, pool.get<int>(size_t(n_tok) * n_rows / 32 + 1, false));
-    GB_CU(cudaMemset(counters, 0, (size_t(n_tok) * n_rows / 32 + 1) * sizeof(int)));
-    // twice, outputs poisoned in between: the second launch starts from the
-    // counters the first one left
-    GB_TRY_STATUS(matvec_glu(g, u, act, q, xf, n_tok, y, qo, nullptr, counters));
-    GB_CU(cudaMemset(y, 0xff, size_t(n_tok) * n_rows * sizeof(float)));
-    GB_CU(cudaMemset(qo.q, 0xff, size_t(n_tok) * n_rows));
-    GB_CU(cudaMemset(qo.d, 0xff, size_t(n_tok) * n_rows / 32 * sizeof(float)));
-    GB_CU(cudaMemset(qo.s, 0xff, size_t(n_tok) * n_rows / 16 * sizeof(float)));
-    GB_TRY_STATUS(matvec_glu(g, u, act, q, xf, n_tok, y, qo, nullptr, counters));
+    GB_TRY_STATUS(matvec_glu(g, u, act, q, xf, n_tok, y, qo, nullptr));
     if (q8_out) {
         auto r = q8_roundtrip(qo, size_t(n_tok) * n_rows);
         if (!r) return r.error();
