@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # h6/cudadec device call (build-free): checks (tst_cuda_kernels, tst_cuda_spec,
 # tst_cuda_batch, tst_cuda_model rows, memcheck on the matvec/glu rows), kernel
-# timings under env variants (GB_KVARIANTS), then 8B Q4_K_M
-# decode A/B against main's binary in the same call.
-# usage: bench/bench_cuda_pf.sh WORKDIR   (WORKDIR/bin: glassbox-cli, glassbox-cli-main,
-#        tst_cuda_*, bench_cuda_kernels; WORKDIR/lib.tgz). env: GB_DEADLINE (s), GB_VARIANTS
+# timings under env variants (GB_KVARIANTS), then 1B and 8B Q4_K_M decode
+# (synthetic files made there) A/B against main's binary in the same call.
+# usage: bench/bench_cuda_pf.sh WORKDIR   (WORKDIR/bin or bin.tgz: glassbox-cli, glassbox-cli-main,
+#        tst_cuda_*, bench_cuda_kernels; WORKDIR/lib.tgz). env: GB_DEADLINE (s), GB_KGREP (kernel
+#        table lines to keep, default "8B|1B"), GB_VARIANTS
 #        (extra "tag:ENV=V,ENV=V" decode runs, after new/main; GB_VARIANTS_B after the
 #        second new/main), GB_KVARIANTS (kernel-timing runs, same form), GB_CHECKS=0 skips the checks,
 #        GB_CHECK_ENV=ENV=V,... reruns tst_cuda_spec and tst_cuda_model logits under it.
