@@ -11,7 +11,11 @@
 #include "pdl.cuh"
 #include "quant_decode.cuh"
 
+#include <algorithm>
 #include <cstdlib>
+#include <map>
+#include <mutex>
+#include <utility>
 
 namespace gb::cuda {
 namespace {
@@ -342,6 +346,35 @@ __device__ __forceinline__ void prefetch_rows(const DevMat & w, int row0) {
     }
 }
 
+// Bulk L2 prefetch (Hopper: one instruction, the copy engine streams it) of
+// the 16-byte-aligned part of [p, p + n); a hint, weights only.
+__device__ __forceinline__ void prefetch_bulk_l2(const uint8_t * p, size_t n) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    const uintptr_t a = (reinterpret_cast<uintptr_t>(p) + 15) & ~uintptr_t(15);
+    const uintptr_t e = (reinterpret_cast<uintptr_t>(p) + n) & ~uintptr_t(15);
+    if (e > a) {
+        asm volatile("{\n\t.reg .u64 g;\n\tcvta.to.global.u64 g, %0;\n\tcp.async.bulk.prefetch.L2.global [g], %1;\n\t}"
+                     ::"l"(uint64_t(a)), "r"(uint32_t(e - a)) : "memory");
+    }
+#endif
+}
+
+// Before pdl_wait, a warp's weights: pf > 0: the first pf bytes of rows
+// [row0, row0 + R) (contiguous) in one bulk prefetch by lane 0, so the rows
+// stream into L2 while the previous kernel finishes and the warp's own
+// latency-bound loop then reads them from L2; pf == 0: the first pass only,
+// one line per lane (the earlier form).
+template <class F, int R>
+__device__ __forceinline__ void prefetch_warp(const DevMat & w, int row0, int pf) {
+    if (pf > 0) {
+        if ((threadIdx.x & 31) != 0 || row0 >= w.n_rows) return;
+        const int nr = min(R, int(w.n_rows) - row0);
+        prefetch_bulk_l2(w.data + size_t(row0) * w.stride, min(size_t(nr) * w.stride, size_t(pf)));
+        return;
+    }
+    prefetch_rows<F, R>(w, row0);
+}
+
 // acc[r] += row (row0 + r) . x over this lane's units (rows past the end
 // clamp to the last row; their results are not stored). The loads of F::U
 // passes x R rows are issued before any of them is used (U = 1 for short
@@ -405,15 +438,15 @@ __device__ __forceinline__ void rows_dot2(const DevMat & wg, const DevMat & wu, 
     }
 }
 
-template <int R, bool MV> __device__ __forceinline__ void prefetch_any(const DevMat & w, int row0) {
+template <int R, bool MV> __device__ __forceinline__ void prefetch_any(const DevMat & w, int row0, int pf = 0) {
     switch (w.type) {
         case TensorType::Q4_K:
-            if constexpr (MV) prefetch_rows<Q4K32, R>(w, row0);
-            else prefetch_rows<Fast<TensorType::Q4_K>, R>(w, row0);
+            if constexpr (MV) prefetch_warp<Q4K32, R>(w, row0, pf);
+            else prefetch_warp<Fast<TensorType::Q4_K>, R>(w, row0, pf);
             break;
-        case TensorType::Q6_K: prefetch_rows<Fast<TensorType::Q6_K>, R>(w, row0); break;
-        case TensorType::Q8_0: prefetch_rows<Fast<TensorType::Q8_0>, R>(w, row0); break;
-        case TensorType::F16:  prefetch_rows<Fast<TensorType::F16>, R>(w, row0); break;
+        case TensorType::Q6_K: prefetch_warp<Fast<TensorType::Q6_K>, R>(w, row0, pf); break;
+        case TensorType::Q8_0: prefetch_warp<Fast<TensorType::Q8_0>, R>(w, row0, pf); break;
+        case TensorType::F16:  prefetch_warp<Fast<TensorType::F16>, R>(w, row0, pf); break;
         default: break;
     }
 }
@@ -454,6 +487,7 @@ struct FastJobs {
     int           block_end[kMaxJobs];  // cumulative blocks (kFastWarps * kFastRows rows each)
     int           n;
     int           rope;  // 1: jobs are q, k, v with the RoPE epilogue ep (matvec_qkv_rope)
+    int           pf;    // bytes of its rows a warp prefetches before pdl_wait (prefetch_warp)
     RopeEpilogue  ep;
 };
 
@@ -492,7 +526,7 @@ __global__ void __launch_bounds__(kFastWarps * 32) matvec_fast_kernel(const Fast
     const DevMat & w = jobs.w[j];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int row0 = (int(blockIdx.x) - (j ? jobs.block_end[j - 1] : 0)) * (kFastWarps * kFastRows) + warp * kFastRows;
-    if (blockIdx.y == 0) prefetch_any<kFastRows, true>(w, row0);
+    if (blockIdx.y == 0) prefetch_any<kFastRows, true>(w, row0, jobs.pf);
     pdl_wait();
     const XView x = x_of(xq, xd, xs, xf, n_cols, blockIdx.y);
     float acc[kFastRows] = {};
@@ -508,6 +542,48 @@ __global__ void __launch_bounds__(kFastWarps * 32) matvec_fast_kernel(const Fast
         const float v = warp_sum(acc[r]);
         const int row = row0 + r;
         if (lane == r && row < w.n_rows) jobs.y[j][size_t(blockIdx.y) * w.n_rows + row] = v + (jobs.bias[j] ? jobs.bias[j][row] : 0.0f);
+    }
+}
+
+// The output head (one job of > head_rows() rows; launch_fast): a grid of one
+// wave of resident blocks whose warps walk the row pairs with a stride of all
+// the grid's warps, instead of 16032 blocks of 8 rows (8B head) that each
+// load one pass and exit. Before pdl_wait lane 0 bulk-prefetches the warp's
+// first pair into L2; `ahead` > 0 also prefetches, before each pair, the pair
+// `ahead` strides later (measured slower, see head_stream_ahead). Each pair's
+// sum is matvec_fast_kernel's (same units, passes and reduction), so the rows
+// have its bits (and matvec_multi's).
+template <int TI, bool BIG>
+__global__ void __launch_bounds__(kFastWarps * 32) matvec_stream_kernel(const FastJobs jobs, const int8_t * __restrict__ xq,
+                                                                       const float * __restrict__ xd, const float * __restrict__ xs,
+                                                                       const float * __restrict__ xf, int n_cols, int ahead) {
+    pdl_trigger();
+    const DevMat & w = jobs.w[0];
+    const int lane = threadIdx.x & 31;
+    const int n_pairs = int((w.n_rows + kFastRows - 1) / kFastRows);
+    const int stride = int(gridDim.x) * kFastWarps;
+    int p = int(blockIdx.x) * kFastWarps + (threadIdx.x >> 5);
+    const size_t pair_bytes = size_t(kFastRows) * w.stride;
+    // (prefetch_warp with pf > 0 does not use its unit type)
+    if (blockIdx.y == 0) {  // weights only: before pdl_wait
+        for (int k = 0; k <= ahead; ++k) {
+            if (p + k * stride < n_pairs) prefetch_warp<Fast<TensorType::Q8_0>, kFastRows>(w, (p + k * stride) * kFastRows, int(pair_bytes));
+        }
+    }
+    pdl_wait();
+    const XView x = x_of(xq, xd, xs, xf, n_cols, blockIdx.y);
+    for (; p < n_pairs; p += stride) {
+        const int row0 = p * kFastRows;
+        if (blockIdx.y == 0 && ahead > 0 && p + (ahead + 1) * stride < n_pairs)
+            prefetch_warp<Fast<TensorType::Q8_0>, kFastRows>(w, (p + (ahead + 1) * stride) * kFastRows, int(pair_bytes));
+        float acc[kFastRows] = {};
+        dot_any<TI, kFastRows, BIG>(w, row0, x, acc);
+#pragma unroll
+        for (int r = 0; r < kFastRows; ++r) {
+            const float v = warp_sum(acc[r]);
+            const int row = row0 + r;
+            if (lane == r && row < w.n_rows) jobs.y[0][size_t(blockIdx.y) * w.n_rows + row] = v + (jobs.bias[0] ? jobs.bias[0][row] : 0.0f);
+        }
     }
 }
 
@@ -530,7 +606,7 @@ __global__ void __launch_bounds__(kFastWarps * 32) matvec_fast_ks_kernel(const F
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int grp = warp / KS, part = warp % KS;
     const int row0 = (int(blockIdx.x) - (j ? jobs.block_end[j - 1] : 0)) * RB + grp * kFastRows;
-    if (blockIdx.y == 0 && part == 0) prefetch_any<kFastRows, true>(w, row0);
+    if (blockIdx.y == 0 && part == 0) prefetch_any<kFastRows, true>(w, row0, jobs.pf);
     pdl_wait();
     const XView x = x_of(xq, xd, xs, xf, n_cols, blockIdx.y);
     float acc[kFastRows] = {};
@@ -565,18 +641,79 @@ __global__ void __launch_bounds__(kFastWarps * 32) matvec_fast_ks_kernel(const F
 // KS = 2 took the 8B q/k/v-sized Q4_K matvec (4096 x 6144) from 8.07 to 6.34
 // us but the 14336-column ffn_down from 11.96 to 13.12 (Q4_K) and 16.6 to
 // 21.6 us (Q6_K); KS = 4 lost on all. So by default KS = 2 only for rows of
-// 4096-6144 values in launches of >= GB_CUDA_MV_KS_ROWS rows (default 6144:
-// the 8B q/k/v); GB_CUDA_MV_KS=1/2/4 forces one value for launches of at
-// most 16384 rows (never the output head).
+// 4096-6144 values in launches of >= GB_CUDA_MV_KS_ROWS rows (default 4096:
+// the 8B q/k/v and attn_output; h6/cudadec, H200: 8B tg128 +0.4% with the
+// attn_output split, 398.5 / 399.1 vs 396.9 / 397.5 t/s); GB_CUDA_MV_KS=1/2/4
+// forces one value for launches of at most 16384 rows (never the output head).
+int64_t head_rows();
+
 int mv_ksplit(int64_t n_cols, int64_t total_rows) {
-    if (total_rows > 16384) return 1;
+    if (total_rows > head_rows()) return 1;
     if (const char * e = std::getenv("GB_CUDA_MV_KS"); e && *e) {
         const int v = std::atoi(e);
         return v == 2 || v == 4 ? v : 1;
     }
     const char * r = std::getenv("GB_CUDA_MV_KS_ROWS");
-    const int64_t min_rows = r && *r ? std::atoll(r) : 6144;
+    const int64_t min_rows = r && *r ? std::atoll(r) : 4096;
     return n_cols >= 4096 && n_cols <= 6144 && total_rows >= min_rows ? 2 : 1;
+}
+
+// Launches of more rows than this are "the head" (GB_CUDA_HEAD_ROWS, default
+// 16384; tests lower it to reach the head's kernel with small matrices).
+int64_t head_rows() {
+    const char * e = std::getenv("GB_CUDA_HEAD_ROWS");
+    return e && *e ? std::atoll(e) : 16384;
+}
+
+// Bytes of its rows each warp of a fast matvec / gate-up launch prefetches
+// into L2 before pdl_wait (prefetch_warp; read at each launch: decode steps
+// replay a graph); 0 = the first pass only, one line per lane (as before).
+// KiB a warp per class: GB_CUDA_PF_HEAD_KB (> head_rows() rows, default 64;
+// only where the stream kernel is off), GB_CUDA_PF_GLU_KB (gate/up),
+// GB_CUDA_PF_LONG_KB (rows of > 8192 values: ffn_down), GB_CUDA_PF_KB (the
+// others, and the default of the glu and long classes; default 0). Measured on
+// an H200 (h6/cudadec, bench_cuda_kernels, whole rows): the output head 136.3
+// -> 127.2 us, but the gate/up 26.6 -> 32.4 and ffn_down Q6_K 16.6 -> 19.7
+// (tens of MB of prefetches in flight at once; 2-4 KiB a warp: gate/up 27.7 /
+// 29.3 us), and 8B tg128 lost with every class on but the head.
+int prefetch_bytes(int64_t total_rows, int64_t n_cols, bool glu) {
+    auto env_kb = [](const char * name, int dflt) {
+        const char * e = std::getenv(name);
+        return e && *e ? std::atoi(e) : dflt;
+    };
+    const int base = env_kb("GB_CUDA_PF_KB", 0);
+    int kb = base;
+    if (glu) kb = env_kb("GB_CUDA_PF_GLU_KB", base);
+    else if (total_rows > head_rows()) kb = env_kb("GB_CUDA_PF_HEAD_KB", 64);
+    else if (n_cols > 8192) kb = env_kb("GB_CUDA_PF_LONG_KB", base);
+    return kb > 0 ? kb * 1024 : 0;
+}
+
+// The head's stream kernel (matvec_stream_kernel): GB_CUDA_HEAD_STREAM=0 turns
+// it off; GB_CUDA_HEAD_AHEAD strides of look-ahead prefetch in the loop
+// (default 0: the first pair only; H200, 8B head Q6_K: 0 -> 111.7 us, 1 ->
+// 180.1, 2 -> 180.5, the fast kernel 136.0, the fast kernel + prefetch 127.0).
+int head_stream_ahead() {
+    const char * e = std::getenv("GB_CUDA_HEAD_STREAM");
+    if (e && e[0] == '0') return -1;
+    const char * a = std::getenv("GB_CUDA_HEAD_AHEAD");
+    return a && *a ? std::max(0, std::atoi(a)) : 0;
+}
+
+// Blocks of kernel k (of `threads` threads) resident on the whole device at once.
+int resident_blocks(const void * k, int threads = kFastWarps * 32) {
+    static std::mutex mu;
+    static std::map<std::pair<int, const void *>, int> cache;
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess) return 0;
+    std::lock_guard<std::mutex> lock(mu);
+    const auto key = std::make_pair(dev, k);
+    if (auto it = cache.find(key); it != cache.end()) return it->second;
+    int per_sm = 0, sms = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, threads, 0) != cudaSuccess ||
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+        return 0;
+    return cache[key] = per_sm * sms;
 }
 
 constexpr int kGluWarps = 8;
@@ -589,14 +726,14 @@ template <int TI>
 __global__ void __launch_bounds__(kGluWarps * 32) matvec_glu_kernel(const DevMat gate, const DevMat up, int act,
                                                                    const int8_t * __restrict__ xq, const float * __restrict__ xd,
                                                                    const float * __restrict__ xs, const float * __restrict__ xf,
-                                                                   float * __restrict__ y, Q8Act q) {
+                                                                   float * __restrict__ y, Q8Act q, int pf) {
     __shared__ float vals[kGluWarps * kGluRows];
     pdl_trigger();
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int row0 = blockIdx.x * (kGluWarps * kGluRows) + warp * kGluRows;
     if (blockIdx.y == 0) {
-        prefetch_any<kGluRows, false>(gate, row0);
-        prefetch_any<kGluRows, false>(up, row0);
+        prefetch_any<kGluRows, false>(gate, row0, pf);
+        prefetch_any<kGluRows, false>(up, row0, pf);
     }
     pdl_wait();
     const XView x = x_of(xq, xd, xs, xf, gate.n_cols, blockIdx.y);
@@ -627,6 +764,7 @@ Status launch_fast(const MatvecJob * jobs, int n, const Q8Act & xq, const float 
     if (ep) { a.rope = 1; a.ep = *ep; }
     int64_t total_rows = 0;
     for (int i = 0; i < n; ++i) total_rows += jobs[i].w.n_rows;
+    a.pf = prefetch_bytes(total_rows, jobs[0].w.n_cols, false);
     const int ks = mv_ksplit(jobs[0].w.n_cols, total_rows);
     int blocks = 0;
     const int rows_per_block = kFastWarps * kFastRows / ks;
@@ -651,6 +789,25 @@ Status launch_fast(const MatvecJob * jobs, int n, const Q8Act & xq, const float 
             case TensorType::Q8_0: k = big ? matvec_fast_kernel<int(TensorType::Q8_0), true> : matvec_fast_kernel<int(TensorType::Q8_0), false>; break;
             case TensorType::F16:  k = big ? matvec_fast_kernel<int(TensorType::F16), true> : matvec_fast_kernel<int(TensorType::F16), false>; break;
             default: break;
+        }
+    }
+    if (n == 1 && !ep && total_rows > head_rows() && fast_type(jobs[0].w.type)) {
+        if (const int ahead = head_stream_ahead(); ahead >= 0) {
+            auto * sk = big ? matvec_stream_kernel<-1, true> : matvec_stream_kernel<-1, false>;
+            switch (jobs[0].w.type) {
+                case TensorType::Q4_K: sk = big ? matvec_stream_kernel<int(TensorType::Q4_K), true> : matvec_stream_kernel<int(TensorType::Q4_K), false>; break;
+                case TensorType::Q6_K: sk = big ? matvec_stream_kernel<int(TensorType::Q6_K), true> : matvec_stream_kernel<int(TensorType::Q6_K), false>; break;
+                case TensorType::Q8_0: sk = big ? matvec_stream_kernel<int(TensorType::Q8_0), true> : matvec_stream_kernel<int(TensorType::Q8_0), false>; break;
+                case TensorType::F16:  sk = big ? matvec_stream_kernel<int(TensorType::F16), true> : matvec_stream_kernel<int(TensorType::F16), false>; break;
+                default: break;
+            }
+            const int res = resident_blocks(reinterpret_cast<const void *>(sk));
+            if (res > 0) {
+                int grid = std::min(blocks, res);
+                if (const char * e = std::getenv("GB_CUDA_HEAD_GRID"); e && *e) grid = std::max(1, std::min(grid, std::atoi(e)));  // tests: many pairs a warp
+                GB_CU(launch_pdl(sk, dim3(grid, n_tok), dim3(kFastWarps * 32), 0, s, a, xq.q, xq.d, xq.s, xf, int(jobs[0].w.n_cols), ahead));
+                return {};
+            }
         }
     }
     if (ks > 1) {  // U = 1 here: the KS warps split the passes
@@ -856,6 +1013,11 @@ Status matvec_glu(const DevMat & gate, const DevMat & up, int act, const Q8Act &
     // block, the q8 written by the last block of each 32-row group, measured
     // slower on the 8B gate/up despite 3.4 / 6.8 waves instead of 1.7: 30.5 /
     // 35.0 vs 26.5 us, H200, h5/cudaperf.)
+    // (A row-task form, one gate/up row pair per warp task on a one-wave grid,
+    // 6.8 rounds of tasks instead of 1.7 waves of 32-row blocks, the q8 blocks
+    // finished by the last of their 32 rows through counters, measured 38.3-38.7
+    // vs 26.5 us on the 8B gate/up (1B: 16.8 vs 8.9), H200, h6/cudadec; likely
+    // cause, not measured: each x load serves 2 rows instead of 8.)
     // (Q4_K keeps the 16-byte unit here: the matvec's 32-byte unit needs 159
     // registers with 8 rows in flight, one block per SM, and measured 21% slower
     // on the 8B gate/up: 33.5 vs 26.4 us, H200, h4/cudadec.)
@@ -870,7 +1032,7 @@ Status matvec_glu(const DevMat & gate, const DevMat & up, int act, const Q8Act &
         }
     }
     GB_CU(launch_pdl(k, dim3(unsigned(gate.n_rows / 32), n_tok), dim3(kGluWarps * 32), 0, s, gate, up, act, xq.q, xq.d, xq.s,
-                     xf, y, q_out));
+                     xf, y, q_out, prefetch_bytes(gate.n_rows, gate.n_cols, true)));
     return {};
 }
 

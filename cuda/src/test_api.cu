@@ -312,6 +312,25 @@ Result<std::vector<float>> act(const std::vector<float> & g, const std::vector<f
     return out;
 }
 
+Result<Q8Out> q8_quantize(const std::vector<float> & x) {
+    if (x.empty() || x.size() % 32 != 0) return make_error(ErrorCode::InvalidArgument, "q8_quantize: size must be a multiple of 32");
+    Pool pool;
+    float * dx;
+    GB_ASSIGN(dx, pool.put(x));
+    Q8Act q;
+    GB_ASSIGN(q, q8_buffers(pool, x.size()));
+    GB_TRY_STATUS(act_quant(dx, nullptr, 0, int64_t(x.size()), q, nullptr));
+    GB_CU(cudaDeviceSynchronize());
+    Q8Out o;
+    o.q.resize(x.size());
+    o.d.resize(x.size() / 32);
+    o.s.resize(x.size() / 16);
+    GB_CU(cudaMemcpy(o.q.data(), q.q, o.q.size(), cudaMemcpyDeviceToHost));
+    GB_CU(cudaMemcpy(o.d.data(), q.d, o.d.size() * 4, cudaMemcpyDeviceToHost));
+    GB_CU(cudaMemcpy(o.s.data(), q.s, o.s.size() * 4, cudaMemcpyDeviceToHost));
+    return o;
+}
+
 Result<std::vector<float>> qkv_post(const QkvIn & in) {
     Pool pool;
     QkvPost a{};

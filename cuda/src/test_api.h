@@ -40,6 +40,10 @@ Result<std::vector<float>> add_norm(std::vector<float> x, const std::vector<floa
 // v = act(g) * up; returns v and (q8_out) its q8 round trip.
 Result<std::vector<float>> act(const std::vector<float> & g, const std::vector<float> & up, int act,
                                std::vector<float> * q8_out);
+// x (n % 32 == 0) through the decode path's activation quantizer
+// (q8_quant_warp): q [n], d [n / 32], s [n / 16].
+struct Q8Out { std::vector<int8_t> q; std::vector<float> d, s; };
+Result<Q8Out> q8_quantize(const std::vector<float> & x);
 // RoPE etc. on q/k/v rows at positions pos0.. ; returns q (f32) then K and V
 // cache rows [pos0, pos0 + n_tok) converted back to f32.
 struct QkvIn {

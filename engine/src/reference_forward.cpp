@@ -1,10 +1,14 @@
 // The scalar fp32 reference forward pass, the test oracle (llama2.c style):
 // the whole sequence at once, every weight row dequantized to f32 when used,
-// naive loops with double accumulators, K/V kept in f32, no threads. It shares
-// only the hyper-parameters and the weight table with the optimized Context.
+// naive loops with double accumulators, K/V kept in f32. It shares only the
+// hyper-parameters and the weight table with the optimized Context. (Large
+// linear layers split their output rows over threads: each output is still
+// one double sum in column order, so the results do not depend on it.)
 #include "arch/arch.h"
 
+#include <algorithm>
 #include <cmath>
+#include <thread>
 
 namespace gb {
 namespace {
@@ -12,11 +16,10 @@ namespace {
 using Buf = std::vector<float>;
 
 // y = x W^T:  W [n_out, n_in] (GGUF ne = [n_in, n_out]), x [n, n_in] -> y [n, n_out]
-void linear(const arch::Matrix & w, const Buf & x, int n, Buf & y) {
+void linear_rows(const arch::Matrix & w, const Buf & x, int n, Buf & y, int64_t r0, int64_t r1) {
     const int64_t n_in = w.t->ne[0], n_out = w.t->ne[1];
-    y.assign(size_t(n) * n_out, 0.0f);
     Buf row(static_cast<size_t>(n_in), 0.0f);
-    for (int64_t r = 0; r < n_out; ++r) {
+    for (int64_t r = r0; r < r1; ++r) {
         dequantize_row(w.t->type, w.row(r), row.data(), n_in);
         for (int t = 0; t < n; ++t) {
             const float * xt = x.data() + size_t(t) * n_in;
@@ -25,6 +28,25 @@ void linear(const arch::Matrix & w, const Buf & x, int n, Buf & y) {
             y[size_t(t) * n_out + r] = float(acc);
         }
     }
+}
+
+void linear(const arch::Matrix & w, const Buf & x, int n, Buf & y) {
+    const int64_t n_in = w.t->ne[0], n_out = w.t->ne[1];
+    y.assign(size_t(n) * n_out, 0.0f);
+    // threads only where the work is large (the real model's output head)
+    const double macs = double(n) * double(n_in) * double(n_out);
+    const int64_t nth = macs < 1e7 ? 1 : std::clamp<int64_t>(int64_t(std::thread::hardware_concurrency()), 1, std::min<int64_t>(n_out, 64));
+    if (nth == 1) {
+        linear_rows(w, x, n, y, 0, n_out);
+        return;
+    }
+    std::vector<std::thread> th;
+    const int64_t chunk = (n_out + nth - 1) / nth;
+    for (int64_t i = 0; i < nth; ++i) {
+        const int64_t r0 = i * chunk, r1 = std::min(n_out, r0 + chunk);
+        if (r0 < r1) th.emplace_back([&, r0, r1] { linear_rows(w, x, n, y, r0, r1); });
+    }
+    for (auto & t : th) t.join();
 }
 
 // out = x / sqrt(mean(x^2) + eps) * w   (x, out: [n])

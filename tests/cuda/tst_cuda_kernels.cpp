@@ -15,6 +15,7 @@
 #include <random>
 #include "test_seed.h"
 
+
 using namespace gb;
 namespace ct = gb::cuda::testing;
 
@@ -112,6 +113,11 @@ class TstCudaKernels : public QObject {
             QTest::newRow(qPrintable(QString("%1 matvec x2 long rows ks2").arg(type_name(t)))) << int(t) << 2 << false << true << QString("ks2");
             QTest::newRow(qPrintable(QString("%1 matvec x1 long rows ks4").arg(type_name(t)))) << int(t) << 1 << false << true << QString("ks4");
             QTest::newRow(qPrintable(QString("%1 matvec x3 ks4").arg(type_name(t)))) << int(t) << 3 << false << false << QString("ks4");
+            // the output head's stream kernel (one wave of blocks walking the rows), on
+            // 1503 rows taken as a head (GB_CUDA_HEAD_ROWS=1000) and a grid of 5 blocks
+            // (GB_CUDA_HEAD_GRID): each warp walks many row pairs
+            QTest::newRow(qPrintable(QString("%1 matvec x1 stream").arg(type_name(t)))) << int(t) << 1 << false << false << QString("stream");
+            QTest::newRow(qPrintable(QString("%1 matvec x2 long rows stream").arg(type_name(t)))) << int(t) << 2 << false << true << QString("stream");
         }
     }
     // y = x W^T. Bounds: decode path with q8 activations 1.5e-2 (q8 rounding
@@ -124,7 +130,13 @@ class TstCudaKernels : public QObject {
         QFETCH(QString, gemm_mode);
         const TensorType t = TensorType(type);
         // odd rows: tile and row-group edges; 301 > 256-row slabs
-        const int64_t n_cols = long_rows ? 4352 : (gemm_mode == "k800" ? 800 : 768), n_rows = gemm ? 301 : 67;
+        const int64_t n_cols = long_rows ? 4352 : (gemm_mode == "k800" ? 800 : 768);
+        const int64_t n_rows = gemm ? 301 : (gemm_mode == "stream" ? 1503 : 67);
+        if (gemm_mode == "stream") {
+            qputenv("GB_CUDA_HEAD_ROWS", "1000");
+            qputenv("GB_CUDA_HEAD_GRID", "5");
+        }
+        auto reset_head = qScopeGuard([] { qunsetenv("GB_CUDA_HEAD_ROWS"); qunsetenv("GB_CUDA_HEAD_GRID"); });
         const bool want_cublas = gemm_mode.startsWith("cublas"), with_bias = gemm_mode.endsWith("bias");
         if (gemm_mode == "64" || gemm_mode == "128" || gemm_mode == "slab") qputenv("GB_CUDA_GEMM", gemm_mode.toUtf8());
         else if (want_cublas) qputenv("GB_CUDA_GEMM", "cublas");
@@ -201,19 +213,27 @@ class TstCudaKernels : public QObject {
         QTest::addColumn<int>("tu");
         QTest::addColumn<int>("kind");
         QTest::addColumn<int>("n_tok");
-        QTest::newRow("Q4_K silu x1") << int(TensorType::Q4_K) << int(TensorType::Q4_K) << 0 << 1;
-        QTest::newRow("Q6_K/Q4_K gelu x3") << int(TensorType::Q6_K) << int(TensorType::Q4_K) << 1 << 3;
-        QTest::newRow("Q8_0 silu x2") << int(TensorType::Q8_0) << int(TensorType::Q8_0) << 0 << 2;
-        QTest::newRow("F16 gelu x1") << int(TensorType::F16) << int(TensorType::F16) << 1 << 1;
-        QTest::newRow("Q4_K silu x2, 4096 cols") << int(TensorType::Q4_K) << int(TensorType::Q4_K) << 0 << 1002;
+        QTest::addColumn<int>("n_cols");
+        QTest::addColumn<int>("n_rows");
+        const int q4 = int(TensorType::Q4_K), q6 = int(TensorType::Q6_K), q8 = int(TensorType::Q8_0), f16 = int(TensorType::F16);
+        QTest::newRow("Q4_K silu x1") << q4 << q4 << 0 << 1 << 768 << 96;
+        QTest::newRow("Q6_K/Q4_K gelu x3") << q6 << q4 << 1 << 3 << 768 << 96;
+        QTest::newRow("Q8_0 silu x2") << q8 << q8 << 0 << 2 << 768 << 96;
+        QTest::newRow("F16 gelu x1") << f16 << f16 << 1 << 1 << 768 << 96;
+        QTest::newRow("Q4_K silu x2, 4096 cols") << q4 << q4 << 0 << 2 << 4096 << 96;
+        // 1024 rows: 32 blocks of 32 rows
+        QTest::newRow("Q4_K silu x2, 4096 cols, 1024 rows") << q4 << q4 << 0 << 2 << 4096 << 1024;
+        QTest::newRow("Q6_K gelu x1, 1024 cols, 1024 rows") << q6 << q6 << 1 << 1 << 1024 << 1024;
+        QTest::newRow("Q8_0 silu x3, 512 cols, 1024 rows") << q8 << q8 << 0 << 3 << 512 << 1024;
+        QTest::newRow("F16 silu x1, 2048 cols, 1024 rows") << f16 << f16 << 0 << 1 << 2048 << 1024;
     }
     void glu() {
         QFETCH(int, tg);
         QFETCH(int, tu);
         QFETCH(int, kind);
         QFETCH(int, n_tok);
-        const int64_t n_cols = n_tok > 1000 ? 4096 : 768, n_rows = 96;  // n_tok + 1000: long rows
-        if (n_tok > 1000) n_tok -= 1000;
+        QFETCH(int, n_cols);
+        QFETCH(int, n_rows);
         std::vector<uint8_t> bg, bu;
         std::vector<float> wg, wu;
         random_weight(TensorType(tg), n_cols, n_rows, &bg, &wg);
@@ -326,6 +346,50 @@ class TstCudaKernels : public QObject {
         }
         QVERIFY2(rel_err(*got, ref) < 1e-5, qPrintable(QString("error %1").arg(rel_err(*got, ref))));
         QVERIFY2(rel_err(q8, ref) < 1e-2, qPrintable(QString("q8 error %1").arg(rel_err(q8, ref))));
+    }
+
+    // The decode path's activation quantizer (q8_quant_warp, the one place
+    // it is defined) against its rule computed on the host: per 32 values
+    // amax = max |v|, d = amax / 127 (f32), q = round_half_even(v / d) (0 where
+    // amax = 0), s = d * sum(q) per half block; bit for bit, including
+    // half-way values (v / d exactly k + 0.5), all-zero blocks, a single
+    // non-zero value and tiny values.
+    void q8Quantizer() {
+        const size_t n_blocks = 512;
+        std::vector<float> x = randn(32 * n_blocks, 0.0f, 2.0f);
+        std::uniform_int_distribution<int> pick(-126, 126);
+        for (size_t b = 0; b < 64; ++b) {  // blocks of exact ties: amax 127 * 2^k, d = 2^k, values (j + 0.5) * 2^k
+            float * v = x.data() + 32 * b;
+            v[0] = (b & 1) ? -127.0f : 127.0f;
+            for (int j = 1; j < 32; ++j) v[j] = float(pick(m_rng)) + (j & 1 ? 0.5f : -0.5f);
+            for (int j = 0; j < 32; ++j) v[j] *= std::ldexp(1.0f, int(b % 9) - 4);
+        }
+        std::fill(x.begin() + 32 * 64, x.begin() + 32 * 66, 0.0f);
+        x[32 * 65 + 5] = -3.0f;
+        for (size_t i = 32 * 66; i < 32 * 67; ++i) x[i] *= 1e-30f;
+        auto got = ct::q8_quantize(x);
+        QVERIFY2(got.ok(), got.ok() ? "" : got.error().to_string().c_str());
+        QCOMPARE(got->q.size(), x.size());
+        int bad = 0, ties = 0;
+        for (size_t b = 0; b < n_blocks; ++b) {
+            const float * v = x.data() + 32 * b;
+            float amax = 0.0f;
+            for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(v[j]));
+            const float d = amax / 127.0f;
+            int sum[2] = {0, 0};
+            bool same = got->d[b] == d;
+            for (int j = 0; j < 32; ++j) {
+                const float r = d > 0.0f ? v[j] / d : 0.0f;
+                ties += r - std::floor(r) == 0.5f;
+                const int q = int(std::nearbyint(r));
+                sum[j / 16] += q;
+                same = same && got->q[32 * b + size_t(j)] == q;
+            }
+            same = same && got->s[2 * b] == d * float(sum[0]) && got->s[2 * b + 1] == d * float(sum[1]);
+            if (!same && ++bad <= 3) qWarning("block %zu differs from the rule", b);
+        }
+        QVERIFY(ties > 1000);
+        QCOMPARE(bad, 0);
     }
 
     void qkv_post_data() {
@@ -478,19 +542,33 @@ class TstCudaKernels : public QObject {
     void headMulti_data() {
         QTest::addColumn<int>("type");
         QTest::addColumn<int>("n_cols");
+        QTest::addColumn<int>("n_rows");
         for (TensorType t : {TensorType::Q8_0, TensorType::Q6_K, TensorType::Q4_K, TensorType::F16, TensorType::Q5_0}) {
-            for (int nc : {768, 4352}) QTest::newRow(qPrintable(QString("%1 k%2").arg(type_name(t)).arg(nc))) << int(t) << nc;
+            // 1003: not a multiple of the 8 rows a block
+            for (int nc : {768, 4352}) QTest::newRow(qPrintable(QString("%1 k%2").arg(type_name(t)).arg(nc))) << int(t) << nc << 1003;
+        }
+        // the one-token kernel is the head's stream kernel (1503 rows; GB_CUDA_HEAD_ROWS=1000,
+        // GB_CUDA_HEAD_GRID=5: each warp walks many row pairs)
+        for (TensorType t : {TensorType::Q8_0, TensorType::Q6_K, TensorType::Q4_K, TensorType::F16}) {
+            QTest::newRow(qPrintable(QString("%1 k4352 stream").arg(type_name(t)))) << int(t) << 4352 << 1503;
         }
     }
     void headMulti() {
         QFETCH(int, type);
         QFETCH(int, n_cols);
+        QFETCH(int, n_rows);
         const TensorType t = TensorType(type);
-        const int64_t n_rows = 1003;  // not a multiple of the 8 rows a block
         std::vector<uint8_t> bytes;
         std::vector<float> w;
         random_weight(t, n_cols, n_rows, &bytes, &w);
+        const bool stream = n_rows > 1003;
+        if (stream) {
+            qputenv("GB_CUDA_HEAD_ROWS", "1000");
+            qputenv("GB_CUDA_HEAD_GRID", "5");
+        }
+        auto reset_head = qScopeGuard([] { qunsetenv("GB_CUDA_HEAD_ROWS"); qunsetenv("GB_CUDA_HEAD_GRID"); });
         for (int n_tok : {2, 3, 5, 8, 11, 16, 23, 33}) {
+            if (stream && n_tok != 3 && n_tok != 8) continue;
             const std::vector<float> x = randn(size_t(n_tok) * size_t(n_cols));
             auto y = ct::linear_multi(t, bytes, n_cols, n_rows, x, n_tok);
             QVERIFY2(y.ok(), y.ok() ? "" : y.error().to_string().c_str());

@@ -2,17 +2,20 @@
 // models of each architecture (fresh random weights and tokens each run),
 // teacher-forced: prefill (GEMM path), small batches (matvec path) and
 // token-by-token decode (CUDA graph). The oracle is the scalar fp32 reference
-// forward pass (gb::reference_forward). Random synthetic models have nearly
-// flat, chaotic logits: even the optimized CPU Context agrees with the
-// reference on only ~83-100% of top-1 tokens (q8 activation rounding flips
-// near-ties), so the criteria are: mean KL(p_ref || p_gpu) < kMaxKl, top-1
-// agreement >= 99% on the decisive positions (reference top-1 margin >=
-// kMargin logits), and overall top-1 no worse than the CPU Context's minus
+// forward pass (gb::reference_forward). The prefill has no 8-bit activations:
+// overall top-1 >= 99% and mean KL(p_ref || p_gpu) < kPrefillMaxKl (the
+// issue's criterion). The decode paths quantize activations to 8 bits, as the
+// CPU Context does, and 8-bit rounding flips near-ties of the nearly flat
+// logits of random models (the CPU Context agrees with the reference on only
+// ~83-100% of top-1 tokens): mean KL < kMaxKl and <= kDecodeKlVsCpu x the CPU
+// Context's, top-1 >= 99% on the decisive positions (reference top-1 margin
+// >= kMargin logits), and overall top-1 no worse than the CPU Context's minus
 // 3 points or 3 positions, whichever is more (top1_slack: one near-tie flip is
-// 2 points of the 48-position gemma3-270m row). Also partial offload (first N layers on the GPU, the rest on the
-// CPU) and the memory-estimate refusal that proposes the N that fits. And the
-// real gemma-3-270m (GB_REAL_MODEL or GLASSBOX_MODEL_DIR; skipped when absent):
-// CUDA Context vs CPU Context, teacher-forced on a fixed text.
+// 2 points of the 48-position gemma3-270m row). Also partial offload (first N
+// layers on the GPU, the rest on the CPU) and the memory-estimate refusal
+// that proposes the N that fits. And the real gemma-3-270m (GB_REAL_MODEL or
+// GLASSBOX_MODEL_DIR; skipped when absent), teacher-forced on a fixed text,
+// against the f32 reference and the CPU Context (see kRealMinTop1).
 // Needs an NVIDIA GPU (label cuda).
 #include "glassbox/cuda_backend.h"
 #include "glassbox/model.h"
@@ -25,6 +28,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <random>
 #include <set>
@@ -40,17 +44,41 @@ constexpr double kMaxKl = 2e-3;       // mean KL over positions (nats)
 constexpr double kMinTop1 = 0.99;     // on decisive positions
 // How far overall top-1 may fall below the CPU Context's: 3 points or 3 positions.
 double top1_slack(int n_positions) { return std::max(0.03, 3.0 / std::max(1, n_positions)); }
-constexpr double kMargin = 0.05;      // decisive: reference top-1 minus top-2 logit
-// Real model vs the CPU Context (teacher-forced, 298 tokens of kRealText).
-// Real text has many near-ties, so top-1 agreement over every position is
-// not a usable criterion: the CPU Context against itself in its two
-// summation orders (default order token by token vs llama.cpp's order as
-// one batch; both quantize activations to 8 bits, as the GPU does) agrees on
-// 95.6% of the positions, on 242 of 244 with a top-1 lead >= 0.25 and on
-// 204 of 204 with a lead >= 0.5, KL mean 5.5e-3, max 0.027 (measured on the
-// dev machine, 2026-11-27). Criteria: top-1 agreement >= 99% where the CPU
-// Context's top-1 leads by >= kRealMargin logits, overall top-1 >= 93%, and
-// mean KL(p_cpu || p_gpu) < kRealMaxKl (3.6x that CPU-vs-CPU figure).
+// Decisive: reference top-1 minus top-2 logit >= kMargin. 8-bit activation
+// rounding moves logits of these random models by a few hundredths: the CPU
+// Context against the reference flipped 24 of 11235 positions with a lead
+// >= 0.05, all of them below 0.1 (2 flips in a 160-position row: ~5% a check),
+// and 0 of 9015 with a lead >= 0.1 (tiny llama/gemma3/qwen2 Q4_K_M, 70 seeds,
+// dev machine, h6/agree); 0.05 before.
+constexpr double kMargin = 0.1;
+// Prefill (tensor-core GEMM with f16 activations; no 8-bit activations
+// anywhere) against the f32 reference: the criterion, overall top-1
+// >= 99% (on fewer than 100 positions one position may differ), and a mean KL
+// bound (measured: synthetic rows <= 3.6e-7, real model 1.9e-6).
+constexpr double kPrefillMinTop1 = 0.99;
+constexpr double kPrefillMaxKl = 2e-5;
+double prefill_min_top1(int n) { return std::min(kPrefillMinTop1, 1.0 - 1.0 / std::max(1, n)); }
+// Decode (matvec with activations quantized to 8 bits per 32 values, as the
+// CPU Context quantizes them per 32 or 256): no further from the f32
+// reference than the CPU Context is, in KL (<= kDecodeKlVsCpu x the CPU
+// Context's, measured 0.2-1.0x) and in top-1 (top1_slack).
+constexpr double kDecodeKlVsCpu = 1.5;
+// Real model (teacher-forced, 298 tokens of kRealText). 8-bit activation
+// rounding makes a forward pass chaotic at the bit level: a rounding decision
+// that flips moves the next layer's input by a whole step, so any difference
+// of float order grows to the full quantization noise within a few layers.
+// Measured on the dev machine's CPU (2026-11-27, h6/agree): one 1-ulp change of
+// 0.01% of the matmul inputs moves the CPU Context's logits to top-1 0.970 /
+// KL 3.5e-3 against its own; the CPU Context in llama.cpp's summation order
+// (the same quantizers, bit for bit) agrees with it on 95.6%, KL 5.5e-3; the
+// f32 reference itself agrees with it on 95.6%, KL 4.9e-3 (70% of which from
+// its per-256 Q8_K activations of the Q4_K / Q6_K matmuls). So >= 99% against
+// the CPU Context needs the CPU Context's bits, not better arithmetic; against
+// the f32 reference the prefill meets the criterion (measured top-1
+// 1.0000, KL 1.9e-6, H200) and the decode the CPU Context's own distance
+// (top-1 0.980, KL 2.0e-3 vs the CPU Context's 0.956, 4.9e-3). Against the
+// CPU Context: top-1 >= 99% where its top-1 leads by >= kRealMargin logits,
+// overall top-1 >= 93%, mean KL(p_cpu || p_gpu) < kRealMaxKl.
 constexpr double kRealMinTop1 = 0.99;
 constexpr double kRealMargin = 0.5;
 constexpr double kRealMinTop1All = 0.93;
@@ -134,10 +162,14 @@ class TstCudaModel : public QObject {
         const Agreement ca = compare(ref, (*cpu)->logits(), V);
         qInfo("%s CPU Context vs reference: top-1 %.4f (decisive %.4f of %d), KL mean %.3g max %.3g",
               qPrintable(preset + " " + ftype), ca.top1, ca.top1_decisive, ca.n_decisive, ca.mean_kl, ca.max_kl);
+        // prefill: the criterion (kPrefillMinTop1, kPrefillMaxKl); the
+        // 8-bit paths: no further from the reference than the CPU Context
         auto check = [&](const Agreement & a, const char * what) {
             qInfo("%s %s vs reference: top-1 %.4f (decisive %.4f of %d), KL mean %.3g max %.3g", qPrintable(preset + " " + ftype),
                   what, a.top1, a.top1_decisive, a.n_decisive, a.mean_kl, a.max_kl);
-            return a.mean_kl < kMaxKl && a.top1_decisive >= kMinTop1 && a.top1 >= ca.top1 - top1_slack(a.n);
+            if (std::strstr(what, "prefill")) return a.top1 >= prefill_min_top1(a.n) && a.mean_kl < kPrefillMaxKl;
+            return a.mean_kl < kMaxKl && a.mean_kl <= kDecodeKlVsCpu * ca.mean_kl + 1e-6 && a.top1_decisive >= kMinTop1 &&
+                   a.top1 >= ca.top1 - top1_slack(a.n);
         };
 
         cuda::CudaContextParams gp;
@@ -286,10 +318,11 @@ class TstCudaModel : public QObject {
 
     // The real gemma-3-270m Q4_K_M (GB_REAL_MODEL=path, else
     // GLASSBOX_MODEL_DIR/gemma-3-270m-q4_k_m.gguf; skipped when absent),
-    // teacher-forced on kRealText: the CPU Context's logits (one batch) are the
-    // oracle for the CUDA Context's prefill (GEMM + flash attention path) and
-    // token-by-token decode (CUDA graph, matvec path), with the criteria
-    // stated at kRealMinTop1.
+    // teacher-forced on kRealText: the f32 reference forward and the CPU
+    // Context's logits (one batch) are the oracles for the CUDA Context's
+    // prefill (GEMM + flash attention path) and token-by-token decode (CUDA
+    // graph, matvec path), with the criteria stated at kPrefillMinTop1,
+    // kDecodeKlVsCpu and kRealMinTop1.
     void real_model() {
         QString path = qEnvironmentVariable("GB_REAL_MODEL");
         if (path.isEmpty()) path = QStringLiteral(GLASSBOX_MODEL_DIR "/gemma-3-270m-q4_k_m.gguf");
@@ -314,13 +347,44 @@ class TstCudaModel : public QObject {
                   toks.size(), what, a.top1, kRealMargin, a.top1_decisive, a.n_decisive, a.mean_kl, a.max_kl);
             return a.top1_decisive >= kRealMinTop1 && a.top1 >= kRealMinTop1All && a.mean_kl < kRealMaxKl;
         };
+        // The f32 reference forward (double sums, no activation quantization):
+        // how far the CPU Context itself is from the model's exact outputs.
+        const auto t_ref = std::chrono::steady_clock::now();
+        auto exact = reference_forward(*m, toks);
+        QVERIFY(exact.ok());
+        const Agreement cpu_exact = compare(*exact, ref, V, kRealMargin);
+        qInfo("gemma-3-270m CPU Context vs f32 reference: top-1 %.4f (lead >= %.2g: %.4f of %d), KL mean %.3g max %.3g (%.1f s)",
+              cpu_exact.top1, kRealMargin, cpu_exact.top1_decisive, cpu_exact.n_decisive, cpu_exact.mean_kl, cpu_exact.max_kl,
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t_ref).count());
+        // For scale (logged, not asserted): the CPU Context in llama.cpp's summation order.
+        {
+            set_cpu_numerics(CpuNumerics::LlamaCpp);
+            auto reset = qScopeGuard([] { set_cpu_numerics(CpuNumerics::BatchInvariant); });
+            auto c2 = Context::create(m, cp);
+            QVERIFY(c2.ok());
+            QVERIFY((*c2)->decode(toks, true).ok());
+            const Agreement a = compare(ref, (*c2)->logits(), V, kRealMargin);
+            qInfo("gemma-3-270m CPU Context, llama.cpp order vs default order: top-1 %.4f (lead >= %.2g: %.4f of %d), KL mean %.3g max %.3g",
+                  a.top1, kRealMargin, a.top1_decisive, a.n_decisive, a.mean_kl, a.max_kl);
+        }
+        // Against the f32 reference: the prefill by the criterion, the
+        // decode no further than the CPU Context (kDecodeKlVsCpu, top1_slack).
+        auto check_exact = [&](const std::vector<float> & got, bool prefill, const char * what) {
+            const Agreement a = compare(*exact, got, V, kRealMargin);
+            qInfo("gemma-3-270m %s vs f32 reference: top-1 %.4f (lead >= %.2g: %.4f of %d), KL mean %.3g max %.3g", what, a.top1,
+                  kRealMargin, a.top1_decisive, a.n_decisive, a.mean_kl, a.max_kl);
+            if (prefill) return a.top1 >= prefill_min_top1(a.n) && a.mean_kl < kPrefillMaxKl;
+            return a.top1 >= cpu_exact.top1 - top1_slack(a.n) && a.mean_kl <= kDecodeKlVsCpu * cpu_exact.mean_kl;
+        };
         cuda::CudaContextParams gp;
         gp.context = cp;
         {
             auto g = cuda::create_context(m, gp);
             QVERIFY2(g.ok(), g.ok() ? "" : g.error().to_string().c_str());
             QVERIFY((*g)->decode(toks, true).ok());
-            QVERIFY2(check(compare(ref, (*g)->logits(), V, kRealMargin), "GPU prefill"), "real-model prefill disagrees with the CPU Context");
+            const std::vector<float> got((*g)->logits().begin(), (*g)->logits().end());
+            QVERIFY2(check(compare(ref, got, V, kRealMargin), "GPU prefill"), "real-model prefill disagrees with the CPU Context");
+            QVERIFY2(check_exact(got, true, "GPU prefill"), "real-model prefill misses the f32 reference criterion");
         }
         {
             auto g = cuda::create_context(m, gp);
@@ -334,6 +398,7 @@ class TstCudaModel : public QObject {
                 got.insert(got.end(), l.begin(), l.end());
             }
             QVERIFY2(check(compare(ref, got, V, kRealMargin), "GPU decode"), "real-model decode disagrees with the CPU Context");
+            QVERIFY2(check_exact(got, false, "GPU decode"), "real-model decode is further from the f32 reference than the CPU Context");
         }
     }
 
