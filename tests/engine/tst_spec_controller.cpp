@@ -477,15 +477,18 @@ void TstSpecController::modelDrafterProbeBudget() {
     // No budget: the interval alone (every 5th step) probes ~400 times, losing ~800 plain steps.
     QVERIFY(run(0.0, 2000, &probes, &over));
     QVERIFY2(probes > 300, qPrintable(QString("probes %1").arg(probes)));
-    // Before any probe its loss is estimated: 2 drafting steps + a 2-token verify - 1 token.
+    // Before any probe its loss is estimated: a restart on 16 + 1 tokens at a
+    // quarter of a drafting step each + a 2-token verify - 1 token.
     Controller e;
+    SpecConfig ecfg;
     inject(e, 10.0, [](int32_t n) { return 10.0 + 1.0 * (n - 1); }, 20);
     e.t_draft = 9.0;
-    QCOMPARE(e.probe_loss_estimate(), (2 * 9.0 + 11.0) / 10.0 - 1.0);
+    QCOMPARE(ecfg.draft_window, 16);
+    QCOMPARE(e.probe_loss_estimate(ecfg), (17 * 0.25 * 9.0 + 11.0) / 10.0 - 1.0);
     e.model_spent(50.0, 1, true);  // 4 lost
-    QCOMPARE(e.probe_loss_estimate(), 4.0);
+    QCOMPARE(e.probe_loss_estimate(ecfg), 4.0);
     e.model_spent(5.0, 2, true);   // a gain counts as 0 in the estimate (the mean with 4: 2), not in the debt
-    QCOMPARE(e.probe_loss_estimate(), 2.0);
+    QCOMPARE(e.probe_loss_estimate(ecfg), 2.0);
     QCOMPARE(e.debt(), 4.0 - 1.5);
 }
 
@@ -517,13 +520,14 @@ void TstSpecController::modelDrafterOverBudgetWaits() {
     p = u.choose(unbounded, s, 8, true);
     QVERIFY(!p.off && p.probe);
     // 40 more tokens: budget 0.03 x 142 = 4.26 >= the debt of 4, but turning on
-    // again costs a catch-up like a probe (estimated (2 x 3 + 11) / 10 - 1 = 0.7): not yet
+    // again costs a catch-up like a probe (estimated (17 x 0.25 x 3 + 11) / 10 - 1
+    // = 1.375): not yet
     for (int i = 0; i < 40; ++i) g.on_emitted(1);
     QVERIFY(g.affordable(cfg, 0.0));
     QVERIFY(!g.probe_affordable(cfg));
     QVERIFY(g.choose(cfg, s, 8, true).off);
-    // 20 more: 0.03 x 162 = 4.86 >= 4.7: on, as a probe; the next step plainly on
-    for (int i = 0; i < 20; ++i) g.on_emitted(1);
+    // 40 more: 0.03 x 182 = 5.46 >= 5.375: on, as a probe; the next step plainly on
+    for (int i = 0; i < 40; ++i) g.on_emitted(1);
     p = g.choose(cfg, s, 8, true);
     QVERIFY(!p.off && p.k > 0 && p.probe);
     p = g.choose(cfg, s, 8, true);

@@ -290,11 +290,12 @@ void Controller::model_spent(double ms, int32_t emitted, bool probe) {
     if (probe) m_probe_loss = m_probe_loss < 0.0 ? std::max(0.0, loss) : 0.5 * m_probe_loss + 0.5 * std::max(0.0, loss);
 }
 
-double Controller::probe_loss_estimate() const {
+double Controller::probe_loss_estimate(const SpecConfig & cfg) const {
     if (m_probe_loss >= 0.0) return m_probe_loss;
     const double t1 = costs.t_plain();
     if (t1 <= 0.0) return 0.0;
-    return std::max(0.0, (2.0 * t_draft + costs.estimate(2)) / t1 - 1.0);
+    const int32_t w = cfg.draft_window > 0 ? cfg.draft_window : 16;  // no window: the context's length, unknown here
+    return std::max(0.0, (double(w + 1) * kIngestShare * t_draft + costs.estimate(2)) / t1 - 1.0);
 }
 
 bool Controller::affordable(const SpecConfig & cfg, double steps) const {
@@ -302,7 +303,7 @@ bool Controller::affordable(const SpecConfig & cfg, double steps) const {
     return m_debt + steps <= cfg.probe_budget * double(m_emitted);
 }
 
-bool Controller::probe_affordable(const SpecConfig & cfg) const { return affordable(cfg, probe_loss_estimate()); }
+bool Controller::probe_affordable(const SpecConfig & cfg) const { return affordable(cfg, probe_loss_estimate(cfg)); }
 
 void prune_depth(Draft & d, int32_t k) {
     std::vector<int32_t> depth(d.size()), remap(d.size(), -1);

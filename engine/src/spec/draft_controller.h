@@ -142,8 +142,11 @@ class Controller {
     void model_spent(double ms, int32_t emitted, bool probe);
     double debt() const { return m_debt; }
     // The next probe's expected loss in plain steps: the recent probes' (each
-    // at least 0), before any probe two drafting steps and a 2-token verify.
-    double probe_loss_estimate() const;
+    // at least 0); before any probe, a restart on cfg.draft_window + 1 tokens
+    // at kIngestShare of a drafting step each and a 2-token verify, less the
+    // token it emits.
+    static constexpr double kIngestShare = 0.25;  // a token of a batched catch-up / a one-token drafting step (measured 0.18-0.27, Q2_K copy, CPU)
+    double probe_loss_estimate(const SpecConfig & cfg) const;
     bool probe_affordable(const SpecConfig & cfg) const;
     // Whether a cost of `steps` plain steps (e.g. the drafter's catch-up on
     // the whole context) fits the budget now.
