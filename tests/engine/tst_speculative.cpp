@@ -45,6 +45,7 @@ class TstSpeculative : public QObject {
     void lookaheadWindowGreedy();
     void lookaheadJacobiWindow();
     void drafterWindow();
+    void drafterTimedAtCreation();
     void drafterWindowGreedy_data();
     void drafterWindowGreedy();
     void distribution_data();
@@ -569,6 +570,30 @@ class CheaplyTimed final : public Speculator {
   private:
     std::unique_ptr<Speculator> m_s;
 };
+
+// A model drafter's step is timed when it is made (part of loading it), so a
+// reply never pays for the timing: step_ms() then hands back that reading
+// (the same value, not a new measurement) and leaves the drafter empty.
+void TstSpeculative::drafterTimedAtCreation() {
+    auto target = model("tiny-llama");
+    SamplerParams sp;
+    sp.temperature = 0.0f;
+    auto made = make_draft_model_speculator(*target, model("tiny-llama-draft"), fixed_spec(SpecMethod::None, 3, 1), sp, 512, 1);
+    QVERIFY(made);
+    auto * dm = dynamic_cast<spec::DraftModelSpeculator *>(made->get());
+    QVERIFY(dm);
+    QCOMPARE(dm->context().n_past(), 0);
+    QVERIFY(dm->cached_tokens().empty());
+    auto a = dm->step_ms(nullptr);
+    QVERIFY(a);
+    QVERIFY(*a > 0.0);
+    for (int i = 0; i < 3; ++i) {
+        auto b = dm->step_ms(nullptr);
+        QVERIFY(b);
+        QCOMPARE(*b, *a);
+    }
+    QCOMPARE(dm->context().n_past(), 0);
+}
 
 void TstSpeculative::drafterWindow() {
     // The drafter's K/V after each proposal, against an independent oracle: a

@@ -162,6 +162,11 @@ Status DraftModelSpeculator::propose(std::span<const Token> tokens, int32_t max_
 }
 
 Result<double> DraftModelSpeculator::step_ms(const std::atomic<bool> * cancel) {
+    if (m_step_ms <= 0.0) GB_TRY_STATUS(time_step(cancel));
+    return m_step_ms;
+}
+
+Status DraftModelSpeculator::time_step(const std::atomic<bool> * cancel) {
     // The faster of two one-token steps from an empty cache (the first pays
     // for cold weights, a GPU's graph capture): a decode and its greedy pick.
     const Token one[1] = {Token(0)};
@@ -177,7 +182,8 @@ Result<double> DraftModelSpeculator::step_ms(const std::atomic<bool> * cancel) {
     m_ctx->truncate(0);
     m_tokens.clear();
     m_start = 0;
-    return best;
+    m_step_ms = best;
+    return {};
 }
 
 }  // namespace spec
@@ -201,8 +207,9 @@ Result<std::unique_ptr<Speculator>> make_draft_model_speculator(const Model & ta
         for (size_t off = 0; off < t.n_bytes; off += 4096) sink = sink ^ t.data[off];
     }
     (void)sink;
-    return std::unique_ptr<Speculator>(
-        new spec::DraftModelSpeculator(std::move(draft), std::move(ctx.value()), sampling, "draft"));
+    auto sp = std::make_unique<spec::DraftModelSpeculator>(std::move(draft), std::move(ctx.value()), sampling, "draft");
+    GB_TRY_STATUS(sp->time_step(nullptr));
+    return std::unique_ptr<Speculator>(std::move(sp));
 }
 
 }  // namespace gb

@@ -15,7 +15,12 @@ class DraftModelSpeculator : public Speculator {
     const char * name() const override { return m_name; }
     Status propose(std::span<const Token> tokens, int32_t max_len, Draft & out, const std::atomic<bool> * cancel) override;
     bool has_model_cost() const override { return true; }
+    // The cost of one drafter step (ms): measured once, by time_step() when the
+    // speculator is made (part of loading the drafter, before the reply's first
+    // token: the first of its two steps pays for cold caches and a GPU graph
+    // capture), so the reply never pays for the timing; measured here if not.
     Result<double> step_ms(const std::atomic<bool> * cancel) override;
+    Status time_step(const std::atomic<bool> * cancel);
     void set_ingest_window(int32_t tokens) override { m_window = std::max(0, tokens); }
     int32_t last_ingested() const override { return m_ingested; }
     Context & context() { return *m_ctx; }
@@ -33,6 +38,7 @@ class DraftModelSpeculator : public Speculator {
     int32_t m_window = 0;         // set_ingest_window (0: catch up whatever it takes)
     int32_t m_start = 0;          // m_tokens = sequence[0] + sequence[m_start..] when m_start > 0, else sequence[0..]
     int32_t m_ingested = 0;
+    double m_step_ms = 0.0;       // time_step's reading (0: not measured yet)
     std::mt19937_64 m_rng;
     CandidateArray m_cand;
 };

@@ -99,8 +99,9 @@ Result<std::unique_ptr<Speculator>> make_self_draft_speculator(std::shared_ptr<c
     cp.skip_layers = std::move(skip);
     auto ctx = cfg.context_factory ? cfg.context_factory(target, cp) : Context::create(target, cp);
     if (!ctx) return Error{ctx.error().code, "self-draft: " + ctx.error().message};
-    return std::unique_ptr<Speculator>(
-        new spec::DraftModelSpeculator(std::move(target), std::move(ctx.value()), sampling, "selfdraft"));
+    auto sp = std::make_unique<spec::DraftModelSpeculator>(std::move(target), std::move(ctx.value()), sampling, "selfdraft");
+    GB_TRY_STATUS(sp->time_step(nullptr));  // its step's cost, measured as part of making it (draft_model.h)
+    return std::unique_ptr<Speculator>(std::move(sp));
 }
 
 Result<std::unique_ptr<Speculator>> make_speculator(std::shared_ptr<const Model> target, const SpecConfig & cfg,

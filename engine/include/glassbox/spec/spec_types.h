@@ -43,7 +43,7 @@ struct SpecConfig {
                                     // (doubling while probes fail; lookup/lookahead learn for free from shadow drafts)
     int32_t draft_window = 16;      // model drafters (adaptive + auto-off): a probe feeds the drafter at most this many
                                     // tokens (+ the first as an attention sink); 0 = the whole context
-    double  probe_budget = 0.03;    // model drafters: what speculating may lose (timing, probes, speculative steps,
+    double  probe_budget = 0.01;    // model drafters: what speculating may lose (timing, probes, speculative steps,
                                     // in plain steps) as a share of the tokens emitted so far; over it, plain steps
                                     // only until the share has grown; <= 0: no bound
 
