@@ -14,10 +14,8 @@ set -u
 . "$(dirname "$0")/cuda_kit.sh"
 # Everything is written under /tmp/gb_out and packed into $OUT/logs.tgz at exit
 # (a device call returns at most 8 files).
-FINAL_OUT=${OUT:-/tmp/gb_final}; OUT=/tmp/gb_out; mkdir -p "$FINAL_OUT"
+kit_pack_on_exit
 kit_init "${1:-.cudawork-cudaperf}" 215
-finish() { cp "$OUT/summary.log" "$FINAL_OUT/"; (cd "$OUT" && tar czf "$FINAL_OUT/logs.tgz" .); }
-trap finish EXIT
 kit_gpu_info
 "$BIN/glassbox-cli" devices 2>&1 | head -2 | tee -a "$OUT/summary.log"
 ( kit_synth llama-8b Q4_K_M 8 ) & P8=$!

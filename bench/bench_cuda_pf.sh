@@ -11,10 +11,8 @@
 #        GB_CHECK_ENV=ENV=V,... reruns tst_cuda_spec and tst_cuda_model logits under it.
 set -u
 . "$(dirname "$0")/cuda_kit.sh"
-FINAL_OUT=${OUT:-/tmp/gb_final}; OUT=/tmp/gb_out; mkdir -p "$FINAL_OUT"
+kit_pack_on_exit
 kit_init "${1:-.cudawork-cudadec}" 300
-finish() { cp "$OUT/summary.log" "$FINAL_OUT/"; (cd "$OUT" && tar czf "$FINAL_OUT/logs.tgz" .); }
-trap finish EXIT
 kit_gpu_info
 ( kit_synth llama-8b Q4_K_M 12 ) & P8=$!
 ( kit_synth llama-1b Q4_K_M 2 ) & P1=$!

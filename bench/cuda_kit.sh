@@ -24,6 +24,14 @@ kit_init() {
   mkdir -p "$M"
 }
 
+# kit_pack_on_exit (before kit_init): the script writes everything under
+# /tmp/gb_out, and at exit the summary and a logs.tgz of it go to the call's
+# $OUT (FINAL_OUT): a device call returns at most 8 files.
+kit_pack_on_exit() {
+  FINAL_OUT=${OUT:-/tmp/gb_final}; OUT=/tmp/gb_out; mkdir -p "$FINAL_OUT" "$OUT"
+  trap 'cp "$OUT/summary.log" "$FINAL_OUT/"; (cd "$OUT" && tar czf "$FINAL_OUT/logs.tgz" .)' EXIT
+}
+
 elapsed() { echo $(( $(date +%s) - T0 )); }
 left() { echo $(( DEADLINE - $(elapsed) )); }
 log() { echo "[$(elapsed)s] $*" | tee -a "$OUT/summary.log"; }
