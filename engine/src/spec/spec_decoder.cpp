@@ -200,7 +200,8 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
         for (int32_t i = 0; i <= k_max; ++i) s.nodes_upto[size_t(i)] = i;
         if (!im.drafter_timed && m_cfg.auto_off && im.ctl.costs.n_obs[1] >= 3) {
             // Before the drafter prefills the prompt (and after three plain steps,
-            // the first of which pays for cold caches): time one of its steps; a
+            // the first of which pays for cold caches, so t_plain is known): the
+            // cost of one of its steps (timed when the drafter was made); a
             // drafter that could not pay even if every token were accepted is
             // never started (its prefill alone would make the reply slower).
             im.drafter_timed = true;

@@ -90,9 +90,10 @@ class Speculator {
     // Whether propose() costs model compute (draft model): the controller then
     // weighs draft time against verify savings; lookup methods are ~free.
     virtual bool has_model_cost() const { return false; }
-    // Model drafters: milliseconds of one drafting step, timed on a one-token
-    // context before the drafter's first prefill of the prompt (so a drafter
-    // that cannot pay is never started); 0 for the ~free methods.
+    // Model drafters: milliseconds of one drafting step on a one-token context
+    // (the draft and self-draft speculators time it when they are made), read
+    // before the drafter's first prefill of the prompt so a drafter that
+    // cannot pay is never started; 0 for the ~free methods.
     virtual Result<double> step_ms(const std::atomic<bool> * /*cancel*/) { return 0.0; }
     // Model drafters: the most tokens the next propose() may feed the drafter to
     // catch up with the sequence (0 = no bound). A larger catch-up restarts the
