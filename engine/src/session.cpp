@@ -289,7 +289,7 @@ Result<GenerateResult> Session::generate(std::vector<Token> prompt, const Genera
             ev.logprob = spec_tok->logprob;
             ev.top = spec_tok->top;
         } else if (row_sum && row_sum->argmax == id) {
-            ev.logprob = float(double(row_sum->max) - double(row_sum->max) - row_sum->lse);
+            ev.logprob = float(-row_sum->lse);  // the argmax token: l - max = 0 (RowSummary)
         } else if (!logits.empty()) {
             ev.logprob = Sampler::logprob_of(logits, id);
             if (params.n_logprobs > 0) ev.top = Sampler::top_logprobs(logits, params.n_logprobs);
