@@ -6,7 +6,7 @@ open-ended prompts. Prints a table and per-position acceptance; --json for raw.
   bench/bench_spec.py --cli build/app/glassbox-cli --model models/gemma-3-270m-q4_k_m.gguf -t 2 -n 96
   bench/bench_spec.py ... --methods lookup:b1,lookup:b3,lookahead:b1,lookahead:b3 --reps 3   # chain vs tree
 """
-import argparse, json, os, re, resource, subprocess, sys
+import argparse, json, os, re, resource, subprocess, sys, threading
 
 PROMPTS = {
     "grounded/summarise": (
@@ -62,7 +62,6 @@ def run(cli, model, prompt, variant, args):
     # end: run.gen_cpu_s is the CPU time of generating the rest.
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
         err_chunks = []
-        import threading
         t_err = threading.Thread(target=lambda: err_chunks.append(proc.stderr.read()))
         t_err.start()
         first = proc.stdout.read(1)
