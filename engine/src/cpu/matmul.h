@@ -50,6 +50,9 @@ void force_scalar(bool on);
 // Small-batch kernels for 2..16 tokens (on by default; off: the prefill paths,
 // same results). For A/B benchmarks.
 void set_small_batch_kernels(bool on);
+// Their software pipelining (on by default; off: each 4-row group decoded,
+// then dotted; same results). For A/B benchmarks.
+void set_small_batch_pipelining(bool on);
 
 // llama.cpp numerics mode (off by default). On: the quantized types of
 // gemma-3 Q4_K_M files (Q5_0, Q8_0, Q4_K, Q6_K) use kernels that sum in the
