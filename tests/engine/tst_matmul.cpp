@@ -240,6 +240,7 @@ class TstMatmul : public QObject {
     void pathsAgree();
     void largeShapesTiled_data();
     void largeShapesTiled();
+    void groupMatchesSingle_data();
     void groupMatchesSingle();
     void decodeRowKernels_data();
     void decodeRowKernels();
@@ -427,13 +428,24 @@ void TstMatmul::pathsAgree() {
     }
 }
 
+void TstMatmul::groupMatchesSingle_data() {
+    QTest::addColumn<int>("set");
+    QTest::newRow("mixed types") << 0;
+    QTest::newRow("Q5_0 x3 + Q8_0") << 1;
+}
+
 // matmul_group (q/k/v, gate/up sharing one input): the same bits as one
 // matmul per weight, with weight types of one and of different activation
-// formats, decode (fused) and a batch, on 1-3 threads.
+// formats, decode (fused), small batches (fused: 2, 7, 13 tokens) and a
+// prefill batch, on 1-3 threads; and a group of one type (gemma-3's Q5_0
+// q/k/v: one shared activation layout) with a Q8_0 weight after it.
 void TstMatmul::groupMatchesSingle() {
+    QFETCH(int, set);
     std::mt19937 rng(5);
     const int64_t n_cols = 512;
-    const TensorType types[] = {TensorType::Q4_K, TensorType::Q6_K, TensorType::Q8_0, TensorType::F16};
+    const TensorType mixed[] = {TensorType::Q4_K, TensorType::Q6_K, TensorType::Q8_0, TensorType::F16};
+    const TensorType same[] = {TensorType::Q5_0, TensorType::Q5_0, TensorType::Q5_0, TensorType::Q8_0};
+    const TensorType * types = set == 0 ? mixed : same;
     const int64_t rows[] = {300, 45, 133, 64};
     std::vector<std::vector<uint8_t>> w;
     gb::cpu::WeightView views[4];
@@ -441,10 +453,10 @@ void TstMatmul::groupMatchesSingle() {
         w.push_back(make_weights(types[i], rows[i], n_cols, true, rng));
         views[i] = gb::cpu::WeightView{types[i], n_cols, rows[i], gb::row_size(types[i], n_cols), w.back().data()};
     }
-    const std::vector<float> x = make_activations(7, n_cols, rng);
+    const std::vector<float> x = make_activations(20, n_cols, rng);
     for (int threads : {1, 2, 3}) {
         gb::cpu::ThreadPool pool(threads);
-        for (int64_t n_tokens : {1, 7}) {
+        for (int64_t n_tokens : {1, 2, 7, 13, 20}) {
             for (int n_w : {2, 3, 4}) {
                 std::vector<std::vector<float>> got(4), want(4);
                 float * ys[4];

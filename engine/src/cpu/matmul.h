@@ -29,8 +29,9 @@ struct WeightView {
 void matmul(const WeightView & w, const float * x, int64_t n_tokens, float * y, ThreadPool & pool);
 
 // matmul(ws[i], x, n_tokens, ys[i]) for i < n_w (all ws[i].n_cols equal):
-// the same results; a decode step (n_tokens == 1) quantizes x once per
-// activation format and runs every weight's rows in one pool dispatch.
+// the same results; a decode step (n_tokens == 1), and 2..16 tokens when every
+// weight has a small-batch kernel, quantize x once per activation format and
+// run every weight's rows in one pool dispatch.
 void matmul_group(const WeightView * ws, float * const * ys, int n_w, const float * x, int64_t n_tokens, ThreadPool & pool);
 
 enum class SimdPath { Auto, Scalar, Avx2, Avx512Vnni };
