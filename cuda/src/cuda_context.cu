@@ -68,8 +68,8 @@ uint64_t scratch_bytes(const Dims & d, bool head_on_gpu = true) {
     uint64_t b = 0;
     b += f * d.nb * (3 * d.E + 2 * d.n_q + 2 * d.n_kv + 2 * d.F);  // x xn proj q attn k v gate up
     if (head_on_gpu) b += f * d.nb * d.V;                           // logits
-    b += uint64_t(d.nb) * d.max_in() * (1 + 4 / 32.0 + 4 / 16.0) + 64;  // q8
-    b += uint64_t(kMatvecMaxTok) * std::max(d.F, d.E) * (1 + 4 / 32.0 + 4 / 16.0) + 64;  // second q8 (decode gate/up output; tree head rows)
+    b += uint64_t(d.nb) * d.max_in() * (2 + 4 / 32.0 + 4 / 16.0) + 64;  // q8 (two planes)
+    b += uint64_t(kMatvecMaxTok) * std::max(d.F, d.E) * (2 + 4 / 32.0 + 4 / 16.0) + 64;  // second q8 (decode gate/up output; tree head rows)
     const int64_t parts = std::max<int64_t>(d.nb * d.n_head, int64_t(kMatvecMaxTok) * d.n_head * d.dec_split);
     b += f * parts * (d.hd + 2);
     b += 2 * uint64_t(d.nb) * d.max_in() + 2 * kGemmW16Elems;
@@ -169,6 +169,10 @@ class CudaContextImpl final : public Context {
     // Decode attention: combine the split partials in the partial kernel's
     // last block per head (GB_CUDA_ATTN_FUSE=0: the separate combine kernel).
     bool  m_fuse_attn = [] { const char * e = std::getenv("GB_CUDA_ATTN_FUSE"); return !(e && e[0] == '0'); }();
+    // Decode activations in two int8 planes (Q8Act::lo: ~16 bits per value;
+    // GB_CUDA_ACT16=0: one plane, 8 bits, as before, for comparison). Read
+    // once, at buffer allocation.
+    bool  m_act16 = [] { const char * e = std::getenv("GB_CUDA_ACT16"); return !(e && e[0] == '0'); }();
     int32_t m_n_past = 0;
     std::vector<bool> m_skip;  // [n_layer] layers not run (ContextParams::skip_layers)
     // [spec] The pending token tree (m_tree_n > 0 after decode_tree()): node i
@@ -349,10 +353,12 @@ Status CudaContextImpl::init() {
     GB_ASSIGN(m_q8.q, alloc<int8_t>(mi));
     GB_ASSIGN(m_q8.d, alloc<float>(mi / 32));
     GB_ASSIGN(m_q8.s, alloc<float>(mi / 16));
+    if (m_act16) GB_ASSIGN(m_q8.lo, alloc<int8_t>(mi));
     const size_t mi_b = size_t(kMatvecMaxTok) * size_t(std::max(d.F, d.E));
     GB_ASSIGN(m_q8b.q, alloc<int8_t>(mi_b));
     GB_ASSIGN(m_q8b.d, alloc<float>(mi_b / 32));
     GB_ASSIGN(m_q8b.s, alloc<float>(mi_b / 16));
+    if (m_act16) GB_ASSIGN(m_q8b.lo, alloc<int8_t>(mi_b));
     const size_t parts = size_t(std::max<int64_t>(d.nb * d.n_head, int64_t(kMatvecMaxTok) * d.n_head * d.dec_split));
     GB_ASSIGN(m_part_acc, alloc<float>(parts * d.hd));
     GB_ASSIGN(m_part_ml, alloc<float>(parts * 2));
@@ -461,7 +467,7 @@ Status CudaContextImpl::enqueue_forward(int32_t n, int32_t n_out) {
     GB_TRY_STATUS(add_norm(m_x, pend, pend_post, m_output_norm, m_hp.rms_eps, int(d.E), n, m_xn, m_q8, s));
     if (n_out > 0) {
         const int64_t t0 = n - n_out;
-        const Q8Act q8o{m_q8.q + t0 * d.E, m_q8.d + t0 * d.E / 32, m_q8.s + t0 * d.E / 16};
+        const Q8Act q8o = m_q8.at(t0 * d.E);
         const MatvecJob out{m_output, m_logits_d, nullptr};
         GB_TRY_STATUS(linear(&out, 1, m_xn + t0 * d.E, q8o, n_out));
         if (m_hp.final_logit_softcap > 0.0f) GB_TRY_STATUS(softcap(m_logits_d, int64_t(n_out) * d.V, m_hp.final_logit_softcap, s));
