@@ -204,9 +204,9 @@ template <> __device__ __forceinline__ void decode_chunk<TensorType::Q6_K>(const
 
 // Quantizes 32 values (one per lane of a full warp) into q8 block b of q:
 // r = v / d, d = amax / 127, q = round(r); one plane (q.lo null): s[2b + h] =
-// d * sum(q over half h); two planes: lo = round(256 (r - q)) clamped to
-// [-127, 127] (r - q is exact; +-128 only for exact ties), s[2b + h] =
-// (d / 256) * sum(256 q + lo over half h).
+// d * sum(q over half h); two planes: lo = round(256 (r - q)) (r - q is
+// exact), lo = 128 taken as q + 1, lo = -128 (|r - q - lo / 256| <= 1/512
+// always), s[2b + h] = (d / 256) * sum(256 q + lo over half h).
 __device__ __forceinline__ void q8_quant_warp(float v, int64_t b, const Q8Act & q) {
     const int lane = threadIdx.x & 31;
     float amax = fabsf(v);
@@ -214,9 +214,12 @@ __device__ __forceinline__ void q8_quant_warp(float v, int64_t b, const Q8Act & 
     for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
     const float d = amax / 127.0f;
     const float r = d > 0.0f ? v / d : 0.0f;
-    const int qi = __float2int_rn(r);
+    int qi = __float2int_rn(r);
     int li = 0;
-    if (q.lo) li = max(-127, min(127, __float2int_rn((r - float(qi)) * 256.0f)));
+    if (q.lo) {
+        li = __float2int_rn((r - float(qi)) * 256.0f);
+        if (li == 128) { qi += 1; li = -128; }  // (q < 127 here: r <= 127)
+    }
     int sum = q.lo ? 256 * qi + li : qi;
 #pragma unroll
     for (int o = 8; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);  // within halves of 16

@@ -389,11 +389,11 @@ class TstCudaKernels : public QObject {
     // it is defined) against its rule computed on the host: per 32 values
     // amax = max |v|, d = amax / 127 (f32), r = v / d, q = round_half_even(r)
     // (0 where amax = 0); one plane: s = d * sum(q) per half block; two
-    // planes: lo = round_half_even(256 (r - q)) clamped to [-127, 127], s =
-    // (d / 256) * sum(256 q + lo); bit for bit, including half-way values (v /
-    // d exactly k + 0.5: lo clamps), all-zero blocks, a single non-zero value
-    // and tiny values. Two planes also keep |v - d (q + lo / 256)| <= d / 512
-    // (ties: d / 256; plus r's own rounding).
+    // planes: lo = round_half_even(256 (r - q)), lo = 128 as (q + 1, -128), s
+    // = (d / 256) * sum(256 q + lo); bit for bit, including half-way values (v
+    // / d exactly k + 0.5), all-zero blocks, a single non-zero value and tiny
+    // values. Two planes also keep |v - d (q + lo / 256)| <= d / 512 (plus r's
+    // own rounding).
     void q8Quantizer_data() {
         QTest::addColumn<bool>("two");
         QTest::newRow("two planes") << true;
@@ -430,15 +430,15 @@ class TstCudaKernels : public QObject {
             for (int j = 0; j < 32; ++j) {
                 const float r = d > 0.0f ? v[j] / d : 0.0f;
                 ties += r - std::floor(r) == 0.5f;
-                const int q = int(std::nearbyint(r));
-                const int lo = two ? std::clamp(int(std::nearbyint((r - float(q)) * 256.0f)), -127, 127) : 0;
+                int q = int(std::nearbyint(r));
+                int lo = two ? int(std::nearbyint((r - float(q)) * 256.0f)) : 0;
+                if (lo == 128) { q += 1; lo = -128; }
                 sum[j / 16] += two ? 256 * q + lo : q;
                 same = same && got->q[32 * b + size_t(j)] == q;
                 if (two) {
                     same = same && got->lo[32 * b + size_t(j)] == lo;
                     const double back = double(d) * (double(q) + double(lo) / 256.0);
-                    const bool tie = r - std::floor(r) == 0.5f;
-                    far += std::fabs(back - double(v[j])) > double(d) * ((tie ? 1.0 / 256 : 1.0 / 512) + 1e-5);  // (+ r's rounding)
+                    far += std::fabs(back - double(v[j])) > double(d) * (1.0 / 512 + 1e-5);  // (+ r's rounding)
                 }
             }
             const float ds = two ? d / 256.0f : d;
