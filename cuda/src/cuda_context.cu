@@ -94,6 +94,8 @@ class CudaContextImpl final : public Context {
           m_cpu_params(p.context) {
         m_skip.assign(size_t(m_hp.n_layer), false);
         for (int32_t l : p.context.skip_layers) m_skip[size_t(l)] = true;
+        const char * e = std::getenv("GB_CUDA_ACT16");
+        m_act16 = e && *e ? e[0] != '0' : p.precise_decode;
     }
     ~CudaContextImpl() override;
 
@@ -170,9 +172,9 @@ class CudaContextImpl final : public Context {
     // last block per head (GB_CUDA_ATTN_FUSE=0: the separate combine kernel).
     bool  m_fuse_attn = [] { const char * e = std::getenv("GB_CUDA_ATTN_FUSE"); return !(e && e[0] == '0'); }();
     // Decode activations in two int8 planes (Q8Act::lo: ~16 bits per value;
-    // GB_CUDA_ACT16=0: one plane, 8 bits, as before, for comparison). Read
+    // CudaContextParams::precise_decode, GB_CUDA_ACT16=1/0 overrides). Read
     // once, at buffer allocation.
-    bool  m_act16 = [] { const char * e = std::getenv("GB_CUDA_ACT16"); return !(e && e[0] == '0'); }();
+    bool  m_act16 = false;
     // Classes of matmul inputs kept at one plane (GB_CUDA_ACT8, letters, for
     // measurements): a attention input (q/k/v), o attention output, g gate/up
     // input, d ffn_down input, h output head.

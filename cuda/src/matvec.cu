@@ -180,13 +180,6 @@ __device__ __forceinline__ void prefetch_l2(const void * p) { asm volatile("pref
 
 template <TensorType T> struct Fast;
 
-// A hint for the next pass's weights (GB_CUDA_PF_NEXT, see next_prefetch):
-// mode 1 the line into L1, 2 into L2.
-__device__ __forceinline__ void pf_line(const void * p, int mode) {
-    if (mode == 1) asm volatile("prefetch.global.L1 [%0];" ::"l"(p));
-    else asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
-}
-
 // Q4_K (gate/up kernel): unit u = 16 bytes of qs of superblock u/8: t = u%8 covers values
 // 16*(t%2) .. +16 of sub-blocks j = t&~1 (low nibbles) and j+1 (high).
 template <> struct Fast<TensorType::Q4_K> {
@@ -194,11 +187,6 @@ template <> struct Fast<TensorType::Q4_K> {
     struct X { uint4 a, b, la, lb; float da, db, sa, sb; };
     static __device__ __forceinline__ int units(int64_t n_cols) { return int(n_cols / 256) * 8; }
     static __device__ __forceinline__ const uint8_t * addr(const uint8_t * row, size_t, int u) { return row + 144 * (u >> 3); }
-    static __device__ __forceinline__ void pf(const uint8_t * row, size_t, int u, int mode) {
-        const uint8_t * b = row + 144 * (u >> 3);
-        pf_line(b, mode);
-        pf_line(b + 16 + 16 * (u & 7), mode);
-    }
     static __device__ __forceinline__ W load_w(const uint8_t * row, size_t, int u) {
         const uint8_t * b = row + 144 * (u >> 3);
         return {ld128(b), ld128(b + 16 + 16 * (u & 7))};
@@ -247,11 +235,6 @@ struct Q4K32 {
     struct X { uint4 a0, a1, b0, b1, la0, la1, lb0, lb1; float da, db, sa, sb; };
     static __device__ __forceinline__ int units(int64_t n_cols) { return int(n_cols / 256) * 4; }
     static __device__ __forceinline__ const uint8_t * addr(const uint8_t * row, size_t, int u) { return row + 144 * (u >> 2); }
-    static __device__ __forceinline__ void pf(const uint8_t * row, size_t, int u, int mode) {
-        const uint8_t * b = row + 144 * (u >> 2);
-        pf_line(b, mode);
-        pf_line(b + 16 + 32 * (u & 3), mode);
-    }
     static __device__ __forceinline__ W load_w(const uint8_t * row, size_t, int u) {
         const uint8_t * b = row + 144 * (u >> 2);
         const uint8_t * q = b + 16 + 32 * (u & 3);
@@ -302,12 +285,6 @@ template <> struct Fast<TensorType::Q6_K> {
     struct X { uint4 q[4], l[4]; float d[4], s[4]; };
     static __device__ __forceinline__ int units(int64_t n_cols) { return int(n_cols / 256) * 4; }
     static __device__ __forceinline__ const uint8_t * addr(const uint8_t * row, size_t, int u) { return row + 208 * (u >> 2); }
-    static __device__ __forceinline__ void pf(const uint8_t * row, size_t, int u, int mode) {
-        const int g = (u & 3) >> 1, lh = u & 1;
-        const uint8_t * body = row + 208 * (u >> 2);
-        pf_line(body + 64 * g + 16 * lh, mode);
-        pf_line(body + 128 + 32 * g + 16 * lh, mode);
-    }
     static __device__ __forceinline__ W load_w(const uint8_t * row, size_t d_off, int u) {
         const int b = u >> 2, t = u & 3, g = t >> 1, lh = t & 1;
         const uint8_t * body = row + 208 * b;
@@ -365,7 +342,6 @@ template <> struct Fast<TensorType::Q8_0> {
     struct X { uint4 a, b, la, lb; float d; };
     static __device__ __forceinline__ int units(int64_t n_cols) { return int(n_cols / 32); }
     static __device__ __forceinline__ const uint8_t * addr(const uint8_t * row, size_t, int u) { return row + 32 * u; }
-    static __device__ __forceinline__ void pf(const uint8_t * row, size_t, int u, int mode) { pf_line(row + 32 * u, mode); }
     static __device__ __forceinline__ W load_w(const uint8_t * row, size_t d_off, int u) {
         return {ld128(row + 32 * u), ld128(row + 32 * u + 16), ld16(row + d_off + 2 * u)};
     }
@@ -390,7 +366,6 @@ template <> struct Fast<TensorType::F16> {
     struct X { float4 f[4]; };
     static __device__ __forceinline__ int units(int64_t n_cols) { return int(n_cols / 16); }
     static __device__ __forceinline__ const uint8_t * addr(const uint8_t * row, size_t, int u) { return row + 32 * u; }
-    static __device__ __forceinline__ void pf(const uint8_t * row, size_t, int u, int mode) { pf_line(row + 32 * u, mode); }
     static __device__ __forceinline__ W load_w(const uint8_t * row, size_t, int u) { return {ld128(row + 32 * u), ld128(row + 32 * u + 16)}; }
     template <bool> static __device__ __forceinline__ X load_x(const XView & x, int u) {
         const float4 * p = reinterpret_cast<const float4 *>(x.f + 16 * u);
@@ -464,8 +439,7 @@ __device__ __forceinline__ void prefetch_warp(const DevMat & w, int row0, int pf
 // (ks > 1: this warp is part `part` of ks warps sharing the rows, taking every
 // ks-th stretch of 32 U units.)
 template <class F, int R, bool BIG, bool LO>
-__device__ __forceinline__ void rows_dot(const DevMat & w, int row0, const XView & x, float (&acc)[R], int part = 0, int ks = 1,
-                                         int pfn = 0) {
+__device__ __forceinline__ void rows_dot(const DevMat & w, int row0, const XView & x, float (&acc)[R], int part = 0, int ks = 1) {
     constexpr int U = BIG ? F::U : 1;
     const int lane = threadIdx.x & 31;
     const uint8_t * rows[R];
@@ -479,16 +453,6 @@ __device__ __forceinline__ void rows_dot(const DevMat & w, int row0, const XView
             const int u = min(u0 + 32 * k, n_units - 1);  // clamped: loads stay in the row, results dropped
 #pragma unroll
             for (int r = 0; r < R; ++r) wv[k][r] = F::load_w(rows[r], w.d_off, u);
-        }
-        if (pfn) {  // the next pass's weights, while this one's are in flight (a hint)
-#pragma unroll
-            for (int k = 0; k < U; ++k) {
-                const int u = u0 + 32 * U * ks + 32 * k;
-                if (u < n_units) {
-#pragma unroll
-                    for (int r = 0; r < R; ++r) F::pf(rows[r], w.d_off, u, pfn);
-                }
-            }
         }
 #pragma unroll
         for (int k = 0; k < U; ++k) {
@@ -505,7 +469,7 @@ __device__ __forceinline__ void rows_dot(const DevMat & w, int row0, const XView
 // Gate and up rows of one type in one loop: 2R rows' loads in flight, x loaded once.
 template <class F, int R, bool LO>
 __device__ __forceinline__ void rows_dot2(const DevMat & wg, const DevMat & wu, int row0, const XView & x, float (&g)[R],
-                                          float (&up)[R], int pfn = 0) {
+                                          float (&up)[R]) {
     const int lane = threadIdx.x & 31;
     const uint8_t * rg[R];
     const uint8_t * ru[R];
@@ -521,13 +485,6 @@ __device__ __forceinline__ void rows_dot2(const DevMat & wg, const DevMat & wu, 
         for (int r = 0; r < R; ++r) {
             a[r] = F::load_w(rg[r], wg.d_off, u);
             b[r] = F::load_w(ru[r], wu.d_off, u);
-        }
-        if (pfn && u + 32 < n_units) {  // the next pass's weights (a hint)
-#pragma unroll
-            for (int r = 0; r < R; ++r) {
-                F::pf(rg[r], wg.d_off, u + 32, pfn);
-                F::pf(ru[r], wu.d_off, u + 32, pfn);
-            }
         }
         const typename F::X xv = F::template load_x<LO>(x, u);
 #pragma unroll
@@ -557,16 +514,15 @@ template <TensorType T> struct MvOf { using type = Fast<T>; };
 template <> struct MvOf<TensorType::Q4_K> { using type = Q4K32; };
 
 template <int TI, int R, bool BIG, bool LO>
-__device__ __forceinline__ void dot_any(const DevMat & w, int row0, const XView & x, float (&acc)[R], int part = 0, int ks = 1,
-                                        int pfn = 0) {
+__device__ __forceinline__ void dot_any(const DevMat & w, int row0, const XView & x, float (&acc)[R], int part = 0, int ks = 1) {
     if constexpr (TI >= 0) {
-        rows_dot<typename MvOf<TensorType(TI)>::type, R, BIG, LO>(w, row0, x, acc, part, ks, pfn);
+        rows_dot<typename MvOf<TensorType(TI)>::type, R, BIG, LO>(w, row0, x, acc, part, ks);
     } else {
         switch (w.type) {
-            case TensorType::Q4_K: rows_dot<Q4K32, R, BIG, LO>(w, row0, x, acc, part, ks, pfn); break;
-            case TensorType::Q6_K: rows_dot<Fast<TensorType::Q6_K>, R, BIG, LO>(w, row0, x, acc, part, ks, pfn); break;
-            case TensorType::Q8_0: rows_dot<Fast<TensorType::Q8_0>, R, BIG, LO>(w, row0, x, acc, part, ks, pfn); break;
-            case TensorType::F16:  rows_dot<Fast<TensorType::F16>, R, BIG, LO>(w, row0, x, acc, part, ks, pfn); break;
+            case TensorType::Q4_K: rows_dot<Q4K32, R, BIG, LO>(w, row0, x, acc, part, ks); break;
+            case TensorType::Q6_K: rows_dot<Fast<TensorType::Q6_K>, R, BIG, LO>(w, row0, x, acc, part, ks); break;
+            case TensorType::Q8_0: rows_dot<Fast<TensorType::Q8_0>, R, BIG, LO>(w, row0, x, acc, part, ks); break;
+            case TensorType::F16:  rows_dot<Fast<TensorType::F16>, R, BIG, LO>(w, row0, x, acc, part, ks); break;
             default: break;
         }
     }
@@ -590,7 +546,6 @@ struct FastJobs {
     int           n;
     int           rope;  // 1: jobs are q, k, v with the RoPE epilogue ep (matvec_qkv_rope)
     int           pf;    // bytes of its rows a warp prefetches before pdl_wait (prefetch_warp)
-    int           pfn;   // next-pass prefetch mode (next_prefetch)
     RopeEpilogue  ep;
 };
 
@@ -634,7 +589,7 @@ __global__ void __launch_bounds__(kFastWarps * 32) matvec_fast_kernel(const Fast
     pdl_wait();
     const XView x = x_of(xq, xd, xs, xl, xf, n_cols, blockIdx.y);
     float acc[kFastRows] = {};
-    dot_any<TI, kFastRows, BIG, LO>(w, row0, x, acc, 0, 1, jobs.pfn);
+    dot_any<TI, kFastRows, BIG, LO>(w, row0, x, acc);
     if (jobs.rope) {  // uniform over the launch
         static_assert(kFastRows == 2, "the RoPE epilogue rotates the warp's row pair");
         const float v0 = warp_sum(acc[0]), v1 = warp_sum(acc[1]);
@@ -682,7 +637,7 @@ __global__ void __launch_bounds__(kFastWarps * 32) matvec_stream_kernel(const Fa
         if (blockIdx.y == 0 && ahead > 0 && p + (ahead + 1) * stride < n_pairs)
             prefetch_warp<Fast<TensorType::Q8_0>, kFastRows>(w, (p + (ahead + 1) * stride) * kFastRows, int(pair_bytes));
         float acc[kFastRows] = {};
-        dot_any<TI, kFastRows, BIG, LO>(w, row0, x, acc, 0, 1, jobs.pfn);
+        dot_any<TI, kFastRows, BIG, LO>(w, row0, x, acc);
 #pragma unroll
         for (int r = 0; r < kFastRows; ++r) {
             const float v = warp_sum(acc[r]);
@@ -716,7 +671,7 @@ __global__ void __launch_bounds__(kFastWarps * 32) matvec_fast_ks_kernel(const F
     pdl_wait();
     const XView x = x_of(xq, xd, xs, xl, xf, n_cols, blockIdx.y);
     float acc[kFastRows] = {};
-    dot_any<TI, kFastRows, BIG, LO>(w, row0, x, acc, part, KS, jobs.pfn);
+    dot_any<TI, kFastRows, BIG, LO>(w, row0, x, acc, part, KS);
 #pragma unroll
     for (int r = 0; r < kFastRows; ++r) {
         const float v = warp_sum(acc[r]);
@@ -782,16 +737,10 @@ int64_t head_rows() {
 // -> 127.2 us, but the gate/up 26.6 -> 32.4 and ffn_down Q6_K 16.6 -> 19.7
 // (tens of MB of prefetches in flight at once; 2-4 KiB a warp: gate/up 27.7 /
 // 29.3 us), and 8B tg128 lost with every class on but the head.
-// Next-pass prefetch in the fast matvec and gate/up loops (GB_CUDA_PF_NEXT,
-// read at each launch; decode steps replay a graph): 0 off (default), 1 each
-// lane hints its next pass's weight lines into L1, 2 into L2, while the
-// current pass's loads are in flight.
-int next_prefetch() {
-    const char * e = std::getenv("GB_CUDA_PF_NEXT");
-    const int v = e && *e ? std::atoi(e) : 0;
-    return v == 1 || v == 2 ? v : 0;
-}
-
+// (A next-pass hint, each lane prefetching its next pass's weight lines into
+// L1 or L2 while the current loads are in flight, measured slower on the 8B
+// Q4_K_M: tg128 378.0 (L1) / 375.3 (L2) vs 406.4 t/s, two activation planes
+// 335.9 / 335.6 vs 356.0; H200, h7/agree2.)
 int prefetch_bytes(int64_t total_rows, int64_t n_cols, bool glu) {
     auto env_kb = [](const char * name, int dflt) {
         const char * e = std::getenv(name);
@@ -843,7 +792,7 @@ __global__ void __launch_bounds__(kGluWarps * 32) matvec_glu_kernel(const DevMat
                                                                    const int8_t * __restrict__ xq, const float * __restrict__ xd,
                                                                    const float * __restrict__ xs, const int8_t * __restrict__ xl,
                                                                    const float * __restrict__ xf, float * __restrict__ y, Q8Act q,
-                                                                   int pf, int pfn) {
+                                                                   int pf) {
     __shared__ float vals[kGluWarps * kGluRows];
     pdl_trigger();
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -856,10 +805,10 @@ __global__ void __launch_bounds__(kGluWarps * 32) matvec_glu_kernel(const DevMat
     const XView x = x_of(xq, xd, xs, xl, xf, gate.n_cols, blockIdx.y);
     float g[kGluRows] = {}, u[kGluRows] = {};
     if constexpr (TI >= 0) {
-        rows_dot2<Fast<TensorType(TI)>, kGluRows, LO>(gate, up, row0, x, g, u, pfn);
+        rows_dot2<Fast<TensorType(TI)>, kGluRows, LO>(gate, up, row0, x, g, u);
     } else {
-        dot_any<-1, kGluRows, false, LO>(gate, row0, x, g, 0, 1, pfn);
-        dot_any<-1, kGluRows, false, LO>(up, row0, x, u, 0, 1, pfn);
+        dot_any<-1, kGluRows, false, LO>(gate, row0, x, g);
+        dot_any<-1, kGluRows, false, LO>(up, row0, x, u);
     }
 #pragma unroll
     for (int r = 0; r < kGluRows; ++r) {
@@ -882,7 +831,6 @@ Status launch_fast(const MatvecJob * jobs, int n, const Q8Act & xq, const float 
     int64_t total_rows = 0;
     for (int i = 0; i < n; ++i) total_rows += jobs[i].w.n_rows;
     a.pf = prefetch_bytes(total_rows, jobs[0].w.n_cols, false);
-    a.pfn = next_prefetch();
     const int ks = mv_ksplit(jobs[0].w.n_cols, total_rows);
     int blocks = 0;
     const int rows_per_block = kFastWarps * kFastRows / ks;
@@ -1159,7 +1107,7 @@ Status matvec_glu(const DevMat & gate, const DevMat & up, int act, const Q8Act &
         }
     }
     GB_CU(launch_pdl(k, dim3(unsigned(gate.n_rows / 32), n_tok), dim3(kGluWarps * 32), 0, s, gate, up, act, xq.q, xq.d, xq.s,
-                     xq.lo, xf, y, q_out, prefetch_bytes(gate.n_rows, gate.n_cols, true), next_prefetch()));
+                     xq.lo, xf, y, q_out, prefetch_bytes(gate.n_rows, gate.n_cols, true)));
     return {};
 }
 
