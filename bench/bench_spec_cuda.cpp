@@ -9,6 +9,8 @@
 // each draft token replaced by a wrong one with probability 1 - a), and the
 // real methods run on a prompt that repeats the model's own continuation.
 //   bench_spec_cuda MODEL [--draft FILE] [--fill 256] [--reps 15] [--gen 128 (0: verification cost only)]
+//                   [--once 1,8,16: only one decode_tree (chain, every row) + commit of each size after the
+//                    prefill, nothing timed: for a profiler's per-kernel times]
 // Prints markdown tables; medians of wall time over reps (verify) or 3 runs (gen).
 #include "bench_util.h"
 #include "glassbox/cuda_backend.h"
@@ -106,7 +108,7 @@ int main(int argc, char ** argv) {
         std::fprintf(stderr, "usage: bench_spec_cuda MODEL [--draft FILE] [--fill N] [--reps N] [--gen N]\n");
         return 2;
     }
-    std::string draft_path;
+    std::string draft_path, once;
     int fill = 256, reps = 15, n_gen = 128;
     for (int i = 2; i + 1 < argc; i += 2) {
         const std::string a = argv[i];
@@ -114,6 +116,7 @@ int main(int argc, char ** argv) {
         else if (a == "--fill") fill = std::atoi(argv[i + 1]);
         else if (a == "--reps") reps = std::atoi(argv[i + 1]);
         else if (a == "--gen") n_gen = std::atoi(argv[i + 1]);
+        else if (a == "--once") once = argv[i + 1];
     }
     auto lm = Model::load(argv[1]);
     if (!lm) die("load", lm.error());
@@ -122,12 +125,36 @@ int main(int argc, char ** argv) {
     ContextParams cp;
     cp.n_ctx = 2048;
     cp.n_batch = 64;
+    const double t_ctx0 = now_ms();
     auto gc = gpu_context(m, cp);
     if (!gc) die("CUDA context", gc.error());
     Context & ctx = **gc;
+    const double t_ctx = now_ms() - t_ctx0;
     std::mt19937 rng(1);
     std::uniform_int_distribution<int> pick(3, V - 1);
-    std::printf("model %s\n\n", m->description().c_str());
+    std::printf("model %s\n\ncontext created in %.1f ms (GB_CUDA_TREE_PRECAPTURE=%s, GB_CUDA_TREE_FUSE=%s)\n\n", m->description().c_str(), t_ctx,
+                std::getenv("GB_CUDA_TREE_PRECAPTURE") ? std::getenv("GB_CUDA_TREE_PRECAPTURE") : "default",
+                std::getenv("GB_CUDA_TREE_FUSE") ? std::getenv("GB_CUDA_TREE_FUSE") : "default");
+
+    if (!once.empty()) {
+        std::vector<Token> prompt(static_cast<size_t>(fill));
+        for (auto & t : prompt) t = pick(rng);
+        if (auto st = ctx.decode(prompt, false); !st.ok()) die("prefill", st.error());
+        for (size_t p = 0; p < once.size();) {
+            const int n = std::atoi(once.c_str() + p);
+            std::vector<Token> tok(static_cast<size_t>(n));
+            std::vector<int32_t> par(static_cast<size_t>(n)), out(static_cast<size_t>(n));
+            for (int i = 0; i < n; ++i) { tok[size_t(i)] = pick(rng); par[size_t(i)] = i - 1; out[size_t(i)] = i; }
+            if (auto st = ctx.decode_tree(tok, par, out); !st.ok()) die("decode_tree", st.error());
+            if (ctx.row_summaries().size() != size_t(n)) die("row_summaries", Error{ErrorCode::Internal, "wrong count"});
+            if (auto st = ctx.commit_tree(std::span<const int32_t>(out).subspan(0, size_t(n) / 2)); !st.ok()) die("commit_tree", st.error());
+            ctx.truncate(fill);
+            std::printf("once: decode_tree of %d nodes\n", n);
+            const size_t c = once.find(',', p);
+            p = c == std::string::npos ? once.size() : c + 1;
+        }
+        return 0;
+    }
 
     // ---- 1. verification cost --------------------------------------------------
     {
@@ -135,6 +162,21 @@ int main(int argc, char ** argv) {
         for (auto & t : prompt) t = pick(rng);
         if (auto st = ctx.decode(prompt, false); !st.ok()) die("prefill", st.error());
         const int ns[] = {1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 40, 64};
+        {  // each size's first verification on this context (a graph capture unless precaptured)
+            std::printf("first use (decode_tree + summaries + commit), ms:");
+            for (const int n : ns) {
+                std::vector<Token> tok(static_cast<size_t>(n));
+                std::vector<int32_t> par(static_cast<size_t>(n)), out(static_cast<size_t>(n));
+                for (int i = 0; i < n; ++i) { tok[size_t(i)] = pick(rng); par[size_t(i)] = i - 1; out[size_t(i)] = i; }
+                const double t0 = now_ms();
+                if (auto st = ctx.decode_tree(tok, par, out); !st.ok()) die("decode_tree", st.error());
+                if (ctx.row_summaries().size() != size_t(n)) die("row_summaries", Error{ErrorCode::Internal, "wrong count"});
+                if (auto st = ctx.commit_tree(std::span<const int32_t>(out).subspan(0, size_t(n) / 2)); !st.ok()) die("commit_tree", st.error());
+                std::printf(" n=%d %.3f", n, now_ms() - t0);
+                ctx.truncate(fill);
+            }
+            std::printf("\n\n");
+        }
         std::vector<std::vector<double>> t_tree(std::size(ns)), t_chain(std::size(ns)), t_tree_sum(std::size(ns));
         std::vector<double> t_plain, t_plain_sum;
         for (int r = 0; r < reps + 2; ++r) {  // 2 warm-up rounds, interleaved

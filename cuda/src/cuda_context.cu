@@ -15,8 +15,10 @@
 // (one token per grid row), so each node gets the bits of a one-token step
 // and verifying a tree gives plain decoding's greedy tokens. (A matvec that
 // reads the weights once for up to 8 tokens measured slower on an H200 than
-// these kernels at every n >= 2: bench/NOTES.md.) ContextParams::skip_layers
-// (self-draft) skips layers in the forward pass.
+// these kernels at every n >= 2: bench/NOTES.md.) A tree's forward graph and
+// its head graph run back to back with one synchronisation; every such graph is
+// captured when the context is made (precapture()), not inside a reply.
+// ContextParams::skip_layers (self-draft) skips layers in the forward pass.
 #include "glassbox/cuda_backend.h"
 #include "context_hidden.h"  // engine/src: the CPU Context fed hidden states
 #include "kernels.h"
@@ -149,10 +151,23 @@ class CudaContextImpl final : public Context {
     Result<const float *> upload_vector(const std::string & name, int64_t n, bool required = true);
     Status upload_rope();
 
-    Status run_chunk(const Token * tokens, int32_t n, int32_t n_out);
+    Status run_chunk(const Token * tokens, int32_t n, int32_t n_out, bool sync = true);
     // Captures enqueue_forward(n, n_out) on first use (with summary: then also the
-    // summary of logits row 0 and its copy to m_row_sum_h[0]) and replays it.
-    Status launch_graph(cudaGraphExec_t & g, int32_t n, int32_t n_out, bool summary = false);
+    // summary of logits row 0 and its copy to m_row_sum_h[0]; a fused tree: first
+    // its positions and ancestor rows from m_tree_h) and replays it (capture_only: not).
+    Status launch_graph(cudaGraphExec_t & g, int32_t n, int32_t n_out, bool summary = false, bool capture_only = false);
+    // end_capture(g, st): the work enqueued on m_stream since cudaStreamBeginCapture
+    // instantiated into g (st: how enqueuing it went; not ok: nothing kept).
+    Status end_capture(cudaGraphExec_t & g, Status st);
+    Status capture_tree_head(int32_t n_out);  // m_head_graph[n_out], unless it exists
+    // [spec] fused verification: the tree head for n_out rows (node ids in
+    // m_tree_h's out part): gather, head, softcap, the rows' summaries and their
+    // copy to m_row_sum_h; what m_head_graph[n_out] replays.
+    Status enqueue_tree_head(int32_t n_out);
+    // [spec] The verification graphs of every size (forward 1..32 nodes, head
+    // 1..32 rows) and the decode step's, captured now rather than on first use.
+    Status precapture();
+    bool tree_fused() const { return m_use_graph && m_tree_graph_on && m_tree_fuse && !partial(); }
     Status enqueue_forward(int32_t n, int32_t n_out);
     Status linear(const MatvecJob * jobs, int n_jobs, const float * x, const Q8Act & xq, int n);
 
@@ -202,6 +217,22 @@ class CudaContextImpl final : public Context {
     int *   m_tree_rows_g = nullptr;  // [kMatvecMaxTok * kMatvecMaxTok]
     const int * m_tree_rows_cur = nullptr;  // what enqueue_forward() passes to attention
     cudaGraphExec_t m_tree_graph[kMatvecMaxTok + 1] = {};
+    // [spec] Fused verification (tree_fused()): a tree's forward graph also
+    // copies its positions and ancestor rows from pinned m_tree_h, its head,
+    // summaries and their copy replay m_head_graph[n_out] right behind it, and
+    // one synchronisation ends decode_tree (before: one after the forward, one
+    // after the head, one for the summaries); commit_tree of a path that is
+    // already in place (a chain's accepted prefix) launches nothing, any other
+    // compacts without synchronising. GB_CUDA_TREE_FUSE=0: the unfused path.
+    bool    m_tree_fuse = [] { const char * e = std::getenv("GB_CUDA_TREE_FUSE"); return !(e && e[0] == '0'); }();
+    // Every verification graph captured (and uploaded) when the context is made
+    // (~130-200 ms there for gemma-3-270m on an H200) instead of on a tree
+    // size's first use inside a reply (~1.7 ms each, read by the speculation
+    // controller as that size's cost); GB_CUDA_TREE_PRECAPTURE=0: on first use.
+    bool    m_tree_precapture = [] { const char * e = std::getenv("GB_CUDA_TREE_PRECAPTURE"); return !(e && e[0] == '0'); }();
+    cudaGraphExec_t m_head_graph[kMatvecMaxTok + 1] = {};
+    static constexpr int32_t kTreeHPos = 0, kTreeHRows = kMatvecMaxTok, kTreeHOut = kMatvecMaxTok + kMatvecMaxTok * kMatvecMaxTok;
+    int *   m_tree_h = nullptr;  // pinned [kMatvecMaxTok pos | kMatvecMaxTok^2 ancestor rows | kMatvecMaxTok out nodes]
     int *   m_tree_pos_d = nullptr;   // [nb]
     int *   m_tree_idx_d = nullptr;   // [nb] out nodes / path
     float * m_logits_pin = nullptr;   // pinned [kMatvecMaxTok + 1, V]: tree logits
@@ -267,6 +298,8 @@ CudaContextImpl::~CudaContextImpl() {
     if (m_stream) cudaStreamSynchronize(m_stream);
     if (m_graph) cudaGraphExecDestroy(m_graph);
     for (cudaGraphExec_t g : m_tree_graph) if (g) cudaGraphExecDestroy(g);
+    for (cudaGraphExec_t g : m_head_graph) if (g) cudaGraphExecDestroy(g);
+    if (m_tree_h) cudaFreeHost(m_tree_h);
     if (m_stream) cudaStreamDestroy(m_stream);
     for (void * p : m_allocs) cudaFree(p);
     if (m_tokens_h) cudaFreeHost(m_tokens_h);
@@ -390,8 +423,55 @@ Status CudaContextImpl::init() {
     GB_ASSIGN(m_row_parts_d, alloc<RowPart>(nb * kRowPartsMax));
     GB_ASSIGN(m_row_sum_d, alloc<RowSum>(nb));
     GB_CU(cudaMallocHost(&m_row_sum_h, nb * sizeof(RowSum)));
+    GB_CU(cudaMallocHost(&m_tree_h, size_t(kTreeHOut + kMatvecMaxTok) * sizeof(int)));
     GB_CU(cudaDeviceSynchronize());
+    if (m_tree_precapture && m_use_graph && !partial()) GB_TRY_STATUS(precapture());
     return {};
+}
+
+Status CudaContextImpl::end_capture(cudaGraphExec_t & graph, Status st) {
+    cudaGraph_t g = nullptr;
+    const cudaError_t e = cudaStreamEndCapture(m_stream, &g);
+    if (!st.ok()) {
+        if (g) cudaGraphDestroy(g);
+        return st;
+    }
+    GB_CU(e);
+    const cudaError_t ie = cudaGraphInstantiate(&graph, g, 0);
+    cudaGraphDestroy(g);
+    GB_CU(ie);
+    return {};
+}
+
+Status CudaContextImpl::precapture() {
+    const int32_t n_max = int32_t(std::min<int64_t>(kMatvecMaxTok, m_d.nb));
+    GB_TRY_STATUS(launch_graph(m_graph, 1, 1, m_graph_summary, /*capture only*/ true));
+    if (m_tree_graph_on) {
+        m_tree_active = true;
+        m_tree_rows_cur = m_tree_rows_g;
+        m_tree_stride = kMatvecMaxTok;
+        Status st;
+        for (int32_t n = 1; n <= n_max && st.ok(); ++n) st = launch_graph(m_tree_graph[n], n, 0, false, true);
+        m_tree_active = false;
+        GB_TRY_STATUS(st);
+    }
+    if (m_tree_graph_on && m_tree_fuse) {
+        for (int32_t n = 1; n <= n_max; ++n) GB_TRY_STATUS(capture_tree_head(n));
+    }
+    // Each graph uploaded to the device now: a graph's first launch pays for
+    // that otherwise (~0.2 ms on an H200, gemma-3-270m), which the speculation
+    // controller would read as part of that tree size's verification cost.
+    GB_CU(cudaGraphUpload(m_graph, m_stream));
+    for (cudaGraphExec_t g : m_tree_graph) if (g) GB_CU(cudaGraphUpload(g, m_stream));
+    for (cudaGraphExec_t g : m_head_graph) if (g) GB_CU(cudaGraphUpload(g, m_stream));
+    GB_CU(cudaStreamSynchronize(m_stream));
+    return {};
+}
+
+Status CudaContextImpl::capture_tree_head(int32_t n_out) {
+    if (m_head_graph[n_out]) return {};
+    GB_CU(cudaStreamBeginCapture(m_stream, cudaStreamCaptureModeThreadLocal));
+    return end_capture(m_head_graph[n_out], enqueue_tree_head(n_out));
 }
 
 Status CudaContextImpl::linear(const MatvecJob * jobs, int n_jobs, const float * x, const Q8Act & xq, int n) {
@@ -490,33 +570,46 @@ Status CudaContextImpl::enqueue_forward(int32_t n, int32_t n_out) {
     return {};
 }
 
-Status CudaContextImpl::launch_graph(cudaGraphExec_t & graph, int32_t n, int32_t n_out, bool summary) {
+Status CudaContextImpl::launch_graph(cudaGraphExec_t & graph, int32_t n, int32_t n_out, bool summary, bool capture_only) {
     if (!graph) {
-        GB_CU(cudaStreamBeginCapture(m_stream, cudaStreamCaptureModeThreadLocal));
-        Status st = enqueue_forward(n, n_out);
+        const cudaStream_t s = m_stream;
+        GB_CU(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+        Status st;
+        if (m_tree_active && tree_fused()) {
+            // [spec] the tree's positions and ancestor rows (stride kMatvecMaxTok) from pinned m_tree_h
+            cudaError_t ce = cudaMemcpyAsync(m_tree_pos_d, m_tree_h + kTreeHPos, size_t(n) * sizeof(int), cudaMemcpyHostToDevice, s);
+            if (ce == cudaSuccess) ce = cudaMemcpyAsync(m_tree_rows_g, m_tree_h + kTreeHRows, size_t(n) * kMatvecMaxTok * sizeof(int), cudaMemcpyHostToDevice, s);
+            if (ce != cudaSuccess) st = make_error(ErrorCode::Internal, std::string("CUDA tree graph copies: ") + cudaGetErrorString(ce));
+        }
+        if (st.ok()) st = enqueue_forward(n, n_out);
         if (st.ok() && summary) {
-            st = summarize_rows(m_logits_d, int(m_d.V), 1, m_row_parts_d, m_row_sum_d, m_stream);
+            st = summarize_rows(m_logits_d, int(m_d.V), 1, m_row_parts_d, m_row_sum_d, s);
             if (st.ok()) {
-                const cudaError_t ce = cudaMemcpyAsync(m_row_sum_h, m_row_sum_d, sizeof(RowSum), cudaMemcpyDeviceToHost, m_stream);
+                const cudaError_t ce = cudaMemcpyAsync(m_row_sum_h, m_row_sum_d, sizeof(RowSum), cudaMemcpyDeviceToHost, s);
                 if (ce != cudaSuccess) st = make_error(ErrorCode::Internal, std::string("CUDA graph summary copy: ") + cudaGetErrorString(ce));
             }
         }
-        cudaGraph_t g = nullptr;
-        const cudaError_t e = cudaStreamEndCapture(m_stream, &g);
-        if (!st.ok()) {
-            if (g) cudaGraphDestroy(g);
-            return st;
-        }
-        GB_CU(e);
-        const cudaError_t ie = cudaGraphInstantiate(&graph, g, 0);
-        cudaGraphDestroy(g);
-        GB_CU(ie);
+        GB_TRY_STATUS(end_capture(graph, st));
     }
-    GB_CU(cudaGraphLaunch(graph, m_stream));
+    if (!capture_only) GB_CU(cudaGraphLaunch(graph, m_stream));
     return {};
 }
 
-Status CudaContextImpl::run_chunk(const Token * tokens, int32_t n, int32_t n_out) {
+Status CudaContextImpl::enqueue_tree_head(int32_t n_out) {
+    const Dims & d = m_d;
+    const cudaStream_t s = m_stream;
+    GB_CU(cudaMemcpyAsync(m_tree_idx_d, m_tree_h + kTreeHOut, size_t(n_out) * sizeof(int), cudaMemcpyHostToDevice, s));
+    GB_TRY_STATUS(gather_rows(m_xn, m_tree_idx_d, n_out, int(d.E), m_proj, m_q8, m_q8b, s));
+    const MatvecJob out{m_output, m_logits_d, nullptr};
+    if (m_head_multi) GB_TRY_STATUS(matvec_multi(out, m_q8b, m_proj, n_out, s));
+    else GB_TRY_STATUS(linear(&out, 1, m_proj, m_q8b, n_out));
+    if (m_hp.final_logit_softcap > 0.0f) GB_TRY_STATUS(softcap(m_logits_d, int64_t(n_out) * d.V, m_hp.final_logit_softcap, s));
+    GB_TRY_STATUS(summarize_rows(m_logits_d, int(d.V), n_out, m_row_parts_d, m_row_sum_d, s));
+    GB_CU(cudaMemcpyAsync(m_row_sum_h, m_row_sum_d, size_t(n_out) * sizeof(RowSum), cudaMemcpyDeviceToHost, s));
+    return {};
+}
+
+Status CudaContextImpl::run_chunk(const Token * tokens, int32_t n, int32_t n_out, bool sync) {
     bool step_summary = false;
     m_step_summarised = false;
     std::memcpy(m_tokens_h, tokens, size_t(n) * sizeof(int));
@@ -530,7 +623,7 @@ Status CudaContextImpl::run_chunk(const Token * tokens, int32_t n, int32_t n_out
     } else {
         GB_TRY_STATUS(enqueue_forward(n, n_out));
     }
-    GB_CU(cudaStreamSynchronize(m_stream));
+    if (sync) GB_CU(cudaStreamSynchronize(m_stream));
     m_step_summarised = step_summary;
     return {};
 }
@@ -673,6 +766,22 @@ Status CudaContextImpl::decode_tree(std::span<const Token> tokens, std::span<con
         for (int32_t a = i; a >= 0; a = parents[size_t(a)]) r[pos[size_t(a)] - m_n_past] = m_n_past + a;
     }
     GB_CU(cudaSetDevice(m_device));
+    if (graph && tree_fused()) {
+        // Fused: positions, ancestor rows and out nodes through pinned m_tree_h
+        // (copied inside the graphs), the forward graph and the head graph
+        // back to back, one synchronisation (in tree_logits; here if no rows).
+        std::memcpy(m_tree_h + kTreeHPos, pos.data(), pos.size() * sizeof(int));
+        std::memcpy(m_tree_h + kTreeHRows, rows.data(), rows.size() * sizeof(int));
+        m_tree_parent.assign(parents.begin(), parents.end());
+        m_tree_rows_cur = m_tree_rows_g;
+        m_tree_stride = stride;
+        m_tree_active = true;
+        const Status st = run_chunk(tokens.data(), n, 0, /*sync*/ out_nodes.empty());
+        m_tree_active = false;
+        GB_TRY_STATUS(st);
+        m_tree_n = n;
+        return tree_logits(out_nodes);
+    }
     if (!graph && rows.size() > m_tree_rows_cap) {
         if (m_tree_rows_d) GB_CU(cudaFree(m_tree_rows_d));
         m_tree_rows_d = nullptr;
@@ -717,6 +826,27 @@ Status CudaContextImpl::tree_logits(std::span<const int32_t> nodes) {
     if (n_out == 0) return {};
     GB_CU(cudaSetDevice(m_device));
     const cudaStream_t s = m_stream;
+    if (tree_fused() && n_out <= kMatvecMaxTok) {
+        // Fused: the head graph for n_out rows (gather, head, softcap,
+        // summaries and their copy), then the one synchronisation.
+        std::memcpy(m_tree_h + kTreeHOut, nodes.data(), size_t(n_out) * sizeof(int));
+        GB_TRY_STATUS(capture_tree_head(n_out));
+        GB_CU(cudaGraphLaunch(m_head_graph[n_out], s));
+        GB_CU(cudaStreamSynchronize(s));
+        static_assert(sizeof(RowSum) == sizeof(RowSummary), "RowSum mirrors gb::RowSummary");
+        m_summ.resize(size_t(n_out));
+        std::memcpy(m_summ.data(), m_row_sum_h, size_t(n_out) * sizeof(RowSum));
+        m_summ_valid = true;
+        m_logits_in_pin = m_logits_pin != nullptr;  // rows stay on the device: logits() copies them on first use
+        m_tree_rows_pending = m_logits_in_pin;
+        m_dev_row0 = 0;
+        m_dev_rows = n_out;
+        if (!m_logits_in_pin) {
+            if (m_logits.size() < m_n_logits) m_logits.resize(m_n_logits);
+            GB_CU(cudaMemcpy(m_logits.data(), m_logits_d, m_n_logits * sizeof(float), cudaMemcpyDeviceToHost));
+        }
+        return {};
+    }
     // rows of the nodes' normed hidden states (and their q8, as the plain head reads) -> head
     GB_CU(cudaMemcpyAsync(m_tree_idx_d, nodes.data(), size_t(n_out) * sizeof(int), cudaMemcpyHostToDevice, s));
     const bool mv = n_out <= kMatvecMaxTok;
@@ -760,9 +890,15 @@ Status CudaContextImpl::commit_tree(std::span<const int32_t> path) {
     }
     m_tree_n = 0;
     GB_CU(cudaSetDevice(m_device));
-    GB_CU(cudaMemcpyAsync(m_tree_idx_d, path.data(), size_t(n) * sizeof(int), cudaMemcpyHostToDevice, m_stream));
-    GB_TRY_STATUS(kv_compact(m_k_cache, m_v_cache, m_gpu_layers, m_d.n_ctx, m_d.n_kv, m_n_past, m_tree_idx_d, n, m_stream));
-    GB_CU(cudaStreamSynchronize(m_stream));
+    bool in_place = true;  // path[k] == k: the accepted nodes' K/V rows are where they belong (a chain's prefix)
+    for (int32_t k = 0; k < n; ++k) in_place = in_place && path[size_t(k)] == k;
+    if (!(tree_fused() && in_place)) {
+        // (pageable source: staged by the copy call, so no synchronisation is needed for it; the
+        // stream orders the compaction before the next forward)
+        GB_CU(cudaMemcpyAsync(m_tree_idx_d, path.data(), size_t(n) * sizeof(int), cudaMemcpyHostToDevice, m_stream));
+        GB_TRY_STATUS(kv_compact(m_k_cache, m_v_cache, m_gpu_layers, m_d.n_ctx, m_d.n_kv, m_n_past, m_tree_idx_d, n, m_stream));
+        if (!tree_fused()) GB_CU(cudaStreamSynchronize(m_stream));
+    }
     m_n_past += n;
     return {};
 }

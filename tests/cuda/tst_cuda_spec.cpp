@@ -140,7 +140,10 @@ class TstCudaSpec : public QObject {
     // nodes placed after decoy siblings; every node's logits against decoding
     // its root path token by token (the oracle: plain single-token steps on a
     // second context). Up to 32 nodes: the same bits; more (GEMM path): close.
-    // Then commit_tree(path) and the continuation against plain decoding.
+    // Then commit_tree(path) and the continuation against plain decoding. The
+    // chain cases (a first-child chain, half of it committed: a path whose K/V
+    // rows are already in place, which the fused verification commits without
+    // a kernel) check that too.
     void treeMatchesPlain_data() { arch_rows(); }
     void treeMatchesPlain() {
         QFETCH(QString, preset);
@@ -148,14 +151,17 @@ class TstCudaSpec : public QObject {
         auto m = model(preset.toStdString(), ftype.toStdString());
         const int V = m->hparams().n_vocab;
         const std::vector<Token> prompt = random_tokens(*m, 37);
-        for (int n_nodes : {1, 2, 5, 9, 17, 32, 40}) {
-            // tree: parents first; node i's parent is a random earlier node or -1
+        struct Case { int n_nodes; bool chain; };
+        for (const Case tc : {Case{1, false}, Case{2, false}, Case{5, false}, Case{9, false}, Case{17, false}, Case{32, false}, Case{40, false},
+                              Case{7, true}, Case{16, true}}) {
+            const int n_nodes = tc.n_nodes;
+            // tree: parents first; node i's parent is a random earlier node or -1 (chain: i - 1)
             std::uniform_int_distribution<int> coin(0, 2);
             std::vector<Token> tok = random_tokens(*m, n_nodes);
             std::vector<int32_t> par(static_cast<size_t>(n_nodes));
             for (int i = 0; i < n_nodes; ++i) {
                 std::uniform_int_distribution<int> pick(-1, i - 1);
-                par[size_t(i)] = i == 0 || coin(m_rng) == 0 ? -1 : pick(m_rng);
+                par[size_t(i)] = tc.chain ? i - 1 : i == 0 || coin(m_rng) == 0 ? -1 : pick(m_rng);
             }
             // the committed path: the deepest node's root path
             std::vector<int> depth(static_cast<size_t>(n_nodes));
@@ -166,6 +172,7 @@ class TstCudaSpec : public QObject {
             }
             std::vector<int32_t> path;
             for (int a = deepest; a >= 0; a = par[size_t(a)]) path.insert(path.begin(), a);
+            if (tc.chain) path.resize(size_t(n_nodes + 1) / 2);  // 0, 1, ...: already in place
 
             auto g = gpu_context(m, params());
             QVERIFY2(g.ok(), g.ok() ? "" : g.error().to_string().c_str());
