@@ -599,10 +599,11 @@ Status CudaContextImpl::enqueue_tree_head(int32_t n_out) {
     const Dims & d = m_d;
     const cudaStream_t s = m_stream;
     GB_CU(cudaMemcpyAsync(m_tree_idx_d, m_tree_h + kTreeHOut, size_t(n_out) * sizeof(int), cudaMemcpyHostToDevice, s));
-    GB_TRY_STATUS(gather_rows(m_xn, m_tree_idx_d, n_out, int(d.E), m_proj, m_q8, m_q8b, s));
+    const Q8Act q8hb = plane(m_q8b, 'h');  // (the final norm wrote plane(m_q8, 'h'))
+    GB_TRY_STATUS(gather_rows(m_xn, m_tree_idx_d, n_out, int(d.E), m_proj, plane(m_q8, 'h'), q8hb, s));
     const MatvecJob out{m_output, m_logits_d, nullptr};
-    if (m_head_multi) GB_TRY_STATUS(matvec_multi(out, m_q8b, m_proj, n_out, s));
-    else GB_TRY_STATUS(linear(&out, 1, m_proj, m_q8b, n_out));
+    if (m_head_multi) GB_TRY_STATUS(matvec_multi(out, q8hb, m_proj, n_out, s));
+    else GB_TRY_STATUS(linear(&out, 1, m_proj, q8hb, n_out));
     if (m_hp.final_logit_softcap > 0.0f) GB_TRY_STATUS(softcap(m_logits_d, int64_t(n_out) * d.V, m_hp.final_logit_softcap, s));
     GB_TRY_STATUS(summarize_rows(m_logits_d, int(d.V), n_out, m_row_parts_d, m_row_sum_d, s));
     GB_CU(cudaMemcpyAsync(m_row_sum_h, m_row_sum_d, size_t(n_out) * sizeof(RowSum), cudaMemcpyDeviceToHost, s));
