@@ -179,6 +179,7 @@ struct EngineConfig {
     int batchSize = 512;
     QString backend = QStringLiteral("cpu");  // "cpu" | "cuda"
     int gpuLayers = -1;        // CUDA: layers on the GPU, -1 all (the rest run on the CPU)
+    bool preciseDecode = false;  // CUDA: decode with 16-bit activations (Session path only)
     QString kvCacheType = QStringLiteral("f16");  // "f16" | "q8_0"
     // Runtime weight format (requantize on load): "file" (as stored) or a type
     // name (f16, q8_0, q6_k, q5_k, q4_k, q4_0, q3_k, q2_k); per tensor class

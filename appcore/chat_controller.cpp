@@ -241,6 +241,7 @@ void ChatController::revertEngineSettings()
     const QList<QPair<K, QVariant>> values = {
         {K::Backend, c.backend},
         {K::GpuLayers, c.gpuLayers},
+        {K::PreciseDecode, c.preciseDecode},
         {K::Threads, c.threads},
         {K::ContextLength, c.contextLength},
         {K::BatchSize, c.batchSize},

@@ -393,7 +393,7 @@ private:
     bool batchEligible(const gb::GenerateParams &params) const
     {
         return m_model && m_request.batching && params.spec.method == gb::SpecMethod::None &&
-               (m_config.backend == QLatin1String("cpu") || allLayersOnGpu(*m_model, m_config));
+               (m_config.backend == QLatin1String("cpu") || (allLayersOnGpu(*m_model, m_config) && !m_config.preciseDecode));
     }
 
     // Ends the requests that are done (in request order): frees their pages,
@@ -483,6 +483,9 @@ private:
     {
         if (!allLayersOnGpu(*model, config))
             return gb::make_error(gb::ErrorCode::Unsupported, "not a GPU batching configuration");
+        if (config.preciseDecode)
+            return gb::make_error(gb::ErrorCode::Unsupported,
+                                  "precise decode runs on the one-sequence engine, which keeps its KV cache in F16");
         return gb::kv::BatchEngine::create(model, batchParams(*model, config, true));
     }
 
@@ -750,10 +753,12 @@ private:
         p.chat_template_override = config.chatTemplateOverride.toStdString();
         if (config.backend == QLatin1String("cuda")) {
             const int32_t layers = config.gpuLayers;
-            p.context_factory = [layers](std::shared_ptr<const gb::Model> model, const gb::ContextParams &cp) {
+            const bool precise = config.preciseDecode;
+            p.context_factory = [layers, precise](std::shared_ptr<const gb::Model> model, const gb::ContextParams &cp) {
                 gb::cuda::CudaContextParams gp;
                 gp.context = cp;
                 gp.n_gpu_layers = layers;
+                gp.precise_decode = precise;
                 return gb::cuda::create_context(std::move(model), gp);
             };
         }

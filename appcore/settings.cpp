@@ -65,11 +65,13 @@ const QList<Settings::Descriptor> &Settings::descriptors()
         make(K::SpecDraftModel, "decoding/spec_draft_model", QString(), {}, {}, false),
         make(K::PrefixCache, "decoding/prefix_cache", true, {}, {}, false),
         make(K::Batching, "engine/batching", true, {}, {}, false),
+        make(K::PreciseDecode, "engine/precise_decode", false, {}, {}, true),
     };
     return table;
 }
 
-QString Settings::batchingUnavailableReason(const QString &backend, const QString &specMethod, int gpuLayers)
+QString Settings::batchingUnavailableReason(const QString &backend, const QString &specMethod, int gpuLayers,
+                                           bool preciseDecode)
 {
     if (backend == QLatin1String("cuda") && gpuLayers >= 0)
         return tr("Partial offload (GPU layers set to %1): when the model has more layers than that, the layers "
@@ -80,6 +82,10 @@ QString Settings::batchingUnavailableReason(const QString &backend, const QStrin
     if (!specMethod.isEmpty() && specMethod != QLatin1String("none"))
         return tr("Speculative decoding runs on the one-sequence engine: while it is on, replies do not use "
                   "the batching engine or its prefix tree.");
+    if (backend == QLatin1String("cuda") && preciseDecode)
+        return tr("Precise decode (16-bit activations) runs on the one-sequence engine: the GPU batching "
+                  "engine decodes with 8-bit activations only, so while it is on, replies do not use the "
+                  "batching engine or its prefix tree.");
     return {};
 }
 
@@ -227,6 +233,7 @@ EngineConfig Settings::engineConfig() const
     EngineConfig c;
     c.backend = value(Key::Backend).toString();
     c.gpuLayers = value(Key::GpuLayers).toInt();
+    c.preciseDecode = value(Key::PreciseDecode).toBool();
     c.threads = value(Key::Threads).toInt();
     c.contextLength = value(Key::ContextLength).toInt();
     c.batchSize = value(Key::BatchSize).toInt();

@@ -51,6 +51,7 @@ public:
         SpecDraftModel, // GGUF path (method "draft")
         PrefixCache,    // bool
         Batching,       // bool: the continuous-batching engine (CPU, or CUDA with all layers on the GPU; no speculation); live
+        PreciseDecode,  // bool: CUDA decode with 16-bit activations (CudaContextParams::precise_decode); Session path
     };
     Q_ENUM(Key)
 
@@ -69,9 +70,11 @@ public:
     static QStringList weightFormats(bool perClass);
     static bool needsReload(Key key) { return descriptor(key).needsReload; }
     // Why replies cannot run on the continuous-batching engine with this
-    // backend, speculative method and GPU layer count ("" : they can; CUDA
-    // batches on the GPU when every layer is there, -1 = all).
-    static QString batchingUnavailableReason(const QString &backend, const QString &specMethod, int gpuLayers = -1);
+    // backend, speculative method, GPU layer count and decode precision ("" :
+    // they can; CUDA batches on the GPU when every layer is there, -1 = all,
+    // with 8-bit decode activations only).
+    static QString batchingUnavailableReason(const QString &backend, const QString &specMethod, int gpuLayers = -1,
+                                             bool preciseDecode = false);
 
     // store may be null (values then live in memory only).
     explicit Settings(ChatStore *store = nullptr, QObject *parent = nullptr);

@@ -52,7 +52,7 @@ double process_cpu_s() {
 }  // namespace
 
 int cmd_bench(int argc, char ** argv) {
-    Args args(argc, argv, 2, {"--json", "--llamacpp-numerics"});
+    Args args(argc, argv, 2, {"--json", "--llamacpp-numerics", "--precise-decode"});
     if (args.has("--llamacpp-numerics")) gb::set_cpu_numerics(gb::CpuNumerics::LlamaCpp);
     if (!args.ok()) return fail(args.error());
     const auto path = args.get("-m");
@@ -74,7 +74,7 @@ int cmd_bench(int argc, char ** argv) {
     cp.n_threads = n_threads;
     cp.n_batch = n_batch;
     std::string used;
-    auto ctx = make_context(model, cp, backend, n_gpu_layers, &used);
+    auto ctx = make_context(model, cp, backend, n_gpu_layers, &used, args.has("--precise-decode"));
     if (!ctx) return 1;
 
     std::mt19937 rng(1234);
@@ -152,7 +152,7 @@ int cmd_bench(int argc, char ** argv) {
 }
 
 int cmd_perplexity(int argc, char ** argv) {
-    Args args(argc, argv, 2, {"--json", "--llamacpp-numerics"});
+    Args args(argc, argv, 2, {"--json", "--llamacpp-numerics", "--precise-decode"});
     if (args.has("--llamacpp-numerics")) gb::set_cpu_numerics(gb::CpuNumerics::LlamaCpp);
     if (!args.ok()) return fail(args.error());
     const auto path = args.get("-m");

@@ -12,11 +12,11 @@
 namespace gbcli {
 
 const std::set<std::string> k_generate_flags = {"--greedy", "--chat", "--ignore-eos", "--drop-old-turns", "--stats",
-                                                "--spec-fixed", "--llamacpp-numerics"};
+                                                "--spec-fixed", "--llamacpp-numerics", "--precise-decode"};
 const std::set<std::string> k_generate_options = {
     "-m", "-p", "-n", "-t", "-c", "-s", "--greedy", "--temp", "--top-k", "--top-p", "--min-p", "--repeat-penalty",
     "--repeat-last-n", "--presence-penalty", "--frequency-penalty", "--seed", "--stop", "--chat", "--ignore-eos",
-    "--drop-old-turns", "--stats", "--template", "--backend", "-ngl", "--llamacpp-numerics",
+    "--drop-old-turns", "--stats", "--template", "--backend", "-ngl", "--llamacpp-numerics", "--precise-decode",
     // [spec] speculative decoding
     "--spec", "--draft-model", "--draft-max", "--ngram", "--spec-branches", "--spec-skip-layers", "--spec-fixed",
     "--lookahead-window", "--lookahead-ngram", "--lookahead-verify", "--draft-window", "--probe-budget"};
@@ -45,11 +45,13 @@ std::shared_ptr<const gb::Model> load_model(const std::string & path) {
 }
 
 std::unique_ptr<gb::Context> make_context(std::shared_ptr<const gb::Model> model, const gb::ContextParams & cp,
-                                          const std::string & backend, int32_t n_gpu_layers, std::string * used) {
+                                          const std::string & backend, int32_t n_gpu_layers, std::string * used,
+                                          bool precise_decode) {
     if (backend == "cuda") {
         gb::cuda::CudaContextParams gp;
         gp.context = cp;
         gp.n_gpu_layers = n_gpu_layers;
+        gp.precise_decode = precise_decode;
         auto c = gb::cuda::create_context(model, gp);
         if (c) {
             if (used) *used = "cuda";
@@ -68,11 +70,11 @@ std::unique_ptr<gb::Context> make_context(std::shared_ptr<const gb::Model> model
     return std::move(*c);
 }
 
-void set_backend(gb::SessionParams * sp, const std::string & backend, int32_t n_gpu_layers) {
+void set_backend(gb::SessionParams * sp, const std::string & backend, int32_t n_gpu_layers, bool precise_decode) {
     if (backend == "cpu") return;
-    sp->context_factory = [backend, n_gpu_layers](std::shared_ptr<const gb::Model> m,
+    sp->context_factory = [backend, n_gpu_layers, precise_decode](std::shared_ptr<const gb::Model> m,
                                                  const gb::ContextParams & cp) -> gb::Result<std::unique_ptr<gb::Context>> {
-        auto c = make_context(std::move(m), cp, backend, n_gpu_layers, nullptr);
+        auto c = make_context(std::move(m), cp, backend, n_gpu_layers, nullptr, precise_decode);
         if (!c) return gb::make_error(gb::ErrorCode::Internal, "no context could be created");
         return c;
     };
@@ -80,7 +82,7 @@ void set_backend(gb::SessionParams * sp, const std::string & backend, int32_t n_
 
 void read_generate_options(Args & args, gb::SessionParams * sp, gb::GenerateParams * gp) {
     if (args.has("--llamacpp-numerics")) gb::set_cpu_numerics(gb::CpuNumerics::LlamaCpp);
-    set_backend(sp, args.get_or("--backend", "cpu"), int32_t(args.get_int("-ngl", -1)));
+    set_backend(sp, args.get_or("--backend", "cpu"), int32_t(args.get_int("-ngl", -1)), args.has("--precise-decode"));
     sp->context.n_threads = int32_t(args.get_int("-t", 0));
     sp->context.n_ctx = int32_t(args.get_int("-c", 4096));
     if (args.has("--drop-old-turns")) sp->overflow = gb::OverflowPolicy::DropOldestTurns;

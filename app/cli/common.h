@@ -21,12 +21,15 @@ void read_generate_options(Args & args, gb::SessionParams * sp, gb::GeneratePara
 void read_spec_options(Args & args, gb::SpecConfig * sc);
 extern const std::set<std::string> k_generate_flags;
 
-// --backend cpu|cuda and -ngl N: a CUDA context when asked for and available,
-// else (with a message on stderr) the CPU one. Null with the error printed on failure.
+// --backend cpu|cuda, -ngl N and --precise-decode (CUDA decode with 16-bit
+// activations: CudaContextParams::precise_decode): a CUDA context when asked for
+// and available, else (with a message on stderr) the CPU one. Null with the
+// error printed on failure.
 std::unique_ptr<gb::Context> make_context(std::shared_ptr<const gb::Model> model, const gb::ContextParams & cp,
-                                          const std::string & backend, int32_t n_gpu_layers, std::string * used);
+                                          const std::string & backend, int32_t n_gpu_layers, std::string * used,
+                                          bool precise_decode = false);
 // The same as a Session context factory (for generate/chat).
-void set_backend(gb::SessionParams * sp, const std::string & backend, int32_t n_gpu_layers);
+void set_backend(gb::SessionParams * sp, const std::string & backend, int32_t n_gpu_layers, bool precise_decode = false);
 extern const std::set<std::string> k_generate_options;
 
 }  // namespace gbcli

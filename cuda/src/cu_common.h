@@ -64,10 +64,20 @@ DevMat dev_layout(TensorType t, int64_t n_cols, int64_t n_rows);
 void pack_row(TensorType t, int64_t n_cols, const uint8_t * src, uint8_t * dst, const DevMat & layout);
 
 // q8 activations: x[i] ~= d[i/32] * q[i]; s[j] = d * sum(q over 16 values j).
+// With the second plane lo (decode Context): x[i] ~= d * (q[i] + lo[i] / 256),
+// lo = the rounding residual of q in 1/256 steps (16-bit activations as two
+// int8 planes: the matvec takes 256 * (w . q) + w . lo, twice the dp4a, and
+// scales by d / 256), s[j] = d / 256 * sum(256 q + lo over 16 values j).
 struct Q8Act {
     int8_t * q = nullptr;
     float *  d = nullptr;
     float *  s = nullptr;
+    int8_t * lo = nullptr;  // null: one plane
+    // The rows from value offset off on (off % 32 == 0); null planes stay null.
+    Q8Act at(int64_t off) const {
+        if (!q) return *this;
+        return {q + off, d + off / 32, s + off / 16, lo ? lo + off : nullptr};
+    }
 };
 
 }  // namespace gb::cuda

@@ -70,8 +70,8 @@ uint64_t scratch_bytes(const Dims & d, bool head_on_gpu = true) {
     uint64_t b = 0;
     b += f * d.nb * (3 * d.E + 2 * d.n_q + 2 * d.n_kv + 2 * d.F);  // x xn proj q attn k v gate up
     if (head_on_gpu) b += f * d.nb * d.V;                           // logits
-    b += uint64_t(d.nb) * d.max_in() * (1 + 4 / 32.0 + 4 / 16.0) + 64;  // q8
-    b += uint64_t(kMatvecMaxTok) * std::max(d.F, d.E) * (1 + 4 / 32.0 + 4 / 16.0) + 64;  // second q8 (decode gate/up output; tree head rows)
+    b += uint64_t(d.nb) * d.max_in() * (2 + 4 / 32.0 + 4 / 16.0) + 64;  // q8 (two planes)
+    b += uint64_t(kMatvecMaxTok) * std::max(d.F, d.E) * (2 + 4 / 32.0 + 4 / 16.0) + 64;  // second q8 (decode gate/up output; tree head rows)
     const int64_t parts = std::max<int64_t>(d.nb * d.n_head, int64_t(kMatvecMaxTok) * d.n_head * d.dec_split);
     b += f * parts * (d.hd + 2);
     b += 2 * uint64_t(d.nb) * d.max_in() + 2 * kGemmW16Elems;
@@ -96,6 +96,8 @@ class CudaContextImpl final : public Context {
           m_cpu_params(p.context) {
         m_skip.assign(size_t(m_hp.n_layer), false);
         for (int32_t l : p.context.skip_layers) m_skip[size_t(l)] = true;
+        const char * e = std::getenv("GB_CUDA_ACT16");
+        m_act16 = e && *e ? e[0] != '0' : p.precise_decode;
     }
     ~CudaContextImpl() override;
 
@@ -184,6 +186,19 @@ class CudaContextImpl final : public Context {
     // Decode attention: combine the split partials in the partial kernel's
     // last block per head (GB_CUDA_ATTN_FUSE=0: the separate combine kernel).
     bool  m_fuse_attn = [] { const char * e = std::getenv("GB_CUDA_ATTN_FUSE"); return !(e && e[0] == '0'); }();
+    // Decode activations in two int8 planes (Q8Act::lo: ~16 bits per value;
+    // CudaContextParams::precise_decode, GB_CUDA_ACT16=1/0 overrides). Read
+    // once, at buffer allocation.
+    bool  m_act16 = false;
+    // Classes of matmul inputs kept at one plane (GB_CUDA_ACT8, letters, for
+    // measurements): a attention input (q/k/v), o attention output, g gate/up
+    // input, d ffn_down input, h output head.
+    std::string m_act8 = [] { const char * e = std::getenv("GB_CUDA_ACT8"); return std::string(e ? e : ""); }();
+    // q as used for input class c: without its second plane where c is in m_act8.
+    Q8Act plane(Q8Act q, char c) const {
+        if (m_act8.find(c) != std::string::npos) q.lo = nullptr;
+        return q;
+    }
     int32_t m_n_past = 0;
     std::vector<bool> m_skip;  // [n_layer] layers not run (ContextParams::skip_layers)
     // [spec] The pending token tree (m_tree_n > 0 after decode_tree()): node i
@@ -382,10 +397,12 @@ Status CudaContextImpl::init() {
     GB_ASSIGN(m_q8.q, alloc<int8_t>(mi));
     GB_ASSIGN(m_q8.d, alloc<float>(mi / 32));
     GB_ASSIGN(m_q8.s, alloc<float>(mi / 16));
+    if (m_act16) GB_ASSIGN(m_q8.lo, alloc<int8_t>(mi));
     const size_t mi_b = size_t(kMatvecMaxTok) * size_t(std::max(d.F, d.E));
     GB_ASSIGN(m_q8b.q, alloc<int8_t>(mi_b));
     GB_ASSIGN(m_q8b.d, alloc<float>(mi_b / 32));
     GB_ASSIGN(m_q8b.s, alloc<float>(mi_b / 16));
+    if (m_act16) GB_ASSIGN(m_q8b.lo, alloc<int8_t>(mi_b));
     const size_t parts = size_t(std::max<int64_t>(d.nb * d.n_head, int64_t(kMatvecMaxTok) * d.n_head * d.dec_split));
     GB_ASSIGN(m_part_acc, alloc<float>(parts * d.hd));
     GB_ASSIGN(m_part_ml, alloc<float>(parts * 2));
@@ -467,7 +484,10 @@ Status CudaContextImpl::enqueue_forward(int32_t n, int32_t n_out) {
     const Dims & d = m_d;
     const cudaStream_t s = m_stream;
     const bool mv = n <= kMatvecMaxTok;
-    const Q8Act q8 = mv ? m_q8 : Q8Act{};
+    const Q8Act q8 = mv ? plane(m_q8, 'a') : Q8Act{};  // q/k/v input
+    const Q8Act q8o = mv ? plane(m_q8, 'o') : Q8Act{};  // attention output
+    const Q8Act q8g = mv ? plane(m_q8, 'g') : Q8Act{};  // gate/up input
+    const Q8Act q8d = mv ? plane(m_q8, 'd') : Q8Act{};  // ffn_down input (unfused)
     GB_CU(cudaMemcpyAsync(m_tokens_d, m_tokens_h, size_t(n) * sizeof(int), cudaMemcpyHostToDevice, s));
     GB_CU(cudaMemcpyAsync(m_pos_d, m_pos_h, sizeof(int), cudaMemcpyHostToDevice, s));
     GB_TRY_STATUS(embed(m_tok_embd, m_tokens_d, n, m_hp.embd_scale, m_x, s));
@@ -503,7 +523,7 @@ Status CudaContextImpl::enqueue_forward(int32_t n, int32_t n_out) {
         AttnArgs aa{m_q, kc, vc, int(d.n_head), int(d.n_head_kv), int(d.hd), swa ? m_hp.sliding_window : 0,
                     m_flags.scale_q ? 1.0f : attn_scale, m_attn, m_part_acc, m_part_ml};
         const bool fuse_q = mv && d.hd % 32 == 0;  // attention output quantized in its combine kernel
-        if (fuse_q) aa.q8 = q8;
+        if (fuse_q) aa.q8 = q8o;
         if (mv && m_fuse_attn) aa.counters = m_attn_counters;
         if (m_tree_active) {
             aa.tree_rows = m_tree_rows_cur;
@@ -511,23 +531,24 @@ Status CudaContextImpl::enqueue_forward(int32_t n, int32_t n_out) {
             aa.tree_stride = m_tree_stride;
         }
         GB_TRY_STATUS(attention(aa, m_pos_d, n, mv ? d.dec_split : 1, s));
-        if (mv && !fuse_q) GB_TRY_STATUS(act_quant(m_attn, nullptr, 0, int64_t(n) * d.n_q, q8, s));
+        if (mv && !fuse_q) GB_TRY_STATUS(act_quant(m_attn, nullptr, 0, int64_t(n) * d.n_q, q8o, s));
         const MatvecJob wo{l.wo, m_proj, nullptr};
-        GB_TRY_STATUS(linear(&wo, 1, m_attn, q8, n));
+        GB_TRY_STATUS(linear(&wo, 1, m_attn, q8o, n));
         // xn = rmsnorm(x += [post_norm](proj)) * ffn_norm
-        GB_TRY_STATUS(add_norm(m_x, m_proj, l.post_attn, l.ffn_norm, m_hp.rms_eps, int(d.E), n, m_xn, q8, s));
+        GB_TRY_STATUS(add_norm(m_x, m_proj, l.post_attn, l.ffn_norm, m_hp.rms_eps, int(d.E), n, m_xn, q8g, s));
         if (mv && m_fuse_glu && matvec_glu_supported(l.gate, l.up)) {
             // gate/up + activation + q8 in one kernel; its q8 goes to a second
             // buffer (the kernel still reads the first).
-            GB_TRY_STATUS(matvec_glu(l.gate, l.up, m_flags.act, q8, m_xn, n, m_gate, m_q8b, s));
+            const Q8Act q8b = plane(m_q8b, 'd');
+            GB_TRY_STATUS(matvec_glu(l.gate, l.up, m_flags.act, q8g, m_xn, n, m_gate, q8b, s));
             const MatvecJob dn{l.down, m_proj, nullptr};
-            GB_TRY_STATUS(linear(&dn, 1, m_gate, m_q8b, n));
+            GB_TRY_STATUS(linear(&dn, 1, m_gate, q8b, n));
         } else {
             const MatvecJob gu[2] = {{l.gate, m_gate, nullptr}, {l.up, m_up, nullptr}};
-            GB_TRY_STATUS(linear(gu, 2, m_xn, q8, n));
-            GB_TRY_STATUS(act_quant(m_gate, m_up, m_flags.act, int64_t(n) * d.F, q8, s));
+            GB_TRY_STATUS(linear(gu, 2, m_xn, q8g, n));
+            GB_TRY_STATUS(act_quant(m_gate, m_up, m_flags.act, int64_t(n) * d.F, q8d, s));
             const MatvecJob dn{l.down, m_proj, nullptr};
-            GB_TRY_STATUS(linear(&dn, 1, m_gate, q8, n));
+            GB_TRY_STATUS(linear(&dn, 1, m_gate, q8d, n));
         }
         pend = m_proj;
         pend_post = l.post_ffn;
@@ -538,12 +559,12 @@ Status CudaContextImpl::enqueue_forward(int32_t n, int32_t n_out) {
         GB_CU(cudaMemcpyAsync(m_hidden_h, m_x, size_t(n) * size_t(d.E) * sizeof(float), cudaMemcpyDeviceToHost, s));
         return {};
     }
-    GB_TRY_STATUS(add_norm(m_x, pend, pend_post, m_output_norm, m_hp.rms_eps, int(d.E), n, m_xn, m_q8, s));
+    const Q8Act q8h = plane(m_q8, 'h');
+    GB_TRY_STATUS(add_norm(m_x, pend, pend_post, m_output_norm, m_hp.rms_eps, int(d.E), n, m_xn, q8h, s));
     if (n_out > 0) {
         const int64_t t0 = n - n_out;
-        const Q8Act q8o{m_q8.q + t0 * d.E, m_q8.d + t0 * d.E / 32, m_q8.s + t0 * d.E / 16};
         const MatvecJob out{m_output, m_logits_d, nullptr};
-        GB_TRY_STATUS(linear(&out, 1, m_xn + t0 * d.E, q8o, n_out));
+        GB_TRY_STATUS(linear(&out, 1, m_xn + t0 * d.E, q8h.at(t0 * d.E), n_out));
         if (m_hp.final_logit_softcap > 0.0f) GB_TRY_STATUS(softcap(m_logits_d, int64_t(n_out) * d.V, m_hp.final_logit_softcap, s));
     }
     return {};
@@ -578,10 +599,11 @@ Status CudaContextImpl::enqueue_tree_head(int32_t n_out) {
     const Dims & d = m_d;
     const cudaStream_t s = m_stream;
     GB_CU(cudaMemcpyAsync(m_tree_idx_d, m_tree_h + kTreeHOut, size_t(n_out) * sizeof(int), cudaMemcpyHostToDevice, s));
-    GB_TRY_STATUS(gather_rows(m_xn, m_tree_idx_d, n_out, int(d.E), m_proj, m_q8, m_q8b, s));
+    const Q8Act q8hb = plane(m_q8b, 'h');  // (the final norm wrote plane(m_q8, 'h'))
+    GB_TRY_STATUS(gather_rows(m_xn, m_tree_idx_d, n_out, int(d.E), m_proj, plane(m_q8, 'h'), q8hb, s));
     const MatvecJob out{m_output, m_logits_d, nullptr};
-    if (m_head_multi) GB_TRY_STATUS(matvec_multi(out, m_q8b, m_proj, n_out, s));
-    else GB_TRY_STATUS(linear(&out, 1, m_proj, m_q8b, n_out));
+    if (m_head_multi) GB_TRY_STATUS(matvec_multi(out, q8hb, m_proj, n_out, s));
+    else GB_TRY_STATUS(linear(&out, 1, m_proj, q8hb, n_out));
     if (m_hp.final_logit_softcap > 0.0f) GB_TRY_STATUS(softcap(m_logits_d, int64_t(n_out) * d.V, m_hp.final_logit_softcap, s));
     GB_TRY_STATUS(summarize_rows(m_logits_d, int(d.V), n_out, m_row_parts_d, m_row_sum_d, s));
     GB_CU(cudaMemcpyAsync(m_row_sum_h, m_row_sum_d, size_t(n_out) * sizeof(RowSum), cudaMemcpyDeviceToHost, s));
@@ -829,11 +851,12 @@ Status CudaContextImpl::tree_logits(std::span<const int32_t> nodes) {
     // rows of the nodes' normed hidden states (and their q8, as the plain head reads) -> head
     GB_CU(cudaMemcpyAsync(m_tree_idx_d, nodes.data(), size_t(n_out) * sizeof(int), cudaMemcpyHostToDevice, s));
     const bool mv = n_out <= kMatvecMaxTok;
-    GB_TRY_STATUS(gather_rows(m_xn, m_tree_idx_d, n_out, int(d.E), m_proj, mv ? m_q8 : Q8Act{}, mv ? m_q8b : Q8Act{}, s));
+    const Q8Act q8hb = plane(m_q8b, 'h');  // (the final norm wrote plane(m_q8, 'h'))
+    GB_TRY_STATUS(gather_rows(m_xn, m_tree_idx_d, n_out, int(d.E), m_proj, mv ? plane(m_q8, 'h') : Q8Act{}, mv ? q8hb : Q8Act{}, s));
     const MatvecJob out{m_output, m_logits_d, nullptr};
     // the head once for all rows (each head row read once per 16 nodes; bits of a one-token step)
-    if (mv && m_head_multi) GB_TRY_STATUS(matvec_multi(out, m_q8b, m_proj, n_out, s));
-    else GB_TRY_STATUS(linear(&out, 1, m_proj, m_q8b, n_out));
+    if (mv && m_head_multi) GB_TRY_STATUS(matvec_multi(out, q8hb, m_proj, n_out, s));
+    else GB_TRY_STATUS(linear(&out, 1, m_proj, q8hb, n_out));
     if (m_hp.final_logit_softcap > 0.0f) GB_TRY_STATUS(softcap(m_logits_d, int64_t(n_out) * d.V, m_hp.final_logit_softcap, s));
     if (n_out <= kMatvecMaxTok + 1 && m_logits_pin) {
         // rows stay on the device: row_summaries() or logits() (which copies them) next

@@ -8,7 +8,8 @@
 
 namespace gb::cuda {
 
-// ---- matvec.cu: decode-path y = W x (quantized: dp4a against q8 x) ----------
+// ---- matvec.cu: decode-path y = W x (quantized: dp4a against q8 x, one or
+// two int8 planes: Q8Act) -------------------------------------------------------
 struct MatvecJob {
     DevMat        w;
     float *       y    = nullptr;  // [n_tok, w.n_rows]

@@ -2,7 +2,8 @@
 // (Q4_K, Q6_K, Q8_0, F16): a warp computes R rows; each lane takes "units" of
 // a row (16-byte weight loads: a quarter/eighth of a superblock, a 32-block,
 // 16 halves) with stride 32 units, the R rows' loads issued together; the
-// q8 activations (dp4a) or f32 activations come through L1. Jobs of
+// q8 activations (dp4a; with the second int8 plane Q8Act::lo, two dp4a
+// per 4 values: 256 (w . q) + w . lo) or f32 activations come through L1. Jobs of
 // different fast types mix in one launch (q/k/v with a Q6_K v). The gate/up
 // pair mode computes act(gate) * up for 32 consecutive rows per block and
 // quantizes them to q8 in the epilogue (no separate activation kernel).
@@ -47,10 +48,12 @@ __device__ __forceinline__ bool locate(const JobsArg & jobs, int group, int & j,
     return true;
 }
 
+// (xl: the second activation plane or null; a uniform branch, this is the
+// slow path of the less common types)
 template <TensorType T>
 __global__ void __launch_bounds__(kWarps * 32) matvec_q_kernel(const JobsArg jobs, const int8_t * __restrict__ xq,
                                                               const float * __restrict__ xd, const float * __restrict__ xs,
-                                                              int n_cols) {
+                                                              const int8_t * __restrict__ xl, int n_cols) {
     pdl_trigger();
     pdl_wait();
     const int lane = threadIdx.x & 31;
@@ -61,6 +64,7 @@ __global__ void __launch_bounds__(kWarps * 32) matvec_q_kernel(const JobsArg job
     const int tok = blockIdx.y;
     const int n_chunks = n_cols / 32;
     xq += size_t(tok) * n_cols;
+    if (xl) xl += size_t(tok) * n_cols;
     xd += size_t(tok) * n_chunks;
     xs += size_t(tok) * n_chunks * 2;
     const uint8_t * rows[kRows];
@@ -71,7 +75,9 @@ __global__ void __launch_bounds__(kWarps * 32) matvec_q_kernel(const JobsArg job
     for (int c = lane; c < n_chunks; c += 32) {
         uint32_t xv[8];
         ld256(reinterpret_cast<const uint8_t *>(xq) + 32 * size_t(c), xv);
-        const float d = __ldg(xd + c);
+        uint32_t lv[8] = {};
+        if (xl) ld256(reinterpret_cast<const uint8_t *>(xl) + 32 * size_t(c), lv);
+        const float d = xl ? __ldg(xd + c) * (1.0f / 256.0f) : __ldg(xd + c);
         const float2 s = __ldg(reinterpret_cast<const float2 *>(xs) + c);
 #pragma unroll
         for (int r = 0; r < kRows; ++r) {
@@ -82,6 +88,14 @@ __global__ void __launch_bounds__(kWarps * 32) matvec_q_kernel(const JobsArg job
             for (int i = 0; i < 4; ++i) {
                 s0 = __dp4a(ch.q[i], int(xv[i]), s0);
                 s1 = __dp4a(ch.q[4 + i], int(xv[4 + i]), s1);
+            }
+            if (xl) {
+                s0 <<= 8; s1 <<= 8;
+#pragma unroll
+                for (int i = 0; i < 4; ++i) {
+                    s0 = __dp4a(ch.q[i], int(lv[i]), s0);
+                    s1 = __dp4a(ch.q[4 + i], int(lv[4 + i]), s1);
+                }
             }
             acc[r] += d * (ch.sc[0] * float(s0) + ch.sc[1] * float(s1)) + ch.mn[0] * s.x + ch.mn[1] * s.y;
         }
@@ -141,12 +155,15 @@ __global__ void __launch_bounds__(kWarps * 32) matvec_f_kernel(const JobsArg job
 }
 
 // ---- fast path -------------------------------------------------------------------
-// Activations of one token: q8 (q, d per 32, s per 16) and f32.
+// Activations of one token: q8 (q, d per 32, s per 16, lo: the second plane
+// or null; Q8Act) and f32. The units' load_x<LO> / dot<LO>: LO = the two-plane
+// form (lo loaded beside q, the q dot shifted by 8 bits plus the lo dot, d / 256).
 struct XView {
     const int8_t * q;
     const float *  d;
     const float *  s;
     const float *  f;
+    const int8_t * l;
 };
 
 __device__ __forceinline__ int dot4(uint4 w, uint4 x, int acc) {
@@ -167,30 +184,42 @@ template <TensorType T> struct Fast;
 // 16*(t%2) .. +16 of sub-blocks j = t&~1 (low nibbles) and j+1 (high).
 template <> struct Fast<TensorType::Q4_K> {
     struct W { uint4 h, q; };
-    struct X { uint4 a, b; float da, db, sa, sb; };
+    struct X { uint4 a, b, la, lb; float da, db, sa, sb; };
     static __device__ __forceinline__ int units(int64_t n_cols) { return int(n_cols / 256) * 8; }
     static __device__ __forceinline__ const uint8_t * addr(const uint8_t * row, size_t, int u) { return row + 144 * (u >> 3); }
     static __device__ __forceinline__ W load_w(const uint8_t * row, size_t, int u) {
         const uint8_t * b = row + 144 * (u >> 3);
         return {ld128(b), ld128(b + 16 + 16 * (u & 7))};
     }
-    static __device__ __forceinline__ X load_x(const XView & x, int u) {
+    template <bool LO> static __device__ __forceinline__ X load_x(const XView & x, int u) {
         const int t = u & 7, hf = t & 1;
         const int qa = 8 * (u >> 3) + (t & ~1);  // q8 block of sub-block j
         X o;
         o.a = ld128(reinterpret_cast<const uint8_t *>(x.q) + 32 * qa + 16 * hf);
         o.b = ld128(reinterpret_cast<const uint8_t *>(x.q) + 32 * (qa + 1) + 16 * hf);
         o.da = __ldg(x.d + qa); o.db = __ldg(x.d + qa + 1);
+        if constexpr (LO) {
+            o.la = ld128(reinterpret_cast<const uint8_t *>(x.l) + 32 * qa + 16 * hf);
+            o.lb = ld128(reinterpret_cast<const uint8_t *>(x.l) + 32 * (qa + 1) + 16 * hf);
+            o.da *= 1.0f / 256.0f; o.db *= 1.0f / 256.0f;
+        }
         o.sa = __ldg(x.s + 2 * qa + hf); o.sb = __ldg(x.s + 2 * qa + 2 + hf);
         return o;
     }
-    static __device__ __forceinline__ float dot(const W & w, const X & x, int u) {
+    template <bool LO> static __device__ __forceinline__ float dot(const W & w, const X & x, int u) {
         const int j = (u & 7) & ~1;
         int sa, ma, sb, mb;
         k4_scale_min_w(w.h.y, w.h.z, w.h.w, j, &sa, &ma);
         k4_scale_min_w(w.h.y, w.h.z, w.h.w, j + 1, &sb, &mb);
-        const int ia = dot4(and4(w.q, 0x0F0F0F0Fu), x.a, 0);
-        const int ib = dot4(and4(shr4(w.q, 4), 0x0F0F0F0Fu), x.b, 0);
+        int ia, ib;
+        if constexpr (LO) {
+            const uint4 na = and4(w.q, 0x0F0F0F0Fu), nb = and4(shr4(w.q, 4), 0x0F0F0F0Fu);
+            ia = dot4(na, x.la, dot4(na, x.a, 0) << 8);
+            ib = dot4(nb, x.lb, dot4(nb, x.b, 0) << 8);
+        } else {
+            ia = dot4(and4(w.q, 0x0F0F0F0Fu), x.a, 0);
+            ib = dot4(and4(shr4(w.q, 4), 0x0F0F0F0Fu), x.b, 0);
+        }
         const float d = h2f(uint16_t(w.h.x & 0xffff)), dmin = h2f(uint16_t(w.h.x >> 16));
         return d * (float(sa) * x.da * float(ia) + float(sb) * x.db * float(ib)) - dmin * (float(ma) * x.sa + float(mb) * x.sb);
     }
@@ -203,7 +232,7 @@ template <> struct Fast<TensorType::Q4_K> {
 struct Q4K32 {
     static constexpr int U = 2;
     struct W { uint4 h, q0, q1; };
-    struct X { uint4 a0, a1, b0, b1; float da, db, sa, sb; };
+    struct X { uint4 a0, a1, b0, b1, la0, la1, lb0, lb1; float da, db, sa, sb; };
     static __device__ __forceinline__ int units(int64_t n_cols) { return int(n_cols / 256) * 4; }
     static __device__ __forceinline__ const uint8_t * addr(const uint8_t * row, size_t, int u) { return row + 144 * (u >> 2); }
     static __device__ __forceinline__ W load_w(const uint8_t * row, size_t, int u) {
@@ -211,23 +240,36 @@ struct Q4K32 {
         const uint8_t * q = b + 16 + 32 * (u & 3);
         return {ld128(b), ld128(q), ld128(q + 16)};
     }
-    static __device__ __forceinline__ X load_x(const XView & x, int u) {
+    template <bool LO> static __device__ __forceinline__ X load_x(const XView & x, int u) {
         const int qa = 8 * (u >> 2) + 2 * (u & 3);  // q8 block of sub-block 2g
         const uint8_t * p = reinterpret_cast<const uint8_t *>(x.q) + 32 * qa;
         X o;
         o.a0 = ld128(p); o.a1 = ld128(p + 16); o.b0 = ld128(p + 32); o.b1 = ld128(p + 48);
         o.da = __ldg(x.d + qa); o.db = __ldg(x.d + qa + 1);
+        if constexpr (LO) {
+            const uint8_t * pl = reinterpret_cast<const uint8_t *>(x.l) + 32 * qa;
+            o.la0 = ld128(pl); o.la1 = ld128(pl + 16); o.lb0 = ld128(pl + 32); o.lb1 = ld128(pl + 48);
+            o.da *= 1.0f / 256.0f; o.db *= 1.0f / 256.0f;
+        }
         const float4 s4 = __ldg(reinterpret_cast<const float4 *>(x.s + 2 * qa));  // 2 halves of each block
         o.sa = s4.x + s4.y; o.sb = s4.z + s4.w;
         return o;
     }
-    static __device__ __forceinline__ float dot(const W & w, const X & x, int u) {
+    template <bool LO> static __device__ __forceinline__ float dot(const W & w, const X & x, int u) {
         const int j = 2 * (u & 3);
         int sa, ma, sb, mb;
         k4_scale_min_w(w.h.y, w.h.z, w.h.w, j, &sa, &ma);
         k4_scale_min_w(w.h.y, w.h.z, w.h.w, j + 1, &sb, &mb);
-        const int ia = dot4(and4(w.q1, 0x0F0F0F0Fu), x.a1, dot4(and4(w.q0, 0x0F0F0F0Fu), x.a0, 0));
-        const int ib = dot4(and4(shr4(w.q1, 4), 0x0F0F0F0Fu), x.b1, dot4(and4(shr4(w.q0, 4), 0x0F0F0F0Fu), x.b0, 0));
+        int ia, ib;
+        if constexpr (LO) {
+            const uint4 na0 = and4(w.q0, 0x0F0F0F0Fu), na1 = and4(w.q1, 0x0F0F0F0Fu);
+            const uint4 nb0 = and4(shr4(w.q0, 4), 0x0F0F0F0Fu), nb1 = and4(shr4(w.q1, 4), 0x0F0F0F0Fu);
+            ia = dot4(na1, x.la1, dot4(na0, x.la0, dot4(na1, x.a1, dot4(na0, x.a0, 0)) << 8));
+            ib = dot4(nb1, x.lb1, dot4(nb0, x.lb0, dot4(nb1, x.b1, dot4(nb0, x.b0, 0)) << 8));
+        } else {
+            ia = dot4(and4(w.q1, 0x0F0F0F0Fu), x.a1, dot4(and4(w.q0, 0x0F0F0F0Fu), x.a0, 0));
+            ib = dot4(and4(shr4(w.q1, 4), 0x0F0F0F0Fu), x.b1, dot4(and4(shr4(w.q0, 4), 0x0F0F0F0Fu), x.b0, 0));
+        }
         const float d = h2f(uint16_t(w.h.x & 0xffff)), dmin = h2f(uint16_t(w.h.x >> 16));
         return d * (float(sa) * x.da * float(ia) + float(sb) * x.db * float(ib)) - dmin * (float(ma) * x.sa + float(mb) * x.sb);
     }
@@ -240,7 +282,7 @@ struct Q4K32 {
 template <> struct Fast<TensorType::Q6_K> {
     static constexpr int U = 2;
     struct W { uint4 l0, l1, h; uint2 sc; uint32_t d; };
-    struct X { uint4 q[4]; float d[4], s[4]; };
+    struct X { uint4 q[4], l[4]; float d[4], s[4]; };
     static __device__ __forceinline__ int units(int64_t n_cols) { return int(n_cols / 256) * 4; }
     static __device__ __forceinline__ const uint8_t * addr(const uint8_t * row, size_t, int u) { return row + 208 * (u >> 2); }
     static __device__ __forceinline__ W load_w(const uint8_t * row, size_t d_off, int u) {
@@ -254,7 +296,7 @@ template <> struct Fast<TensorType::Q6_K> {
         o.d  = ld16(row + d_off + 2 * b);
         return o;
     }
-    static __device__ __forceinline__ X load_x(const XView & x, int u) {
+    template <bool LO> static __device__ __forceinline__ X load_x(const XView & x, int u) {
         const int b = u >> 2, t = u & 3, g = t >> 1, lh = t & 1;
         const int q0 = 8 * b + 4 * g;
         X o;
@@ -263,10 +305,20 @@ template <> struct Fast<TensorType::Q6_K> {
             o.q[i] = ld128(reinterpret_cast<const uint8_t *>(x.q) + 32 * (q0 + i) + 16 * lh);
             o.d[i] = __ldg(x.d + q0 + i);
             o.s[i] = __ldg(x.s + 2 * (q0 + i) + lh);
+            if constexpr (LO) {
+                o.l[i] = ld128(reinterpret_cast<const uint8_t *>(x.l) + 32 * (q0 + i) + 16 * lh);
+                o.d[i] *= 1.0f / 256.0f;
+            }
         }
         return o;
     }
-    static __device__ __forceinline__ float dot(const W & w, const X & x, int u) {
+    // The dot of one 16-value run: 8 bits (q), or 16 (q shifted, plus lo).
+    template <bool LO> static __device__ __forceinline__ int dq(uint4 v, const X & x, int i) {
+        const int a = dot4(v, x.q[i], 0);
+        if constexpr (LO) return dot4(v, x.l[i], a << 8);
+        return a;
+    }
+    template <bool LO> static __device__ __forceinline__ float dot(const W & w, const X & x, int u) {
         const int lh = u & 1;
         const uint4 v0 = or4(and4(w.l0, 0x0F0F0F0Fu), and4(shl4(w.h, 4), 0x30303030u));
         const uint4 v1 = or4(and4(w.l1, 0x0F0F0F0Fu), and4(shl4(w.h, 2), 0x30303030u));
@@ -275,10 +327,10 @@ template <> struct Fast<TensorType::Q6_K> {
         const int sh = 8 * lh;
         const float s0 = float(int8_t((w.sc.x >> sh) & 0xff)), s1 = float(int8_t((w.sc.x >> (sh + 16)) & 0xff));
         const float s2 = float(int8_t((w.sc.y >> sh) & 0xff)), s3 = float(int8_t((w.sc.y >> (sh + 16)) & 0xff));
-        float r = s0 * (x.d[0] * float(dot4(v0, x.q[0], 0)) - 32.0f * x.s[0]);
-        r = fmaf(s1, x.d[1] * float(dot4(v1, x.q[1], 0)) - 32.0f * x.s[1], r);
-        r = fmaf(s2, x.d[2] * float(dot4(v2, x.q[2], 0)) - 32.0f * x.s[2], r);
-        r = fmaf(s3, x.d[3] * float(dot4(v3, x.q[3], 0)) - 32.0f * x.s[3], r);
+        float r = s0 * (x.d[0] * float(dq<LO>(v0, x, 0)) - 32.0f * x.s[0]);
+        r = fmaf(s1, x.d[1] * float(dq<LO>(v1, x, 1)) - 32.0f * x.s[1], r);
+        r = fmaf(s2, x.d[2] * float(dq<LO>(v2, x, 2)) - 32.0f * x.s[2], r);
+        r = fmaf(s3, x.d[3] * float(dq<LO>(v3, x, 3)) - 32.0f * x.s[3], r);
         return h2f(uint16_t(w.d)) * r;
     }
 };
@@ -287,17 +339,22 @@ template <> struct Fast<TensorType::Q6_K> {
 template <> struct Fast<TensorType::Q8_0> {
     static constexpr int U = 4;
     struct W { uint4 a, b; uint32_t d; };
-    struct X { uint4 a, b; float d; };
+    struct X { uint4 a, b, la, lb; float d; };
     static __device__ __forceinline__ int units(int64_t n_cols) { return int(n_cols / 32); }
     static __device__ __forceinline__ const uint8_t * addr(const uint8_t * row, size_t, int u) { return row + 32 * u; }
     static __device__ __forceinline__ W load_w(const uint8_t * row, size_t d_off, int u) {
         return {ld128(row + 32 * u), ld128(row + 32 * u + 16), ld16(row + d_off + 2 * u)};
     }
-    static __device__ __forceinline__ X load_x(const XView & x, int u) {
+    template <bool LO> static __device__ __forceinline__ X load_x(const XView & x, int u) {
         const uint8_t * q = reinterpret_cast<const uint8_t *>(x.q) + 32 * u;
-        return {ld128(q), ld128(q + 16), __ldg(x.d + u)};
+        if constexpr (LO) {
+            const uint8_t * l = reinterpret_cast<const uint8_t *>(x.l) + 32 * u;
+            return {ld128(q), ld128(q + 16), ld128(l), ld128(l + 16), __ldg(x.d + u) * (1.0f / 256.0f)};
+        }
+        return {ld128(q), ld128(q + 16), {}, {}, __ldg(x.d + u)};
     }
-    static __device__ __forceinline__ float dot(const W & w, const X & x, int) {
+    template <bool LO> static __device__ __forceinline__ float dot(const W & w, const X & x, int) {
+        if constexpr (LO) return h2f(uint16_t(w.d)) * x.d * float(dot4(w.b, x.lb, dot4(w.a, x.la, dot4(w.b, x.b, dot4(w.a, x.a, 0)) << 8)));
         return h2f(uint16_t(w.d)) * x.d * float(dot4(w.b, x.b, dot4(w.a, x.a, 0)));
     }
 };
@@ -310,11 +367,11 @@ template <> struct Fast<TensorType::F16> {
     static __device__ __forceinline__ int units(int64_t n_cols) { return int(n_cols / 16); }
     static __device__ __forceinline__ const uint8_t * addr(const uint8_t * row, size_t, int u) { return row + 32 * u; }
     static __device__ __forceinline__ W load_w(const uint8_t * row, size_t, int u) { return {ld128(row + 32 * u), ld128(row + 32 * u + 16)}; }
-    static __device__ __forceinline__ X load_x(const XView & x, int u) {
+    template <bool> static __device__ __forceinline__ X load_x(const XView & x, int u) {
         const float4 * p = reinterpret_cast<const float4 *>(x.f + 16 * u);
         return {{__ldg(p), __ldg(p + 1), __ldg(p + 2), __ldg(p + 3)}};
     }
-    static __device__ __forceinline__ float dot(const W & w, const X & x, int) {
+    template <bool> static __device__ __forceinline__ float dot(const W & w, const X & x, int) {
         const uint32_t ws[8] = {w.a.x, w.a.y, w.a.z, w.a.w, w.b.x, w.b.y, w.b.z, w.b.w};
         float r0 = 0.0f, r1 = 0.0f;
 #pragma unroll
@@ -381,7 +438,7 @@ __device__ __forceinline__ void prefetch_warp(const DevMat & w, int row0, int pf
 // rows, where the extra passes would only be clamped duplicates).
 // (ks > 1: this warp is part `part` of ks warps sharing the rows, taking every
 // ks-th stretch of 32 U units.)
-template <class F, int R, bool BIG>
+template <class F, int R, bool BIG, bool LO>
 __device__ __forceinline__ void rows_dot(const DevMat & w, int row0, const XView & x, float (&acc)[R], int part = 0, int ks = 1) {
     constexpr int U = BIG ? F::U : 1;
     const int lane = threadIdx.x & 31;
@@ -401,16 +458,16 @@ __device__ __forceinline__ void rows_dot(const DevMat & w, int row0, const XView
         for (int k = 0; k < U; ++k) {
             const int u = u0 + 32 * k;
             if (u < n_units) {
-                const typename F::X xv = F::load_x(x, u);
+                const typename F::X xv = F::template load_x<LO>(x, u);
 #pragma unroll
-                for (int r = 0; r < R; ++r) acc[r] += F::dot(wv[k][r], xv, u);
+                for (int r = 0; r < R; ++r) acc[r] += F::template dot<LO>(wv[k][r], xv, u);
             }
         }
     }
 }
 
 // Gate and up rows of one type in one loop: 2R rows' loads in flight, x loaded once.
-template <class F, int R>
+template <class F, int R, bool LO>
 __device__ __forceinline__ void rows_dot2(const DevMat & wg, const DevMat & wu, int row0, const XView & x, float (&g)[R],
                                           float (&up)[R]) {
     const int lane = threadIdx.x & 31;
@@ -429,11 +486,11 @@ __device__ __forceinline__ void rows_dot2(const DevMat & wg, const DevMat & wu, 
             a[r] = F::load_w(rg[r], wg.d_off, u);
             b[r] = F::load_w(ru[r], wu.d_off, u);
         }
-        const typename F::X xv = F::load_x(x, u);
+        const typename F::X xv = F::template load_x<LO>(x, u);
 #pragma unroll
         for (int r = 0; r < R; ++r) {
-            g[r] += F::dot(a[r], xv, u);
-            up[r] += F::dot(b[r], xv, u);
+            g[r] += F::template dot<LO>(a[r], xv, u);
+            up[r] += F::template dot<LO>(b[r], xv, u);
         }
     }
 }
@@ -456,25 +513,26 @@ template <int R, bool MV> __device__ __forceinline__ void prefetch_any(const Dev
 template <TensorType T> struct MvOf { using type = Fast<T>; };
 template <> struct MvOf<TensorType::Q4_K> { using type = Q4K32; };
 
-template <int TI, int R, bool BIG>
+template <int TI, int R, bool BIG, bool LO>
 __device__ __forceinline__ void dot_any(const DevMat & w, int row0, const XView & x, float (&acc)[R], int part = 0, int ks = 1) {
     if constexpr (TI >= 0) {
-        rows_dot<typename MvOf<TensorType(TI)>::type, R, BIG>(w, row0, x, acc, part, ks);
+        rows_dot<typename MvOf<TensorType(TI)>::type, R, BIG, LO>(w, row0, x, acc, part, ks);
     } else {
         switch (w.type) {
-            case TensorType::Q4_K: rows_dot<Q4K32, R, BIG>(w, row0, x, acc, part, ks); break;
-            case TensorType::Q6_K: rows_dot<Fast<TensorType::Q6_K>, R, BIG>(w, row0, x, acc, part, ks); break;
-            case TensorType::Q8_0: rows_dot<Fast<TensorType::Q8_0>, R, BIG>(w, row0, x, acc, part, ks); break;
-            case TensorType::F16:  rows_dot<Fast<TensorType::F16>, R, BIG>(w, row0, x, acc, part, ks); break;
+            case TensorType::Q4_K: rows_dot<Q4K32, R, BIG, LO>(w, row0, x, acc, part, ks); break;
+            case TensorType::Q6_K: rows_dot<Fast<TensorType::Q6_K>, R, BIG, LO>(w, row0, x, acc, part, ks); break;
+            case TensorType::Q8_0: rows_dot<Fast<TensorType::Q8_0>, R, BIG, LO>(w, row0, x, acc, part, ks); break;
+            case TensorType::F16:  rows_dot<Fast<TensorType::F16>, R, BIG, LO>(w, row0, x, acc, part, ks); break;
             default: break;
         }
     }
 }
 
-__device__ __forceinline__ XView x_of(const int8_t * xq, const float * xd, const float * xs, const float * xf, int64_t n_cols, int tok) {
+__device__ __forceinline__ XView x_of(const int8_t * xq, const float * xd, const float * xs, const int8_t * xl, const float * xf,
+                                      int64_t n_cols, int tok) {
     const int64_t nc = n_cols / 32;
     return {xq ? xq + tok * n_cols : nullptr, xd ? xd + tok * nc : nullptr, xs ? xs + tok * nc * 2 : nullptr,
-            xf ? xf + tok * n_cols : nullptr};
+            xf ? xf + tok * n_cols : nullptr, xl ? xl + tok * n_cols : nullptr};
 }
 
 constexpr int kFastWarps = 4;
@@ -515,10 +573,11 @@ __device__ __forceinline__ void rope_store(const FastJobs & jobs, int j, int row
 }
 
 // grid (blocks over all jobs, n_tok), block kFastWarps warps.
-template <int TI, bool BIG>
+template <int TI, bool BIG, bool LO>
 __global__ void __launch_bounds__(kFastWarps * 32) matvec_fast_kernel(const FastJobs jobs, const int8_t * __restrict__ xq,
                                                                      const float * __restrict__ xd, const float * __restrict__ xs,
-                                                                     const float * __restrict__ xf, int n_cols) {
+                                                                     const int8_t * __restrict__ xl, const float * __restrict__ xf,
+                                                                     int n_cols) {
     pdl_trigger();
     int j = 0;
     while (j < jobs.n && int(blockIdx.x) >= jobs.block_end[j]) ++j;
@@ -528,9 +587,9 @@ __global__ void __launch_bounds__(kFastWarps * 32) matvec_fast_kernel(const Fast
     const int row0 = (int(blockIdx.x) - (j ? jobs.block_end[j - 1] : 0)) * (kFastWarps * kFastRows) + warp * kFastRows;
     if (blockIdx.y == 0) prefetch_any<kFastRows, true>(w, row0, jobs.pf);
     pdl_wait();
-    const XView x = x_of(xq, xd, xs, xf, n_cols, blockIdx.y);
+    const XView x = x_of(xq, xd, xs, xl, xf, n_cols, blockIdx.y);
     float acc[kFastRows] = {};
-    dot_any<TI, kFastRows, BIG>(w, row0, x, acc);
+    dot_any<TI, kFastRows, BIG, LO>(w, row0, x, acc);
     if (jobs.rope) {  // uniform over the launch
         static_assert(kFastRows == 2, "the RoPE epilogue rotates the warp's row pair");
         const float v0 = warp_sum(acc[0]), v1 = warp_sum(acc[1]);
@@ -553,10 +612,11 @@ __global__ void __launch_bounds__(kFastWarps * 32) matvec_fast_kernel(const Fast
 // `ahead` strides later (measured slower, see head_stream_ahead). Each pair's
 // sum is matvec_fast_kernel's (same units, passes and reduction), so the rows
 // have its bits (and matvec_multi's).
-template <int TI, bool BIG>
+template <int TI, bool BIG, bool LO>
 __global__ void __launch_bounds__(kFastWarps * 32) matvec_stream_kernel(const FastJobs jobs, const int8_t * __restrict__ xq,
                                                                        const float * __restrict__ xd, const float * __restrict__ xs,
-                                                                       const float * __restrict__ xf, int n_cols, int ahead) {
+                                                                       const int8_t * __restrict__ xl, const float * __restrict__ xf,
+                                                                       int n_cols, int ahead) {
     pdl_trigger();
     const DevMat & w = jobs.w[0];
     const int lane = threadIdx.x & 31;
@@ -571,13 +631,13 @@ __global__ void __launch_bounds__(kFastWarps * 32) matvec_stream_kernel(const Fa
         }
     }
     pdl_wait();
-    const XView x = x_of(xq, xd, xs, xf, n_cols, blockIdx.y);
+    const XView x = x_of(xq, xd, xs, xl, xf, n_cols, blockIdx.y);
     for (; p < n_pairs; p += stride) {
         const int row0 = p * kFastRows;
         if (blockIdx.y == 0 && ahead > 0 && p + (ahead + 1) * stride < n_pairs)
             prefetch_warp<Fast<TensorType::Q8_0>, kFastRows>(w, (p + (ahead + 1) * stride) * kFastRows, int(pair_bytes));
         float acc[kFastRows] = {};
-        dot_any<TI, kFastRows, BIG>(w, row0, x, acc);
+        dot_any<TI, kFastRows, BIG, LO>(w, row0, x, acc);
 #pragma unroll
         for (int r = 0; r < kFastRows; ++r) {
             const float v = warp_sum(acc[r]);
@@ -591,10 +651,11 @@ __global__ void __launch_bounds__(kFastWarps * 32) matvec_stream_kernel(const Fa
 // every KS-th stretch of 32 U units each; partial sums added in shared memory):
 // 8 / KS rows a block. For the 8B q/k/v: 6144 rows = 768 blocks of 8 rows on
 // 4 x 132 resident slots (104 registers) = 1.45 waves; see mv_ksplit.
-template <int TI, bool BIG, int KS>
+template <int TI, bool BIG, int KS, bool LO>
 __global__ void __launch_bounds__(kFastWarps * 32) matvec_fast_ks_kernel(const FastJobs jobs, const int8_t * __restrict__ xq,
                                                                         const float * __restrict__ xd, const float * __restrict__ xs,
-                                                                        const float * __restrict__ xf, int n_cols) {
+                                                                        const int8_t * __restrict__ xl, const float * __restrict__ xf,
+                                                                        int n_cols) {
     static_assert(KS == 2 || KS == 4, "2 or 4 warps per row pair");
     constexpr int RB = kFastWarps / KS * kFastRows;
     __shared__ float part_sum[kFastWarps][kFastRows];
@@ -608,9 +669,9 @@ __global__ void __launch_bounds__(kFastWarps * 32) matvec_fast_ks_kernel(const F
     const int row0 = (int(blockIdx.x) - (j ? jobs.block_end[j - 1] : 0)) * RB + grp * kFastRows;
     if (blockIdx.y == 0 && part == 0) prefetch_any<kFastRows, true>(w, row0, jobs.pf);
     pdl_wait();
-    const XView x = x_of(xq, xd, xs, xf, n_cols, blockIdx.y);
+    const XView x = x_of(xq, xd, xs, xl, xf, n_cols, blockIdx.y);
     float acc[kFastRows] = {};
-    dot_any<TI, kFastRows, BIG>(w, row0, x, acc, part, KS);
+    dot_any<TI, kFastRows, BIG, LO>(w, row0, x, acc, part, KS);
 #pragma unroll
     for (int r = 0; r < kFastRows; ++r) {
         const float v = warp_sum(acc[r]);
@@ -676,6 +737,10 @@ int64_t head_rows() {
 // -> 127.2 us, but the gate/up 26.6 -> 32.4 and ffn_down Q6_K 16.6 -> 19.7
 // (tens of MB of prefetches in flight at once; 2-4 KiB a warp: gate/up 27.7 /
 // 29.3 us), and 8B tg128 lost with every class on but the head.
+// (A next-pass hint, each lane prefetching its next pass's weight lines into
+// L1 or L2 while the current loads are in flight, measured slower on the 8B
+// Q4_K_M: tg128 378.0 (L1) / 375.3 (L2) vs 406.4 t/s, two activation planes
+// 335.9 / 335.6 vs 356.0; H200, h7/agree2.)
 int prefetch_bytes(int64_t total_rows, int64_t n_cols, bool glu) {
     auto env_kb = [](const char * name, int dflt) {
         const char * e = std::getenv(name);
@@ -722,11 +787,12 @@ constexpr int kGluRows  = 4;  // rows of gate and of up per warp; 32 rows a bloc
 // y = act(gate x) * (up x) for rows [32 blockIdx.x, +32) and token blockIdx.y;
 // y also quantized to q8 (one block of 32) when q.q is set. TI >= 0: gate and
 // up both of that type (one interleaved loop); else mixed, one after the other.
-template <int TI>
+template <int TI, bool LO>
 __global__ void __launch_bounds__(kGluWarps * 32) matvec_glu_kernel(const DevMat gate, const DevMat up, int act,
                                                                    const int8_t * __restrict__ xq, const float * __restrict__ xd,
-                                                                   const float * __restrict__ xs, const float * __restrict__ xf,
-                                                                   float * __restrict__ y, Q8Act q, int pf) {
+                                                                   const float * __restrict__ xs, const int8_t * __restrict__ xl,
+                                                                   const float * __restrict__ xf, float * __restrict__ y, Q8Act q,
+                                                                   int pf) {
     __shared__ float vals[kGluWarps * kGluRows];
     pdl_trigger();
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -736,13 +802,13 @@ __global__ void __launch_bounds__(kGluWarps * 32) matvec_glu_kernel(const DevMat
         prefetch_any<kGluRows, false>(up, row0, pf);
     }
     pdl_wait();
-    const XView x = x_of(xq, xd, xs, xf, gate.n_cols, blockIdx.y);
+    const XView x = x_of(xq, xd, xs, xl, xf, gate.n_cols, blockIdx.y);
     float g[kGluRows] = {}, u[kGluRows] = {};
     if constexpr (TI >= 0) {
-        rows_dot2<Fast<TensorType(TI)>, kGluRows>(gate, up, row0, x, g, u);
+        rows_dot2<Fast<TensorType(TI)>, kGluRows, LO>(gate, up, row0, x, g, u);
     } else {
-        dot_any<-1, kGluRows, false>(gate, row0, x, g);
-        dot_any<-1, kGluRows, false>(up, row0, x, u);
+        dot_any<-1, kGluRows, false, LO>(gate, row0, x, g);
+        dot_any<-1, kGluRows, false, LO>(up, row0, x, u);
     }
 #pragma unroll
     for (int r = 0; r < kGluRows; ++r) {
@@ -781,50 +847,55 @@ Status launch_fast(const MatvecJob * jobs, int n, const Q8Act & xq, const float 
     // Several passes in flight only where every lane has U units of a row
     // (K-quants, Q8_0: 4096 values; F16: 2048); shorter rows run one pass at a time.
     const bool big = jobs[0].w.n_cols >= (same && jobs[0].w.type == TensorType::F16 ? 2048 : 4096);
-    auto * k = big ? matvec_fast_kernel<-1, true> : matvec_fast_kernel<-1, false>;
-    if (same) {
-        switch (jobs[0].w.type) {
-            case TensorType::Q4_K: k = big ? matvec_fast_kernel<int(TensorType::Q4_K), true> : matvec_fast_kernel<int(TensorType::Q4_K), false>; break;
-            case TensorType::Q6_K: k = big ? matvec_fast_kernel<int(TensorType::Q6_K), true> : matvec_fast_kernel<int(TensorType::Q6_K), false>; break;
-            case TensorType::Q8_0: k = big ? matvec_fast_kernel<int(TensorType::Q8_0), true> : matvec_fast_kernel<int(TensorType::Q8_0), false>; break;
-            case TensorType::F16:  k = big ? matvec_fast_kernel<int(TensorType::F16), true> : matvec_fast_kernel<int(TensorType::F16), false>; break;
-            default: break;
+    const bool lo = xq.lo != nullptr;
+    const int ti = same && fast_type(jobs[0].w.type) ? int(jobs[0].w.type) : -1;
+    const int n_cols = int(jobs[0].w.n_cols);
+    // f.template operator()<TI, BIG, LO>() for the run-time (ti, big, lo)
+    auto pick = [&](auto f) {
+        auto by_lo = [&]<int TI>() {
+            if (big) return lo ? f.template operator()<TI, true, true>() : f.template operator()<TI, true, false>();
+            return lo ? f.template operator()<TI, false, true>() : f.template operator()<TI, false, false>();
+        };
+        switch (ti) {
+            case int(TensorType::Q4_K): return by_lo.template operator()<int(TensorType::Q4_K)>();
+            case int(TensorType::Q6_K): return by_lo.template operator()<int(TensorType::Q6_K)>();
+            case int(TensorType::Q8_0): return by_lo.template operator()<int(TensorType::Q8_0)>();
+            case int(TensorType::F16):  return by_lo.template operator()<int(TensorType::F16)>();
+            default: return by_lo.template operator()<-1>();
         }
-    }
+    };
     if (n == 1 && !ep && total_rows > head_rows() && fast_type(jobs[0].w.type)) {
         if (const int ahead = head_stream_ahead(); ahead >= 0) {
-            auto * sk = big ? matvec_stream_kernel<-1, true> : matvec_stream_kernel<-1, false>;
-            switch (jobs[0].w.type) {
-                case TensorType::Q4_K: sk = big ? matvec_stream_kernel<int(TensorType::Q4_K), true> : matvec_stream_kernel<int(TensorType::Q4_K), false>; break;
-                case TensorType::Q6_K: sk = big ? matvec_stream_kernel<int(TensorType::Q6_K), true> : matvec_stream_kernel<int(TensorType::Q6_K), false>; break;
-                case TensorType::Q8_0: sk = big ? matvec_stream_kernel<int(TensorType::Q8_0), true> : matvec_stream_kernel<int(TensorType::Q8_0), false>; break;
-                case TensorType::F16:  sk = big ? matvec_stream_kernel<int(TensorType::F16), true> : matvec_stream_kernel<int(TensorType::F16), false>; break;
-                default: break;
-            }
-            const int res = resident_blocks(reinterpret_cast<const void *>(sk));
+            const void * sk = pick([&]<int TI, bool BIG, bool LO>() { return reinterpret_cast<const void *>(matvec_stream_kernel<TI, BIG, LO>); });
+            const int res = resident_blocks(sk);
             if (res > 0) {
                 int grid = std::min(blocks, res);
                 if (const char * e = std::getenv("GB_CUDA_HEAD_GRID"); e && *e) grid = std::max(1, std::min(grid, std::atoi(e)));  // tests: many pairs a warp
-                GB_CU(launch_pdl(sk, dim3(grid, n_tok), dim3(kFastWarps * 32), 0, s, a, xq.q, xq.d, xq.s, xf, int(jobs[0].w.n_cols), ahead));
+                const cudaError_t e = pick([&]<int TI, bool BIG, bool LO>() {
+                    return launch_pdl(matvec_stream_kernel<TI, BIG, LO>, dim3(grid, n_tok), dim3(kFastWarps * 32), 0, s, a, xq.q, xq.d,
+                                      xq.s, xq.lo, xf, n_cols, ahead);
+                });
+                GB_CU(e);
                 return {};
             }
         }
     }
-    if (ks > 1) {  // U = 1 here: the KS warps split the passes
-        const int ti = same ? int(jobs[0].w.type) : -1;
-        auto pick = [&]<int TI>() { return ks == 2 ? matvec_fast_ks_kernel<TI, false, 2> : matvec_fast_ks_kernel<TI, false, 4>; };
-        auto * kk = pick.template operator()<-1>();
-        switch (ti) {
-            case int(TensorType::Q4_K): kk = pick.template operator()<int(TensorType::Q4_K)>(); break;
-            case int(TensorType::Q6_K): kk = pick.template operator()<int(TensorType::Q6_K)>(); break;
-            case int(TensorType::Q8_0): kk = pick.template operator()<int(TensorType::Q8_0)>(); break;
-            case int(TensorType::F16):  kk = pick.template operator()<int(TensorType::F16)>(); break;
-            default: break;
-        }
-        GB_CU(launch_pdl(kk, dim3(blocks, n_tok), dim3(kFastWarps * 32), 0, s, a, xq.q, xq.d, xq.s, xf, int(jobs[0].w.n_cols)));
+    if (ks > 1) {  // U = 1 here: the KS warps split the passes (BIG does not matter)
+        const cudaError_t e = pick([&]<int TI, bool, bool LO>() {
+            if (ks == 2)
+                return launch_pdl(matvec_fast_ks_kernel<TI, false, 2, LO>, dim3(blocks, n_tok), dim3(kFastWarps * 32), 0, s, a, xq.q, xq.d,
+                                  xq.s, xq.lo, xf, n_cols);
+            return launch_pdl(matvec_fast_ks_kernel<TI, false, 4, LO>, dim3(blocks, n_tok), dim3(kFastWarps * 32), 0, s, a, xq.q, xq.d,
+                              xq.s, xq.lo, xf, n_cols);
+        });
+        GB_CU(e);
         return {};
     }
-    GB_CU(launch_pdl(k, dim3(blocks, n_tok), dim3(kFastWarps * 32), 0, s, a, xq.q, xq.d, xq.s, xf, int(jobs[0].w.n_cols)));
+    const cudaError_t e = pick([&]<int TI, bool BIG, bool LO>() {
+        return launch_pdl(matvec_fast_kernel<TI, BIG, LO>, dim3(blocks, n_tok), dim3(kFastWarps * 32), 0, s, a, xq.q, xq.d, xq.s, xq.lo,
+                          xf, n_cols);
+    });
+    GB_CU(e);
     return {};
 }
 
@@ -839,10 +910,11 @@ Status launch_fast(const MatvecJob * jobs, int n, const Q8Act & xq, const float 
 struct XBase {
     const int8_t * q; const float * d; const float * s; const float * f;
     int64_t n_cols;
-    __device__ __forceinline__ XView at(int tok) const { return x_of(q, d, s, f, n_cols, tok); }
+    const int8_t * l;
+    __device__ __forceinline__ XView at(int tok) const { return x_of(q, d, s, l, f, n_cols, tok); }
 };
 
-template <class F, int R, bool BIG, int NT>
+template <class F, int R, bool BIG, int NT, bool LO>
 __device__ __forceinline__ void rows_dot_multi(const DevMat & w, int row0, const XBase & xb, int t0, int nt, float (&acc)[NT][R]) {
     constexpr int U = BIG ? F::U : 1;
     const int lane = threadIdx.x & 31;
@@ -865,9 +937,9 @@ __device__ __forceinline__ void rows_dot_multi(const DevMat & w, int row0, const
 #pragma unroll
                 for (int tt = 0; tt < NT; ++tt) {
                     if (tt < nt) {
-                        const typename F::X xv = F::load_x(xb.at(t0 + tt), u);
+                        const typename F::X xv = F::template load_x<LO>(xb.at(t0 + tt), u);
 #pragma unroll
-                        for (int r = 0; r < R; ++r) acc[tt][r] += F::dot(wv[k][r], xv, u);
+                        for (int r = 0; r < R; ++r) acc[tt][r] += F::template dot<LO>(wv[k][r], xv, u);
                     }
                 }
             }
@@ -876,7 +948,7 @@ __device__ __forceinline__ void rows_dot_multi(const DevMat & w, int row0, const
 }
 
 // grid (row blocks, ceil(n_tok / NT)), block kFastWarps warps; one job of type T.
-template <TensorType T, bool BIG, int NT>
+template <TensorType T, bool BIG, int NT, bool LO>
 __global__ void __launch_bounds__(kFastWarps * 32) matvec_multi_kernel(const DevMat w, float * __restrict__ y, const XBase xb, int n_tok) {
     using F = typename MvOf<T>::type;
     pdl_trigger();
@@ -886,7 +958,7 @@ __global__ void __launch_bounds__(kFastWarps * 32) matvec_multi_kernel(const Dev
     pdl_wait();
     const int t0 = int(blockIdx.y) * NT, nt = min(NT, n_tok - t0);
     float acc[NT][kFastRows] = {};
-    rows_dot_multi<F, kFastRows, BIG, NT>(w, row0, xb, t0, nt, acc);
+    rows_dot_multi<F, kFastRows, BIG, NT, LO>(w, row0, xb, t0, nt, acc);
 #pragma unroll
     for (int tt = 0; tt < NT; ++tt) {
         if (tt < nt) {
@@ -904,7 +976,8 @@ template <TensorType T, int NT> Status launch_multi_nt(const DevMat & w, float *
     constexpr int rows_per_block = kFastWarps * kFastRows;
     const dim3 grid(unsigned((w.n_rows + rows_per_block - 1) / rows_per_block), unsigned((n_tok + NT - 1) / NT));
     const bool big = w.n_cols >= (T == TensorType::F16 ? 2048 : 4096);  // as launch_fast
-    auto * k = big ? matvec_multi_kernel<T, true, NT> : matvec_multi_kernel<T, false, NT>;
+    auto * k = big ? matvec_multi_kernel<T, true, NT, false> : matvec_multi_kernel<T, false, NT, false>;
+    if (xb.l) k = big ? matvec_multi_kernel<T, true, NT, true> : matvec_multi_kernel<T, false, NT, true>;
     GB_CU(launch_pdl(k, grid, dim3(kFastWarps * 32), 0, s, w, y, xb, n_tok));
     return {};
 }
@@ -934,7 +1007,7 @@ Status launch_group(const MatvecJob * jobs, int n, const Q8Act & xq, const float
         if constexpr (T == TensorType::F32 || T == TensorType::F16 || T == TensorType::BF16) {
             e = launch_pdl(matvec_f_kernel<T>, grid, dim3(kWarps * 32), 0, s, a, xf, n_cols);
         } else {
-            e = launch_pdl(matvec_q_kernel<T>, grid, dim3(kWarps * 32), 0, s, a, xq.q, xq.d, xq.s, n_cols);
+            e = launch_pdl(matvec_q_kernel<T>, grid, dim3(kWarps * 32), 0, s, a, xq.q, xq.d, xq.s, xq.lo, n_cols);
         }
     });
     if (!ok) return make_error(ErrorCode::Unsupported, std::string("CUDA matvec: type ") + type_name(t) + " not supported");
@@ -972,7 +1045,7 @@ Status matvec_multi(const MatvecJob & job, const Q8Act & xq, const float * xf, i
     // order than this kernel: matvec() itself, so the bits stay the one-token ones)
     if (!fast || w.n_cols % 32 != 0 || n_tok <= 1 || mv_ksplit(w.n_cols, w.n_rows) > 1) return matvec(&job, 1, xq, xf, n_tok, s);
     if (n_tok == 0) return {};
-    const XBase xb{xq.q, xq.d, xq.s, xf, w.n_cols};
+    const XBase xb{xq.q, xq.d, xq.s, xf, w.n_cols, xq.lo};
     switch (w.type) {
         case TensorType::Q4_K: return launch_multi<TensorType::Q4_K>(w, job.y, xb, n_tok, s);
         case TensorType::Q6_K: return launch_multi<TensorType::Q6_K>(w, job.y, xb, n_tok, s);
@@ -1021,18 +1094,20 @@ Status matvec_glu(const DevMat & gate, const DevMat & up, int act, const Q8Act &
     // (Q4_K keeps the 16-byte unit here: the matvec's 32-byte unit needs 159
     // registers with 8 rows in flight, one block per SM, and measured 21% slower
     // on the 8B gate/up: 33.5 vs 26.4 us, H200, h4/cudadec.)
-    auto * k = matvec_glu_kernel<-1>;
+    const bool lo = xq.lo != nullptr;
+    auto pick = [&]<int TI>() { return lo ? matvec_glu_kernel<TI, true> : matvec_glu_kernel<TI, false>; };
+    auto * k = pick.template operator()<-1>();
     if (gate.type == up.type) {
         switch (gate.type) {
-            case TensorType::Q4_K: k = matvec_glu_kernel<int(TensorType::Q4_K)>; break;
-            case TensorType::Q6_K: k = matvec_glu_kernel<int(TensorType::Q6_K)>; break;
-            case TensorType::Q8_0: k = matvec_glu_kernel<int(TensorType::Q8_0)>; break;
-            case TensorType::F16:  k = matvec_glu_kernel<int(TensorType::F16)>; break;
+            case TensorType::Q4_K: k = pick.template operator()<int(TensorType::Q4_K)>(); break;
+            case TensorType::Q6_K: k = pick.template operator()<int(TensorType::Q6_K)>(); break;
+            case TensorType::Q8_0: k = pick.template operator()<int(TensorType::Q8_0)>(); break;
+            case TensorType::F16:  k = pick.template operator()<int(TensorType::F16)>(); break;
             default: break;
         }
     }
     GB_CU(launch_pdl(k, dim3(unsigned(gate.n_rows / 32), n_tok), dim3(kGluWarps * 32), 0, s, gate, up, act, xq.q, xq.d, xq.s,
-                     xf, y, q_out, prefetch_bytes(gate.n_rows, gate.n_cols, true)));
+                     xq.lo, xf, y, q_out, prefetch_bytes(gate.n_rows, gate.n_cols, true)));
     return {};
 }
 

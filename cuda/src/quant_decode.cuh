@@ -203,20 +203,30 @@ template <> __device__ __forceinline__ void decode_chunk<TensorType::Q6_K>(const
 }
 
 // Quantizes 32 values (one per lane of a full warp) into q8 block b of q:
-// q = round(v / d), d = amax / 127, s[2b + h] = d * sum(q over half h).
+// r = v / d, d = amax / 127, q = round(r); one plane (q.lo null): s[2b + h] =
+// d * sum(q over half h); two planes: lo = round(256 (r - q)) (r - q is
+// exact), lo = 128 taken as q + 1, lo = -128 (|r - q - lo / 256| <= 1/512
+// always), s[2b + h] = (d / 256) * sum(256 q + lo over half h).
 __device__ __forceinline__ void q8_quant_warp(float v, int64_t b, const Q8Act & q) {
     const int lane = threadIdx.x & 31;
     float amax = fabsf(v);
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
     const float d = amax / 127.0f;
-    const int qi = d > 0.0f ? __float2int_rn(v / d) : 0;
-    float sum = float(qi);
+    const float r = d > 0.0f ? v / d : 0.0f;
+    int qi = __float2int_rn(r);
+    int li = 0;
+    if (q.lo) {
+        li = __float2int_rn((r - float(qi)) * 256.0f);
+        if (li == 128) { qi += 1; li = -128; }  // (q < 127 here: r <= 127)
+    }
+    int sum = q.lo ? 256 * qi + li : qi;
 #pragma unroll
     for (int o = 8; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);  // within halves of 16
     q.q[b * 32 + lane] = int8_t(qi);
+    if (q.lo) q.lo[b * 32 + lane] = int8_t(li);
     if (lane == 0) q.d[b] = d;
-    if ((lane & 15) == 0) q.s[2 * b + (lane >> 4)] = d * sum;
+    if ((lane & 15) == 0) q.s[2 * b + (lane >> 4)] = (q.lo ? d * (1.0f / 256.0f) : d) * float(sum);
 }
 
 // Gate activation: 0 SiLU, 1 GELU (tanh approximation).

@@ -58,20 +58,24 @@ Result<DevMat> upload(Pool & pool, TensorType t, const std::vector<uint8_t> & w,
     return m;
 }
 
+bool g_two_planes = true;  // set_two_planes
+
 Result<std::vector<float>> q8_roundtrip(const Q8Act & q, size_t n) {
     GB_CU(cudaDeviceSynchronize());
-    std::vector<int8_t> qs(n);
+    std::vector<int8_t> qs(n), ls(n, 0);
     std::vector<float> d(n / 32), s(n / 16);
     GB_CU(cudaMemcpy(qs.data(), q.q, n, cudaMemcpyDeviceToHost));
+    if (q.lo) GB_CU(cudaMemcpy(ls.data(), q.lo, n, cudaMemcpyDeviceToHost));
     GB_CU(cudaMemcpy(d.data(), q.d, d.size() * 4, cudaMemcpyDeviceToHost));
     GB_CU(cudaMemcpy(s.data(), q.s, s.size() * 4, cudaMemcpyDeviceToHost));
+    const int k = q.lo ? 256 : 1;  // x = d / k * (k q + lo)
     std::vector<float> out(n);
-    for (size_t i = 0; i < n; ++i) out[i] = d[i / 32] * float(qs[i]);
-    // s must equal d * sum(q) over each 16 values; report a mismatch as NaN.
+    for (size_t i = 0; i < n; ++i) out[i] = d[i / 32] / float(k) * float(k * qs[i] + ls[i]);
+    // s must equal d / k * sum(k q + lo) over each 16 values; report a mismatch as NaN.
     for (size_t j = 0; j < n / 16; ++j) {
         int sum = 0;
-        for (size_t i = 16 * j; i < 16 * j + 16; ++i) sum += qs[i];
-        const float want = d[j / 2] * float(sum);
+        for (size_t i = 16 * j; i < 16 * j + 16; ++i) sum += k * qs[i] + ls[i];
+        const float want = d[j / 2] / float(k) * float(sum);
         if (std::fabs(want - s[j]) > 1e-5f * (1.0f + std::fabs(want))) out[16 * j] = NAN;
     }
     return out;
@@ -82,6 +86,7 @@ Result<Q8Act> q8_buffers(Pool & pool, size_t n) {
     GB_ASSIGN(q.q, pool.get<int8_t>(n));
     GB_ASSIGN(q.d, pool.get<float>(n / 32));
     GB_ASSIGN(q.s, pool.get<float>(n / 16));
+    if (g_two_planes) GB_ASSIGN(q.lo, pool.get<int8_t>(n));
     return q;
 }
 
@@ -312,6 +317,9 @@ Result<std::vector<float>> act(const std::vector<float> & g, const std::vector<f
     return out;
 }
 
+void set_two_planes(bool on) { g_two_planes = on; }
+bool two_planes() { return g_two_planes; }
+
 Result<Q8Out> q8_quantize(const std::vector<float> & x) {
     if (x.empty() || x.size() % 32 != 0) return make_error(ErrorCode::InvalidArgument, "q8_quantize: size must be a multiple of 32");
     Pool pool;
@@ -328,6 +336,10 @@ Result<Q8Out> q8_quantize(const std::vector<float> & x) {
     GB_CU(cudaMemcpy(o.q.data(), q.q, o.q.size(), cudaMemcpyDeviceToHost));
     GB_CU(cudaMemcpy(o.d.data(), q.d, o.d.size() * 4, cudaMemcpyDeviceToHost));
     GB_CU(cudaMemcpy(o.s.data(), q.s, o.s.size() * 4, cudaMemcpyDeviceToHost));
+    if (q.lo) {
+        o.lo.resize(x.size());
+        GB_CU(cudaMemcpy(o.lo.data(), q.lo, o.lo.size(), cudaMemcpyDeviceToHost));
+    }
     return o;
 }
 

@@ -40,9 +40,15 @@ Result<std::vector<float>> add_norm(std::vector<float> x, const std::vector<floa
 // v = act(g) * up; returns v and (q8_out) its q8 round trip.
 Result<std::vector<float>> act(const std::vector<float> & g, const std::vector<float> & up, int act,
                                std::vector<float> * q8_out);
+// Activations of the decode-path harnesses (linear, linear_jobs, glu,
+// add_norm, act, q8_quantize, linear_multi, time_kernel) in two int8 planes
+// (Q8Act::lo, the decode Context's form; the default) or one (off: the
+// BatchForward's form).
+void set_two_planes(bool on);
+bool two_planes();
 // x (n % 32 == 0) through the decode path's activation quantizer
-// (q8_quant_warp): q [n], d [n / 32], s [n / 16].
-struct Q8Out { std::vector<int8_t> q; std::vector<float> d, s; };
+// (q8_quant_warp): q [n], d [n / 32], s [n / 16], lo [n] (two planes; else empty).
+struct Q8Out { std::vector<int8_t> q; std::vector<float> d, s; std::vector<int8_t> lo; };
 Result<Q8Out> q8_quantize(const std::vector<float> & x);
 // RoPE etc. on q/k/v rows at positions pos0.. ; returns q (f32) then K and V
 // cache rows [pos0, pos0 + n_tok) converted back to f32.

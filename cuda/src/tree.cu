@@ -21,6 +21,8 @@ __global__ void gather_rows_kernel(const float * __restrict__ src, const int * _
     for (int i = threadIdx.x; i < n; i += blockDim.x) d[i] = s[i];
     if (!q_src.q) return;
     for (int i = threadIdx.x; i < n; i += blockDim.x) q_dst.q[size_t(r) * n + i] = q_src.q[size_t(node) * n + i];
+    if (q_src.lo)
+        for (int i = threadIdx.x; i < n; i += blockDim.x) q_dst.lo[size_t(r) * n + i] = q_src.lo[size_t(node) * n + i];
     for (int i = threadIdx.x; i < n / 32; i += blockDim.x) q_dst.d[size_t(r) * (n / 32) + i] = q_src.d[size_t(node) * (n / 32) + i];
     for (int i = threadIdx.x; i < n / 16; i += blockDim.x) q_dst.s[size_t(r) * (n / 16) + i] = q_src.s[size_t(node) * (n / 16) + i];
 }

@@ -133,6 +133,7 @@ private slots:
         QTest::newRow("draft model") << int(K::SpecDraftModel) << false;
         QTest::newRow("prefix cache") << int(K::PrefixCache) << false;
         QTest::newRow("batching") << int(K::Batching) << false;
+        QTest::newRow("precise decode") << int(K::PreciseDecode) << true;
     }
 
     // Batching: on by default, per request; where it cannot run, a reason.
@@ -151,6 +152,14 @@ private slots:
         QVERIFY(Settings::batchingUnavailableReason(QStringLiteral("cuda"), QStringLiteral("none"), 4).contains("Partial offload"));
         QCOMPARE(Settings::batchingUnavailableReason(QStringLiteral("cpu"), QStringLiteral("none"), 4), QString());
         QVERIFY(Settings::batchingUnavailableReason(QStringLiteral("cpu"), QStringLiteral("lookup")).contains("Speculative"));
+        // Precise decode (CUDA, 16-bit activations) runs on the Session; it means nothing on the CPU.
+        QVERIFY(Settings::batchingUnavailableReason(QStringLiteral("cuda"), QStringLiteral("none"), -1, true).contains("Precise decode"));
+        QCOMPARE(Settings::batchingUnavailableReason(QStringLiteral("cpu"), QStringLiteral("none"), -1, true), QString());
+        // off by default, and what the engine is configured with
+        QCOMPARE(s.value(Settings::Key::PreciseDecode).toBool(), false);
+        QCOMPARE(s.engineConfig().preciseDecode, false);
+        QVERIFY(s.setValue(Settings::Key::PreciseDecode, true));
+        QCOMPARE(s.engineConfig().preciseDecode, true);
     }
 
     void needsReload()

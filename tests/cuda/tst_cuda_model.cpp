@@ -2,16 +2,19 @@
 // models of each architecture (fresh random weights and tokens each run),
 // teacher-forced: prefill (GEMM path), small batches (matvec path) and
 // token-by-token decode (CUDA graph). The oracle is the scalar fp32 reference
-// forward pass (gb::reference_forward). The prefill has no 8-bit activations:
-// overall top-1 >= 99% and mean KL(p_ref || p_gpu) < kPrefillMaxKl (the
-// issue's criterion). The decode paths quantize activations to 8 bits, as the
-// CPU Context does, and 8-bit rounding flips near-ties of the nearly flat
-// logits of random models (the CPU Context agrees with the reference on only
-// ~83-100% of top-1 tokens): mean KL < kMaxKl and <= kDecodeKlVsCpu x the CPU
-// Context's, top-1 >= 99% on the decisive positions (reference top-1 margin
-// >= kMargin logits), and overall top-1 no worse than the CPU Context's minus
-// 3 points or 3 positions, whichever is more (top1_slack: one near-tie flip is
-// 2 points of the 48-position gemma3-270m row). Also partial offload (first N
+// forward pass (gb::reference_forward). The prefill (f16 activations) and the
+// decode paths with CudaContextParams::precise_decode (activations in two int8
+// planes, ~16 bits: Q8Act::lo) meet the criterion: overall top-1 >=
+// 99% and mean KL(p_ref || p_gpu) < kPrefillMaxKl / kDecodeMaxKl. The default
+// decode quantizes activations to 8 bits, as the CPU Context does, and 8-bit
+// rounding flips near-ties of the nearly flat logits of random models (the CPU
+// Context agrees with the reference on only ~83-100% of top-1 tokens): there
+// (and in partial offload, whose layers after N run the CPU Context's
+// numerics) mean KL < kMaxKl and <= kDecodeKlVsCpu x the CPU Context's,
+// top-1 >= 99% on the decisive positions (reference top-1 margin >= kMargin
+// logits), and overall top-1 no worse than the CPU Context's minus 3 points
+// or 3 positions, whichever is more (top1_slack: one near-tie flip is 2 points
+// of the 48-position gemma3-270m row). Also partial offload (first N
 // layers on the GPU, the rest on the CPU) and the memory-estimate refusal
 // that proposes the N that fits. And the real gemma-3-270m (GB_REAL_MODEL or
 // GLASSBOX_MODEL_DIR; skipped when absent), teacher-forced on a fixed text,
@@ -58,10 +61,18 @@ constexpr double kMargin = 0.1;
 constexpr double kPrefillMinTop1 = 0.99;
 constexpr double kPrefillMaxKl = 2e-5;
 double prefill_min_top1(int n) { return std::min(kPrefillMinTop1, 1.0 - 1.0 / std::max(1, n)); }
-// Decode (matvec with activations quantized to 8 bits per 32 values, as the
-// CPU Context quantizes them per 32 or 256): no further from the f32
-// reference than the CPU Context is, in KL (<= kDecodeKlVsCpu x the CPU
-// Context's, measured 0.2-1.0x) and in top-1 (top1_slack).
+// Precise decode and small batches (matvec with activations in two int8 planes
+// per 32 values, x ~= d (q + lo / 256)): the prefill's criterion, overall
+// top-1 >= prefill_min_top1 and mean KL < kDecodeMaxKl (measured: synthetic
+// rows <= 5.4e-8, real model 3.0e-7, H200). (An emulation of the 8-bit decode
+// on the dev machine's CPU, per projection class: each class of matmul input
+// (q/k/v, gate/up, down; less attn_output and the head) at 8 bits costs ~1-4
+// flips of the real model's 298 positions; 12-bit activations, 1 flip.)
+constexpr double kDecodeMaxKl = 2e-5;
+// Default decode (activations at 8 bits per 32 values, as the CPU Context
+// quantizes them per 32 or 256): no further from the f32 reference than the
+// CPU Context is, in KL (<= kDecodeKlVsCpu x the CPU Context's, measured
+// 0.2-1.0x) and in top-1 (top1_slack).
 constexpr double kDecodeKlVsCpu = 1.5;
 // Real model (teacher-forced, 298 tokens of kRealText). 8-bit activation
 // rounding makes a forward pass chaotic at the bit level: a rounding decision
@@ -74,10 +85,10 @@ constexpr double kDecodeKlVsCpu = 1.5;
 // f32 reference itself agrees with it on 95.6%, KL 4.9e-3 (70% of which from
 // its per-256 Q8_K activations of the Q4_K / Q6_K matmuls). So >= 99% against
 // the CPU Context needs the CPU Context's bits, not better arithmetic; against
-// the f32 reference the prefill meets the criterion (measured top-1
-// 1.0000, KL 1.9e-6, H200) and the decode the CPU Context's own distance
-// (top-1 0.980, KL 2.0e-3 vs the CPU Context's 0.956, 4.9e-3). Against the
-// CPU Context: top-1 >= 99% where its top-1 leads by >= kRealMargin logits,
+// the f32 reference the prefill (measured top-1 1.0000, KL 1.9e-6, H200) and
+// the precise decode (1.0000, KL 3.0e-7) meet the criterion, the
+// default decode the CPU Context's own distance (top-1 0.980, KL 2.0e-3 vs the
+// CPU Context's 0.956, 4.9e-3). Against the CPU Context: top-1 >= 99% where its top-1 leads by >= kRealMargin logits,
 // overall top-1 >= 93%, mean KL(p_cpu || p_gpu) < kRealMaxKl.
 constexpr double kRealMinTop1 = 0.99;
 constexpr double kRealMargin = 0.5;
@@ -162,12 +173,14 @@ class TstCudaModel : public QObject {
         const Agreement ca = compare(ref, (*cpu)->logits(), V);
         qInfo("%s CPU Context vs reference: top-1 %.4f (decisive %.4f of %d), KL mean %.3g max %.3g",
               qPrintable(preset + " " + ftype), ca.top1, ca.top1_decisive, ca.n_decisive, ca.mean_kl, ca.max_kl);
-        // prefill: the criterion (kPrefillMinTop1, kPrefillMaxKl); the
-        // 8-bit paths: no further from the reference than the CPU Context
-        auto check = [&](const Agreement & a, const char * what) {
+        // the criterion: prefill (kPrefillMinTop1, kPrefillMaxKl) and
+        // precise decode (prefill_min_top1, kDecodeMaxKl); the 8-bit decode: no
+        // further from the reference than the CPU Context
+        auto check = [&](const Agreement & a, const std::string & what) {
             qInfo("%s %s vs reference: top-1 %.4f (decisive %.4f of %d), KL mean %.3g max %.3g", qPrintable(preset + " " + ftype),
-                  what, a.top1, a.top1_decisive, a.n_decisive, a.mean_kl, a.max_kl);
-            if (std::strstr(what, "prefill")) return a.top1 >= prefill_min_top1(a.n) && a.mean_kl < kPrefillMaxKl;
+                  what.c_str(), a.top1, a.top1_decisive, a.n_decisive, a.mean_kl, a.max_kl);
+            if (what.find("prefill") != std::string::npos) return a.top1 >= prefill_min_top1(a.n) && a.mean_kl < kPrefillMaxKl;
+            if (what.find("precise") != std::string::npos) return a.top1 >= prefill_min_top1(a.n) && a.mean_kl < kDecodeMaxKl;
             return a.mean_kl < kMaxKl && a.mean_kl <= kDecodeKlVsCpu * ca.mean_kl + 1e-6 && a.top1_decisive >= kMinTop1 &&
                    a.top1 >= ca.top1 - top1_slack(a.n);
         };
@@ -184,45 +197,50 @@ class TstCudaModel : public QObject {
             QVERIFY((*g)->decode(toks, true).ok());
             QVERIFY2(check(compare(ref, (*g)->logits(), V), "GPU prefill"), "prefill disagrees with the reference");
         }
-        // 2. batches of 3 (matvec path with several tokens)
-        {
-            auto g = cuda::create_context(m, gp);
-            QVERIFY(g.ok());
-            std::vector<float> got;
-            for (size_t i = 0; i < toks.size(); i += 3) {
-                const size_t n = std::min<size_t>(3, toks.size() - i);
-                QVERIFY((*g)->decode(std::span<const Token>(toks).subspan(i, n), true).ok());
-                got.insert(got.end(), (*g)->logits().begin(), (*g)->logits().end());
+        // (both decode modes: 8-bit activations, then precise_decode)
+        for (const bool precise : {false, true}) {
+            gp.precise_decode = precise;
+            const std::string mode = precise ? " (precise)" : "";
+            // 2. batches of 3 (matvec path with several tokens)
+            {
+                auto g = cuda::create_context(m, gp);
+                QVERIFY(g.ok());
+                std::vector<float> got;
+                for (size_t i = 0; i < toks.size(); i += 3) {
+                    const size_t n = std::min<size_t>(3, toks.size() - i);
+                    QVERIFY((*g)->decode(std::span<const Token>(toks).subspan(i, n), true).ok());
+                    got.insert(got.end(), (*g)->logits().begin(), (*g)->logits().end());
+                }
+                QVERIFY2(check(compare(ref, got, V), "GPU batches of 3" + mode), "small batches disagree with the reference");
             }
-            QVERIFY2(check(compare(ref, got, V), "GPU batches of 3"), "small batches disagree with the reference");
-        }
-        // 3. token by token (CUDA graph), then truncate and replay a suffix
-        {
-            auto g = cuda::create_context(m, gp);
-            QVERIFY(g.ok());
-            std::vector<float> got;
-            std::vector<Token> greedy;
-            for (size_t i = 0; i < toks.size(); ++i) {
-                QVERIFY((*g)->decode(std::span<const Token>(toks).subspan(i, 1), false).ok());
-                auto gt = cuda::greedy_token(**g);
-                QVERIFY(gt.ok());
-                greedy.push_back(*gt);
-                const auto l = (*g)->logits();
-                QCOMPARE(l.size(), size_t(V));
-                got.insert(got.end(), l.begin(), l.end());
-                QCOMPARE(Token(std::max_element(l.begin(), l.end()) - l.begin()), greedy.back());  // device argmax
+            // 3. token by token (CUDA graph), then truncate and replay a suffix
+            {
+                auto g = cuda::create_context(m, gp);
+                QVERIFY(g.ok());
+                std::vector<float> got;
+                std::vector<Token> greedy;
+                for (size_t i = 0; i < toks.size(); ++i) {
+                    QVERIFY((*g)->decode(std::span<const Token>(toks).subspan(i, 1), false).ok());
+                    auto gt = cuda::greedy_token(**g);
+                    QVERIFY(gt.ok());
+                    greedy.push_back(*gt);
+                    const auto l = (*g)->logits();
+                    QCOMPARE(l.size(), size_t(V));
+                    got.insert(got.end(), l.begin(), l.end());
+                    QCOMPARE(Token(std::max_element(l.begin(), l.end()) - l.begin()), greedy.back());  // device argmax
+                }
+                QVERIFY2(check(compare(ref, got, V), "GPU decode" + mode), "token-by-token decode disagrees with the reference");
+                // truncate and decode the rest again: same logits as before
+                const size_t cut = toks.size() / 4;
+                (*g)->truncate(int32_t(cut));
+                std::vector<float> again;
+                for (size_t i = cut; i < toks.size(); ++i) {
+                    QVERIFY((*g)->decode(std::span<const Token>(toks).subspan(i, 1), false).ok());
+                    again.insert(again.end(), (*g)->logits().begin(), (*g)->logits().end());
+                }
+                const Agreement b = compare(std::span<const float>(got).subspan(cut * size_t(V)), again, V);
+                QVERIFY2(b.top1 == 1.0 && b.mean_kl < 1e-9, "decode after truncate differs");
             }
-            QVERIFY2(check(compare(ref, got, V), "GPU decode"), "token-by-token decode disagrees with the reference");
-            // truncate and decode the rest again: same logits as before
-            const size_t cut = toks.size() / 4;
-            (*g)->truncate(int32_t(cut));
-            std::vector<float> again;
-            for (size_t i = cut; i < toks.size(); ++i) {
-                QVERIFY((*g)->decode(std::span<const Token>(toks).subspan(i, 1), false).ok());
-                again.insert(again.end(), (*g)->logits().begin(), (*g)->logits().end());
-            }
-            const Agreement b = compare(std::span<const float>(got).subspan(cut * size_t(V)), again, V);
-            QVERIFY2(b.top1 == 1.0 && b.mean_kl < 1e-9, "decode after truncate differs");
         }
     }
 
@@ -322,7 +340,7 @@ class TstCudaModel : public QObject {
     // Context's logits (one batch) are the oracles for the CUDA Context's
     // prefill (GEMM + flash attention path) and token-by-token decode (CUDA
     // graph, matvec path), with the criteria stated at kPrefillMinTop1,
-    // kDecodeKlVsCpu and kRealMinTop1.
+    // kDecodeMaxKl and kRealMinTop1.
     void real_model() {
         QString path = qEnvironmentVariable("GB_REAL_MODEL");
         if (path.isEmpty()) path = QStringLiteral(GLASSBOX_MODEL_DIR "/gemma-3-270m-q4_k_m.gguf");
@@ -367,14 +385,17 @@ class TstCudaModel : public QObject {
             qInfo("gemma-3-270m CPU Context, llama.cpp order vs default order: top-1 %.4f (lead >= %.2g: %.4f of %d), KL mean %.3g max %.3g",
                   a.top1, kRealMargin, a.top1_decisive, a.n_decisive, a.mean_kl, a.max_kl);
         }
-        // Against the f32 reference: the prefill by the criterion, the
-        // decode no further than the CPU Context (kDecodeKlVsCpu, top1_slack).
-        auto check_exact = [&](const std::vector<float> & got, bool prefill, const char * what) {
+        // Against the f32 reference: the prefill and the precise decode by the
+        // issue's criterion (all positions: top-1 >= 99%; KL < kPrefillMaxKl /
+        // kDecodeMaxKl), the default decode no further than the CPU Context
+        // (kDecodeKlVsCpu, top1_slack).
+        enum class Path { Prefill, Decode, Precise };
+        auto check_exact = [&](const std::vector<float> & got, Path p, const char * what) {
             const Agreement a = compare(*exact, got, V, kRealMargin);
             qInfo("gemma-3-270m %s vs f32 reference: top-1 %.4f (lead >= %.2g: %.4f of %d), KL mean %.3g max %.3g", what, a.top1,
                   kRealMargin, a.top1_decisive, a.n_decisive, a.mean_kl, a.max_kl);
-            if (prefill) return a.top1 >= prefill_min_top1(a.n) && a.mean_kl < kPrefillMaxKl;
-            return a.top1 >= cpu_exact.top1 - top1_slack(a.n) && a.mean_kl <= kDecodeKlVsCpu * cpu_exact.mean_kl;
+            if (p == Path::Decode) return a.top1 >= cpu_exact.top1 - top1_slack(a.n) && a.mean_kl <= kDecodeKlVsCpu * cpu_exact.mean_kl;
+            return a.top1 >= prefill_min_top1(a.n) && a.mean_kl < (p == Path::Prefill ? kPrefillMaxKl : kDecodeMaxKl);
         };
         cuda::CudaContextParams gp;
         gp.context = cp;
@@ -384,9 +405,10 @@ class TstCudaModel : public QObject {
             QVERIFY((*g)->decode(toks, true).ok());
             const std::vector<float> got((*g)->logits().begin(), (*g)->logits().end());
             QVERIFY2(check(compare(ref, got, V, kRealMargin), "GPU prefill"), "real-model prefill disagrees with the CPU Context");
-            QVERIFY2(check_exact(got, true, "GPU prefill"), "real-model prefill misses the f32 reference criterion");
+            QVERIFY2(check_exact(got, Path::Prefill, "GPU prefill"), "real-model prefill misses the f32 reference criterion");
         }
-        {
+        for (const bool precise : {false, true}) {
+            gp.precise_decode = precise;
             auto g = cuda::create_context(m, gp);
             QVERIFY(g.ok());
             std::vector<float> got;
@@ -397,8 +419,11 @@ class TstCudaModel : public QObject {
                 QCOMPARE(l.size(), size_t(V));
                 got.insert(got.end(), l.begin(), l.end());
             }
-            QVERIFY2(check(compare(ref, got, V, kRealMargin), "GPU decode"), "real-model decode disagrees with the CPU Context");
-            QVERIFY2(check_exact(got, false, "GPU decode"), "real-model decode is further from the f32 reference than the CPU Context");
+            const char * what = precise ? "GPU decode (precise)" : "GPU decode";
+            QVERIFY2(check(compare(ref, got, V, kRealMargin), what), "real-model decode disagrees with the CPU Context");
+            QVERIFY2(check_exact(got, precise ? Path::Precise : Path::Decode, what),
+                     precise ? "real-model precise decode misses the f32 reference criterion"
+                             : "real-model decode is further from the f32 reference than the CPU Context");
         }
     }
 

@@ -34,6 +34,13 @@ struct CudaContextParams {
     // small budget to exercise the refusal path.)
     uint64_t      memory_budget = 0;
     bool          use_graph = true;  // capture the single-token decode step in a CUDA graph
+    // Decode (matvec path, up to 32 tokens a step) with activations in two
+    // int8 planes (~16 bits a value) instead of one (8 bits): logits as close
+    // to the exact model as the prefill's (gemma-3-270m, teacher-forced: top-1
+    // 1.0000 vs 0.980, KL 3e-7 vs 2e-3) for twice the dp4a work (H200 tg128
+    // against one plane: 8B Q4_K_M -10..-12%, 1B -7..-8%, gemma-3-270m -3%;
+    // bench/NOTES.md, h7/agree2). GB_CUDA_ACT16=1/0 overrides.
+    bool          precise_decode = false;
 };
 
 // What a context would take on the device, computed before anything is allocated.
