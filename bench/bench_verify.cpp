@@ -3,8 +3,9 @@
 // with cpu::matmul for n = 1..nmax activation rows, as the Context runs them.
 // Prints median wall and process CPU ms per pass (a pass = all layers + head)
 // and the ratio to n = 1, for the whole pass and for the head alone; with --ab 1
-// also the same with the small-batch kernels off (the prefill paths), interleaved.
-//   bench_verify MODEL [--threads 2] [--nmax 16] [--reps 5] [--ab 0|1]
+// also the same with the small-batch kernels off (the prefill paths), interleaved;
+// with --ab 2 the small-batch kernels without their software pipelining instead.
+//   bench_verify MODEL [--threads 2] [--nmax 16] [--reps 5] [--ab 0|1|2]
 #include "arch/arch.h"
 #include "bench_util.h"
 #include "cpu/matmul.h"
@@ -73,7 +74,8 @@ int main(int argc, char ** argv) {
     for (int r = 0; r < reps + 1; ++r) {  // rep 0: warm-up
         for (int n = 1; n <= nmax; ++n) {
             for (int mode = ab ? 0 : 1; mode < 2; ++mode) {
-                cpu::set_small_batch_kernels(mode == 1);
+                if (ab == 2) cpu::set_small_batch_pipelining(mode == 1);
+                else cpu::set_small_batch_kernels(mode == 1);
                 Series & se = series[mode];
                 double t0 = now_ms(), c0 = cpu_ms();
                 for (const auto & v : layer_ws) cpu::matmul(v, x.data(), n, y.data(), pool);
@@ -93,7 +95,7 @@ int main(int argc, char ** argv) {
                 cpu::simd_path(), reps);
     for (int mode = ab ? 0 : 1; mode < 2; ++mode) {
         const Series & se = series[mode];
-        std::printf("\nsmall-batch kernels %s\n", mode ? "on" : "off");
+        std::printf("\nsmall-batch kernels %s\n", mode ? "on" : ab == 2 ? "on, not pipelined" : "off");
         const double tb1 = median(se.t_body[1]), cb1 = median(se.c_body[1]), th1 = median(se.t_head[1]), ch1 = median(se.c_head[1]);
         std::printf("| n | pass wall ms | / n=1 | pass CPU ms | / n=1 | layers CPU ms | / n=1 | head CPU ms | / n=1 |\n|---|---|---|---|---|---|---|---|---|\n");
         for (int n = 1; n <= nmax; ++n) {

@@ -39,14 +39,15 @@ def load(path):
 
 
 def propose(t, max_len, cap=32):
-    """The first branch of prompt lookup: (draft tokens, match length)."""
+    """The first branch of prompt lookup: (draft tokens, Draft::cls)."""
     n = len(t)
     if n < 2:
         return [], 0
-    best = None
+    best, nexts = None, set()
     for e in range(n - 2, -1, -1):
         if t[e] != t[-1]:
             continue
+        nexts.add(t[e + 1])
         m = 1
         while m < cap and e - m >= 0 and t[e - m] == t[n - 1 - m]:
             m += 1
@@ -62,10 +63,12 @@ def propose(t, max_len, cap=32):
         while i >= n:
             i -= period
         out.append(t[i])
-    return out, m
+    return out, match_class(m, len(nexts) > 1)
 
 
-def match_class(m):  # Draft::cls of prompt lookup
+def match_class(m, split=False):  # Draft::cls of prompt lookup (6 / 7: short matches whose occurrences went on differently)
+    if m <= 2 and split:
+        return 6 if m == 1 else 7
     return 3 if m >= 6 else 2 if m >= 3 else 1 if m >= 2 else 0
 
 
@@ -110,11 +113,10 @@ def replay(prompt, emitted, n, k_max, cost, overhead, policy):
     emit(0)  # the first token comes from the prefill
     i, total, steps = 1, 1.0 + overhead, 0
     while i < n:
-        d, m = propose(prompt + out[:i], k_max)
+        d, c = propose(prompt + out[:i], k_max)
         d = d[: n - i]
         k = 0
         if d:
-            c = match_class(m)
             walks.append((i, d, c))
             if policy[0] == "fixed":
                 k = min(policy[1], len(d))

@@ -240,6 +240,7 @@ class TstMatmul : public QObject {
     void pathsAgree();
     void largeShapesTiled_data();
     void largeShapesTiled();
+    void groupMatchesSingle_data();
     void groupMatchesSingle();
     void decodeRowKernels_data();
     void decodeRowKernels();
@@ -427,13 +428,24 @@ void TstMatmul::pathsAgree() {
     }
 }
 
+void TstMatmul::groupMatchesSingle_data() {
+    QTest::addColumn<int>("set");
+    QTest::newRow("mixed types") << 0;
+    QTest::newRow("Q5_0 x3 + Q8_0") << 1;
+}
+
 // matmul_group (q/k/v, gate/up sharing one input): the same bits as one
 // matmul per weight, with weight types of one and of different activation
-// formats, decode (fused) and a batch, on 1-3 threads.
+// formats, decode (fused), small batches (fused: 2, 7, 13 tokens) and a
+// prefill batch, on 1-3 threads; and a group of one type (gemma-3's Q5_0
+// q/k/v: one shared activation layout) with a Q8_0 weight after it.
 void TstMatmul::groupMatchesSingle() {
+    QFETCH(int, set);
     std::mt19937 rng(5);
     const int64_t n_cols = 512;
-    const TensorType types[] = {TensorType::Q4_K, TensorType::Q6_K, TensorType::Q8_0, TensorType::F16};
+    const TensorType mixed[] = {TensorType::Q4_K, TensorType::Q6_K, TensorType::Q8_0, TensorType::F16};
+    const TensorType same[] = {TensorType::Q5_0, TensorType::Q5_0, TensorType::Q5_0, TensorType::Q8_0};
+    const TensorType * types = set == 0 ? mixed : same;
     const int64_t rows[] = {300, 45, 133, 64};
     std::vector<std::vector<uint8_t>> w;
     gb::cpu::WeightView views[4];
@@ -441,10 +453,10 @@ void TstMatmul::groupMatchesSingle() {
         w.push_back(make_weights(types[i], rows[i], n_cols, true, rng));
         views[i] = gb::cpu::WeightView{types[i], n_cols, rows[i], gb::row_size(types[i], n_cols), w.back().data()};
     }
-    const std::vector<float> x = make_activations(7, n_cols, rng);
+    const std::vector<float> x = make_activations(20, n_cols, rng);
     for (int threads : {1, 2, 3}) {
         gb::cpu::ThreadPool pool(threads);
-        for (int64_t n_tokens : {1, 7}) {
+        for (int64_t n_tokens : {1, 2, 7, 13, 20}) {
             for (int n_w : {2, 3, 4}) {
                 std::vector<std::vector<float>> got(4), want(4);
                 float * ys[4];
@@ -541,8 +553,10 @@ void TstMatmul::smallBatchKernels_data() {
 // row read once), called directly: every (row, token) output bit-identical to
 // the scalar one-row kernel on the same activation bytes, for every token count
 // 1..16, row counts 0..9, 13, 17 and the rest from offsets 0 and 3 (4-row
-// groups and tails), rows longer than one decode chunk, nothing written
-// outside [nt rows of ldo) x [cnt); then through cpu::matmul for 1..16 tokens
+// groups and tails), rows longer than one decode chunk and rows of at most
+// one (the 32-block types' software-pipelined groups), nothing written
+// outside [nt rows of ldo) x [cnt), with the groups' software pipelining on
+// and off; then through cpu::matmul for 1..16 tokens
 // on 1-3 threads against the one-token (decode) matmul.
 void TstMatmul::smallBatchKernels() {
     QFETCH(int, type);
@@ -557,7 +571,11 @@ void TstMatmul::smallBatchKernels() {
         QVERIFY2(have, "the real model's weight types must have a small-batch kernel");
     }
     std::mt19937 rng(777 + type);
-    const int64_t n_rows = 41, n_cols = is_float_type(t) ? 771 : 2304;  // 72 32-blocks: > one decode chunk
+    // 72 32-blocks: > one decode chunk; 640 / 768: within one (gemma-3-270m's rows are 640)
+    const int64_t short_cols = gb::type_traits(t).block_size == 256 ? 768 : 640;
+    for (const int64_t n_cols : {is_float_type(t) ? int64_t(771) : int64_t(2304), is_float_type(t) ? int64_t(0) : short_cols}) {
+    if (n_cols == 0) continue;
+    const int64_t n_rows = 41;
     const size_t rb = gb::row_size(t, n_cols);
     const std::vector<uint8_t> w = make_weights(t, n_rows, n_cols, true, rng);
     const int n_max = gb::cpu::k_multi_max_tokens;
@@ -571,6 +589,8 @@ void TstMatmul::smallBatchKernels() {
         for (int tk = 0; tk < n_max; ++tk)
             for (int64_t r = 0; r < n_rows; ++r) sk.dot1(n_cols, w.data() + r * rb, act.data() + size_t(tk) * arb, 0, &ref[size_t(tk * n_rows + r)]);
         std::vector<uint8_t> prep_buf;
+        for (const bool pipelined : {true, false}) {
+        gb::cpu::set_small_batch_pipelining(pipelined);
         for (int nt = 1; nt <= n_max; ++nt) {
             prep_buf.assign(m.prep_bytes(n_cols, nt) + 64, 0xcd);
             uint8_t * prep = prep_buf.data() + ((64 - reinterpret_cast<uintptr_t>(prep_buf.data()) % 64) % 64);
@@ -590,8 +610,8 @@ void TstMatmul::smallBatchKernels() {
                             }
                             const float want = ref[size_t(tk * n_rows + r0 + int64_t(i))];
                             if (std::memcmp(&got, &want, sizeof(float)) != 0) {
-                                QFAIL(qPrintable(QString("nt %1 rows [%2, +%3): row %4 token %5: %6 vs scalar %7").arg(nt).arg(r0).arg(cnt)
-                                                     .arg(r0 + int64_t(i)).arg(tk).arg(double(got), 0, 'g', 9).arg(double(want), 0, 'g', 9)));
+                                QFAIL(qPrintable(QString("%8 cols, pipelined %9, nt %1 rows [%2, +%3): row %4 token %5: %6 vs scalar %7").arg(nt).arg(r0).arg(cnt)
+                                                     .arg(r0 + int64_t(i)).arg(tk).arg(double(got), 0, 'g', 9).arg(double(want), 0, 'g', 9).arg(n_cols).arg(pipelined)));
                             }
                         }
                     }
@@ -599,6 +619,8 @@ void TstMatmul::smallBatchKernels() {
                 }
             }
         }
+        }
+        gb::cpu::set_small_batch_pipelining(true);
     }
     // through cpu::matmul (any type: the kernels or the fallback paths)
     for (int threads : {1, 2, 3}) {
@@ -613,8 +635,9 @@ void TstMatmul::smallBatchKernels() {
             const std::vector<float> xn(x.begin(), x.begin() + nt * n_cols);
             const std::vector<float> y = run_matmul(t, w, n_rows, n_cols, xn, nt, pool);
             QVERIFY2(std::memcmp(y.data(), one.data(), y.size() * sizeof(float)) == 0,
-                     qPrintable(QString("cpu::matmul, %1 tokens, %2 threads").arg(nt).arg(threads)));
+                     qPrintable(QString("cpu::matmul, %1 tokens, %2 threads, %3 columns").arg(nt).arg(threads).arg(n_cols)));
         }
+    }
     }
 }
 

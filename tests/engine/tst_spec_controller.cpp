@@ -559,7 +559,8 @@ void TstSpecController::fixedConfig() {
 }
 
 void TstSpecController::lookupDraftClass() {
-    // The class of a prompt-lookup draft is how long a suffix matched.
+    // The class of a prompt-lookup draft is how long a suffix matched (0-3),
+    // 6 / 7 for 1- / 2-token matches whose occurrences went on differently.
     SpecConfig cfg;
     cfg.max_branches = 1;
     auto lk = make_prompt_lookup_speculator(cfg);
@@ -578,6 +579,25 @@ void TstSpecController::lookupDraftClass() {
     t = {1, 2, 3, 20, 21, 2, 3};
     QVERIFY(lk->propose(t, 4, d, nullptr).ok());
     QCOMPARE(d.cls, 1);
+    // one token, its two earlier occurrences followed by 20 and 22: class 6 (the most recent drafted)
+    t = {1, 2, 3, 20, 21, 3, 22, 23, 3};
+    QVERIFY(lk->propose(t, 4, d, nullptr).ok());
+    QCOMPARE(d.tokens[0], Token(22));
+    QCOMPARE(d.cls, 6);
+    // the same with both followed by 22: class 0
+    t = {1, 2, 3, 22, 21, 3, 22, 23, 3};
+    QVERIFY(lk->propose(t, 4, d, nullptr).ok());
+    QCOMPARE(d.cls, 0);
+    // two tokens, followed by 20 and 22: class 7
+    t = {2, 3, 20, 9, 2, 3, 22, 8, 2, 3};
+    QVERIFY(lk->propose(t, 4, d, nullptr).ok());
+    QCOMPARE(d.tokens[0], Token(22));
+    QCOMPARE(d.cls, 7);
+    // a longer match is classed by its length whatever the shorter ones say
+    t = {2, 3, 20, 9, 5, 2, 3, 22, 8, 5, 2, 3};
+    QVERIFY(lk->propose(t, 4, d, nullptr).ok());
+    QCOMPARE(d.tokens[0], Token(22));
+    QCOMPARE(d.cls, 2);
 }
 
 void TstSpecController::classBorrowsPooledAcceptance() {

@@ -431,7 +431,70 @@ void matmul(const WeightView & w, const float * x, int64_t n_tokens, float * y, 
     }
 }
 
+namespace {
+
+// matmul_group for 2..k_multi_max_tokens tokens when every weight has a
+// small-batch kernel: x quantized and laid out once per distinct activation
+// format (q/k/v and gate/up of gemma-3-270m: one), then chunks of rows of every
+// weight in one pool dispatch. False (nothing done) when some weight has none.
+bool matmul_group_multi(const WeightView * ws, float * const * ys, int n_w, const float * x, int64_t n_tokens, ThreadPool & pool) {
+    constexpr int k_max_group = 4;
+    if (n_w > k_max_group || n_tokens < 2 || n_tokens > k_multi_max_tokens || pool.size() == 1) return false;
+    const TypeKernels * ks[k_max_group];
+    const MultiKernels * ms[k_max_group];
+    for (int i = 0; i < n_w; ++i) {
+        ks[i] = kernels_for(ws[i].type);
+        ms[i] = multi_for(ws[i].type);
+        if (ks[i] == nullptr || ms[i] == nullptr || ks[i]->quantize == nullptr || ws[i].n_cols != ws[0].n_cols ||
+            llamacpp_kernels_for(ws[i].type) != nullptr)
+            return false;
+    }
+    const int64_t n_cols = ws[0].n_cols;
+    const int nt = static_cast<int>(n_tokens);
+    thread_local std::vector<uint8_t> act_buf[k_max_group], prep_buf[k_max_group];
+    const uint8_t * prep[k_max_group];
+    for (int i = 0; i < n_w; ++i) {
+        prep[i] = nullptr;
+        for (int j = 0; j < i; ++j) {
+            if (ks[j]->quantize == ks[i]->quantize && ks[j]->act_type == ks[i]->act_type && ms[j]->prep == ms[i]->prep) prep[i] = prep[j];
+        }
+        if (prep[i] != nullptr) continue;
+        const size_t arb = row_size(ks[i]->act_type, n_cols);
+        if (act_buf[i].size() < arb * size_t(nt)) act_buf[i].resize(arb * size_t(nt));
+        for (int t = 0; t < nt; ++t) ks[i]->quantize(x + t * n_cols, act_buf[i].data() + size_t(t) * arb, n_cols);
+        const size_t need = ms[i]->prep_bytes(n_cols, nt) + 64;
+        if (prep_buf[i].size() < need) prep_buf[i].resize(need);
+        uint8_t * dst = prep_buf[i].data() + ((64 - reinterpret_cast<uintptr_t>(prep_buf[i].data()) % 64) % 64);
+        ms[i]->prep(act_buf[i].data(), arb, nt, n_cols, dst);
+        prep[i] = dst;
+    }
+    const int nth = pool.size();
+    int64_t chunk[k_max_group], first_item[k_max_group + 1];
+    first_item[0] = 0;
+    for (int i = 0; i < n_w; ++i) {
+        chunk[i] = matvec_chunk(ws[i].n_rows, nth);
+        first_item[i + 1] = first_item[i] + (ws[i].n_rows + chunk[i] - 1) / chunk[i];
+    }
+    const int64_t n_items = first_item[n_w];
+    std::atomic<int64_t> next{0};
+    auto rows = [&] {
+        for (int64_t it = next.fetch_add(1, std::memory_order_relaxed); it < n_items; it = next.fetch_add(1, std::memory_order_relaxed)) {
+            int i = 0;
+            while (it >= first_item[i + 1]) ++i;
+            const WeightView & w = ws[i];
+            const int64_t r0 = (it - first_item[i]) * chunk[i];
+            ms[i]->run(n_cols, w.data + r0 * w.row_bytes, w.row_bytes, std::min(chunk[i], w.n_rows - r0), prep[i], nt, ys[i] + r0,
+                       size_t(w.n_rows));
+        }
+    };
+    pool.run([f = &rows](int, int) { (*f)(); });
+    return true;
+}
+
+}  // namespace
+
 void matmul_group(const WeightView * ws, float * const * ys, int n_w, const float * x, int64_t n_tokens, ThreadPool & pool) {
+    if (n_tokens >= 2 && matmul_group_multi(ws, ys, n_w, x, n_tokens, pool)) return;
     constexpr int k_max_group = 4;
     const TypeKernels * ks[k_max_group];
     bool fused = n_tokens == 1 && n_w <= k_max_group && pool.size() > 1;

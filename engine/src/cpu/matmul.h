@@ -29,8 +29,9 @@ struct WeightView {
 void matmul(const WeightView & w, const float * x, int64_t n_tokens, float * y, ThreadPool & pool);
 
 // matmul(ws[i], x, n_tokens, ys[i]) for i < n_w (all ws[i].n_cols equal):
-// the same results; a decode step (n_tokens == 1) quantizes x once per
-// activation format and runs every weight's rows in one pool dispatch.
+// the same results; a decode step (n_tokens == 1), and 2..16 tokens when every
+// weight has a small-batch kernel, quantize x once per activation format and
+// run every weight's rows in one pool dispatch.
 void matmul_group(const WeightView * ws, float * const * ys, int n_w, const float * x, int64_t n_tokens, ThreadPool & pool);
 
 enum class SimdPath { Auto, Scalar, Avx2, Avx512Vnni };
@@ -50,6 +51,9 @@ void force_scalar(bool on);
 // Small-batch kernels for 2..16 tokens (on by default; off: the prefill paths,
 // same results). For A/B benchmarks.
 void set_small_batch_kernels(bool on);
+// Their software pipelining (on by default; off: each 4-row group decoded,
+// then dotted; same results). For A/B benchmarks.
+void set_small_batch_pipelining(bool on);
 
 // llama.cpp numerics mode (off by default). On: the quantized types of
 // gemma-3 Q4_K_M files (Q5_0, Q8_0, Q4_K, Q6_K) use kernels that sum in the

@@ -12,6 +12,7 @@
 
 #include <immintrin.h>
 
+#include <atomic>
 #include <cstring>
 #include <type_traits>
 
@@ -98,6 +99,8 @@ template <> struct Lanes<16> {
     static GB_AVX2_INLINE F fnma(F a, F b, F c) { return _mm512_fnmadd_ps(a, b, c); }
     static GB_AVX2_INLINE void storef(float * p, F v) { _mm512_store_ps(p, v); }
 };
+
+std::atomic<bool> g_pipelined{true};  // set_small_batch_pipelining
 
 constexpr int k_rows = 4;          // weight rows in flight
 constexpr int k_pf_groups = 2;     // software prefetch: the row group this many groups ahead
@@ -201,9 +204,74 @@ GB_AVX2_INLINE void rows_32(int64_t nb, const uint8_t * w, size_t rb, const int3
     }
 }
 
+// Decode of block b of the k_rows rows at w into wq / dw (u = q + B, d_w as
+// float), with a prefetch of the same block of the rows k_pf_groups groups on.
+template <size_t BlockBytes, __m256i (*Dec)(const uint8_t *)>
+GB_AVX2_INLINE void decode_block_32(const uint8_t * w, size_t rb, int64_t b, uint8_t (*wq)[k_chunk_blocks * 32], float (*dw)[k_chunk_blocks]) {
+    const char * pf = reinterpret_cast<const char *>(w) + k_pf_groups * k_rows * rb + b * BlockBytes;
+    for (int i = 0; i < k_rows; ++i) {
+        const uint8_t * blk = w + i * rb + b * BlockBytes;
+        _mm_prefetch(pf + i * rb, _MM_HINT_T0);
+        _mm256_store_si256(reinterpret_cast<__m256i *>(wq[i] + 32 * b), Dec(blk));
+        uint16_t d;
+        std::memcpy(&d, blk, 2);
+        dw[i][b] = h2f(d);
+    }
+}
+
+// Whole groups of k_rows rows, software-pipelined: while block b of group g is
+// dotted with the tokens, block b of group g + 1 is decoded into the other
+// buffer, so its weight loads overlap the vpdpbusd work instead of stalling
+// a separate decode phase (rows_32 decodes first, then computes). Rows of at
+// most k_chunk_blocks blocks; the same float steps per token lane as rows_32.
+template <int V, int J, size_t BlockBytes, __m256i (*Dec)(const uint8_t *)>
+void groups_32_pipelined(int64_t nb, const uint8_t * w, size_t rb, int64_t n_groups, const int32_t * px, int nt, float * out, size_t ldo) {
+    using L = Lanes<V>;
+    constexpr int R = k_rows, NX = 8 / J;
+    alignas(64) uint8_t wq[2][R][k_chunk_blocks * 32];
+    alignas(64) float dw[2][R][k_chunk_blocks];
+    for (int64_t b = 0; b < nb; ++b) decode_block_32<BlockBytes, Dec>(w, rb, b, wq[0], dw[0]);
+    for (int64_t g = 0; g < n_groups; ++g) {
+        const int cur = int(g & 1);
+        const bool has_next = g + 1 < n_groups;
+        const uint8_t * wn = w + (g + 1) * R * rb;
+        typename L::F acc[R];
+        for (int i = 0; i < R; ++i) acc[i] = L::zerof();
+        for (int64_t b = 0; b < nb; ++b) {
+            if (has_next) decode_block_32<BlockBytes, Dec>(wn, rb, b, wq[cur ^ 1], dw[cur ^ 1]);
+            const int32_t * pb = px + b * (NX + 2) * V;
+            typename L::I xc[NX];
+            for (int e = 0; e < NX; ++e) xc[e] = L::load(pb + e * V);
+            const typename L::I nbias = L::load(pb + NX * V);
+            const typename L::F dx = L::loadf(pb + (NX + 1) * V);
+            for (int i = 0; i < R; ++i) {
+                const uint8_t * u = wq[cur][i] + 32 * b;
+                typename L::I s0 = nbias, s1 = L::zero();
+                for (int e = 0; e < NX; e += 2) {
+                    s0 = L::dp(s0, L::template bcastj<J>(u + 4 * J * e), xc[e]);
+                    if (e + 1 < NX) s1 = L::dp(s1, L::template bcastj<J>(u + 4 * J * (e + 1)), xc[e + 1]);
+                }
+                // lane J*t: acc = fmaf(float(isum_b), d_w * d_x, acc)
+                acc[i] = L::fma(L::cvt(L::template reduce<J>(L::add(s0, s1))), L::mulf(dx, dw[cur][i][b]), acc[i]);
+            }
+        }
+        alignas(64) float res[V];
+        float * o = out + g * R;
+        for (int i = 0; i < R; ++i) {
+            L::storef(res, acc[i]);
+            for (int t = 0; t < nt; ++t) o[size_t(t) * ldo + i] = res[J * t];
+        }
+    }
+}
+
 template <int V, int J, size_t BlockBytes, __m256i (*Dec)(const uint8_t *)>
 void run_32v(int64_t n, const uint8_t * w, size_t rb, int64_t n_rows, const int32_t * px, int nt, float * out, size_t ldo) {
     int64_t r = 0;
+    if (g_pipelined.load(std::memory_order_relaxed) && n / 32 <= k_chunk_blocks && n_rows >= 2 * k_rows) {
+        const int64_t n_groups = n_rows / k_rows;
+        groups_32_pipelined<V, J, BlockBytes, Dec>(n / 32, w, rb, n_groups, px, nt, out, ldo);
+        r = n_groups * k_rows;
+    }
     for (; r + k_rows <= n_rows; r += k_rows) rows_32<V, J, k_rows, BlockBytes, Dec>(n / 32, w + r * rb, rb, px, nt, out + r, ldo);
     for (; r < n_rows; ++r) rows_32<V, J, 1, BlockBytes, Dec>(n / 32, w + r * rb, rb, px, nt, out + r, ldo);
 }
@@ -269,160 +337,197 @@ GB_AVX2_INLINE void prefetch_block(const char * p, size_t bytes) {
     _mm_prefetch(p + bytes - 1, _MM_HINT_T0);
 }
 
-// Q4_K / Q5_K: isum = sum_g sc_g * sum_g(u*q8), summs = sum_g m_g * bsum32_g;
-// acc = fmaf(float(isum), d_w * d_x, acc); acc = fmaf(-(dmin_w * d_x), float(summs), acc)
-template <int V, int J, int R, bool Five>
-GB_AVX2_INLINE void rows_q45_K(int64_t nb, const uint8_t * w, size_t rb, const int32_t * px, int nt, float * out, size_t ldo) {
-    using L = Lanes<V>;
+// One row's superblock, decoded: u bytes, integer scales, d / dmin as floats.
+struct SbQ45 {
+    alignas(64) uint8_t wq[256];
+    alignas(32) int32_t sc[8], mp[4];  // scales; mins as int16 pairs (m_2i, m_2i+1)
+    float dw, dm;
+};
+struct SbQ6 {
+    alignas(64) uint8_t wq[256];  // u = q + 32
+    alignas(32) int32_t sc[16], sp[8];  // scales; scales as int16 pairs
+    float dw;
+};
+
+template <bool Five>
+GB_AVX2_INLINE void decode_sb_q45(const uint8_t * blk, SbQ45 & o) {
     using Block = std::conditional_t<Five, block_q5_K, block_q4_K>;
-    constexpr int NS = 4, NX = 64 / J, PV = NX + NS + 1;
-    alignas(64) uint8_t wq[R][256];
-    alignas(64) int32_t sc[R][8], mp[R][4];
-    float dw[R], dm[R];
-    typename L::F acc[R];
-    for (int i = 0; i < R; ++i) acc[i] = L::zerof();
+    const Block & bw = *reinterpret_cast<const Block *>(blk);
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     const __m256i m1 = _mm256_set1_epi8(1);
-    const char * pf = reinterpret_cast<const char *>(w) + k_pf_groups * k_rows * rb;
-    for (int64_t b = 0; b < nb; ++b) {
-        for (int i = 0; i < R; ++i) {
-            const Block & bw = reinterpret_cast<const Block *>(w + i * rb)[b];
-            prefetch_block(pf + i * rb + b * sizeof(Block), sizeof(Block));
-            __m256i hbits = _mm256_setzero_si256();
-            if constexpr (Five) hbits = load256(bw.qh);
-            for (int j = 0; j < 4; ++j) {
-                const __m256i bits = load256(bw.qs + 32 * j);
-                __m256i ql = _mm256_and_si256(bits, m4);
-                __m256i qh = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
-                if constexpr (Five) {
-                    ql = _mm256_or_si256(ql, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j), m1), 4));
-                    qh = _mm256_or_si256(qh, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j + 1), m1), 4));
-                }
-                _mm256_store_si256(reinterpret_cast<__m256i *>(wq[i] + 64 * j), ql);
-                _mm256_store_si256(reinterpret_cast<__m256i *>(wq[i] + 64 * j + 32), qh);
-            }
-            // 8 scales, 8 mins (6-bit), unpacked as in the decode kernels
-            const __m256i smw = q4k_mins_scales(bw.scales);  // int16: 0-7 scales, 8-15 mins
-            alignas(32) int16_t sm[16];
-            _mm256_store_si256(reinterpret_cast<__m256i *>(sm), smw);
-            for (int g = 0; g < 8; ++g) sc[i][g] = sm[g];
-            std::memcpy(mp[i], sm + 8, 16);
-            dw[i] = h2f(bw.d);
-            dm[i] = h2f(bw.dmin);
+    __m256i hbits = _mm256_setzero_si256();
+    if constexpr (Five) hbits = load256(bw.qh);
+    for (int j = 0; j < 4; ++j) {
+        const __m256i bits = load256(bw.qs + 32 * j);
+        __m256i ql = _mm256_and_si256(bits, m4);
+        __m256i qh = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+        if constexpr (Five) {
+            ql = _mm256_or_si256(ql, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j), m1), 4));
+            qh = _mm256_or_si256(qh, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j + 1), m1), 4));
         }
-        const int32_t * pb = px + b * PV * V;
-        typename L::I isum[R];
-        for (int i = 0; i < R; ++i) isum[i] = L::zero();
-        for (int g = 0; g < 8; ++g) {
-            constexpr int NG = 8 / J;  // X vectors per group of 32
-            typename L::I xc[NG];
-            for (int e = 0; e < NG; ++e) xc[e] = L::load(pb + (NG * g + e) * V);
-            for (int i = 0; i < R; ++i) {
-                const uint8_t * u = wq[i] + 32 * g;
-                typename L::I s0 = L::zero(), s1 = L::zero();
-                for (int e = 0; e < NG; e += 2) {
-                    s0 = L::dp(s0, L::template bcastj<J>(u + 4 * J * e), xc[e]);
-                    if (e + 1 < NG) s1 = L::dp(s1, L::template bcastj<J>(u + 4 * J * (e + 1)), xc[e + 1]);
-                }
-                isum[i] = L::add(isum[i], L::mul(L::add(s0, s1), sc[i][g]));
-            }
-        }
-        const typename L::F dx = L::loadf(pb + (NX + NS) * V);
-        for (int i = 0; i < R; ++i) {
-            typename L::I summs = L::zero();
-            for (int q = 0; q < NS; ++q) summs = L::dpw(summs, L::bcast(reinterpret_cast<const uint8_t *>(&mp[i][q])), L::load(pb + (NX + q) * V));
-            acc[i] = L::fma(L::cvt(L::template reduce<J>(isum[i])), L::mulf(dx, dw[i]), acc[i]);
-            acc[i] = L::fnma(L::mulf(dx, dm[i]), L::cvt(summs), acc[i]);
-        }
+        _mm256_store_si256(reinterpret_cast<__m256i *>(o.wq + 64 * j), ql);
+        _mm256_store_si256(reinterpret_cast<__m256i *>(o.wq + 64 * j + 32), qh);
     }
-    alignas(64) float res[V];
-    for (int i = 0; i < R; ++i) {
-        L::storef(res, acc[i]);
-        for (int t = 0; t < nt; ++t) out[size_t(t) * ldo + i] = res[J * t];
-    }
+    // 8 scales, 8 mins (6-bit), unpacked as in the decode kernels
+    const __m256i smw = q4k_mins_scales(bw.scales);  // int16: 0-7 scales, 8-15 mins
+    alignas(32) int16_t sm[16];
+    _mm256_store_si256(reinterpret_cast<__m256i *>(sm), smw);
+    for (int g = 0; g < 8; ++g) o.sc[g] = sm[g];
+    std::memcpy(o.mp, sm + 8, 16);
+    o.dw = h2f(bw.d);
+    o.dm = h2f(bw.dmin);
 }
 
-// Q6_K: u = q + 32 (6 bits); isum = sum_g sc_g * sum_g(u*q8) - 32 * sum_g sc_g * bsum16_g;
-// acc = fmaf(float(isum), d_w * d_x, acc)
-template <int V, int J, int R>
-GB_AVX2_INLINE void rows_q6_K(int64_t nb, const uint8_t * w, size_t rb, const int32_t * px, int nt, float * out, size_t ldo) {
-    using L = Lanes<V>;
-    constexpr int NS = 8, NX = 64 / J, PV = NX + NS + 1;
-    alignas(64) uint8_t wq[R][256];
-    alignas(64) int32_t sc[R][16], sp[R][8];
-    float dw[R];
-    typename L::F acc[R];
-    for (int i = 0; i < R; ++i) acc[i] = L::zerof();
+GB_AVX2_INLINE void decode_sb_q6(const uint8_t * blk, SbQ6 & o) {
+    const block_q6_K & bw = *reinterpret_cast<const block_q6_K *>(blk);
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     const __m256i m2 = _mm256_set1_epi8(3);
-    const char * pf = reinterpret_cast<const char *>(w) + k_pf_groups * k_rows * rb;
-    for (int64_t b = 0; b < nb; ++b) {
+    for (int h = 0; h < 2; ++h) {
+        const __m256i l0 = load256(bw.ql + 64 * h);
+        const __m256i l1 = load256(bw.ql + 64 * h + 32);
+        const __m256i hb = load256(bw.qh + 32 * h);
+        uint8_t * d = o.wq + 128 * h;
+        _mm256_store_si256(reinterpret_cast<__m256i *>(d), _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4)));
+        _mm256_store_si256(reinterpret_cast<__m256i *>(d + 32),
+                           _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4)));
+        _mm256_store_si256(reinterpret_cast<__m256i *>(d + 64),
+                           _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4)));
+        _mm256_store_si256(reinterpret_cast<__m256i *>(d + 96),
+                           _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4)));
+    }
+    for (int g = 0; g < 16; ++g) o.sc[g] = bw.scales[g];
+    for (int q = 0; q < 8; ++q) {
+        const int16_t pair[2] = {int16_t(bw.scales[2 * q]), int16_t(bw.scales[2 * q + 1])};
+        std::memcpy(&o.sp[q], pair, 4);
+    }
+    o.dw = h2f(bw.d);
+}
+
+// Kind: 4 = Q4_K, 5 = Q5_K, 6 = Q6_K
+template <int Kind> using SbOf = std::conditional_t<Kind == 6, SbQ6, SbQ45>;
+template <int Kind> constexpr size_t k_sb_bytes = Kind == 6 ? sizeof(block_q6_K) : Kind == 5 ? sizeof(block_q5_K) : sizeof(block_q4_K);
+
+// superblock b of the row at row (rb bytes a row) into o, with a prefetch of the
+// same superblock of the row k_pf_groups groups on
+template <int Kind>
+GB_AVX2_INLINE void decode_sb(const uint8_t * row, size_t rb, int64_t b, SbOf<Kind> & o) {
+    constexpr size_t bytes = k_sb_bytes<Kind>;
+    prefetch_block(reinterpret_cast<const char *>(row) + k_pf_groups * k_rows * rb + b * bytes, bytes);
+    if constexpr (Kind == 6) decode_sb_q6(row + b * bytes, o);
+    else decode_sb_q45<Kind == 5>(row + b * bytes, o);
+}
+
+// acc[i] += superblock b of rows s[0..R) x the prepared tokens (pb: its block)
+// Q4_K / Q5_K: isum = sum_g sc_g * sum_g(u*q8), summs = sum_g m_g * bsum32_g;
+//   acc = fmaf(float(isum), d_w * d_x, acc); acc = fmaf(-(dmin_w * d_x), float(summs), acc)
+// Q6_K: u = q + 32 (6 bits); isum = sum_g sc_g * sum_g(u*q8) - 32 * sum_g sc_g * bsum16_g;
+//   acc = fmaf(float(isum), d_w * d_x, acc)
+template <int V, int J, int R, int Kind>
+GB_AVX2_INLINE void compute_sb(const SbOf<Kind> * const * s, const int32_t * pb, typename Lanes<V>::F * acc) {
+    using L = Lanes<V>;
+    constexpr int NS = Kind == 6 ? 8 : 4, NX = 64 / J;
+    constexpr int NG = 8 / J;  // X vectors per 32 columns
+    typename L::I isum[R];
+    for (int i = 0; i < R; ++i) isum[i] = L::zero();
+    for (int g = 0; g < 8; ++g) {
+        typename L::I xc[NG];
+        for (int e = 0; e < NG; ++e) xc[e] = L::load(pb + (NG * g + e) * V);
         for (int i = 0; i < R; ++i) {
-            const block_q6_K & bw = reinterpret_cast<const block_q6_K *>(w + i * rb)[b];
-            prefetch_block(pf + i * rb + b * sizeof(block_q6_K), sizeof(block_q6_K));
-            for (int h = 0; h < 2; ++h) {
-                const __m256i l0 = load256(bw.ql + 64 * h);
-                const __m256i l1 = load256(bw.ql + 64 * h + 32);
-                const __m256i hb = load256(bw.qh + 32 * h);
-                uint8_t * d = wq[i] + 128 * h;
-                _mm256_store_si256(reinterpret_cast<__m256i *>(d), _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4)));
-                _mm256_store_si256(reinterpret_cast<__m256i *>(d + 32),
-                                   _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4)));
-                _mm256_store_si256(reinterpret_cast<__m256i *>(d + 64),
-                                   _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4)));
-                _mm256_store_si256(reinterpret_cast<__m256i *>(d + 96),
-                                   _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4)));
-            }
-            for (int g = 0; g < 16; ++g) sc[i][g] = bw.scales[g];
-            for (int q = 0; q < 8; ++q) {
-                const int16_t pair[2] = {int16_t(bw.scales[2 * q]), int16_t(bw.scales[2 * q + 1])};
-                std::memcpy(&sp[i][q], pair, 4);
-            }
-            dw[i] = h2f(bw.d);
-        }
-        const int32_t * pb = px + b * PV * V;
-        typename L::I isum[R];
-        for (int i = 0; i < R; ++i) isum[i] = L::zero();
-        for (int g2 = 0; g2 < 8; ++g2) {  // two groups of 16
-            constexpr int NG = 8 / J;  // X vectors per 32 columns: the first half is group 2*g2
-            typename L::I xc[NG];
-            for (int e = 0; e < NG; ++e) xc[e] = L::load(pb + (NG * g2 + e) * V);
-            for (int i = 0; i < R; ++i) {
-                const uint8_t * u = wq[i] + 32 * g2;
-                typename L::I s0 = L::zero(), s1 = L::zero();
+            const uint8_t * u = s[i]->wq + 32 * g;
+            typename L::I s0 = L::zero(), s1 = L::zero();
+            if constexpr (Kind == 6) {  // two groups of 16: the first half of the X vectors is group 2g
                 for (int e = 0; e < NG / 2; ++e) {
                     s0 = L::dp(s0, L::template bcastj<J>(u + 4 * J * e), xc[e]);
                     s1 = L::dp(s1, L::template bcastj<J>(u + 16 + 4 * J * e), xc[NG / 2 + e]);
                 }
-                isum[i] = L::add(isum[i], L::add(L::mul(s0, sc[i][2 * g2]), L::mul(s1, sc[i][2 * g2 + 1])));
+                isum[i] = L::add(isum[i], L::add(L::mul(s0, s[i]->sc[2 * g]), L::mul(s1, s[i]->sc[2 * g + 1])));
+            } else {
+                for (int e = 0; e < NG; e += 2) {
+                    s0 = L::dp(s0, L::template bcastj<J>(u + 4 * J * e), xc[e]);
+                    if (e + 1 < NG) s1 = L::dp(s1, L::template bcastj<J>(u + 4 * J * (e + 1)), xc[e + 1]);
+                }
+                isum[i] = L::add(isum[i], L::mul(L::add(s0, s1), s[i]->sc[g]));
             }
         }
-        const typename L::F dx = L::loadf(pb + (NX + NS) * V);
-        for (int i = 0; i < R; ++i) {
+    }
+    const typename L::F dx = L::loadf(pb + (NX + NS) * V);
+    for (int i = 0; i < R; ++i) {
+        if constexpr (Kind == 6) {
             typename L::I corr = L::zero();
-            for (int q = 0; q < NS; ++q) corr = L::dpw(corr, L::bcast(reinterpret_cast<const uint8_t *>(&sp[i][q])), L::load(pb + (NX + q) * V));
+            for (int q = 0; q < NS; ++q) corr = L::dpw(corr, L::bcast(reinterpret_cast<const uint8_t *>(&s[i]->sp[q])), L::load(pb + (NX + q) * V));
             const typename L::I is = L::sub(L::template reduce<J>(isum[i]), L::slli(corr, 5));
-            acc[i] = L::fma(L::cvt(is), L::mulf(dx, dw[i]), acc[i]);
+            acc[i] = L::fma(L::cvt(is), L::mulf(dx, s[i]->dw), acc[i]);
+        } else {
+            typename L::I summs = L::zero();
+            for (int q = 0; q < NS; ++q) summs = L::dpw(summs, L::bcast(reinterpret_cast<const uint8_t *>(&s[i]->mp[q])), L::load(pb + (NX + q) * V));
+            acc[i] = L::fma(L::cvt(L::template reduce<J>(isum[i])), L::mulf(dx, s[i]->dw), acc[i]);
+            acc[i] = L::fnma(L::mulf(dx, s[i]->dm), L::cvt(summs), acc[i]);
         }
     }
+}
+
+template <int V, int J, int R>
+GB_AVX2_INLINE void store_rows(const typename Lanes<V>::F * acc, int nt, float * out, size_t ldo) {
     alignas(64) float res[V];
     for (int i = 0; i < R; ++i) {
-        L::storef(res, acc[i]);
+        Lanes<V>::storef(res, acc[i]);
         for (int t = 0; t < nt; ++t) out[size_t(t) * ldo + i] = res[J * t];
     }
 }
 
-template <int V, int J, int R, int Kind>  // Kind: 4 = Q4_K, 5 = Q5_K, 6 = Q6_K
+// R rows starting at w, each superblock decoded right before it is dotted
+template <int V, int J, int R, int Kind>
 GB_AVX2_INLINE void rows_k(int64_t nb, const uint8_t * w, size_t rb, const int32_t * px, int nt, float * out, size_t ldo) {
-    if constexpr (Kind == 6) rows_q6_K<V, J, R>(nb, w, rb, px, nt, out, ldo);
-    else rows_q45_K<V, J, R, Kind == 5>(nb, w, rb, px, nt, out, ldo);
+    constexpr int NS = Kind == 6 ? 8 : 4, PV = 64 / J + NS + 1;
+    SbOf<Kind> sb[R];
+    const SbOf<Kind> * sp[R];
+    for (int i = 0; i < R; ++i) sp[i] = &sb[i];
+    typename Lanes<V>::F acc[R];
+    for (int i = 0; i < R; ++i) acc[i] = Lanes<V>::zerof();
+    for (int64_t b = 0; b < nb; ++b) {
+        for (int i = 0; i < R; ++i) decode_sb<Kind>(w + i * rb, rb, b, sb[i]);
+        compute_sb<V, J, R, Kind>(sp, px + b * PV * V, acc);
+    }
+    store_rows<V, J, R>(acc, nt, out, ldo);
+}
+
+// Whole groups of k_rows rows of at most k_pipe_sb superblocks, software-
+// pipelined as groups_32_pipelined: superblock b of group g + 1 is decoded
+// while superblock b of group g is dotted. Same float steps as rows_k.
+constexpr int64_t k_pipe_sb = 8;
+template <int V, int J, int Kind>
+void groups_k_pipelined(int64_t nb, const uint8_t * w, size_t rb, int64_t n_groups, const int32_t * px, int nt, float * out, size_t ldo) {
+    constexpr int R = k_rows, NS = Kind == 6 ? 8 : 4, PV = 64 / J + NS + 1;
+    SbOf<Kind> buf[2][k_pipe_sb][R];
+    for (int64_t b = 0; b < nb; ++b)
+        for (int i = 0; i < R; ++i) decode_sb<Kind>(w + i * rb, rb, b, buf[0][b][i]);
+    for (int64_t g = 0; g < n_groups; ++g) {
+        const int cur = int(g & 1);
+        const bool has_next = g + 1 < n_groups;
+        const uint8_t * wn = w + (g + 1) * R * rb;
+        typename Lanes<V>::F acc[R];
+        for (int i = 0; i < R; ++i) acc[i] = Lanes<V>::zerof();
+        for (int64_t b = 0; b < nb; ++b) {
+            if (has_next)
+                for (int i = 0; i < R; ++i) decode_sb<Kind>(wn + i * rb, rb, b, buf[cur ^ 1][b][i]);
+            const SbOf<Kind> * sp[R];
+            for (int i = 0; i < R; ++i) sp[i] = &buf[cur][b][i];
+            compute_sb<V, J, R, Kind>(sp, px + b * PV * V, acc);
+        }
+        store_rows<V, J, R>(acc, nt, out + g * R, ldo);
+    }
 }
 
 template <int V, int J, int Kind>
 void run_kv(int64_t n, const uint8_t * w, size_t rb, int64_t n_rows, const int32_t * px, int nt, float * out, size_t ldo) {
     int64_t r = 0;
+    if (g_pipelined.load(std::memory_order_relaxed) && n / 256 <= k_pipe_sb && n_rows >= 2 * k_rows) {
+        const int64_t n_groups = n_rows / k_rows;
+        groups_k_pipelined<V, J, Kind>(n / 256, w, rb, n_groups, px, nt, out, ldo);
+        r = n_groups * k_rows;
+    }
     for (; r + k_rows <= n_rows; r += k_rows) rows_k<V, J, k_rows, Kind>(n / 256, w + r * rb, rb, px, nt, out + r, ldo);
     for (; r < n_rows; ++r) rows_k<V, J, 1, Kind>(n / 256, w + r * rb, rb, px, nt, out + r, ldo);
 }
@@ -439,6 +544,8 @@ void run_k(int64_t n, const void * w, size_t rb, int64_t n_rows, const void * pr
 }
 
 }  // namespace
+
+void set_small_batch_pipelining(bool on) { g_pipelined.store(on, std::memory_order_relaxed); }
 
 bool avx512vnni_multi(TensorType t, MultiKernels * m) {
     switch (t) {

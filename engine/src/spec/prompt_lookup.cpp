@@ -6,7 +6,9 @@
 // the best max_branches distinct ones become draft branches, merged into a
 // token tree where they share a prefix (alternatives to the best one are
 // drafted a third as deep). A continuation that reaches the end
-// of the sequence repeats with the match's period.
+// of the sequence repeats with the match's period. The draft's class (Draft::cls,
+// acceptance kept per class by the controller): 0-3 by match length, 6 / 7 for
+// 1- / 2-token matches whose other occurrences were followed by other tokens.
 #include "glassbox/spec/speculator.h"
 
 #include <algorithm>
@@ -58,6 +60,15 @@ class PromptLookupSpeculator final : public Speculator {
             if (out.add_branch(seq) > 0) {
                 // the draft's class: how long a suffix the best candidate matched
                 if (branches == 0) out.cls = c.len >= 6 ? 3 : c.len >= 3 ? 2 : c.len >= 2 ? 1 : 0;
+                // a 1- or 2-token match whose other occurrences went on differently
+                // is a weaker guess than one whose occurrences agree: classes 6 / 7
+                // (4 and 5 are lookahead's), so the controller keeps their
+                // acceptance apart (edit-code: 67% vs 20% first-token acceptance)
+                if (branches == 0 && c.len <= 2) {
+                    const Token next = t[size_t(c.end + 1)];
+                    const bool split = std::any_of(m_cand.begin(), m_cand.end(), [&](const Cand & o) { return t[size_t(o.end + 1)] != next; });
+                    if (split) out.cls = c.len == 1 ? kClassSplit1 : kClassSplit2;
+                }
                 ++branches;
             }
         }
@@ -66,6 +77,7 @@ class PromptLookupSpeculator final : public Speculator {
 
   private:
     static constexpr int64_t kLongest = 32;
+    static constexpr int32_t kClassSplit1 = 6, kClassSplit2 = 7;
     struct Cand {
         int64_t len, end;
     };
