@@ -820,7 +820,7 @@ __global__ void __launch_bounds__(kGluWarps * 32) matvec_glu_kernel(const DevMat
         const float v = vals[lane];
         const size_t o = size_t(blockIdx.y) * gate.n_rows + size_t(blockIdx.x) * 32 + lane;
         y[o] = v;
-        if (q.q) q8_quant_warp(v, int64_t(o / 32), q);
+        if (q.q) q8_quant_warp_t<LO>(v, int64_t(o / 32), q);
     }
 }
 

@@ -44,6 +44,7 @@ __global__ void embed_kernel(const DevMat w, const int * __restrict__ tokens, in
 
 constexpr int kNormThreads = 1024;
 
+template <bool LO>
 __global__ void __launch_bounds__(kNormThreads) add_norm_kernel(float * __restrict__ x, const float * __restrict__ p,
                                                                 const float * __restrict__ post_w, const float * __restrict__ w,
                                                                 float eps, int n, float * __restrict__ y, Q8Act q) {
@@ -75,15 +76,16 @@ __global__ void __launch_bounds__(kNormThreads) add_norm_kernel(float * __restri
         const int i = b * 32 + lane;
         const float v = xr[i] * scale * w[i];
         yr[i] = v;
-        if (q.q) q8_quant_warp(v, int64_t(t) * (n / 32) + b, q);
+        if (q.q) q8_quant_warp_t<LO>(v, int64_t(t) * (n / 32) + b, q);
     }
 }
 
 // As add_norm_kernel for n <= 32 * K * kNormThreads / 32 with every value
 // held in registers: one read of p and x, one write of x, y and q8 (the decode
 // path: one block per token is all there is, so latency is what counts).
-// Value i = 32 b + lane of block b = warp + k * n_warps.
-template <int K>
+// Value i = 32 b + lane of block b = warp + k * n_warps. (LO: q8 with the
+// second plane, q.lo set; a template so the one-plane code has no test of it.)
+template <int K, bool LO>
 __global__ void __launch_bounds__(kNormThreads) add_norm_reg_kernel(float * __restrict__ x, const float * __restrict__ p,
                                                                     const float * __restrict__ post_w, const float * __restrict__ w,
                                                                     float eps, int n, float * __restrict__ y, Q8Act q) {
@@ -136,7 +138,7 @@ __global__ void __launch_bounds__(kNormThreads) add_norm_reg_kernel(float * __re
             const int i = 32 * b + lane;
             const float v = xv[k] * scale * w[i];
             yr[i] = v;
-            if (q.q) q8_quant_warp(v, int64_t(t) * nb + b, q);
+            if (q.q) q8_quant_warp_t<LO>(v, int64_t(t) * nb + b, q);
         }
     }
 }
@@ -252,10 +254,13 @@ Status add_norm(float * x, const float * p, const float * post_w, const float * 
                 float * y, const Q8Act & q, cudaStream_t s) {
     if (n % 32 != 0) return make_error(ErrorCode::Unsupported, "CUDA add_norm: length not a multiple of 32");
     if (n_tok == 0) return {};
+    const bool lo = q.q && q.lo;
     if (n <= 8 * kNormThreads) {
-        GB_CU(launch_pdl(add_norm_reg_kernel<8>, dim3(n_tok), dim3(kNormThreads), 0, s, x, p, post_w, w, eps, n, y, q));
+        GB_CU(launch_pdl(lo ? add_norm_reg_kernel<8, true> : add_norm_reg_kernel<8, false>, dim3(n_tok), dim3(kNormThreads), 0, s,
+                         x, p, post_w, w, eps, n, y, q));
     } else {
-        GB_CU(launch_pdl(add_norm_kernel, dim3(n_tok), dim3(kNormThreads), 0, s, x, p, post_w, w, eps, n, y, q));
+        GB_CU(launch_pdl(lo ? add_norm_kernel<true> : add_norm_kernel<false>, dim3(n_tok), dim3(kNormThreads), 0, s, x, p, post_w,
+                         w, eps, n, y, q));
     }
     return {};
 }

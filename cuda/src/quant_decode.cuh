@@ -207,26 +207,43 @@ template <> __device__ __forceinline__ void decode_chunk<TensorType::Q6_K>(const
 // d * sum(q over half h); two planes: lo = round(256 (r - q)) (r - q is
 // exact), lo = 128 taken as q + 1, lo = -128 (|r - q - lo / 256| <= 1/512
 // always), s[2b + h] = (d / 256) * sum(256 q + lo over half h).
-__device__ __forceinline__ void q8_quant_warp(float v, int64_t b, const Q8Act & q) {
+// LO: the form, fixed at compile time (q8_quant_warp below picks it at run
+// time); the one-plane code is the sixth session's, instruction for
+// instruction: a run-time q.lo test inside the norm kernels cost their
+// callers' decode 1-2% (8B / 1B Q4_K_M tg128, H200, seventh session).
+template <bool LO>
+__device__ __forceinline__ void q8_quant_warp_t(float v, int64_t b, const Q8Act & q) {
     const int lane = threadIdx.x & 31;
     float amax = fabsf(v);
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
     const float d = amax / 127.0f;
+    if constexpr (!LO) {
+        const int qi = d > 0.0f ? __float2int_rn(v / d) : 0;
+        float sum = float(qi);
+#pragma unroll
+        for (int o = 8; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);  // within halves of 16
+        q.q[b * 32 + lane] = int8_t(qi);
+        if (lane == 0) q.d[b] = d;
+        if ((lane & 15) == 0) q.s[2 * b + (lane >> 4)] = d * sum;
+        return;
+    }
     const float r = d > 0.0f ? v / d : 0.0f;
     int qi = __float2int_rn(r);
-    int li = 0;
-    if (q.lo) {
-        li = __float2int_rn((r - float(qi)) * 256.0f);
-        if (li == 128) { qi += 1; li = -128; }  // (q < 127 here: r <= 127)
-    }
-    int sum = q.lo ? 256 * qi + li : qi;
+    int li = __float2int_rn((r - float(qi)) * 256.0f);
+    if (li == 128) { qi += 1; li = -128; }  // (q < 127 here: r <= 127)
+    int sum = 256 * qi + li;
 #pragma unroll
     for (int o = 8; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);  // within halves of 16
     q.q[b * 32 + lane] = int8_t(qi);
-    if (q.lo) q.lo[b * 32 + lane] = int8_t(li);
+    q.lo[b * 32 + lane] = int8_t(li);
     if (lane == 0) q.d[b] = d;
-    if ((lane & 15) == 0) q.s[2 * b + (lane >> 4)] = (q.lo ? d * (1.0f / 256.0f) : d) * float(sum);
+    if ((lane & 15) == 0) q.s[2 * b + (lane >> 4)] = d * (1.0f / 256.0f) * float(sum);
+}
+
+__device__ __forceinline__ void q8_quant_warp(float v, int64_t b, const Q8Act & q) {
+    if (q.lo) q8_quant_warp_t<true>(v, b, q);
+    else q8_quant_warp_t<false>(v, b, q);
 }
 
 // Gate activation: 0 SiLU, 1 GELU (tanh approximation).
