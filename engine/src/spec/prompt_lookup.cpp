@@ -9,6 +9,8 @@
 // of the sequence repeats with the match's period. The draft's class (Draft::cls,
 // acceptance kept per class by the controller): 0-3 by match length, 6 / 7 for
 // 1- / 2-token matches whose other occurrences were followed by other tokens.
+// Draft::first_p: the share of the match's occurrences that went on with the
+// drafted token.
 #include "glassbox/spec/speculator.h"
 
 #include <algorithm>
@@ -71,6 +73,26 @@ class PromptLookupSpeculator final : public Speculator {
                 }
                 ++branches;
             }
+        }
+        if (!out.empty()) {
+            // The first token's own odds: of the earlier occurrences matching
+            // as long a suffix as the best one (chain) / of all candidates
+            // (tree), the share followed by the drafted first token / by any
+            // of the root's children; Laplace-smoothed (one occurrence: 0.75).
+            const int64_t best_len = m_cand.front().len;
+            int64_t n_sel = 0, agree = 0, agree_tree = 0;
+            for (const Cand & c : m_cand) {
+                const Token next = t[size_t(c.end + 1)];
+                if (c.len >= best_len) {
+                    ++n_sel;
+                    if (next == out.tokens[0]) ++agree;
+                }
+                for (size_t i = 0; i < out.size(); ++i) {
+                    if (out.parent[i] < 0 && out.tokens[i] == next) { ++agree_tree; break; }
+                }
+            }
+            out.first_p = float((double(agree) + 0.5) / (double(n_sel) + 1.0));
+            out.first_p_tree = float((double(agree_tree) + 0.5) / (double(m_cand.size()) + 1.0));
         }
         return {};
     }

@@ -395,7 +395,7 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
             double best = head_cost(n_chain), reach = 1.0;
             int32_t m_best = n_chain;
             for (int32_t m = 1; m < n_chain; ++m) {
-                reach *= im.ctl.p(draft.cls, false, m - 1);
+                reach *= m == 1 ? im.ctl.p_first(draft.cls, false, draft.first_p) : im.ctl.p(draft.cls, false, m - 1);
                 const double c = head_cost(m) + reach * head_cost(n_chain - m);
                 if (c < best) { best = c; m_best = m; }
             }
