@@ -106,7 +106,6 @@ DraftShape shape_of(const Draft & d) {
     s.cls = d.cls;
     s.n_aux = int32_t(d.aux_tokens.size());
     s.first_p = d.first_p;
-    s.first_p_tree = d.first_p_tree;
     std::vector<int32_t> depth(d.size());
     std::vector<int32_t> kids(d.size() + 1, 0);  // [parent + 1]
     for (size_t i = 0; i < d.size(); ++i) {
@@ -195,7 +194,7 @@ double Controller::rate(const DraftShape & s, int32_t k, bool tree, bool window,
     k = std::min(k, std::max(1, tree ? s.depth : s.chain_depth));
     const int32_t nodes = tree && size_t(k) < s.nodes_upto.size() ? s.nodes_upto[size_t(k)] : k;
     const int32_t n = 1 + nodes + (window ? s.n_aux : 0);
-    const double e = expected(s.cls, tree, k, tree ? s.first_p_tree : s.first_p);
+    const double e = expected(s.cls, tree, k, s.first_p);
     return e / (costs.cost(n) + (model_cost ? double(k) * t_draft : 0.0));
 }
 
@@ -318,7 +317,6 @@ void prune_depth(Draft & d, int32_t k) {
     Draft out;
     out.cls = d.cls;
     out.first_p = d.first_p;
-    out.first_p_tree = d.first_p_tree;
     for (size_t i = 0; i < d.size(); ++i) {
         const int32_t p = d.parent[i];
         depth[i] = p < 0 ? 1 : depth[size_t(p)] + 1;
@@ -336,7 +334,6 @@ void keep_first_chain(Draft & d) {
     Draft out;
     out.cls = d.cls;
     out.first_p = d.first_p;
-    out.first_p_tree = -1.0f;  // a chain now: no alternatives at the root
     int32_t want_parent = -1, last = -1;
     for (size_t i = 0; i < d.size(); ++i) {
         if (d.parent[i] != want_parent) continue;

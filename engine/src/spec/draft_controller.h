@@ -64,7 +64,7 @@ struct DraftShape {
     int32_t chain_depth = 0;           // the first-child chain's length
     int32_t cls = 0;                   // Draft::cls
     int32_t n_aux = 0;                 // lookahead window nodes
-    double  first_p = -1.0, first_p_tree = -1.0;  // Draft::first_p / first_p_tree (< 0: none)
+    double  first_p = -1.0;            // Draft::first_p (< 0: none)
     bool    branched = false;          // more than one continuation somewhere
     std::vector<int32_t> nodes_upto;   // [k]: tree nodes at depth <= k (k = 0 .. depth)
 };

@@ -76,23 +76,19 @@ class PromptLookupSpeculator final : public Speculator {
         }
         if (!out.empty()) {
             // The first token's own odds: of the earlier occurrences matching
-            // as long a suffix as the best one (chain) / of all candidates
-            // (tree), the share followed by the drafted first token / by any
-            // of the root's children; Laplace-smoothed (one occurrence: 0.75).
+            // as long a suffix as the best one, the share followed by the
+            // drafted first token, Laplace-smoothed (one occurrence: 0.75).
+            // Not the tree's alternatives: counting every continuation seen
+            // as covered made a 3-way split look certain (a novel token is
+            // common there) and its 20-node tree the plan.
             const int64_t best_len = m_cand.front().len;
-            int64_t n_sel = 0, agree = 0, agree_tree = 0;
+            int64_t n_sel = 0, agree = 0;
             for (const Cand & c : m_cand) {
-                const Token next = t[size_t(c.end + 1)];
-                if (c.len >= best_len) {
-                    ++n_sel;
-                    if (next == out.tokens[0]) ++agree;
-                }
-                for (size_t i = 0; i < out.size(); ++i) {
-                    if (out.parent[i] < 0 && out.tokens[i] == next) { ++agree_tree; break; }
-                }
+                if (c.len < best_len) break;  // sorted: longest first
+                ++n_sel;
+                if (t[size_t(c.end + 1)] == out.tokens[0]) ++agree;
             }
             out.first_p = float((double(agree) + 0.5) / (double(n_sel) + 1.0));
-            out.first_p_tree = float((double(agree_tree) + 0.5) / (double(m_cand.size()) + 1.0));
         }
         return {};
     }

@@ -175,7 +175,8 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
         plan = im.ctl.choose(m_cfg, spec::shape_of(draft), k_max, false);
         if (trace) {
             const spec::DraftShape sh = spec::shape_of(draft);
-            std::fprintf(stderr, "k=%d tree=%d win=%d off=%d depth=%d cls=%d p0_chain=%.2f p0_tree=%.2f t1=%.1f c2=%.1f c4=%.1f c7=%.1f c13=%.1f p=", plan.k, plan.tree, plan.window, plan.off, sh.depth, sh.cls, im.ctl.p(sh.cls, false, 0), im.ctl.p(sh.cls, true, 0),
+            std::fprintf(stderr, "k=%d tree=%d win=%d off=%d depth=%d cls=%d first_p=%.2f p0_chain=%.2f p0_tree=%.2f t1=%.1f c2=%.1f c4=%.1f c7=%.1f c13=%.1f p=", plan.k, plan.tree, plan.window, plan.off, sh.depth, sh.cls, sh.first_p,
+                         im.ctl.p_first(sh.cls, false, sh.first_p), im.ctl.p_first(sh.cls, true, sh.first_p),
                          im.ctl.costs.cost(1), im.ctl.costs.cost(2), im.ctl.costs.cost(4), im.ctl.costs.cost(7), im.ctl.costs.cost(13));
             for (int i = 0; i < sh.depth; ++i) std::fprintf(stderr, "%.2f ", im.ctl.p(sh.cls, plan.tree, i));
             std::fprintf(stderr, "\n");
