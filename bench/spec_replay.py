@@ -18,7 +18,8 @@ Replay:
 
 Policies: fixed depth k (always draft k when there is a match), a port of
 spec::Controller's chain plan (shadow acceptance per depth and match class,
-pooled prior inherited from the depth above, most expected tokens per cost, 5% margin, plain step otherwise;
+pooled prior inherited from the depth above, depth 0's prior capped at the
+draft's first_p (Controller::p_first; "controller-old": without that cap), most expected tokens per cost, 5% margin, plain step otherwise;
 no trees, no lookahead window) and the oracle (dynamic programming with the
 future known: an upper bound for any policy with these drafts and costs).
 """
@@ -39,22 +40,22 @@ def load(path):
 
 
 def propose(t, max_len, cap=32):
-    """The first branch of prompt lookup: (draft tokens, Draft::cls)."""
+    """The first branch of prompt lookup: (draft tokens, Draft::cls, Draft::first_p)."""
     n = len(t)
     if n < 2:
-        return [], 0
-    best, nexts = None, set()
+        return [], 0, -1.0
+    best, cands = None, []
     for e in range(n - 2, -1, -1):
         if t[e] != t[-1]:
             continue
-        nexts.add(t[e + 1])
         m = 1
         while m < cap and e - m >= 0 and t[e - m] == t[n - 1 - m]:
             m += 1
+        cands.append((m, e))
         if best is None or m > best[0]:
             best = (m, e)
     if best is None:
-        return [], 0
+        return [], 0, -1.0
     m, e = best
     period = n - 1 - e
     out = []
@@ -63,7 +64,10 @@ def propose(t, max_len, cap=32):
         while i >= n:
             i -= period
         out.append(t[i])
-    return out, match_class(m, len(nexts) > 1)
+    # first_p: of the occurrences matching as long a suffix as the best, the share followed by out[0]
+    sel = [c for c in cands if c[0] >= m]
+    first_p = (sum(1 for _, ce in sel if t[ce + 1] == out[0]) + 0.5) / (len(sel) + 1.0)
+    return out, match_class(m, len({t[ce + 1] for _, ce in cands}) > 1), first_p
 
 
 def match_class(m, split=False):  # Draft::cls of prompt lookup (6 / 7: short matches whose occurrences went on differently)
@@ -83,7 +87,8 @@ class Decayed:  # spec::DepthAcceptance without the prior
 
 
 def replay(prompt, emitted, n, k_max, cost, overhead, policy):
-    """policy: ("fixed", k) | ("controller",). Returns (speedup, steps)."""
+    """policy: ("fixed", k) | ("controller",) | ("controller-old",) (before Draft::first_p). Returns (speedup, steps)."""
+    old_policy = policy[0] == "controller-old"
     out = emitted[:n]
     pooled, per_cls = Decayed(), [Decayed() for _ in range(8)]
     walks = []
@@ -102,18 +107,21 @@ def replay(prompt, emitted, n, k_max, cost, overhead, policy):
                 alive.append((start, d, c))
         walks = alive
 
-    def p(c, d):
+    def p(c, d, first_p=-1.0):
         # the class's estimate with the pooled one as prior (2 observations); the pooled
-        # one at depth d with depth d - 1's as prior (0.5 observations; depth 0: 0.5)
+        # one at depth d with depth d - 1's as prior (0.5 observations; depth 0: 0.5);
+        # depth 0 (Controller::p_first): that prior capped at the draft's first_p
         pa = 0.5
         for i in range(d + 1):
             pa = (pooled.hit[i] + 0.5 * pa) / (pooled.seen[i] + 0.5)
+        if d == 0 and first_p >= 0 and not old_policy:
+            pa = min(pa, first_p)
         return (per_cls[c].hit[d] + 2.0 * pa) / (per_cls[c].seen[d] + 2.0)
 
     emit(0)  # the first token comes from the prefill
     i, total, steps = 1, 1.0 + overhead, 0
     while i < n:
-        d, c = propose(prompt + out[:i], k_max)
+        d, c, fp = propose(prompt + out[:i], k_max)
         d = d[: n - i]
         k = 0
         if d:
@@ -123,7 +131,7 @@ def replay(prompt, emitted, n, k_max, cost, overhead, policy):
             else:
                 e, reach, best_rate = 1.0, 1.0, 0.0
                 for kk in range(1, len(d) + 1):
-                    reach *= p(c, kk - 1)
+                    reach *= p(c, kk - 1, fp)
                     e += reach
                     if e / cost(kk + 1) > best_rate:
                         best_rate, k = e / cost(kk + 1), kk
@@ -145,7 +153,7 @@ def oracle(prompt, emitted, n, k_max, cost, overhead):
     out = emitted[:n]
     acc, has = [0] * n, [False] * n
     for i in range(1, n):
-        d, _ = propose(prompt + out[:i], k_max)
+        d, _, _ = propose(prompt + out[:i], k_max)
         has[i] = bool(d)
         while acc[i] < len(d) and i + acc[i] < n and d[acc[i]] == out[i + acc[i]]:
             acc[i] += 1
@@ -178,10 +186,11 @@ def main():
         cost = lambda n: 1.0 if n <= 1 else vals[0] + vals[1] * (n - 2)
     else:
         cost = lambda n: vals[min(n, len(vals)) - 1]
-    policies = [("fixed", k) for k in (4, 6, 8, 10, 12) if k <= args.draft_max] + [("controller",)]
-    print("run".ljust(28) + "".join(("k=%d" % p[1] if p[0] == "fixed" else "controller").rjust(12) for p in policies) + "oracle".rjust(10))
+    policies = [("fixed", k) for k in (4, 6, 8, 10, 12) if k <= args.draft_max] + [("controller-old",), ("controller",)]
+    print("run".ljust(28) + "".join(("k=%d" % p[1] if p[0] == "fixed" else p[0]).rjust(12) for p in policies) + "oracle".rjust(10))
     for path in args.ids:
         prompt, emitted = load(path)
+        args.n = min(args.n, len(emitted))
         row = [replay(prompt, emitted, args.n, args.draft_max, cost, args.overhead, p)[0] for p in policies]
         row.append(oracle(prompt, emitted, args.n, args.draft_max, cost, args.overhead))
         print(path.split("/")[-1][:27].ljust(28) + "".join(("%.2fx" % r).rjust(12) for r in row[:-1]) + ("%.2fx" % row[-1]).rjust(10))

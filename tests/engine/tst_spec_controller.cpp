@@ -34,6 +34,7 @@ class TstSpecController : public QObject {
     void fixedConfig();
     void lookupDraftClass();
     void classBorrowsPooledAcceptance();
+    void firstTokenOddsCapTheClassPrior();
 };
 
 namespace {
@@ -627,6 +628,78 @@ void TstSpecController::classBorrowsPooledAcceptance() {
     QVERIFY(!p.off);
     QCOMPARE(p.k, 4);
     QVERIFY(c.choose(cfg, shape_of(chain_n(100, 4)), 4, false).off);  // class 0 still off
+}
+
+void TstSpecController::firstTokenOddsCapTheClassPrior() {
+    // Prompt lookup's own odds for a draft's first token (Draft::first_p):
+    // the share of the match's occurrences followed by it, Laplace-smoothed.
+    {
+        SpecConfig cfg;
+        cfg.max_branches = 1;
+        auto lk = make_prompt_lookup_speculator(cfg);
+        Draft d;
+        // "7" occurs 3 times before the end, each a 1-token match; followed by 3, 4, 4.
+        // The most recent (-> 4) is drafted: 2 of 3 agree -> (2 + 0.5) / (3 + 1).
+        const std::vector<Token> t = {7, 3, 20, 7, 4, 21, 7, 4, 22, 7};
+        QVERIFY(lk->propose(t, 4, d, nullptr).ok());
+        QCOMPARE(d.tokens[0], Token(4));
+        QCOMPARE(d.cls, 6);
+        QCOMPARE(d.first_p, 0.625f);
+        cfg.max_branches = 3;  // a tree (root children 4 and 3): the first chain's odds
+        auto lk3 = make_prompt_lookup_speculator(cfg);
+        QVERIFY(lk3->propose(t, 4, d, nullptr).ok());
+        QVERIFY(d.size() > 4);
+        QCOMPARE(d.first_p, 0.625f);
+        keep_first_chain(d);
+        QCOMPARE(d.first_p, 0.625f);
+        prune_depth(d, 2);
+        QCOMPARE(d.first_p, 0.625f);
+        // a unique 7-token match: 1 of 1 -> 0.75
+        const std::vector<Token> u = {1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 1, 2, 3, 4, 5, 6, 7};
+        QVERIFY(lk->propose(u, 4, d, nullptr).ok());
+        QCOMPARE(d.cls, 3);
+        QCOMPARE(d.first_p, 0.75f);
+    }
+    // The controller: after long class-3 drafts all accepted, an unseen class
+    // borrows their acceptance (~0.95) and, without first_p (the policy
+    // before), drafts a weak 12-token guess deep; with the speculator's 10%
+    // for its first token, the class's prior is capped there and no depth
+    // beats a plain step (expected tokens per ms, checked below).
+    SpecConfig cfg;
+    Controller c;
+    inject(c, 10.0, [](int32_t n) { return 10.0 * (1.0 + 0.12 * double(n - 1)); }, 13);
+    Token next = 1000;
+    for (int s = 0; s < 6; ++s) {
+        Draft d = chain_n(next, 12);
+        d.cls = 3;
+        d.first_p = 0.75f;
+        c.shadow_start(d);
+        for (int32_t i = 0; i < 12; ++i) c.on_emitted(next + i);
+        c.on_emitted(next + 50);  // the bonus token
+        next += 100;
+    }
+    QVERIFY(c.p(3, false, 0) > 0.9);
+    Draft weak = chain_n(5000, 12);
+    weak.cls = 6;
+    QVERIFY(c.p(6, false, 0) > 0.8);  // borrowed from the pool
+    const Plan before = c.choose(cfg, shape_of(weak), 12, false);
+    QVERIFY(!before.off);
+    QVERIFY(before.k >= 8);
+    weak.first_p = 0.1f;
+    const Plan after = c.choose(cfg, shape_of(weak), 12, false);
+    QVERIFY(after.off);
+    QCOMPARE(after.k, 0);
+    QVERIFY(std::abs(c.p_first(6, false, 0.1) - 0.1) < 1e-9);  // class unseen: the capped prior
+    for (int32_t k = 1; k <= 12; ++k) QVERIFY(c.rate(shape_of(weak), k, false, false, false) < Controller::kMargin * 0.1);
+    // A cap, not an override: a strong class keeps its own record (0.75 caps
+    // only the prior; six acceptances dominate), and an estimate above the
+    // pool changes nothing.
+    Draft strong = chain_n(9000, 12);
+    strong.cls = 3;
+    strong.first_p = 0.75f;
+    QVERIFY(c.p_first(3, false, 0.75) > 0.85);
+    QCOMPARE(c.choose(cfg, shape_of(strong), 12, false).k, 12);
+    QCOMPARE(c.p_first(6, false, 0.99), c.p(6, false, 0));
 }
 
 QTEST_GUILESS_MAIN(TstSpecController)

@@ -36,10 +36,16 @@ double Controller::p(int32_t cls, bool tree, int32_t d) const {
     return one.p(d, pooled(tree, d), kClassPriorW);
 }
 
-double Controller::expected(int32_t cls, bool tree, int32_t k) const {
+double Controller::p_first(int32_t cls, bool tree, double first_p) const {
+    if (first_p < 0.0) return p(cls, tree, 0);
+    const DepthAcceptance & one = tree ? m_tree[clamp_cls(cls)] : m_chain[clamp_cls(cls)];
+    return one.p(0, std::min(pooled(tree, 0), first_p), kClassPriorW);
+}
+
+double Controller::expected(int32_t cls, bool tree, int32_t k, double first_p) const {
     double e = 1.0, reach = 1.0;
     for (int32_t d = 0; d < k; ++d) {
-        reach *= p(cls, tree, d);
+        reach *= d == 0 ? p_first(cls, tree, first_p) : p(cls, tree, d);
         e += reach;
     }
     return e;
@@ -99,6 +105,7 @@ DraftShape shape_of(const Draft & d) {
     DraftShape s;
     s.cls = d.cls;
     s.n_aux = int32_t(d.aux_tokens.size());
+    s.first_p = d.first_p;
     std::vector<int32_t> depth(d.size());
     std::vector<int32_t> kids(d.size() + 1, 0);  // [parent + 1]
     for (size_t i = 0; i < d.size(); ++i) {
@@ -187,7 +194,7 @@ double Controller::rate(const DraftShape & s, int32_t k, bool tree, bool window,
     k = std::min(k, std::max(1, tree ? s.depth : s.chain_depth));
     const int32_t nodes = tree && size_t(k) < s.nodes_upto.size() ? s.nodes_upto[size_t(k)] : k;
     const int32_t n = 1 + nodes + (window ? s.n_aux : 0);
-    const double e = expected(s.cls, tree, k);
+    const double e = expected(s.cls, tree, k, s.first_p);
     return e / (costs.cost(n) + (model_cost ? double(k) * t_draft : 0.0));
 }
 
@@ -309,6 +316,7 @@ void prune_depth(Draft & d, int32_t k) {
     std::vector<int32_t> depth(d.size()), remap(d.size(), -1);
     Draft out;
     out.cls = d.cls;
+    out.first_p = d.first_p;
     for (size_t i = 0; i < d.size(); ++i) {
         const int32_t p = d.parent[i];
         depth[i] = p < 0 ? 1 : depth[size_t(p)] + 1;
@@ -325,6 +333,7 @@ void prune_depth(Draft & d, int32_t k) {
 void keep_first_chain(Draft & d) {
     Draft out;
     out.cls = d.cls;
+    out.first_p = d.first_p;
     int32_t want_parent = -1, last = -1;
     for (size_t i = 0; i < d.size(); ++i) {
         if (d.parent[i] != want_parent) continue;

@@ -64,6 +64,7 @@ struct DraftShape {
     int32_t chain_depth = 0;           // the first-child chain's length
     int32_t cls = 0;                   // Draft::cls
     int32_t n_aux = 0;                 // lookahead window nodes
+    double  first_p = -1.0;            // Draft::first_p (< 0: none)
     bool    branched = false;          // more than one continuation somewhere
     std::vector<int32_t> nodes_upto;   // [k]: tree nodes at depth <= k (k = 0 .. depth)
 };
@@ -102,8 +103,17 @@ class Controller {
     double p(int32_t cls, bool tree, int32_t d) const;
     // The all-classes estimate at depth d, with depth d - 1's as its prior.
     double pooled(bool tree, int32_t d) const;
+    // Depth 0's acceptance for a draft whose speculator estimates its first
+    // token at first_p (< 0: none): as p(cls, tree, 0), but the class's prior
+    // (the all-classes estimate) capped at first_p. A class seen rarely (e.g.
+    // prompt lookup's 1-token matches whose occurrences disagree) otherwise
+    // borrows the acceptance of the classes that dominate the pool (long
+    // matches, near 1 in a copy), and drafts 10-12 tokens whose first is
+    // mostly wrong (edit-code: ~2 plain steps lost each).
+    double p_first(int32_t cls, bool tree, double first_p) const;
     // Expected tokens emitted by a step drafting k depths: 1 + p0 + p0 p1 + ...
-    double expected(int32_t cls, bool tree, int32_t k) const;
+    // (p0 = p_first(cls, tree, first_p)).
+    double expected(int32_t cls, bool tree, int32_t k, double first_p = -1.0) const;
 
     // --- cost ---
     CostModel costs;

@@ -9,6 +9,8 @@
 // of the sequence repeats with the match's period. The draft's class (Draft::cls,
 // acceptance kept per class by the controller): 0-3 by match length, 6 / 7 for
 // 1- / 2-token matches whose other occurrences were followed by other tokens.
+// Draft::first_p: the share of the match's occurrences that went on with the
+// drafted token.
 #include "glassbox/spec/speculator.h"
 
 #include <algorithm>
@@ -71,6 +73,22 @@ class PromptLookupSpeculator final : public Speculator {
                 }
                 ++branches;
             }
+        }
+        if (!out.empty()) {
+            // The first token's own odds: of the earlier occurrences matching
+            // as long a suffix as the best one, the share followed by the
+            // drafted first token, Laplace-smoothed (one occurrence: 0.75).
+            // Not the tree's alternatives: counting every continuation seen
+            // as covered made a 3-way split look certain (a novel token is
+            // common there) and its 20-node tree the plan.
+            const int64_t best_len = m_cand.front().len;
+            int64_t n_sel = 0, agree = 0;
+            for (const Cand & c : m_cand) {
+                if (c.len < best_len) break;  // sorted: longest first
+                ++n_sel;
+                if (t[size_t(c.end + 1)] == out.tokens[0]) ++agree;
+            }
+            out.first_p = float((double(agree) + 0.5) / (double(n_sel) + 1.0));
         }
         return {};
     }

@@ -175,7 +175,8 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
         plan = im.ctl.choose(m_cfg, spec::shape_of(draft), k_max, false);
         if (trace) {
             const spec::DraftShape sh = spec::shape_of(draft);
-            std::fprintf(stderr, "k=%d tree=%d win=%d off=%d depth=%d cls=%d p0_chain=%.2f p0_tree=%.2f t1=%.1f c2=%.1f c4=%.1f c7=%.1f c13=%.1f p=", plan.k, plan.tree, plan.window, plan.off, sh.depth, sh.cls, im.ctl.p(sh.cls, false, 0), im.ctl.p(sh.cls, true, 0),
+            std::fprintf(stderr, "k=%d tree=%d win=%d off=%d depth=%d cls=%d first_p=%.2f p0_chain=%.2f p0_tree=%.2f t1=%.1f c2=%.1f c4=%.1f c7=%.1f c13=%.1f p=", plan.k, plan.tree, plan.window, plan.off, sh.depth, sh.cls, sh.first_p,
+                         im.ctl.p_first(sh.cls, false, sh.first_p), im.ctl.p_first(sh.cls, true, sh.first_p),
                          im.ctl.costs.cost(1), im.ctl.costs.cost(2), im.ctl.costs.cost(4), im.ctl.costs.cost(7), im.ctl.costs.cost(13));
             for (int i = 0; i < sh.depth; ++i) std::fprintf(stderr, "%.2f ", im.ctl.p(sh.cls, plan.tree, i));
             std::fprintf(stderr, "\n");
@@ -395,7 +396,7 @@ Status SpecDecoder::step(std::vector<SpecToken> & out, int32_t max_new, int32_t 
             double best = head_cost(n_chain), reach = 1.0;
             int32_t m_best = n_chain;
             for (int32_t m = 1; m < n_chain; ++m) {
-                reach *= im.ctl.p(draft.cls, false, m - 1);
+                reach *= m == 1 ? im.ctl.p_first(draft.cls, false, draft.first_p) : im.ctl.p(draft.cls, false, m - 1);
                 const double c = head_cost(m) + reach * head_cost(n_chain - m);
                 if (c < best) { best = c; m_best = m; }
             }

@@ -41,10 +41,16 @@ struct Draft {
     // The speculator's class of this draft, 0-7 (prompt lookup: how long a
     // suffix matched): the draft-length controller keeps acceptance per class.
     int32_t cls = 0;
+    // The speculator's own estimate that the target takes the first-child
+    // chain's first token, < 0 where it has none. Prompt lookup: the share of
+    // the match's earlier occurrences followed by that token. The controller
+    // caps the prior of the class's depth-0 acceptance with it (chain and
+    // tree plans alike: a tree's alternatives are credited by its own walks).
+    float first_p = -1.0f;
 
     size_t size() const { return tokens.size(); }
     bool   empty() const { return tokens.empty(); }
-    void   clear() { tokens.clear(); parent.clear(); q.clear(); aux_tokens.clear(); aux_parent.clear(); aux_output.clear(); cls = 0; }
+    void   clear() { tokens.clear(); parent.clear(); q.clear(); aux_tokens.clear(); aux_parent.clear(); aux_output.clear(); cls = 0; first_p = -1.0f; }
     int32_t add_aux(int32_t aux_parent_node, Token t, bool want_output) {
         aux_tokens.push_back(t);
         aux_parent.push_back(aux_parent_node);
