@@ -433,12 +433,37 @@ void matmul(const WeightView & w, const float * x, int64_t n_tokens, float * y, 
 
 namespace {
 
+constexpr int k_max_group = 4;  // weights of one matmul_group call fused into one dispatch
+
+// Chunks of rows of every one of n_w weights as the work items of one pool
+// dispatch: fn(i, r0, r1) computes rows [r0, r1) of weight i.
+template <class F>
+void run_row_chunks(const WeightView * ws, int n_w, ThreadPool & pool, F && fn) {
+    const int nth = pool.size();
+    int64_t chunk[k_max_group], first_item[k_max_group + 1];
+    first_item[0] = 0;
+    for (int i = 0; i < n_w; ++i) {
+        chunk[i] = matvec_chunk(ws[i].n_rows, nth);
+        first_item[i + 1] = first_item[i] + (ws[i].n_rows + chunk[i] - 1) / chunk[i];
+    }
+    const int64_t n_items = first_item[n_w];
+    std::atomic<int64_t> next{0};
+    auto rows = [&] {
+        for (int64_t it = next.fetch_add(1, std::memory_order_relaxed); it < n_items; it = next.fetch_add(1, std::memory_order_relaxed)) {
+            int i = 0;
+            while (it >= first_item[i + 1]) ++i;
+            const int64_t r0 = (it - first_item[i]) * chunk[i];
+            fn(i, r0, std::min(ws[i].n_rows, r0 + chunk[i]));
+        }
+    };
+    pool.run([f = &rows](int, int) { (*f)(); });
+}
+
 // matmul_group for 2..k_multi_max_tokens tokens when every weight has a
 // small-batch kernel: x quantized and laid out once per distinct activation
 // format (q/k/v and gate/up of gemma-3-270m: one), then chunks of rows of every
 // weight in one pool dispatch. False (nothing done) when some weight has none.
 bool matmul_group_multi(const WeightView * ws, float * const * ys, int n_w, const float * x, int64_t n_tokens, ThreadPool & pool) {
-    constexpr int k_max_group = 4;
     if (n_w > k_max_group || n_tokens < 2 || n_tokens > k_multi_max_tokens || pool.size() == 1) return false;
     const TypeKernels * ks[k_max_group];
     const MultiKernels * ms[k_max_group];
@@ -468,26 +493,10 @@ bool matmul_group_multi(const WeightView * ws, float * const * ys, int n_w, cons
         ms[i]->prep(act_buf[i].data(), arb, nt, n_cols, dst);
         prep[i] = dst;
     }
-    const int nth = pool.size();
-    int64_t chunk[k_max_group], first_item[k_max_group + 1];
-    first_item[0] = 0;
-    for (int i = 0; i < n_w; ++i) {
-        chunk[i] = matvec_chunk(ws[i].n_rows, nth);
-        first_item[i + 1] = first_item[i] + (ws[i].n_rows + chunk[i] - 1) / chunk[i];
-    }
-    const int64_t n_items = first_item[n_w];
-    std::atomic<int64_t> next{0};
-    auto rows = [&] {
-        for (int64_t it = next.fetch_add(1, std::memory_order_relaxed); it < n_items; it = next.fetch_add(1, std::memory_order_relaxed)) {
-            int i = 0;
-            while (it >= first_item[i + 1]) ++i;
-            const WeightView & w = ws[i];
-            const int64_t r0 = (it - first_item[i]) * chunk[i];
-            ms[i]->run(n_cols, w.data + r0 * w.row_bytes, w.row_bytes, std::min(chunk[i], w.n_rows - r0), prep[i], nt, ys[i] + r0,
-                       size_t(w.n_rows));
-        }
-    };
-    pool.run([f = &rows](int, int) { (*f)(); });
+    run_row_chunks(ws, n_w, pool, [&](int i, int64_t r0, int64_t r1) {
+        const WeightView & w = ws[i];
+        ms[i]->run(n_cols, w.data + r0 * w.row_bytes, w.row_bytes, r1 - r0, prep[i], nt, ys[i] + r0, size_t(w.n_rows));
+    });
     return true;
 }
 
@@ -495,7 +504,6 @@ bool matmul_group_multi(const WeightView * ws, float * const * ys, int n_w, cons
 
 void matmul_group(const WeightView * ws, float * const * ys, int n_w, const float * x, int64_t n_tokens, ThreadPool & pool) {
     if (n_tokens >= 2 && matmul_group_multi(ws, ys, n_w, x, n_tokens, pool)) return;
-    constexpr int k_max_group = 4;
     const TypeKernels * ks[k_max_group];
     bool fused = n_tokens == 1 && n_w <= k_max_group && pool.size() > 1;
     for (int i = 0; fused && i < n_w; ++i) {
@@ -526,24 +534,7 @@ void matmul_group(const WeightView * ws, float * const * ys, int n_w, const floa
         act[i] = act_buf[i].data();
     }
     // work items: chunks of rows of every weight, in one pool dispatch
-    const int nth = pool.size();
-    int64_t chunk[k_max_group], first_item[k_max_group + 1];
-    first_item[0] = 0;
-    for (int i = 0; i < n_w; ++i) {
-        chunk[i] = matvec_chunk(ws[i].n_rows, nth);
-        first_item[i + 1] = first_item[i] + (ws[i].n_rows + chunk[i] - 1) / chunk[i];
-    }
-    const int64_t n_items = first_item[n_w];
-    std::atomic<int64_t> next{0};
-    auto rows = [&] {
-        for (int64_t it = next.fetch_add(1, std::memory_order_relaxed); it < n_items; it = next.fetch_add(1, std::memory_order_relaxed)) {
-            int i = 0;
-            while (it >= first_item[i + 1]) ++i;
-            const int64_t r0 = (it - first_item[i]) * chunk[i];
-            matvec_rows(*ks[i], ws[i], act[i], ys[i], r0, std::min(ws[i].n_rows, r0 + chunk[i]));
-        }
-    };
-    pool.run([f = &rows](int, int) { (*f)(); });
+    run_row_chunks(ws, n_w, pool, [&](int i, int64_t r0, int64_t r1) { matvec_rows(*ks[i], ws[i], act[i], ys[i], r0, r1); });
 }
 
 }  // namespace gb::cpu
