@@ -208,9 +208,9 @@ template <> __device__ __forceinline__ void decode_chunk<TensorType::Q6_K>(const
 // exact), lo = 128 taken as q + 1, lo = -128 (|r - q - lo / 256| <= 1/512
 // always), s[2b + h] = (d / 256) * sum(256 q + lo over half h).
 // LO: the form, fixed at compile time (q8_quant_warp below picks it at run
-// time); the one-plane code is the sixth session's, instruction for
-// instruction: a run-time q.lo test inside the norm kernels cost their
-// callers' decode 1-2% (8B / 1B Q4_K_M tg128, H200, seventh session).
+// time); the one-plane branch is the sixth session's source: a run-time q.lo
+// test inside the norm kernels cost their callers' decode 1-2% (8B / 1B
+// Q4_K_M tg128, H200, seventh session).
 template <bool LO>
 __device__ __forceinline__ void q8_quant_warp_t(float v, int64_t b, const Q8Act & q) {
     const int lane = threadIdx.x & 31;
@@ -226,19 +226,19 @@ __device__ __forceinline__ void q8_quant_warp_t(float v, int64_t b, const Q8Act 
         q.q[b * 32 + lane] = int8_t(qi);
         if (lane == 0) q.d[b] = d;
         if ((lane & 15) == 0) q.s[2 * b + (lane >> 4)] = d * sum;
-        return;
-    }
-    const float r = d > 0.0f ? v / d : 0.0f;
-    int qi = __float2int_rn(r);
-    int li = __float2int_rn((r - float(qi)) * 256.0f);
-    if (li == 128) { qi += 1; li = -128; }  // (q < 127 here: r <= 127)
-    int sum = 256 * qi + li;
+    } else {
+        const float r = d > 0.0f ? v / d : 0.0f;
+        int qi = __float2int_rn(r);
+        int li = __float2int_rn((r - float(qi)) * 256.0f);
+        if (li == 128) { qi += 1; li = -128; }  // (q < 127 here: r <= 127)
+        int sum = 256 * qi + li;
 #pragma unroll
-    for (int o = 8; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);  // within halves of 16
-    q.q[b * 32 + lane] = int8_t(qi);
-    q.lo[b * 32 + lane] = int8_t(li);
-    if (lane == 0) q.d[b] = d;
-    if ((lane & 15) == 0) q.s[2 * b + (lane >> 4)] = d * (1.0f / 256.0f) * float(sum);
+        for (int o = 8; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);  // within halves of 16
+        q.q[b * 32 + lane] = int8_t(qi);
+        q.lo[b * 32 + lane] = int8_t(li);
+        if (lane == 0) q.d[b] = d;
+        if ((lane & 15) == 0) q.s[2 * b + (lane >> 4)] = d * (1.0f / 256.0f) * float(sum);
+    }
 }
 
 __device__ __forceinline__ void q8_quant_warp(float v, int64_t b, const Q8Act & q) {
