@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 using namespace gb;
@@ -33,6 +34,12 @@ int main() {
         {"add_norm", TensorType::F32, 4096, 1, "add_norm 4096 (+q8)"},
         {"add_norm", TensorType::F32, 2048, 1, "add_norm 2048 (+q8)"},
     };
+    // The default decode's activations (one int8 plane); GB_BENCH_TWO_PLANES=1:
+    // precise decode's two planes. (Until the eighth session this bench ran
+    // with the test harness's default, two planes, since h7/agree2.)
+    const char * tp = std::getenv("GB_BENCH_TWO_PLANES");
+    cuda::testing::set_two_planes(tp && tp[0] == '1');
+    std::printf("activations: %s\n", cuda::testing::two_planes() ? "two int8 planes (precise decode)" : "one int8 plane (default decode)");
     std::printf("| kernel | shape (cols x rows) | us | GB/s |\n|---|---|---:|---:|\n");
     for (const Case & c : cases) {
         const double mat = double(row_size(c.t, c.cols)) * double(c.rows);

@@ -48,6 +48,18 @@ bool matvec_glu_supported(const DevMat & gate, const DevMat & up);
 Status matvec_glu(const DevMat & gate, const DevMat & up, int act, const Q8Act & xq, const float * xf, int n_tok, float * y,
                   const Q8Act & q_out, cudaStream_t s);
 
+// ---- matvec_pipe.cu: Q4_K decode matvecs streaming the weights through shared
+// memory with bulk copies (Hopper; one plane of q8 activations). matvec() and
+// matvec_glu() take them where supported (GB_CUDA_PIPE=0: never). ------------
+bool pipe_enabled();
+// gate/up Q4_K rows of 2048 or 4096 values, rows % 16 == 0
+bool glu_pipe_supported(const DevMat & gate, const DevMat & up, const Q8Act & xq);
+// y [n_tok, rows] = act(gate x) * (up x), f32 only
+Status glu_pipe(const DevMat & gate, const DevMat & up, int act, const Q8Act & xq, int n_tok, float * y, cudaStream_t s);
+// Q4_K rows of 2048 / 4096 values (rows % 16 == 0) or 6208..16384 (rows % 4 == 0)
+bool mv_pipe_supported(const DevMat & w, const Q8Act & xq);
+Status mv_pipe(const DevMat & w, const Q8Act & xq, int n_tok, float * y, const float * bias, cudaStream_t s);
+
 // ---- gemm.cu: prefill-path Y = X W^T on tensor cores (f16 in, f32 out) ------
 struct GemmScratch {
     __half * x16 = nullptr;   // [n_tok_max * k_max]

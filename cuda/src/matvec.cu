@@ -830,6 +830,9 @@ Status launch_fast(const MatvecJob * jobs, int n, const Q8Act & xq, const float 
     if (ep) { a.rope = 1; a.ep = *ep; }
     int64_t total_rows = 0;
     for (int i = 0; i < n; ++i) total_rows += jobs[i].w.n_rows;
+    // one Q4_K matrix (not the head): weights streamed through shared memory (matvec_pipe.cu)
+    if (n == 1 && !ep && total_rows <= head_rows() && mv_pipe_supported(jobs[0].w, xq))
+        return mv_pipe(jobs[0].w, xq, n_tok, jobs[0].y, jobs[0].bias, s);
     a.pf = prefetch_bytes(total_rows, jobs[0].w.n_cols, false);
     const int ks = mv_ksplit(jobs[0].w.n_cols, total_rows);
     int blocks = 0;
@@ -1043,7 +1046,8 @@ Status matvec_multi(const MatvecJob & job, const Q8Act & xq, const float * xf, i
     const bool fast = fast_type(w.type) && (w.type == TensorType::F16 ? xf != nullptr : xq.q != nullptr) && !job.bias;
     // (a matrix the one-token matvec splits over warps (mv_ksplit) sums in another
     // order than this kernel: matvec() itself, so the bits stay the one-token ones)
-    if (!fast || w.n_cols % 32 != 0 || n_tok <= 1 || mv_ksplit(w.n_cols, w.n_rows) > 1) return matvec(&job, 1, xq, xf, n_tok, s);
+    if (!fast || w.n_cols % 32 != 0 || n_tok <= 1 || mv_ksplit(w.n_cols, w.n_rows) > 1 || (w.n_rows <= head_rows() && mv_pipe_supported(w, xq)))
+        return matvec(&job, 1, xq, xf, n_tok, s);
     if (n_tok == 0) return {};
     const XBase xb{xq.q, xq.d, xq.s, xf, w.n_cols, xq.lo};
     switch (w.type) {
@@ -1094,6 +1098,14 @@ Status matvec_glu(const DevMat & gate, const DevMat & up, int act, const Q8Act &
     // (Q4_K keeps the 16-byte unit here: the matvec's 32-byte unit needs 159
     // registers with 8 rows in flight, one block per SM, and measured 21% slower
     // on the 8B gate/up: 33.5 vs 26.4 us, H200, h4/cudadec.)
+    // Q4_K gate/up of 2048 / 4096 columns: the streaming kernel (f32 out), then
+    // the q8 in its own launch (in the kernel's epilogue, through 32-row group
+    // counters, it cost 9 of its 25 us on the 8B shape: H200, eighth session)
+    if (glu_pipe_supported(gate, up, xq)) {
+        GB_TRY_STATUS(glu_pipe(gate, up, act, xq, n_tok, y, s));
+        if (q_out.q) GB_TRY_STATUS(act_quant(y, nullptr, act, int64_t(n_tok) * gate.n_rows, q_out, s));
+        return {};
+    }
     const bool lo = xq.lo != nullptr;
     auto pick = [&]<int TI>() { return lo ? matvec_glu_kernel<TI, true> : matvec_glu_kernel<TI, false>; };
     auto * k = pick.template operator()<-1>();

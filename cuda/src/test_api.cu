@@ -215,6 +215,16 @@ Result<std::vector<float>> linear(TensorType t, const std::vector<uint8_t> & w, 
     return fetch(y, size_t(n_tok) * n_rows);
 }
 
+bool pipe_taken(TensorType t, int64_t n_cols, int64_t n_rows, bool glu) {
+    DevMat m = dev_layout(t, n_cols, n_rows);
+    alignas(16) static const uint8_t dummy[16] = {};
+    m.data = dummy;  // (only its alignment is looked at)
+    Q8Act q;
+    static int8_t qd[1];
+    q.q = qd;
+    return glu ? glu_pipe_supported(m, m, q) : mv_pipe_supported(m, q);
+}
+
 Result<std::vector<float>> linear_jobs(const std::vector<TensorType> & types, const std::vector<std::vector<uint8_t>> & ws,
                                        const std::vector<int64_t> & n_rows, int64_t n_cols, const std::vector<float> & x, int n_tok) {
     Pool pool;

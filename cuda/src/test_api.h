@@ -30,6 +30,10 @@ Result<std::vector<float>> linear_jobs(const std::vector<TensorType> & types, co
 Result<std::vector<float>> glu(TensorType tg, const std::vector<uint8_t> & wg, TensorType tu, const std::vector<uint8_t> & wu,
                                int64_t n_cols, int64_t n_rows, const std::vector<float> & x, int n_tok, int act,
                                std::vector<float> * q8_out);
+// Whether the decode matvec (one plane of q8 activations) of a W of this type
+// and shape, and the gate/up pair of it, take the streaming kernels of
+// matvec_pipe.cu on this device.
+bool pipe_taken(TensorType t, int64_t n_cols, int64_t n_rows, bool glu);
 // Rows `rows` of W dequantized through the embedding kernel (scale applied).
 Result<std::vector<float>> embed(TensorType t, const std::vector<uint8_t> & w, int64_t n_cols, int64_t n_rows,
                                  const std::vector<int> & rows, float scale);

@@ -297,7 +297,7 @@ Result<SynthTypes> synth_types(std::string_view ftype) {
 }
 
 std::vector<std::string> synth_preset_names() {
-    return {"llama-1b", "llama-8b", "qwen2-0.5b", "gemma3-270m", "tiny-llama", "tiny-qwen2", "tiny-gemma3"};
+    return {"llama-1b", "llama-8b", "qwen2-0.5b", "gemma3-270m", "tiny-llama", "tiny-qwen2", "tiny-gemma3", "mid-llama"};
 }
 
 Result<SynthSpec> synth_preset(std::string_view name) {
@@ -327,6 +327,12 @@ Result<SynthSpec> synth_preset(std::string_view name) {
         s.n_vocab = 512; s.n_embd = 256; s.n_layer = 2; s.n_head = 4; s.n_head_kv = 2; s.head_dim = 64;
         s.n_ff = 512; s.n_ctx_train = 2048; s.rope_base = 10000.0f; s.rms_eps = 1e-5f; s.tie_embeddings = false;
         s.weight_std = 0.05f;
+    } else if (name == "mid-llama") {
+        // Llama-3.2-1B's row lengths (2048, ffn 8192) in 2 layers and a small
+        // vocabulary: a model for tests of the GPU's large-row decode kernels.
+        s.arch = "llama";
+        s.n_vocab = 2048; s.n_embd = 2048; s.n_layer = 2; s.n_head = 16; s.n_head_kv = 4; s.head_dim = 128;
+        s.n_ff = 8192; s.n_ctx_train = 4096; s.rope_base = 500000.0f; s.rms_eps = 1e-5f; s.tie_embeddings = false;
     } else if (name == "tiny-qwen2") {
         // n_embd 128: K-quant rows fall back (Q5_0 / Q8_0) except ffn_down (row 256).
         s.arch = "qwen2";

@@ -194,6 +194,80 @@ class TstCudaKernels : public QObject {
         QVERIFY2(err < bound, qPrintable(QString("relative error %1").arg(err)));
     }
 
+    // The streaming Q4_K kernels (matvec_pipe.cu; one plane): each shape class
+    // against the double oracle, and every token of a 3-token launch bit for
+    // bit equal to its own one-token launch (verification trees and batches
+    // rely on it). Skipped where the device takes the other kernels.
+    void pipe_data() {
+        QTest::addColumn<int>("n_cols");
+        QTest::addColumn<int>("n_rows");
+        QTest::newRow("4096 cols, 16-row tiles one plane") << 4096 << 1056;
+        QTest::newRow("2048 cols one plane") << 2048 << 64;
+        QTest::newRow("14336 cols, 7 warps one plane") << 14336 << 36;
+        QTest::newRow("8192 cols, 4 warps one plane") << 8192 << 20;
+        QTest::newRow("16384 cols, 8 warps one plane") << 16384 << 8;
+    }
+    void pipe() {
+        const PlaneScope planes;
+        QFETCH(int, n_cols);
+        QFETCH(int, n_rows);
+        const TensorType t = TensorType::Q4_K;
+        if (!ct::pipe_taken(t, n_cols, n_rows, false)) QSKIP("the streaming kernels are not taken on this device");
+        std::vector<uint8_t> bytes;
+        std::vector<float> w;
+        random_weight(t, n_cols, n_rows, &bytes, &w);
+        const int n_tok = 3;
+        const std::vector<float> x = randn(size_t(n_tok * n_cols));
+        auto y = ct::linear(t, bytes, n_cols, n_rows, x, n_tok, false);
+        QVERIFY2(y.ok(), y.ok() ? "" : y.error().to_string().c_str());
+        std::vector<double> ref(size_t(n_tok * n_rows));
+        for (int tk = 0; tk < n_tok; ++tk)
+            for (int64_t r = 0; r < n_rows; ++r) {
+                double a = 0.0;
+                for (int64_t c = 0; c < n_cols; ++c) a += double(w[r * n_cols + c]) * x[tk * n_cols + c];
+                ref[tk * n_rows + r] = a;
+            }
+        const double err = rel_err(*y, ref);
+        qInfo("Q4_K %d x %d streaming matvec, 3 tokens: relative error %.3g", n_cols, n_rows, err);
+        QVERIFY2(err < 1.5e-2, qPrintable(QString("relative error %1").arg(err)));
+        for (int tk = 0; tk < n_tok; ++tk) {
+            const std::vector<float> xt(x.begin() + tk * n_cols, x.begin() + (tk + 1) * n_cols);
+            auto y1 = ct::linear(t, bytes, n_cols, n_rows, xt, 1, false);
+            QVERIFY2(y1.ok(), y1.ok() ? "" : y1.error().to_string().c_str());
+            QVERIFY2(std::memcmp(y1->data(), y->data() + tk * n_rows, size_t(n_rows) * 4) == 0,
+                     qPrintable(QString("token %1 of 3: bits differ from its one-token launch").arg(tk)));
+        }
+        if (n_cols <= 4096) {  // the gate/up pair too
+            QVERIFY(ct::pipe_taken(t, n_cols, n_rows, true));
+            std::vector<uint8_t> bu;
+            std::vector<float> wu;
+            random_weight(t, n_cols, n_rows, &bu, &wu);
+            const std::vector<float> xs = randn(size_t(n_tok * n_cols), 0.0f, 0.1f);
+            std::vector<float> q8;
+            auto yg = ct::glu(t, bytes, t, bu, n_cols, n_rows, xs, n_tok, 0, &q8);
+            QVERIFY2(yg.ok(), yg.ok() ? "" : yg.error().to_string().c_str());
+            std::vector<double> rg(size_t(n_tok * n_rows));
+            for (int tk = 0; tk < n_tok; ++tk)
+                for (int64_t r = 0; r < n_rows; ++r) {
+                    double g = 0.0, u = 0.0;
+                    for (int64_t c = 0; c < n_cols; ++c) {
+                        g += double(w[r * n_cols + c]) * xs[tk * n_cols + c];
+                        u += double(wu[r * n_cols + c]) * xs[tk * n_cols + c];
+                    }
+                    rg[tk * n_rows + r] = g / (1.0 + std::exp(-g)) * u;
+                }
+            const double ge = rel_err(*yg, rg), qe = rel_err(q8, rg);
+            qInfo("Q4_K %d x %d streaming gate/up: relative error %.3g, q8 %.3g", n_cols, n_rows, ge, qe);
+            QVERIFY2(ge < 3e-2, qPrintable(QString("gate/up relative error %1").arg(ge)));
+            QVERIFY2(qe < 4e-2, qPrintable(QString("gate/up q8 relative error %1").arg(qe)));
+            const std::vector<float> x0(xs.begin() + 2 * n_cols, xs.end());
+            std::vector<float> q81;
+            auto yg1 = ct::glu(t, bytes, t, bu, n_cols, n_rows, x0, 1, 0, &q81);
+            QVERIFY2(yg1.ok(), yg1.ok() ? "" : yg1.error().to_string().c_str());
+            QVERIFY2(std::memcmp(yg1->data(), yg->data() + 2 * n_rows, size_t(n_rows) * 4) == 0, "gate/up: token 3 of 3 differs from its one-token launch");
+        }
+    }
+
     // Mixed weight types sharing x in one matvec call (one fast-path launch):
     // each job's rows against the double oracle.
     void linear_mixed_data() {
