@@ -370,8 +370,17 @@ bool pipe_enabled() {
     return !(e && e[0] == '0');
 }
 
+// Matrices of fewer rows keep matvec.cu's kernels (GB_CUDA_PIPE_MIN_ROWS,
+// default 2048; tests lower it): gemma-3-270m's ffn_down (2048 x 640 Q4_K, 40
+// tiles on 132 SMs) took the step from 0.777 to 0.794-0.801 ms and plain
+// decode from 1295 to 1254-1259 t/s (bench_spec_cuda, synthetic shape, H200).
+int64_t pipe_min_rows() {
+    const char * e = std::getenv("GB_CUDA_PIPE_MIN_ROWS");
+    return e && *e ? std::atoll(e) : 2048;
+}
+
 bool glu_pipe_supported(const DevMat & gate, const DevMat & up, const Q8Act & xq) {
-    if (!pipe_enabled() || gate.type != TensorType::Q4_K || up.type != TensorType::Q4_K || !xq.q || xq.lo) return false;
+    if (!pipe_enabled() || gate.n_rows < pipe_min_rows() || gate.type != TensorType::Q4_K || up.type != TensorType::Q4_K || !xq.q || xq.lo) return false;
     if (gate.n_cols != up.n_cols || gate.n_rows != up.n_rows || (gate.n_cols != 2048 && gate.n_cols != 4096)) return false;
     if (gate.n_rows % (kGluW * kGluRpw) != 0 || !aligned16(gate) || !aligned16(up)) return false;
     const int xn = int(gate.n_cols / 2048);
@@ -391,7 +400,7 @@ Status glu_pipe(const DevMat & gate, const DevMat & up, int act, const Q8Act & x
 }
 
 bool mv_pipe_supported(const DevMat & w, const Q8Act & xq) {
-    if (!pipe_enabled() || w.type != TensorType::Q4_K || !xq.q || xq.lo || !aligned16(w)) return false;
+    if (!pipe_enabled() || w.n_rows < pipe_min_rows() || w.type != TensorType::Q4_K || !xq.q || xq.lo || !aligned16(w)) return false;
     if (w.n_cols == 2048 || w.n_cols == 4096) {
         const int xn = int(w.n_cols / 2048);
         return w.n_rows % (kRowW * kRowRpw) == 0 &&

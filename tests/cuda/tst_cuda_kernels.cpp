@@ -212,6 +212,8 @@ class TstCudaKernels : public QObject {
         QFETCH(int, n_cols);
         QFETCH(int, n_rows);
         const TensorType t = TensorType::Q4_K;
+        qputenv("GB_CUDA_PIPE_MIN_ROWS", "0");  // small matrices take them too
+        auto reset_min = qScopeGuard([] { qunsetenv("GB_CUDA_PIPE_MIN_ROWS"); });
         if (!ct::pipe_taken(t, n_cols, n_rows, false)) QSKIP("the streaming kernels are not taken on this device");
         std::vector<uint8_t> bytes;
         std::vector<float> w;
