@@ -52,6 +52,8 @@ Status matvec_glu(const DevMat & gate, const DevMat & up, int act, const Q8Act &
 // memory with bulk copies (Hopper; one plane of q8 activations). matvec() and
 // matvec_glu() take them where supported (GB_CUDA_PIPE=0: never). ------------
 bool pipe_enabled();
+// Blocks of kernel k (threads, dynamic smem) resident on the whole device at once (0: query failed).
+int resident_blocks(const void * k, int threads, size_t smem = 0);
 // gate/up Q4_K rows of 2048 or 4096 values, rows % 16 == 0
 bool glu_pipe_supported(const DevMat & gate, const DevMat & up, const Q8Act & xq);
 // y [n_tok, rows] = act(gate x) * (up x), f32 only

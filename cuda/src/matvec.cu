@@ -14,8 +14,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <map>
-#include <mutex>
 #include <utility>
 
 namespace gb::cuda {
@@ -765,22 +763,6 @@ int head_stream_ahead() {
     return a && *a ? std::max(0, std::atoi(a)) : 0;
 }
 
-// Blocks of kernel k (of `threads` threads) resident on the whole device at once.
-int resident_blocks(const void * k, int threads = kFastWarps * 32) {
-    static std::mutex mu;
-    static std::map<std::pair<int, const void *>, int> cache;
-    int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess) return 0;
-    std::lock_guard<std::mutex> lock(mu);
-    const auto key = std::make_pair(dev, k);
-    if (auto it = cache.find(key); it != cache.end()) return it->second;
-    int per_sm = 0, sms = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, threads, 0) != cudaSuccess ||
-        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
-        return 0;
-    return cache[key] = per_sm * sms;
-}
-
 constexpr int kGluWarps = 8;
 constexpr int kGluRows  = 4;  // rows of gate and of up per warp; 32 rows a block
 
@@ -870,7 +852,7 @@ Status launch_fast(const MatvecJob * jobs, int n, const Q8Act & xq, const float 
     if (n == 1 && !ep && total_rows > head_rows() && fast_type(jobs[0].w.type)) {
         if (const int ahead = head_stream_ahead(); ahead >= 0) {
             const void * sk = pick([&]<int TI, bool BIG, bool LO>() { return reinterpret_cast<const void *>(matvec_stream_kernel<TI, BIG, LO>); });
-            const int res = resident_blocks(sk);
+            const int res = resident_blocks(sk, kFastWarps * 32);
             if (res > 0) {
                 int grid = std::min(blocks, res);
                 if (const char * e = std::getenv("GB_CUDA_HEAD_GRID"); e && *e) grid = std::max(1, std::min(grid, std::atoi(e)));  // tests: many pairs a warp

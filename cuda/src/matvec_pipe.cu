@@ -150,6 +150,13 @@ __device__ __forceinline__ void produce(const Ring & r, const uint8_t * const (&
     }
 }
 
+// This block's contiguous range [t0, t1) of n_tiles tiles (grid.x blocks: equal shares to one tile).
+__device__ __forceinline__ void tile_range(int n_tiles, int & t0, int & t1) {
+    const int G = int(gridDim.x), b = int(blockIdx.x);
+    t0 = int(int64_t(b) * n_tiles / G);
+    t1 = int(int64_t(b + 1) * n_tiles / G);
+}
+
 constexpr int kStages = 3;
 constexpr int kGluW = 8, kGluRpw = 2;   // gate/up: 8 consumer warps x 2 rows = 16-row tiles (of gate and of up)
 constexpr int kRowW = 4, kRowRpw = 4;   // rows of 2048/4096: 4 warps x 4 rows
@@ -168,8 +175,8 @@ __global__ void __launch_bounds__((kGluW + 1) * 32) glu_pipe_kernel(const DevMat
     pdl_trigger();
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int n_rows = int(gate.n_rows);
-    const int T = n_rows / RT, G = int(gridDim.x), b = int(blockIdx.x);
-    const int t0 = int(int64_t(b) * T / G), t1 = int(int64_t(b + 1) * T / G);
+    int t0, t1;
+    tile_range(n_rows / RT, t0, t1);
     if (warp == kGluW) {
         const uint8_t * const src[2] = {gate.data, up.data};
         if (lane == 0) produce<kStages, 2>(r, src, bytes, t0, t1);
@@ -223,8 +230,8 @@ __global__ void __launch_bounds__((kRowW + 1) * 32) mv_row_pipe_kernel(const Dev
     pdl_trigger();
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int n_rows = int(w.n_rows);
-    const int T = n_rows / RT, G = int(gridDim.x), b = int(blockIdx.x);
-    const int t0 = int(int64_t(b) * T / G), t1 = int(int64_t(b + 1) * T / G);
+    int t0, t1;
+    tile_range(n_rows / RT, t0, t1);
     if (warp == kRowW) {
         const uint8_t * const src[1] = {w.data};
         if (lane == 0) produce<kStages, 1>(r, src, bytes, t0, t1);
@@ -276,8 +283,8 @@ __global__ void __launch_bounds__((NW + 1) * 32) mv_long_pipe_kernel(const DevMa
     const Ring r = ring_init<kLongStages>(smem, NW);
     pdl_trigger();
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int T = n_rows / RT, G = int(gridDim.x), b = int(blockIdx.x);
-    const int t0 = int(int64_t(b) * T / G), t1 = int(int64_t(b + 1) * T / G);
+    int t0, t1;
+    tile_range(n_rows / RT, t0, t1);
     if (warp == NW) {
         const uint8_t * const src[1] = {w.data};
         if (lane == 0) produce<kLongStages, 1>(r, src, bytes, t0, t1);
@@ -318,9 +325,12 @@ __global__ void __launch_bounds__((NW + 1) * 32) mv_long_pipe_kernel(const DevMa
     }
 }
 
-// Blocks of kernel k (threads, smem) resident on the device at once; 0 when the
-// device is not a Hopper or the query fails. Cached per (device, kernel).
-int pipe_resident(const void * k, int threads, size_t smem) {
+}  // namespace
+
+// Blocks of kernel k (threads, dynamic smem: the kernel's limit raised to it
+// first) resident on the whole device at once; 0 when the query fails. Cached
+// per (device, kernel).
+int resident_blocks(const void * k, int threads, size_t smem) {
     static std::mutex mu;
     static std::map<std::pair<int, const void *>, int> cache;
     int dev = 0;
@@ -328,16 +338,25 @@ int pipe_resident(const void * k, int threads, size_t smem) {
     std::lock_guard<std::mutex> lock(mu);
     const auto key = std::make_pair(dev, k);
     if (auto it = cache.find(key); it != cache.end()) return it->second;
-    int major = 0, sms = 0, optin = 0, per_sm = 0;
-    int res = 0;
-    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major >= 9 &&
-        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) == cudaSuccess &&
+    int sms = 0, optin = 0, per_sm = 0, res = 0;
+    if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) == cudaSuccess &&
         cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) == cudaSuccess && size_t(optin) >= smem &&
-        cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) == cudaSuccess &&
+        (smem <= 48 * 1024 || cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) == cudaSuccess) &&
         cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, threads, smem) == cudaSuccess)
         res = per_sm * sms;
     cudaGetLastError();  // (a refused attribute is not an error of the next launch)
     return cache[key] = res;
+}
+
+namespace {
+
+// resident_blocks on a Hopper (bulk copies, mbarrier transactions), else 0.
+int pipe_resident(const void * k, int threads, size_t smem) {
+    int dev = 0, major = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+        major < 9)
+        return 0;
+    return resident_blocks(k, threads, smem);
 }
 
 // (Q4_K rows are stored as in the file: stride = the row's bytes)
