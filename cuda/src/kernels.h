@@ -58,7 +58,8 @@ int resident_blocks(const void * k, int threads, size_t smem = 0);
 bool glu_pipe_supported(const DevMat & gate, const DevMat & up, const Q8Act & xq);
 // y [n_tok, rows] = act(gate x) * (up x), f32 only
 Status glu_pipe(const DevMat & gate, const DevMat & up, int act, const Q8Act & xq, int n_tok, float * y, cudaStream_t s);
-// Q4_K rows of 2048 / 4096 values (rows % 16 == 0) or 6208..16384 (rows % 4 == 0);
+// Q4_K rows of 2048 / 4096 values (rows % 16 == 0), Q4_K or Q6_K rows of 6208..16384
+// values (rows % 4 == 0);
 // at least GB_CUDA_PIPE_MIN_ROWS (2048) rows (gate/up too)
 bool mv_pipe_supported(const DevMat & w, const Q8Act & xq);
 Status mv_pipe(const DevMat & w, const Q8Act & xq, int n_tok, float * y, const float * bias, cudaStream_t s);

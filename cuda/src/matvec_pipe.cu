@@ -1,12 +1,12 @@
-// Decode matvecs of Q4_K weights that stream the weights through shared
+// Decode matvecs of Q4_K (and long Q6_K) weights that stream the weights through shared
 // memory (Hopper): per block one producer thread issues bulk copies
 // (cp.async.bulk, completing on an mbarrier) of whole row tiles into a ring of
 // stages, starting before pdl_wait, while the consumer warps, their x held in
 // registers, dot the previous tiles. A persistent grid (one wave) takes
 // contiguous ranges of tiles. Three forms: gate/up fused (y = act(g) * u, f32),
 // rows of 2048 / 4096 values (a warp per 4 rows of a 16-row tile), and rows of
-// 8192-16384 values (every warp takes its 64-value units of each of 4 rows,
-// partial sums added in shared memory). Each row's sum runs in one fixed order
+// 8192-16384 values, Q4_K or Q6_K (every warp takes its 64-value units of each
+// of 4 rows, partial sums added in shared memory). Each row's sum runs in one fixed order
 // whatever the grid or the token count, so tokens batched in a launch (grid.y)
 // get the one-token bits. See bench/NOTES.md (eighth session) for the numbers.
 #include "kernels.h"
@@ -268,9 +268,62 @@ __global__ void __launch_bounds__((kRowW + 1) * 32) mv_row_pipe_kernel(const Dev
     }
 }
 
-// y[tok][row] = w . x (+ bias) for Q4_K rows of 64 * units values, units in (32 (NW - 1), 32 NW]:
+// Units of the long-row kernel: 64 values of a row, one per lane; X is the
+// unit's x in registers, dot reads the unit's weights from a row in shared
+// memory (stride and d_off as the DevMat's).
+struct UnitQ4K {  // pair g = u % 4 of superblock u / 4 (unit_dot)
+    using X = XUnit;
+    static __device__ __forceinline__ X load_x(const int8_t * q, const float * d, const float * s, int u) { return load_unit_x(q, d, s, u); }
+    static __device__ __forceinline__ float dot(const uint8_t * row, size_t, int u, const X & x) {
+        const int g = u & 3;
+        return unit_dot(row + 144 * (u >> 2), g, g >= 2, 16 * (g & 1), x);
+    }
+};
+struct UnitQ6K {  // quarter t = u % 4 of superblock u / 4: values 128 (t / 2) + 32 i + 16 (t % 2) + 0..15, i = 0..3
+    struct X { uint4 q[4]; float d[4], s[4]; };
+    static __device__ __forceinline__ X load_x(const int8_t * q, const float * d, const float * s, int u) {
+        const int b = u >> 2, g = (u & 3) >> 1, lh = u & 1;
+        const int q0 = 8 * b + 4 * g;
+        X o;
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            o.q[i] = ld128(reinterpret_cast<const uint8_t *>(q) + 32 * (q0 + i) + 16 * lh);
+            o.d[i] = __ldg(d + q0 + i);
+            o.s[i] = __ldg(s + 2 * (q0 + i) + lh);
+        }
+        return o;
+    }
+    static __device__ __forceinline__ int dot4s(uint4 w, uint4 x) {  // w bytes 0..63
+        int a = __dp4a(int(w.x), int(x.x), 0);
+        a = __dp4a(int(w.y), int(x.y), a);
+        a = __dp4a(int(w.z), int(x.z), a);
+        return __dp4a(int(w.w), int(x.w), a);
+    }
+    static __device__ __forceinline__ float dot(const uint8_t * row, size_t d_off, int u, const X & x) {
+        const int b = u >> 2, g = (u & 3) >> 1, lh = u & 1;
+        const uint8_t * body = row + 208 * b;
+        const uint4 l0 = lds128(body + 64 * g + 16 * lh), l1 = lds128(body + 64 * g + 32 + 16 * lh), h = lds128(body + 128 + 32 * g + 16 * lh);
+        const uint2 sc = *reinterpret_cast<const uint2 *>(body + 192 + 8 * g);
+        const uint16_t dh = *reinterpret_cast<const uint16_t *>(row + d_off + 2 * b);
+        auto pack = [](uint32_t l, uint32_t hb) { return (l & 0x0F0F0F0Fu) | (hb & 0x30303030u); };
+        const uint4 v0 = {pack(l0.x, h.x << 4), pack(l0.y, h.y << 4), pack(l0.z, h.z << 4), pack(l0.w, h.w << 4)};
+        const uint4 v1 = {pack(l1.x, h.x << 2), pack(l1.y, h.y << 2), pack(l1.z, h.z << 2), pack(l1.w, h.w << 2)};
+        const uint4 v2 = {pack(l0.x >> 4, h.x), pack(l0.y >> 4, h.y), pack(l0.z >> 4, h.z), pack(l0.w >> 4, h.w)};
+        const uint4 v3 = {pack(l1.x >> 4, h.x >> 2), pack(l1.y >> 4, h.y >> 2), pack(l1.z >> 4, h.z >> 2), pack(l1.w >> 4, h.w >> 2)};
+        const int sh = 8 * lh;
+        const float s0 = float(int8_t((sc.x >> sh) & 0xff)), s1 = float(int8_t((sc.x >> (sh + 16)) & 0xff));
+        const float s2 = float(int8_t((sc.y >> sh) & 0xff)), s3 = float(int8_t((sc.y >> (sh + 16)) & 0xff));
+        float r = s0 * (x.d[0] * float(dot4s(v0, x.q[0])) - 32.0f * x.s[0]);
+        r = fmaf(s1, x.d[1] * float(dot4s(v1, x.q[1])) - 32.0f * x.s[1], r);
+        r = fmaf(s2, x.d[2] * float(dot4s(v2, x.q[2])) - 32.0f * x.s[2], r);
+        r = fmaf(s3, x.d[3] * float(dot4s(v3, x.q[3])) - 32.0f * x.s[3], r);
+        return h2f(dh) * r;
+    }
+};
+
+// y[tok][row] = w . x (+ bias) for rows of 64 * units values (Q4_K, Q6_K), units in (32 (NW - 1), 32 NW]:
 // lane l of warp v takes unit 32 v + l of every row of a 4-row tile.
-template <int NW>
+template <class U, int NW>
 __global__ void __launch_bounds__((NW + 1) * 32) mv_long_pipe_kernel(const DevMat w, const int8_t * __restrict__ xq, const float * __restrict__ xd,
                                                                      const float * __restrict__ xs, float * __restrict__ y,
                                                                      const float * __restrict__ bias) {
@@ -278,7 +331,7 @@ __global__ void __launch_bounds__((NW + 1) * 32) mv_long_pipe_kernel(const DevMa
     extern __shared__ __align__(128) uint8_t smem[];
     __shared__ float part[2][NW][RT];
     const int n_cols = int(w.n_cols), n_rows = int(w.n_rows);
-    const int stride = n_cols / 256 * 144;
+    const int stride = int(w.stride);
     const uint32_t bytes = uint32_t(RT * stride);
     const Ring r = ring_init<kLongStages>(smem, NW);
     pdl_trigger();
@@ -295,16 +348,14 @@ __global__ void __launch_bounds__((NW + 1) * 32) mv_long_pipe_kernel(const DevMa
     const int units = n_cols / 64;
     const int u = warp * 32 + lane;
     const bool on = u < units;
-    const int g = lane & 3, sh = 16 * (g & 1);
-    const bool hi = g >= 2;
-    const XUnit xr = load_unit_x(xq + size_t(tok) * n_cols, xd + size_t(tok) * (n_cols / 32), xs + size_t(tok) * (n_cols / 16), on ? u : 0);
+    const typename U::X xr = U::load_x(xq + size_t(tok) * n_cols, xd + size_t(tok) * (n_cols / 32), xs + size_t(tok) * (n_cols / 16), on ? u : 0);
     for (int t = t0, k = 0; t < t1; ++t, ++k) {
         const int s = k % kLongStages;
         mbar_wait(r.full + s, uint32_t(k / kLongStages) & 1u);
         const uint8_t * tile = r.stage0 + size_t(s) * bytes;
         float acc[RT];
 #pragma unroll
-        for (int rr = 0; rr < RT; ++rr) acc[rr] = on ? unit_dot(tile + rr * stride + 144 * (u >> 2), g, hi, sh, xr) : 0.0f;
+        for (int rr = 0; rr < RT; ++rr) acc[rr] = on ? U::dot(tile + rr * stride, w.d_off, u, xr) : 0.0f;
         __syncwarp();
         if (lane == 0) mbar_arrive(r.empty + s);
         float mine = 0.0f;
@@ -359,9 +410,11 @@ int pipe_resident(const void * k, int threads, size_t smem) {
     return resident_blocks(k, threads, smem);
 }
 
-// (Q4_K rows are stored as in the file: stride = the row's bytes)
+// Rows as uploaded (dev_layout): Q4_K as in the file (stride = the row's
+// bytes), Q6_K split (bodies, then d); 16-byte aligned for the bulk copies.
 bool aligned16(const DevMat & w) {
-    return (reinterpret_cast<uintptr_t>(w.data) & 15) == 0 && w.stride == size_t(w.n_cols / 256) * 144 && w.stride % 16 == 0;
+    const DevMat l = dev_layout(w.type, w.n_cols, w.n_rows);
+    return (reinterpret_cast<uintptr_t>(w.data) & 15) == 0 && w.stride == l.stride && w.d_off == l.d_off && w.stride % 16 == 0;
 }
 
 // A one-wave grid of (blocks, n_tok): about `res` blocks in all, at most the tiles.
@@ -369,16 +422,20 @@ dim3 pipe_grid(int res, int tiles, int n_tok) { return dim3(unsigned(std::max(1,
 
 size_t glu_smem(int xn) { return 128 + size_t(kStages) * 2 * kGluW * kGluRpw * xn * 8 * 144; }
 size_t row_smem(int xn) { return 128 + size_t(kStages) * kRowW * kRowRpw * xn * 8 * 144; }
-size_t long_smem(int64_t n_cols) { return 128 + size_t(kLongStages) * kLongRows * size_t(n_cols / 256) * 144; }
+size_t long_smem(const DevMat & w) { return 128 + size_t(kLongStages) * kLongRows * w.stride; }
 
-template <class F> auto with_long(int nw, F f) {
+// f(mv_long_pipe_kernel<U, nw>, nw) for the unit type of t (Q4_K or Q6_K) and nw = 4..8
+template <class U, class F> auto with_long_u(int nw, F f) {
     switch (nw) {
-        case 4: return f(mv_long_pipe_kernel<4>, 4);
-        case 5: return f(mv_long_pipe_kernel<5>, 5);
-        case 6: return f(mv_long_pipe_kernel<6>, 6);
-        case 7: return f(mv_long_pipe_kernel<7>, 7);
-        default: return f(mv_long_pipe_kernel<8>, 8);
+        case 4: return f(mv_long_pipe_kernel<U, 4>, 4);
+        case 5: return f(mv_long_pipe_kernel<U, 5>, 5);
+        case 6: return f(mv_long_pipe_kernel<U, 6>, 6);
+        case 7: return f(mv_long_pipe_kernel<U, 7>, 7);
+        default: return f(mv_long_pipe_kernel<U, 8>, 8);
     }
+}
+template <class F> auto with_long(TensorType t, int nw, F f) {
+    return t == TensorType::Q6_K ? with_long_u<UnitQ6K>(nw, f) : with_long_u<UnitQ4K>(nw, f);
 }
 
 }  // namespace
@@ -419,8 +476,10 @@ Status glu_pipe(const DevMat & gate, const DevMat & up, int act, const Q8Act & x
 }
 
 bool mv_pipe_supported(const DevMat & w, const Q8Act & xq) {
-    if (!pipe_enabled() || w.n_rows < pipe_min_rows() || w.type != TensorType::Q4_K || !xq.q || xq.lo || !aligned16(w)) return false;
-    if (w.n_cols == 2048 || w.n_cols == 4096) {
+    if (!pipe_enabled() || w.n_rows < pipe_min_rows() || (w.type != TensorType::Q4_K && w.type != TensorType::Q6_K) || !xq.q || xq.lo ||
+        !aligned16(w))
+        return false;
+    if (w.type == TensorType::Q4_K && (w.n_cols == 2048 || w.n_cols == 4096)) {
         const int xn = int(w.n_cols / 2048);
         return w.n_rows % (kRowW * kRowRpw) == 0 &&
                pipe_resident(xn == 1 ? reinterpret_cast<const void *>(mv_row_pipe_kernel<1>) : reinterpret_cast<const void *>(mv_row_pipe_kernel<2>),
@@ -429,13 +488,13 @@ bool mv_pipe_supported(const DevMat & w, const Q8Act & xq) {
     const int64_t units = w.n_cols / 64;
     if (w.n_cols % 256 != 0 || units <= 96 || units > 256 || w.n_rows % kLongRows != 0) return false;
     const int nw = int((units + 31) / 32);
-    return with_long(nw, [&](auto * k, int n) { return pipe_resident(reinterpret_cast<const void *>(k), (n + 1) * 32, long_smem(w.n_cols)) > 0; });
+    return with_long(w.type, nw, [&](auto * k, int n) { return pipe_resident(reinterpret_cast<const void *>(k), (n + 1) * 32, long_smem(w)) > 0; });
 }
 
 Status mv_pipe(const DevMat & w, const Q8Act & xq, int n_tok, float * y, const float * bias, cudaStream_t s) {
     if (!mv_pipe_supported(w, xq)) return make_error(ErrorCode::Unsupported, "CUDA mv_pipe: unsupported weights or activations");
     if (n_tok == 0) return {};
-    if (w.n_cols == 2048 || w.n_cols == 4096) {
+    if (w.type == TensorType::Q4_K && (w.n_cols == 2048 || w.n_cols == 4096)) {
         const int xn = int(w.n_cols / 2048);
         const size_t smem = row_smem(xn);
         auto * k = xn == 1 ? mv_row_pipe_kernel<1> : mv_row_pipe_kernel<2>;
@@ -444,8 +503,8 @@ Status mv_pipe(const DevMat & w, const Q8Act & xq, int n_tok, float * y, const f
         return {};
     }
     const int nw = int((w.n_cols / 64 + 31) / 32);
-    const size_t smem = long_smem(w.n_cols);
-    const cudaError_t e = with_long(nw, [&](auto * k, int n) {
+    const size_t smem = long_smem(w);
+    const cudaError_t e = with_long(w.type, nw, [&](auto * k, int n) {
         const dim3 grid = pipe_grid(pipe_resident(reinterpret_cast<const void *>(k), (n + 1) * 32, smem), int(w.n_rows / kLongRows), n_tok);
         return launch_pdl(k, grid, dim3((n + 1) * 32), smem, s, w, xq.q, xq.d, xq.s, y, bias);
     });

@@ -199,19 +199,25 @@ class TstCudaKernels : public QObject {
     // bit equal to its own one-token launch (verification trees and batches
     // rely on it). Skipped where the device takes the other kernels.
     void pipe_data() {
+        QTest::addColumn<int>("type");
         QTest::addColumn<int>("n_cols");
         QTest::addColumn<int>("n_rows");
-        QTest::newRow("4096 cols, 16-row tiles one plane") << 4096 << 1056;
-        QTest::newRow("2048 cols one plane") << 2048 << 64;
-        QTest::newRow("14336 cols, 7 warps one plane") << 14336 << 36;
-        QTest::newRow("8192 cols, 4 warps one plane") << 8192 << 20;
-        QTest::newRow("16384 cols, 8 warps one plane") << 16384 << 8;
+        const int q4 = int(TensorType::Q4_K), q6 = int(TensorType::Q6_K);
+        QTest::newRow("Q4_K 4096 cols, 16-row tiles one plane") << q4 << 4096 << 1056;
+        QTest::newRow("Q4_K 2048 cols one plane") << q4 << 2048 << 64;
+        QTest::newRow("Q4_K 14336 cols, 7 warps one plane") << q4 << 14336 << 36;
+        QTest::newRow("Q4_K 8192 cols, 4 warps one plane") << q4 << 8192 << 20;
+        QTest::newRow("Q4_K 16384 cols, 8 warps one plane") << q4 << 16384 << 8;
+        QTest::newRow("Q6_K 14336 cols, 7 warps one plane") << q6 << 14336 << 36;
+        QTest::newRow("Q6_K 8192 cols, 4 warps one plane") << q6 << 8192 << 20;
+        QTest::newRow("Q6_K 16384 cols, 8 warps one plane") << q6 << 16384 << 8;
     }
     void pipe() {
         const PlaneScope planes;
+        QFETCH(int, type);
         QFETCH(int, n_cols);
         QFETCH(int, n_rows);
-        const TensorType t = TensorType::Q4_K;
+        const TensorType t = TensorType(type);
         qputenv("GB_CUDA_PIPE_MIN_ROWS", "0");  // small matrices take them too
         auto reset_min = qScopeGuard([] { qunsetenv("GB_CUDA_PIPE_MIN_ROWS"); });
         if (!ct::pipe_taken(t, n_cols, n_rows, false)) QSKIP("the streaming kernels are not taken on this device");
@@ -230,7 +236,7 @@ class TstCudaKernels : public QObject {
                 ref[tk * n_rows + r] = a;
             }
         const double err = rel_err(*y, ref);
-        qInfo("Q4_K %d x %d streaming matvec, 3 tokens: relative error %.3g", n_cols, n_rows, err);
+        qInfo("%s %d x %d streaming matvec, 3 tokens: relative error %.3g", type_name(t), n_cols, n_rows, err);
         QVERIFY2(err < 1.5e-2, qPrintable(QString("relative error %1").arg(err)));
         for (int tk = 0; tk < n_tok; ++tk) {
             const std::vector<float> xt(x.begin() + tk * n_cols, x.begin() + (tk + 1) * n_cols);
@@ -239,7 +245,7 @@ class TstCudaKernels : public QObject {
             QVERIFY2(std::memcmp(y1->data(), y->data() + tk * n_rows, size_t(n_rows) * 4) == 0,
                      qPrintable(QString("token %1 of 3: bits differ from its one-token launch").arg(tk)));
         }
-        if (n_cols <= 4096) {  // the gate/up pair too
+        if (t == TensorType::Q4_K && n_cols <= 4096) {  // the gate/up pair too
             QVERIFY(ct::pipe_taken(t, n_cols, n_rows, true));
             std::vector<uint8_t> bu;
             std::vector<float> wu;

@@ -164,8 +164,8 @@ class TstCudaModel : public QObject {
         QTest::newRow("tiny-qwen2 Q4_K_M") << "tiny-qwen2" << "Q4_K_M" << 200;
         QTest::newRow("tiny-gemma3 Q4_K_M") << "tiny-gemma3" << "Q4_K_M" << 200;
         QTest::newRow("gemma3-270m Q4_K_M") << "gemma3-270m" << "Q4_K_M" << 48;
-        // rows of 2048 / 8192 values in Q4_K: the streaming decode kernels (matvec_pipe.cu)
-        QTest::newRow("mid-llama Q4_K") << "mid-llama" << "Q4_K" << 64;
+        // rows of 2048 / 8192 values in Q4_K and Q6_K: the streaming decode kernels (matvec_pipe.cu)
+        QTest::newRow("mid-llama Q4_K_M") << "mid-llama" << "Q4_K_M" << 64;  // layer 1: Q6_K ffn_down
     }
     void logits() {
         QFETCH(QString, preset);
