@@ -49,7 +49,7 @@ Status matvec_glu(const DevMat & gate, const DevMat & up, int act, const Q8Act &
                   const Q8Act & q_out, cudaStream_t s);
 
 // ---- matvec_pipe.cu: Q4_K decode matvecs streaming the weights through shared
-// memory with bulk copies (Hopper; one plane of q8 activations). matvec() and
+// memory with bulk copies (Hopper; one or two planes of q8 activations). matvec() and
 // matvec_glu() take them where supported (GB_CUDA_PIPE=0: never). ------------
 bool pipe_enabled();
 // Blocks of kernel k (threads, dynamic smem) resident on the whole device at once (0: query failed).

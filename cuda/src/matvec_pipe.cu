@@ -84,32 +84,56 @@ __device__ __forceinline__ int dot4us(uint4 w, uint4 x, int acc) {
 }
 __device__ __forceinline__ uint4 and4(uint4 a, uint32_t m) { return {a.x & m, a.y & m, a.z & m, a.w & m}; }
 __device__ __forceinline__ uint4 lds128(const uint8_t * p) { return *reinterpret_cast<const uint4 *>(p); }
+__device__ __forceinline__ uint4 shr4(uint4 a, int n) { return {a.x >> n, a.y >> n, a.z >> n, a.w >> n}; }
+
+// Token tok's q8 activations (Q8Act's planes; l null: one plane).
+struct XPlanes {
+    const int8_t * q; const float * d; const float * s; const int8_t * l;
+    __device__ __forceinline__ XPlanes at(int tok, int n_cols) const {
+        return {q + size_t(tok) * n_cols, d + size_t(tok) * (n_cols / 32), s + size_t(tok) * (n_cols / 16), l ? l + size_t(tok) * n_cols : nullptr};
+    }
+};
 
 // x of one Q4_K unit u (the 64 values of sub-blocks 2g, 2g + 1 of superblock
-// u / 4, g = u % 4): q8 values and scales, held in registers. db16 = db / 16
-// (exact): the high nibbles are dotted in place (16 q).
-struct XUnit { uint4 a0, a1, b0, b1; float da, db16, sa, sb; };
-__device__ __forceinline__ XUnit load_unit_x(const int8_t * q, const float * d, const float * s, int u) {
+// u / 4, g = u % 4): q8 values and scales, held in registers. One plane: db16
+// = db / 16 (exact), the high nibbles dotted in place (16 q). Two planes (LO:
+// x ~= d (q + lo / 256)): the second plane too, da / db scaled by 1 / 256.
+struct XUnit { uint4 a0, a1, b0, b1, la0, la1, lb0, lb1; float da, db16, sa, sb; };
+template <bool LO> __device__ __forceinline__ XUnit load_unit_x(const XPlanes & x, int u) {
     const int qa = 8 * (u >> 2) + 2 * (u & 3);
-    const uint8_t * p = reinterpret_cast<const uint8_t *>(q) + 32 * qa;
+    const uint8_t * p = reinterpret_cast<const uint8_t *>(x.q) + 32 * qa;
     XUnit o;
     o.a0 = ld128(p); o.a1 = ld128(p + 16); o.b0 = ld128(p + 32); o.b1 = ld128(p + 48);
-    o.da = __ldg(d + qa);
-    o.db16 = __ldg(d + qa + 1) * 0.0625f;
-    const float4 s4 = __ldg(reinterpret_cast<const float4 *>(s + 2 * qa));
+    o.da = __ldg(x.d + qa);
+    o.db16 = __ldg(x.d + qa + 1) * 0.0625f;
+    if constexpr (LO) {
+        const uint8_t * pl = reinterpret_cast<const uint8_t *>(x.l) + 32 * qa;
+        o.la0 = ld128(pl); o.la1 = ld128(pl + 16); o.lb0 = ld128(pl + 32); o.lb1 = ld128(pl + 48);
+        o.da *= 1.0f / 256.0f;
+        o.db16 = __ldg(x.d + qa + 1) * (1.0f / 256.0f);  // (LO: high nibbles shifted down, not dotted in place)
+    }
+    const float4 s4 = __ldg(reinterpret_cast<const float4 *>(x.s + 2 * qa));
     o.sa = s4.x + s4.y; o.sb = s4.z + s4.w;
     return o;
 }
 // The unit's dot with the Q4_K superblock at b (shared memory). Per-lane
 // constants: g = u % 4, hi = g >= 2, sh = 16 (g & 1).
-__device__ __forceinline__ float unit_dot(const uint8_t * b, int g, bool hi, int sh, const XUnit & x) {
+template <bool LO> __device__ __forceinline__ float unit_dot(const uint8_t * b, int g, bool hi, int sh, const XUnit & x) {
     const uint4 h = lds128(b), q0 = lds128(b + 16 + 32 * g), q1 = lds128(b + 32 + 32 * g);
     // 6-bit scales / mins of sub-blocks 2g (low byte) and 2g + 1 (high byte)
     const uint32_t w0 = h.y >> sh, w1 = h.z >> sh, w2 = h.w >> sh;
     const uint32_t sc = hi ? ((w2 & 0x0F0Fu) | ((w0 >> 2) & 0x3030u)) : (w0 & 0x3F3Fu);
     const uint32_t mn = hi ? (((w2 >> 4) & 0x0F0Fu) | ((w1 >> 2) & 0x3030u)) : (w1 & 0x3F3Fu);
-    const int ia = dot4us(and4(q1, 0x0F0F0F0Fu), x.a1, dot4us(and4(q0, 0x0F0F0F0Fu), x.a0, 0));
-    const int ib = dot4us(and4(q1, 0xF0F0F0F0u), x.b1, dot4us(and4(q0, 0xF0F0F0F0u), x.b0, 0));
+    int ia, ib;
+    if constexpr (LO) {  // 256 (w . q) + w . lo, exact in int32 and in the float conversion (< 2^24)
+        const uint4 na0 = and4(q0, 0x0F0F0F0Fu), na1 = and4(q1, 0x0F0F0F0Fu);
+        const uint4 nb0 = and4(shr4(q0, 4), 0x0F0F0F0Fu), nb1 = and4(shr4(q1, 4), 0x0F0F0F0Fu);
+        ia = dot4us(na1, x.la1, dot4us(na0, x.la0, dot4us(na1, x.a1, dot4us(na0, x.a0, 0)) << 8));
+        ib = dot4us(nb1, x.lb1, dot4us(nb0, x.lb0, dot4us(nb1, x.b1, dot4us(nb0, x.b0, 0)) << 8));
+    } else {
+        ia = dot4us(and4(q1, 0x0F0F0F0Fu), x.a1, dot4us(and4(q0, 0x0F0F0F0Fu), x.a0, 0));
+        ib = dot4us(and4(q1, 0xF0F0F0F0u), x.b1, dot4us(and4(q0, 0xF0F0F0F0u), x.b0, 0));
+    }
     const float d = h2f(uint16_t(h.x & 0xffff)), dmin = h2f(uint16_t(h.x >> 16));
     return d * (float(sc & 0xff) * x.da * float(ia) + float((sc >> 8) & 0xff) * x.db16 * float(ib)) -
            dmin * (float(mn & 0xff) * x.sa + float((mn >> 8) & 0xff) * x.sb);
@@ -163,9 +187,8 @@ constexpr int kRowW = 4, kRowRpw = 4;   // rows of 2048/4096: 4 warps x 4 rows
 constexpr int kLongRows = 4, kLongStages = 4;  // long rows: 4-row tiles, every warp on every row
 
 // y[tok][row] = act(gate . x) * (up . x) for Q4_K rows of XN * 2048 values.
-template <int XN>
-__global__ void __launch_bounds__((kGluW + 1) * 32) glu_pipe_kernel(const DevMat gate, const DevMat up, int act, const int8_t * __restrict__ xq,
-                                                                    const float * __restrict__ xd, const float * __restrict__ xs,
+template <int XN, bool LO>
+__global__ void __launch_bounds__((kGluW + 1) * 32) glu_pipe_kernel(const DevMat gate, const DevMat up, int act, const XPlanes xp,
                                                                     float * __restrict__ y) {
     constexpr int RT = kGluW * kGluRpw;
     constexpr int stride = XN * 8 * 144;
@@ -189,7 +212,7 @@ __global__ void __launch_bounds__((kGluW + 1) * 32) glu_pipe_kernel(const DevMat
     const bool hi = g >= 2;
     XUnit xr[XN];
 #pragma unroll
-    for (int i = 0; i < XN; ++i) xr[i] = load_unit_x(xq + size_t(tok) * n_cols, xd + size_t(tok) * (n_cols / 32), xs + size_t(tok) * (n_cols / 16), lane + 32 * i);
+    for (int i = 0; i < XN; ++i) xr[i] = load_unit_x<LO>(xp.at(tok, n_cols), lane + 32 * i);
     for (int t = t0, k = 0; t < t1; ++t, ++k) {
         const int s = k % kStages;
         mbar_wait(r.full + s, uint32_t(k / kStages) & 1u);
@@ -201,8 +224,8 @@ __global__ void __launch_bounds__((kGluW + 1) * 32) glu_pipe_kernel(const DevMat
 #pragma unroll
             for (int i = 0; i < XN; ++i) {
                 const int sb = (lane >> 2) + 8 * i;
-                ga[rr] += unit_dot(rg + 144 * sb, g, hi, sh, xr[i]);
-                ua[rr] += unit_dot(rg + bytes + 144 * sb, g, hi, sh, xr[i]);
+                ga[rr] += unit_dot<LO>(rg + 144 * sb, g, hi, sh, xr[i]);
+                ua[rr] += unit_dot<LO>(rg + bytes + 144 * sb, g, hi, sh, xr[i]);
             }
         }
         __syncwarp();
@@ -218,9 +241,8 @@ __global__ void __launch_bounds__((kGluW + 1) * 32) glu_pipe_kernel(const DevMat
 }
 
 // y[tok][row] = w . x (+ bias) for Q4_K rows of XN * 2048 values.
-template <int XN>
-__global__ void __launch_bounds__((kRowW + 1) * 32) mv_row_pipe_kernel(const DevMat w, const int8_t * __restrict__ xq, const float * __restrict__ xd,
-                                                                       const float * __restrict__ xs, float * __restrict__ y,
+template <int XN, bool LO>
+__global__ void __launch_bounds__((kRowW + 1) * 32) mv_row_pipe_kernel(const DevMat w, const XPlanes xp, float * __restrict__ y,
                                                                        const float * __restrict__ bias) {
     constexpr int RT = kRowW * kRowRpw;
     constexpr int stride = XN * 8 * 144;
@@ -244,7 +266,7 @@ __global__ void __launch_bounds__((kRowW + 1) * 32) mv_row_pipe_kernel(const Dev
     const bool hi = g >= 2;
     XUnit xr[XN];
 #pragma unroll
-    for (int i = 0; i < XN; ++i) xr[i] = load_unit_x(xq + size_t(tok) * n_cols, xd + size_t(tok) * (n_cols / 32), xs + size_t(tok) * (n_cols / 16), lane + 32 * i);
+    for (int i = 0; i < XN; ++i) xr[i] = load_unit_x<LO>(xp.at(tok, n_cols), lane + 32 * i);
     for (int t = t0, k = 0; t < t1; ++t, ++k) {
         const int s = k % kStages;
         mbar_wait(r.full + s, uint32_t(k / kStages) & 1u);
@@ -253,7 +275,7 @@ __global__ void __launch_bounds__((kRowW + 1) * 32) mv_row_pipe_kernel(const Dev
 #pragma unroll
         for (int rr = 0; rr < kRowRpw; ++rr) {
 #pragma unroll
-            for (int i = 0; i < XN; ++i) acc[rr] += unit_dot(tile + (warp * kRowRpw + rr) * stride + 144 * ((lane >> 2) + 8 * i), g, hi, sh, xr[i]);
+            for (int i = 0; i < XN; ++i) acc[rr] += unit_dot<LO>(tile + (warp * kRowRpw + rr) * stride + 144 * ((lane >> 2) + 8 * i), g, hi, sh, xr[i]);
         }
         __syncwarp();
         if (lane == 0) mbar_arrive(r.empty + s);
@@ -271,33 +293,42 @@ __global__ void __launch_bounds__((kRowW + 1) * 32) mv_row_pipe_kernel(const Dev
 // Units of the long-row kernel: 64 values of a row, one per lane; X is the
 // unit's x in registers, dot reads the unit's weights from a row in shared
 // memory (stride and d_off as the DevMat's).
-struct UnitQ4K {  // pair g = u % 4 of superblock u / 4 (unit_dot)
+template <bool LO> struct UnitQ4K {  // pair g = u % 4 of superblock u / 4 (unit_dot)
     using X = XUnit;
-    static __device__ __forceinline__ X load_x(const int8_t * q, const float * d, const float * s, int u) { return load_unit_x(q, d, s, u); }
+    static __device__ __forceinline__ X load_x(const XPlanes & x, int u) { return load_unit_x<LO>(x, u); }
     static __device__ __forceinline__ float dot(const uint8_t * row, size_t, int u, const X & x) {
         const int g = u & 3;
-        return unit_dot(row + 144 * (u >> 2), g, g >= 2, 16 * (g & 1), x);
+        return unit_dot<LO>(row + 144 * (u >> 2), g, g >= 2, 16 * (g & 1), x);
     }
 };
-struct UnitQ6K {  // quarter t = u % 4 of superblock u / 4: values 128 (t / 2) + 32 i + 16 (t % 2) + 0..15, i = 0..3
-    struct X { uint4 q[4]; float d[4], s[4]; };
-    static __device__ __forceinline__ X load_x(const int8_t * q, const float * d, const float * s, int u) {
+template <bool LO> struct UnitQ6K {  // quarter t = u % 4 of superblock u / 4: values 128 (t / 2) + 32 i + 16 (t % 2) + 0..15, i = 0..3
+    struct X { uint4 q[4], l[4]; float d[4], s[4]; };
+    static __device__ __forceinline__ X load_x(const XPlanes & x, int u) {
         const int b = u >> 2, g = (u & 3) >> 1, lh = u & 1;
         const int q0 = 8 * b + 4 * g;
         X o;
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
-            o.q[i] = ld128(reinterpret_cast<const uint8_t *>(q) + 32 * (q0 + i) + 16 * lh);
-            o.d[i] = __ldg(d + q0 + i);
-            o.s[i] = __ldg(s + 2 * (q0 + i) + lh);
+            o.q[i] = ld128(reinterpret_cast<const uint8_t *>(x.q) + 32 * (q0 + i) + 16 * lh);
+            o.d[i] = __ldg(x.d + q0 + i);
+            o.s[i] = __ldg(x.s + 2 * (q0 + i) + lh);
+            if constexpr (LO) {
+                o.l[i] = ld128(reinterpret_cast<const uint8_t *>(x.l) + 32 * (q0 + i) + 16 * lh);
+                o.d[i] *= 1.0f / 256.0f;
+            }
         }
         return o;
     }
-    static __device__ __forceinline__ int dot4s(uint4 w, uint4 x) {  // w bytes 0..63
-        int a = __dp4a(int(w.x), int(x.x), 0);
+    static __device__ __forceinline__ int dot4s(uint4 w, uint4 x, int a = 0) {  // w bytes 0..63
+        a = __dp4a(int(w.x), int(x.x), a);
         a = __dp4a(int(w.y), int(x.y), a);
         a = __dp4a(int(w.z), int(x.z), a);
         return __dp4a(int(w.w), int(x.w), a);
+    }
+    // one 16-value run: w . q, or 256 (w . q) + w . lo
+    static __device__ __forceinline__ int dq(uint4 v, const X & x, int i) {
+        if constexpr (LO) return dot4s(v, x.l[i], dot4s(v, x.q[i]) << 8);
+        return dot4s(v, x.q[i]);
     }
     static __device__ __forceinline__ float dot(const uint8_t * row, size_t d_off, int u, const X & x) {
         const int b = u >> 2, g = (u & 3) >> 1, lh = u & 1;
@@ -313,10 +344,10 @@ struct UnitQ6K {  // quarter t = u % 4 of superblock u / 4: values 128 (t / 2) +
         const int sh = 8 * lh;
         const float s0 = float(int8_t((sc.x >> sh) & 0xff)), s1 = float(int8_t((sc.x >> (sh + 16)) & 0xff));
         const float s2 = float(int8_t((sc.y >> sh) & 0xff)), s3 = float(int8_t((sc.y >> (sh + 16)) & 0xff));
-        float r = s0 * (x.d[0] * float(dot4s(v0, x.q[0])) - 32.0f * x.s[0]);
-        r = fmaf(s1, x.d[1] * float(dot4s(v1, x.q[1])) - 32.0f * x.s[1], r);
-        r = fmaf(s2, x.d[2] * float(dot4s(v2, x.q[2])) - 32.0f * x.s[2], r);
-        r = fmaf(s3, x.d[3] * float(dot4s(v3, x.q[3])) - 32.0f * x.s[3], r);
+        float r = s0 * (x.d[0] * float(dq(v0, x, 0)) - 32.0f * x.s[0]);
+        r = fmaf(s1, x.d[1] * float(dq(v1, x, 1)) - 32.0f * x.s[1], r);
+        r = fmaf(s2, x.d[2] * float(dq(v2, x, 2)) - 32.0f * x.s[2], r);
+        r = fmaf(s3, x.d[3] * float(dq(v3, x, 3)) - 32.0f * x.s[3], r);
         return h2f(dh) * r;
     }
 };
@@ -324,8 +355,7 @@ struct UnitQ6K {  // quarter t = u % 4 of superblock u / 4: values 128 (t / 2) +
 // y[tok][row] = w . x (+ bias) for rows of 64 * units values (Q4_K, Q6_K), units in (32 (NW - 1), 32 NW]:
 // lane l of warp v takes unit 32 v + l of every row of a 4-row tile.
 template <class U, int NW>
-__global__ void __launch_bounds__((NW + 1) * 32) mv_long_pipe_kernel(const DevMat w, const int8_t * __restrict__ xq, const float * __restrict__ xd,
-                                                                     const float * __restrict__ xs, float * __restrict__ y,
+__global__ void __launch_bounds__((NW + 1) * 32) mv_long_pipe_kernel(const DevMat w, const XPlanes xp, float * __restrict__ y,
                                                                      const float * __restrict__ bias) {
     constexpr int RT = kLongRows;
     extern __shared__ __align__(128) uint8_t smem[];
@@ -348,7 +378,7 @@ __global__ void __launch_bounds__((NW + 1) * 32) mv_long_pipe_kernel(const DevMa
     const int units = n_cols / 64;
     const int u = warp * 32 + lane;
     const bool on = u < units;
-    const typename U::X xr = U::load_x(xq + size_t(tok) * n_cols, xd + size_t(tok) * (n_cols / 32), xs + size_t(tok) * (n_cols / 16), on ? u : 0);
+    const typename U::X xr = U::load_x(xp.at(tok, n_cols), on ? u : 0);
     for (int t = t0, k = 0; t < t1; ++t, ++k) {
         const int s = k % kLongStages;
         mbar_wait(r.full + s, uint32_t(k / kLongStages) & 1u);
@@ -434,8 +464,18 @@ template <class U, class F> auto with_long_u(int nw, F f) {
         default: return f(mv_long_pipe_kernel<U, 8>, 8);
     }
 }
-template <class F> auto with_long(TensorType t, int nw, F f) {
-    return t == TensorType::Q6_K ? with_long_u<UnitQ6K>(nw, f) : with_long_u<UnitQ4K>(nw, f);
+template <class F> auto with_long(TensorType t, bool lo, int nw, F f) {
+    if (lo) return t == TensorType::Q6_K ? with_long_u<UnitQ6K<true>>(nw, f) : with_long_u<UnitQ4K<true>>(nw, f);
+    return t == TensorType::Q6_K ? with_long_u<UnitQ6K<false>>(nw, f) : with_long_u<UnitQ4K<false>>(nw, f);
+}
+// The gate/up and row kernels for (xn, lo).
+auto glu_kernel(int xn, bool lo) {
+    if (lo) return xn == 1 ? glu_pipe_kernel<1, true> : glu_pipe_kernel<2, true>;
+    return xn == 1 ? glu_pipe_kernel<1, false> : glu_pipe_kernel<2, false>;
+}
+auto row_kernel(int xn, bool lo) {
+    if (lo) return xn == 1 ? mv_row_pipe_kernel<1, true> : mv_row_pipe_kernel<2, true>;
+    return xn == 1 ? mv_row_pipe_kernel<1, false> : mv_row_pipe_kernel<2, false>;
 }
 
 }  // namespace
@@ -456,12 +496,11 @@ int64_t pipe_min_rows() {
 }
 
 bool glu_pipe_supported(const DevMat & gate, const DevMat & up, const Q8Act & xq) {
-    if (!pipe_enabled() || gate.n_rows < pipe_min_rows() || gate.type != TensorType::Q4_K || up.type != TensorType::Q4_K || !xq.q || xq.lo) return false;
+    if (!pipe_enabled() || gate.n_rows < pipe_min_rows() || gate.type != TensorType::Q4_K || up.type != TensorType::Q4_K || !xq.q) return false;
     if (gate.n_cols != up.n_cols || gate.n_rows != up.n_rows || (gate.n_cols != 2048 && gate.n_cols != 4096)) return false;
     if (gate.n_rows % (kGluW * kGluRpw) != 0 || !aligned16(gate) || !aligned16(up)) return false;
     const int xn = int(gate.n_cols / 2048);
-    return pipe_resident(xn == 1 ? reinterpret_cast<const void *>(glu_pipe_kernel<1>) : reinterpret_cast<const void *>(glu_pipe_kernel<2>),
-                         (kGluW + 1) * 32, glu_smem(xn)) > 0;
+    return pipe_resident(reinterpret_cast<const void *>(glu_kernel(xn, xq.lo != nullptr)), (kGluW + 1) * 32, glu_smem(xn)) > 0;
 }
 
 Status glu_pipe(const DevMat & gate, const DevMat & up, int act, const Q8Act & xq, int n_tok, float * y, cudaStream_t s) {
@@ -469,26 +508,25 @@ Status glu_pipe(const DevMat & gate, const DevMat & up, int act, const Q8Act & x
     if (n_tok == 0) return {};
     const int xn = int(gate.n_cols / 2048);
     const size_t smem = glu_smem(xn);
-    auto * k = xn == 1 ? glu_pipe_kernel<1> : glu_pipe_kernel<2>;
+    auto * k = glu_kernel(xn, xq.lo != nullptr);
     const dim3 grid = pipe_grid(pipe_resident(reinterpret_cast<const void *>(k), (kGluW + 1) * 32, smem), int(gate.n_rows / (kGluW * kGluRpw)), n_tok);
-    GB_CU(launch_pdl(k, grid, dim3((kGluW + 1) * 32), smem, s, gate, up, act, xq.q, xq.d, xq.s, y));
+    GB_CU(launch_pdl(k, grid, dim3((kGluW + 1) * 32), smem, s, gate, up, act, XPlanes{xq.q, xq.d, xq.s, xq.lo}, y));
     return {};
 }
 
 bool mv_pipe_supported(const DevMat & w, const Q8Act & xq) {
-    if (!pipe_enabled() || w.n_rows < pipe_min_rows() || (w.type != TensorType::Q4_K && w.type != TensorType::Q6_K) || !xq.q || xq.lo ||
+    if (!pipe_enabled() || w.n_rows < pipe_min_rows() || (w.type != TensorType::Q4_K && w.type != TensorType::Q6_K) || !xq.q ||
         !aligned16(w))
         return false;
     if (w.type == TensorType::Q4_K && (w.n_cols == 2048 || w.n_cols == 4096)) {
         const int xn = int(w.n_cols / 2048);
         return w.n_rows % (kRowW * kRowRpw) == 0 &&
-               pipe_resident(xn == 1 ? reinterpret_cast<const void *>(mv_row_pipe_kernel<1>) : reinterpret_cast<const void *>(mv_row_pipe_kernel<2>),
-                             (kRowW + 1) * 32, row_smem(xn)) > 0;
+               pipe_resident(reinterpret_cast<const void *>(row_kernel(xn, xq.lo != nullptr)), (kRowW + 1) * 32, row_smem(xn)) > 0;
     }
     const int64_t units = w.n_cols / 64;
     if (w.n_cols % 256 != 0 || units <= 96 || units > 256 || w.n_rows % kLongRows != 0) return false;
     const int nw = int((units + 31) / 32);
-    return with_long(w.type, nw, [&](auto * k, int n) { return pipe_resident(reinterpret_cast<const void *>(k), (n + 1) * 32, long_smem(w)) > 0; });
+    return with_long(w.type, xq.lo != nullptr, nw, [&](auto * k, int n) { return pipe_resident(reinterpret_cast<const void *>(k), (n + 1) * 32, long_smem(w)) > 0; });
 }
 
 Status mv_pipe(const DevMat & w, const Q8Act & xq, int n_tok, float * y, const float * bias, cudaStream_t s) {
@@ -497,16 +535,16 @@ Status mv_pipe(const DevMat & w, const Q8Act & xq, int n_tok, float * y, const f
     if (w.type == TensorType::Q4_K && (w.n_cols == 2048 || w.n_cols == 4096)) {
         const int xn = int(w.n_cols / 2048);
         const size_t smem = row_smem(xn);
-        auto * k = xn == 1 ? mv_row_pipe_kernel<1> : mv_row_pipe_kernel<2>;
+        auto * k = row_kernel(xn, xq.lo != nullptr);
         const dim3 grid = pipe_grid(pipe_resident(reinterpret_cast<const void *>(k), (kRowW + 1) * 32, smem), int(w.n_rows / (kRowW * kRowRpw)), n_tok);
-        GB_CU(launch_pdl(k, grid, dim3((kRowW + 1) * 32), smem, s, w, xq.q, xq.d, xq.s, y, bias));
+        GB_CU(launch_pdl(k, grid, dim3((kRowW + 1) * 32), smem, s, w, XPlanes{xq.q, xq.d, xq.s, xq.lo}, y, bias));
         return {};
     }
     const int nw = int((w.n_cols / 64 + 31) / 32);
     const size_t smem = long_smem(w);
-    const cudaError_t e = with_long(w.type, nw, [&](auto * k, int n) {
+    const cudaError_t e = with_long(w.type, xq.lo != nullptr, nw, [&](auto * k, int n) {
         const dim3 grid = pipe_grid(pipe_resident(reinterpret_cast<const void *>(k), (n + 1) * 32, smem), int(w.n_rows / kLongRows), n_tok);
-        return launch_pdl(k, grid, dim3((n + 1) * 32), smem, s, w, xq.q, xq.d, xq.s, y, bias);
+        return launch_pdl(k, grid, dim3((n + 1) * 32), smem, s, w, XPlanes{xq.q, xq.d, xq.s, xq.lo}, y, bias);
     });
     GB_CU(e);
     return {};

@@ -222,6 +222,7 @@ bool pipe_taken(TensorType t, int64_t n_cols, int64_t n_rows, bool glu) {
     Q8Act q;
     static int8_t qd[1];
     q.q = qd;
+    if (g_two_planes) q.lo = qd;  // (set_two_planes: the two-plane kernels)
     return glu ? glu_pipe_supported(m, m, q) : mv_pipe_supported(m, q);
 }
 

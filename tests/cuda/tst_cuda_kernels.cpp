@@ -194,7 +194,7 @@ class TstCudaKernels : public QObject {
         QVERIFY2(err < bound, qPrintable(QString("relative error %1").arg(err)));
     }
 
-    // The streaming Q4_K kernels (matvec_pipe.cu; one plane): each shape class
+    // The streaming Q4_K / Q6_K kernels (matvec_pipe.cu; one and two planes): each shape class
     // against the double oracle, and every token of a 3-token launch bit for
     // bit equal to its own one-token launch (verification trees and batches
     // rely on it). Skipped where the device takes the other kernels.
@@ -211,6 +211,11 @@ class TstCudaKernels : public QObject {
         QTest::newRow("Q6_K 14336 cols, 7 warps one plane") << q6 << 14336 << 36;
         QTest::newRow("Q6_K 8192 cols, 4 warps one plane") << q6 << 8192 << 20;
         QTest::newRow("Q6_K 16384 cols, 8 warps one plane") << q6 << 16384 << 8;
+        // two planes (precise decode)
+        QTest::newRow("Q4_K 4096 cols, 16-row tiles") << q4 << 4096 << 1056;
+        QTest::newRow("Q4_K 2048 cols") << q4 << 2048 << 64;
+        QTest::newRow("Q4_K 14336 cols, 7 warps") << q4 << 14336 << 36;
+        QTest::newRow("Q6_K 8192 cols, 4 warps") << q6 << 8192 << 20;
     }
     void pipe() {
         const PlaneScope planes;
@@ -237,7 +242,7 @@ class TstCudaKernels : public QObject {
             }
         const double err = rel_err(*y, ref);
         qInfo("%s %d x %d streaming matvec, 3 tokens: relative error %.3g", type_name(t), n_cols, n_rows, err);
-        QVERIFY2(err < 1.5e-2, qPrintable(QString("relative error %1").arg(err)));
+        QVERIFY2(err < act_bound(planes.two, 1.5e-2), qPrintable(QString("relative error %1").arg(err)));
         for (int tk = 0; tk < n_tok; ++tk) {
             const std::vector<float> xt(x.begin() + tk * n_cols, x.begin() + (tk + 1) * n_cols);
             auto y1 = ct::linear(t, bytes, n_cols, n_rows, xt, 1, false);
@@ -266,8 +271,8 @@ class TstCudaKernels : public QObject {
                 }
             const double ge = rel_err(*yg, rg), qe = rel_err(q8, rg);
             qInfo("Q4_K %d x %d streaming gate/up: relative error %.3g, q8 %.3g", n_cols, n_rows, ge, qe);
-            QVERIFY2(ge < 3e-2, qPrintable(QString("gate/up relative error %1").arg(ge)));
-            QVERIFY2(qe < 4e-2, qPrintable(QString("gate/up q8 relative error %1").arg(qe)));
+            QVERIFY2(ge < act_bound(planes.two, 3e-2), qPrintable(QString("gate/up relative error %1").arg(ge)));
+            QVERIFY2(qe < 2 * act_bound(planes.two, 2e-2), qPrintable(QString("gate/up q8 relative error %1").arg(qe)));
             const std::vector<float> x0(xs.begin() + 2 * n_cols, xs.end());
             std::vector<float> q81;
             auto yg1 = ct::glu(t, bytes, t, bu, n_cols, n_rows, x0, 1, 0, &q81);
