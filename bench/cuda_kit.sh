@@ -5,7 +5,7 @@
 #   kit_init WORKDIR DEFAULT_DEADLINE_S
 #
 # kit_init sets W (the carried work folder, absolute), BIN (W/bin, or the bin/ of
-# W/bin.tgz unpacked to /tmp/gbkit), M (/tmp/gb_models, for synthetic files), OUT
+# W/bin.tgz or W/bin.txz unpacked to /tmp/gbkit), M (/tmp/gb_models, for synthetic files), OUT
 # (what the device call returns; default /tmp/gb_out), T0 and DEADLINE (GB_DEADLINE
 # or the default), unpacks W/lib.tgz (the Qt libraries the test binaries need) to
 # /tmp/gblib and puts it (and W/lib) on LD_LIBRARY_PATH.
@@ -20,6 +20,7 @@ kit_init() {
   [ -d "$W/lib" ] && export LD_LIBRARY_PATH="$W/lib:${LD_LIBRARY_PATH:-}"
   BIN=$W/bin
   if [ -f "$W/bin.tgz" ]; then mkdir -p /tmp/gbkit && tar xzf "$W/bin.tgz" -C /tmp/gbkit && BIN=/tmp/gbkit/bin; fi
+  if [ -f "$W/bin.txz" ]; then mkdir -p /tmp/gbkit && tar xJf "$W/bin.txz" -C /tmp/gbkit && BIN=/tmp/gbkit/bin; fi  # (xz: smaller carries)
   M=/tmp/gb_models
   mkdir -p "$M"
 }
