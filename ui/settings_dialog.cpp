@@ -50,8 +50,8 @@ SettingsDialog::SettingsDialog(Settings *settings, EngineWorker *engine, QWidget
     auto *precise = qobject_cast<QCheckBox *>(makeEditor(K::PreciseDecode));
     precise->setText(tr("Precise decode (16-bit activations)"));
     precise->setToolTip(tr("CUDA backend: decode with activations in two 8-bit planes (about 16 bits) instead of one, "
-                           "so the logits match the exact model as closely as the prompt pass does; 10-14% "
-                           "slower on an 8B model, 3-11% on a small one. Replies then run on the one-sequence engine."));
+                           "so the logits match the exact model as closely as the prompt pass does; about 10% "
+                           "slower on an 8B model, 3-12% on smaller ones. Replies then run on the one-sequence engine."));
     ef->addRow(tr("GPU decode"), precise);
     auto gpuOnlyForCuda = [this, gpuLayers, precise] {
         gpuLayers->setEnabled(m_settings->backend() == QLatin1String("cuda"));
