@@ -812,7 +812,7 @@ Status launch_fast(const MatvecJob * jobs, int n, const Q8Act & xq, const float 
     if (ep) { a.rope = 1; a.ep = *ep; }
     int64_t total_rows = 0;
     for (int i = 0; i < n; ++i) total_rows += jobs[i].w.n_rows;
-    // one Q4_K matrix (not the head): weights streamed through shared memory (matvec_pipe.cu)
+    // one Q4_K / Q6_K matrix (not the head): weights streamed through shared memory (matvec_pipe.cu)
     if (n == 1 && !ep && total_rows <= head_rows() && mv_pipe_supported(jobs[0].w, xq))
         return mv_pipe(jobs[0].w, xq, n_tok, jobs[0].y, jobs[0].bias, s);
     a.pf = prefetch_bytes(total_rows, jobs[0].w.n_cols, false);
@@ -1026,8 +1026,9 @@ Status matvec(const MatvecJob * jobs, int n_jobs, const Q8Act & xq, const float 
 Status matvec_multi(const MatvecJob & job, const Q8Act & xq, const float * xf, int n_tok, cudaStream_t s) {
     const DevMat & w = job.w;
     const bool fast = fast_type(w.type) && (w.type == TensorType::F16 ? xf != nullptr : xq.q != nullptr) && !job.bias;
-    // (a matrix the one-token matvec splits over warps (mv_ksplit) sums in another
-    // order than this kernel: matvec() itself, so the bits stay the one-token ones)
+    // (a matrix the one-token matvec splits over warps (mv_ksplit) or streams
+    // (matvec_pipe.cu) sums in another order than this kernel: matvec() itself,
+    // so the bits stay the one-token ones)
     if (!fast || w.n_cols % 32 != 0 || n_tok <= 1 || mv_ksplit(w.n_cols, w.n_rows) > 1 || (w.n_rows <= head_rows() && mv_pipe_supported(w, xq)))
         return matvec(&job, 1, xq, xf, n_tok, s);
     if (n_tok == 0) return {};
