@@ -172,8 +172,6 @@ __device__ __forceinline__ int dot4(uint4 w, uint4 x, int acc) {
 }
 __device__ __forceinline__ uint4 and4(uint4 a, uint32_t m) { return {a.x & m, a.y & m, a.z & m, a.w & m}; }
 __device__ __forceinline__ uint4 shr4(uint4 a, int n) { return {a.x >> n, a.y >> n, a.z >> n, a.w >> n}; }
-__device__ __forceinline__ uint4 shl4(uint4 a, int n) { return {a.x << n, a.y << n, a.z << n, a.w << n}; }
-__device__ __forceinline__ uint4 or4(uint4 a, uint4 b) { return {a.x | b.x, a.y | b.y, a.z | b.z, a.w | b.w}; }
 __device__ __forceinline__ void prefetch_l2(const void * p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
 
 template <TensorType T> struct Fast;
@@ -317,19 +315,7 @@ template <> struct Fast<TensorType::Q6_K> {
         return a;
     }
     template <bool LO> static __device__ __forceinline__ float dot(const W & w, const X & x, int u) {
-        const int lh = u & 1;
-        const uint4 v0 = or4(and4(w.l0, 0x0F0F0F0Fu), and4(shl4(w.h, 4), 0x30303030u));
-        const uint4 v1 = or4(and4(w.l1, 0x0F0F0F0Fu), and4(shl4(w.h, 2), 0x30303030u));
-        const uint4 v2 = or4(and4(shr4(w.l0, 4), 0x0F0F0F0Fu), and4(w.h, 0x30303030u));
-        const uint4 v3 = or4(and4(shr4(w.l1, 4), 0x0F0F0F0Fu), and4(shr4(w.h, 2), 0x30303030u));
-        const int sh = 8 * lh;
-        const float s0 = float(int8_t((w.sc.x >> sh) & 0xff)), s1 = float(int8_t((w.sc.x >> (sh + 16)) & 0xff));
-        const float s2 = float(int8_t((w.sc.y >> sh) & 0xff)), s3 = float(int8_t((w.sc.y >> (sh + 16)) & 0xff));
-        float r = s0 * (x.d[0] * float(dq<LO>(v0, x, 0)) - 32.0f * x.s[0]);
-        r = fmaf(s1, x.d[1] * float(dq<LO>(v1, x, 1)) - 32.0f * x.s[1], r);
-        r = fmaf(s2, x.d[2] * float(dq<LO>(v2, x, 2)) - 32.0f * x.s[2], r);
-        r = fmaf(s3, x.d[3] * float(dq<LO>(v3, x, 3)) - 32.0f * x.s[3], r);
-        return h2f(uint16_t(w.d)) * r;
+        return q6k_unit_dot(w.l0, w.l1, w.h, w.sc, uint16_t(w.d), u & 1, x.d, x.s, [&](uint4 v, int i) { return dq<LO>(v, x, i); });
     }
 };
 

@@ -336,19 +336,7 @@ template <bool LO> struct UnitQ6K {  // quarter t = u % 4 of superblock u / 4: v
         const uint4 l0 = lds128(body + 64 * g + 16 * lh), l1 = lds128(body + 64 * g + 32 + 16 * lh), h = lds128(body + 128 + 32 * g + 16 * lh);
         const uint2 sc = *reinterpret_cast<const uint2 *>(body + 192 + 8 * g);
         const uint16_t dh = *reinterpret_cast<const uint16_t *>(row + d_off + 2 * b);
-        auto pack = [](uint32_t l, uint32_t hb) { return (l & 0x0F0F0F0Fu) | (hb & 0x30303030u); };
-        const uint4 v0 = {pack(l0.x, h.x << 4), pack(l0.y, h.y << 4), pack(l0.z, h.z << 4), pack(l0.w, h.w << 4)};
-        const uint4 v1 = {pack(l1.x, h.x << 2), pack(l1.y, h.y << 2), pack(l1.z, h.z << 2), pack(l1.w, h.w << 2)};
-        const uint4 v2 = {pack(l0.x >> 4, h.x), pack(l0.y >> 4, h.y), pack(l0.z >> 4, h.z), pack(l0.w >> 4, h.w)};
-        const uint4 v3 = {pack(l1.x >> 4, h.x >> 2), pack(l1.y >> 4, h.y >> 2), pack(l1.z >> 4, h.z >> 2), pack(l1.w >> 4, h.w >> 2)};
-        const int sh = 8 * lh;
-        const float s0 = float(int8_t((sc.x >> sh) & 0xff)), s1 = float(int8_t((sc.x >> (sh + 16)) & 0xff));
-        const float s2 = float(int8_t((sc.y >> sh) & 0xff)), s3 = float(int8_t((sc.y >> (sh + 16)) & 0xff));
-        float r = s0 * (x.d[0] * float(dq(v0, x, 0)) - 32.0f * x.s[0]);
-        r = fmaf(s1, x.d[1] * float(dq(v1, x, 1)) - 32.0f * x.s[1], r);
-        r = fmaf(s2, x.d[2] * float(dq(v2, x, 2)) - 32.0f * x.s[2], r);
-        r = fmaf(s3, x.d[3] * float(dq(v3, x, 3)) - 32.0f * x.s[3], r);
-        return h2f(dh) * r;
+        return q6k_unit_dot(l0, l1, h, sc, dh, lh, x.d, x.s, [&](uint4 v, int i) { return dq(v, x, i); });
     }
 };
 

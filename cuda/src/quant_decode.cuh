@@ -246,6 +246,31 @@ __device__ __forceinline__ void q8_quant_warp(float v, int64_t b, const Q8Act & 
     else q8_quant_warp_t<false>(v, b, q);
 }
 
+// Q6_K, one 64-value unit of a superblock: quarter lh of half g, values
+// 128 g + 32 i + 16 lh + 0..15 (i = 0..3), from its weight words (ql runs l0 =
+// ql[64 g + 16 lh ..], l1 = ql[64 g + 32 + 16 lh ..], qh run h = qh[32 g + 16 lh
+// ..], the half's 8 scales sc, d's bits) and x's runs: dq(v, i) is the integer
+// dot of run i's 6-bit values v (0..63) with x (one or two planes), xd / xs the
+// runs' d and half-block sums (x's -32 offset). The decode matvecs' shared
+// arithmetic (matvec.cu, matvec_pipe.cu).
+template <class DQ>
+__device__ __forceinline__ float q6k_unit_dot(uint4 l0, uint4 l1, uint4 h, uint2 sc, uint16_t d, int lh, const float (&xd)[4],
+                                              const float (&xs)[4], DQ dq) {
+    auto pack = [](uint32_t l, uint32_t hb) { return (l & 0x0F0F0F0Fu) | (hb & 0x30303030u); };
+    const uint4 v0 = {pack(l0.x, h.x << 4), pack(l0.y, h.y << 4), pack(l0.z, h.z << 4), pack(l0.w, h.w << 4)};
+    const uint4 v1 = {pack(l1.x, h.x << 2), pack(l1.y, h.y << 2), pack(l1.z, h.z << 2), pack(l1.w, h.w << 2)};
+    const uint4 v2 = {pack(l0.x >> 4, h.x), pack(l0.y >> 4, h.y), pack(l0.z >> 4, h.z), pack(l0.w >> 4, h.w)};
+    const uint4 v3 = {pack(l1.x >> 4, h.x >> 2), pack(l1.y >> 4, h.y >> 2), pack(l1.z >> 4, h.z >> 2), pack(l1.w >> 4, h.w >> 2)};
+    const int sh = 8 * lh;
+    const float s0 = float(int8_t((sc.x >> sh) & 0xff)), s1 = float(int8_t((sc.x >> (sh + 16)) & 0xff));
+    const float s2 = float(int8_t((sc.y >> sh) & 0xff)), s3 = float(int8_t((sc.y >> (sh + 16)) & 0xff));
+    float r = s0 * (xd[0] * float(dq(v0, 0)) - 32.0f * xs[0]);
+    r = fmaf(s1, xd[1] * float(dq(v1, 1)) - 32.0f * xs[1], r);
+    r = fmaf(s2, xd[2] * float(dq(v2, 2)) - 32.0f * xs[2], r);
+    r = fmaf(s3, xd[3] * float(dq(v3, 3)) - 32.0f * xs[3], r);
+    return h2f(d) * r;
+}
+
 // Gate activation: 0 SiLU, 1 GELU (tanh approximation).
 __device__ __forceinline__ float glu_act(int act, float g) {
     if (act == 0) return g / (1.0f + expf(-g));
