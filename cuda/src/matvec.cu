@@ -293,19 +293,8 @@ template <> struct Fast<TensorType::Q6_K> {
         return o;
     }
     template <bool LO> static __device__ __forceinline__ X load_x(const XView & x, int u) {
-        const int b = u >> 2, t = u & 3, g = t >> 1, lh = t & 1;
-        const int q0 = 8 * b + 4 * g;
         X o;
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-            o.q[i] = ld128(reinterpret_cast<const uint8_t *>(x.q) + 32 * (q0 + i) + 16 * lh);
-            o.d[i] = __ldg(x.d + q0 + i);
-            o.s[i] = __ldg(x.s + 2 * (q0 + i) + lh);
-            if constexpr (LO) {
-                o.l[i] = ld128(reinterpret_cast<const uint8_t *>(x.l) + 32 * (q0 + i) + 16 * lh);
-                o.d[i] *= 1.0f / 256.0f;
-            }
-        }
+        q6k_unit_x<LO>(x, u, o);
         return o;
     }
     // The dot of one 16-value run: 8 bits (q), or 16 (q shifted, plus lo).

@@ -304,19 +304,8 @@ template <bool LO> struct UnitQ4K {  // pair g = u % 4 of superblock u / 4 (unit
 template <bool LO> struct UnitQ6K {  // quarter t = u % 4 of superblock u / 4: values 128 (t / 2) + 32 i + 16 (t % 2) + 0..15, i = 0..3
     struct X { uint4 q[4], l[4]; float d[4], s[4]; };
     static __device__ __forceinline__ X load_x(const XPlanes & x, int u) {
-        const int b = u >> 2, g = (u & 3) >> 1, lh = u & 1;
-        const int q0 = 8 * b + 4 * g;
         X o;
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-            o.q[i] = ld128(reinterpret_cast<const uint8_t *>(x.q) + 32 * (q0 + i) + 16 * lh);
-            o.d[i] = __ldg(x.d + q0 + i);
-            o.s[i] = __ldg(x.s + 2 * (q0 + i) + lh);
-            if constexpr (LO) {
-                o.l[i] = ld128(reinterpret_cast<const uint8_t *>(x.l) + 32 * (q0 + i) + 16 * lh);
-                o.d[i] *= 1.0f / 256.0f;
-            }
-        }
+        q6k_unit_x<LO>(x, u, o);
         return o;
     }
     static __device__ __forceinline__ int dot4s(uint4 w, uint4 x, int a = 0) {  // w bytes 0..63

@@ -271,6 +271,24 @@ __device__ __forceinline__ float q6k_unit_dot(uint4 l0, uint4 l1, uint4 h, uint2
     return h2f(d) * r;
 }
 
+// x's four 16-value runs of Q6_K unit u (quarter lh = u % 2 of half (u % 4) / 2
+// of superblock u / 4) into o.q / o.l (planes), o.d (d, / 256 with two planes)
+// and o.s (half-block sums); x: q8 planes q, d, s, l (XView or XPlanes).
+template <bool LO, class XV, class XO> __device__ __forceinline__ void q6k_unit_x(const XV & x, int u, XO & o) {
+    const int b = u >> 2, g = (u & 3) >> 1, lh = u & 1;
+    const int q0 = 8 * b + 4 * g;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        o.q[i] = ld128(reinterpret_cast<const uint8_t *>(x.q) + 32 * (q0 + i) + 16 * lh);
+        o.d[i] = __ldg(x.d + q0 + i);
+        o.s[i] = __ldg(x.s + 2 * (q0 + i) + lh);
+        if constexpr (LO) {
+            o.l[i] = ld128(reinterpret_cast<const uint8_t *>(x.l) + 32 * (q0 + i) + 16 * lh);
+            o.d[i] *= 1.0f / 256.0f;
+        }
+    }
+}
+
 // Gate activation: 0 SiLU, 1 GELU (tanh approximation).
 __device__ __forceinline__ float glu_act(int act, float g) {
     if (act == 0) return g / (1.0f + expf(-g));
